@@ -1,0 +1,102 @@
+//! Stable error codes carried by `error` frames.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request was refused. The code is stable (clients match on it); the
+/// accompanying `message` is for humans and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON.
+    BadJson,
+    /// The JSON had no string `type` field.
+    MissingType,
+    /// The `type` is not one this server knows.
+    UnknownType,
+    /// A field was missing or had the wrong type.
+    BadField,
+    /// A binary frame arrived; the protocol is JSON text only.
+    BinaryUnsupported,
+    /// A request other than `hello` came before `hello`.
+    HelloRequired,
+    /// `hello` was sent twice on one connection.
+    AlreadyHello,
+    /// The user name breaks the name rules.
+    InvalidName,
+    /// Someone online already has that name (names are unique, ignoring case).
+    NameTaken,
+    /// The room name breaks the room name rules.
+    InvalidRoom,
+    /// The request names a room this connection has not joined.
+    NotInRoom,
+    /// Joining would exceed the rooms-per-connection limit.
+    TooManyRooms,
+    /// The message text is empty or only white space.
+    EmptyText,
+    /// The message text is longer than `max_text_bytes`.
+    TextTooLong,
+    /// A `direct` names a user who is not online.
+    UnknownUser,
+    /// The client sends faster than its rate limit allows.
+    RateLimited,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, e.g. `"bad_json"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::MissingType => "missing_type",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::BinaryUnsupported => "binary_unsupported",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::AlreadyHello => "already_hello",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::EmptyText => "empty_text",
+            ErrorCode::TextTooLong => "text_too_long",
+            ErrorCode::UnknownUser => "unknown_user",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_matches_serde() {
+        for code in [
+            ErrorCode::BadJson,
+            ErrorCode::MissingType,
+            ErrorCode::UnknownType,
+            ErrorCode::BadField,
+            ErrorCode::BinaryUnsupported,
+            ErrorCode::HelloRequired,
+            ErrorCode::AlreadyHello,
+            ErrorCode::InvalidName,
+            ErrorCode::NameTaken,
+            ErrorCode::InvalidRoom,
+            ErrorCode::NotInRoom,
+            ErrorCode::TooManyRooms,
+            ErrorCode::EmptyText,
+            ErrorCode::TextTooLong,
+            ErrorCode::UnknownUser,
+            ErrorCode::RateLimited,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

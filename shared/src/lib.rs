@@ -1,0 +1,23 @@
+//! The hubbub wire protocol, shared by the server and every client.
+//!
+//! Everything both sides must agree on lives here and nowhere else: the JSON
+//! messages ([`ClientMsg`], [`ServerMsg`]), the stable error codes
+//! ([`ErrorCode`]), the WebSocket close codes ([`close`]), the default limits
+//! ([`Limits`]) and the rules for user and room names ([`names`]).
+//!
+//! The crate has no runtime dependencies beyond serde so it compiles for
+//! `wasm32-unknown-unknown` (the web app) as well as for the server.
+//! `docs/protocol.md` documents the same things for humans; keep them in step.
+
+pub mod close;
+mod error;
+mod limits;
+mod msg;
+pub mod names;
+
+pub use error::ErrorCode;
+pub use limits::Limits;
+pub use msg::{decode_client, ClientMsg, DecodeError, ServerMsg};
+
+/// Version of the protocol spoken by this build, sent in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,37 @@
+//! Limits the server enforces, with their defaults; sent to clients in `welcome`.
+
+use serde::{Deserialize, Serialize};
+
+/// The limits a client must respect. Every one is a server setting; these are
+/// the defaults. `docs/protocol.md` lists them with their error and close codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest WebSocket message the server reads; larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest message text in bytes (UTF-8); longer gets `text_too_long`.
+    pub max_text_bytes: usize,
+    /// Longest user name in characters.
+    pub max_name_chars: usize,
+    /// Longest room name in characters.
+    pub max_room_chars: usize,
+    /// How many rooms one connection may be in at once.
+    pub max_rooms: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+    pub const DEFAULT_MAX_TEXT_BYTES: usize = 16 * 1024;
+    pub const DEFAULT_MAX_ROOMS: usize = 50;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: Self::DEFAULT_MAX_FRAME_BYTES,
+            max_text_bytes: Self::DEFAULT_MAX_TEXT_BYTES,
+            max_name_chars: crate::names::MAX_NAME_CHARS,
+            max_room_chars: crate::names::MAX_ROOM_CHARS,
+            max_rooms: Self::DEFAULT_MAX_ROOMS,
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The JSON messages: [`ClientMsg`] (client → server) and [`ServerMsg`]
+//! (server → client), both `{"type": "...", ...}` with snake_case tags.
+//!
+//! Unknown fields are ignored so either side can add fields without breaking
+//! the other; unknown `type`s are refused with `unknown_type`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCode, Limits};
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// The first frame of every connection: who this is.
+    Hello { name: String },
+    /// Become a member of `room` (created on first join).
+    Join { room: String },
+    /// Stop being a member of `room`.
+    Leave { room: String },
+    /// Say `text` in `room`. `client_id` is the client's own id for this
+    /// request, echoed in the `ack` (and in an `error`, if refused).
+    Send {
+        room: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Say `text` to one user, wherever they are.
+    Direct {
+        to: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Change this user's name.
+    Rename { name: String },
+    /// Ask who is online in `room`.
+    Who { room: String },
+    /// Ask which rooms exist and how many members each has.
+    Rooms,
+    /// Tell the room this user is typing.
+    Typing { room: String },
+    /// Application-level ping; answered by `pong` with the same `id`.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Leave every room and close the connection normally (1000).
+    Quit,
+}
+
+/// The `type` tags of [`ClientMsg`], to tell an unknown type from a bad field.
+const CLIENT_TYPES: &[&str] = &[
+    "hello", "join", "leave", "send", "direct", "rename", "who", "rooms", "typing", "ping", "quit",
+];
+
+/// One room in a `rooms` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub room: String,
+    /// Members online in the room now.
+    pub members: usize,
+}
+
+/// A frame from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The answer to `hello`.
+    Welcome {
+        /// The name this connection now has.
+        user: String,
+        /// [`crate::PROTOCOL_VERSION`] of the server.
+        protocol: u32,
+        /// How often the server sends `heartbeat` (and a WebSocket ping).
+        heartbeat_ms: u64,
+        /// A connection silent for this long is closed with 4000.
+        idle_timeout_ms: u64,
+        /// Server clock, milliseconds since the Unix epoch.
+        server_time: u64,
+        limits: Limits,
+    },
+    /// Who is online in `room`: the answer to `join` and `who`.
+    Presence { room: String, users: Vec<String> },
+    /// Online notice: `users` joined `room` (several joins may be coalesced).
+    Joined { room: String, users: Vec<String> },
+    /// Offline notice: `users` left `room` or disconnected.
+    Left { room: String, users: Vec<String> },
+    /// A message said in `room`; `seq` increases by one per room.
+    Message {
+        room: String,
+        seq: u64,
+        from: String,
+        text: String,
+        /// Milliseconds since the Unix epoch, by the server's clock.
+        sent_at: u64,
+    },
+    /// The server accepted a `send` (with its `room` and `seq`) or a `direct`.
+    Ack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// A direct message, delivered to its recipient and echoed to its sender.
+    Direct {
+        from: String,
+        to: String,
+        text: String,
+        sent_at: u64,
+    },
+    /// A user changed name. With `room`, a member of that room did; without,
+    /// it confirms the receiver's own rename.
+    Renamed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        from: String,
+        to: String,
+    },
+    /// The answer to `rooms`.
+    Rooms { rooms: Vec<RoomInfo> },
+    /// `user` is typing in `room`.
+    Typing { room: String, user: String },
+    /// The answer to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Sent every heartbeat interval so page code can see the link is alive.
+    Heartbeat,
+    /// A request was refused; the connection stays open.
+    Error {
+        code: ErrorCode,
+        /// A sentence for humans; may change between versions.
+        message: String,
+        /// The `client_id` of the refused request, if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        /// The room the refused request named, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+}
+
+impl ServerMsg {
+    /// An `error` frame with no request context.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            client_id: None,
+            room: None,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: no maps with non-string keys,
+        // no custom Serialize impls.
+        serde_json::to_string(self).expect("ServerMsg serializes")
+    }
+}
+
+/// Why a text frame could not be decoded into a [`ClientMsg`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON, or not a JSON object.
+    BadJson(String),
+    /// An object without a string `type`.
+    MissingType,
+    /// A `type` the protocol does not have.
+    UnknownType(String),
+    /// A known `type` whose fields are missing or of the wrong type.
+    BadField { kind: String, detail: String },
+}
+
+impl DecodeError {
+    /// The error code to send back.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::BadJson(_) => ErrorCode::BadJson,
+            DecodeError::MissingType => ErrorCode::MissingType,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+            DecodeError::BadField { .. } => ErrorCode::BadField,
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::BadJson(detail) => write!(f, "not a JSON object: {detail}"),
+            DecodeError::MissingType => f.write_str("the object has no string \"type\" field"),
+            DecodeError::UnknownType(kind) => write!(f, "unknown message type {kind:?}"),
+            DecodeError::BadField { kind, detail } => write!(f, "bad {kind:?} message: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes one text frame from a client, classifying what is wrong with it.
+///
+/// The fast path is a single serde pass; only a frame that fails is parsed a
+/// second time to tell bad JSON, a missing or unknown `type` and bad fields apart.
+pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
+    let err = match serde_json::from_str::<ClientMsg>(text) {
+        Ok(msg) => return Ok(msg),
+        Err(err) => err,
+    };
+    let value = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => value,
+        Err(syntax) => return Err(DecodeError::BadJson(syntax.to_string())),
+    };
+    let Some(object) = value.as_object() else {
+        return Err(DecodeError::BadJson("expected an object".into()));
+    };
+    let Some(kind) = object.get("type").and_then(|t| t.as_str()) else {
+        return Err(DecodeError::MissingType);
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err(DecodeError::UnknownType(truncate(kind, 64)));
+    }
+    Err(DecodeError::BadField {
+        kind: kind.to_string(),
+        detail: err.to_string(),
+    })
+}
+
+/// Cuts `s` to at most `max` characters so an echoed value stays small.
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip_client(msg: ClientMsg) {
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(decode_client(&json).unwrap(), msg, "{json}");
+    }
+
+    fn round_trip_server(msg: ServerMsg) {
+        let json = msg.to_json();
+        let back: ServerMsg = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, msg, "{json}");
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        let room = || "lobby".to_string();
+        for msg in [
+            ClientMsg::Hello {
+                name: "alice".into(),
+            },
+            ClientMsg::Join { room: room() },
+            ClientMsg::Leave { room: room() },
+            ClientMsg::Send {
+                room: room(),
+                text: "hi".into(),
+                client_id: Some("c-1".into()),
+            },
+            ClientMsg::Send {
+                room: room(),
+                text: "hi".into(),
+                client_id: None,
+            },
+            ClientMsg::Direct {
+                to: "bob".into(),
+                text: "psst".into(),
+                client_id: Some("c-2".into()),
+            },
+            ClientMsg::Rename {
+                name: "carol".into(),
+            },
+            ClientMsg::Who { room: room() },
+            ClientMsg::Rooms,
+            ClientMsg::Typing { room: room() },
+            ClientMsg::Ping { id: Some(7) },
+            ClientMsg::Ping { id: None },
+            ClientMsg::Quit,
+        ] {
+            round_trip_client(msg);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        let room = || "lobby".to_string();
+        for msg in [
+            ServerMsg::Welcome {
+                user: "alice".into(),
+                protocol: crate::PROTOCOL_VERSION,
+                heartbeat_ms: 25_000,
+                idle_timeout_ms: 60_000,
+                server_time: 1_700_000_000_000,
+                limits: Limits::default(),
+            },
+            ServerMsg::Presence {
+                room: room(),
+                users: vec!["alice".into(), "bob".into()],
+            },
+            ServerMsg::Joined {
+                room: room(),
+                users: vec!["bob".into()],
+            },
+            ServerMsg::Left {
+                room: room(),
+                users: vec!["bob".into()],
+            },
+            ServerMsg::Message {
+                room: room(),
+                seq: 1,
+                from: "alice".into(),
+                text: "<b>hi</b> \u{1F600}".into(),
+                sent_at: 1_700_000_000_000,
+            },
+            ServerMsg::Ack {
+                client_id: Some("c-1".into()),
+                room: Some(room()),
+                seq: Some(1),
+            },
+            ServerMsg::Ack {
+                client_id: None,
+                room: None,
+                seq: None,
+            },
+            ServerMsg::Direct {
+                from: "alice".into(),
+                to: "bob".into(),
+                text: "psst".into(),
+                sent_at: 1,
+            },
+            ServerMsg::Renamed {
+                room: Some(room()),
+                from: "alice".into(),
+                to: "al".into(),
+            },
+            ServerMsg::Renamed {
+                room: None,
+                from: "alice".into(),
+                to: "al".into(),
+            },
+            ServerMsg::Rooms {
+                rooms: vec![RoomInfo {
+                    room: room(),
+                    members: 2,
+                }],
+            },
+            ServerMsg::Typing {
+                room: room(),
+                user: "bob".into(),
+            },
+            ServerMsg::Pong { id: Some(7) },
+            ServerMsg::Heartbeat,
+            ServerMsg::Error {
+                code: ErrorCode::NotInRoom,
+                message: "join it first".into(),
+                client_id: Some("c-1".into()),
+                room: Some(room()),
+            },
+        ] {
+            round_trip_server(msg);
+        }
+    }
+
+    #[test]
+    fn wire_shapes_are_the_documented_ones() {
+        assert_eq!(
+            decode_client(r#"{"type":"send","room":"lobby","text":"hi","client_id":"c-1"}"#)
+                .unwrap(),
+            ClientMsg::Send {
+                room: "lobby".into(),
+                text: "hi".into(),
+                client_id: Some("c-1".into())
+            }
+        );
+        assert_eq!(
+            ServerMsg::Message {
+                room: "lobby".into(),
+                seq: 3,
+                from: "alice".into(),
+                text: "hi".into(),
+                sent_at: 5
+            }
+            .to_json(),
+            r#"{"type":"message","room":"lobby","seq":3,"from":"alice","text":"hi","sent_at":5}"#
+        );
+        assert_eq!(ServerMsg::Heartbeat.to_json(), r#"{"type":"heartbeat"}"#);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        assert_eq!(
+            decode_client(r#"{"type":"join","room":"lobby","extra":[1,2]}"#).unwrap(),
+            ClientMsg::Join {
+                room: "lobby".into()
+            }
+        );
+    }
+
+    #[test]
+    fn decode_errors_are_classified() {
+        assert_eq!(
+            decode_client("{nope").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(decode_client("").unwrap_err().code(), ErrorCode::BadJson);
+        assert_eq!(
+            decode_client("[1,2]").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            decode_client(r#"{"room":"x"}"#).unwrap_err().code(),
+            ErrorCode::MissingType
+        );
+        assert_eq!(
+            decode_client(r#"{"type":5}"#).unwrap_err().code(),
+            ErrorCode::MissingType
+        );
+        assert_eq!(
+            decode_client(r#"{"type":"dance"}"#).unwrap_err(),
+            DecodeError::UnknownType("dance".into())
+        );
+        let err = decode_client(r#"{"type":"send","room":"lobby"}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadField);
+        assert!(err.to_string().contains("missing field `text`"), "{err}");
+        let err = decode_client(r#"{"type":"join","room":7}"#).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadField);
+    }
+}

@@ -1,0 +1,97 @@
+//! Rules for user names and room names, checked by the server and mirrored by
+//! clients so they can say what is wrong before sending.
+//!
+//! - A user name is 1–32 characters: letters, digits (any script), `_`, `-`
+//!   and `.`, starting with a letter or digit. Names are unique ignoring case;
+//!   [`name_key`] gives the key to compare by.
+//! - A room name is 1–32 characters of `a-z`, `0-9`, `-` and `_`, starting
+//!   with a letter or digit (like a channel name: case can't create look-alikes).
+
+/// Longest user name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 32;
+
+/// Checks a user name; `Err` carries a sentence saying what is wrong.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let count = name.chars().count();
+    if count == 0 {
+        return Err("name is empty".into());
+    }
+    if count > MAX_NAME_CHARS {
+        return Err(format!("name is longer than {MAX_NAME_CHARS} characters"));
+    }
+    let first = name.chars().next().unwrap_or(' ');
+    if !first.is_alphanumeric() {
+        return Err("name must start with a letter or digit".into());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "name may hold letters, digits, '_', '-' and '.', not {bad:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The key under which names are unique: the lowercased name.
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Checks a room name; `Err` carries a sentence saying what is wrong.
+pub fn validate_room(room: &str) -> Result<(), String> {
+    let count = room.chars().count();
+    if count == 0 {
+        return Err("room name is empty".into());
+    }
+    if count > MAX_ROOM_CHARS {
+        return Err(format!(
+            "room name is longer than {MAX_ROOM_CHARS} characters"
+        ));
+    }
+    if !room.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        return Err("room name must start with a-z or 0-9".into());
+    }
+    if let Some(bad) = room
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_')))
+    {
+        return Err(format!(
+            "room name may hold a-z, 0-9, '-' and '_', not {bad:?}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("alice").is_ok());
+        assert!(validate_name("Zoë_2.0-x").is_ok());
+        assert!(validate_name("日本").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("_alice").is_err());
+        assert!(validate_name("al ice").is_err());
+        assert!(validate_name("<script>").is_err());
+        assert!(validate_name(&"a".repeat(32)).is_ok());
+        assert!(validate_name(&"a".repeat(33)).is_err());
+        assert_eq!(name_key("Alice"), name_key("aLICE"));
+    }
+
+    #[test]
+    fn rooms() {
+        assert!(validate_room("lobby").is_ok());
+        assert!(validate_room("rust-2026_q4").is_ok());
+        assert!(validate_room("Lobby").is_err());
+        assert!(validate_room("-x").is_err());
+        assert!(validate_room("a b").is_err());
+        assert!(validate_room("").is_err());
+        assert!(validate_room(&"r".repeat(33)).is_err());
+    }
+}
