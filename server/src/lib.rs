@@ -1,1 +1,80 @@
+//! The hubbub server: an axum HTTP server whose `/ws` endpoint joins clients
+//! to the [`hub::Hub`], plus the embedded web app at `/`.
+//!
+//! - [`config`]: every setting and limit, from flags and environment.
+//! - [`hub`]: rooms, presence, fan-out, heartbeat, shutdown.
+//! - [`conn`]: one WebSocket connection: decode, handle, write.
+//! - [`outbox`]: the byte-bounded per-connection queue.
+//! - [`assets`]: the web bundle.
+//!
+//! [`run`] serves until a shutdown future completes, then closes every
+//! connection with 1001 and waits (bounded) for them to drain.
 
+pub mod assets;
+pub mod config;
+pub mod conn;
+pub mod hub;
+pub mod outbox;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use hub::Hub;
+
+/// The HTTP routes, over a shared hub.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .fallback(assets::serve)
+        .with_state(hub)
+}
+
+/// `GET /ws`: upgrades to a WebSocket with small buffers and the frame limit.
+async fn ws_upgrade(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+    let config = &hub.config;
+    ws.read_buffer_size(config.ws_read_buffer)
+        .write_buffer_size(config.ws_write_buffer)
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes)
+        .on_upgrade(move |socket| conn::run(hub, socket))
+}
+
+/// Serves on `listener` until `shutdown` completes, then shuts down
+/// gracefully: stop accepting, close every connection with 1001 after what
+/// is queued for it, and wait up to `config.shutdown_timeout` for them.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shutdown_timeout = config.shutdown_timeout;
+    let hub = Hub::new(config);
+    let heartbeat = tokio::spawn(Arc::clone(&hub).heartbeat_loop());
+    let closing = Arc::clone(&hub);
+    axum::serve(listener, router(Arc::clone(&hub)))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            closing.begin_shutdown();
+        })
+        .await?;
+    if tokio::time::timeout(shutdown_timeout, hub.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = hub.connection_count(),
+            "connections still open after the shutdown timeout"
+        );
+    }
+    heartbeat.abort();
+    Ok(())
+}

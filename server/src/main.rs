@@ -1,1 +1,63 @@
-fn main() {}
+//! `hubbub`: run with no arguments, it serves the chat on 127.0.0.1:8080.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// hubbub — a real-time chat server with an embedded web app.
+#[derive(Parser)]
+#[command(name = "hubbub", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: hubbub::Config,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HUBBUB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let listener = match tokio::net::TcpListener::bind(cli.config.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("hubbub: cannot listen on {}: {err}", cli.config.listen);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().expect("bound socket has an address");
+    // One plain line on stdout, for people and for scripts that start us.
+    println!("hubbub listening on http://{addr}");
+    match hubbub::run(listener, cli.config, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hubbub: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

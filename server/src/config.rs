@@ -1,0 +1,108 @@
+//! Server settings: every limit and interval, from flags or `HUBBUB_*`
+//! environment variables, with the documented defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use hubbub_protocol::Limits;
+
+/// How the server runs. Field docs are the `--help` text; the README's
+/// configuration table repeats them.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HUBBUB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// How often the server pings each connection and sends a `heartbeat` frame.
+    #[arg(long, env = "HUBBUB_HEARTBEAT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+
+    /// A connection that sends nothing (not even a pong) for this long is closed with 4000.
+    #[arg(long, env = "HUBBUB_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest WebSocket message accepted; larger closes the connection with 1009.
+    #[arg(long, env = "HUBBUB_MAX_FRAME_BYTES", default_value_t = Limits::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// Longest message text in bytes; longer is refused with `text_too_long`.
+    #[arg(long, env = "HUBBUB_MAX_TEXT_BYTES", default_value_t = Limits::DEFAULT_MAX_TEXT_BYTES)]
+    pub max_text_bytes: usize,
+
+    /// Most rooms one connection may be in; one more is refused with `too_many_rooms`.
+    #[arg(long, env = "HUBBUB_MAX_ROOMS", default_value_t = Limits::DEFAULT_MAX_ROOMS)]
+    pub max_rooms: usize,
+
+    /// Most bytes waiting to be written to one client; a client that falls
+    /// further behind is closed with 4001 (slow consumer) and resumes on reconnect.
+    #[arg(long, env = "HUBBUB_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub queue_bytes: usize,
+
+    /// Requests per second one connection may sustain (token bucket).
+    #[arg(long, env = "HUBBUB_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+
+    /// Requests one connection may send in a burst above the sustained rate.
+    #[arg(long, env = "HUBBUB_BURST", default_value_t = 40)]
+    pub burst: u32,
+
+    /// Online/offline notices of one room are coalesced into at most one
+    /// frame per this interval (the first change after a quiet spell goes out at once).
+    #[arg(long, env = "HUBBUB_PRESENCE_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub presence_interval: Duration,
+
+    /// On SIGINT/SIGTERM, how long to wait for connections to drain before exiting.
+    #[arg(long, env = "HUBBUB_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// WebSocket read buffer per connection, in bytes (tungstenite's default is 128 KiB).
+    #[arg(long, env = "HUBBUB_WS_READ_BUFFER", default_value_t = 4 * 1024)]
+    pub ws_read_buffer: usize,
+
+    /// WebSocket write buffer per connection, in bytes: writes are coalesced up to this size.
+    #[arg(long, env = "HUBBUB_WS_WRITE_BUFFER", default_value_t = 8 * 1024)]
+    pub ws_write_buffer: usize,
+}
+
+impl Config {
+    /// The limits clients are told about in `welcome`.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_text_bytes: self.max_text_bytes,
+            max_rooms: self.max_rooms,
+            ..Limits::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        use clap::Parser;
+
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        // Parse an empty command line so the defaults live in one place: the
+        // attributes above. Environment variables still apply.
+        Defaults::parse_from(["hubbub"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.heartbeat, Duration::from_secs(25));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_frame_bytes, 64 * 1024);
+        assert_eq!(config.limits().max_rooms, 50);
+    }
+}

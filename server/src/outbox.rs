@@ -1,0 +1,233 @@
+//! The per-connection outbound queue: bounded in bytes, shared frames, one
+//! waiting writer.
+//!
+//! The hub pushes already-serialized frames ([`Utf8Bytes`], a refcounted
+//! buffer: a room message is serialized once and the same bytes are queued
+//! for every member). Pushing never blocks and never awaits, so it is safe
+//! under the room lock. The connection's writer task takes everything queued
+//! in one go and writes it with a single flush.
+//!
+//! A queue that would exceed its byte limit is not grown: the connection is
+//! marked for closing with [`close::SLOW_CONSUMER`] and everything queued is
+//! dropped. The client reconnects and catches up; the room never waits for it.
+
+use std::collections::VecDeque;
+
+use axum::extract::ws::Utf8Bytes;
+use hubbub_protocol::close;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Why and how the writer should close the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// What [`Outbox::push`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for the writer.
+    Queued,
+    /// The connection is closing; the frame was dropped.
+    Closed,
+    /// The queue was full: the connection is now closing as a slow consumer.
+    Overflow,
+}
+
+/// What the writer should do next, handed out by [`Outbox::take`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Send a WebSocket ping after the frames.
+    pub ping: bool,
+    /// Close the socket after the frames.
+    pub close: Option<Close>,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Utf8Bytes>,
+    /// Sum of the lengths of `frames`.
+    bytes: usize,
+    ping: bool,
+    close: Option<Close>,
+}
+
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer; `notify_one` stores a permit, so no wake-up is lost.
+    notify: Notify,
+    /// Cancelled when the connection must close without draining (overflow,
+    /// idle timeout): interrupts a writer stuck on a full socket.
+    abort: CancellationToken,
+    /// Most bytes that may wait in the queue.
+    limit: usize,
+}
+
+impl Outbox {
+    pub fn new(limit: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            abort: CancellationToken::new(),
+            limit,
+        }
+    }
+
+    /// Queues a frame for the writer. Never blocks.
+    pub fn push(&self, frame: &Utf8Bytes) -> Pushed {
+        let mut state = self.state.lock();
+        if state.close.is_some() {
+            return Pushed::Closed;
+        }
+        if state.bytes + frame.len() > self.limit {
+            drop(state);
+            self.close_now(Close {
+                code: close::SLOW_CONSUMER,
+                reason: "outbound queue overflow",
+            });
+            return Pushed::Overflow;
+        }
+        state.bytes += frame.len();
+        state.frames.push_back(frame.clone());
+        drop(state);
+        self.notify.notify_one();
+        Pushed::Queued
+    }
+
+    /// Asks the writer to send a WebSocket ping.
+    pub fn ping(&self) {
+        let mut state = self.state.lock();
+        if state.close.is_none() {
+            state.ping = true;
+            drop(state);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Closes after what is already queued has been written. The first close
+    /// asked for wins.
+    pub fn close_after_drain(&self, reason: Close) {
+        let mut state = self.state.lock();
+        if state.close.is_none() {
+            state.close = Some(reason);
+            drop(state);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Drops what is queued and closes as soon as possible, interrupting a
+    /// write in progress. The first close asked for wins.
+    pub fn close_now(&self, reason: Close) {
+        let mut state = self.state.lock();
+        if state.close.is_none() {
+            state.close = Some(reason);
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            state.ping = false;
+            drop(state);
+            self.abort.cancel();
+            self.notify.notify_one();
+        }
+    }
+
+    /// Whether a close has been asked for.
+    pub fn is_closing(&self) -> bool {
+        self.state.lock().close.is_some()
+    }
+
+    /// The close asked for, if any.
+    pub fn close_reason(&self) -> Option<Close> {
+        self.state.lock().close
+    }
+
+    /// Bytes waiting in the queue now.
+    pub fn queued_bytes(&self) -> usize {
+        self.state.lock().bytes
+    }
+
+    /// Waits until there is something to do, then moves all queued frames
+    /// into `frames` (which must be empty) and says what else to do.
+    pub async fn take(&self, frames: &mut VecDeque<Utf8Bytes>) -> Batch {
+        loop {
+            {
+                let mut state = self.state.lock();
+                if !state.frames.is_empty() || state.ping || state.close.is_some() {
+                    std::mem::swap(&mut state.frames, frames);
+                    state.bytes = 0;
+                    return Batch {
+                        ping: std::mem::take(&mut state.ping),
+                        close: state.close,
+                    };
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Completes when the connection must close without draining.
+    pub async fn aborted(&self) {
+        self.abort.cancelled().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(s: &str) -> Utf8Bytes {
+        Utf8Bytes::from(s.to_string())
+    }
+
+    #[tokio::test]
+    async fn takes_everything_queued_in_order() {
+        let outbox = Outbox::new(1024);
+        assert_eq!(outbox.push(&frame("a")), Pushed::Queued);
+        assert_eq!(outbox.push(&frame("bb")), Pushed::Queued);
+        outbox.ping();
+        assert_eq!(outbox.queued_bytes(), 3);
+        let mut frames = VecDeque::new();
+        let batch = outbox.take(&mut frames).await;
+        assert!(batch.ping);
+        assert!(batch.close.is_none());
+        assert_eq!(
+            frames.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            ["a", "bb"]
+        );
+        assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn overflow_drops_the_queue_and_closes_as_slow_consumer() {
+        let outbox = Outbox::new(10);
+        assert_eq!(outbox.push(&frame("12345")), Pushed::Queued);
+        assert_eq!(outbox.push(&frame("12345")), Pushed::Queued);
+        assert_eq!(outbox.push(&frame("1")), Pushed::Overflow);
+        assert_eq!(outbox.push(&frame("1")), Pushed::Closed);
+        outbox.aborted().await;
+        let mut frames = VecDeque::new();
+        let batch = outbox.take(&mut frames).await;
+        assert!(frames.is_empty());
+        assert_eq!(batch.close.unwrap().code, close::SLOW_CONSUMER);
+    }
+
+    #[tokio::test]
+    async fn close_after_drain_keeps_queued_frames_and_first_close_wins() {
+        let outbox = Outbox::new(100);
+        outbox.push(&frame("bye"));
+        outbox.close_after_drain(Close {
+            code: close::GOING_AWAY,
+            reason: "shutdown",
+        });
+        outbox.close_now(Close {
+            code: close::IDLE_TIMEOUT,
+            reason: "idle",
+        });
+        let mut frames = VecDeque::new();
+        let batch = outbox.take(&mut frames).await;
+        assert_eq!(frames.len(), 1);
+        assert_eq!(batch.close.unwrap().code, close::GOING_AWAY);
+    }
+}

@@ -1,0 +1,228 @@
+//! Test support: a real server on 127.0.0.1:0 and real WebSocket clients.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hubbub::Config;
+use hubbub_protocol::ServerMsg;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an event before failing.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// A server with default settings, except as `tweak` says.
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::default();
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(hubbub::run(listener, config, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    pub async fn default() -> TestServer {
+        TestServer::start(|_| {}).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A connected client that has said hello as `name`.
+    pub async fn join_as(&self, name: &str) -> Client {
+        let mut client = Client::connect(&self.url()).await;
+        client.hello(name).await;
+        client
+    }
+
+    /// Asks the server to shut down and waits for `run` to return.
+    pub async fn shutdown(mut self) {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .expect("server stopped in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a client saw when the connection ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    /// A close frame with this code.
+    Close(u16),
+    /// The connection ended without a close frame.
+    Dropped,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        Client { ws }
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.ws
+            .send(Message::text(value.to_string()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.unwrap();
+    }
+
+    pub async fn hello(&mut self, name: &str) -> ServerMsg {
+        self.send(json!({"type": "hello", "name": name})).await;
+        let welcome = self.recv().await;
+        assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
+        welcome
+    }
+
+    /// Joins `room` and returns the presence snapshot it answered with.
+    pub async fn join(&mut self, room: &str) -> Vec<String> {
+        self.send(json!({"type": "join", "room": room})).await;
+        match self.recv().await {
+            ServerMsg::Presence { room: r, users } if r == room => users,
+            other => panic!("expected presence for {room}, got {other:?}"),
+        }
+    }
+
+    /// Says `text` in `room` and returns the acked seq (skipping other frames).
+    pub async fn say(&mut self, room: &str, text: &str, client_id: &str) -> u64 {
+        self.send(json!({"type": "send", "room": room, "text": text, "client_id": client_id}))
+            .await;
+        let ack = self
+            .recv_until(
+                |m| matches!(m, ServerMsg::Ack { client_id: Some(c), .. } if c == client_id),
+            )
+            .await;
+        match ack {
+            ServerMsg::Ack { seq: Some(seq), .. } => seq,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The next frame, heartbeats included; fails after [`DEADLINE`].
+    pub async fn recv_any(&mut self) -> ServerMsg {
+        loop {
+            let message = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("a frame within the deadline")
+                .expect("connection still open")
+                .expect("read ok");
+            match message {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad server frame {text}: {e}"))
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame that is not a heartbeat.
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            match self.recv_any().await {
+                ServerMsg::Heartbeat => continue,
+                msg => return msg,
+            }
+        }
+    }
+
+    /// Frames up to and including the first one matching `pred`; returns it.
+    pub async fn recv_until(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        self.collect_until(pred).await.pop().unwrap()
+    }
+
+    /// Every non-heartbeat frame up to and including the first matching `pred`.
+    pub async fn collect_until(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> Vec<ServerMsg> {
+        let mut seen = Vec::new();
+        loop {
+            let msg = self.recv().await;
+            let done = pred(&msg);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Sends a ping and returns everything received before its pong: since
+    /// the server answers in order, this is all that was queued for us.
+    pub async fn drain(&mut self) -> Vec<ServerMsg> {
+        self.send(json!({"type": "ping", "id": 424242})).await;
+        let mut seen = self
+            .collect_until(|m| matches!(m, ServerMsg::Pong { id: Some(424242) }))
+            .await;
+        seen.pop();
+        seen
+    }
+
+    /// Reads until the connection ends; returns how it ended.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("connection ended within the deadline");
+            match next {
+                Some(Ok(Message::Close(frame))) => {
+                    return Ended::Close(
+                        frame.map(|f: CloseFrame| u16::from(f.code)).unwrap_or(1005),
+                    )
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ended::Dropped,
+            }
+        }
+    }
+
+    /// Expects an error frame with `code` as the next non-heartbeat frame.
+    pub async fn expect_error(&mut self, code: &str) -> ServerMsg {
+        let msg = self.recv().await;
+        match &msg {
+            ServerMsg::Error { code: c, .. } if c.as_str() == code => msg,
+            other => panic!("expected error {code}, got {other:?}"),
+        }
+    }
+}
+
+/// Whether `msg` is an online notice for `user` in `room`.
+pub fn joined(msg: &ServerMsg, room: &str, user: &str) -> bool {
+    matches!(msg, ServerMsg::Joined { room: r, users } if r == room && users.iter().any(|u| u == user))
+}
+
+/// Whether `msg` is an offline notice for `user` in `room`.
+pub fn left(msg: &ServerMsg, room: &str, user: &str) -> bool {
+    matches!(msg, ServerMsg::Left { room: r, users } if r == room && users.iter().any(|u| u == user))
+}
