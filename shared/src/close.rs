@@ -17,8 +17,6 @@ pub const TOO_BIG: u16 = 1009;
 pub const IDLE_TIMEOUT: u16 = 4000;
 /// The client read too slowly and its outbound queue overflowed.
 pub const SLOW_CONSUMER: u16 = 4001;
-/// The same session was opened elsewhere or the connection was replaced.
-pub const REPLACED: u16 = 4002;
 
 /// Whether a client should reconnect after the server closed with `code`.
 pub fn should_reconnect(code: u16) -> bool {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check and test of hubbub: formatting, lints (server and wasm),
+# the release web bundle, then all unit, integration and browser tests.
+# Installs what is missing first (scripts/setup.sh); quick when nothing is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --browser
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (server, protocol)"
+cargo clippy --all-targets -- -D warnings
+
+echo "== cargo clippy (web, wasm32)"
+cargo clippy -p hubbub-web --target wasm32-unknown-unknown -- -D warnings
+
+echo "== web bundle"
+scripts/build-web.sh
+
+echo "== cargo test"
+cargo test --workspace --exclude hubbub-web
