@@ -31,6 +31,12 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::outbox::{Close, Outbox};
 
+/// How connections are closed when the server shuts down.
+const GOING_AWAY: Close = Close {
+    code: close::GOING_AWAY,
+    reason: "server shutting down",
+};
+
 /// Identifies one connection for its lifetime.
 pub type ConnId = u64;
 
@@ -250,6 +256,11 @@ impl Hub {
             last_seen: AtomicU64::new(self.elapsed_ms()),
         });
         self.conns.lock().insert(conn.id, Arc::clone(&conn));
+        // begin_shutdown cancels before it walks `conns`: a connection
+        // registered too late for the walk sees the cancellation here.
+        if self.shutdown.is_cancelled() {
+            conn.outbox.close_after_drain(GOING_AWAY);
+        }
         conn
     }
 
@@ -522,10 +533,7 @@ impl Hub {
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
         for conn in self.conns.lock().values() {
-            conn.outbox.close_after_drain(Close {
-                code: close::GOING_AWAY,
-                reason: "server shutting down",
-            });
+            conn.outbox.close_after_drain(GOING_AWAY);
         }
         self.tasks.close();
     }

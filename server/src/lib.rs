@@ -4,6 +4,7 @@
 //! - [`config`]: every setting and limit, from flags and environment.
 //! - [`hub`]: rooms, presence, fan-out, heartbeat, shutdown.
 //! - [`conn`]: one WebSocket connection: decode, handle, write.
+//! - [`session`]: what each request does, whatever the transport.
 //! - [`outbox`]: the byte-bounded per-connection queue.
 //! - [`assets`]: the web bundle.
 //!
@@ -15,6 +16,7 @@ pub mod config;
 pub mod conn;
 pub mod hub;
 pub mod outbox;
+pub mod session;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,328 @@
+//! A client's session, whatever its transport: the name it said `hello`
+//! with, the rooms it joined, its rate limit, and what each request does.
+//!
+//! The WebSocket connection ([`crate::conn`]) feeds it decoded frames; other
+//! gateways can feed it [`ClientMsg`]s. Replies and notices go to the
+//! connection's outbox as serialized [`ServerMsg`] frames.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hubbub_protocol::{
+    close, decode_client, names, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION,
+};
+
+use crate::hub::{now_ms, Conn, Hub};
+use crate::outbox::Close;
+
+/// Requests per second a connection may sustain, with a burst allowance.
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+    /// Requests refused in a row; the flood is cut off past a bound.
+    refused: u32,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: u32) -> TokenBucket {
+        let capacity = f64::from(burst.max(1));
+        TokenBucket {
+            rate,
+            capacity,
+            tokens: capacity,
+            last: Instant::now(),
+            refused: 0,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+}
+
+pub struct Session {
+    hub: Arc<Hub>,
+    conn: Arc<Conn>,
+    /// Set by `hello`.
+    name: Option<String>,
+    /// Rooms this connection is a member of.
+    rooms: HashSet<String>,
+    bucket: TokenBucket,
+}
+
+impl Session {
+    pub fn new(hub: Arc<Hub>, conn: Arc<Conn>) -> Session {
+        let bucket = TokenBucket::new(hub.config.rate, hub.config.burst);
+        Session {
+            hub,
+            conn,
+            name: None,
+            rooms: HashSet::new(),
+            bucket,
+        }
+    }
+
+    /// The name this session said `hello` with (or renamed to).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The rooms this session is a member of.
+    pub fn rooms(&self) -> &HashSet<String> {
+        &self.rooms
+    }
+
+    /// Handles one text frame: rate limit, decode, act.
+    pub fn on_text(&mut self, text: &str) {
+        if !self.check_rate() {
+            return;
+        }
+        match decode_client(text) {
+            Ok(msg) => self.handle(msg),
+            Err(err) => {
+                tracing::info!(conn = self.conn.id, code = %err.code(), "bad request");
+                self.reply_error(err.code(), err.to_string());
+            }
+        }
+    }
+
+    /// Handles one binary frame: the protocol has none.
+    pub fn on_binary(&mut self) {
+        if self.check_rate() {
+            self.reply_error(
+                ErrorCode::BinaryUnsupported,
+                "binary frames are not supported; send JSON text",
+            );
+        }
+    }
+
+    /// Handles one request that arrived already decoded (rate limited too).
+    pub fn on_request(&mut self, msg: ClientMsg) {
+        if self.check_rate() {
+            self.handle(msg);
+        }
+    }
+
+    /// Ends the session: leaves every room (offline notices) and frees the name.
+    pub fn end(self) {
+        self.hub
+            .disconnect(&self.conn, self.name.as_deref(), &self.rooms);
+    }
+
+    /// Applies the rate limit: the first refused request of a run gets
+    /// `rate_limited`; a flood that goes on for another burst is closed with 1008.
+    fn check_rate(&mut self) -> bool {
+        if self.bucket.take() {
+            return true;
+        }
+        let refused = self.bucket.refused;
+        if refused == 1 {
+            tracing::info!(conn = self.conn.id, "rate limited");
+            self.reply_error(ErrorCode::RateLimited, "slow down: too many requests");
+        } else if f64::from(refused) > self.bucket.capacity {
+            tracing::info!(conn = self.conn.id, "closing a flooding connection");
+            self.conn.outbox.close_after_drain(Close {
+                code: close::POLICY,
+                reason: "flood",
+            });
+        }
+        false
+    }
+
+    pub fn reply_error(&self, code: ErrorCode, message: impl Into<String>) {
+        self.conn.send(&ServerMsg::error(code, message));
+    }
+
+    fn reply_error_for(
+        &self,
+        code: ErrorCode,
+        message: String,
+        room: Option<&str>,
+        client_id: Option<String>,
+    ) {
+        self.conn.send(&ServerMsg::Error {
+            code,
+            message,
+            client_id,
+            room: room.map(String::from),
+        });
+    }
+
+    fn handle(&mut self, msg: ClientMsg) {
+        let Some(name) = self.name.clone() else {
+            return self.hello(msg);
+        };
+        match msg {
+            ClientMsg::Hello { .. } => self.reply_error(
+                ErrorCode::AlreadyHello,
+                format!("already said hello as {name:?}"),
+            ),
+            ClientMsg::Join { room } => self.join(room, &name),
+            ClientMsg::Leave { room } => {
+                if self.rooms.remove(&room) {
+                    self.hub.leave(&room, self.conn.id);
+                    self.conn.send(&ServerMsg::Left {
+                        room,
+                        users: vec![name],
+                    });
+                } else {
+                    self.not_in_room(&room, None);
+                }
+            }
+            ClientMsg::Send {
+                room,
+                text,
+                client_id,
+            } => {
+                if !self.rooms.contains(&room) {
+                    return self.not_in_room(&room, client_id);
+                }
+                if let Err((code, why)) = self.check_text(&text) {
+                    return self.reply_error_for(code, why, Some(&room), client_id);
+                }
+                if let Some(seq) = self.hub.say(&room, &name, text) {
+                    self.conn.send(&ServerMsg::Ack {
+                        client_id,
+                        room: Some(room),
+                        seq: Some(seq),
+                    });
+                }
+            }
+            ClientMsg::Direct {
+                to,
+                text,
+                client_id,
+            } => {
+                if let Err((code, why)) = self
+                    .check_text(&text)
+                    .and_then(|()| self.hub.direct(&self.conn, &name, &to, text))
+                {
+                    return self.reply_error_for(code, why, None, client_id);
+                }
+                self.conn.send(&ServerMsg::Ack {
+                    client_id,
+                    room: None,
+                    seq: None,
+                });
+            }
+            ClientMsg::Rename { name: new } => {
+                match self.hub.rename(&self.conn, &name, &new, &self.rooms) {
+                    Ok(()) => {
+                        self.conn.send(&ServerMsg::Renamed {
+                            room: None,
+                            from: name,
+                            to: new.clone(),
+                        });
+                        self.name = Some(new);
+                    }
+                    Err((code, why)) => self.reply_error(code, why),
+                }
+            }
+            ClientMsg::Who { room } => {
+                if let Err(why) = names::validate_room(&room) {
+                    return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
+                }
+                let users = self.hub.who(&room);
+                self.conn.send(&ServerMsg::Presence { room, users });
+            }
+            ClientMsg::Rooms => self.conn.send(&ServerMsg::Rooms {
+                rooms: self.hub.rooms(),
+            }),
+            ClientMsg::Typing { room } => {
+                if self.rooms.contains(&room) {
+                    self.hub.typing(&room, self.conn.id, &name);
+                } else {
+                    self.not_in_room(&room, None);
+                }
+            }
+            ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
+            ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
+                code: close::NORMAL,
+                reason: "bye",
+            }),
+        }
+    }
+
+    /// Handles the first request, which must be `hello` (or `ping`/`quit`).
+    fn hello(&mut self, msg: ClientMsg) {
+        match msg {
+            ClientMsg::Hello { name } => match self.hub.claim_name(&name, &self.conn) {
+                Ok(()) => {
+                    let config = &self.hub.config;
+                    self.conn.send(&ServerMsg::Welcome {
+                        user: name.clone(),
+                        protocol: PROTOCOL_VERSION,
+                        heartbeat_ms: config.heartbeat.as_millis() as u64,
+                        idle_timeout_ms: config.idle_timeout.as_millis() as u64,
+                        server_time: now_ms(),
+                        limits: config.limits(),
+                    });
+                    tracing::debug!(conn = self.conn.id, user = %name, "hello");
+                    self.name = Some(name);
+                }
+                Err((code, why)) => self.reply_error(code, why),
+            },
+            ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
+            ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
+                code: close::NORMAL,
+                reason: "bye",
+            }),
+            _ => self.reply_error(
+                ErrorCode::HelloRequired,
+                "say hello first: {\"type\":\"hello\",\"name\":\"...\"}",
+            ),
+        }
+    }
+
+    fn join(&mut self, room: String, name: &str) {
+        if let Err(why) = names::validate_room(&room) {
+            return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
+        }
+        if !self.rooms.contains(&room) && self.rooms.len() >= self.hub.config.max_rooms {
+            let why = format!(
+                "a connection may be in at most {} rooms",
+                self.hub.config.max_rooms
+            );
+            return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
+        }
+        self.hub.join(&room, &self.conn, name);
+        self.rooms.insert(room);
+    }
+
+    fn not_in_room(&self, room: &str, client_id: Option<String>) {
+        self.reply_error_for(
+            ErrorCode::NotInRoom,
+            format!("join {room:?} first"),
+            Some(room),
+            client_id,
+        );
+    }
+
+    fn check_text(&self, text: &str) -> Result<(), (ErrorCode, String)> {
+        let max = self.hub.config.max_text_bytes;
+        if text.trim().is_empty() {
+            Err((ErrorCode::EmptyText, "the message is empty".into()))
+        } else if text.len() > max {
+            Err((
+                ErrorCode::TextTooLong,
+                format!("the message is longer than {max} bytes"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
