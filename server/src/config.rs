@@ -2,10 +2,14 @@
 //! environment variables, with the documented defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use hubbub_protocol::Limits;
+
+use crate::store::{MemoryStore, Retention, SqliteStore, Store, StoreError};
 
 /// How the server runs. Field docs are the `--help` text; the README's
 /// configuration table repeats them.
@@ -14,6 +18,11 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "HUBBUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Also accept plain line-based TCP (`nc HOST PORT`, telnet) on this
+    /// address: the raw TCP gateway. Off unless set.
+    #[arg(long, env = "HUBBUB_TCP_LISTEN")]
+    pub tcp_listen: Option<SocketAddr>,
 
     /// How often the server pings each connection and sends a `heartbeat` frame.
     #[arg(long, env = "HUBBUB_HEARTBEAT", default_value = "25s", value_parser = humantime::parse_duration)]
@@ -57,6 +66,33 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Where messages are stored: `sqlite` (durable, in --data-dir) or
+    /// `memory` (lost on restart).
+    #[arg(long, env = "HUBBUB_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+
+    /// Directory for the SQLite database (`hubbub.db`), created if missing.
+    #[arg(long, env = "HUBBUB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Messages sent to a joiner as the room's latest history.
+    #[arg(long, env = "HUBBUB_HISTORY", default_value_t = 50)]
+    pub history: usize,
+
+    /// How far behind (in messages) a client may be and still resume a room
+    /// without a gap; further behind, it is sent fresh history instead.
+    /// Also how many recent messages each active room keeps in memory.
+    #[arg(long, env = "HUBBUB_RESUME_LIMIT", default_value_t = 1000)]
+    pub resume_limit: usize,
+
+    /// Keep at most this many messages per room (default: all).
+    #[arg(long, env = "HUBBUB_RETENTION_COUNT")]
+    pub retention_count: Option<u64>,
+
+    /// Drop messages older than this (default: never), e.g. `30days`.
+    #[arg(long, env = "HUBBUB_RETENTION_AGE", value_parser = humantime::parse_duration)]
+    pub retention_age: Option<Duration>,
+
     /// WebSocket read buffer per connection, in bytes (tungstenite's default is 128 KiB).
     #[arg(long, env = "HUBBUB_WS_READ_BUFFER", default_value_t = 4 * 1024)]
     pub ws_read_buffer: usize,
@@ -66,13 +102,37 @@ pub struct Config {
     pub ws_write_buffer: usize,
 }
 
+/// Which [`crate::store::Store`] keeps messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Memory,
+}
+
 impl Config {
+    /// What retention the store applies.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_count: self.retention_count,
+            max_age: self.retention_age,
+        }
+    }
+
+    /// Opens the store this configuration names.
+    pub fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self.store {
+            StoreKind::Sqlite => Arc::new(SqliteStore::open(&self.data_dir)?),
+            StoreKind::Memory => Arc::new(MemoryStore::default()),
+        })
+    }
+
     /// The limits clients are told about in `welcome`.
     pub fn limits(&self) -> Limits {
         Limits {
             max_frame_bytes: self.max_frame_bytes,
             max_text_bytes: self.max_text_bytes,
             max_rooms: self.max_rooms,
+            max_history: Limits::DEFAULT_MAX_HISTORY,
             ..Limits::default()
         }
     }

@@ -41,7 +41,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket) {
         let Some(frame) = frame else { break };
         hub.touch(&conn);
         match frame {
-            Ok(Message::Text(text)) => session.on_text(&text),
+            Ok(Message::Text(text)) => session.on_text(&text).await,
             Ok(Message::Binary(_)) => session.on_binary(),
             // Pings are answered by the WebSocket layer; a close is answered
             // there too, and the stream ends on the next read.

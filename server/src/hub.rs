@@ -17,19 +17,46 @@
 //! snapshot is the announced set; the next notice brings it up to date,
 //! its own name included, so every member learns of every change exactly once.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
+use hubbub_protocol::{close, names, ErrorCode, HistoryMessage, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::outbox::{Close, Outbox};
+use crate::persist::Persister;
+use crate::store::{Store, StoreError, StoredMessage};
+
+/// Most `(user, client_id)` pairs a room remembers for idempotent retries:
+/// a retry of a send older than this many sends in its room is taken as new.
+pub const CLIENT_ID_WINDOW: usize = 10_000;
+
+fn remember_client_id(state: &mut RoomState, user: String, client_id: String, seq: u64) {
+    let key = (user, client_id);
+    if state.client_ids.insert(key.clone(), seq).is_none() {
+        state.client_id_order.push_back(key);
+        if state.client_id_order.len() > CLIENT_ID_WINDOW {
+            if let Some(old) = state.client_id_order.pop_front() {
+                state.client_ids.remove(&old);
+            }
+        }
+    }
+}
+
+fn history_message(msg: &StoredMessage) -> HistoryMessage {
+    HistoryMessage {
+        seq: msg.seq,
+        from: msg.from.clone(),
+        text: msg.text.clone(),
+        sent_at: msg.sent_at,
+    }
+}
 
 /// How connections are closed when the server shuts down.
 const GOING_AWAY: Close = Close {
@@ -77,8 +104,6 @@ struct RoomState {
     members: HashMap<ConnId, Member>,
     /// Connections per member name: who is online, without a scan.
     online: HashMap<String, usize>,
-    /// Last `seq` given to a message in this room.
-    seq: u64,
     /// Names every member has been told about.
     announced: BTreeSet<String>,
     /// Names whose presence may differ from `announced`.
@@ -87,6 +112,33 @@ struct RoomState {
     flush_scheduled: bool,
     /// Set when the room was removed from the hub; a late joiner retries.
     closed: bool,
+    /// The last `seq` given out (durable or not yet).
+    last_seq: u64,
+    /// The last `seq` committed and fanned out.
+    delivered: u64,
+    /// The latest committed messages with their frames, oldest first, for
+    /// history on join and resume. Contiguous, ending at `delivered`.
+    recent: VecDeque<(StoredMessage, Utf8Bytes)>,
+    /// Messages given a `seq` but not committed yet, oldest first.
+    pending: VecDeque<Pending>,
+    /// Recent `(sender key, client_id)` → `seq`, for idempotent retries.
+    client_ids: HashMap<(String, String), u64>,
+    /// Insertion order of `client_ids`, to forget the oldest.
+    client_id_order: VecDeque<(String, String)>,
+}
+
+/// A message waiting for its commit, and whom to ack when it lands.
+struct Pending {
+    seq: u64,
+    ackers: Vec<(Arc<Conn>, Option<String>)>,
+}
+
+/// What became of a `send`.
+pub enum Said {
+    /// Given a `seq`; the ack follows once it is durable.
+    Queued,
+    /// A retry of a message already durable: ack with its `seq` now.
+    Duplicate(u64),
 }
 
 impl RoomState {
@@ -135,22 +187,63 @@ impl RoomState {
 pub struct Room {
     name: String,
     state: Mutex<RoomState>,
+    /// Set once the room's sequence and recent messages are loaded.
+    ready: tokio::sync::OnceCell<()>,
+    /// How many committed messages `recent` keeps.
+    recent_cap: usize,
 }
 
 impl Room {
-    fn new(name: String) -> Room {
+    fn new(name: String, recent_cap: usize) -> Room {
         Room {
             name,
+            ready: tokio::sync::OnceCell::new(),
+            recent_cap,
             state: Mutex::new(RoomState {
                 members: HashMap::new(),
                 online: HashMap::new(),
-                seq: 0,
                 announced: BTreeSet::new(),
                 changed: BTreeSet::new(),
                 last_flush: None,
                 flush_scheduled: false,
                 closed: false,
+                last_seq: 0,
+                delivered: 0,
+                recent: VecDeque::new(),
+                pending: VecDeque::new(),
+                client_ids: HashMap::new(),
+                client_id_order: VecDeque::new(),
             }),
+        }
+    }
+
+    /// Called by the persist thread once `msg` is durable: fans it out to
+    /// the members and acks whoever sent it.
+    pub fn committed(&self, msg: StoredMessage) {
+        let mut state = self.state.lock();
+        let pending = state.pending.pop_front();
+        debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
+        state.delivered = msg.seq;
+        let message = frame(&ServerMsg::Message {
+            room: msg.room.clone(),
+            seq: msg.seq,
+            from: msg.from.clone(),
+            text: msg.text.clone(),
+            sent_at: msg.sent_at,
+        });
+        state.broadcast(&message);
+        if let Some(pending) = pending {
+            for (conn, client_id) in pending.ackers {
+                conn.send(&ServerMsg::Ack {
+                    client_id,
+                    room: Some(msg.room.clone()),
+                    seq: Some(msg.seq),
+                });
+            }
+        }
+        state.recent.push_back((msg, message));
+        if state.recent.len() > self.recent_cap {
+            state.recent.pop_front();
         }
     }
 
@@ -228,11 +321,17 @@ pub struct Hub {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them to drain.
     pub tasks: TaskTracker,
+    store: Arc<dyn Store>,
+    /// The group-commit thread every room message goes through.
+    pub persist: Persister,
 }
 
 impl Hub {
-    pub fn new(config: Config) -> Arc<Hub> {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
+        let persist = Persister::start(Arc::clone(&store), config.retention());
         Arc::new(Hub {
+            store,
+            persist,
             config,
             rooms: Mutex::default(),
             users: Mutex::default(),
@@ -361,24 +460,96 @@ impl Hub {
         self.rooms.lock().get(name).cloned()
     }
 
-    /// Adds `conn` (as `name`) to `room`, creating it if needed. The joiner
-    /// gets the `presence` snapshot before any notice that follows it.
-    pub fn join(&self, room_name: &str, conn: &Arc<Conn>, name: &str) {
+    /// The room named `name`, loaded from the store on first use.
+    async fn open_room(&self, name: &str) -> Result<Arc<Room>, StoreError> {
+        let room = Arc::clone(
+            self.rooms
+                .lock()
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(Room::new(name.to_string(), self.config.resume_limit))),
+        );
+        room.ready
+            .get_or_try_init(|| async {
+                let store = Arc::clone(&self.store);
+                let (room_name, recent) = (name.to_string(), self.config.resume_limit);
+                let record =
+                    tokio::task::spawn_blocking(move || store.load_room(&room_name, recent))
+                        .await
+                        .expect("load_room does not panic")?;
+                let mut state = room.state.lock();
+                state.last_seq = record.last_seq;
+                state.delivered = record.last_seq;
+                for msg in record.recent {
+                    if let Some(client_id) = &msg.client_id {
+                        remember_client_id(
+                            &mut state,
+                            names::name_key(&msg.from),
+                            client_id.clone(),
+                            msg.seq,
+                        );
+                    }
+                    let message = frame(&ServerMsg::Message {
+                        room: msg.room.clone(),
+                        seq: msg.seq,
+                        from: msg.from.clone(),
+                        text: msg.text.clone(),
+                        sent_at: msg.sent_at,
+                    });
+                    state.recent.push_back((msg, message));
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await?;
+        Ok(room)
+    }
+
+    /// Adds `conn` (as `name`) to `room`, loading or creating it. The joiner
+    /// gets, in order: the `presence` snapshot; then either the messages
+    /// after `since` (resume) or the latest history; then live messages.
+    pub async fn join(
+        &self,
+        room_name: &str,
+        conn: &Arc<Conn>,
+        name: &str,
+        since: Option<u64>,
+    ) -> Result<(), StoreError> {
         loop {
-            let room = Arc::clone(
-                self.rooms
-                    .lock()
-                    .entry(room_name.to_string())
-                    .or_insert_with(|| Arc::new(Room::new(room_name.to_string()))),
-            );
+            let room = self.open_room(room_name).await?;
             let mut state = room.state.lock();
             if state.closed {
-                continue; // removed between the map lookup and the lock
+                continue; // evicted between the lookup and the lock
             }
             conn.send(&ServerMsg::Presence {
                 room: room_name.to_string(),
                 users: state.announced.iter().cloned().collect(),
             });
+            let behind = since.map(|since| state.delivered.checked_sub(since));
+            match behind {
+                // Resume: every missed message, as the frames members got.
+                Some(Some(missed)) if missed as usize <= state.recent.len() => {
+                    let skip = state.recent.len() - missed as usize;
+                    for (_, message) in state.recent.iter().skip(skip) {
+                        conn.outbox.push(message);
+                    }
+                }
+                _ => {
+                    let limit = self.config.history.min(state.recent.len());
+                    let skip = state.recent.len() - limit;
+                    let messages: Vec<HistoryMessage> = state
+                        .recent
+                        .iter()
+                        .skip(skip)
+                        .map(|(m, _)| history_message(m))
+                        .collect();
+                    conn.send(&ServerMsg::History {
+                        room: room_name.to_string(),
+                        has_more: messages.first().is_some_and(|m| m.seq > 1),
+                        messages,
+                        before: None,
+                        resync: since.is_some(),
+                    });
+                }
+            }
             let member = Member {
                 name: name.to_string(),
                 conn: Arc::clone(conn),
@@ -386,47 +557,103 @@ impl Hub {
             if state.add(conn.id, member) {
                 room.presence_changed(&mut state, self.config.presence_interval);
             }
-            return;
+            return Ok(());
         }
     }
 
-    /// Removes connection `id` from `room`; drops the room once it is empty.
+    /// Removes connection `id` from `room`. An empty room stays loaded
+    /// until the sweep evicts it.
     pub fn leave(&self, room_name: &str, id: ConnId) {
         let Some(room) = self.room(room_name) else {
             return;
         };
-        let empty = {
-            let mut state = room.state.lock();
-            if state.remove(id) {
-                room.presence_changed(&mut state, self.config.presence_interval);
-            }
-            state.members.is_empty()
-        };
-        if empty {
-            let mut rooms = self.rooms.lock();
-            let mut state = room.state.lock();
-            if state.members.is_empty() && !state.closed {
-                state.closed = true;
-                rooms.remove(room_name);
-            }
+        let mut state = room.state.lock();
+        if state.remove(id) {
+            room.presence_changed(&mut state, self.config.presence_interval);
         }
     }
 
-    /// Says `text` in `room` as `from`: assigns the next `seq` and queues one
-    /// shared frame for every member. Returns the `seq`.
-    pub fn say(&self, room_name: &str, from: &str, text: String) -> Option<u64> {
-        let room = self.room(room_name)?;
+    /// Drops rooms with no members and nothing waiting to be committed;
+    /// they are loaded again from the store when someone joins.
+    fn evict_idle_rooms(&self) {
+        self.rooms.lock().retain(|_, room| {
+            let mut state = room.state.lock();
+            let idle =
+                state.members.is_empty() && state.pending.is_empty() && !state.flush_scheduled;
+            if idle {
+                state.closed = true;
+            }
+            !idle
+        });
+    }
+
+    /// Says `text` in `room` as `from` (whose connection is `conn`): gives
+    /// it the next `seq` and hands it to the persist thread, which fans it
+    /// out and acks once it is durable. A `client_id` seen before from the
+    /// same user is not stored again: its sender gets the original `seq`.
+    pub fn say(
+        &self,
+        room_name: &str,
+        conn: &Arc<Conn>,
+        from: &str,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<Said, (ErrorCode, String)> {
+        let unavailable = || {
+            (
+                ErrorCode::Unavailable,
+                "the server is busy; retry shortly".to_string(),
+            )
+        };
+        let room = self.room(room_name).ok_or_else(unavailable)?;
         let mut state = room.state.lock();
-        state.seq += 1;
-        let seq = state.seq;
-        state.broadcast(&frame(&ServerMsg::Message {
+        let key = client_id
+            .as_ref()
+            .map(|id| (names::name_key(from), id.clone()));
+        if let Some(seq) = key.as_ref().and_then(|k| state.client_ids.get(k)).copied() {
+            if seq <= state.delivered {
+                return Ok(Said::Duplicate(seq));
+            }
+            if let Some(pending) = state.pending.iter_mut().find(|p| p.seq == seq) {
+                pending.ackers.push((Arc::clone(conn), client_id));
+                return Ok(Said::Queued);
+            }
+        }
+        let seq = state.last_seq + 1;
+        let msg = StoredMessage {
             room: room_name.to_string(),
             seq,
             from: from.to_string(),
             text,
             sent_at: now_ms(),
-        }));
-        Some(seq)
+            client_id: client_id.clone(),
+        };
+        if !self.persist.submit(Arc::clone(&room), msg) {
+            return Err(unavailable());
+        }
+        state.last_seq = seq;
+        state.pending.push_back(Pending {
+            seq,
+            ackers: vec![(Arc::clone(conn), client_id)],
+        });
+        if let Some((user, id)) = key {
+            remember_client_id(&mut state, user, id, seq);
+        }
+        Ok(Said::Queued)
+    }
+
+    /// Up to `limit` stored messages of `room` older than `before`.
+    pub async fn history(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let store = Arc::clone(&self.store);
+        let room = room.to_string();
+        tokio::task::spawn_blocking(move || store.history(&room, before, limit))
+            .await
+            .expect("history does not panic")
     }
 
     /// Tells the other members of `room` that `user` is typing.
@@ -458,8 +685,9 @@ impl Hub {
             .iter()
             .map(|room| RoomInfo {
                 room: room.name.clone(),
-                members: room.state.lock().online().len(),
+                members: room.state.lock().online.len(),
             })
+            .filter(|info| info.members > 0)
             .collect();
         infos.sort_by(|a, b| a.room.cmp(&b.room));
         infos
@@ -516,6 +744,7 @@ impl Hub {
                     }
                 }
                 _ = sweep.tick() => {
+                    self.evict_idle_rooms();
                     let now = self.elapsed_ms();
                     let limit = self.config.idle_timeout.as_millis() as u64;
                     for conn in self.conns.lock().values() {

@@ -6,7 +6,10 @@
 //! - [`conn`]: one WebSocket connection: decode, handle, write.
 //! - [`session`]: what each request does, whatever the transport.
 //! - [`outbox`]: the byte-bounded per-connection queue.
+//! - [`persist`]: group commit of room messages, then fan-out.
+//! - [`store`]: where messages are kept (SQLite or memory).
 //! - [`assets`]: the web bundle.
+//! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
 //!
 //! [`run`] serves until a shutdown future completes, then closes every
 //! connection with 1001 and waits (bounded) for them to drain.
@@ -16,7 +19,10 @@ pub mod config;
 pub mod conn;
 pub mod hub;
 pub mod outbox;
+pub mod persist;
 pub mod session;
+pub mod store;
+pub mod tcp;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,9 +63,26 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_gateway(listener, None, config, shutdown).await
+}
+
+/// [`run`], plus the raw TCP gateway ([`tcp`]) on `gateway` when given.
+/// The caller binds both listeners (`config.tcp_listen` says where the
+/// gateway should be), so port 0 works and it can tell the addresses.
+pub async fn run_with_gateway(
+    listener: TcpListener,
+    gateway: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let shutdown_timeout = config.shutdown_timeout;
-    let hub = Hub::new(config);
+    let store = config.open_store().map_err(std::io::Error::other)?;
+    let hub = Hub::new(config, store);
     let heartbeat = tokio::spawn(Arc::clone(&hub).heartbeat_loop());
+    // Stops accepting when the hub begins shutting down; its connections
+    // are closed (1001) with the others and tracked by `hub.tasks`.
+    let gateway =
+        gateway.map(|listener| tokio::spawn(tcp::accept_loop(Arc::clone(&hub), listener)));
     let closing = Arc::clone(&hub);
     axum::serve(listener, router(Arc::clone(&hub)))
         .with_graceful_shutdown(async move {
@@ -78,5 +101,18 @@ pub async fn run(
         );
     }
     heartbeat.abort();
+    if let Some(gateway) = gateway {
+        gateway.abort();
+    }
+    // Commit what is still queued before exiting (bounded like the rest).
+    if let Some(persist) = hub.persist.stop() {
+        let joined = tokio::task::spawn_blocking(move || persist.join());
+        if tokio::time::timeout(shutdown_timeout, joined)
+            .await
+            .is_err()
+        {
+            tracing::warn!("messages still uncommitted after the shutdown timeout");
+        }
+    }
     Ok(())
 }

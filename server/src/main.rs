@@ -31,7 +31,21 @@ async fn main() -> std::process::ExitCode {
     let addr = listener.local_addr().expect("bound socket has an address");
     // One plain line on stdout, for people and for scripts that start us.
     println!("hubbub listening on http://{addr}");
-    match hubbub::run(listener, cli.config, shutdown_signal()).await {
+    let gateway = match cli.config.tcp_listen {
+        Some(tcp_addr) => match tokio::net::TcpListener::bind(tcp_addr).await {
+            Ok(gateway) => {
+                let addr = gateway.local_addr().expect("bound socket has an address");
+                println!("hubbub tcp gateway on {addr}");
+                Some(gateway)
+            }
+            Err(err) => {
+                eprintln!("hubbub: cannot listen on {tcp_addr} (tcp gateway): {err}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    match hubbub::run_with_gateway(listener, gateway, cli.config, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("hubbub: {err}");

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hubbub_protocol::{
-    close, decode_client, names, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION,
+    close, decode_client, names, ClientMsg, ErrorCode, HistoryMessage, ServerMsg, PROTOCOL_VERSION,
 };
 
-use crate::hub::{now_ms, Conn, Hub};
+use crate::hub::{now_ms, Conn, Hub, Said};
 use crate::outbox::Close;
 
 /// Requests per second a connection may sustain, with a burst allowance.
@@ -87,12 +87,12 @@ impl Session {
     }
 
     /// Handles one text frame: rate limit, decode, act.
-    pub fn on_text(&mut self, text: &str) {
+    pub async fn on_text(&mut self, text: &str) {
         if !self.check_rate() {
             return;
         }
         match decode_client(text) {
-            Ok(msg) => self.handle(msg),
+            Ok(msg) => self.handle(msg).await,
             Err(err) => {
                 tracing::info!(conn = self.conn.id, code = %err.code(), "bad request");
                 self.reply_error(err.code(), err.to_string());
@@ -111,9 +111,9 @@ impl Session {
     }
 
     /// Handles one request that arrived already decoded (rate limited too).
-    pub fn on_request(&mut self, msg: ClientMsg) {
+    pub async fn on_request(&mut self, msg: ClientMsg) {
         if self.check_rate() {
-            self.handle(msg);
+            self.handle(msg).await;
         }
     }
 
@@ -162,7 +162,7 @@ impl Session {
         });
     }
 
-    fn handle(&mut self, msg: ClientMsg) {
+    async fn handle(&mut self, msg: ClientMsg) {
         let Some(name) = self.name.clone() else {
             return self.hello(msg);
         };
@@ -171,7 +171,7 @@ impl Session {
                 ErrorCode::AlreadyHello,
                 format!("already said hello as {name:?}"),
             ),
-            ClientMsg::Join { room } => self.join(room, &name),
+            ClientMsg::Join { room, since } => self.join(room, since, &name).await,
             ClientMsg::Leave { room } => {
                 if self.rooms.remove(&room) {
                     self.hub.leave(&room, self.conn.id);
@@ -194,12 +194,17 @@ impl Session {
                 if let Err((code, why)) = self.check_text(&text) {
                     return self.reply_error_for(code, why, Some(&room), client_id);
                 }
-                if let Some(seq) = self.hub.say(&room, &name, text) {
-                    self.conn.send(&ServerMsg::Ack {
+                match self
+                    .hub
+                    .say(&room, &self.conn, &name, text, client_id.clone())
+                {
+                    Ok(Said::Queued) => {} // acked once durable
+                    Ok(Said::Duplicate(seq)) => self.conn.send(&ServerMsg::Ack {
                         client_id,
                         room: Some(room),
                         seq: Some(seq),
-                    });
+                    }),
+                    Err((code, why)) => self.reply_error_for(code, why, Some(&room), client_id),
                 }
             }
             ClientMsg::Direct {
@@ -242,6 +247,11 @@ impl Session {
             ClientMsg::Rooms => self.conn.send(&ServerMsg::Rooms {
                 rooms: self.hub.rooms(),
             }),
+            ClientMsg::History {
+                room,
+                before,
+                limit,
+            } => self.history(room, before, limit).await,
             ClientMsg::Typing { room } => {
                 if self.rooms.contains(&room) {
                     self.hub.typing(&room, self.conn.id, &name);
@@ -288,7 +298,7 @@ impl Session {
         }
     }
 
-    fn join(&mut self, room: String, name: &str) {
+    async fn join(&mut self, room: String, since: Option<u64>, name: &str) {
         if let Err(why) = names::validate_room(&room) {
             return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
         }
@@ -299,8 +309,50 @@ impl Session {
             );
             return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
         }
-        self.hub.join(&room, &self.conn, name);
-        self.rooms.insert(room);
+        match self.hub.join(&room, &self.conn, name, since).await {
+            Ok(()) => {
+                self.rooms.insert(room);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, %room, "cannot load a room");
+                let why = "the room's history cannot be read now; retry shortly".to_string();
+                self.reply_error_for(ErrorCode::Unavailable, why, Some(&room), None);
+            }
+        }
+    }
+
+    async fn history(&self, room: String, before: Option<u64>, limit: Option<u32>) {
+        if let Err(why) = names::validate_room(&room) {
+            return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
+        }
+        let max = hubbub_protocol::Limits::DEFAULT_MAX_HISTORY;
+        let limit = limit.map_or(max, |l| (l as usize).min(max));
+        match self.hub.history(&room, before, limit).await {
+            Ok(stored) => {
+                let messages: Vec<HistoryMessage> = stored
+                    .into_iter()
+                    .map(|m| HistoryMessage {
+                        seq: m.seq,
+                        from: m.from,
+                        text: m.text,
+                        sent_at: m.sent_at,
+                    })
+                    .collect();
+                self.conn.send(&ServerMsg::History {
+                    room,
+                    has_more: messages.len() == limit
+                        && messages.first().is_some_and(|m| m.seq > 1),
+                    messages,
+                    before,
+                    resync: false,
+                });
+            }
+            Err(err) => {
+                tracing::error!(error = %err, %room, "cannot read history");
+                let why = "history cannot be read now; retry shortly".to_string();
+                self.reply_error_for(ErrorCode::Unavailable, why, Some(&room), None);
+            }
+        }
     }
 
     fn not_in_room(&self, room: &str, client_id: Option<String>) {

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     UnknownUser,
     /// The client sends faster than its rate limit allows.
     RateLimited,
+    /// The server cannot take the request now (e.g. storage is backed up); retry later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::TextTooLong => "text_too_long",
             ErrorCode::UnknownUser => "unknown_user",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -94,6 +97,7 @@ mod tests {
             ErrorCode::TextTooLong,
             ErrorCode::UnknownUser,
             ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -16,12 +16,20 @@ pub struct Limits {
     pub max_room_chars: usize,
     /// How many rooms one connection may be in at once.
     pub max_rooms: usize,
+    /// Most messages one `history` answer carries.
+    #[serde(default = "default_max_history")]
+    pub max_history: usize,
+}
+
+fn default_max_history() -> usize {
+    Limits::DEFAULT_MAX_HISTORY
 }
 
 impl Limits {
     pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
     pub const DEFAULT_MAX_TEXT_BYTES: usize = 16 * 1024;
     pub const DEFAULT_MAX_ROOMS: usize = 50;
+    pub const DEFAULT_MAX_HISTORY: usize = 200;
 }
 
 impl Default for Limits {
@@ -32,6 +40,7 @@ impl Default for Limits {
             max_name_chars: crate::names::MAX_NAME_CHARS,
             max_room_chars: crate::names::MAX_ROOM_CHARS,
             max_rooms: Self::DEFAULT_MAX_ROOMS,
+            max_history: Self::DEFAULT_MAX_HISTORY,
         }
     }
 }

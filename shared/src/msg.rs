@@ -14,8 +14,14 @@ use crate::{ErrorCode, Limits};
 pub enum ClientMsg {
     /// The first frame of every connection: who this is.
     Hello { name: String },
-    /// Become a member of `room` (created on first join).
-    Join { room: String },
+    /// Become a member of `room` (created on first join). With `since`, the
+    /// last `seq` this client has of the room: the server sends exactly the
+    /// messages after it (resume); without, the latest history.
+    Join {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
     /// Stop being a member of `room`.
     Leave { room: String },
     /// Say `text` in `room`. `client_id` is the client's own id for this
@@ -39,6 +45,15 @@ pub enum ClientMsg {
     Who { room: String },
     /// Ask which rooms exist and how many members each has.
     Rooms,
+    /// Ask for up to `limit` messages of `room` older than `before` (the
+    /// latest ones without `before`).
+    History {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Tell the room this user is typing.
     Typing { room: String },
     /// Application-level ping; answered by `pong` with the same `id`.
@@ -52,7 +67,8 @@ pub enum ClientMsg {
 
 /// The `type` tags of [`ClientMsg`], to tell an unknown type from a bad field.
 const CLIENT_TYPES: &[&str] = &[
-    "hello", "join", "leave", "send", "direct", "rename", "who", "rooms", "typing", "ping", "quit",
+    "hello", "join", "leave", "send", "direct", "rename", "who", "rooms", "history", "typing",
+    "ping", "quit",
 ];
 
 /// One room in a `rooms` answer.
@@ -61,6 +77,15 @@ pub struct RoomInfo {
     pub room: String,
     /// Members online in the room now.
     pub members: usize,
+}
+
+/// One stored message of a room, as carried by `history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    pub seq: u64,
+    pub from: String,
+    pub text: String,
+    pub sent_at: u64,
 }
 
 /// A frame from the server.
@@ -95,6 +120,20 @@ pub enum ServerMsg {
         text: String,
         /// Milliseconds since the Unix epoch, by the server's clock.
         sent_at: u64,
+    },
+    /// Stored messages of `room`, oldest first: the answer to `history`, and
+    /// to a `join` without `since` (or with a `since` too far behind to
+    /// resume, then with `resync: true`: drop what you have of the room).
+    History {
+        room: String,
+        messages: Vec<HistoryMessage>,
+        /// Whether older messages exist: page with `history` `before` the first.
+        has_more: bool,
+        /// The `before` of the request this answers, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resync: bool,
     },
     /// The server accepted a `send` (with its `room` and `seq`) or a `direct`.
     Ack {
@@ -257,7 +296,24 @@ mod tests {
             ClientMsg::Hello {
                 name: "alice".into(),
             },
-            ClientMsg::Join { room: room() },
+            ClientMsg::Join {
+                room: room(),
+                since: None,
+            },
+            ClientMsg::Join {
+                room: room(),
+                since: Some(41),
+            },
+            ClientMsg::History {
+                room: room(),
+                before: Some(100),
+                limit: Some(50),
+            },
+            ClientMsg::History {
+                room: room(),
+                before: None,
+                limit: None,
+            },
             ClientMsg::Leave { room: room() },
             ClientMsg::Send {
                 room: room(),
@@ -318,6 +374,25 @@ mod tests {
                 from: "alice".into(),
                 text: "<b>hi</b> \u{1F600}".into(),
                 sent_at: 1_700_000_000_000,
+            },
+            ServerMsg::History {
+                room: room(),
+                messages: vec![HistoryMessage {
+                    seq: 1,
+                    from: "alice".into(),
+                    text: "first".into(),
+                    sent_at: 1,
+                }],
+                has_more: false,
+                before: Some(2),
+                resync: true,
+            },
+            ServerMsg::History {
+                room: room(),
+                messages: vec![],
+                has_more: false,
+                before: None,
+                resync: false,
             },
             ServerMsg::Ack {
                 client_id: Some("c-1".into()),
@@ -398,7 +473,8 @@ mod tests {
         assert_eq!(
             decode_client(r#"{"type":"join","room":"lobby","extra":[1,2]}"#).unwrap(),
             ClientMsg::Join {
-                room: "lobby".into()
+                room: "lobby".into(),
+                since: None
             }
         );
     }

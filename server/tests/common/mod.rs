@@ -20,6 +20,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The data directory (a real SQLite file), removed when dropped.
+    pub data: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -27,7 +29,19 @@ pub struct TestServer {
 impl TestServer {
     /// A server with default settings, except as `tweak` says.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config::default();
+        TestServer::start_with_data(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// A server keeping its SQLite database in `data` (e.g. one a previous
+    /// server used, to test a restart).
+    pub async fn start_with_data(
+        data: tempfile::TempDir,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut config = Config {
+            data_dir: data.path().to_path_buf(),
+            ..Config::default()
+        };
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -37,6 +51,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            data,
             shutdown: Some(tx),
             task,
         }
@@ -57,14 +72,16 @@ impl TestServer {
         client
     }
 
-    /// Asks the server to shut down and waits for `run` to return.
-    pub async fn shutdown(mut self) {
+    /// Asks the server to shut down, waits for `run` to return, and hands
+    /// back the data directory.
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
         self.shutdown.take().unwrap().send(()).unwrap();
         tokio::time::timeout(DEADLINE, &mut self.task)
             .await
             .expect("server stopped in time")
             .unwrap()
             .unwrap();
+        self.data
     }
 }
 
@@ -107,13 +124,30 @@ impl Client {
         welcome
     }
 
-    /// Joins `room` and returns the presence snapshot it answered with.
-    pub async fn join(&mut self, room: &str) -> Vec<String> {
+    /// Joins `room`; returns the presence snapshot and the history that
+    /// followed it.
+    pub async fn join_full(&mut self, room: &str) -> (Vec<String>, ServerMsg) {
         self.send(json!({"type": "join", "room": room})).await;
-        match self.recv().await {
+        let users = match self.recv().await {
             ServerMsg::Presence { room: r, users } if r == room => users,
             other => panic!("expected presence for {room}, got {other:?}"),
-        }
+        };
+        let history = self.recv().await;
+        assert!(
+            matches!(&history, ServerMsg::History { room: r, .. } if r == room),
+            "{history:?}"
+        );
+        (users, history)
+    }
+
+    /// Joins `room` and returns the presence snapshot it answered with.
+    pub async fn join(&mut self, room: &str) -> Vec<String> {
+        self.join_full(room).await.0
+    }
+
+    /// Joins `room` and returns the history that came with it.
+    pub async fn join_with_history(&mut self, room: &str) -> ServerMsg {
+        self.join_full(room).await.1
     }
 
     /// Says `text` in `room` and returns the acked seq (skipping other frames).

@@ -1,0 +1,82 @@
+//! A store that keeps messages in memory only.
+
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::Mutex;
+
+use super::{Retention, RoomRecord, Store, StoreError, StoredMessage};
+
+#[derive(Default)]
+struct RoomLog {
+    last_seq: u64,
+    messages: VecDeque<StoredMessage>,
+}
+
+/// Messages in memory: history within one run, nothing across restarts.
+#[derive(Default)]
+pub struct MemoryStore {
+    rooms: Mutex<HashMap<String, RoomLog>>,
+}
+
+impl Store for MemoryStore {
+    fn load_room(&self, room: &str, recent: usize) -> Result<RoomRecord, StoreError> {
+        let rooms = self.rooms.lock();
+        let Some(log) = rooms.get(room) else {
+            return Ok(RoomRecord::default());
+        };
+        let skip = log.messages.len().saturating_sub(recent);
+        Ok(RoomRecord {
+            last_seq: log.last_seq,
+            recent: log.messages.iter().skip(skip).cloned().collect(),
+        })
+    }
+
+    fn append(&self, batch: &[StoredMessage]) -> Result<(), StoreError> {
+        let mut rooms = self.rooms.lock();
+        for msg in batch {
+            let log = rooms.entry(msg.room.clone()).or_default();
+            log.last_seq = log.last_seq.max(msg.seq);
+            log.messages.push_back(msg.clone());
+        }
+        Ok(())
+    }
+
+    fn history(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let rooms = self.rooms.lock();
+        let Some(log) = rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        let end = match before {
+            Some(before) => log.messages.partition_point(|m| m.seq < before),
+            None => log.messages.len(),
+        };
+        let start = end.saturating_sub(limit);
+        Ok(log.messages.range(start..end).cloned().collect())
+    }
+
+    fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let mut rooms = self.rooms.lock();
+        let mut dropped = 0;
+        for log in rooms.values_mut() {
+            if let Some(max) = retention.max_count {
+                while log.messages.len() as u64 > max {
+                    log.messages.pop_front();
+                    dropped += 1;
+                }
+            }
+            if let Some(age) = retention.max_age {
+                let cutoff = now_ms.saturating_sub(age.as_millis() as u64);
+                while log.messages.front().is_some_and(|m| m.sent_at < cutoff) {
+                    log.messages.pop_front();
+                    dropped += 1;
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}

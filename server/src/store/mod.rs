@@ -1,0 +1,178 @@
+//! Where room messages are kept: the [`Store`] trait and its two
+//! implementations, [`SqliteStore`] (the embedded default, durable) and
+//! [`MemoryStore`] (nothing survives a restart; for tests and benchmarks of
+//! fan-out without persistence).
+//!
+//! The hub never calls a store under a lock or on an async worker: writes go
+//! through the [`crate::persist`] thread (group commit), reads run on
+//! `spawn_blocking`.
+
+mod memory;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// One room message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub room: String,
+    /// Assigned once, gapless per room, from 1.
+    pub seq: u64,
+    pub from: String,
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub sent_at: u64,
+    /// The sender's id for the request, for idempotent retries.
+    pub client_id: Option<String>,
+}
+
+/// What the hub needs to open a room.
+#[derive(Debug, Default)]
+pub struct RoomRecord {
+    /// The last `seq` given out in this room (0 for a new room).
+    pub last_seq: u64,
+    /// The latest messages, oldest first.
+    pub recent: Vec<StoredMessage>,
+}
+
+/// How long and how much to keep; `None` keeps everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    /// Keep at most this many messages per room.
+    pub max_count: Option<u64>,
+    /// Drop messages older than this.
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the database schema is version {found}, newer than this server knows ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+/// A place to keep room messages. Implementations are blocking.
+pub trait Store: Send + Sync + 'static {
+    /// The room's last `seq` and its latest `recent` messages.
+    fn load_room(&self, room: &str, recent: usize) -> Result<RoomRecord, StoreError>;
+
+    /// Stores a batch in one transaction; durable when this returns `Ok`
+    /// (as durable as the implementation promises).
+    fn append(&self, batch: &[StoredMessage]) -> Result<(), StoreError>;
+
+    /// Up to `limit` messages of `room` with `seq < before` (all if `None`),
+    /// the newest of them, oldest first.
+    fn history(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// Drops what `retention` says to drop; returns how many messages went.
+    fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
+        StoredMessage {
+            room: room.into(),
+            seq,
+            from: "alice".into(),
+            text: format!("m{seq}"),
+            sent_at,
+            client_id: Some(format!("c-{seq}")),
+        }
+    }
+
+    /// The behaviour every store must have.
+    fn contract(store: &dyn Store) {
+        assert_eq!(store.load_room("lobby", 10).unwrap().last_seq, 0);
+        let batch: Vec<_> = (1..=5).map(|s| msg("lobby", s, 1000 * s)).collect();
+        store.append(&batch).unwrap();
+        store.append(&[msg("kitchen", 1, 1)]).unwrap();
+
+        let record = store.load_room("lobby", 3).unwrap();
+        assert_eq!(record.last_seq, 5);
+        assert_eq!(
+            record.recent.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert_eq!(record.recent[2], batch[4]);
+
+        let page = store.history("lobby", Some(4), 2).unwrap();
+        assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
+        let page = store.history("lobby", None, 100).unwrap();
+        assert_eq!(page.len(), 5);
+        assert!(store.history("nowhere", None, 10).unwrap().is_empty());
+
+        // Keep the last 2 of each room, then nothing older than 4.5 s.
+        let dropped = store
+            .prune(
+                Retention {
+                    max_count: Some(2),
+                    max_age: None,
+                },
+                10_000,
+            )
+            .unwrap();
+        assert_eq!(dropped, 3);
+        assert_eq!(
+            store
+                .history("lobby", None, 10)
+                .unwrap()
+                .iter()
+                .map(|m| m.seq)
+                .collect::<Vec<_>>(),
+            [4, 5]
+        );
+        store
+            .prune(
+                Retention {
+                    max_count: None,
+                    max_age: Some(Duration::from_millis(5_500)),
+                },
+                10_000,
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .history("lobby", None, 10)
+                .unwrap()
+                .iter()
+                .map(|m| m.seq)
+                .collect::<Vec<_>>(),
+            [5]
+        );
+        // The sequence survives pruning.
+        assert_eq!(store.load_room("lobby", 10).unwrap().last_seq, 5);
+    }
+
+    #[test]
+    fn memory_store_keeps_the_contract() {
+        contract(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_contract_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        contract(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        let record = reopened.load_room("lobby", 10).unwrap();
+        assert_eq!(record.last_seq, 5);
+        assert_eq!(record.recent.len(), 1);
+        assert_eq!(reopened.load_room("kitchen", 10).unwrap().last_seq, 1);
+    }
+}

@@ -1,0 +1,188 @@
+//! The embedded default store: one SQLite file, `hubbub.db`, in the data
+//! directory.
+//!
+//! WAL mode with `synchronous = FULL`: a batch is fsynced to the WAL before
+//! [`Store::append`] returns, so an acknowledged message survives a process
+//! crash and a power cut alike (on storage that honours fsync). Writes use
+//! one connection (the persist thread is the only writer); reads use
+//! another, so history reads never wait for a commit.
+//!
+//! The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are
+//! applied in order on open.
+
+use std::path::Path;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Retention, RoomRecord, Store, StoreError, StoredMessage};
+
+/// Schema migrations; `MIGRATIONS[i]` takes the schema from version i to i+1.
+const MIGRATIONS: &[&str] = &[
+    // 1: rooms with their sequence, messages keyed by (room, seq).
+    "CREATE TABLE rooms (
+         name TEXT PRIMARY KEY,
+         last_seq INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE messages (
+         room TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         sender TEXT NOT NULL,
+         text TEXT NOT NULL,
+         sent_at INTEGER NOT NULL,
+         client_id TEXT,
+         PRIMARY KEY (room, seq)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX messages_sent_at ON messages (sent_at);",
+];
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `hubbub.db` in `dir`, migrating its schema.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("hubbub.db");
+        let writer = Connection::open(&path)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&writer)?;
+        let reader = Connection::open(&path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+fn row_to_message(room: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        room: room.to_string(),
+        seq: row.get::<_, i64>(0)? as u64,
+        from: row.get(1)?,
+        text: row.get(2)?,
+        sent_at: row.get::<_, i64>(3)? as u64,
+        client_id: row.get(4)?,
+    })
+}
+
+/// The newest `limit` messages below `before`, oldest first.
+fn page(
+    conn: &Connection,
+    room: &str,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, sender, text, sent_at, client_id FROM messages
+         WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let mut messages = stmt
+        .query_map(params![room, before, limit as i64], |row| {
+            row_to_message(room, row)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    messages.reverse();
+    Ok(messages)
+}
+
+impl Store for SqliteStore {
+    fn load_room(&self, room: &str, recent: usize) -> Result<RoomRecord, StoreError> {
+        let conn = self.reader.lock();
+        let last_seq: Option<i64> = conn
+            .query_row(
+                "SELECT last_seq FROM rooms WHERE name = ?1",
+                [room],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(RoomRecord {
+            last_seq: last_seq.unwrap_or(0) as u64,
+            recent: page(&conn, room, u64::MAX, recent)?,
+        })
+    }
+
+    fn append(&self, batch: &[StoredMessage]) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut bump = tx.prepare_cached(
+                "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            )?;
+            for msg in batch {
+                insert.execute(params![
+                    msg.room,
+                    msg.seq as i64,
+                    msg.from,
+                    msg.text,
+                    msg.sent_at as i64,
+                    msg.client_id
+                ])?;
+                bump.execute(params![msg.room, msg.seq as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn history(
+        &self,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        page(&self.reader.lock(), room, before.unwrap_or(u64::MAX), limit)
+    }
+
+    fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
+        let conn = self.writer.lock();
+        let mut dropped = 0;
+        if let Some(max) = retention.max_count {
+            dropped += conn.execute(
+                "DELETE FROM messages WHERE (room, seq) IN (
+                     SELECT m.room, m.seq FROM messages m JOIN rooms r ON r.name = m.room
+                     WHERE m.seq <= r.last_seq - ?1)",
+                [max as i64],
+            )? as u64;
+        }
+        if let Some(age) = retention.max_age {
+            let cutoff = now_ms.saturating_sub(age.as_millis() as u64);
+            dropped +=
+                conn.execute("DELETE FROM messages WHERE sent_at < ?1", [cutoff as i64])? as u64;
+        }
+        Ok(dropped)
+    }
+}
