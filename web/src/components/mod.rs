@@ -1,0 +1,12 @@
+//! The UI pieces. Each component owns its props and reports what the user
+//! did through callbacks; none of them touches the socket.
+
+pub mod chat_view;
+pub mod composer;
+pub mod message_list;
+pub mod name_picker;
+pub mod notice;
+pub mod presence;
+pub mod room_list;
+pub mod status;
+pub mod user_menu;

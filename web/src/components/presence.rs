@@ -1,0 +1,76 @@
+//! The right column: who is online in the room, each with a button to send
+//! them a direct message. For a direct conversation, who it is with.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use super::user_menu::{avatar_class, initial};
+use crate::state::{Chat, Target};
+
+#[derive(Properties, PartialEq)]
+pub struct PresenceProps {
+    pub chat: Rc<Chat>,
+    pub me: Option<AttrValue>,
+    /// For a direct conversation: whether the other user shares a room with us.
+    pub partner_online: bool,
+    pub on_direct: Callback<String>,
+}
+
+#[function_component(Presence)]
+pub fn presence(props: &PresenceProps) -> Html {
+    let me = props.me.as_deref();
+    match &props.chat.target {
+        Target::Direct(user) => html! {
+            <section class="presence" aria-labelledby="presence-heading">
+                <h2 id="presence-heading" class="section-title">{ "Conversation" }</h2>
+                <ul class="member-list">
+                    <li class="member">
+                        <span class={classes!("avatar", avatar_class(user))} aria-hidden="true">{ initial(user) }</span>
+                        <span class="member-name">{ user.clone() }</span>
+                        <span class={classes!("presence-dot", props.partner_online.then_some("online"))}
+                            title={if props.partner_online { "online" } else { "not seen in your rooms" }}></span>
+                    </li>
+                </ul>
+                <p class="muted small pad">{ "Direct messages reach this user wherever they are online." }</p>
+            </section>
+        },
+        Target::Room(_) => {
+            let members = &props.chat.members;
+            html! {
+                <section class="presence" aria-labelledby="presence-heading">
+                    <h2 id="presence-heading" class="section-title">
+                        { format!("Online — {}", members.len()) }
+                    </h2>
+                    <ul class="member-list" id="presence-list">
+                        { for members.iter().map(|user| {
+                            let is_me = Some(user.as_str()) == me;
+                            let direct = props.on_direct.reform({
+                                let user = user.clone();
+                                move |_: MouseEvent| user.clone()
+                            });
+                            html! {
+                                <li key={user.clone()} class="member" data-user={user.clone()}>
+                                    <span class={classes!("avatar", avatar_class(user))} aria-hidden="true">{ initial(user) }</span>
+                                    <span class="member-name">{ user.clone() }</span>
+                                    if is_me {
+                                        <span class="you-tag">{ "you" }</span>
+                                    } else {
+                                        <button class="icon-button member-action" type="button" onclick={direct}
+                                            aria-label={format!("Send a direct message to {user}")}
+                                            title="Direct message">
+                                            <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
+                                                <path d="M4 5h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H9l-4 3v-3H4a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1z"
+                                                    fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round" />
+                                            </svg>
+                                        </button>
+                                    }
+                                </li>
+                            }
+                        }) }
+                    </ul>
+                </section>
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The left column: joined rooms, the join form, direct conversations and
+//! the room directory.
+
+use std::rc::Rc;
+
+use hubbub_protocol::names::{validate_room, MAX_ROOM_CHARS};
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use crate::state::{Chat, Target};
+
+#[derive(Properties, PartialEq)]
+pub struct RoomListProps {
+    pub chats: Vec<Rc<Chat>>,
+    pub current: Option<Target>,
+    /// Rooms on the server and their member counts.
+    pub directory: Vec<(String, usize)>,
+    pub on_open: Callback<Target>,
+    pub on_close: Callback<Target>,
+    pub on_join: Callback<String>,
+    pub on_refresh: Callback<()>,
+}
+
+#[function_component(RoomList)]
+pub fn room_list(props: &RoomListProps) -> Html {
+    let rooms: Vec<&Rc<Chat>> = props
+        .chats
+        .iter()
+        .filter(|c| matches!(c.target, Target::Room(_)))
+        .collect();
+    let directs: Vec<&Rc<Chat>> = props
+        .chats
+        .iter()
+        .filter(|c| matches!(c.target, Target::Direct(_)))
+        .collect();
+    let others: Vec<&(String, usize)> = props
+        .directory
+        .iter()
+        .filter(|(room, _)| !rooms.iter().any(|c| c.target == Target::Room(room.clone())))
+        .collect();
+    let item = |chat: &Rc<Chat>| {
+        let target = chat.target.clone();
+        let active = props.current.as_ref() == Some(&target);
+        let open = props.on_open.reform({
+            let target = target.clone();
+            move |_: MouseEvent| target.clone()
+        });
+        let close = props.on_close.reform({
+            let target = target.clone();
+            move |_: MouseEvent| target.clone()
+        });
+        let (close_label, close_text) = match &target {
+            Target::Room(room) => (format!("Leave #{room}"), "Leave"),
+            Target::Direct(user) => (format!("Close conversation with {user}"), "Close"),
+        };
+        let label = target.label();
+        html! {
+            <li key={label.clone()} class={classes!("nav-item", active.then_some("active"))}>
+                <button class="nav-link" type="button" onclick={open}
+                    aria-current={active.then_some("page")}
+                    aria-label={if chat.unread > 0 { format!("{label}, {} unread", chat.unread) } else { label.clone() }}>
+                    <span class="nav-sigil" aria-hidden="true">{ if matches!(target, Target::Room(_)) { "#" } else { "@" } }</span>
+                    <span class="nav-name">{ label[1..].to_string() }</span>
+                    if chat.unread > 0 {
+                        <span class="badge" aria-hidden="true">{ chat.unread.min(99) }</span>
+                    }
+                </button>
+                <button class="icon-button nav-close" type="button" onclick={close}
+                    aria-label={close_label} title={close_text}>{ "✕" }</button>
+            </li>
+        }
+    };
+    let refresh = props.on_refresh.reform(|_: MouseEvent| ());
+    html! {
+        <div class="room-list">
+            <section aria-labelledby="rooms-heading">
+                <h2 id="rooms-heading" class="section-title">{ "Rooms" }</h2>
+                if rooms.is_empty() {
+                    <p class="muted small pad">{ "You are in no room yet." }</p>
+                } else {
+                    <ul class="nav-list">{ for rooms.into_iter().map(item) }</ul>
+                }
+                <JoinForm on_join={props.on_join.clone()} />
+            </section>
+            if !directs.is_empty() {
+                <section aria-labelledby="directs-heading">
+                    <h2 id="directs-heading" class="section-title">{ "Direct messages" }</h2>
+                    <ul class="nav-list">{ for directs.into_iter().map(item) }</ul>
+                </section>
+            }
+            <section aria-labelledby="directory-heading">
+                <div class="section-head">
+                    <h2 id="directory-heading" class="section-title">{ "Other rooms" }</h2>
+                    <button class="icon-button" type="button" onclick={refresh}
+                        aria-label="Refresh the room list" title="Refresh">{ "↻" }</button>
+                </div>
+                if others.is_empty() {
+                    <p class="muted small pad">{ "No other rooms right now." }</p>
+                } else {
+                    <ul class="nav-list">
+                        { for others.into_iter().map(|(room, members)| {
+                            let join = props.on_join.reform({
+                                let room = room.clone();
+                                move |_: MouseEvent| room.clone()
+                            });
+                            html! {
+                                <li key={room.clone()} class="nav-item">
+                                    <button class="nav-link" type="button" onclick={join}
+                                        aria-label={format!("Join #{room}, {members} online")}>
+                                        <span class="nav-sigil" aria-hidden="true">{ "#" }</span>
+                                        <span class="nav-name">{ room.clone() }</span>
+                                        <span class="count" aria-hidden="true">{ *members }</span>
+                                    </button>
+                                </li>
+                            }
+                        }) }
+                    </ul>
+                }
+            </section>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct JoinFormProps {
+    pub on_join: Callback<String>,
+}
+
+/// "Join or create a room": lower-cases as you type and explains bad names.
+#[function_component(JoinForm)]
+pub fn join_form(props: &JoinFormProps) -> Html {
+    let value = use_state(String::new);
+    let error = use_state(|| None::<String>);
+    let oninput = {
+        let value = value.clone();
+        let error = error.clone();
+        Callback::from(move |e: InputEvent| {
+            let input = e.target_unchecked_into::<HtmlInputElement>();
+            let text = input.value().trim().to_lowercase().replace(' ', "-");
+            let text = text.trim_start_matches('#').to_string();
+            error.set(None);
+            value.set(text);
+        })
+    };
+    let onsubmit = {
+        let value = value.clone();
+        let error = error.clone();
+        let on_join = props.on_join.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match validate_room(&value) {
+                Ok(()) => {
+                    on_join.emit((*value).clone());
+                    value.set(String::new());
+                }
+                Err(why) => error.set(Some(why)),
+            }
+        })
+    };
+    html! {
+        <form class="join-form" {onsubmit} novalidate=true>
+            <label for="join-input" class="sr-only">{ "Join or create a room" }</label>
+            <div class="input-row">
+                <input id="join-input" class={classes!("input", "input-small", error.is_some().then_some("invalid"))}
+                    type="text" placeholder="Join or create a room" autocomplete="off"
+                    autocapitalize="off" spellcheck="false"
+                    maxlength={MAX_ROOM_CHARS.to_string()}
+                    value={(*value).clone()} {oninput}
+                    aria-invalid={error.is_some().to_string()}
+                    aria-describedby="join-error" />
+                <button class="button small" type="submit" aria-label="Join room">{ "Join" }</button>
+            </div>
+            <p id="join-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
+        </form>
+    }
+}

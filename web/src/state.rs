@@ -1,0 +1,752 @@
+//! Everything the app shows, in one value changed only by [`Action`]s.
+//!
+//! Like Yew's `function_todomvc`, the state is a [`Reducible`]: components and
+//! the connection task dispatch actions and never mutate it themselves. Rooms
+//! and direct conversations share one shape, [`Chat`], kept behind `Rc` so an
+//! action that touches one chat clones only that chat.
+
+use std::rc::Rc;
+
+use hubbub_protocol::{ErrorCode, Limits, ServerMsg};
+use yew::prelude::*;
+
+use crate::fmt::now_ms;
+
+/// How many entries a chat keeps as new ones arrive; older ones are dropped.
+const MAX_ENTRIES: usize = 500;
+/// How long a `typing` notice is shown, in milliseconds.
+pub const TYPING_SHOWN_MS: f64 = 4_000.0;
+
+/// Where messages go: a room, or one other user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Room(String),
+    Direct(String),
+}
+
+impl Target {
+    /// `#room` or `@user`, as the UI writes it.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Room(room) => format!("#{room}"),
+            Target::Direct(user) => format!("@{user}"),
+        }
+    }
+}
+
+/// The state of the link to the server, always shown in the top bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// No name chosen yet, so nothing to connect as.
+    SignedOut,
+    /// Opening the socket and saying hello.
+    Connecting,
+    /// Welcomed by the server; frames flow.
+    Connected,
+    /// The link dropped; the next attempt starts after `delay_ms`.
+    Reconnecting { attempt: u32, delay_ms: u32 },
+    /// The server said not to reconnect (or the user must act first).
+    Stopped { reason: String },
+}
+
+impl Status {
+    /// A short stable word for styling and tests: `connected`, `connecting`,
+    /// `reconnecting`, `offline`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Status::Connected => "connected",
+            Status::Connecting => "connecting",
+            Status::Reconnecting { .. } => "reconnecting",
+            Status::SignedOut | Status::Stopped { .. } => "offline",
+        }
+    }
+}
+
+/// One line in a chat's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Something a user said.
+    Message {
+        /// Local id, unique in this page, used as the list key.
+        id: u64,
+        /// The room sequence number; `None` for direct messages.
+        seq: Option<u64>,
+        from: String,
+        text: String,
+        /// Milliseconds since the Unix epoch, by the server's clock.
+        sent_at: u64,
+        /// Sent by this user (under the name it had then).
+        own: bool,
+    },
+    /// An online/offline/rename notice, shown apart from messages.
+    System { id: u64, text: String, at: u64 },
+}
+
+impl Entry {
+    pub fn id(&self) -> u64 {
+        match self {
+            Entry::Message { id, .. } | Entry::System { id, .. } => *id,
+        }
+    }
+
+    fn at(&self) -> u64 {
+        match self {
+            Entry::Message { sent_at, .. } => *sent_at,
+            Entry::System { at, .. } => *at,
+        }
+    }
+}
+
+/// A message this user sent that the server has not confirmed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The `client_id` sent with it and echoed in `ack` or `error`.
+    pub client_id: String,
+    pub text: String,
+    /// Why the server refused it, if it did.
+    pub failed: Option<String>,
+}
+
+/// A room or a direct conversation, with what the UI shows for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    pub target: Target,
+    /// Who is online in the room, sorted (empty for direct conversations).
+    pub members: Vec<String>,
+    pub entries: Vec<Rc<Entry>>,
+    /// Own messages on their way, oldest first.
+    pub pending: Vec<Pending>,
+    /// Messages that arrived while another chat was open.
+    pub unread: u32,
+    /// Who is typing, with when to stop showing it.
+    pub typing: Vec<(String, u64)>,
+    /// Whether the server has older messages than the first one shown.
+    pub has_more: bool,
+}
+
+impl Chat {
+    fn new(target: Target) -> Chat {
+        Chat {
+            target,
+            members: Vec::new(),
+            entries: Vec::new(),
+            pending: Vec::new(),
+            unread: 0,
+            typing: Vec::new(),
+            has_more: false,
+        }
+    }
+
+    /// Inserts `entry` in time order (arrival order for equal times).
+    fn push(&mut self, entry: Entry) {
+        let at = entry.at();
+        let pos = self
+            .entries
+            .iter()
+            .rposition(|e| e.at() <= at)
+            .map_or(0, |i| i + 1);
+        let appended = pos == self.entries.len();
+        self.entries.insert(pos, Rc::new(entry));
+        // New messages push the oldest out (they stay on the server); older
+        // pages the user asked for are kept.
+        if appended && self.entries.len() > MAX_ENTRIES {
+            let extra = self.entries.len() - MAX_ENTRIES;
+            self.entries.drain(..extra);
+            self.has_more = true;
+        }
+    }
+
+    /// Whether this exact room message is already shown (a replay after a
+    /// reconnect). A restarted server may reuse `seq`, so the time and sender
+    /// must match too.
+    fn has_message(&self, seq: u64, from: &str, sent_at: u64) -> bool {
+        self.entries.iter().rev().take(200).any(|e| {
+            matches!(&**e, Entry::Message { seq: Some(s), from: f, sent_at: t, .. }
+                if *s == seq && f == from && *t == sent_at)
+        })
+    }
+
+    /// Drops the oldest pending message with `text`: its echo has arrived.
+    fn settle_by_text(&mut self, text: &str) {
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.failed.is_none() && p.text == text)
+        {
+            self.pending.remove(i);
+        }
+    }
+
+    /// The `seq` of the oldest room message shown.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.entries.iter().find_map(|e| match &**e {
+            Entry::Message { seq, .. } => *seq,
+            Entry::System { .. } => None,
+        })
+    }
+
+    fn has_messages(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(&**e, Entry::Message { .. }))
+    }
+
+    fn add_members(&mut self, users: &[String]) {
+        for user in users {
+            if !self.members.contains(user) {
+                self.members.push(user.clone());
+            }
+        }
+        sort_names(&mut self.members);
+    }
+
+    fn remove_members(&mut self, users: &[String]) {
+        self.members.retain(|m| !users.contains(m));
+    }
+}
+
+fn sort_names(names: &mut [String]) {
+    names.sort_by_key(|n| n.to_lowercase());
+}
+
+/// A short message shown over the app, e.g. why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub id: u64,
+    pub text: String,
+}
+
+/// The whole app state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatState {
+    /// The name the server welcomed us with (`None` before the first welcome).
+    pub me: Option<String>,
+    /// The name we ask for in `hello`: chosen on the first screen or remembered.
+    pub wanted_name: Option<String>,
+    /// Why the server refused the chosen name, shown on the first screen.
+    pub name_error: Option<String>,
+    pub status: Status,
+    /// Joined rooms first (in join order), then direct conversations.
+    pub chats: Vec<Rc<Chat>>,
+    /// The chat on screen.
+    pub current: Option<Target>,
+    /// Rooms on the server with their member counts (the `rooms` answer).
+    pub directory: Vec<(String, usize)>,
+    pub notice: Option<Notice>,
+    /// The server's limits (defaults until `welcome`).
+    pub limits: Limits,
+    /// Source of local ids for entries and notices.
+    next_id: u64,
+}
+
+impl ChatState {
+    /// The initial state: a remembered name and rooms, or the first screen.
+    pub fn new(name: Option<String>, rooms: Vec<String>, current: Option<Target>) -> ChatState {
+        let chats: Vec<Rc<Chat>> = rooms
+            .into_iter()
+            .map(|room| Rc::new(Chat::new(Target::Room(room))))
+            .collect();
+        let current = current
+            .filter(|t| chats.iter().any(|c| &c.target == t))
+            .or_else(|| chats.first().map(|c| c.target.clone()));
+        ChatState {
+            status: if name.is_some() {
+                Status::Connecting
+            } else {
+                Status::SignedOut
+            },
+            me: None,
+            wanted_name: name,
+            name_error: None,
+            chats,
+            current,
+            directory: Vec::new(),
+            notice: None,
+            limits: Limits::default(),
+            next_id: 1,
+        }
+    }
+
+    /// The name to show for this user: confirmed, or the one asked for.
+    pub fn display_name(&self) -> Option<&str> {
+        self.me.as_deref().or(self.wanted_name.as_deref())
+    }
+
+    pub fn chat(&self, target: &Target) -> Option<&Rc<Chat>> {
+        self.chats.iter().find(|c| &c.target == target)
+    }
+
+    pub fn current_chat(&self) -> Option<&Rc<Chat>> {
+        self.current.as_ref().and_then(|t| self.chat(t))
+    }
+
+    /// Whether `user` is online in any room we share.
+    pub fn is_online(&self, user: &str) -> bool {
+        self.chats
+            .iter()
+            .any(|c| c.members.iter().any(|m| m == user))
+    }
+
+    fn is_me(&self, name: &str) -> bool {
+        self.me.as_deref() == Some(name)
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn chat_mut(&mut self, target: &Target) -> Option<&mut Chat> {
+        self.chats
+            .iter_mut()
+            .find(|c| &c.target == target)
+            .map(Rc::make_mut)
+    }
+
+    /// The chat for `target`, created (after the others of its kind) if new.
+    fn chat_or_insert(&mut self, target: &Target) -> &mut Chat {
+        if let Some(i) = self.chats.iter().position(|c| &c.target == target) {
+            return Rc::make_mut(&mut self.chats[i]);
+        }
+        let chat = Rc::new(Chat::new(target.clone()));
+        let pos = match target {
+            Target::Room(_) => self
+                .chats
+                .iter()
+                .position(|c| matches!(c.target, Target::Direct(_)))
+                .unwrap_or(self.chats.len()),
+            Target::Direct(_) => self.chats.len(),
+        };
+        self.chats.insert(pos, chat);
+        Rc::make_mut(&mut self.chats[pos])
+    }
+
+    fn system(&mut self, target: &Target, text: String) {
+        let id = self.take_id();
+        if let Some(chat) = self.chat_mut(target) {
+            chat.push(Entry::System {
+                id,
+                text,
+                at: now_ms(),
+            });
+        }
+    }
+
+    fn notify(&mut self, text: impl Into<String>) {
+        let id = self.take_id();
+        self.notice = Some(Notice {
+            id,
+            text: text.into(),
+        });
+    }
+
+    fn open(&mut self, target: Target) {
+        if let Some(chat) = self.chat_mut(&target) {
+            chat.unread = 0;
+        }
+        self.current = Some(target);
+    }
+
+    fn close(&mut self, target: &Target) {
+        self.chats.retain(|c| &c.target != target);
+        if self.current.as_ref() == Some(target) {
+            self.current = self.chats.first().map(|c| c.target.clone());
+        }
+    }
+
+    /// Counts a message as unread unless its chat is on screen.
+    fn bump_unread(&mut self, target: &Target) {
+        let on_screen = self.current.as_ref() == Some(target);
+        if let Some(chat) = self.chat_mut(target) {
+            if !on_screen {
+                chat.unread = chat.unread.saturating_add(1);
+            }
+        }
+    }
+
+    fn apply_server(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Welcome { user, limits, .. } => {
+                self.me = Some(user.clone());
+                self.wanted_name = Some(user);
+                self.name_error = None;
+                self.limits = limits;
+                self.status = Status::Connected;
+            }
+            ServerMsg::Presence { room, mut users } => {
+                let chat = self.chat_or_insert(&Target::Room(room));
+                sort_names(&mut users);
+                users.dedup();
+                chat.members = users;
+            }
+            ServerMsg::Joined { room, users } => {
+                let target = Target::Room(room);
+                let Some(chat) = self.chat_mut(&target) else {
+                    return;
+                };
+                chat.add_members(&users);
+                let others = self.others(&users);
+                if !others.is_empty() {
+                    self.system(&target, format!("{} joined", join_names(&others)));
+                }
+            }
+            ServerMsg::Left { room, users } => {
+                let target = Target::Room(room);
+                let Some(chat) = self.chat_mut(&target) else {
+                    return;
+                };
+                chat.remove_members(&users);
+                chat.typing.retain(|(u, _)| !users.contains(u));
+                let others = self.others(&users);
+                if !others.is_empty() {
+                    self.system(&target, format!("{} left", join_names(&others)));
+                }
+            }
+            ServerMsg::Message {
+                room,
+                seq,
+                from,
+                text,
+                sent_at,
+            } => {
+                let target = Target::Room(room);
+                let own = self.is_me(&from);
+                let id = self.take_id();
+                let Some(chat) = self.chat_mut(&target) else {
+                    return;
+                };
+                if chat.has_message(seq, &from, sent_at) {
+                    return;
+                }
+                if own {
+                    chat.settle_by_text(&text);
+                }
+                chat.typing.retain(|(u, _)| *u != from);
+                chat.push(Entry::Message {
+                    id,
+                    seq: Some(seq),
+                    from,
+                    text,
+                    sent_at,
+                    own,
+                });
+                if !own {
+                    self.bump_unread(&target);
+                }
+            }
+            ServerMsg::History {
+                room,
+                messages,
+                has_more,
+                before,
+                resync,
+            } => {
+                let me = self.me.clone();
+                let first_id = self.next_id;
+                self.next_id += messages.len() as u64;
+                let Some(chat) = self.chat_mut(&Target::Room(room)) else {
+                    return;
+                };
+                if resync {
+                    chat.entries.clear();
+                }
+                // A first page or an older page says whether there is more;
+                // the catch-up after a resume does not.
+                if resync || before.is_some() || !chat.has_messages() {
+                    chat.has_more = has_more;
+                }
+                for (id, m) in (first_id..).zip(messages) {
+                    if chat.has_message(m.seq, &m.from, m.sent_at) {
+                        continue;
+                    }
+                    let own = me.as_deref() == Some(m.from.as_str());
+                    chat.push(Entry::Message {
+                        id,
+                        seq: Some(m.seq),
+                        from: m.from,
+                        text: m.text,
+                        sent_at: m.sent_at,
+                        own,
+                    });
+                }
+            }
+            ServerMsg::Ack { client_id, .. } => {
+                if let Some(client_id) = client_id {
+                    self.settle(&client_id);
+                }
+            }
+            ServerMsg::Direct {
+                from,
+                to,
+                text,
+                sent_at,
+            } => {
+                let own = self.is_me(&from);
+                let target = Target::Direct(if own { to } else { from.clone() });
+                let id = self.take_id();
+                let chat = self.chat_or_insert(&target);
+                if own {
+                    chat.settle_by_text(&text);
+                }
+                chat.push(Entry::Message {
+                    id,
+                    seq: None,
+                    from,
+                    text,
+                    sent_at,
+                    own,
+                });
+                if !own {
+                    self.bump_unread(&target);
+                }
+            }
+            ServerMsg::Renamed {
+                room: None,
+                from,
+                to,
+            } => {
+                self.me = Some(to.clone());
+                self.wanted_name = Some(to.clone());
+                for chat in &mut self.chats {
+                    if chat.members.contains(&from) {
+                        let chat = Rc::make_mut(chat);
+                        chat.remove_members(std::slice::from_ref(&from));
+                        chat.add_members(std::slice::from_ref(&to));
+                    }
+                }
+                self.notify(format!("You are now known as {to}."));
+            }
+            ServerMsg::Renamed {
+                room: Some(room),
+                from,
+                to,
+            } => {
+                let target = Target::Room(room);
+                if let Some(chat) = self.chat_mut(&target) {
+                    chat.remove_members(std::slice::from_ref(&from));
+                    chat.add_members(std::slice::from_ref(&to));
+                    self.system(&target, format!("{from} is now known as {to}"));
+                }
+                let old = Target::Direct(from);
+                if self.chat(&Target::Direct(to.clone())).is_none() {
+                    if let Some(chat) = self.chat_mut(&old) {
+                        chat.target = Target::Direct(to.clone());
+                        if self.current.as_ref() == Some(&old) {
+                            self.current = Some(Target::Direct(to));
+                        }
+                    }
+                }
+            }
+            ServerMsg::Rooms { rooms } => {
+                let mut directory: Vec<(String, usize)> =
+                    rooms.into_iter().map(|r| (r.room, r.members)).collect();
+                directory.sort();
+                self.directory = directory;
+            }
+            ServerMsg::Typing { room, user } => {
+                if self.is_me(&user) {
+                    return;
+                }
+                let until = now_ms() + TYPING_SHOWN_MS as u64;
+                if let Some(chat) = self.chat_mut(&Target::Room(room)) {
+                    chat.typing.retain(|(u, _)| *u != user);
+                    chat.typing.push((user, until));
+                }
+            }
+            ServerMsg::Error {
+                code,
+                message,
+                client_id,
+                room,
+            } => self.apply_error(code, message, client_id, room),
+            ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
+        }
+    }
+
+    fn apply_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        client_id: Option<String>,
+        room: Option<String>,
+    ) {
+        if let Some(client_id) = client_id {
+            for chat in &mut self.chats {
+                if let Some(i) = chat.pending.iter().position(|p| p.client_id == client_id) {
+                    Rc::make_mut(chat).pending[i].failed = Some(message);
+                    return;
+                }
+            }
+            return;
+        }
+        match (code, room) {
+            (ErrorCode::InvalidRoom | ErrorCode::TooManyRooms, Some(room)) => {
+                self.close(&Target::Room(room.clone()));
+                self.notify(format!("Could not join #{room}: {message}"));
+            }
+            (ErrorCode::NameTaken, _) => {
+                self.notify(format!("That name is taken: {message}"));
+            }
+            _ => self.notify(message),
+        }
+    }
+
+    /// Drops the pending message `client_id`: the server accepted it.
+    fn settle(&mut self, client_id: &str) {
+        for chat in &mut self.chats {
+            if let Some(i) = chat.pending.iter().position(|p| p.client_id == client_id) {
+                Rc::make_mut(chat).pending.remove(i);
+                return;
+            }
+        }
+    }
+
+    /// `users` without this user.
+    fn others(&self, users: &[String]) -> Vec<String> {
+        users.iter().filter(|u| !self.is_me(u)).cloned().collect()
+    }
+}
+
+/// "alice", "alice and bob", "alice, bob and 3 others".
+fn join_names(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, rest @ ..] if rest.len() == 1 => format!("{a}, {b} and {}", rest[0]),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} others", rest.len()),
+    }
+}
+
+/// A change to [`ChatState`].
+#[derive(Debug)]
+pub enum Action {
+    /// The user chose a name on the first screen.
+    SignIn(String),
+    /// The server refused the chosen name before welcoming us.
+    NameRejected(String),
+    Status(Status),
+    /// A frame from the server.
+    Server(ServerMsg),
+    /// Show `target`, creating its chat (joining a room or opening a direct
+    /// conversation).
+    Open(Target),
+    /// Leave a room or close a direct conversation.
+    Close(Target),
+    /// The user sent `text` to `target`; it shows as pending until confirmed.
+    Sent {
+        target: Target,
+        client_id: String,
+        text: String,
+    },
+    /// Forget a refused message.
+    DismissPending {
+        target: Target,
+        client_id: String,
+    },
+    DismissNotice,
+    /// Drop `typing` notices whose time is up.
+    ExpireTyping,
+}
+
+impl Reducible for ChatState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut state = Rc::unwrap_or_clone(self);
+        match action {
+            Action::SignIn(name) => {
+                state.wanted_name = Some(name);
+                state.name_error = None;
+                state.status = Status::Connecting;
+            }
+            Action::NameRejected(reason) => {
+                state.me = None;
+                state.name_error = Some(reason);
+                state.status = Status::SignedOut;
+            }
+            Action::Status(status) => state.status = status,
+            Action::Server(msg) => state.apply_server(msg),
+            Action::Open(target) => {
+                state.chat_or_insert(&target);
+                state.open(target);
+            }
+            Action::Close(target) => state.close(&target),
+            Action::Sent {
+                target,
+                client_id,
+                text,
+            } => {
+                state.chat_or_insert(&target).pending.push(Pending {
+                    client_id,
+                    text,
+                    failed: None,
+                });
+            }
+            Action::DismissPending { target, client_id } => {
+                if let Some(chat) = state.chat_mut(&target) {
+                    chat.pending.retain(|p| p.client_id != client_id);
+                }
+            }
+            Action::DismissNotice => state.notice = None,
+            Action::ExpireTyping => {
+                let now = now_ms();
+                for chat in &mut state.chats {
+                    if chat.typing.iter().any(|(_, until)| *until <= now) {
+                        Rc::make_mut(chat).typing.retain(|(_, until)| *until > now);
+                    }
+                }
+            }
+        }
+        Rc::new(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_names_reads_well() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(join_names(&names(&["a"])), "a");
+        assert_eq!(join_names(&names(&["a", "b"])), "a and b");
+        assert_eq!(join_names(&names(&["a", "b", "c"])), "a, b and c");
+        assert_eq!(
+            join_names(&names(&["a", "b", "c", "d"])),
+            "a, b and 2 others"
+        );
+    }
+
+    #[test]
+    fn messages_are_deduplicated_and_settle_pending() {
+        let mut state = ChatState::new(Some("al".into()), vec!["lobby".into()], None);
+        state.apply_server(ServerMsg::Welcome {
+            user: "al".into(),
+            protocol: 1,
+            heartbeat_ms: 1000,
+            idle_timeout_ms: 3000,
+            server_time: 0,
+            limits: Limits::default(),
+        });
+        let lobby = Target::Room("lobby".into());
+        state.chat_or_insert(&lobby).pending.push(Pending {
+            client_id: "c1".into(),
+            text: "hi".into(),
+            failed: None,
+        });
+        let msg = ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 1,
+            from: "al".into(),
+            text: "hi".into(),
+            sent_at: 10,
+        };
+        state.apply_server(msg.clone());
+        state.apply_server(msg);
+        let chat = state.chat(&lobby).unwrap();
+        assert_eq!(chat.entries.len(), 1);
+        assert!(chat.pending.is_empty());
+    }
+}
