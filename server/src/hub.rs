@@ -472,22 +472,18 @@ impl Hub {
             .get_or_try_init(|| async {
                 let store = Arc::clone(&self.store);
                 let (room_name, recent) = (name.to_string(), self.config.resume_limit);
-                let record =
-                    tokio::task::spawn_blocking(move || store.load_room(&room_name, recent))
-                        .await
-                        .expect("load_room does not panic")?;
+                let record = tokio::task::spawn_blocking(move || {
+                    store.load_room(&room_name, recent, CLIENT_ID_WINDOW)
+                })
+                .await
+                .expect("load_room does not panic")?;
                 let mut state = room.state.lock();
                 state.last_seq = record.last_seq;
                 state.delivered = record.last_seq;
+                for (from, client_id, seq) in record.client_ids {
+                    remember_client_id(&mut state, names::name_key(&from), client_id, seq);
+                }
                 for msg in record.recent {
-                    if let Some(client_id) = &msg.client_id {
-                        remember_client_id(
-                            &mut state,
-                            names::name_key(&msg.from),
-                            client_id.clone(),
-                            msg.seq,
-                        );
-                    }
                     let message = frame(&ServerMsg::Message {
                         room: msg.room.clone(),
                         seq: msg.seq,

@@ -19,15 +19,27 @@ pub struct MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn load_room(&self, room: &str, recent: usize) -> Result<RoomRecord, StoreError> {
+    fn load_room(
+        &self,
+        room: &str,
+        recent: usize,
+        client_ids: usize,
+    ) -> Result<RoomRecord, StoreError> {
         let rooms = self.rooms.lock();
         let Some(log) = rooms.get(room) else {
             return Ok(RoomRecord::default());
         };
-        let skip = log.messages.len().saturating_sub(recent);
+        let tail = |n: usize| {
+            log.messages
+                .iter()
+                .skip(log.messages.len().saturating_sub(n))
+        };
         Ok(RoomRecord {
             last_seq: log.last_seq,
-            recent: log.messages.iter().skip(skip).cloned().collect(),
+            recent: tail(recent).cloned().collect(),
+            client_ids: tail(client_ids)
+                .filter_map(|m| Some((m.from.clone(), m.client_id.clone()?, m.seq)))
+                .collect(),
         })
     }
 

@@ -36,6 +36,9 @@ pub struct RoomRecord {
     pub last_seq: u64,
     /// The latest messages, oldest first.
     pub recent: Vec<StoredMessage>,
+    /// `(sender, client_id, seq)` of the latest messages that had a
+    /// client_id, oldest first: what idempotent retries are checked against.
+    pub client_ids: Vec<(String, String, u64)>,
 }
 
 /// How long and how much to keep; `None` keeps everything.
@@ -62,8 +65,14 @@ pub enum StoreError {
 
 /// A place to keep room messages. Implementations are blocking.
 pub trait Store: Send + Sync + 'static {
-    /// The room's last `seq` and its latest `recent` messages.
-    fn load_room(&self, room: &str, recent: usize) -> Result<RoomRecord, StoreError>;
+    /// The room's last `seq`, its latest `recent` messages, and the client
+    /// ids of its latest `client_ids` messages.
+    fn load_room(
+        &self,
+        room: &str,
+        recent: usize,
+        client_ids: usize,
+    ) -> Result<RoomRecord, StoreError>;
 
     /// Stores a batch in one transaction; durable when this returns `Ok`
     /// (as durable as the implementation promises).
@@ -99,18 +108,26 @@ mod tests {
 
     /// The behaviour every store must have.
     fn contract(store: &dyn Store) {
-        assert_eq!(store.load_room("lobby", 10).unwrap().last_seq, 0);
+        assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 0);
         let batch: Vec<_> = (1..=5).map(|s| msg("lobby", s, 1000 * s)).collect();
         store.append(&batch).unwrap();
         store.append(&[msg("kitchen", 1, 1)]).unwrap();
 
-        let record = store.load_room("lobby", 3).unwrap();
+        let record = store.load_room("lobby", 3, 4).unwrap();
         assert_eq!(record.last_seq, 5);
         assert_eq!(
             record.recent.iter().map(|m| m.seq).collect::<Vec<_>>(),
             [3, 4, 5]
         );
         assert_eq!(record.recent[2], batch[4]);
+        assert_eq!(
+            record
+                .client_ids
+                .iter()
+                .map(|(_, id, seq)| (id.as_str(), *seq))
+                .collect::<Vec<_>>(),
+            [("c-2", 2), ("c-3", 3), ("c-4", 4), ("c-5", 5)]
+        );
 
         let page = store.history("lobby", Some(4), 2).unwrap();
         assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
@@ -157,7 +174,7 @@ mod tests {
             [5]
         );
         // The sequence survives pruning.
-        assert_eq!(store.load_room("lobby", 10).unwrap().last_seq, 5);
+        assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 5);
     }
 
     #[test]
@@ -170,9 +187,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         contract(&SqliteStore::open(dir.path()).unwrap());
         let reopened = SqliteStore::open(dir.path()).unwrap();
-        let record = reopened.load_room("lobby", 10).unwrap();
+        let record = reopened.load_room("lobby", 10, 10).unwrap();
         assert_eq!(record.last_seq, 5);
         assert_eq!(record.recent.len(), 1);
-        assert_eq!(reopened.load_room("kitchen", 10).unwrap().last_seq, 1);
+        assert_eq!(reopened.load_room("kitchen", 10, 10).unwrap().last_seq, 1);
     }
 }

@@ -115,7 +115,12 @@ fn page(
 }
 
 impl Store for SqliteStore {
-    fn load_room(&self, room: &str, recent: usize) -> Result<RoomRecord, StoreError> {
+    fn load_room(
+        &self,
+        room: &str,
+        recent: usize,
+        client_ids: usize,
+    ) -> Result<RoomRecord, StoreError> {
         let conn = self.reader.lock();
         let last_seq: Option<i64> = conn
             .query_row(
@@ -124,9 +129,21 @@ impl Store for SqliteStore {
                 |row| row.get(0),
             )
             .optional()?;
+        let last_seq = last_seq.unwrap_or(0);
+        let mut stmt = conn.prepare_cached(
+            "SELECT sender, client_id, seq FROM messages
+             WHERE room = ?1 AND seq > ?2 AND client_id IS NOT NULL ORDER BY seq",
+        )?;
+        let from = last_seq.saturating_sub(client_ids as i64);
+        let ids = stmt
+            .query_map(params![room, from], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RoomRecord {
-            last_seq: last_seq.unwrap_or(0) as u64,
+            last_seq: last_seq as u64,
             recent: page(&conn, room, u64::MAX, recent)?,
+            client_ids: ids,
         })
     }
 
