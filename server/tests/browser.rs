@@ -1,0 +1,388 @@
+//! The real-browser end-to-end test: headless Chromium, driven through
+//! chromedriver, against the `hubbub` binary serving the built web bundle.
+//!
+//! Two browser sessions pick names, join one room; one sends, the other sees
+//! the message (as text, not HTML) and the sender in its presence list. Then
+//! the server is killed (SIGKILL) and restarted on the same port: both pages
+//! reconnect by themselves, and a message sent after the restart arrives.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
+//! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
+//! (`scripts/build-web.sh`); without them the test fails and says how to get
+//! them. `HUBBUB_CHROMIUM` / `HUBBUB_CHROMEDRIVER` override the binaries.
+//! Screenshots of each step go to `$CARGO_TARGET_TMPDIR/browser/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long any one expected change may take to show in the page.
+const DEADLINE: Duration = Duration::from_secs(30);
+/// How often the page is polled while waiting.
+const POLL: Duration = Duration::from_millis(100);
+/// Reconnecting waits a random backoff (capped at 15 s) on top of detection.
+const RECONNECT_DEADLINE: Duration = Duration::from_secs(60);
+
+const INSTALL_HINT: &str = "install them with `scripts/setup.sh --browser` \
+    (Debian: apt-get install chromium chromium-driver), or point HUBBUB_CHROMIUM \
+    and HUBBUB_CHROMEDRIVER at them";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("server/ has a parent")
+        .to_path_buf()
+}
+
+/// The first of `names` found on PATH (or the override in `env`).
+fn find_binary(env: &str, names: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!("browser test: none of {names:?} is installed (or set {env}); {INSTALL_HINT}");
+}
+
+/// The `hubbub` binary, started and killed by the test.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts hubbub on `listen` over `data`; waits for its listening line.
+    async fn start(listen: &str, data: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubbub"))
+            .args([
+                "--listen",
+                listen,
+                "--heartbeat",
+                "2s",
+                "--idle-timeout",
+                "10s",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .env("HUBBUB_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start hubbub");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("hubbub printed its address in time")
+            .expect("read hubbub's stdout")
+            .expect("hubbub printed a line");
+        let addr = line
+            .strip_prefix("hubbub listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from hubbub: {line:?}"))
+            .parse()
+            .expect("an address");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { child, addr }
+    }
+
+    async fn kill(mut self) {
+        self.child.kill().await.expect("kill hubbub");
+    }
+}
+
+/// chromedriver on an ephemeral port.
+struct Driver {
+    _child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let binary = find_binary("HUBBUB_CHROMEDRIVER", &["chromedriver"]);
+        let port = free_port();
+        let child = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start {}: {err}; {INSTALL_HINT}", binary.display())
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "chromedriver did not listen on {port} within {DEADLINE:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        Driver { _child: child, url }
+    }
+
+    /// A new headless Chromium session with its own profile, in the dark
+    /// colour scheme if `dark`.
+    async fn session(&self, profile: &Path, dark: bool) -> Client {
+        let chromium = find_binary(
+            "HUBBUB_CHROMIUM",
+            &["chromium", "chromium-browser", "google-chrome"],
+        );
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-quic",
+                    "--window-size=1280,800",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let mut caps = caps;
+        if dark {
+            let args = caps["goog:chromeOptions"]["args"]
+                .as_array_mut()
+                .expect("args");
+            args.push(json!("--force-dark-mode"));
+            args.push(json!("--blink-settings=preferredColorScheme=0"));
+        }
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|err| panic!("cannot start a Chromium session: {err}; {INSTALL_HINT}"))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Runs `script` in the page until it returns `true`, or panics after
+/// `deadline` with `what` and the page's last answer.
+async fn wait_until(page: &Client, what: &str, deadline: Duration, script: &str, args: Vec<Value>) {
+    let started = Instant::now();
+    loop {
+        let answer = page.execute(script, args.clone()).await;
+        if matches!(answer, Ok(Value::Bool(true))) {
+            return;
+        }
+        if started.elapsed() > deadline {
+            let status = page
+                .execute(
+                    "return document.getElementById('connection-status')?.textContent ?? null",
+                    vec![],
+                )
+                .await
+                .ok();
+            panic!("timed out after {deadline:?} waiting for {what}; last answer {answer:?}, status {status:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn status_is(page: &Client, state: &str, deadline: Duration) {
+    wait_until(
+        page,
+        &format!("connection status {state}"),
+        deadline,
+        "return document.getElementById('connection-status')?.dataset.state === arguments[0]",
+        vec![json!(state)],
+    )
+    .await;
+}
+
+async fn sees_message(page: &Client, text: &str, deadline: Duration) {
+    wait_until(
+        page,
+        &format!("message {text:?}"),
+        deadline,
+        "return [...document.querySelectorAll('.message:not(.pending) .text')]
+            .some(p => p.textContent === arguments[0])",
+        vec![json!(text)],
+    )
+    .await;
+}
+
+async fn sees_member(page: &Client, user: &str) {
+    wait_until(
+        page,
+        &format!("{user} in the presence list"),
+        DEADLINE,
+        "return !!document.querySelector(`#presence-list li[data-user=\"${arguments[0]}\"]`)",
+        vec![json!(user)],
+    )
+    .await;
+}
+
+/// Opens the app, picks `name`, joins `room`.
+async fn sign_in_and_join(page: &Client, base: &str, name: &str, room: &str) {
+    page.goto(base).await.expect("open the app");
+    let input = page
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("#name-input"))
+        .await
+        .expect("the name picker shows");
+    input.send_keys(name).await.expect("type a name");
+    input
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("submit the name");
+    status_is(page, "connected", DEADLINE).await;
+    let join = page
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("#join-input"))
+        .await
+        .expect("the join form shows");
+    join.send_keys(room).await.expect("type a room");
+    join.send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("join the room");
+    wait_until(
+        page,
+        &format!("#{room} open"),
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '#' + arguments[0]",
+        vec![json!(room)],
+    )
+    .await;
+    sees_member(page, name).await;
+}
+
+async fn say(page: &Client, text: &str) {
+    let composer = page
+        .find(Locator::Css("#composer-input"))
+        .await
+        .expect("the composer shows");
+    composer.send_keys(text).await.expect("type a message");
+    composer
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("send with Enter");
+}
+
+async fn screenshot(page: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).expect("create the screenshot dir");
+    let png = page.screenshot().await.expect("take a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("save the screenshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
+        bundle.display()
+    );
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}/");
+    let driver = Driver::start().await;
+    let alice = driver.session(&profiles.path().join("alice"), false).await;
+    let bob = driver.session(&profiles.path().join("bob"), true).await;
+
+    sign_in_and_join(&alice, &base, "alice", "e2e").await;
+    sign_in_and_join(&bob, &base, "bob", "e2e").await;
+    sees_member(&alice, "bob").await;
+    sees_member(&bob, "alice").await;
+
+    // Markup in a message is shown as characters, never run.
+    let first = "hi alice <img src=x onerror=alert(1)>";
+    say(&bob, first).await;
+    sees_message(&alice, first, DEADLINE).await;
+    sees_message(&bob, first, DEADLINE).await;
+    wait_until(
+        &alice,
+        "no <img> element made from the message",
+        DEADLINE,
+        "return document.querySelector('.messages img') === null",
+        vec![],
+    )
+    .await;
+    screenshot(&alice, "1-chatting").await;
+
+    // Kill the server outright and start it again on the same port.
+    server.kill().await;
+    wait_until(
+        &alice,
+        "the page to notice the server is gone",
+        DEADLINE,
+        "return document.getElementById('connection-status')?.dataset.state !== 'connected'",
+        vec![],
+    )
+    .await;
+    screenshot(&alice, "2-offline").await;
+    let server = Server::start(&addr.to_string(), data.path()).await;
+    assert_eq!(server.addr, addr, "restarted on the same address");
+    status_is(&alice, "connected", RECONNECT_DEADLINE).await;
+    status_is(&bob, "connected", RECONNECT_DEADLINE).await;
+    sees_member(&alice, "bob").await;
+    sees_member(&bob, "alice").await;
+
+    let second = "back after the restart";
+    say(&alice, second).await;
+    sees_message(&bob, second, DEADLINE).await;
+    sees_message(&alice, second, DEADLINE).await;
+    screenshot(&alice, "3-reconnected").await;
+    screenshot(&bob, "3-reconnected-dark").await;
+
+    // A phone-sized window: the room list becomes a drawer.
+    for (page, name) in [(&alice, "4-phone"), (&bob, "4-phone-dark")] {
+        page.set_window_size(360, 740).await.expect("resize");
+        wait_until(
+            page,
+            "the rooms button on a narrow screen",
+            DEADLINE,
+            "return getComputedStyle(document.querySelector('.rooms-toggle')).display !== 'none'",
+            vec![],
+        )
+        .await;
+        screenshot(page, name).await;
+    }
+
+    alice.close().await.expect("close alice's session");
+    bob.close().await.expect("close bob's session");
+    server.kill().await;
+}
