@@ -188,8 +188,17 @@ fn app() -> Html {
         .filter(|c| Some(&c.target) != chat.current.as_ref())
         .map(|c| c.unread)
         .sum();
+    // Escape closes an open drawer.
+    let onkeydown = {
+        let panel = panel.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" && *panel != Panel::None {
+                panel.set(Panel::None);
+            }
+        })
+    };
     html! {
-        <div class={classes!("app", panel_class)}>
+        <div class={classes!("app", panel_class, (!connected).then_some("offline"))} {onkeydown}>
             <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
             <header class="topbar">
                 <button class="icon-button rooms-toggle" type="button" onclick={set_panel(Panel::Rooms).reform(|_: MouseEvent| ())}
