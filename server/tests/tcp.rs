@@ -1,0 +1,463 @@
+//! The raw TCP gateway: `nc` users and WebSocket users in the same rooms.
+//!
+//! Each test starts a real server with the gateway on 127.0.0.1:0 and talks
+//! to it with a plain TCP socket, line by line, as `nc` would. Waiting is by
+//! reading until an expected line arrives, bounded by [`common::DEADLINE`].
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{joined, left, Client, DEADLINE};
+use hubbub::config::StoreKind;
+use hubbub::Config;
+use hubbub_protocol::ServerMsg;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server with the gateway enabled.
+struct Server {
+    addr: SocketAddr,
+    tcp: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
+        let mut config = Config {
+            store: StoreKind::Memory,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = gateway.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(hubbub::run_with_gateway(
+            listener,
+            Some(gateway),
+            config,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            addr,
+            tcp,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    async fn default() -> Server {
+        Server::start(|_| {}).await
+    }
+
+    /// A WebSocket user who said hello as `name` and joined `lobby`.
+    async fn ws_in_lobby(&self, name: &str) -> Client {
+        let mut client = Client::connect(&format!("ws://{}/ws", self.addr)).await;
+        client.hello(name).await;
+        client.join("lobby").await;
+        client
+    }
+
+    /// A TCP user who picked `name` (and so is in `lobby`).
+    async fn nc(&self, name: &str) -> Nc {
+        let mut nc = Nc::connect(self.tcp).await;
+        nc.until("what is your name?").await;
+        nc.send(name).await;
+        nc.until("you are talking in lobby now").await;
+        nc
+    }
+
+    async fn shutdown(mut self) {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .expect("server stopped in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A line-based TCP client, as `nc` is.
+struct Nc {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Nc {
+    async fn connect(addr: SocketAddr) -> Nc {
+        let (reader, writer) = TcpStream::connect(addr).await.unwrap().into_split();
+        Nc {
+            reader: BufReader::new(reader),
+            writer,
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.unwrap();
+    }
+
+    /// The next line (without its end), or `None` at the end of the stream.
+    async fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(DEADLINE, self.reader.read_line(&mut line))
+            .await
+            .expect("a line within the deadline")
+            .expect("read ok");
+        (n > 0).then(|| line.trim_end_matches('\n').to_string())
+    }
+
+    /// Lines up to and including the first that contains `needle`.
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.line().await {
+                Some(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                None => panic!("the stream ended before {needle:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Every line until the server closes the stream.
+    async fn until_end(&mut self) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(line) = self.line().await {
+            seen.push(line);
+        }
+        seen
+    }
+}
+
+/// Whether `line` is `HH:MM:SS rest`.
+fn stamped(line: &str, rest: &str) -> bool {
+    let (clock, tail) = line.split_at(line.len().min(9));
+    clock.len() == 9
+        && clock.as_bytes()[2] == b':'
+        && clock.as_bytes()[5] == b':'
+        && clock.ends_with(' ')
+        && tail == rest
+}
+
+#[tokio::test]
+async fn the_gateway_is_off_by_default() {
+    assert_eq!(Config::default().tcp_listen, None);
+}
+
+#[tokio::test]
+async fn tcp_and_websocket_users_chat_both_ways_and_see_each_others_notices() {
+    let server = Server::default().await;
+    let mut bob = server.nc("bob").await;
+    let mut alice = Client::connect(&format!("ws://{}/ws", server.addr)).await;
+    alice.hello("alice").await;
+
+    // bob (TCP) sees alice (WebSocket) come online; she finds him there.
+    assert_eq!(alice.join("lobby").await, ["bob"]);
+    let line = bob.until("alice joined").await.pop().unwrap();
+    assert!(stamped(&line, "[lobby] * alice joined"), "{line}");
+
+    // WebSocket → TCP.
+    alice.say("lobby", "hi bob", "c-1").await;
+    let line = bob.until("<alice>").await.pop().unwrap();
+    assert!(stamped(&line, "[lobby] <alice> hi bob"), "{line}");
+
+    // TCP → WebSocket; bob sees his own line come back like everyone else.
+    bob.send("hello alice").await;
+    let got = alice
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    match got {
+        ServerMsg::Message {
+            room, from, text, ..
+        } => assert_eq!(
+            (room.as_str(), from.as_str(), text.as_str()),
+            ("lobby", "bob", "hello alice")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let line = bob.until("<bob>").await.pop().unwrap();
+    assert!(stamped(&line, "[lobby] <bob> hello alice"), "{line}");
+
+    // Another TCP user comes and goes: the WebSocket user sees both notices.
+    let mut carol = server.nc("carol").await;
+    alice.recv_until(|m| joined(m, "lobby", "carol")).await;
+    carol.send("/quit").await;
+    let lines = carol.until_end().await;
+    assert!(lines.last().unwrap().ends_with("* bye"), "{lines:?}");
+    alice.recv_until(|m| left(m, "lobby", "carol")).await;
+
+    // The WebSocket user leaves: the TCP user sees the offline notice.
+    alice.send(json!({"type": "quit"})).await;
+    let line = bob.until("alice left").await.pop().unwrap();
+    assert!(stamped(&line, "[lobby] * alice left"), "{line}");
+}
+
+#[tokio::test]
+async fn the_name_prompt_repeats_until_a_valid_free_name() {
+    let server = Server::default().await;
+    let _alice = server.ws_in_lobby("alice").await;
+    let mut nc = Nc::connect(server.tcp).await;
+    nc.until("what is your name?").await;
+
+    nc.send("no spaces please").await;
+    nc.until("(invalid_name)").await;
+    nc.until("what is your name?").await;
+
+    // Names are unique ignoring case, across transports.
+    nc.send("ALICE").await;
+    nc.until("(name_taken)").await;
+    nc.until("what is your name?").await;
+
+    nc.send("  bob  ").await;
+    nc.until("welcome, bob!").await;
+    let lines = nc.until("you are talking in lobby now").await;
+    assert!(
+        lines.iter().any(|l| l.ends_with("[lobby] * online: alice")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_slash_command() {
+    let server = Server::default().await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    alice.send(json!({"type": "join", "room": "kitchen"})).await;
+    alice
+        .recv_until(|m| matches!(m, ServerMsg::Presence { room, .. } if room == "kitchen"))
+        .await;
+    let mut bob = server.nc("bob").await;
+    alice.recv_until(|m| joined(m, "lobby", "bob")).await;
+
+    // /help
+    bob.send("/help").await;
+    let lines = bob.until("/help ").await;
+    for command in [
+        "/join ROOM",
+        "/leave",
+        "/who",
+        "/rooms",
+        "/msg USER TEXT",
+        "/rename NAME",
+        "/quit",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(command)),
+            "{command} in {lines:?}"
+        );
+    }
+
+    // /who (the current room, or the one named)
+    bob.send("/who").await;
+    let line = bob.until("online:").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] * online: alice, bob"), "{line}");
+    bob.send("/who kitchen").await;
+    let line = bob.until("online:").await.pop().unwrap();
+    assert!(line.ends_with("[kitchen] * online: alice"), "{line}");
+
+    // /join switches the current room: plain lines now go to kitchen.
+    bob.send("/join #kitchen").await;
+    bob.until("you are talking in kitchen now").await;
+    alice.recv_until(|m| joined(m, "kitchen", "bob")).await;
+    bob.send("in the kitchen").await;
+    match alice
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await
+    {
+        ServerMsg::Message { room, text, .. } => {
+            assert_eq!(
+                (room.as_str(), text.as_str()),
+                ("kitchen", "in the kitchen")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // /rooms
+    bob.send("/rooms").await;
+    let line = bob.until("* rooms:").await.pop().unwrap();
+    assert!(line.ends_with("* rooms: kitchen (2), lobby (2)"), "{line}");
+
+    // /msg, both ways.
+    bob.send("/msg Alice psst, alice").await;
+    let line = bob.until("[dm to alice]").await.pop().unwrap();
+    assert!(line.ends_with("[dm to alice] <bob> psst, alice"), "{line}");
+    match alice
+        .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
+        .await
+    {
+        ServerMsg::Direct { from, to, text, .. } => {
+            assert_eq!(
+                (from.as_str(), to.as_str(), text.as_str()),
+                ("bob", "alice", "psst, alice")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    alice
+        .send(json!({"type": "direct", "to": "bob", "text": "hi back"}))
+        .await;
+    let line = bob.until("[dm]").await.pop().unwrap();
+    assert!(line.ends_with("[dm] <alice> hi back"), "{line}");
+    bob.send("/msg nobody hello?").await;
+    bob.until("(unknown_user)").await;
+
+    // /rename: bob is told, and alice sees it in both shared rooms.
+    bob.send("/rename bobby").await;
+    bob.until("* you are bobby now").await;
+    let renamed = alice
+        .recv_until(|m| matches!(m, ServerMsg::Renamed { .. }))
+        .await;
+    assert!(
+        matches!(&renamed, ServerMsg::Renamed { from, to, .. } if from == "bob" && to == "bobby"),
+        "{renamed:?}"
+    );
+    bob.send("/rename alice").await;
+    bob.until("(name_taken)").await;
+
+    // /leave: the current room by default; then the remaining one is current.
+    bob.send("/leave").await;
+    bob.until("[kitchen] * you left kitchen").await;
+    bob.until("you are talking in lobby now").await;
+    alice.recv_until(|m| left(m, "kitchen", "bobby")).await;
+    bob.send("/leave lobby").await;
+    bob.until("you are in no room now").await;
+    bob.send("anyone?").await;
+    bob.until("! you are in no room: /join ROOM first").await;
+    bob.send("/who").await;
+    bob.until("! usage: /who ROOM").await;
+
+    // Usage errors and unknown commands.
+    bob.send("/join").await;
+    bob.until("! usage: /join ROOM").await;
+    bob.send("/msg alice").await;
+    bob.until("! usage: /msg USER TEXT").await;
+    bob.send("/dance").await;
+    bob.until("! unknown command /dance").await;
+    bob.send("/join Not A Room").await;
+    bob.until("(invalid_room)").await;
+
+    // `//` says a line that starts with a slash.
+    bob.send("/join lobby").await;
+    bob.until("you are talking in lobby now").await;
+    bob.send("//shrug").await;
+    let line = bob.until("<bobby>").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] <bobby> /shrug"), "{line}");
+
+    // /quit: a last line, then the server closes; alice hears the offline notice.
+    bob.send("/quit").await;
+    let lines = bob.until_end().await;
+    assert!(lines.last().unwrap().ends_with("* bye"), "{lines:?}");
+    alice.recv_until(|m| left(m, "lobby", "bobby")).await;
+}
+
+#[tokio::test]
+async fn a_silent_tcp_user_is_closed_after_the_idle_timeout() {
+    let server = Server::start(|c| c.idle_timeout = std::time::Duration::from_millis(300)).await;
+    let mut bob = server.nc("bob").await;
+    let lines = bob.until_end().await;
+    assert!(
+        lines.last().unwrap().contains("* idle timeout"),
+        "{lines:?}"
+    );
+    // Gone from the hub: the name is free again.
+    let mut again = server.nc("bob").await;
+    again.send("/who").await;
+    again.until("online:").await;
+}
+
+#[tokio::test]
+async fn a_flood_from_tcp_is_rate_limited_then_closed() {
+    let server = Server::start(|c| {
+        c.rate = 1.0;
+        c.burst = 5;
+    })
+    .await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    let mut bob = server.nc("bob").await;
+    // (A join and a leave within one presence interval would cancel out.)
+    alice.recv_until(|m| joined(m, "lobby", "bob")).await;
+    let flood: String = (0..40).map(|i| format!("flood {i}\n")).collect();
+    bob.send_raw(flood.as_bytes()).await;
+    let lines = bob.until_end().await;
+    assert!(
+        lines.iter().any(|l| l.contains("(rate_limited)")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.last().unwrap().contains("too many requests: closing"),
+        "{lines:?}"
+    );
+    // The room saw only what the bucket let through.
+    let seen = alice.collect_until(|m| left(m, "lobby", "bob")).await;
+    let floods = seen
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Message { from, .. } if from == "bob"))
+        .count();
+    assert!((1..=5).contains(&floods), "{floods} messages: {seen:?}");
+}
+
+#[tokio::test]
+async fn long_lines_bad_utf8_and_control_characters_are_handled() {
+    let server = Server::start(|c| c.max_frame_bytes = 1024).await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    let mut bob = server.nc("bob").await;
+
+    // An over-long line is dropped with an error line; the connection stays.
+    let long = format!("{}\n", "x".repeat(5000));
+    bob.send_raw(long.as_bytes()).await;
+    bob.until("! line longer than 1024 bytes: dropped").await;
+
+    // Invalid UTF-8 becomes U+FFFD, control characters are stripped, CRLF is fine.
+    bob.send_raw(b"caf\xe9 \x1b[31mred\x07\ttab\r\n").await;
+    match alice
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await
+    {
+        ServerMsg::Message { text, .. } => assert_eq!(text, "caf\u{FFFD} [31mred\ttab"),
+        other => panic!("{other:?}"),
+    }
+
+    // What others send cannot drive bob's terminal or fake a line.
+    alice
+        .say("lobby", "evil\x1b[2J\n00:00:00 [lobby] <carol> fake", "c-1")
+        .await;
+    let line = bob.until("<alice>").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] <alice> evil\u{FFFD}[2J"), "{line}");
+    let next = bob.line().await.unwrap();
+    assert_eq!(next, "         00:00:00 [lobby] <carol> fake");
+
+    // Still chatting after all that.
+    bob.send("still here").await;
+    bob.until("<bob> still here").await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_tcp_users_and_closes_them() {
+    let server = Server::default().await;
+    let mut bob = server.nc("bob").await;
+    bob.send("/who").await;
+    bob.until("online:").await;
+    server.shutdown().await;
+    let lines = bob.until_end().await;
+    assert!(
+        lines.last().unwrap().ends_with("* server shutting down"),
+        "{lines:?}"
+    );
+}
