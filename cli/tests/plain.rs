@@ -1,0 +1,315 @@
+//! The terminal client driven as a user would: the built binary in plain
+//! mode, commands on its stdin, assertions on what it prints, against a real
+//! server in-process (and a WebSocket user in the same rooms).
+//!
+//! Waiting is by reading until an expected line, bounded by [`DEADLINE`].
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hubbub::config::StoreKind;
+use hubbub::Config;
+use hubbub_protocol::ServerMsg;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// A server on `addr` (port 0: any free port).
+    async fn start_on(addr: &str) -> Server {
+        let config = Config {
+            store: StoreKind::Memory,
+            ..Config::default()
+        };
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(hubbub::run(listener, config, async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn start() -> Server {
+        Server::start_on("127.0.0.1:0").await
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(DEADLINE, &mut self.task)
+            .await
+            .expect("server stopped in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A WebSocket user.
+struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Ws {
+    async fn join_as(server: &Server, name: &str, room: &str) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(server.url())
+            .await
+            .unwrap();
+        let mut ws = Ws(ws);
+        ws.send(json!({"type": "hello", "name": name})).await;
+        ws.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
+        ws.send(json!({"type": "join", "room": room})).await;
+        ws.until(|m| matches!(m, ServerMsg::Presence { .. })).await;
+        ws
+    }
+
+    async fn send(&mut self, value: Value) {
+        self.0.send(Message::text(value.to_string())).await.unwrap();
+    }
+
+    /// Frames until one matches `pred`; returns it.
+    async fn until(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        loop {
+            let frame = tokio::time::timeout(DEADLINE, self.0.next())
+                .await
+                .expect("a frame within the deadline")
+                .expect("open")
+                .expect("read ok");
+            if let Message::Text(text) = frame {
+                let msg: ServerMsg = serde_json::from_str(&text).unwrap();
+                if pred(&msg) {
+                    return msg;
+                }
+            }
+        }
+    }
+}
+
+fn joined(msg: &ServerMsg, user: &str) -> bool {
+    matches!(msg, ServerMsg::Joined { users, .. } if users.iter().any(|u| u == user))
+}
+
+fn left(msg: &ServerMsg, user: &str) -> bool {
+    matches!(msg, ServerMsg::Left { users, .. } if users.iter().any(|u| u == user))
+}
+
+/// The client binary in plain mode, with piped stdin and stdout.
+struct Chat {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Chat {
+    fn spawn(args: &[&str]) -> Chat {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubbub-chat"))
+            .args(["--plain", "--retry-base", "50ms", "--retry-max", "500ms"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the client starts");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Chat {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Starts as `name` against `server` and waits until it is in `lobby`.
+    async fn start(server: &Server, name: &str) -> Chat {
+        let url = server.url();
+        let mut chat = Chat::spawn(&["--url", &url, "--name", name]);
+        chat.until("you are talking in lobby now").await;
+        chat
+    }
+
+    async fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// Printed lines up to and including the first containing `needle`.
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = tokio::time::timeout(DEADLINE, self.stdout.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} within the deadline; saw {seen:#?}"))
+                .unwrap();
+            match line {
+                Some(line) => {
+                    let done = line.contains(needle);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                None => panic!("the client exited before {needle:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Closes stdin (the end of input means quit) and waits for the exit.
+    async fn finish(mut self) -> Vec<String> {
+        self.stdin.take();
+        let mut rest = Vec::new();
+        while let Some(line) = tokio::time::timeout(DEADLINE, self.stdout.next_line())
+            .await
+            .expect("output ends within the deadline")
+            .unwrap()
+        {
+            rest.push(line);
+        }
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("exits within the deadline")
+            .unwrap();
+        assert!(status.success(), "{status:?}; printed {rest:#?}");
+        rest
+    }
+}
+
+#[tokio::test]
+async fn a_scripted_session_with_every_command() {
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+
+    // WebSocket user → terminal client.
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "hi carol"}))
+        .await;
+    let line = carol.until("<alice>").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] <alice> hi carol"), "{line}");
+
+    // Terminal client → WebSocket user.
+    carol.type_line("hello alice").await;
+    let msg = alice
+        .until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "carol"))
+        .await;
+    assert!(matches!(msg, ServerMsg::Message { text, .. } if text == "hello alice"));
+
+    carol.type_line("/who").await;
+    let line = carol.until("online:").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] * online: alice, carol"), "{line}");
+
+    carol.type_line("/msg alice psst").await;
+    let line = carol.until("[dm to alice]").await.pop().unwrap();
+    assert!(line.ends_with("[dm to alice] <carol> psst"), "{line}");
+    alice
+        .until(|m| matches!(m, ServerMsg::Direct { text, .. } if text == "psst"))
+        .await;
+    alice
+        .send(json!({"type": "direct", "to": "carol", "text": "psst back"}))
+        .await;
+    carol.until("[dm] <alice> psst back").await;
+
+    carol.type_line("/join kitchen").await;
+    carol.until("you are talking in kitchen now").await;
+    carol.type_line("/rooms").await;
+    let line = carol.until("rooms:").await.pop().unwrap();
+    assert!(line.ends_with("* rooms: kitchen (1), lobby (2)"), "{line}");
+
+    carol.type_line("/rename carola").await;
+    carol.until("* you are carola now").await;
+    alice
+        .until(|m| matches!(m, ServerMsg::Renamed { to, .. } if to == "carola"))
+        .await;
+
+    carol.type_line("/leave").await;
+    carol.until("[kitchen] * you left kitchen").await;
+    carol.until("you are talking in lobby now").await;
+
+    carol.type_line("/help").await;
+    carol.until("/msg USER TEXT").await;
+    carol.type_line("/dance").await;
+    carol.until("! unknown command /dance").await;
+    carol.type_line("/join Bad Room").await;
+    carol.until("(invalid_room)").await;
+
+    // The end of input quits: the client exits cleanly and alice sees it go.
+    let rest = carol.finish().await;
+    assert!(
+        rest.iter().any(|l| l.contains("disconnected: bye")),
+        "{rest:?}"
+    );
+    alice.until(|m| left(m, "carola")).await;
+}
+
+#[tokio::test]
+async fn the_name_is_asked_for_and_asked_again_when_taken() {
+    let server = Server::start().await;
+    let _alice = Ws::join_as(&server, "alice", "lobby").await;
+    let url = server.url();
+    let mut chat = Chat::spawn(&["--url", &url]);
+    chat.until("* what is your name?").await;
+    chat.type_line("Alice").await;
+    chat.until("(name_taken)").await;
+    chat.until("* type another name").await;
+    chat.type_line("dave").await;
+    chat.until("welcome, dave!").await;
+    chat.until("[lobby] * online: alice").await;
+    chat.finish().await;
+}
+
+#[tokio::test]
+async fn it_reconnects_after_a_server_restart_and_sends_what_was_typed_meanwhile() {
+    let first = Server::start().await;
+    let addr = first.addr;
+    let mut carol = Chat::start(&first, "carol").await;
+    first.shutdown().await;
+    let line = carol.until("reconnecting in").await.pop().unwrap();
+    assert!(
+        line.contains("disconnected: server shutting down (1001)"),
+        "{line}"
+    );
+
+    // Typed while away: sent once the connection is back.
+    carol.type_line("typed while away").await;
+    let second = Server::start_on(&addr.to_string()).await;
+    carol.until("* connected to").await;
+    carol.until("[lobby] * online:").await; // rejoined by itself
+
+    let mut bob = Ws::join_as(&second, "bob", "lobby").await;
+    let seen = bob
+        .until(|m| match m {
+            ServerMsg::Message { text, .. } => text == "typed while away",
+            ServerMsg::History { messages, .. } => {
+                messages.iter().any(|h| h.text == "typed while away")
+            }
+            _ => false,
+        })
+        .await;
+    assert!(!matches!(seen, ServerMsg::Error { .. }));
+    carol.until("<carol> typed while away").await;
+    carol.finish().await;
+}
