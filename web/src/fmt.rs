@@ -11,8 +11,17 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// Milliseconds since the Unix epoch, by the browser's clock.
+#[cfg(target_arch = "wasm32")]
 pub fn now_ms() -> u64 {
     Date::now() as u64
+}
+
+/// Milliseconds since the Unix epoch (native builds run the unit tests).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn date(ms: u64) -> Date {

@@ -385,8 +385,14 @@ impl ChatState {
                 let Some(chat) = self.chat_mut(&target) else {
                     return;
                 };
+                // Only who was not yet listed is news.
+                let new: Vec<String> = users
+                    .iter()
+                    .filter(|u| !chat.members.contains(u))
+                    .cloned()
+                    .collect();
                 chat.add_members(&users);
-                let others = self.others(&users);
+                let others = self.others(&new);
                 if !others.is_empty() {
                     self.system(&target, format!("{} joined", join_names(&others)));
                 }
@@ -396,9 +402,14 @@ impl ChatState {
                 let Some(chat) = self.chat_mut(&target) else {
                     return;
                 };
+                let gone: Vec<String> = users
+                    .iter()
+                    .filter(|u| chat.members.contains(u))
+                    .cloned()
+                    .collect();
                 chat.remove_members(&users);
                 chat.typing.retain(|(u, _)| !users.contains(u));
-                let others = self.others(&users);
+                let others = self.others(&gone);
                 if !others.is_empty() {
                     self.system(&target, format!("{} left", join_names(&others)));
                 }
@@ -719,8 +730,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn messages_are_deduplicated_and_settle_pending() {
+    /// A state welcomed as `al`, in `lobby`.
+    fn welcomed() -> ChatState {
         let mut state = ChatState::new(Some("al".into()), vec!["lobby".into()], None);
         state.apply_server(ServerMsg::Welcome {
             user: "al".into(),
@@ -730,6 +741,155 @@ mod tests {
             server_time: 0,
             limits: Limits::default(),
         });
+        state
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn system_texts(chat: &Chat) -> Vec<String> {
+        chat.entries
+            .iter()
+            .filter_map(|e| match &**e {
+                Entry::System { text, .. } => Some(text.clone()),
+                Entry::Message { .. } => None,
+            })
+            .collect()
+    }
+
+    fn history(seqs: &[u64], has_more: bool, before: Option<u64>, resync: bool) -> ServerMsg {
+        ServerMsg::History {
+            room: "lobby".into(),
+            messages: seqs
+                .iter()
+                .map(|&seq| hubbub_protocol::HistoryMessage {
+                    seq,
+                    from: "bob".into(),
+                    text: format!("m{seq}"),
+                    sent_at: seq * 10,
+                })
+                .collect(),
+            has_more,
+            before,
+            resync,
+        }
+    }
+
+    fn seqs(chat: &Chat) -> Vec<u64> {
+        chat.entries
+            .iter()
+            .filter_map(|e| match &**e {
+                Entry::Message { seq, .. } => *seq,
+                Entry::System { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn presence_notices_are_set_operations() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        state.apply_server(ServerMsg::Presence {
+            room: "lobby".into(),
+            users: names(&["zed", "al"]),
+        });
+        state.apply_server(ServerMsg::Joined {
+            room: "lobby".into(),
+            users: names(&["al", "bob", "Carol", "zed"]),
+        });
+        let chat = state.chat(&lobby).unwrap();
+        assert_eq!(chat.members, names(&["al", "bob", "Carol", "zed"]));
+        state.apply_server(ServerMsg::Left {
+            room: "lobby".into(),
+            users: names(&["bob", "nobody"]),
+        });
+        state.apply_server(ServerMsg::Renamed {
+            room: Some("lobby".into()),
+            from: "zed".into(),
+            to: "zoe".into(),
+        });
+        let chat = state.chat(&lobby).unwrap();
+        assert_eq!(chat.members, names(&["al", "Carol", "zoe"]));
+        assert_eq!(
+            system_texts(chat),
+            names(&[
+                "bob and Carol joined",
+                "bob left",
+                "zed is now known as zoe"
+            ])
+        );
+    }
+
+    #[test]
+    fn own_rename_and_refused_sends() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        state.apply_server(ServerMsg::Presence {
+            room: "lobby".into(),
+            users: names(&["al", "bob"]),
+        });
+        state.apply_server(ServerMsg::Renamed {
+            room: None,
+            from: "al".into(),
+            to: "alice".into(),
+        });
+        assert_eq!(state.me.as_deref(), Some("alice"));
+        assert_eq!(
+            state.chat(&lobby).unwrap().members,
+            names(&["alice", "bob"])
+        );
+
+        state = Rc::unwrap_or_clone(Rc::new(state).reduce(Action::Sent {
+            target: lobby.clone(),
+            client_id: "c-9".into(),
+            text: "too much".into(),
+        }));
+        state.apply_server(ServerMsg::Error {
+            code: ErrorCode::TextTooLong,
+            message: "too long".into(),
+            client_id: Some("c-9".into()),
+            room: Some("lobby".into()),
+        });
+        let pending = &state.chat(&lobby).unwrap().pending;
+        assert_eq!(pending[0].failed.as_deref(), Some("too long"));
+
+        state.apply_server(ServerMsg::Error {
+            code: ErrorCode::InvalidRoom,
+            message: "bad".into(),
+            client_id: None,
+            room: Some("lobby".into()),
+        });
+        assert!(state.chat(&lobby).is_none());
+        assert!(state.current.is_none());
+        assert!(state.notice.is_some());
+    }
+
+    #[test]
+    fn history_fills_resumes_pages_and_resyncs() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        state.apply_server(history(&[4, 5, 6], true, None, false));
+        assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![4, 5, 6]);
+        assert!(state.chat(&lobby).unwrap().has_more);
+        // The catch-up after a resume keeps "there is more" as it was.
+        state.apply_server(history(&[6, 7], false, None, false));
+        assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![4, 5, 6, 7]);
+        assert!(state.chat(&lobby).unwrap().has_more);
+        assert_eq!(state.chat(&lobby).unwrap().first_seq(), Some(4));
+        // An older page goes in front.
+        state.apply_server(history(&[1, 2, 3], false, Some(4), false));
+        assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert!(!state.chat(&lobby).unwrap().has_more);
+        // Too far behind: start over from what the server sends.
+        state.apply_server(history(&[20, 21], true, None, true));
+        assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![20, 21]);
+        assert!(state.chat(&lobby).unwrap().has_more);
+    }
+
+    #[test]
+    fn messages_are_deduplicated_and_settle_pending() {
+        let mut state = welcomed();
         let lobby = Target::Room("lobby".into());
         state.chat_or_insert(&lobby).pending.push(Pending {
             client_id: "c1".into(),
@@ -748,5 +908,37 @@ mod tests {
         let chat = state.chat(&lobby).unwrap();
         assert_eq!(chat.entries.len(), 1);
         assert!(chat.pending.is_empty());
+        // A restarted server may reuse a seq for a different message.
+        state.apply_server(ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 1,
+            from: "bob".into(),
+            text: "new".into(),
+            sent_at: 20,
+        });
+        assert_eq!(state.chat(&lobby).unwrap().entries.len(), 2);
+    }
+
+    #[test]
+    fn direct_messages_open_a_conversation_and_count_unread() {
+        let mut state = welcomed();
+        state.apply_server(ServerMsg::Direct {
+            from: "bob".into(),
+            to: "al".into(),
+            text: "psst".into(),
+            sent_at: 5,
+        });
+        let bob = Target::Direct("bob".into());
+        assert_eq!(state.chat(&bob).unwrap().unread, 1);
+        state = Rc::unwrap_or_clone(Rc::new(state).reduce(Action::Open(bob.clone())));
+        assert_eq!(state.chat(&bob).unwrap().unread, 0);
+        // Our own echo lands in the same conversation.
+        state.apply_server(ServerMsg::Direct {
+            from: "al".into(),
+            to: "bob".into(),
+            text: "hi".into(),
+            sent_at: 6,
+        });
+        assert_eq!(state.chat(&bob).unwrap().entries.len(), 2);
     }
 }

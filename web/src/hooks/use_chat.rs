@@ -635,3 +635,63 @@ async fn send(sink: &mut Sink, msg: &ClientMsg) -> Result<(), WebSocketError> {
     let text = serde_json::to_string(msg).expect("client messages serialize");
     sink.send(Message::Text(text)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_full_jitter_and_is_capped() {
+        assert_eq!(backoff_delay(1, 0.0), BACKOFF_FLOOR_MS);
+        assert!(backoff_delay(1, 0.999) < 1_000);
+        assert!(backoff_delay(3, 0.999) < 4_000);
+        assert!(backoff_delay(3, 0.999) > 3_900);
+        for attempt in [10, 30, u32::MAX] {
+            assert!(backoff_delay(attempt, 0.999_999) <= BACKOFF_CAP_MS as u32);
+        }
+    }
+
+    #[test]
+    fn resume_rejoins_from_the_last_seq_then_resends_the_outbox() {
+        let mut session = Session {
+            url: "ws://test/ws".into(),
+            name: Some("al".into()),
+            rooms: vec!["lobby".into(), "rust".into()],
+            last_seq: HashMap::new(),
+            outbox: Vec::new(),
+            welcomed_once: true,
+            idle_timeout_ms: 60_000,
+            attempt: 0,
+        };
+        session.saw("lobby", 7);
+        session.saw("lobby", 5);
+        session.saw("elsewhere", 9);
+        session.queue(
+            "c-1".into(),
+            ClientMsg::Send {
+                room: "lobby".into(),
+                text: "hi".into(),
+                client_id: Some("c-1".into()),
+            },
+        );
+        let frames = session.resume_frames();
+        assert_eq!(
+            frames[0],
+            ClientMsg::Join {
+                room: "lobby".into(),
+                since: Some(7)
+            }
+        );
+        assert_eq!(
+            frames[1],
+            ClientMsg::Join {
+                room: "rust".into(),
+                since: None
+            }
+        );
+        assert!(matches!(&frames[2], ClientMsg::Send { client_id: Some(id), .. } if id == "c-1"));
+        assert_eq!(frames[3], ClientMsg::Rooms);
+        session.settle("c-1");
+        assert_eq!(session.resume_frames().len(), 3);
+    }
+}
