@@ -6,8 +6,10 @@
 //! - [`conn`]: one WebSocket connection: decode, handle, write.
 //! - [`session`]: what each request does, whatever the transport.
 //! - [`outbox`]: the byte-bounded per-connection queue.
+//! - [`metrics`]: counters, `/metrics`, `/healthz`, `/readyz`.
 //! - [`persist`]: group commit of room messages, then fan-out.
 //! - [`store`]: where messages are kept (SQLite or memory).
+//! - [`auth`]: accounts, sessions, origin checks; who an upgrade is.
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
 //!
@@ -15,9 +17,11 @@
 //! connection with 1001 and waits (bounded) for them to drain.
 
 pub mod assets;
+pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod hub;
+pub mod metrics;
 pub mod outbox;
 pub mod persist;
 pub mod session;
@@ -27,8 +31,12 @@ pub mod tcp;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use auth::{ApiError, AppState};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -41,18 +49,45 @@ use hub::Hub;
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
+        .route("/metrics", get(metrics::serve))
+        .route("/healthz", get(metrics::healthz))
+        .route("/readyz", get(metrics::readyz))
+        .merge(auth::routes())
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .fallback(assets::serve)
-        .with_state(hub)
+        .with_state(AppState::new(hub))
 }
 
-/// `GET /ws`: upgrades to a WebSocket with small buffers and the frame limit.
-async fn ws_upgrade(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+/// Largest request body the HTTP API reads.
+const API_BODY_LIMIT: usize = 16 * 1024;
+
+/// `GET /ws`: checks the origin, who the caller is and the connection caps
+/// before upgrading (a refused upgrade never becomes a socket), then
+/// upgrades with small buffers and the frame limit.
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let config = &hub.config;
-    ws.read_buffer_size(config.ws_read_buffer)
+    auth::check_origin(config, &headers)?;
+    let account = auth::identify(&hub, &headers).await?;
+    match &account {
+        None if !config.guests => return Err(ApiError::Unauthorized),
+        Some(account) if hub.connections_of(&account.name) >= config.max_conns_per_user => {
+            return Err(ApiError::TooManyConnections)
+        }
+        _ => {}
+    }
+    let ip = auth::client_ip(config, peer, &headers);
+    let slot = hub.admit_ip(ip).ok_or(ApiError::TooManyConnections)?;
+    Ok(ws
+        .read_buffer_size(config.ws_read_buffer)
         .write_buffer_size(config.ws_write_buffer)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes)
-        .on_upgrade(move |socket| conn::run(hub, socket))
+        .on_upgrade(move |socket| conn::run(hub, socket, account, slot)))
 }
 
 /// Serves on `listener` until `shutdown` completes, then shuts down
@@ -84,7 +119,8 @@ pub async fn run_with_gateway(
     let gateway =
         gateway.map(|listener| tokio::spawn(tcp::accept_loop(Arc::clone(&hub), listener)));
     let closing = Arc::clone(&hub);
-    axum::serve(listener, router(Arc::clone(&hub)))
+    let app = router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");

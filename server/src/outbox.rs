@@ -12,12 +12,15 @@
 //! dropped. The client reconnects and catches up; the room never waits for it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use hubbub_protocol::close;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
 
 /// Why and how the writer should close the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,15 +67,24 @@ pub struct Outbox {
     abort: CancellationToken,
     /// Most bytes that may wait in the queue.
     limit: usize,
+    /// Where deliveries and slow consumers are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Outbox {
+    /// An outbox counting into metrics of its own (for tests and tools).
     pub fn new(limit: usize) -> Outbox {
+        Outbox::with_metrics(limit, Metrics::new())
+    }
+
+    /// An outbox counting into the server's `metrics`.
+    pub fn with_metrics(limit: usize, metrics: Arc<Metrics>) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             abort: CancellationToken::new(),
             limit,
+            metrics,
         }
     }
 
@@ -84,6 +96,7 @@ impl Outbox {
         }
         if state.bytes + frame.len() > self.limit {
             drop(state);
+            Metrics::inc(&self.metrics.slow_consumers);
             self.close_now(Close {
                 code: close::SLOW_CONSUMER,
                 reason: "outbound queue overflow",
@@ -94,6 +107,10 @@ impl Outbox {
         state.frames.push_back(frame.clone());
         drop(state);
         self.notify.notify_one();
+        Metrics::inc(&self.metrics.deliveries);
+        self.metrics
+            .delivered_bytes
+            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Pushed::Queued
     }
 

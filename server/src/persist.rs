@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::hub::{now_ms, Room};
+use crate::metrics::Metrics;
 use crate::store::{Retention, Store, StoredMessage};
 
 /// Most messages committed in one transaction.
@@ -39,11 +40,11 @@ pub struct Persister {
 
 impl Persister {
     /// Starts the persist thread over `store`.
-    pub fn start(store: Arc<dyn Store>, retention: Retention) -> Persister {
+    pub fn start(store: Arc<dyn Store>, retention: Retention, metrics: Arc<Metrics>) -> Persister {
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("hubbub-persist".into())
-            .spawn(move || persist_loop(store, rx, retention))
+            .spawn(move || persist_loop(store, rx, retention, metrics))
             .expect("spawn the persist thread");
         Persister {
             tx: Mutex::new(Some(tx)),
@@ -73,7 +74,12 @@ impl Persister {
     }
 }
 
-fn persist_loop(store: Arc<dyn Store>, rx: Receiver<Job>, retention: Retention) {
+fn persist_loop(
+    store: Arc<dyn Store>,
+    rx: Receiver<Job>,
+    retention: Retention,
+    metrics: Arc<Metrics>,
+) {
     let prunes = retention.max_count.is_some() || retention.max_age.is_some();
     let mut last_prune: Option<Instant> = None;
     let mut rooms = Vec::with_capacity(MAX_BATCH);
@@ -99,7 +105,12 @@ fn persist_loop(store: Arc<dyn Store>, rx: Receiver<Job>, retention: Retention) 
             batch.push(job.msg);
         }
         let mut backoff = Duration::from_millis(10);
-        while let Err(err) = store.append(&batch) {
+        loop {
+            let started = Instant::now();
+            let result = store.append(&batch);
+            metrics.store_write(batch.len(), started.elapsed());
+            let Err(err) = result else { break };
+            Metrics::inc(&metrics.store_errors);
             tracing::error!(error = %err, messages = batch.len(), "storing messages failed; retrying");
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -1,0 +1,241 @@
+//! Server metrics: counters kept as relaxed atomics on the hot path, and the
+//! HTTP endpoints that expose them and the server's health.
+//!
+//! - `GET /metrics`: Prometheus text format (version 0.0.4), hand-written —
+//!   a dozen series do not need a metrics library. Gauges (connections,
+//!   rooms, queued bytes) are computed when scraped, so they cost nothing
+//!   between scrapes.
+//! - `GET /healthz`: 200 while the process serves HTTP.
+//! - `GET /readyz`: 200 while accepting work, 503 once shutdown has begun,
+//!   so a load balancer stops sending new clients before connections close.
+//!
+//! Counting a delivery is one `fetch_add` on a shared counter per frame
+//! queued; everything else counts per request or per batch.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::hub::Hub;
+
+/// Upper bounds (seconds) of the storage-write latency histogram buckets.
+const STORE_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Counters of one server. Shared by the hub, every outbox and the persist
+/// thread; all updates are `Relaxed` (they are statistics, not synchronization).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// WebSocket (and gateway) connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Client frames received (every request, valid or not).
+    pub requests: AtomicU64,
+    /// Room messages accepted (`send` given a seq).
+    pub messages_in: AtomicU64,
+    /// Frames queued for a connection (each member's copy of a room message
+    /// counts once): the fan-out volume.
+    pub deliveries: AtomicU64,
+    /// Bytes of those frames.
+    pub delivered_bytes: AtomicU64,
+    /// Connections closed with 4001 because their queue overflowed.
+    pub slow_consumers: AtomicU64,
+    /// Requests refused by the per-connection rate limit.
+    pub rate_limited: AtomicU64,
+    /// Storage transactions (group commits) and the messages in them.
+    pub store_writes: AtomicU64,
+    pub store_messages: AtomicU64,
+    /// Storage transactions that failed (and were retried).
+    pub store_errors: AtomicU64,
+    /// Storage write latency: count per bucket of [`STORE_BUCKETS`] (not
+    /// cumulative; made cumulative when exposed) and the sum in µs.
+    store_buckets: [AtomicU64; STORE_BUCKETS.len()],
+    store_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    /// Adds one to `counter`.
+    #[inline]
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one storage transaction of `messages` messages that took `took`.
+    pub fn store_write(&self, messages: usize, took: Duration) {
+        Metrics::inc(&self.store_writes);
+        self.store_messages
+            .fetch_add(messages as u64, Ordering::Relaxed);
+        self.store_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        if let Some(i) = STORE_BUCKETS.iter().position(|&le| secs <= le) {
+            Metrics::inc(&self.store_buckets[i]);
+        }
+    }
+
+    /// The Prometheus text exposition, with the gauges given by the caller.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(4096);
+        let mut series = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        series(
+            "hubbub_connections",
+            "gauge",
+            "Open connections.",
+            gauges.connections as u64,
+        );
+        series(
+            "hubbub_rooms",
+            "gauge",
+            "Rooms with at least one member.",
+            gauges.rooms as u64,
+        );
+        series(
+            "hubbub_queued_bytes",
+            "gauge",
+            "Bytes waiting in outbound queues.",
+            gauges.queued_bytes as u64,
+        );
+        series(
+            "hubbub_connections_total",
+            "counter",
+            "Connections accepted.",
+            get(&self.connections_total),
+        );
+        series(
+            "hubbub_requests_total",
+            "counter",
+            "Client frames received.",
+            get(&self.requests),
+        );
+        series(
+            "hubbub_messages_in_total",
+            "counter",
+            "Room messages accepted.",
+            get(&self.messages_in),
+        );
+        series(
+            "hubbub_deliveries_total",
+            "counter",
+            "Frames queued for connections (messages out, one per member).",
+            get(&self.deliveries),
+        );
+        series(
+            "hubbub_delivered_bytes_total",
+            "counter",
+            "Bytes of frames queued for connections.",
+            get(&self.delivered_bytes),
+        );
+        series(
+            "hubbub_slow_consumers_total",
+            "counter",
+            "Connections closed because their outbound queue overflowed (4001).",
+            get(&self.slow_consumers),
+        );
+        series(
+            "hubbub_rate_limited_total",
+            "counter",
+            "Requests refused by the rate limit.",
+            get(&self.rate_limited),
+        );
+        series(
+            "hubbub_store_messages_total",
+            "counter",
+            "Messages written to storage.",
+            get(&self.store_messages),
+        );
+        series(
+            "hubbub_store_errors_total",
+            "counter",
+            "Storage writes that failed and were retried.",
+            get(&self.store_errors),
+        );
+        let name = "hubbub_store_write_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Latency of storage writes (one group commit each).\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (le, bucket) in STORE_BUCKETS.iter().zip(&self.store_buckets) {
+            cumulative += get(bucket);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = get(&self.store_writes);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", get(&self.store_micros) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}
+
+/// Values measured when scraped.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub connections: usize,
+    pub rooms: usize,
+    pub queued_bytes: usize,
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(hub): State<Arc<Hub>>) -> Response {
+    let body = hub.metrics.render(&hub.gauges());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: the process is up and serving HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 503 once shutdown has begun.
+pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
+    if hub.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let metrics = Metrics::new();
+        Metrics::inc(&metrics.deliveries);
+        metrics.store_write(3, Duration::from_micros(700));
+        let text = metrics.render(&Gauges {
+            connections: 2,
+            ..Gauges::default()
+        });
+        assert!(text.contains("# TYPE hubbub_connections gauge\nhubbub_connections 2\n"));
+        assert!(text.contains("hubbub_deliveries_total 1\n"));
+        assert!(text.contains("hubbub_store_messages_total 3\n"));
+        assert!(text.contains("hubbub_store_write_seconds_bucket{le=\"0.0005\"} 0\n"));
+        assert!(text.contains("hubbub_store_write_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(text.contains("hubbub_store_write_seconds_bucket{le=\"+Inf\"} 1\n"));
+        assert!(text.contains("hubbub_store_write_seconds_count 1\n"));
+    }
+}
