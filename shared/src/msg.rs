@@ -246,9 +246,16 @@ impl std::error::Error for DecodeError {}
 /// The fast path is a single serde pass; only a frame that fails is parsed a
 /// second time to tell bad JSON, a missing or unknown `type` and bad fields apart.
 pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
-    let err = match serde_json::from_str::<ClientMsg>(text) {
-        Ok(msg) => return Ok(msg),
-        Err(err) => err,
+    // serde's internally tagged enums also accept a sequence with the tag
+    // first (`["quit"]`, `["hello","alice"]`); the protocol is objects only,
+    // so anything that does not start like an object skips the fast path.
+    let starts_object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    let err = match starts_object.then(|| serde_json::from_str::<ClientMsg>(text)) {
+        Some(Ok(msg)) => return Ok(msg),
+        Some(Err(err)) => Some(err),
+        None => None,
     };
     let value = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(value) => value,
@@ -265,7 +272,8 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
     }
     Err(DecodeError::BadField {
         kind: kind.to_string(),
-        detail: err.to_string(),
+        // Only an object gets here, and for one the typed parse above ran.
+        detail: err.map_or_else(|| "expected an object".into(), |e| e.to_string()),
     })
 }
 
@@ -488,6 +496,15 @@ mod tests {
         assert_eq!(decode_client("").unwrap_err().code(), ErrorCode::BadJson);
         assert_eq!(
             decode_client("[1,2]").unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        // serde would take a sequence as an internally tagged enum; we do not.
+        assert_eq!(
+            decode_client(r#"["quit"]"#).unwrap_err().code(),
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            decode_client(r#" ["hello","alice"]"#).unwrap_err().code(),
             ErrorCode::BadJson
         );
         assert_eq!(
