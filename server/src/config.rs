@@ -93,6 +93,46 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_RETENTION_AGE", value_parser = humantime::parse_duration)]
     pub retention_age: Option<Duration>,
 
+    /// Whether people may chat without an account (`on`/`off`). Guests
+    /// pick a name in `hello`; a registered name is never theirs to take.
+    #[arg(long, env = "HUBBUB_GUESTS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub guests: bool,
+
+    /// How long a login lasts; a socket whose session expires is closed with 1008.
+    #[arg(long, env = "HUBBUB_SESSION_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+
+    /// Origins (e.g. `https://chat.example.com`) allowed to open WebSockets
+    /// and call the API from a browser, besides the server's own origin.
+    /// Comma-separated in the environment variable.
+    #[arg(
+        long = "allowed-origin",
+        env = "HUBBUB_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Most open connections from one IP address (WebSocket and TCP).
+    #[arg(long, env = "HUBBUB_MAX_CONNS_PER_IP", default_value_t = 64)]
+    pub max_conns_per_ip: usize,
+
+    /// Most open connections of one signed-in user.
+    #[arg(long, env = "HUBBUB_MAX_CONNS_PER_USER", default_value_t = 16)]
+    pub max_conns_per_user: usize,
+
+    /// Take the client address from the last `X-Forwarded-For` entry (set
+    /// this only behind a reverse proxy that writes that header).
+    #[arg(long, env = "HUBBUB_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// PEM certificate chain: serve https and wss directly (with --tls-key).
+    #[arg(long, env = "HUBBUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "HUBBUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// WebSocket read buffer per connection, in bytes (tungstenite's default is 128 KiB).
     #[arg(long, env = "HUBBUB_WS_READ_BUFFER", default_value_t = 4 * 1024)]
     pub ws_read_buffer: usize,
@@ -100,6 +140,15 @@ pub struct Config {
     /// WebSocket write buffer per connection, in bytes: writes are coalesced up to this size.
     #[arg(long, env = "HUBBUB_WS_WRITE_BUFFER", default_value_t = 8 * 1024)]
     pub ws_write_buffer: usize,
+}
+
+/// Parses `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+fn on_off(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, not {value:?}")),
+    }
 }
 
 /// Which [`crate::store::Store`] keeps messages.

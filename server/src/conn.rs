@@ -16,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use hubbub_protocol::close;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Conn, Hub};
+use crate::hub::{Account, Conn, Hub, IpSlot};
 use crate::outbox::Close;
 use crate::session::Session;
 
@@ -25,9 +25,9 @@ use crate::session::Session;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one upgraded WebSocket until it closes.
-pub async fn run(hub: Arc<Hub>, socket: WebSocket) {
+pub async fn run(hub: Arc<Hub>, socket: WebSocket, account: Option<Account>, _slot: IpSlot) {
     let _task = hub.tasks.token();
-    let conn = hub.connect();
+    let conn = hub.connect_as(account);
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(sink, Arc::clone(&conn), done.clone()));

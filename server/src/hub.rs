@@ -18,6 +18,7 @@
 //! its own name included, so every member learns of every change exactly once.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::{Gauges, Metrics};
 use crate::outbox::{Close, Outbox};
 use crate::persist::Persister;
 use crate::store::{Store, StoreError, StoredMessage};
@@ -73,6 +75,19 @@ pub struct Conn {
     pub outbox: Outbox,
     /// When the peer last sent anything, in ms since the hub started.
     last_seen: AtomicU64,
+    /// The signed-in account this connection speaks for; `None` for a guest.
+    pub account: Option<Account>,
+}
+
+/// A signed-in user, as a connection knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The account's name (it is the user's name in chat).
+    pub name: String,
+    /// Hash of the session token the connection was opened with.
+    pub token_hash: String,
+    /// When that session expires, ms since the Unix epoch.
+    pub expires_at: u64,
 }
 
 impl Conn {
@@ -304,7 +319,36 @@ impl Room {
 
 struct User {
     name: String,
-    conn: Arc<Conn>,
+    /// Every connection of this user: one for a guest, any number (up to
+    /// `max_conns_per_user`) for an account.
+    conns: Vec<Arc<Conn>>,
+}
+
+impl User {
+    fn is_account(&self) -> bool {
+        self.conns.iter().any(|c| c.account.is_some())
+    }
+}
+
+/// Counts connections per client IP address; see [`Hub::admit_ip`].
+type IpCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One admitted connection from an IP address; dropping it frees the slot.
+pub struct IpSlot {
+    counts: IpCounts,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Shared state of the whole server.
@@ -322,15 +366,23 @@ pub struct Hub {
     /// Tracks connection tasks so shutdown can wait for them to drain.
     pub tasks: TaskTracker,
     store: Arc<dyn Store>,
+    /// Open connections per client IP address.
+    ips: IpCounts,
     /// The group-commit thread every room message goes through.
     pub persist: Persister,
+    /// Counters exposed at `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Hub {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
-        let persist = Persister::start(Arc::clone(&store), config.retention());
+        let metrics = Metrics::new();
+        let persist =
+            Persister::start(Arc::clone(&store), config.retention(), Arc::clone(&metrics));
         Arc::new(Hub {
+            metrics,
             store,
+            ips: IpCounts::default(),
             persist,
             config,
             rooms: Mutex::default(),
@@ -349,11 +401,18 @@ impl Hub {
 
     /// Registers a new connection.
     pub fn connect(&self) -> Arc<Conn> {
+        self.connect_as(None)
+    }
+
+    /// Registers a new connection of a signed-in `account` (or a guest).
+    pub fn connect_as(&self, account: Option<Account>) -> Arc<Conn> {
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            outbox: Outbox::new(self.config.queue_bytes),
+            outbox: Outbox::with_metrics(self.config.queue_bytes, Arc::clone(&self.metrics)),
             last_seen: AtomicU64::new(self.elapsed_ms()),
+            account,
         });
+        Metrics::inc(&self.metrics.connections_total);
         self.conns.lock().insert(conn.id, Arc::clone(&conn));
         // begin_shutdown cancels before it walks `conns`: a connection
         // registered too late for the walk sees the cancellation here.
@@ -384,24 +443,85 @@ impl Hub {
         names::validate_name(name).map_err(|why| (ErrorCode::InvalidName, why))?;
         let mut users = self.users.lock();
         let key = names::name_key(name);
-        if users.contains_key(&key) {
-            return Err((ErrorCode::NameTaken, format!("{name:?} is taken")));
+        match users.get_mut(&key) {
+            // Another connection of the same account: a second tab or device.
+            Some(user) if conn.account.is_some() && user.is_account() => {
+                user.conns.push(Arc::clone(conn));
+            }
+            Some(_) => return Err((ErrorCode::NameTaken, format!("{name:?} is taken"))),
+            None => {
+                users.insert(
+                    key,
+                    User {
+                        name: name.to_string(),
+                        conns: vec![Arc::clone(conn)],
+                    },
+                );
+            }
         }
-        users.insert(
-            key,
-            User {
-                name: name.to_string(),
-                conn: Arc::clone(conn),
-            },
-        );
         Ok(())
     }
 
     fn release_name(&self, name: &str, id: ConnId) {
         let mut users = self.users.lock();
         let key = names::name_key(name);
-        if users.get(&key).is_some_and(|u| u.conn.id == id) {
-            users.remove(&key);
+        if let Some(user) = users.get_mut(&key) {
+            user.conns.retain(|c| c.id != id);
+            if user.conns.is_empty() {
+                users.remove(&key);
+            }
+        }
+    }
+
+    /// How many connections the user `name` has open.
+    pub fn connections_of(&self, name: &str) -> usize {
+        self.users
+            .lock()
+            .get(&names::name_key(name))
+            .map_or(0, |u| u.conns.len())
+    }
+
+    /// Whether `name` is a registered account (a guest may not take it).
+    pub async fn is_registered(&self, name: &str) -> Result<bool, StoreError> {
+        let store = Arc::clone(&self.store);
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || store.user(&name).map(|u| u.is_some()))
+            .await
+            .expect("user lookup does not panic")
+    }
+
+    /// The store, for the account API.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Admits one more connection from `ip`, or `None` past `max_conns_per_ip`.
+    pub fn admit_ip(&self, ip: IpAddr) -> Option<IpSlot> {
+        let mut counts = self.ips.lock();
+        let n = counts.entry(ip).or_default();
+        if *n >= self.config.max_conns_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            counts: Arc::clone(&self.ips),
+            ip,
+        })
+    }
+
+    /// Closes every connection opened with the session `token_hash` (logout).
+    pub fn end_session(&self, token_hash: &str) {
+        for conn in self.conns.lock().values() {
+            if conn
+                .account
+                .as_ref()
+                .is_some_and(|a| a.token_hash == token_hash)
+            {
+                conn.outbox.close_after_drain(Close {
+                    code: close::LOGGED_OUT,
+                    reason: "logged out",
+                });
+            }
         }
     }
 
@@ -418,7 +538,10 @@ impl Hub {
         {
             let mut users = self.users.lock();
             let new_key = names::name_key(new);
-            if users.get(&new_key).is_some_and(|u| u.conn.id != conn.id) {
+            if users
+                .get(&new_key)
+                .is_some_and(|u| u.conns.iter().any(|c| c.id != conn.id))
+            {
                 return Err((ErrorCode::NameTaken, format!("{new:?} is taken")));
             }
             users.remove(&names::name_key(old));
@@ -426,7 +549,7 @@ impl Hub {
                 new_key,
                 User {
                     name: new.to_string(),
-                    conn: Arc::clone(conn),
+                    conns: vec![Arc::clone(conn)],
                 },
             );
         }
@@ -627,6 +750,7 @@ impl Hub {
         if !self.persist.submit(Arc::clone(&room), msg) {
             return Err(unavailable());
         }
+        Metrics::inc(&self.metrics.messages_in);
         state.last_seq = seq;
         state.pending.push_back(Pending {
             seq,
@@ -692,28 +816,35 @@ impl Hub {
     /// Delivers a direct message to `to` and echoes it to the sender.
     pub fn direct(
         &self,
-        sender: &Conn,
+        sender: &Arc<Conn>,
         from: &str,
         to: &str,
         text: String,
     ) -> Result<(), (ErrorCode, String)> {
-        let recipient = self
-            .users
-            .lock()
-            .get(&names::name_key(to))
-            .map(|u| (Arc::clone(&u.conn), u.name.clone()));
-        let Some((recipient, to_name)) = recipient else {
-            return Err((ErrorCode::UnknownUser, format!("{to:?} is not online")));
+        // Every connection of the recipient, and of the sender (so all of
+        // the sender's tabs show what was said), each once.
+        let (to_name, mut targets) = {
+            let users = self.users.lock();
+            let Some(recipient) = users.get(&names::name_key(to)) else {
+                return Err((ErrorCode::UnknownUser, format!("{to:?} is not online")));
+            };
+            let mut targets = recipient.conns.clone();
+            match users.get(&names::name_key(from)) {
+                Some(me) => targets.extend(me.conns.iter().cloned()),
+                None => targets.push(Arc::clone(sender)),
+            }
+            (recipient.name.clone(), targets)
         };
+        targets.sort_by_key(|c| c.id);
+        targets.dedup_by_key(|c| c.id);
         let msg = frame(&ServerMsg::Direct {
             from: from.to_string(),
             to: to_name,
             text,
             sent_at: now_ms(),
         });
-        recipient.outbox.push(&msg);
-        if recipient.id != sender.id {
-            sender.outbox.push(&msg);
+        for conn in targets {
+            conn.outbox.push(&msg);
         }
         Ok(())
     }
@@ -743,9 +874,12 @@ impl Hub {
                     self.evict_idle_rooms();
                     let now = self.elapsed_ms();
                     let limit = self.config.idle_timeout.as_millis() as u64;
+                    let wall = now_ms();
                     for conn in self.conns.lock().values() {
                         if now.saturating_sub(conn.last_seen.load(Ordering::Relaxed)) > limit {
                             conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
+                        } else if conn.account.as_ref().is_some_and(|a| a.expires_at <= wall) {
+                            conn.outbox.close_after_drain(Close { code: close::POLICY, reason: "session expired" });
                         }
                     }
                 }
@@ -766,5 +900,15 @@ impl Hub {
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.conns.lock().len()
+    }
+
+    /// The gauges `/metrics` reports, measured now.
+    pub fn gauges(&self) -> Gauges {
+        let conns: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
+        Gauges {
+            connections: conns.len(),
+            rooms: self.rooms.lock().len(),
+            queued_bytes: conns.iter().map(|c| c.outbox.queued_bytes()).sum(),
+        }
     }
 }

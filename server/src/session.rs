@@ -14,6 +14,7 @@ use hubbub_protocol::{
 };
 
 use crate::hub::{now_ms, Conn, Hub, Said};
+use crate::metrics::Metrics;
 use crate::outbox::Close;
 
 /// Requests per second a connection may sustain, with a burst allowance.
@@ -126,9 +127,11 @@ impl Session {
     /// Applies the rate limit: the first refused request of a run gets
     /// `rate_limited`; a flood that goes on for another burst is closed with 1008.
     fn check_rate(&mut self) -> bool {
+        Metrics::inc(&self.hub.metrics.requests);
         if self.bucket.take() {
             return true;
         }
+        Metrics::inc(&self.hub.metrics.rate_limited);
         let refused = self.bucket.refused;
         if refused == 1 {
             tracing::info!(conn = self.conn.id, "rate limited");
@@ -164,7 +167,7 @@ impl Session {
 
     async fn handle(&mut self, msg: ClientMsg) {
         let Some(name) = self.name.clone() else {
-            return self.hello(msg);
+            return self.hello(msg).await;
         };
         match msg {
             ClientMsg::Hello { .. } => self.reply_error(
@@ -225,6 +228,13 @@ impl Session {
                 });
             }
             ClientMsg::Rename { name: new } => {
+                if self.conn.account.is_some() {
+                    let why = "a registered name cannot be changed here";
+                    return self.reply_error(ErrorCode::Forbidden, why);
+                }
+                if let Err((code, why)) = self.guest_may_take(&new).await {
+                    return self.reply_error(code, why);
+                }
                 match self.hub.rename(&self.conn, &name, &new, &self.rooms) {
                     Ok(()) => {
                         self.conn.send(&ServerMsg::Renamed {
@@ -268,24 +278,34 @@ impl Session {
     }
 
     /// Handles the first request, which must be `hello` (or `ping`/`quit`).
-    fn hello(&mut self, msg: ClientMsg) {
+    async fn hello(&mut self, msg: ClientMsg) {
         match msg {
-            ClientMsg::Hello { name } => match self.hub.claim_name(&name, &self.conn) {
-                Ok(()) => {
-                    let config = &self.hub.config;
-                    self.conn.send(&ServerMsg::Welcome {
-                        user: name.clone(),
-                        protocol: PROTOCOL_VERSION,
-                        heartbeat_ms: config.heartbeat.as_millis() as u64,
-                        idle_timeout_ms: config.idle_timeout.as_millis() as u64,
-                        server_time: now_ms(),
-                        limits: config.limits(),
-                    });
-                    tracing::debug!(conn = self.conn.id, user = %name, "hello");
-                    self.name = Some(name);
+            ClientMsg::Hello { name } => {
+                // A signed-in connection is its account, whatever name it gives.
+                let name = match &self.conn.account {
+                    Some(account) => account.name.clone(),
+                    None => match self.guest_may_take(&name).await {
+                        Ok(()) => name,
+                        Err((code, why)) => return self.reply_error(code, why),
+                    },
+                };
+                match self.hub.claim_name(&name, &self.conn) {
+                    Ok(()) => {
+                        let config = &self.hub.config;
+                        self.conn.send(&ServerMsg::Welcome {
+                            user: name.clone(),
+                            protocol: PROTOCOL_VERSION,
+                            heartbeat_ms: config.heartbeat.as_millis() as u64,
+                            idle_timeout_ms: config.idle_timeout.as_millis() as u64,
+                            server_time: now_ms(),
+                            limits: config.limits(),
+                        });
+                        tracing::debug!(conn = self.conn.id, user = %name, "hello");
+                        self.name = Some(name);
+                    }
+                    Err((code, why)) => self.reply_error(code, why),
                 }
-                Err((code, why)) => self.reply_error(code, why),
-            },
+            }
             ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
             ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
                 code: close::NORMAL,
@@ -295,6 +315,32 @@ impl Session {
                 ErrorCode::HelloRequired,
                 "say hello first: {\"type\":\"hello\",\"name\":\"...\"}",
             ),
+        }
+    }
+
+    /// Whether a guest may go by `name`: guests are allowed, the name is
+    /// well formed, and no account is registered under it.
+    async fn guest_may_take(&self, name: &str) -> Result<(), (ErrorCode, String)> {
+        if !self.hub.config.guests {
+            return Err((
+                ErrorCode::Forbidden,
+                "this server requires signing in".into(),
+            ));
+        }
+        names::validate_name(name).map_err(|why| (ErrorCode::InvalidName, why))?;
+        match self.hub.is_registered(name).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err((
+                ErrorCode::NameTaken,
+                format!("{name:?} is a registered name; sign in to use it"),
+            )),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot look up a name");
+                Err((
+                    ErrorCode::Unavailable,
+                    "cannot check the name now; retry".into(),
+                ))
+            }
         }
     }
 

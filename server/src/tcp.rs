@@ -77,10 +77,25 @@ pub async fn accept_loop(hub: Arc<Hub>, listener: TcpListener) {
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((socket, peer)) => {
+            Ok((mut socket, peer)) => {
                 tracing::debug!(%peer, "tcp gateway connection");
+                // The same per-address cap as WebSocket connections; the
+                // slot lives as long as the connection's task.
+                let Some(slot) = hub.admit_ip(peer.ip()) else {
+                    tracing::info!(%peer, "tcp gateway: too many connections from one address");
+                    hub.tasks.spawn(async move {
+                        let _ = socket
+                            .write_all(b"too many connections from your address\r\n")
+                            .await;
+                    });
+                    continue;
+                };
                 let _ = socket.set_nodelay(true);
-                hub.tasks.spawn(serve(Arc::clone(&hub), socket));
+                let task_hub = Arc::clone(&hub);
+                hub.tasks.spawn(async move {
+                    serve(task_hub, socket).await;
+                    drop(slot);
+                });
             }
             Err(err) => {
                 tracing::warn!(error = %err, "tcp gateway accept failed");

@@ -9,7 +9,8 @@ pub const NORMAL: u16 = 1000;
 pub const GOING_AWAY: u16 = 1001;
 /// A text frame was not valid UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
-/// Policy violation (for example a flood that went on after `rate_limited`).
+/// Policy violation: a flood that went on after `rate_limited`, or the
+/// session expired (sign in again, then reconnect).
 pub const POLICY: u16 = 1008;
 /// A frame or message was larger than `max_frame_bytes`.
 pub const TOO_BIG: u16 = 1009;
@@ -17,6 +18,9 @@ pub const TOO_BIG: u16 = 1009;
 pub const IDLE_TIMEOUT: u16 = 4000;
 /// The client read too slowly and its outbound queue overflowed.
 pub const SLOW_CONSUMER: u16 = 4001;
+
+/// The session was logged out; do not reconnect with it.
+pub const LOGGED_OUT: u16 = 4501;
 
 /// Whether a client should reconnect after the server closed with `code`.
 pub fn should_reconnect(code: u16) -> bool {
@@ -34,6 +38,7 @@ mod tests {
         assert!(should_reconnect(IDLE_TIMEOUT));
         assert!(!should_reconnect(NORMAL));
         assert!(!should_reconnect(4500));
+        assert!(!should_reconnect(LOGGED_OUT));
         assert!(!should_reconnect(4999));
     }
 }

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The server cannot take the request now (e.g. storage is backed up); retry later.
     Unavailable,
+    /// Not allowed for this user (e.g. renaming a registered account, or a
+    /// guest where the server requires signing in).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::UnknownUser => "unknown_user",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
@@ -98,6 +102,7 @@ mod tests {
             ErrorCode::UnknownUser,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,
+            ErrorCode::Forbidden,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -4,7 +4,8 @@ use std::collections::{HashMap, VecDeque};
 
 use parking_lot::Mutex;
 
-use super::{Retention, RoomRecord, Store, StoreError, StoredMessage};
+use super::{Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord};
+use hubbub_protocol::names::name_key;
 
 #[derive(Default)]
 struct RoomLog {
@@ -16,6 +17,10 @@ struct RoomLog {
 #[derive(Default)]
 pub struct MemoryStore {
     rooms: Mutex<HashMap<String, RoomLog>>,
+    /// Accounts by name key.
+    users: Mutex<HashMap<String, UserRecord>>,
+    /// Sessions by token hash: (account name key, expires_at).
+    sessions: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl Store for MemoryStore {
@@ -90,5 +95,49 @@ impl Store for MemoryStore {
             }
         }
         Ok(dropped)
+    }
+
+    fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let mut users = self.users.lock();
+        let key = name_key(&user.name);
+        if users.contains_key(&key) {
+            return Ok(false);
+        }
+        users.insert(key, user.clone());
+        Ok(true)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.users.lock().get(&name_key(name)).cloned())
+    }
+
+    fn create_session(
+        &self,
+        token_hash: &str,
+        name: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        self.sessions
+            .lock()
+            .insert(token_hash.to_string(), (name_key(name), expires_at));
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str, now_ms: u64) -> Result<Option<SessionRecord>, StoreError> {
+        let Some((key, expires_at)) = self.sessions.lock().get(token_hash).cloned() else {
+            return Ok(None);
+        };
+        if expires_at <= now_ms {
+            return Ok(None);
+        }
+        Ok(self.users.lock().get(&key).map(|user| SessionRecord {
+            name: user.name.clone(),
+            expires_at,
+        }))
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.sessions.lock().remove(token_hash);
+        Ok(())
     }
 }

@@ -50,6 +50,25 @@ pub struct Retention {
     pub max_age: Option<Duration>,
 }
 
+/// A registered account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The name as registered (case kept).
+    pub name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: u64,
+}
+
+/// A logged-in session, found by the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The account's name.
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sqlite: {0}")]
@@ -61,6 +80,8 @@ pub enum StoreError {
     },
     #[error("the database schema is version {found}, newer than this server knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
+    #[error("password hashing: {0}")]
+    Hash(String),
 }
 
 /// A place to keep room messages. Implementations are blocking.
@@ -89,6 +110,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// Registers an account; `false` if the name (ignoring case) is taken.
+    fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError>;
+
+    /// The account named `name` (ignoring case).
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Records a session of account `name`, keyed by its token's hash.
+    fn create_session(
+        &self,
+        token_hash: &str,
+        name: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The session with this token hash, if it exists and has not expired.
+    fn session(&self, token_hash: &str, now_ms: u64) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Ends a session (logout). Ending an unknown one is not an error.
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]
@@ -177,9 +218,49 @@ mod tests {
         assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 5);
     }
 
+    /// The account behaviour every store must have.
+    fn accounts(store: &dyn Store) {
+        let alice = UserRecord {
+            name: "Alice".into(),
+            password_hash: "$argon2id$fake".into(),
+            created_at: 1,
+        };
+        assert!(store.create_user(&alice).unwrap());
+        let mut again = alice.clone();
+        again.name = "ALICE".into();
+        assert!(
+            !store.create_user(&again).unwrap(),
+            "names are unique ignoring case"
+        );
+        assert_eq!(store.user("alice").unwrap(), Some(alice));
+        assert_eq!(store.user("bob").unwrap(), None);
+
+        let now = crate::hub::now_ms();
+        store.create_session("h1", "alice", now + 5_000).unwrap();
+        let session = store.session("h1", now + 4_999).unwrap().unwrap();
+        assert_eq!(
+            (session.name.as_str(), session.expires_at),
+            ("Alice", now + 5_000)
+        );
+        assert_eq!(store.session("h1", now + 5_000).unwrap(), None, "expired");
+        assert_eq!(store.session("nope", now).unwrap(), None);
+        store.delete_session("h1").unwrap();
+        assert_eq!(store.session("h1", 0).unwrap(), None);
+        store.delete_session("h1").unwrap();
+    }
+
     #[test]
     fn memory_store_keeps_the_contract() {
         contract(&MemoryStore::default());
+        accounts(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_account_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        accounts(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        assert!(reopened.user("ALICE").unwrap().is_some());
     }
 
     #[test]

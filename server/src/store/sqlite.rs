@@ -15,7 +15,8 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Retention, RoomRecord, Store, StoreError, StoredMessage};
+use super::{Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord};
+use hubbub_protocol::names::name_key;
 
 /// Schema migrations; `MIGRATIONS[i]` takes the schema from version i to i+1.
 const MIGRATIONS: &[&str] = &[
@@ -34,6 +35,19 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, seq)
      ) STRICT, WITHOUT ROWID;
      CREATE INDEX messages_sent_at ON messages (sent_at);",
+    // 2: accounts and their sessions (tokens are stored hashed).
+    "CREATE TABLE users (
+         name_key TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         password_hash TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE sessions (
+         token_hash TEXT PRIMARY KEY,
+         name_key TEXT NOT NULL REFERENCES users (name_key),
+         expires_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX sessions_expires_at ON sessions (expires_at);",
 ];
 
 pub struct SqliteStore {
@@ -201,5 +215,81 @@ impl Store for SqliteStore {
                 conn.execute("DELETE FROM messages WHERE sent_at < ?1", [cutoff as i64])? as u64;
         }
         Ok(dropped)
+    }
+
+    fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let inserted = self.writer.lock().execute(
+            "INSERT INTO users (name_key, name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name_key) DO NOTHING",
+            params![
+                name_key(&user.name),
+                user.name,
+                user.password_hash,
+                user.created_at as i64
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self
+            .reader
+            .lock()
+            .query_row(
+                "SELECT name, password_hash, created_at FROM users WHERE name_key = ?1",
+                [name_key(name)],
+                |row| {
+                    Ok(UserRecord {
+                        name: row.get(0)?,
+                        password_hash: row.get(1)?,
+                        created_at: row.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn create_session(
+        &self,
+        token_hash: &str,
+        name: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.writer.lock();
+        conn.execute(
+            "INSERT INTO sessions (token_hash, name_key, expires_at) VALUES (?1, ?2, ?3)",
+            params![token_hash, name_key(name), expires_at as i64],
+        )?;
+        // Expired sessions are useless; forget them while we are here.
+        conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            [crate::hub::now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str, now_ms: u64) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .reader
+            .lock()
+            .query_row(
+                "SELECT u.name, s.expires_at FROM sessions s JOIN users u ON u.name_key = s.name_key
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                params![token_hash, now_ms as i64],
+                |row| {
+                    Ok(SessionRecord {
+                        name: row.get(0)?,
+                        expires_at: row.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.writer
+            .lock()
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
     }
 }

@@ -1,0 +1,507 @@
+//! Accounts and sessions, and who a WebSocket upgrade is.
+//!
+//! - `POST /api/register` `{"name","password"}` → 201, a session.
+//! - `POST /api/login` `{"name","password"}` → 200, a session.
+//! - `POST /api/logout` → 204; the session ends and its sockets close (4501).
+//! - `GET /api/session` → who the caller is, and whether guests may chat.
+//!
+//! A session is a random 256-bit token, given to the browser as an
+//! `HttpOnly; SameSite=Lax` cookie and to programs in the JSON body (they
+//! send it as `Authorization: Bearer`). Only its SHA-256 is stored.
+//! Passwords are hashed with argon2id. Login and registration are throttled
+//! per client address; a failed login says nothing about which half was wrong.
+//!
+//! Every browser-reachable entry point (the API and `/ws`) checks `Origin`
+//! against the server's own origin and `--allowed-origin`, which stops
+//! cross-site WebSocket hijacking; requests without `Origin` (not from a
+//! browser) pass.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRef, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hubbub_protocol::names;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::hub::{now_ms, Account, Hub};
+use crate::store::{StoreError, UserRecord};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "hubbub_session";
+/// Shortest and longest password accepted, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
+/// Login and registration attempts per minute per client address.
+pub const AUTH_ATTEMPTS_PER_MINUTE: u32 = 10;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    /// Throttles login and registration per client address.
+    pub throttle: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl AppState {
+    pub fn new(hub: Arc<Hub>) -> AppState {
+        let per_minute = NonZeroU32::new(AUTH_ATTEMPTS_PER_MINUTE).expect("non-zero");
+        AppState {
+            hub,
+            throttle: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        }
+    }
+}
+
+impl FromRef<AppState> for Arc<Hub> {
+    fn from_ref(state: &AppState) -> Arc<Hub> {
+        Arc::clone(&state.hub)
+    }
+}
+
+/// The account routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/register", post(register))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/session", get(session))
+}
+
+/// Why an HTTP request was refused. The body is `{"error": code, "message": text}`;
+/// internals are logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("sign in first")]
+    Unauthorized,
+    #[error("wrong name or password")]
+    BadCredentials,
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("the password must be {min} to {max} characters", min = PASSWORD_CHARS.start(), max = PASSWORD_CHARS.end())]
+    InvalidPassword,
+    #[error("that name is taken")]
+    NameTaken,
+    #[error("cross-site request refused")]
+    ForbiddenOrigin,
+    #[error("too many attempts; wait a minute")]
+    TooManyAttempts,
+    #[error("too many open connections")]
+    TooManyConnections,
+    #[error("internal error")]
+    Internal(#[from] StoreError),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::BadCredentials => "bad_credentials",
+            ApiError::InvalidName(_) => "invalid_name",
+            ApiError::InvalidPassword => "invalid_password",
+            ApiError::NameTaken => "name_taken",
+            ApiError::ForbiddenOrigin => "forbidden_origin",
+            ApiError::TooManyAttempts => "too_many_attempts",
+            ApiError::TooManyConnections => "too_many_connections",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidName(_) | ApiError::InvalidPassword => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::NameTaken => StatusCode::CONFLICT,
+            ApiError::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            ApiError::TooManyAttempts | ApiError::TooManyConnections => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(err) = &self {
+            tracing::error!(error = %err, "request failed");
+        }
+        let body = serde_json::json!({"error": self.code(), "message": self.to_string()});
+        (
+            self.status(),
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    name: String,
+    password: String,
+}
+
+/// The answer to register and login.
+#[derive(Serialize)]
+struct SessionBody {
+    user: String,
+    /// For programs: send as `Authorization: Bearer <token>`.
+    token: String,
+    expires_at: u64,
+}
+
+/// The answer to `GET /api/session`.
+#[derive(Serialize)]
+struct WhoAmI {
+    user: Option<String>,
+    expires_at: Option<u64>,
+    guests: bool,
+}
+
+/// Refuses a browser request from an origin other than ours or an allowed one.
+pub fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return Ok(()); // not a browser: no cross-site risk
+    };
+    if config
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed == origin)
+    {
+        return Ok(());
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    if host.is_some() && authority == host {
+        return Ok(());
+    }
+    tracing::info!(%origin, ?host, "cross-origin request refused");
+    Err(ApiError::ForbiddenOrigin)
+}
+
+/// The client's address: the peer, or the last `X-Forwarded-For` entry
+/// when the server is told to trust it.
+pub fn client_ip(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if config.trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+/// The session token the request carries: `Authorization: Bearer`, else the cookie.
+fn token(headers: &HeaderMap) -> Option<String> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim().to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+fn hash_token(token: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Who the request is: `Ok(None)` for no credentials, an error for bad or
+/// expired ones.
+pub async fn identify(hub: &Hub, headers: &HeaderMap) -> Result<Option<Account>, ApiError> {
+    let Some(token) = token(headers) else {
+        return Ok(None);
+    };
+    let token_hash = hash_token(&token);
+    let store = hub.store();
+    let lookup = token_hash.clone();
+    let record = tokio::task::spawn_blocking(move || store.session(&lookup, now_ms()))
+        .await
+        .expect("session lookup does not panic")?;
+    let record = record.ok_or(ApiError::Unauthorized)?;
+    Ok(Some(Account {
+        name: record.name,
+        token_hash,
+        expires_at: record.expires_at,
+    }))
+}
+
+/// Whether cookies should be marked `Secure`: served over TLS, directly or
+/// (when trusted) behind a proxy that says so.
+fn secure(config: &Config, headers: &HeaderMap) -> bool {
+    config.tls_cert.is_some()
+        || (config.trust_forwarded_for
+            && headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+}
+
+fn cookie(value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+fn throttle(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    if state.throttle.len() > 100_000 {
+        state.throttle.retain_recent();
+    }
+    state
+        .throttle
+        .check_key(&ip)
+        .map_err(|_| ApiError::TooManyAttempts)
+}
+
+/// Starts a session for `name` and answers with its cookie and token.
+async fn start_session(
+    hub: &Hub,
+    headers: &HeaderMap,
+    name: String,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let ttl = hub.config.session_ttl;
+    let expires_at = now_ms() + ttl.as_millis() as u64;
+    let store = hub.store();
+    let (hash, owner) = (hash_token(&token), name.clone());
+    tokio::task::spawn_blocking(move || store.create_session(&hash, &owner, expires_at))
+        .await
+        .expect("create_session does not panic")?;
+    let set_cookie = cookie(&token, ttl.as_secs(), secure(&hub.config, headers));
+    let body = SessionBody {
+        user: name,
+        token,
+        expires_at,
+    };
+    Ok((
+        status,
+        [
+            (header::SET_COOKIE, set_cookie),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(credentials): Json<Credentials>,
+) -> Result<Response, ApiError> {
+    let hub = &state.hub;
+    check_origin(&hub.config, &headers)?;
+    throttle(&state, client_ip(&hub.config, peer, &headers))?;
+    let Credentials { name, password } = credentials;
+    names::validate_name(&name).map_err(ApiError::InvalidName)?;
+    if !PASSWORD_CHARS.contains(&password.chars().count()) {
+        return Err(ApiError::InvalidPassword);
+    }
+    // A guest online under the name keeps it until they leave.
+    if hub.connections_of(&name) > 0 {
+        return Err(ApiError::NameTaken);
+    }
+    let password_hash = tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .expect("hashing does not panic")
+    .map_err(|err| ApiError::Internal(StoreError::Hash(err.to_string())))?;
+    let user = UserRecord {
+        name: name.clone(),
+        password_hash,
+        created_at: now_ms(),
+    };
+    let store = hub.store();
+    let created = tokio::task::spawn_blocking(move || store.create_user(&user))
+        .await
+        .expect("create_user does not panic")?;
+    if !created {
+        return Err(ApiError::NameTaken);
+    }
+    tracing::info!(user = %name, "account registered");
+    start_session(hub, &headers, name, StatusCode::CREATED).await
+}
+
+/// A valid argon2id hash of a random password: verifying against it when
+/// the user does not exist makes a miss cost what a wrong password costs.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(b"no such user, no such password", &salt)
+        .expect("hashing a constant works")
+        .to_string()
+});
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(credentials): Json<Credentials>,
+) -> Result<Response, ApiError> {
+    let hub = &state.hub;
+    check_origin(&hub.config, &headers)?;
+    throttle(&state, client_ip(&hub.config, peer, &headers))?;
+    let store = hub.store();
+    let lookup = credentials.name.clone();
+    let user = tokio::task::spawn_blocking(move || store.user(&lookup))
+        .await
+        .expect("user lookup does not panic")?;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+    let password = credentials.password;
+    let verified = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .expect("verifying does not panic");
+    match user {
+        Some(user) if verified => start_session(hub, &headers, user.name, StatusCode::OK).await,
+        _ => {
+            tracing::info!(name = %credentials.name, "failed login");
+            Err(ApiError::BadCredentials)
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let hub = &state.hub;
+    check_origin(&hub.config, &headers)?;
+    let token = token(&headers).ok_or(ApiError::Unauthorized)?;
+    let token_hash = hash_token(&token);
+    let store = hub.store();
+    let forget = token_hash.clone();
+    tokio::task::spawn_blocking(move || store.delete_session(&forget))
+        .await
+        .expect("delete_session does not panic")?;
+    hub.end_session(&token_hash);
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            cookie("", 0, secure(&hub.config, &headers)),
+        )],
+    )
+        .into_response())
+}
+
+async fn session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let hub = &state.hub;
+    let account = match identify(hub, &headers).await {
+        Ok(account) => account,
+        Err(ApiError::Unauthorized) => None, // a stale cookie: signed out
+        Err(err) => return Err(err),
+    };
+    let body = WhoAmI {
+        user: account.as_ref().map(|a| a.name.clone()),
+        expires_at: account.map(|a| a.expires_at),
+        guests: hub.config.guests,
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn origin_must_be_ours_or_allowed() {
+        let mut config = Config::default();
+        let ours = headers(&[
+            ("host", "chat.example:8080"),
+            ("origin", "http://chat.example:8080"),
+        ]);
+        assert!(check_origin(&config, &ours).is_ok());
+        let evil = headers(&[
+            ("host", "chat.example:8080"),
+            ("origin", "https://evil.example"),
+        ]);
+        assert!(check_origin(&config, &evil).is_err());
+        assert!(
+            check_origin(&config, &headers(&[("host", "chat.example")])).is_ok(),
+            "no Origin: not a browser"
+        );
+        config.allowed_origins = vec!["https://evil.example".into()];
+        assert!(check_origin(&config, &evil).is_ok());
+    }
+
+    #[test]
+    fn token_from_bearer_or_cookie() {
+        assert_eq!(
+            token(&headers(&[("authorization", "Bearer abc")])).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            token(&headers(&[(
+                "cookie",
+                "theme=dark; hubbub_session=xyz; other=1"
+            )]))
+            .as_deref(),
+            Some("xyz")
+        );
+        assert_eq!(token(&headers(&[("cookie", "theme=dark")])), None);
+    }
+
+    #[test]
+    fn forwarded_for_only_when_trusted() {
+        let mut config = Config::default();
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")]);
+        assert_eq!(client_ip(&config, peer, &h), peer.ip());
+        config.trust_forwarded_for = true;
+        assert_eq!(
+            client_ip(&config, peer, &h),
+            "5.6.7.8".parse::<IpAddr>().unwrap()
+        );
+    }
+}
