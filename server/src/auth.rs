@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::hub::{now_ms, Account, Hub};
 use crate::store::{StoreError, UserRecord};
+use crate::PeerAddr;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "hubbub_session";
@@ -317,7 +318,7 @@ async fn start_session(
 
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {
@@ -370,7 +371,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {

@@ -12,6 +12,7 @@
 //! - [`auth`]: accounts, sessions, origin checks; who an upgrade is.
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
+//! - [`tls`]: https and wss with rustls (`--tls-cert`, `--tls-key`).
 //!
 //! [`run`] serves until a shutdown future completes, then closes every
 //! connection with 1001 and waits (bounded) for them to drain.
@@ -27,6 +28,7 @@ pub mod persist;
 pub mod session;
 pub mod store;
 pub mod tcp;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,11 +36,14 @@ use std::sync::Arc;
 use std::net::SocketAddr;
 
 use auth::{ApiError, AppState};
+use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
+use tower_http::set_header::SetResponseHeaderLayer;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -55,7 +60,41 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(auth::routes())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .fallback(assets::serve)
+        // Headers every response carries unless it set its own (the web
+        // app's pages bring their own Content-Security-Policy).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .with_state(AppState::new(hub))
+}
+
+/// The address of the peer of an HTTP connection, plain or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
 }
 
 /// Largest request body the HTTP API reads.
@@ -67,7 +106,7 @@ const API_BODY_LIMIT: usize = 16 * 1024;
 async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let config = &hub.config;
@@ -88,6 +127,26 @@ async fn ws_upgrade(
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes)
         .on_upgrade(move |socket| conn::run(hub, socket, account, slot)))
+}
+
+/// Serves HTTP on `listener` until `stop` completes, then lets requests in
+/// flight finish.
+async fn serve_http<L>(
+    listener: L,
+    app: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+    for<'a> PeerAddr: Connected<IncomingStream<'a, L>>,
+{
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<PeerAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
 }
 
 /// Serves on `listener` until `shutdown` completes, then shuts down
@@ -119,14 +178,22 @@ pub async fn run_with_gateway(
     let gateway =
         gateway.map(|listener| tokio::spawn(tcp::accept_loop(Arc::clone(&hub), listener)));
     let closing = Arc::clone(&hub);
-    let app = router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            closing.begin_shutdown();
-        })
-        .await?;
+    let stop = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        closing.begin_shutdown();
+    };
+    let app = router(Arc::clone(&hub));
+    let tls = match (&hub.config.tls_cert, &hub.config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(tls::server_config(cert, key).map_err(std::io::Error::other)?)
+        }
+        _ => None,
+    };
+    match tls {
+        Some(tls) => serve_http(tls::TlsListener::new(listener, tls)?, app, stop).await?,
+        None => serve_http(listener, app, stop).await?,
+    }
     if tokio::time::timeout(shutdown_timeout, hub.tasks.wait())
         .await
         .is_err()

@@ -30,7 +30,12 @@ async fn main() -> std::process::ExitCode {
     };
     let addr = listener.local_addr().expect("bound socket has an address");
     // One plain line on stdout, for people and for scripts that start us.
-    println!("hubbub listening on http://{addr}");
+    let scheme = if cli.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("hubbub listening on {scheme}://{addr}");
     let gateway = match cli.config.tcp_listen {
         Some(tcp_addr) => match tokio::net::TcpListener::bind(tcp_addr).await {
             Ok(gateway) => {
