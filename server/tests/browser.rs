@@ -353,6 +353,17 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
         vec![],
     )
     .await;
+    // What is sent while offline waits in the page and goes out later.
+    let queued = "sent while the server was down";
+    say(&alice, queued).await;
+    wait_until(
+        &alice,
+        "the message shown as queued",
+        DEADLINE,
+        "return !!document.querySelector('.message.pending.queued')",
+        vec![],
+    )
+    .await;
     screenshot(&alice, "2-offline").await;
     let server = Server::start(&addr.to_string(), data.path()).await;
     assert_eq!(server.addr, addr, "restarted on the same address");
@@ -361,12 +372,72 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
     sees_member(&alice, "bob").await;
     sees_member(&bob, "alice").await;
 
+    sees_message(&bob, queued, DEADLINE).await;
+    sees_message(&alice, queued, DEADLINE).await;
+
     let second = "back after the restart";
     say(&alice, second).await;
     sees_message(&bob, second, DEADLINE).await;
     sees_message(&alice, second, DEADLINE).await;
     screenshot(&alice, "3-reconnected").await;
     screenshot(&bob, "3-reconnected-dark").await;
+
+    // A direct message from the presence list.
+    alice
+        .find(Locator::Css(
+            "button[aria-label='Send a direct message to bob']",
+        ))
+        .await
+        .expect("a direct-message button for bob")
+        .click()
+        .await
+        .expect("open the conversation");
+    wait_until(
+        &alice,
+        "the conversation with bob open",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '@bob'",
+        vec![],
+    )
+    .await;
+    say(&alice, "just between us").await;
+    sees_message(&alice, "just between us", DEADLINE).await;
+    let conversation = bob
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(".nav-link[aria-label^='@alice']"))
+        .await
+        .expect("bob gets a conversation with alice");
+    conversation.click().await.expect("open it");
+    sees_message(&bob, "just between us", DEADLINE).await;
+
+    // Renaming shows in the other member's list.
+    bob.find(Locator::Css(".user-button"))
+        .await
+        .expect("the user button")
+        .click()
+        .await
+        .expect("open the rename form");
+    let rename = bob
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("#rename-input"))
+        .await
+        .expect("the rename form");
+    rename.clear().await.expect("clear the old name");
+    rename.send_keys("robert").await.expect("type a new name");
+    rename
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("rename");
+    alice
+        .find(Locator::Css(".nav-link[aria-label^='#e2e']"))
+        .await
+        .expect("the room in alice's list")
+        .click()
+        .await
+        .expect("back to the room");
+    sees_member(&alice, "robert").await;
 
     // A phone-sized window: the room list becomes a drawer.
     for (page, name) in [(&alice, "4-phone"), (&bob, "4-phone-dark")] {

@@ -164,7 +164,8 @@ fn app() -> Html {
             };
             html! {
                 <>
-                    <ChatView chat={current.clone()} {connected} max_bytes={chat.limits.max_text_bytes}
+                    <ChatView chat={current.clone()} {connected}
+                        me={chat.display_name().map(|n| AttrValue::from(n.to_string()))} max_bytes={chat.limits.max_text_bytes}
                         drafts={(*drafts).clone()} {on_send} {on_typing} {on_dismiss} {on_load_older}
                         on_members={set_panel(Panel::Members)} />
                     <aside class="sidebar sidebar-right" aria-label="People">

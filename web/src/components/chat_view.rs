@@ -14,6 +14,7 @@ use crate::state::{Chat, Target};
 pub struct ChatViewProps {
     pub chat: Rc<Chat>,
     pub connected: bool,
+    pub me: Option<AttrValue>,
     pub max_bytes: usize,
     pub drafts: Drafts,
     pub on_send: Callback<String>,
@@ -68,7 +69,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                     { if matches!(chat.target, Target::Room(_)) { chat.members.len().to_string() } else { "Info".to_string() } }
                 </button>
             </header>
-            <MessageList chat={chat.clone()} connected={props.connected} on_dismiss={props.on_dismiss.clone()}
+            <MessageList chat={chat.clone()} connected={props.connected} me={props.me.clone()} on_dismiss={props.on_dismiss.clone()}
                 on_load_older={props.on_load_older.clone()} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
             <Composer key={chat.target.label()} target={chat.target.clone()} drafts={props.drafts.clone()}

@@ -19,6 +19,8 @@ const STICK_PX: i32 = 80;
 pub struct MessageListProps {
     pub chat: Rc<Chat>,
     pub connected: bool,
+    /// This user's name, shown on own messages still on their way.
+    pub me: Option<AttrValue>,
     /// Forget a refused message (by `client_id`).
     pub on_dismiss: Callback<String>,
     /// Fetch the messages before this `seq`.
@@ -67,10 +69,16 @@ pub fn message_list(props: &MessageListProps) -> Html {
         previous = Some(entry);
         view_entry(entry, continued)
     });
-    let pending = chat
-        .pending
-        .iter()
-        .map(|p| view_pending(p, props.connected, &props.on_dismiss));
+    // Pending messages continue the last group if it is our own.
+    let after_own = matches!(
+        chat.entries.last().map(|e| &**e),
+        Some(Entry::Message { own: true, .. })
+    );
+    let me = props.me.clone().unwrap_or_default();
+    let pending = chat.pending.iter().enumerate().map(|(i, p)| {
+        let header = (i == 0 && !after_own).then_some(me.as_str());
+        view_pending(p, header, props.connected, &props.on_dismiss)
+    });
     let empty = chat.entries.is_empty() && chat.pending.is_empty();
     let older = chat.first_seq().filter(|_| chat.has_more).map(|first| {
         let onclick = props.on_load_older.reform(move |_: MouseEvent| first);
@@ -141,7 +149,14 @@ fn view_entry(entry: &Entry, continued: bool) -> Html {
     }
 }
 
-fn view_pending(pending: &Pending, connected: bool, on_dismiss: &Callback<String>) -> Html {
+/// An own message not yet confirmed; `header` is the name to head it with
+/// when it starts a group.
+fn view_pending(
+    pending: &Pending,
+    header: Option<&str>,
+    connected: bool,
+    on_dismiss: &Callback<String>,
+) -> Html {
     let (state, label) = match (&pending.failed, connected) {
         (Some(why), _) => ("failed", format!("Not sent: {why}")),
         (None, true) => ("sending", "Sending…".to_string()),
@@ -152,9 +167,20 @@ fn view_pending(pending: &Pending, connected: bool, on_dismiss: &Callback<String
         move |_: MouseEvent| id.clone()
     });
     html! {
-        <li key={pending.client_id.clone()} class={classes!("message", "own", "pending", state)}>
-            <span class="gutter" aria-hidden="true"></span>
+        <li key={pending.client_id.clone()}
+            class={classes!("message", "own", "pending", state, header.is_none().then_some("continued"))}>
+            if let Some(name) = header {
+                <span class={classes!("avatar", avatar_class(name))} aria-hidden="true">{ initial(name) }</span>
+            } else {
+                <span class="gutter" aria-hidden="true"></span>
+            }
             <div class="message-body">
+                if let Some(name) = header {
+                    <div class="message-meta">
+                        <span class="from">{ name.to_string() }</span>
+                        <span class="you-tag">{ "you" }</span>
+                    </div>
+                }
                 <p class="text">{ pending.text.clone() }</p>
                 <p class="pending-state">
                     { label }
