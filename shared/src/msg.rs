@@ -259,7 +259,12 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
     };
     let value = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(value) => value,
-        Err(syntax) => return Err(DecodeError::BadJson(syntax.to_string())),
+        Err(syntax) => {
+            return Err(DecodeError::BadJson(truncate(
+                &syntax.to_string(),
+                MAX_DETAIL,
+            )))
+        }
     };
     let Some(object) = value.as_object() else {
         return Err(DecodeError::BadJson("expected an object".into()));
@@ -273,9 +278,16 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
     Err(DecodeError::BadField {
         kind: kind.to_string(),
         // Only an object gets here, and for one the typed parse above ran.
-        detail: err.map_or_else(|| "expected an object".into(), |e| e.to_string()),
+        // serde quotes the offending value: cap it so an echo stays small.
+        detail: err.map_or_else(
+            || "expected an object".into(),
+            |e| truncate(&e.to_string(), MAX_DETAIL),
+        ),
     })
 }
+
+/// Most characters of a decode error's detail echoed back to the client.
+const MAX_DETAIL: usize = 200;
 
 /// Cuts `s` to at most `max` characters so an echoed value stays small.
 fn truncate(s: &str, max: usize) -> String {
@@ -524,5 +536,13 @@ mod tests {
         assert!(err.to_string().contains("missing field `text`"), "{err}");
         let err = decode_client(r#"{"type":"join","room":7}"#).unwrap_err();
         assert_eq!(err.code(), ErrorCode::BadField);
+        let long = format!(
+            r#"{{"type":"join","room":"lobby","since":"{}"}}"#,
+            "9".repeat(10_000)
+        );
+        assert!(
+            decode_client(&long).unwrap_err().to_string().len() < 300,
+            "echoes stay small"
+        );
     }
 }
