@@ -10,7 +10,8 @@
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
 //! (`scripts/build-web.sh`); without them the test fails and says how to get
 //! them. `HUBBUB_CHROMIUM` / `HUBBUB_CHROMEDRIVER` override the binaries.
-//! Screenshots of each step go to `$CARGO_TARGET_TMPDIR/browser/`.
+//! Screenshots of each step (and `failure.png` of the page that timed out)
+//! go to `$CARGO_TARGET_TMPDIR/browser/` (target/tmp/browser/).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -210,6 +211,7 @@ async fn wait_until(page: &Client, what: &str, deadline: Duration, script: &str,
                 )
                 .await
                 .ok();
+            screenshot(page, "failure").await;
             panic!("timed out after {deadline:?} waiting for {what}; last answer {answer:?}, status {status:?}");
         }
         tokio::time::sleep(POLL).await;
