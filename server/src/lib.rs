@@ -40,12 +40,12 @@ use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue};
-use tower_http::set_header::SetResponseHeaderLayer;
 use axum::response::Response;
 use axum::routing::get;
 use axum::serve::{IncomingStream, Listener};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Config;
 use hub::Hub;

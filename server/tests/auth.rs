@@ -120,7 +120,10 @@ async fn a_wrong_password_or_unknown_user_gets_the_same_refusal() {
     // API answers carry the security headers.
     assert_eq!(wrong.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(wrong.header("cache-control"), Some("no-store"));
-    assert!(wrong.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(wrong
+        .header("content-security-policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     assert_eq!(wrong.json(), nobody.json(), "no hint which half was wrong");
     assert!(wrong.header("set-cookie").is_none());
 }
