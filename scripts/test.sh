@@ -21,3 +21,6 @@ scripts/build-web.sh
 
 echo "== cargo test"
 cargo test --workspace --exclude hubbub-web
+
+echo "== cargo test (web app logic, native)"
+cargo test -p hubbub-web
