@@ -272,10 +272,15 @@ fn cookie(value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
-fn throttle(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+/// The checks before a login or registration: same origin, and within the
+/// per-address attempt budget.
+fn admit_attempt(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = &state.hub.config;
+    check_origin(config, headers)?;
     if state.throttle.len() > 100_000 {
         state.throttle.retain_recent();
     }
+    let ip = client_ip(config, peer, headers);
     state
         .throttle
         .check_key(&ip)
@@ -323,8 +328,7 @@ async fn register(
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let hub = &state.hub;
-    check_origin(&hub.config, &headers)?;
-    throttle(&state, client_ip(&hub.config, peer, &headers))?;
+    admit_attempt(&state, peer, &headers)?;
     let Credentials { name, password } = credentials;
     names::validate_name(&name).map_err(ApiError::InvalidName)?;
     if !PASSWORD_CHARS.contains(&password.chars().count()) {
@@ -376,8 +380,7 @@ async fn login(
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let hub = &state.hub;
-    check_origin(&hub.config, &headers)?;
-    throttle(&state, client_ip(&hub.config, peer, &headers))?;
+    admit_attempt(&state, peer, &headers)?;
     let store = hub.store();
     let lookup = credentials.name.clone();
     let user = tokio::task::spawn_blocking(move || store.user(&lookup))

@@ -51,7 +51,19 @@ fn remember_client_id(state: &mut RoomState, user: String, client_id: String, se
     }
 }
 
-fn history_message(msg: &StoredMessage) -> HistoryMessage {
+/// The `message` frame members get for a stored message.
+fn message_frame(msg: &StoredMessage) -> Utf8Bytes {
+    frame(&ServerMsg::Message {
+        room: msg.room.clone(),
+        seq: msg.seq,
+        from: msg.from.clone(),
+        text: msg.text.clone(),
+        sent_at: msg.sent_at,
+    })
+}
+
+/// A stored message as `history` carries it.
+pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
     HistoryMessage {
         seq: msg.seq,
         from: msg.from.clone(),
@@ -239,13 +251,7 @@ impl Room {
         let pending = state.pending.pop_front();
         debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
         state.delivered = msg.seq;
-        let message = frame(&ServerMsg::Message {
-            room: msg.room.clone(),
-            seq: msg.seq,
-            from: msg.from.clone(),
-            text: msg.text.clone(),
-            sent_at: msg.sent_at,
-        });
+        let message = message_frame(&msg);
         state.broadcast(&message);
         if let Some(pending) = pending {
             for (conn, client_id) in pending.ackers {
@@ -607,13 +613,7 @@ impl Hub {
                     remember_client_id(&mut state, names::name_key(&from), client_id, seq);
                 }
                 for msg in record.recent {
-                    let message = frame(&ServerMsg::Message {
-                        room: msg.room.clone(),
-                        seq: msg.seq,
-                        from: msg.from.clone(),
-                        text: msg.text.clone(),
-                        sent_at: msg.sent_at,
-                    });
+                    let message = message_frame(&msg);
                     state.recent.push_back((msg, message));
                 }
                 Ok::<(), StoreError>(())

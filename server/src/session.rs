@@ -13,7 +13,7 @@ use hubbub_protocol::{
     close, decode_client, names, ClientMsg, ErrorCode, HistoryMessage, ServerMsg, PROTOCOL_VERSION,
 };
 
-use crate::hub::{now_ms, Conn, Hub, Said};
+use crate::hub::{history_message, now_ms, Conn, Hub, Said};
 use crate::metrics::Metrics;
 use crate::outbox::Close;
 
@@ -375,15 +375,7 @@ impl Session {
         let limit = limit.map_or(max, |l| (l as usize).min(max));
         match self.hub.history(&room, before, limit).await {
             Ok(stored) => {
-                let messages: Vec<HistoryMessage> = stored
-                    .into_iter()
-                    .map(|m| HistoryMessage {
-                        seq: m.seq,
-                        from: m.from,
-                        text: m.text,
-                        sent_at: m.sent_at,
-                    })
-                    .collect();
+                let messages: Vec<HistoryMessage> = stored.iter().map(history_message).collect();
                 self.conn.send(&ServerMsg::History {
                     room,
                     has_more: messages.len() == limit
