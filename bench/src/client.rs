@@ -8,22 +8,23 @@
 //! time, so a server that falls behind shows up as latency rather than
 //! slowing the load (no coordinated omission).
 //!
-//! Frames are classified by scanning, not by full JSON decoding, so that the
-//! bench spends its core on reading sockets rather than on serde; the per
-//! connection state is the socket, a 4 KiB read buffer and a few counters.
+//! The WebSocket client is a minimal one of its own ([`Ws`]) and frames are
+//! classified by scanning, not by JSON decoding, so that the bench spends its
+//! core reading sockets rather than in framework and serde overhead: one
+//! read handles every frame it brought. The per-connection state is the
+//! socket, a 4 KiB read buffer and a few counters.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpSocket;
+use std::sync::LazyLock;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::stats::{record_latency, Shared};
 
@@ -76,7 +77,147 @@ impl Plan {
     }
 }
 
-type Ws = WebSocketStream<tokio::net::TcpStream>;
+/// Bytes one client reads into at a time; grown only for a larger frame.
+const READ_BUFFER: usize = 4096;
+
+/// A minimal WebSocket client connection (RFC 6455): the bench needs text
+/// frames, pings and close, and must read a million frames a second on one
+/// core, so frames are parsed in place from one small buffer and every read
+/// processes all the frames it brought. Client frames are masked with an
+/// all-zero key (a valid mask that leaves the payload as it is).
+struct Ws {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Unparsed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+/// One frame found in the read buffer.
+struct Frame {
+    opcode: u8,
+    payload: std::ops::Range<usize>,
+}
+
+impl Ws {
+    /// Does the opening handshake on a connected stream.
+    async fn handshake(mut stream: TcpStream, addr: SocketAddr) -> Result<Ws, String> {
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: aHViYnViLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let mut ws = Ws {
+            stream,
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+        };
+        loop {
+            if let Some(at) = memchr::memmem::find(&ws.buf[..ws.end], b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&ws.buf[..at]).to_string();
+                if !head.starts_with("HTTP/1.1 101") {
+                    return Err(format!(
+                        "handshake refused: {}",
+                        head.lines().next().unwrap_or("")
+                    ));
+                }
+                ws.start = at + 4;
+                return Ok(ws);
+            }
+            if ws.end == ws.buf.len() {
+                return Err("handshake: response too long".into());
+            }
+            let n = ws
+                .stream
+                .read(&mut ws.buf[ws.end..])
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            if n == 0 {
+                return Err("handshake: connection closed".into());
+            }
+            ws.end += n;
+        }
+    }
+
+    /// Writes one masked frame.
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(&encode(opcode, payload)).await
+    }
+
+    /// The next complete frame in the buffer, if any.
+    fn parse(&mut self) -> Option<Frame> {
+        let bytes = &self.buf[self.start..self.end];
+        if bytes.len() < 2 {
+            return None;
+        }
+        let opcode = bytes[0] & 0x0f;
+        let (len, header) = match bytes[1] & 0x7f {
+            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 if bytes.len() >= 10 => (
+                u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")) as usize,
+                10,
+            ),
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        if bytes.len() < header + len {
+            // Make room for the rest of this frame.
+            if header + len > self.buf.len() {
+                self.buf.resize(header + len, 0);
+            }
+            return None;
+        }
+        let payload = self.start + header..self.start + header + len;
+        self.start += header + len;
+        Some(Frame { opcode, payload })
+    }
+
+    /// Moves unparsed bytes to the front so the next read has room; shrinks
+    /// a buffer grown for a large frame once it is no longer needed.
+    fn compact(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > READ_BUFFER {
+                self.buf.truncate(READ_BUFFER);
+                self.buf.shrink_to_fit();
+            }
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+/// A client frame: FIN, `opcode`, masked with the zero key.
+fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= u16::MAX as usize => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(payload);
+    out
+}
+
+const TEXT: u8 = 0x1;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
 
 /// Runs client `i` until the phase is `Stop` or the server closes it.
 pub async fn run(
@@ -112,7 +253,7 @@ pub async fn run(
         return;
     }
     let join = format!(r#"{{"type":"join","room":"r{}"}}"#, client.room);
-    if client.ws.send(Message::text(join)).await.is_err() {
+    if client.ws.send(TEXT, join.as_bytes()).await.is_err() {
         shared.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -138,33 +279,43 @@ async fn connect(i: usize, plan: &Plan) -> Result<Ws, String> {
         .await
         .map_err(|e| format!("connect {}: {e}", plan.addr))?;
     let _ = stream.set_nodelay(true);
-    // Small buffers: 10,000 clients must fit in the bench too.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
-        .max_message_size(Some(16 << 20))
-        .max_frame_size(Some(16 << 20));
-    let url = format!("ws://{}/ws", plan.addr);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let mut ws = Ws::handshake(stream, plan.addr).await?;
     let hello = format!(r#"{{"type":"hello","name":"{}{i}"}}"#, plan.name_prefix);
-    ws.send(Message::text(hello))
+    ws.send(TEXT, hello.as_bytes())
         .await
         .map_err(|e| format!("hello: {e}"))?;
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => match kind(&text) {
-                "welcome" => return Ok(ws),
-                "error" => return Err(format!("hello refused: {}", text.as_str())),
+        while let Some(frame) = ws.parse() {
+            let payload = &ws.buf[frame.payload];
+            match frame.opcode {
+                TEXT => match kind(std::str::from_utf8(payload).unwrap_or("")) {
+                    "welcome" => {
+                        ws.compact();
+                        return Ok(ws);
+                    }
+                    "error" => {
+                        return Err(format!(
+                            "hello refused: {}",
+                            String::from_utf8_lossy(payload)
+                        ))
+                    }
+                    _ => {}
+                },
+                CLOSE => return Err("closed before welcome".into()),
                 _ => {}
-            },
-            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("read: {e}")),
-            None => return Err("closed before welcome".into()),
+            }
         }
+        ws.compact();
+        let end = ws.end;
+        let n = ws
+            .stream
+            .read(&mut ws.buf[end..])
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("closed before welcome".into());
+        }
+        ws.end += n;
     }
 }
 
@@ -180,6 +331,15 @@ struct Client {
     /// Last seq seen from each sender of the room (by the sender's index in
     /// the room), for duplicate and gap accounting.
     last: Box<[u32]>,
+}
+
+/// What reading one buffer-full asks of the connection.
+enum After {
+    Continue,
+    /// Answer a ping with this payload.
+    Pong(Vec<u8>),
+    /// The server closed (with this code) or the socket failed.
+    Closed(Option<u16>),
 }
 
 impl Client {
@@ -201,12 +361,35 @@ impl Client {
         let mut ticker: Option<(tokio::time::Interval, Instant)> = None;
         let mut seq: u32 = 0;
         loop {
+            // Frames that arrived with the handshake or the welcome.
+            match self.drain_frames(plan, shared) {
+                After::Continue => {}
+                After::Pong(payload) => {
+                    if self.ws.send(PONG, &payload).await.is_err() {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    continue;
+                }
+                After::Closed(code) => {
+                    match code {
+                        Some(code) => *shared.closes.lock().entry(code).or_default() += 1,
+                        None => {
+                            shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    return;
+                }
+            }
             let tick = async {
                 match ticker.as_mut() {
                     Some((interval, _)) => interval.tick().await,
                     None => std::future::pending().await,
                 }
             };
+            let Ws {
+                stream, buf, end, ..
+            } = &mut self.ws;
             tokio::select! {
                 changed = phase.changed() => {
                     let now = *phase.borrow_and_update();
@@ -236,20 +419,14 @@ impl Client {
                     );
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                     shared.sent_per_room[self.room].fetch_add(1, Ordering::Relaxed);
-                    if self.ws.send(Message::text(text)).await.is_err() {
+                    if self.ws.send(TEXT, text.as_bytes()).await.is_err() {
                         shared.dropped.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                 }
-                frame = self.ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_text(&text, plan, shared),
-                    Some(Ok(Message::Close(frame))) => {
-                        let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                        *shared.closes.lock().entry(code).or_default() += 1;
-                        return;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => {
+                read = stream.read(&mut buf[*end..]) => match read {
+                    Ok(n) if n > 0 => *end += n,
+                    _ => {
                         shared.dropped.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
@@ -258,72 +435,128 @@ impl Client {
         }
     }
 
-    fn on_text(&mut self, text: &str, plan: &Plan, shared: &Shared) {
-        match kind(text) {
-            "message" => self.on_message(text, plan, shared),
-            "ack" => {
-                shared.acks.fetch_add(1, Ordering::Relaxed);
+    /// Handles every complete frame in the buffer.
+    fn drain_frames(&mut self, plan: &Plan, shared: &Shared) -> After {
+        let mut after = After::Continue;
+        while let Some(frame) = self.ws.parse() {
+            let payload = frame.payload.clone();
+            match frame.opcode {
+                TEXT => {
+                    let Ws { buf, .. } = &self.ws;
+                    let text = std::str::from_utf8(&buf[payload]).unwrap_or("");
+                    on_text(
+                        text,
+                        plan,
+                        shared,
+                        self.room,
+                        &mut self.known,
+                        &mut self.last,
+                    );
+                    if !self.converged && self.known >= self.room_size {
+                        self.converged = true;
+                        shared.converged.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                PING => {
+                    after = After::Pong(self.ws.buf[payload].to_vec());
+                    break;
+                }
+                CLOSE => {
+                    let p = &self.ws.buf[payload];
+                    let code = if p.len() >= 2 {
+                        u16::from_be_bytes([p[0], p[1]])
+                    } else {
+                        1005
+                    };
+                    return After::Closed(Some(code));
+                }
+                _ => {}
             }
-            "heartbeat" => {
-                shared.heartbeats.fetch_add(1, Ordering::Relaxed);
-            }
-            "presence" => {
-                // The answer to our join: the snapshot of announced members.
-                self.known = count_users(text);
-                shared.joined.fetch_add(1, Ordering::Relaxed);
-                shared.room_members[self.room].fetch_add(1, Ordering::Relaxed);
-                self.check_converged(shared);
-            }
-            "joined" => {
-                self.known += count_users(text);
-                self.check_converged(shared);
-            }
-            "left" => self.known = self.known.saturating_sub(count_users(text)),
-            "error" => {
-                shared.errors.fetch_add(1, Ordering::Relaxed);
-                let code = field(text, "code").unwrap_or("?").to_string();
-                *shared.error_codes.lock().entry(code).or_default() += 1;
-            }
-            _ => {}
         }
+        self.ws.compact();
+        if self.ws.end == self.ws.buf.len() {
+            // A frame larger than the buffer: parse() grew it; if it did not,
+            // the peer is misbehaving.
+            return After::Closed(None);
+        }
+        after
     }
+}
 
-    fn check_converged(&mut self, shared: &Shared) {
-        if !self.converged && self.known >= self.room_size {
-            self.converged = true;
-            shared.converged.fetch_add(1, Ordering::Relaxed);
+/// Handles one text frame of client in room `room`.
+fn on_text(
+    text: &str,
+    plan: &Plan,
+    shared: &Shared,
+    room: usize,
+    known: &mut usize,
+    last: &mut [u32],
+) {
+    match kind(text) {
+        "message" => on_message(text, plan, shared, last),
+        "ack" => {
+            shared.acks.fetch_add(1, Ordering::Relaxed);
         }
+        "heartbeat" => {
+            shared.heartbeats.fetch_add(1, Ordering::Relaxed);
+        }
+        "presence" => {
+            // The answer to our join: the snapshot of announced members.
+            *known = count_users(text);
+            shared.joined.fetch_add(1, Ordering::Relaxed);
+            shared.room_members[room].fetch_add(1, Ordering::Relaxed);
+        }
+        "joined" => *known += count_users(text),
+        "left" => *known = known.saturating_sub(count_users(text)),
+        "error" => {
+            shared.errors.fetch_add(1, Ordering::Relaxed);
+            let code = field(text, "code").unwrap_or("?").to_string();
+            *shared.error_codes.lock().entry(code).or_default() += 1;
+        }
+        _ => {}
     }
+}
 
-    fn on_message(&mut self, text: &str, plan: &Plan, shared: &Shared) {
-        let now = shared.now_us();
-        let Some(body) = field(text, "text") else {
-            return;
-        };
-        let mut parts = body.split(' ').map(|p| p.parse::<u64>().ok());
-        let (Some(Some(sender)), Some(Some(seq)), Some(Some(due_us))) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return; // not a bench message
-        };
-        let slot = (sender as usize) / plan.rooms;
-        let Some(last) = self.last.get_mut(slot) else {
-            return;
-        };
-        let seq = seq as u32;
-        if seq <= *last {
-            shared.duplicates.fetch_add(1, Ordering::Relaxed);
-            return;
+/// Accounts one room message: latency from its due time, duplicates, gaps.
+fn on_message(text: &str, plan: &Plan, shared: &Shared, last: &mut [u32]) {
+    static TEXT_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(br#""text":""#));
+    let now = shared.now_us();
+    let Some(at) = TEXT_KEY.find(text.as_bytes()) else {
+        return;
+    };
+    let mut body = &text.as_bytes()[at + 8..];
+    let mut number = || -> Option<u64> {
+        let digits = body.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 {
+            return None;
         }
-        if seq > *last + 1 {
-            shared
-                .gaps
-                .fetch_add(u64::from(seq - *last - 1), Ordering::Relaxed);
-        }
-        *last = seq;
-        shared.delivered.fetch_add(1, Ordering::Relaxed);
-        record_latency(now.saturating_sub(due_us));
+        let value = body[..digits]
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        body = &body[(digits + 1).min(body.len())..];
+        Some(value)
+    };
+    let (Some(sender), Some(seq), Some(due_us)) = (number(), number(), number()) else {
+        return; // not a bench message
+    };
+    let slot = (sender as usize) / plan.rooms;
+    let Some(last) = last.get_mut(slot) else {
+        return;
+    };
+    let seq = seq as u32;
+    if seq <= *last {
+        shared.duplicates.fetch_add(1, Ordering::Relaxed);
+        return;
     }
+    if seq > *last + 1 {
+        shared
+            .gaps
+            .fetch_add(u64::from(seq - *last - 1), Ordering::Relaxed);
+    }
+    *last = seq;
+    shared.delivered.fetch_add(1, Ordering::Relaxed);
+    record_latency(now.saturating_sub(due_us));
 }
 
 /// The `type` of a server frame: serde writes the tag first, so this is a

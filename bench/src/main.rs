@@ -7,9 +7,11 @@
 //! pid is known. `--idle` measures resident bytes per idle connection and
 //! the server's CPU while the connections idle (heartbeats).
 //!
-//! The server's default rate limit (20 requests/s per connection) is below
-//! what a bench sender sends: start it with `--rate`/`--burst` raised, e.g.
-//! `hubbub --rate 100000 --burst 100000`, or let `--spawn-server` do it.
+//! The server's default limits are below what a bench needs: 20 requests/s
+//! per connection (a sender sends more) and 64 connections per IP address
+//! (the clients come from a few 127.0.0.x). Start it with them raised, e.g.
+//! `hubbub --rate 1000000 --burst 1000000 --max-conns-per-ip 1000000`, or
+//! let `--spawn-server` do it.
 //!
 //! See docs/benchmarks.md for the scenarios and their figures.
 
@@ -38,7 +40,8 @@ const MAX_DURATION: Duration = Duration::from_secs(600);
 /// hubbub-bench — load generator for the hubbub chat server (loopback only).
 ///
 /// Example: one room of 1000 clients, 10 senders, 1000 messages/s in total
-/// for 10 s, against a server started with `hubbub --rate 100000 --burst 100000`:
+/// for 10 s, against a server started with raised limits
+/// (`hubbub --rate 1000000 --burst 1000000 --max-conns-per-ip 1000000`):
 ///
 ///   hubbub-bench --clients 1000 --senders 10 --rate 1000 --duration 10s --server-pid $(pidof hubbub)
 #[derive(Parser, Debug)]
@@ -99,8 +102,9 @@ struct Args {
     server_pid: Option<u32>,
 
     /// Start this hubbub binary on 127.0.0.1 (a free port), pinned with
-    /// `taskset` to --server-cpu, with the rate limit raised; the bench pins
-    /// itself to --bench-cpu. The server is stopped at the end.
+    /// `taskset` to --server-cpu, with the rate limit raised and a fresh
+    /// data directory under $TMPDIR; the bench pins itself to --bench-cpu.
+    /// The server is stopped (SIGTERM) and its data removed at the end.
     #[arg(long, value_name = "PATH")]
     spawn_server: Option<String>,
 
@@ -184,6 +188,9 @@ struct Summary {
     closes: std::collections::BTreeMap<u16, u64>,
     dropped: u64,
     server: Option<Server>,
+    /// CPU seconds the bench itself used during the measured phase (if it
+    /// is near the wall time of one core, the bench was the bottleneck).
+    bench_cpu_seconds: f64,
     /// /proc/loadavg when the run ended: other work on the machine skews figures.
     loadavg: String,
 }
@@ -261,6 +268,7 @@ fn main() -> std::process::ExitCode {
         }
         let _ = child.kill();
         let _ = child.wait();
+        let _ = std::fs::remove_dir_all(data_dir());
     }
 
     if args.json {
@@ -305,6 +313,11 @@ fn check(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The spawned server's data directory.
+fn data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hubbub-bench-{}", std::process::id()))
+}
+
 /// Starts `path` pinned to `--server-cpu`, listening on a free loopback
 /// port with the rate limit raised; returns it and its address.
 fn spawn_server(path: &str, args: &Args) -> std::io::Result<(Child, SocketAddr)> {
@@ -315,6 +328,12 @@ fn spawn_server(path: &str, args: &Args) -> std::io::Result<(Child, SocketAddr)>
         "1000000".into(),
         "--burst".into(),
         "1000000".into(),
+        // The bench's clients all come from 127.0.0.x.
+        "--max-conns-per-ip".into(),
+        "1000000".into(),
+        // A fresh SQLite database of its own, removed at the end.
+        "--data-dir".into(),
+        data_dir().display().to_string(),
     ];
     server_args.extend(args.server_arg.iter().cloned());
     let pinned = Command::new("taskset").arg("--version").output().is_ok();
@@ -468,7 +487,13 @@ async fn run(args: &Args) -> Summary {
     })
     .await;
     summary.all_joined_s = all_joined.map(secs);
-    let remaining = args.join_timeout.saturating_sub(join_start.elapsed());
+    // Clients that failed to connect leave their rooms short: convergence
+    // cannot be reached, so don't wait for it.
+    let remaining = if summary.connect_failed > 0 {
+        Duration::ZERO
+    } else {
+        args.join_timeout.saturating_sub(join_start.elapsed())
+    };
     let converged = wait_until("presence", remaining, &shared, pid, || {
         Shared::get(&shared.converged) >= connected
     })
@@ -478,6 +503,7 @@ async fn run(args: &Args) -> Summary {
     // Let the last presence notices drain before measuring memory or load.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sample(pid);
+    let bench_before = sample(Some(std::process::id()));
     let phase_start = Instant::now();
     if args.idle {
         let end = phase_start + args.duration;
@@ -498,6 +524,9 @@ async fn run(args: &Args) -> Summary {
     }
     let phase_wall = phase_start.elapsed();
     let after = sample(pid);
+    if let (Some(b), Some(a)) = (bench_before, sample(Some(std::process::id()))) {
+        summary.bench_cpu_seconds = ((a.cpu_seconds - b.cpu_seconds) * 1000.0).round() / 1000.0;
+    }
     let _ = phase_tx.send(Phase::Stop);
     drop(tasks); // detached; the runtime shutdown drops them
 
@@ -623,6 +652,7 @@ fn print_table(s: &Summary) {
             rows.push(("deliveries / server cpu-s", format!("{per:.0}")));
         }
     }
+    rows.push(("bench cpu", format!("{:.3} s", s.bench_cpu_seconds)));
     rows.push(("load average", s.loadavg.clone()));
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in rows {
