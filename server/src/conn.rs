@@ -14,6 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hubbub_protocol::close;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Account, Conn, Hub, IpSlot};
@@ -30,7 +31,12 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, account: Option<Account>, _sl
     let conn = hub.connect_as(account);
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, Arc::clone(&conn), done.clone()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        Arc::clone(&conn),
+        hub.config.write_coalesce,
+        done.clone(),
+    ));
     let mut session = Session::new(Arc::clone(&hub), Arc::clone(&conn));
 
     loop {
@@ -90,12 +96,33 @@ fn read_failed(conn: &Conn, err: axum::Error) {
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     conn: Arc<Conn>,
+    coalesce: Duration,
     done: CancellationToken,
 ) {
     let outbox = &conn.outbox;
     let mut frames = VecDeque::new();
+    // When this connection last wrote frames.
+    let mut last_write: Option<Instant> = None;
     loop {
-        let batch = outbox.take(&mut frames).await;
+        let mut batch = outbox.take(&mut frames).await;
+        // Write coalescing: a connection that wrote less than `coalesce` ago
+        // is under sustained traffic; let what follows gather until then and
+        // write it all at once, so a busy connection costs one write per
+        // `coalesce` rather than one per message (the kernel's send path is
+        // most of the cost of a delivery). A quiet connection writes at once.
+        if let Some(until) = last_write.map(|at| at + coalesce) {
+            if batch.close.is_none() && Instant::now() < until {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = outbox.aborted() => {}
+                }
+                if let Some(more) = outbox.take_now(&mut frames) {
+                    batch.ping |= more.ping;
+                    batch.close = more.close;
+                }
+            }
+        }
+        let wrote = !frames.is_empty();
         let write = async {
             for frame in frames.drain(..) {
                 sink.feed(Message::Text(frame)).await?;
@@ -114,6 +141,9 @@ async fn write_loop(
             _ = outbox.aborted() => outbox.close_reason(),
         };
         frames.clear();
+        if wrote && !coalesce.is_zero() {
+            last_write = Some(Instant::now());
+        }
         if let Some(close) = close {
             let frame = CloseFrame {
                 code: close.code,

@@ -38,8 +38,8 @@ pub struct Metrics {
     pub requests: AtomicU64,
     /// Room messages accepted (`send` given a seq).
     pub messages_in: AtomicU64,
-    /// Frames queued for a connection (each member's copy of a room message
-    /// counts once): the fan-out volume.
+    /// Frames handed to connection writers (each member's copy of a room
+    /// message counts once): the fan-out volume. Counted per batch.
     pub deliveries: AtomicU64,
     /// Bytes of those frames.
     pub delivered_bytes: AtomicU64,
@@ -131,13 +131,13 @@ impl Metrics {
         series(
             "hubbub_deliveries_total",
             "counter",
-            "Frames queued for connections (messages out, one per member).",
+            "Frames handed to connection writers (messages out, one per member).",
             get(&self.deliveries),
         );
         series(
             "hubbub_delivered_bytes_total",
             "counter",
-            "Bytes of frames queued for connections.",
+            "Bytes of frames handed to connection writers.",
             get(&self.delivered_bytes),
         );
         series(

@@ -12,6 +12,7 @@
 //! dropped. The client reconnects and catches up; the room never waits for it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
@@ -89,6 +90,12 @@ impl Outbox {
     }
 
     /// Queues a frame for the writer. Never blocks.
+    ///
+    /// This is the fan-out's inner loop (once per member per message), so it
+    /// does as little as it can: one lock, one refcount increment, and a
+    /// wake-up only when the queue goes from empty to non-empty (a non-empty
+    /// queue has already woken its writer, which has not taken it yet).
+    /// Deliveries are counted by [`Outbox::take`], once per batch.
     pub fn push(&self, frame: &Utf8Bytes) -> Pushed {
         let mut state = self.state.lock();
         if state.close.is_some() {
@@ -103,14 +110,13 @@ impl Outbox {
             });
             return Pushed::Overflow;
         }
+        let was_empty = state.frames.is_empty();
         state.bytes += frame.len();
         state.frames.push_back(frame.clone());
         drop(state);
-        self.notify.notify_one();
-        Metrics::inc(&self.metrics.deliveries);
-        self.metrics
-            .delivered_bytes
-            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if was_empty {
+            self.notify.notify_one();
+        }
         Pushed::Queued
     }
 
@@ -169,19 +175,42 @@ impl Outbox {
     /// into `frames` (which must be empty) and says what else to do.
     pub async fn take(&self, frames: &mut VecDeque<Utf8Bytes>) -> Batch {
         loop {
-            {
-                let mut state = self.state.lock();
-                if !state.frames.is_empty() || state.ping || state.close.is_some() {
-                    std::mem::swap(&mut state.frames, frames);
-                    state.bytes = 0;
-                    return Batch {
-                        ping: std::mem::take(&mut state.ping),
-                        close: state.close,
-                    };
-                }
+            if let Some(batch) = self.take_now(frames) {
+                return batch;
             }
             self.notify.notified().await;
         }
+    }
+
+    /// Moves what is queued now to the end of `frames` (the writer may
+    /// already hold some) and says what else to do; `None` if nothing is queued.
+    pub fn take_now(&self, frames: &mut VecDeque<Utf8Bytes>) -> Option<Batch> {
+        let mut state = self.state.lock();
+        if state.frames.is_empty() && !state.ping && state.close.is_none() {
+            return None;
+        }
+        let count = state.frames.len();
+        if frames.is_empty() {
+            // Swap rather than copy: both deques keep their capacity.
+            std::mem::swap(&mut state.frames, frames);
+        } else {
+            frames.extend(state.frames.drain(..));
+        }
+        let bytes = std::mem::take(&mut state.bytes);
+        let batch = Batch {
+            ping: std::mem::take(&mut state.ping),
+            close: state.close,
+        };
+        drop(state);
+        if count > 0 {
+            self.metrics
+                .deliveries
+                .fetch_add(count as u64, Ordering::Relaxed);
+            self.metrics
+                .delivered_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+        Some(batch)
     }
 
     /// Completes when the connection must close without draining.
