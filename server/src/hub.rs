@@ -133,6 +133,10 @@ struct RoomState {
     online: HashMap<String, usize>,
     /// Names every member has been told about.
     announced: BTreeSet<String>,
+    /// The `presence` frame for `announced`, serialized once and shared by
+    /// every joiner until `announced` changes (a crowd joining between two
+    /// presence flushes costs one serialization, not one per joiner).
+    snapshot: Option<Utf8Bytes>,
     /// Names whose presence may differ from `announced`.
     changed: BTreeSet<String>,
     last_flush: Option<Instant>,
@@ -230,6 +234,7 @@ impl Room {
                 members: HashMap::new(),
                 online: HashMap::new(),
                 announced: BTreeSet::new(),
+                snapshot: None,
                 changed: BTreeSet::new(),
                 last_flush: None,
                 flush_scheduled: false,
@@ -308,6 +313,9 @@ impl Room {
             state.announced.remove(name);
         }
         state.announced.extend(joined.iter().cloned());
+        if !joined.is_empty() || !left.is_empty() {
+            state.snapshot = None;
+        }
         if !joined.is_empty() {
             state.broadcast(&frame(&ServerMsg::Joined {
                 room: self.name.clone(),
@@ -569,6 +577,7 @@ impl Hub {
             *state.online.entry(new.to_string()).or_default() += 1;
             if state.announced.remove(old) {
                 state.announced.insert(new.to_string());
+                state.snapshot = None;
                 let notice = frame(&ServerMsg::Renamed {
                     room: Some(room.name.clone()),
                     from: old.to_string(),
@@ -638,10 +647,18 @@ impl Hub {
             if state.closed {
                 continue; // evicted between the lookup and the lock
             }
-            conn.send(&ServerMsg::Presence {
-                room: room_name.to_string(),
-                users: state.announced.iter().cloned().collect(),
-            });
+            let snapshot = match &state.snapshot {
+                Some(snapshot) => snapshot.clone(),
+                None => {
+                    let snapshot = frame(&ServerMsg::Presence {
+                        room: room_name.to_string(),
+                        users: state.announced.iter().cloned().collect(),
+                    });
+                    state.snapshot = Some(snapshot.clone());
+                    snapshot
+                }
+            };
+            conn.outbox.push(&snapshot);
             let behind = since.map(|since| state.delivered.checked_sub(since));
             match behind {
                 // Resume: every missed message, as the frames members got.
