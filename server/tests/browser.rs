@@ -1,10 +1,16 @@
 //! The real-browser end-to-end test: headless Chromium, driven through
 //! chromedriver, against the `hubbub` binary serving the built web bundle.
 //!
-//! Two browser sessions pick names, join one room; one sends, the other sees
-//! the message (as text, not HTML) and the sender in its presence list. Then
-//! the server is killed (SIGKILL) and restarted on the same port: both pages
-//! reconnect by themselves, and a message sent after the restart arrives.
+//! Two browser sessions pick guest names, join one room; one sends, the other
+//! sees the message (as text, not HTML) and the sender in its presence list.
+//! Then the server is killed (SIGKILL) and restarted on the same port: both
+//! pages reconnect by themselves, and a message sent after the restart arrives.
+//!
+//! Accounts: a page registers in the UI, chats signed in, signs out (back to
+//! the sign-in screen, its socket closed on the server), signs in again; a
+//! wrong password shows the server's error; a guest cannot take the
+//! registered name; and a server started with `--guests off` offers no guest
+//! button.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
@@ -68,6 +74,11 @@ struct Server {
 impl Server {
     /// Starts hubbub on `listen` over `data`; waits for its listening line.
     async fn start(listen: &str, data: &Path) -> Server {
+        Server::start_with(listen, data, &[]).await
+    }
+
+    /// [`Server::start`] with extra command-line arguments.
+    async fn start_with(listen: &str, data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hubbub"))
             .args([
                 "--listen",
@@ -77,6 +88,7 @@ impl Server {
                 "--idle-timeout",
                 "10s",
             ])
+            .args(extra)
             .arg("--data-dir")
             .arg(data)
             .env("HUBBUB_LOG", "warn")
@@ -252,9 +264,10 @@ async fn sees_member(page: &Client, user: &str) {
     .await;
 }
 
-/// Opens the app, picks `name`, joins `room`.
+/// Opens the app, continues as a guest named `name`, joins `room`.
 async fn sign_in_and_join(page: &Client, base: &str, name: &str, room: &str) {
     page.goto(base).await.expect("open the app");
+    click(page, "#guest-button").await;
     let input = page
         .wait()
         .at_most(DEADLINE)
@@ -267,6 +280,11 @@ async fn sign_in_and_join(page: &Client, base: &str, name: &str, room: &str) {
         .await
         .expect("submit the name");
     status_is(page, "connected", DEADLINE).await;
+    join_room(page, name, room).await;
+}
+
+/// Joins `room` from the join form and waits until `me` is listed in it.
+async fn join_room(page: &Client, me: &str, room: &str) {
     let join = page
         .wait()
         .at_most(DEADLINE)
@@ -285,7 +303,93 @@ async fn sign_in_and_join(page: &Client, base: &str, name: &str, room: &str) {
         vec![json!(room)],
     )
     .await;
-    sees_member(page, name).await;
+    sees_member(page, me).await;
+}
+
+/// Waits for the element `css` and clicks it.
+async fn click(page: &Client, css: &str) {
+    page.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("{css} shows: {err}"))
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("click {css}: {err}"));
+}
+
+/// Types `text` into the (empty) field `css`.
+async fn fill(page: &Client, css: &str, text: &str) {
+    let field = page
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("{css} shows: {err}"));
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+/// Waits until the element `css` exists (or, with `present` false, does not).
+async fn element(page: &Client, css: &str, present: bool) {
+    wait_until(
+        page,
+        &format!("{css} {}", if present { "present" } else { "absent" }),
+        DEADLINE,
+        "return !!document.querySelector(arguments[0]) === arguments[1]",
+        vec![json!(css), json!(present)],
+    )
+    .await;
+}
+
+/// Waits until the text of `css` contains `text`.
+async fn text_contains(page: &Client, css: &str, text: &str) {
+    wait_until(
+        page,
+        &format!("{css} saying {text:?}"),
+        DEADLINE,
+        "return (document.querySelector(arguments[0])?.textContent ?? '').includes(arguments[1])",
+        vec![json!(css), json!(text)],
+    )
+    .await;
+}
+
+/// The server's open-connection gauge, read from `/metrics`.
+async fn open_connections(addr: SocketAddr) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to /metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("ask for /metrics");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("read /metrics");
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix("hubbub_connections "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no hubbub_connections gauge in {answer:?}"))
+}
+
+/// Waits until the server counts `n` open connections.
+async fn connections_are(addr: SocketAddr, n: u64) {
+    let started = Instant::now();
+    loop {
+        let open = open_connections(addr).await;
+        if open == n {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the server still counts {open} open connections, not {n}, after {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 async fn say(page: &Client, text: &str) {
@@ -457,5 +561,120 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
 
     alice.close().await.expect("close alice's session");
     bob.close().await.expect("close bob's session");
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_register_sign_out_sign_in_and_guests_off() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
+        bundle.display()
+    );
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}/");
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("carol"), false).await;
+    let dark = driver.session(&profiles.path().join("dark"), true).await;
+    for p in [&page, &dark] {
+        p.set_window_size(360, 740)
+            .await
+            .expect("a phone-sized window");
+    }
+
+    // The sign-in screen, with the guest way in (guests are on by default).
+    page.goto(&base).await.expect("open the app");
+    element(&page, "#login-password", true).await;
+    element(&page, "#guest-button", true).await;
+    screenshot(&page, "auth-1-sign-in").await;
+    dark.goto(&base).await.expect("open the app");
+    element(&dark, "#login-password", true).await;
+    screenshot(&dark, "auth-1-sign-in-dark").await;
+    // The rest runs wide, where the room list is not a drawer.
+    page.set_window_size(1280, 800)
+        .await
+        .expect("a wide window");
+
+    // Register in the UI; the rules are checked before anything is sent.
+    click(&page, "#tab-register").await;
+    fill(&page, "#account-name", "carol").await;
+    fill(&page, "#register-password", "correct horse").await;
+    fill(&page, "#register-confirm", "correct hors").await;
+    click(&page, "#auth-submit").await;
+    text_contains(&page, "#password-help", "do not match").await;
+    screenshot(&page, "auth-2-register-mismatch").await;
+    fill(&page, "#register-confirm", "correct horse").await;
+    click(&page, "#auth-submit").await;
+    status_is(&page, "connected", DEADLINE).await;
+
+    // Chat signed in: the account name is who speaks.
+    join_room(&page, "carol", "accounts").await;
+    say(&page, "hello as an account").await;
+    sees_message(&page, "hello as an account", DEADLINE).await;
+    connections_are(addr, 1).await;
+
+    // The user menu: the account name, "Sign out", no rename.
+    click(&page, ".user-button").await;
+    element(&page, "#sign-out", true).await;
+    element(&page, "#rename-input", false).await;
+    text_contains(&page, "#account-menu", "carol").await;
+    screenshot(&page, "auth-3-account-menu").await;
+
+    // Sign out: back to the sign-in screen, the socket closed on the server.
+    click(&page, "#sign-out").await;
+    element(&page, "#login-password", true).await;
+    connections_are(addr, 0).await;
+
+    // A wrong password shows the server's answer under the form.
+    fill(&page, "#account-name", "carol").await;
+    fill(&page, "#login-password", "not the password").await;
+    click(&page, "#auth-submit").await;
+    text_contains(&page, "#auth-error", "Wrong name or password").await;
+    screenshot(&page, "auth-4-wrong-password").await;
+
+    // A guest cannot take the registered name.
+    click(&page, "#guest-button").await;
+    fill(&page, "#name-input", "carol").await;
+    page.find(Locator::Css("#name-input"))
+        .await
+        .expect("the name field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("submit the guest name");
+    text_contains(&page, "#name-help", "sign in").await;
+    screenshot(&page, "auth-5-guest-name-registered").await;
+
+    // Sign in again: the chat comes back, with the room.
+    click(&page, "#back-to-sign-in").await;
+    fill(&page, "#account-name", "carol").await;
+    fill(&page, "#login-password", "correct horse").await;
+    page.find(Locator::Css("#login-password"))
+        .await
+        .expect("the password field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("sign in with Enter");
+    status_is(&page, "connected", DEADLINE).await;
+    sees_member(&page, "carol").await;
+    say(&page, "back again").await;
+    sees_message(&page, "back again", DEADLINE).await;
+    screenshot(&page, "auth-6-signed-in-again").await;
+
+    // Without guests the sign-in screen offers no guest button.
+    server.kill().await;
+    let server = Server::start_with("127.0.0.1:0", data.path(), &["--guests", "off"]).await;
+    dark.goto(&format!("http://{}/", server.addr))
+        .await
+        .expect("open the app");
+    element(&dark, "#login-password", true).await;
+    element(&dark, "#guest-button", false).await;
+    screenshot(&dark, "auth-7-guests-off-dark").await;
+
+    page.close().await.expect("close the session");
+    dark.close().await.expect("close the session");
     server.kill().await;
 }

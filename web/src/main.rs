@@ -1,11 +1,13 @@
 //! The hubbub web app: a Yew single-page app that chats over `/ws`.
 //!
 //! Layout of the crate (after Yew's `function_todomvc`):
+//! - [`api`]: the account API (session, sign in, register, sign out);
 //! - [`state`]: the [`state::ChatState`] reducer and its [`state::Action`]s;
 //! - [`hooks`]: `use_chat`, which owns the WebSocket and reconnects;
 //! - [`components`]: the UI, one component per file;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
 
+mod api;
 mod components;
 mod fmt;
 mod hooks;
@@ -15,9 +17,9 @@ mod storage;
 use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
+use components::auth::AuthScreen;
 use components::chat_view::{ChatView, EmptyChat};
 use components::composer::Drafts;
-use components::name_picker::NamePicker;
 use components::notice::NoticeToast;
 use components::presence::Presence;
 use components::room_list::RoomList;
@@ -55,16 +57,30 @@ fn app() -> Html {
         });
     }
 
+    if !chat.session_checked {
+        // Until `GET /api/session` answers (normally a few milliseconds).
+        return html! {
+            <main class="welcome" aria-busy="true">
+                <p class="muted" role="status">{ "Loading…" }</p>
+            </main>
+        };
+    }
     if chat.status == Status::SignedOut {
-        let on_submit = {
+        let on_guest = {
             let chat = chat.clone();
             Callback::from(move |name: String| chat.sign_in(name))
         };
+        let on_signed_in = {
+            let chat = chat.clone();
+            Callback::from(move |user: String| chat.signed_in(user))
+        };
         return html! {
-            <NamePicker
-                initial={chat.wanted_name.clone().map(AttrValue::from)}
-                error={chat.name_error.clone().map(AttrValue::from)}
-                {on_submit} />
+            <AuthScreen
+                guests={chat.guests}
+                notice={chat.auth_notice.clone().map(AttrValue::from)}
+                guest_name={chat.wanted_name.clone().map(AttrValue::from)}
+                guest_error={chat.name_error.clone().map(AttrValue::from)}
+                {on_signed_in} {on_guest} />
         };
     }
 
@@ -116,6 +132,10 @@ fn app() -> Html {
             chat.open(Target::Direct(user));
             panel.set(Panel::None);
         })
+    };
+    let on_sign_out = {
+        let chat = chat.clone();
+        Callback::from(move |()| chat.sign_out())
     };
     let on_dismiss_notice = {
         let chat = chat.clone();
@@ -215,7 +235,7 @@ fn app() -> Html {
                 <ConnectionStatus status={chat.status.clone()} {on_retry} />
                 <div class="topbar-end">
                     <UserMenu name={AttrValue::from(chat.display_name().unwrap_or_default().to_string())}
-                        {connected} {on_rename} />
+                        account={chat.account.is_some()} {connected} {on_rename} {on_sign_out} />
                 </div>
             </header>
             <div class="layout">

@@ -37,7 +37,7 @@ impl Target {
 /// The state of the link to the server, always shown in the top bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
-    /// No name chosen yet, so nothing to connect as.
+    /// Not signed in and no guest name chosen: nothing to connect as.
     SignedOut,
     /// Opening the socket and saying hello.
     Connecting,
@@ -205,8 +205,10 @@ impl Chat {
     }
 }
 
+/// Sorts case-insensitively for ASCII (Unicode case tables would cost the
+/// bundle ~20 KB; other letters sort by code point).
 fn sort_names(names: &mut [String]) {
-    names.sort_by_key(|n| n.to_lowercase());
+    names.sort_by_key(|n| n.to_ascii_lowercase());
 }
 
 /// A short message shown over the app, e.g. why a join was refused.
@@ -235,6 +237,15 @@ pub struct ChatState {
     pub notice: Option<Notice>,
     /// The server's limits (defaults until `welcome`).
     pub limits: Limits,
+    /// Whether `GET /api/session` has answered; the first screen waits for it.
+    pub session_checked: bool,
+    /// The account signed in with; `None` for a guest (or nobody).
+    pub account: Option<String>,
+    /// Whether the server lets people chat as guests.
+    pub guests: bool,
+    /// Why the sign-in screen is showing (signed out elsewhere, session
+    /// expired, guests turned off).
+    pub auth_notice: Option<String>,
     /// Source of local ids for entries and notices.
     next_id: u64,
 }
@@ -250,11 +261,7 @@ impl ChatState {
             .filter(|t| chats.iter().any(|c| &c.target == t))
             .or_else(|| chats.first().map(|c| c.target.clone()));
         ChatState {
-            status: if name.is_some() {
-                Status::Connecting
-            } else {
-                Status::SignedOut
-            },
+            status: Status::SignedOut,
             me: None,
             wanted_name: name,
             name_error: None,
@@ -263,6 +270,10 @@ impl ChatState {
             directory: Vec::new(),
             notice: None,
             limits: Limits::default(),
+            session_checked: false,
+            account: None,
+            guests: true,
+            auth_notice: None,
             next_id: 1,
         }
     }
@@ -633,7 +644,19 @@ fn join_names(names: &[String]) -> String {
 /// A change to [`ChatState`].
 #[derive(Debug)]
 pub enum Action {
-    /// The user chose a name on the first screen.
+    /// `GET /api/session` answered: signed in as `user` (or not), and
+    /// whether guests may chat. A remembered guest name connects at once.
+    SessionChecked {
+        user: Option<String>,
+        guests: bool,
+    },
+    /// Signed in (or registered) as this account.
+    SignedIn(String),
+    /// Back to the sign-in screen, saying why if it was not the user's doing.
+    SignedOut(Option<String>),
+    /// The server refused a guest: guests are off.
+    GuestsRefused(String),
+    /// The user chose a guest name on the first screen.
     SignIn(String),
     /// The server refused the chosen name before welcoming us.
     NameRejected(String),
@@ -667,9 +690,45 @@ impl Reducible for ChatState {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut state = Rc::unwrap_or_clone(self);
         match action {
+            Action::SessionChecked { user, guests } => {
+                state.session_checked = true;
+                state.guests = guests;
+                if let Some(user) = user {
+                    state.account = Some(user.clone());
+                    state.wanted_name = Some(user);
+                }
+                state.status = if state.wanted_name.is_some() && (state.account.is_some() || guests)
+                {
+                    Status::Connecting
+                } else {
+                    Status::SignedOut
+                };
+            }
+            Action::SignedIn(user) => {
+                state.account = Some(user.clone());
+                state.wanted_name = Some(user);
+                state.name_error = None;
+                state.auth_notice = None;
+                state.status = Status::Connecting;
+            }
+            Action::SignedOut(why) => {
+                state.account = None;
+                state.me = None;
+                state.wanted_name = None;
+                state.name_error = None;
+                state.auth_notice = why;
+                state.status = Status::SignedOut;
+            }
+            Action::GuestsRefused(why) => {
+                state.guests = false;
+                state.me = None;
+                state.auth_notice = Some(why);
+                state.status = Status::SignedOut;
+            }
             Action::SignIn(name) => {
                 state.wanted_name = Some(name);
                 state.name_error = None;
+                state.auth_notice = None;
                 state.status = Status::Connecting;
             }
             Action::NameRejected(reason) => {
@@ -917,6 +976,63 @@ mod tests {
             sent_at: 20,
         });
         assert_eq!(state.chat(&lobby).unwrap().entries.len(), 2);
+    }
+
+    fn reduce(state: ChatState, action: Action) -> ChatState {
+        Rc::unwrap_or_clone(Rc::new(state).reduce(action))
+    }
+
+    #[test]
+    fn session_check_decides_the_first_screen() {
+        // A remembered guest name connects when guests are allowed...
+        let guest = ChatState::new(Some("al".into()), vec![], None);
+        assert!(!guest.session_checked);
+        let state = reduce(
+            guest.clone(),
+            Action::SessionChecked {
+                user: None,
+                guests: true,
+            },
+        );
+        assert_eq!(state.status, Status::Connecting);
+        // ...and shows the sign-in screen when they are not.
+        let state = reduce(
+            guest,
+            Action::SessionChecked {
+                user: None,
+                guests: false,
+            },
+        );
+        assert_eq!(state.status, Status::SignedOut);
+        assert!(!state.guests);
+        // A signed-in browser connects as its account.
+        let state = reduce(
+            ChatState::new(None, vec![], None),
+            Action::SessionChecked {
+                user: Some("alice".into()),
+                guests: false,
+            },
+        );
+        assert_eq!(state.account.as_deref(), Some("alice"));
+        assert_eq!(state.display_name(), Some("alice"));
+        assert_eq!(state.status, Status::Connecting);
+    }
+
+    #[test]
+    fn signing_out_forgets_the_account_and_says_why() {
+        let state = reduce(welcomed(), Action::SignedIn("alice".into()));
+        assert_eq!(state.account.as_deref(), Some("alice"));
+        let state = reduce(
+            state,
+            Action::SignedOut(Some("Your session expired.".into())),
+        );
+        assert_eq!(state.status, Status::SignedOut);
+        assert!(state.account.is_none() && state.me.is_none());
+        assert_eq!(state.auth_notice.as_deref(), Some("Your session expired."));
+        // Choosing a guest name clears the notice.
+        let state = reduce(state, Action::SignIn("bo".into()));
+        assert!(state.auth_notice.is_none());
+        assert_eq!(state.status, Status::Connecting);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The UI pieces. Each component owns its props and reports what the user
 //! did through callbacks; none of them touches the socket.
 
+pub mod auth;
 pub mod chat_view;
 pub mod composer;
 pub mod message_list;

@@ -1,4 +1,5 @@
-//! The first screen: pick the display name to chat under.
+//! The guest form of the first screen: pick the display name to chat under
+//! without an account (shown only when the server takes guests).
 
 use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::HtmlInputElement;
@@ -50,36 +51,29 @@ pub fn name_picker(props: &NamePickerProps) -> Html {
         })
     };
     html! {
-        <main class="welcome">
-            <form class="card welcome-card" {onsubmit} novalidate=true>
-                <div class="brand brand-large" aria-hidden="true">
-                    <span class="brand-mark">{ "#" }</span>{ "hubbub" }
-                </div>
-                <h1>{ "Welcome to hubbub" }</h1>
-                <p class="muted">{ "Pick a display name. Others see it next to your messages; you can change it later." }</p>
-                <label for="name-input" class="field-label">{ "Display name" }</label>
-                <input
-                    id="name-input"
-                    ref={input}
-                    class={classes!("input", shown_error.is_some().then_some("invalid"))}
-                    type="text"
-                    autocomplete="nickname"
-                    autocapitalize="off"
-                    spellcheck="false"
-                    maxlength={MAX_NAME_CHARS.to_string()}
-                    placeholder="e.g. ada"
-                    value={(*name).clone()}
-                    aria-invalid={shown_error.is_some().to_string()}
-                    aria-describedby="name-help"
-                    {oninput}
-                />
-                <p id="name-help" class={classes!("help", shown_error.is_some().then_some("error"))} role="alert">
-                    { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters.")) }
-                </p>
-                <button class="button primary wide" type="submit" disabled={problem.is_some()}>
-                    { "Start chatting" }
-                </button>
-            </form>
-        </main>
+        <form class="auth-form" {onsubmit} novalidate=true aria-label="Continue as a guest">
+            <label for="name-input" class="field-label">{ "Display name" }</label>
+            <input
+                id="name-input"
+                ref={input}
+                class={classes!("input", shown_error.is_some().then_some("invalid"))}
+                type="text"
+                autocomplete="nickname"
+                autocapitalize="off"
+                spellcheck="false"
+                maxlength={MAX_NAME_CHARS.to_string()}
+                placeholder="e.g. ada"
+                value={(*name).clone()}
+                aria-invalid={shown_error.is_some().to_string()}
+                aria-describedby="name-help"
+                {oninput}
+            />
+            <p id="name-help" class={classes!("help", shown_error.is_some().then_some("error"))} role="alert">
+                { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters. Registered names need signing in.")) }
+            </p>
+            <button class="button primary wide" type="submit" disabled={problem.is_some()}>
+                { "Start chatting" }
+            </button>
+        </form>
     }
 }

@@ -136,7 +136,7 @@ pub fn join_form(props: &JoinFormProps) -> Html {
         let error = error.clone();
         Callback::from(move |e: InputEvent| {
             let input = e.target_unchecked_into::<HtmlInputElement>();
-            let text = input.value().trim().to_lowercase().replace(' ', "-");
+            let text = input.value().trim().to_ascii_lowercase().replace(' ', "-");
             let text = text.trim_start_matches('#').to_string();
             error.set(None);
             value.set(text);

@@ -1,4 +1,5 @@
-//! Who you are, and the rename form.
+//! Who you are: for an account, a menu with "Sign out"; for a guest, the
+//! rename form (an account's name cannot change).
 
 use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::HtmlInputElement;
@@ -7,9 +8,12 @@ use yew::prelude::*;
 #[derive(Properties, PartialEq)]
 pub struct UserMenuProps {
     pub name: AttrValue,
+    /// Signed in with an account (no rename; a sign-out menu instead).
+    pub account: bool,
     /// Renaming needs a live link.
     pub connected: bool,
     pub on_rename: Callback<String>,
+    pub on_sign_out: Callback<()>,
 }
 
 #[function_component(UserMenu)]
@@ -37,6 +41,9 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
             editing.set(true);
         })
     };
+    if props.account {
+        return html! { <AccountMenu name={props.name.clone()} on_sign_out={props.on_sign_out.clone()} /> };
+    }
     if !*editing {
         return html! {
             <button class="user-button" type="button" onclick={open}
@@ -101,19 +108,72 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
     }
 }
 
-/// The first letter of a name, upper-cased, for avatars.
+#[derive(Properties, PartialEq)]
+struct AccountMenuProps {
+    name: AttrValue,
+    on_sign_out: Callback<()>,
+}
+
+/// The account name; opens a small menu with "Sign out".
+#[function_component(AccountMenu)]
+fn account_menu(props: &AccountMenuProps) -> Html {
+    let open = use_state(|| false);
+    let toggle = {
+        let open = open.clone();
+        Callback::from(move |_: MouseEvent| open.set(!*open))
+    };
+    let onkeydown = {
+        let open = open.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                open.set(false);
+            }
+        })
+    };
+    let sign_out = {
+        let open = open.clone();
+        let on_sign_out = props.on_sign_out.clone();
+        Callback::from(move |_: MouseEvent| {
+            open.set(false);
+            on_sign_out.emit(());
+        })
+    };
+    html! {
+        <div class="account-menu" {onkeydown}>
+            <button class="user-button" type="button" onclick={toggle}
+                aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu"
+                aria-label={format!("Signed in as {}. Account menu", props.name)}>
+                <span class={classes!("avatar", "avatar-small", avatar_class(&props.name))} aria-hidden="true">
+                    { initial(&props.name) }
+                </span>
+                <span class="user-name">{ props.name.clone() }</span>
+            </button>
+            if *open {
+                <div id="account-menu" class="menu card">
+                    <p class="menu-label muted small">{ "Signed in as" }</p>
+                    <p class="menu-name">{ props.name.clone() }</p>
+                    <button id="sign-out" class="button wide small" type="button" onclick={sign_out}>
+                        { "Sign out" }
+                    </button>
+                </div>
+            }
+        </div>
+    }
+}
+
+/// The first letter of a name, upper-cased, for avatars. Only ASCII is
+/// case-mapped: the full Unicode tables would add ~20 KB to the bundle.
 pub fn initial(name: &str) -> String {
     name.chars()
         .next()
-        .map(|c| c.to_uppercase().collect())
+        .map(|c| c.to_ascii_uppercase().to_string())
         .unwrap_or_default()
 }
 
 /// One of eight avatar colours, stable per name.
 pub fn avatar_class(name: &str) -> String {
-    let hash = name
-        .to_lowercase()
-        .bytes()
-        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
+    let hash = name.bytes().fold(5381u32, |h, b| {
+        h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase())
+    });
     format!("hue-{}", hash % 8)
 }

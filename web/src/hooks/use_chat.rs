@@ -11,6 +11,14 @@
 //! `heartbeat_ms`). Then the task waits an exponentially growing delay with
 //! full jitter (capped at [`BACKOFF_CAP_MS`]) and tries again, unless the close
 //! code says not to ([`close::should_reconnect`]).
+//!
+//! Who the task connects as is settled first: `GET /api/session` says whether
+//! the browser's session cookie is signed in (the upgrade then carries it and
+//! `hello` names the account) and whether guests may chat. The task ends a
+//! session itself on sign-out (closes the socket, then `POST /api/logout`)
+//! and goes back to the sign-in screen, without reconnecting, when the server
+//! ends it: close 4501 (signed out elsewhere), 1008 "session expired", or an
+//! upgrade refused before `welcome` that `GET /api/session` explains.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,6 +33,7 @@ use gloo_timers::future::TimeoutFuture;
 use hubbub_protocol::{close, ClientMsg, ErrorCode, ServerMsg};
 use yew::prelude::*;
 
+use crate::api;
 use crate::fmt::now_ms;
 use crate::state::{Action, ChatState, Status, Target};
 use crate::storage;
@@ -43,8 +52,12 @@ const HEARTBEAT_MARGIN_MS: u64 = 3_000;
 /// What the UI asks of the connection task.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Connect as this name (from the first screen).
+    /// Connect as a guest with this name (from the first screen).
     SignIn(String),
+    /// Connect as this account (the session cookie is set).
+    SignInAccount(String),
+    /// Close the socket, end the session, back to the sign-in screen.
+    SignOut,
     Join(String),
     Leave(String),
     Send {
@@ -119,9 +132,21 @@ impl UseChatHandle {
         self.state.dispatch(action);
     }
 
+    /// Chat as a guest named `name`.
     pub fn sign_in(&self, name: String) {
         self.dispatch(Action::SignIn(name.clone()));
         self.command(Command::SignIn(name));
+    }
+
+    /// Chat as the account `user`, just signed in or registered.
+    pub fn signed_in(&self, user: String) {
+        self.dispatch(Action::SignedIn(user.clone()));
+        self.command(Command::SignInAccount(user));
+    }
+
+    /// Close the socket and end the session; the sign-in screen follows.
+    pub fn sign_out(&self) {
+        self.command(Command::SignOut);
     }
 
     /// Join (or create) `room` and show it.
@@ -226,6 +251,12 @@ struct Session {
     url: String,
     /// The name to say `hello` with; `None` until the user picks one.
     name: Option<String>,
+    /// Whether `name` is a signed-in account (not a guest name to remember).
+    account: bool,
+    /// The user asked to sign out; the session is not ended yet.
+    signing_out: bool,
+    /// Whether the current connection got its `welcome`.
+    welcomed_now: bool,
     /// Rooms to be in, rejoined on every connection.
     rooms: Vec<String>,
     /// The last `seq` received per room: where a rejoin resumes from.
@@ -244,6 +275,9 @@ impl Session {
         Session {
             url: socket_url(),
             name,
+            account: false,
+            signing_out: false,
+            welcomed_now: false,
             rooms,
             last_seq: HashMap::new(),
             outbox: Vec::new(),
@@ -258,6 +292,16 @@ impl Session {
         match command {
             Command::SignIn(name) => {
                 self.name = Some(name);
+                self.account = false;
+                None
+            }
+            Command::SignInAccount(name) => {
+                self.name = Some(name);
+                self.account = true;
+                None
+            }
+            Command::SignOut => {
+                self.signing_out = self.name.is_some();
                 None
             }
             Command::Join(room) => {
@@ -365,19 +409,37 @@ enum Ended {
     Closed { code: u16, reason: String },
     /// The server refused the name before welcoming us.
     NameRefused { code: ErrorCode, message: String },
+    /// The user asked to sign out; the socket is closed.
+    SigningOut,
     /// The UI dropped its end of the command channel.
     Shutdown,
 }
 
 /// The connection task: connect, serve, back off, repeat.
 async fn run(mut session: Session, mut commands: UnboundedReceiver<Command>, dispatch: Dispatch) {
+    // Signed in already (the cookie), a guest, or neither yet? If the server
+    // cannot be reached, a remembered guest name tries anyway and backs off.
+    let (user, guests) = match api::session().await {
+        Ok(who) => (who.user, who.guests),
+        Err(_) => (None, true),
+    };
+    if let Some(user) = &user {
+        session.name = Some(user.clone());
+        session.account = true;
+    } else if !guests {
+        session.name = None;
+    }
+    dispatch.dispatch(Action::SessionChecked { user, guests });
+
     let mut name_refused_since: Option<u64> = None;
     loop {
-        // Nothing to connect as until the user picks a name.
+        end_session_if_asked(&mut session, &dispatch).await;
+        // Nothing to connect as until the user signs in or picks a name.
         while session.name.is_none() {
             match commands.next().await {
                 Some(command) => {
                     session.accept(command);
+                    end_session_if_asked(&mut session, &dispatch).await;
                 }
                 None => return,
             }
@@ -385,8 +447,22 @@ async fn run(mut session: Session, mut commands: UnboundedReceiver<Command>, dis
         dispatch.dispatch(Action::Status(Status::Connecting));
         match connect(&mut session, &mut commands, &dispatch).await {
             Ended::Shutdown => return,
+            Ended::SigningOut => continue,
             Ended::Closed { code, reason } => {
                 name_refused_since = None;
+                if let Some(why) = session_ended(&session, code, &reason).await {
+                    match why {
+                        SessionEnd::SignedOut(why) => {
+                            forget_user(&mut session);
+                            dispatch.dispatch(Action::SignedOut(Some(why)));
+                        }
+                        SessionEnd::GuestsOff(why) => {
+                            forget_user(&mut session);
+                            dispatch.dispatch(Action::GuestsRefused(why));
+                        }
+                    }
+                    continue;
+                }
                 if !close::should_reconnect(code) {
                     let reason = if reason.is_empty() {
                         format!("The server closed the connection ({code}).")
@@ -400,6 +476,15 @@ async fn run(mut session: Session, mut commands: UnboundedReceiver<Command>, dis
                     session.attempt = 0;
                     continue;
                 }
+            }
+            Ended::NameRefused {
+                code: ErrorCode::Forbidden,
+                message,
+            } => {
+                // Guests are off on this server: sign in instead.
+                forget_user(&mut session);
+                dispatch.dispatch(Action::GuestsRefused(api::sentence(&message)));
+                continue;
             }
             Ended::NameRefused { code, message } => {
                 // After a dropped link the server may still count our old
@@ -415,7 +500,7 @@ async fn run(mut session: Session, mut commands: UnboundedReceiver<Command>, dis
                     session.welcomed_once = false;
                     session.attempt = 0;
                     storage::set_name(None);
-                    dispatch.dispatch(Action::NameRejected(message));
+                    dispatch.dispatch(Action::NameRejected(api::sentence(&message)));
                     continue;
                 }
             }
@@ -430,6 +515,71 @@ async fn run(mut session: Session, mut commands: UnboundedReceiver<Command>, dis
             return;
         }
     }
+}
+
+/// Why the server ended this user's session rather than just the link.
+enum SessionEnd {
+    /// Back to the sign-in screen, with this explanation.
+    SignedOut(String),
+    /// The server does not take guests (any more).
+    GuestsOff(String),
+}
+
+/// Whether a connection that ended with `code` ended the session: closed
+/// with 4501 (signed out elsewhere) or 1008 "session expired", or refused at
+/// the upgrade (the socket errors before it opens, so the page only sees
+/// 1006) for a reason `GET /api/session` confirms. A server that is down, or
+/// refuses for another reason (429), is retried with backoff as usual.
+async fn session_ended(session: &Session, code: u16, reason: &str) -> Option<SessionEnd> {
+    if code == close::LOGGED_OUT {
+        return Some(SessionEnd::SignedOut(
+            "You were signed out, in this browser or elsewhere. Sign in again to chat.".into(),
+        ));
+    }
+    if code == close::POLICY && reason == "session expired" {
+        return Some(SessionEnd::SignedOut(
+            "Your session expired. Sign in again to chat.".into(),
+        ));
+    }
+    if code != 1006 || session.welcomed_now {
+        return None;
+    }
+    match api::session().await {
+        Ok(who) if session.account && who.user.is_none() => Some(SessionEnd::SignedOut(
+            "Your session has ended. Sign in again to chat.".into(),
+        )),
+        Ok(who) if !session.account && !who.guests => Some(SessionEnd::GuestsOff(
+            "This server no longer takes guests. Sign in or create an account.".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// Nothing to connect as until the user signs in again.
+fn forget_user(session: &mut Session) {
+    if !session.account {
+        storage::set_name(None);
+    }
+    session.name = None;
+    session.account = false;
+    session.welcomed_once = false;
+    session.attempt = 0;
+}
+
+/// If the user asked to sign out: ends the session (`POST /api/logout`,
+/// which also closes this session's sockets in other tabs) and shows the
+/// sign-in screen. The socket of this page is already closed.
+async fn end_session_if_asked(session: &mut Session, dispatch: &Dispatch) {
+    if !std::mem::take(&mut session.signing_out) {
+        return;
+    }
+    if session.account {
+        // If the server is unreachable the cookie stays, but this page
+        // still signs out; the next visit asks the server again.
+        let _ = api::logout().await;
+    }
+    forget_user(session);
+    dispatch.dispatch(Action::SignedOut(None));
 }
 
 /// Waits `delay_ms` while recording commands; `RetryNow` cuts it short.
@@ -450,6 +600,9 @@ async fn wait_offline(
             Some(Command::RetryNow) => return true,
             Some(command) => {
                 session.accept(command);
+                if session.signing_out {
+                    return true;
+                }
             }
         }
     }
@@ -460,7 +613,10 @@ async fn wait_offline(
 async fn wait_for_retry(session: &mut Session, commands: &mut UnboundedReceiver<Command>) -> bool {
     while let Some(command) = commands.next().await {
         match command {
-            Command::RetryNow | Command::SignIn(_) => {
+            Command::RetryNow
+            | Command::SignIn(_)
+            | Command::SignInAccount(_)
+            | Command::SignOut => {
                 session.accept(command);
                 return true;
             }
@@ -495,6 +651,7 @@ async fn connect(
         }
     };
     let (mut sink, mut stream) = ws.split();
+    session.welcomed_now = false;
     let name = session.name.clone().unwrap_or_default();
     if send(&mut sink, &ClientMsg::Hello { name }).await.is_err() {
         return lost();
@@ -522,6 +679,14 @@ async fn connect(
                 }
             }
             Event::Command(None) => return Ended::Shutdown,
+            Event::Command(Some(Command::SignOut)) => {
+                // gloo-net does not close a socket when it is dropped.
+                if let Ok(ws) = sink.reunite(stream) {
+                    let _ = ws.close(Some(close::NORMAL), Some("signed out"));
+                }
+                session.signing_out = true;
+                return Ended::SigningOut;
+            }
             Event::Command(Some(command)) => {
                 if let Some(msg) = session.accept(command) {
                     if welcomed && send(&mut sink, &msg).await.is_err() {
@@ -553,11 +718,14 @@ async fn connect(
                         ..
                     } => {
                         welcomed = true;
+                        session.welcomed_now = true;
                         session.welcomed_once = true;
                         session.attempt = 0;
                         session.name = Some(user.clone());
                         session.idle_timeout_ms = *idle_timeout_ms;
-                        storage::set_name(Some(user));
+                        if !session.account {
+                            storage::set_name(Some(user));
+                        }
                         silence_ms = 2 * heartbeat_ms + HEARTBEAT_MARGIN_MS;
                         deadline = now_ms() + silence_ms;
                         dispatch.dispatch(Action::Server(msg.clone()));
@@ -570,7 +738,12 @@ async fn connect(
                     }
                     ServerMsg::Error { code, message, .. }
                         if !welcomed
-                            && matches!(code, ErrorCode::NameTaken | ErrorCode::InvalidName) =>
+                            && matches!(
+                                code,
+                                ErrorCode::NameTaken
+                                    | ErrorCode::InvalidName
+                                    | ErrorCode::Forbidden
+                            ) =>
                     {
                         return Ended::NameRefused {
                             code: *code,
@@ -656,6 +829,9 @@ mod tests {
         let mut session = Session {
             url: "ws://test/ws".into(),
             name: Some("al".into()),
+            account: false,
+            signing_out: false,
+            welcomed_now: false,
             rooms: vec!["lobby".into(), "rust".into()],
             last_seq: HashMap::new(),
             outbox: Vec::new(),

@@ -1,0 +1,284 @@
+//! The first screen: sign in, create an account, or (when the server takes
+//! guests) continue as a guest with just a display name.
+//!
+//! Sign-in and registration call the account API themselves
+//! ([`crate::api`]); on success the browser holds the session cookie and the
+//! screen reports the account name through `on_signed_in`. Errors from the
+//! server (wrong password, name taken, too many attempts) show under the
+//! form, in the server's words.
+
+use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::name_picker::NamePicker;
+
+/// Shortest and longest password the server accepts, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
+
+/// Which form is showing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    SignIn,
+    Register,
+    Guest,
+}
+
+#[derive(Properties, PartialEq)]
+pub struct AuthProps {
+    /// Whether the server takes guests (the guest form is offered only then).
+    pub guests: bool,
+    /// Why this screen is showing (signed out elsewhere, session expired).
+    pub notice: Option<AttrValue>,
+    /// The guest name to start from (the one the server refused, if any).
+    pub guest_name: Option<AttrValue>,
+    /// Why the server refused the guest name.
+    pub guest_error: Option<AttrValue>,
+    /// Signed in (or registered) as this account.
+    pub on_signed_in: Callback<String>,
+    /// Chat as a guest with this name.
+    pub on_guest: Callback<String>,
+}
+
+/// What is wrong with a new password and its confirmation, if anything.
+pub fn password_problem(password: &str, confirm: &str) -> Option<&'static str> {
+    if !PASSWORD_CHARS.contains(&password.chars().count()) {
+        Some("The password must be 8 to 256 characters.")
+    } else if password != confirm {
+        Some("The passwords do not match.")
+    } else {
+        None
+    }
+}
+
+#[function_component(AuthScreen)]
+pub fn auth_screen(props: &AuthProps) -> Html {
+    let mode = use_state(|| {
+        if props.guests && props.guest_error.is_some() {
+            Mode::Guest
+        } else {
+            Mode::SignIn
+        }
+    });
+    let name = use_state(String::new);
+    let password = use_state(String::new);
+    let confirm = use_state(String::new);
+    let touched = use_state(|| false);
+    let busy = use_state(|| false);
+    let error = use_state(|| None::<String>);
+    let first = use_node_ref();
+    {
+        // Focus the first field whenever the form changes.
+        let first = first.clone();
+        use_effect_with(*mode, move |_| {
+            if let Some(input) = first.cast::<HtmlInputElement>() {
+                let _ = input.focus();
+            }
+        });
+    }
+    let mode_now = if *mode == Mode::Guest && !props.guests {
+        Mode::SignIn
+    } else {
+        *mode
+    };
+    let set_mode = |m: Mode| {
+        let mode = mode.clone();
+        let error = error.clone();
+        let touched = touched.clone();
+        Callback::from(move |_: MouseEvent| {
+            mode.set(m);
+            error.set(None);
+            touched.set(false);
+        })
+    };
+    let on_input = |field: &UseStateHandle<String>| {
+        let field = field.clone();
+        let error = error.clone();
+        Callback::from(move |e: InputEvent| {
+            field.set(e.target_unchecked_into::<HtmlInputElement>().value());
+            error.set(None);
+        })
+    };
+
+    let register = mode_now == Mode::Register;
+    let name_problem = validate_name(name.trim()).err();
+    let pw_problem = if register {
+        password_problem(&password, &confirm)
+    } else if password.is_empty() {
+        Some("Enter your password.")
+    } else {
+        None
+    };
+    let onsubmit = {
+        let (name, password, touched, busy, error) = (
+            name.clone(),
+            password.clone(),
+            touched.clone(),
+            busy.clone(),
+            error.clone(),
+        );
+        let on_signed_in = props.on_signed_in.clone();
+        let invalid = name_problem.is_some() || pw_problem.is_some();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            touched.set(true);
+            if invalid || *busy {
+                return;
+            }
+            busy.set(true);
+            let (user, pass) = (name.trim().to_string(), (*password).clone());
+            let (busy, error, on_signed_in) = (busy.clone(), error.clone(), on_signed_in.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let answer = if register {
+                    api::register(&user, &pass).await
+                } else {
+                    api::login(&user, &pass).await
+                };
+                busy.set(false);
+                match answer {
+                    Ok(account) => on_signed_in.emit(account),
+                    Err(err) => error.set(Some(err.message())),
+                }
+            });
+        })
+    };
+
+    let (title, lead) = match mode_now {
+        Mode::SignIn => ("Sign in to hubbub", "Welcome back. Your rooms are waiting."),
+        Mode::Register => (
+            "Create your account",
+            "Your name is yours alone: nobody else can chat under it.",
+        ),
+        Mode::Guest => (
+            "Chat as a guest",
+            "Pick a display name. Others see it next to your messages; you can change it later.",
+        ),
+    };
+    let tab = |m: Mode, label: &'static str, id: &'static str| {
+        html! {
+            <button {id} type="button" class={classes!("tab", (mode_now == m).then_some("active"))}
+                aria-pressed={(mode_now == m).to_string()} onclick={set_mode(m)}>
+                { label }
+            </button>
+        }
+    };
+
+    let form = if mode_now == Mode::Guest {
+        html! {
+            <>
+                <NamePicker initial={props.guest_name.clone()} error={props.guest_error.clone()}
+                    on_submit={props.on_guest.clone()} />
+                <button id="back-to-sign-in" type="button" class="link-button back-link"
+                    onclick={set_mode(Mode::SignIn)}>
+                    { "Have an account? Sign in" }
+                </button>
+            </>
+        }
+    } else {
+        let show = *touched;
+        let name_error = show.then_some(name_problem).flatten();
+        let pw_error = show.then_some(pw_problem).flatten();
+        let (pw_id, pw_auto) = if register {
+            ("register-password", "new-password")
+        } else {
+            ("login-password", "current-password")
+        };
+        let name_help = if register {
+            "Letters, digits, '_', '-' and '.'; up to 32 characters."
+        } else {
+            ""
+        };
+        let pw_help = if register { "8 to 256 characters." } else { "" };
+        html! {
+            <form class="auth-form" {onsubmit} novalidate=true
+                aria-label={if register { "Create an account" } else { "Sign in" }}>
+                <label for="account-name" class="field-label">{ "Name" }</label>
+                <input id="account-name" ref={first.clone()}
+                    class={classes!("input", name_error.is_some().then_some("invalid"))}
+                    type="text" autocomplete="username" autocapitalize="off" spellcheck="false"
+                    maxlength={MAX_NAME_CHARS.to_string()} value={(*name).clone()}
+                    aria-invalid={name_error.is_some().to_string()} aria-describedby="account-name-help"
+                    required=true oninput={on_input(&name)} />
+                <p id="account-name-help" class={classes!("help", name_error.is_some().then_some("error"))}>
+                    { name_error.unwrap_or_else(|| name_help.into()) }
+                </p>
+                <label for={pw_id} class="field-label">{ "Password" }</label>
+                <input id={pw_id} class={classes!("input", pw_error.is_some().then_some("invalid"))}
+                    type="password" autocomplete={pw_auto} value={(*password).clone()}
+                    maxlength={PASSWORD_CHARS.end().to_string()}
+                    aria-invalid={pw_error.is_some().to_string()}
+                    aria-describedby={if register { "password-rules password-help" } else { "password-help" }}
+                    required=true oninput={on_input(&password)} />
+                if register {
+                    <p class="help" id="password-rules">{ pw_help }</p>
+                    <label for="register-confirm" class="field-label">{ "Confirm password" }</label>
+                    <input id="register-confirm" class={classes!("input", pw_error.is_some().then_some("invalid"))}
+                        type="password" autocomplete="new-password" value={(*confirm).clone()}
+                        maxlength={PASSWORD_CHARS.end().to_string()}
+                        aria-invalid={pw_error.is_some().to_string()} aria-describedby="password-help"
+                        required=true oninput={on_input(&confirm)} />
+                }
+                <p id="password-help" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                    { pw_error.unwrap_or_default() }
+                </p>
+                <p id="auth-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
+                <button id="auth-submit" class="button primary wide" type="submit" disabled={*busy}
+                    aria-busy={busy.to_string()}>
+                    { match (register, *busy) {
+                        (false, false) => "Sign in",
+                        (false, true) => "Signing in…",
+                        (true, false) => "Create account",
+                        (true, true) => "Creating account…",
+                    } }
+                </button>
+            </form>
+        }
+    };
+
+    html! {
+        <main class="welcome">
+            <div class="card welcome-card">
+                <div class="brand brand-large" aria-hidden="true">
+                    <span class="brand-mark">{ "#" }</span>{ "hubbub" }
+                </div>
+                <h1 id="auth-title">{ title }</h1>
+                <p class="muted">{ lead }</p>
+                if let Some(notice) = props.notice.clone() {
+                    <p id="auth-notice" class="auth-notice" role="status">{ notice }</p>
+                }
+                if mode_now != Mode::Guest {
+                    <div class="tabs" role="group" aria-label="Sign in or create an account">
+                        { tab(Mode::SignIn, "Sign in", "tab-sign-in") }
+                        { tab(Mode::Register, "Create account", "tab-register") }
+                    </div>
+                }
+                { form }
+                if props.guests && mode_now != Mode::Guest {
+                    <div class="divider" aria-hidden="true"><span>{ "or" }</span></div>
+                    <button id="guest-button" type="button" class="button wide" onclick={set_mode(Mode::Guest)}>
+                        { "Continue as guest" }
+                    </button>
+                }
+            </div>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_passwords_follow_the_server_rules() {
+        assert!(password_problem("short", "short").is_some());
+        assert!(password_problem(&"x".repeat(257), &"x".repeat(257)).is_some());
+        assert_eq!(
+            password_problem("long enough", "long enougH"),
+            Some("The passwords do not match.")
+        );
+        assert_eq!(password_problem("long enough", "long enough"), None);
+        // Characters, not bytes: eight accented letters are enough.
+        assert_eq!(password_problem("éééééééé", "éééééééé"), None);
+    }
+}
