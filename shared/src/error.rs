@@ -47,6 +47,34 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::BadJson,
+        ErrorCode::MissingType,
+        ErrorCode::UnknownType,
+        ErrorCode::BadField,
+        ErrorCode::BinaryUnsupported,
+        ErrorCode::HelloRequired,
+        ErrorCode::AlreadyHello,
+        ErrorCode::InvalidName,
+        ErrorCode::NameTaken,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NotInRoom,
+        ErrorCode::TooManyRooms,
+        ErrorCode::EmptyText,
+        ErrorCode::TextTooLong,
+        ErrorCode::UnknownUser,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::Forbidden,
+    ];
+
+    /// The code spelled `code` on the wire (the inverse of [`Self::as_str`]),
+    /// for clients that decode frames without serde.
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     /// The code as it appears on the wire, e.g. `"bad_json"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,28 +112,32 @@ mod tests {
 
     #[test]
     fn as_str_matches_serde() {
-        for code in [
-            ErrorCode::BadJson,
-            ErrorCode::MissingType,
-            ErrorCode::UnknownType,
-            ErrorCode::BadField,
-            ErrorCode::BinaryUnsupported,
-            ErrorCode::HelloRequired,
-            ErrorCode::AlreadyHello,
-            ErrorCode::InvalidName,
-            ErrorCode::NameTaken,
-            ErrorCode::InvalidRoom,
-            ErrorCode::NotInRoom,
-            ErrorCode::TooManyRooms,
-            ErrorCode::EmptyText,
-            ErrorCode::TextTooLong,
-            ErrorCode::UnknownUser,
-            ErrorCode::RateLimited,
-            ErrorCode::Unavailable,
-            ErrorCode::Forbidden,
-        ] {
+        for code in ErrorCode::ALL {
+            // A new variant missing from ALL fails to compile here.
+            match code {
+                ErrorCode::BadJson
+                | ErrorCode::MissingType
+                | ErrorCode::UnknownType
+                | ErrorCode::BadField
+                | ErrorCode::BinaryUnsupported
+                | ErrorCode::HelloRequired
+                | ErrorCode::AlreadyHello
+                | ErrorCode::InvalidName
+                | ErrorCode::NameTaken
+                | ErrorCode::InvalidRoom
+                | ErrorCode::NotInRoom
+                | ErrorCode::TooManyRooms
+                | ErrorCode::EmptyText
+                | ErrorCode::TextTooLong
+                | ErrorCode::UnknownUser
+                | ErrorCode::RateLimited
+                | ErrorCode::Unavailable
+                | ErrorCode::Forbidden => {}
+            }
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(ErrorCode::from_code(code.as_str()), Some(code));
         }
+        assert_eq!(ErrorCode::from_code("no_such_code"), None);
     }
 }

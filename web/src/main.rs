@@ -5,6 +5,7 @@
 //! - [`state`]: the [`state::ChatState`] reducer and its [`state::Action`]s;
 //! - [`hooks`]: `use_chat`, which owns the WebSocket and reconnects;
 //! - [`components`]: the UI, one component per file;
+//! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
 
 mod api;
@@ -13,6 +14,7 @@ mod fmt;
 mod hooks;
 mod state;
 mod storage;
+mod wire;
 
 use gloo_timers::callback::Interval;
 use yew::prelude::*;

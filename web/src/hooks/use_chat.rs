@@ -37,6 +37,7 @@ use crate::api;
 use crate::fmt::now_ms;
 use crate::state::{Action, ChatState, Status, Target};
 use crate::storage;
+use crate::wire;
 
 /// The first reconnect waits up to this long; each further one doubles it.
 pub const BACKOFF_BASE_MS: f64 = 500.0;
@@ -707,7 +708,7 @@ async fn connect(
             Event::Frame(Some(Ok(Message::Text(text)))) => {
                 deadline = now_ms() + silence_ms;
                 // Frames of a newer protocol are skipped, not fatal.
-                let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
+                let Some(msg) = wire::decode(&text) else {
                     continue;
                 };
                 match &msg {
@@ -805,8 +806,7 @@ fn lost() -> Ended {
 }
 
 async fn send(sink: &mut Sink, msg: &ClientMsg) -> Result<(), WebSocketError> {
-    let text = serde_json::to_string(msg).expect("client messages serialize");
-    sink.send(Message::Text(text)).await
+    sink.send(Message::Text(wire::encode(msg))).await
 }
 
 #[cfg(test)]
