@@ -19,6 +19,8 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("HUBBUB_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let listener = match tokio::net::TcpListener::bind(cli.config.listen).await {
