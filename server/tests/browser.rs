@@ -9,8 +9,11 @@
 //! Accounts: a page registers in the UI, chats signed in, signs out (back to
 //! the sign-in screen, its socket closed on the server), signs in again; a
 //! wrong password shows the server's error; a guest cannot take the
-//! registered name; and a server started with `--guests off` offers no guest
-//! button.
+//! registered name; a logout from elsewhere (close 4501) returns the page to
+//! the sign-in screen; and when the server comes back with `--guests off`, a
+//! connected guest's refused upgrade leads to the sign-in screen (not a
+//! reconnect loop), which offers no guest button; a session that expires
+//! while chatting (close 1008) ends there too, with a message.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
@@ -376,6 +379,30 @@ async fn open_connections(addr: SocketAddr) -> u64 {
         .unwrap_or_else(|| panic!("no hubbub_connections gauge in {answer:?}"))
 }
 
+/// `POST /api/logout` from outside the page, with its session `cookie`.
+async fn logout_elsewhere(addr: SocketAddr, cookie: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the API");
+    let request = format!(
+        "POST /api/logout HTTP/1.0\r\nHost: {addr}\r\nCookie: hubbub_session={cookie}\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the logout");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("read the answer");
+    assert!(
+        answer.starts_with("HTTP/1.0 204") || answer.starts_with("HTTP/1.1 204"),
+        "logout answered {answer:?}"
+    );
+}
+
 /// Waits until the server counts `n` open connections.
 async fn connections_are(addr: SocketAddr, n: u64) {
     let started = Instant::now();
@@ -598,6 +625,15 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     page.set_window_size(1280, 800)
         .await
         .expect("a wide window");
+    // The dark page chats as a guest (until guests are turned off below).
+    click(&dark, "#guest-button").await;
+    fill(&dark, "#name-input", "dora").await;
+    click(
+        &dark,
+        "form[aria-label='Continue as a guest'] button[type=submit]",
+    )
+    .await;
+    status_is(&dark, "connected", DEADLINE).await;
 
     // Register in the UI; the rules are checked before anything is sent.
     click(&page, "#tab-register").await;
@@ -615,7 +651,7 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     join_room(&page, "carol", "accounts").await;
     say(&page, "hello as an account").await;
     sees_message(&page, "hello as an account", DEADLINE).await;
-    connections_are(addr, 1).await;
+    connections_are(addr, 2).await;
 
     // The user menu: the account name, "Sign out", no rename.
     click(&page, ".user-button").await;
@@ -627,7 +663,7 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     // Sign out: back to the sign-in screen, the socket closed on the server.
     click(&page, "#sign-out").await;
     element(&page, "#login-password", true).await;
-    connections_are(addr, 0).await;
+    connections_are(addr, 1).await;
 
     // A wrong password shows the server's answer under the form.
     fill(&page, "#account-name", "carol").await;
@@ -664,15 +700,48 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     sees_message(&page, "back again", DEADLINE).await;
     screenshot(&page, "auth-6-signed-in-again").await;
 
-    // Without guests the sign-in screen offers no guest button.
-    server.kill().await;
-    let server = Server::start_with("127.0.0.1:0", data.path(), &["--guests", "off"]).await;
-    dark.goto(&format!("http://{}/", server.addr))
+    // Signed out elsewhere (close 4501): back to the sign-in screen, saying so.
+    let cookie = page
+        .get_named_cookie("hubbub_session")
         .await
-        .expect("open the app");
-    element(&dark, "#login-password", true).await;
+        .expect("the session cookie");
+    logout_elsewhere(addr, cookie.value()).await;
+    element(&page, "#login-password", true).await;
+    text_contains(&page, "#auth-notice", "signed out").await;
+    screenshot(&page, "auth-7-signed-out-elsewhere").await;
+
+    // The server comes back without guests: the guest's reconnect is refused
+    // at the upgrade (401), and the page goes to the sign-in screen, which
+    // offers no guest button, instead of retrying forever.
+    server.kill().await;
+    let server = Server::start_with(&addr.to_string(), data.path(), &["--guests", "off"]).await;
+    wait_until(
+        &dark,
+        "the guest sent to the sign-in screen",
+        RECONNECT_DEADLINE,
+        "return !!document.getElementById('login-password')",
+        vec![],
+    )
+    .await;
+    text_contains(&dark, "#auth-notice", "no longer takes guests").await;
     element(&dark, "#guest-button", false).await;
-    screenshot(&dark, "auth-7-guests-off-dark").await;
+    screenshot(&dark, "auth-8-guests-off-dark").await;
+    page.refresh().await.expect("reload the page");
+    element(&page, "#login-password", true).await;
+    element(&page, "#guest-button", false).await;
+
+    // A session that expires while chatting (close 1008 "session expired")
+    // ends on the sign-in screen with a message.
+    server.kill().await;
+    let server = Server::start_with(&addr.to_string(), data.path(), &["--session-ttl", "3s"]).await;
+    page.refresh().await.expect("reload the page");
+    fill(&page, "#account-name", "carol").await;
+    fill(&page, "#login-password", "correct horse").await;
+    click(&page, "#auth-submit").await;
+    status_is(&page, "connected", DEADLINE).await;
+    text_contains(&page, "#auth-notice", "session expired").await;
+    element(&page, "#login-password", true).await;
+    screenshot(&page, "auth-9-session-expired").await;
 
     page.close().await.expect("close the session");
     dark.close().await.expect("close the session");
