@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{joined, left, Client, Ended, TestServer};
 use hubbub_protocol::{close, ServerMsg};
 use serde_json::json;
@@ -194,12 +192,14 @@ async fn a_flood_is_rate_limited_then_closed_with_1008() {
     assert_eq!(texts, ["m0", "m1", "m2"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_closed_while_a_fast_neighbour_gets_everything() {
     let server = TestServer::start(|c| {
-        c.queue_bytes = 256 * 1024;
         c.rate = 1e6;
         c.burst = 1_000_000;
+        // The default 1 MiB queue; no storage work, so the test measures
+        // only the fan-out it is about.
+        c.store = hubbub::config::StoreKind::Memory;
     })
     .await;
     let mut sender = server.join_as("sender").await;
@@ -210,10 +210,16 @@ async fn a_slow_consumer_is_closed_while_a_fast_neighbour_gets_everything() {
     slow.join("lobby").await;
     fast.recv_until(|m| joined(m, "lobby", "slow")).await;
 
-    // ~16 MB for each member: far more than socket buffers plus the queue.
-    // The slow client reads nothing meanwhile.
+    // 24 MB for each member: far more than loopback socket buffers (a few
+    // MB) plus the 1 MiB queue. The slow client reads nothing meanwhile;
+    // the fast one and the sender read everything, each in its own task.
     let text = "y".repeat(16_000);
-    let total = 1000u64;
+    let total = 1500u64;
+    // The sender stays at most WINDOW messages ahead of the fast reader, so
+    // the fast reader's backlog stays far below its queue limit however
+    // slowly this (debug, shared) machine runs it.
+    const WINDOW: u64 = 16;
+    let (progress, mut seen) = tokio::sync::watch::channel(0u64);
     let reader = tokio::spawn(async move {
         let mut next = 1;
         let mut slow_left = false;
@@ -221,6 +227,7 @@ async fn a_slow_consumer_is_closed_while_a_fast_neighbour_gets_everything() {
             match fast.recv().await {
                 ServerMsg::Message { seq, .. } => {
                     assert_eq!(seq, next, "the fast reader gets every message in order");
+                    let _ = progress.send(seq);
                     next += 1;
                 }
                 m if left(&m, "lobby", "slow") => slow_left = true,
@@ -231,23 +238,32 @@ async fn a_slow_consumer_is_closed_while_a_fast_neighbour_gets_everything() {
             fast.recv_until(|m| left(m, "lobby", "slow")).await;
         }
     });
+    let (mut to_server, mut from_server) = futures_util::StreamExt::split(sender.ws);
+    let sender_reader = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < total {
+            match futures_util::StreamExt::next(&mut from_server).await {
+                Some(Ok(Message::Text(t))) if t.contains("\"type\":\"ack\"") => acks += 1,
+                Some(Ok(_)) => {}
+                other => panic!("the sender lost its connection: {other:?}"),
+            }
+        }
+    });
     for i in 0..total {
-        sender
-            .send(
-                json!({"type": "send", "room": "lobby", "text": text, "client_id": i.to_string()}),
-            )
-            .await;
-        // Keep the sender's own queue drained.
-        while let Ok(Some(_)) = tokio::time::timeout(
-            Duration::ZERO,
-            futures_util::StreamExt::next(&mut sender.ws),
-        )
-        .await
-        {}
+        seen.wait_for(|&got| got + WINDOW >= i).await.unwrap();
+        let msg =
+            json!({"type": "send", "room": "lobby", "text": text, "client_id": i.to_string()});
+        futures_util::SinkExt::send(&mut to_server, Message::text(msg.to_string()))
+            .await
+            .unwrap();
     }
-    tokio::time::timeout(common::DEADLINE * 3, reader)
+    tokio::time::timeout(common::DEADLINE * 6, reader)
         .await
         .expect("fast reader done")
+        .unwrap();
+    tokio::time::timeout(common::DEADLINE * 6, sender_reader)
+        .await
+        .expect("sender acked")
         .unwrap();
     // The slow one, reading at last, finds its connection closed as a slow
     // consumer (or cut, if even the close frame could not be written).
