@@ -545,12 +545,8 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
     sees_message(&bob, "just between us", DEADLINE).await;
 
     // Renaming shows in the other member's list.
-    bob.find(Locator::Css(".user-button"))
-        .await
-        .expect("the user button")
-        .click()
-        .await
-        .expect("open the rename form");
+    click(&bob, ".user-button").await;
+    click(&bob, "#change-name").await;
     let rename = bob
         .wait()
         .at_most(DEADLINE)
@@ -585,6 +581,13 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
         .await;
         screenshot(page, name).await;
     }
+
+    // A guest can still sign in or create an account: the menu leads to
+    // the sign-in screen, and the guest's socket closes.
+    click(&alice, ".user-button").await;
+    element(&alice, "#change-name", true).await;
+    click(&alice, "#sign-in-instead").await;
+    element(&alice, "#login-password", true).await;
 
     alice.close().await.expect("close alice's session");
     bob.close().await.expect("close bob's session");
@@ -656,6 +659,7 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     // The user menu: the account name, "Sign out", no rename.
     click(&page, ".user-button").await;
     element(&page, "#sign-out", true).await;
+    element(&page, "#change-name", false).await;
     element(&page, "#rename-input", false).await;
     text_contains(&page, "#account-menu", "carol").await;
     screenshot(&page, "auth-3-account-menu").await;

@@ -1,5 +1,6 @@
-//! Who you are: for an account, a menu with "Sign out"; for a guest, the
-//! rename form (an account's name cannot change).
+//! Who you are: a menu under your name. For an account: "Sign out". For a
+//! guest: "Change name" (the rename form; an account's name cannot change)
+//! and "Sign in or create an account".
 
 use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::HtmlInputElement;
@@ -46,13 +47,8 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
     }
     if !*editing {
         return html! {
-            <button class="user-button" type="button" onclick={open}
-                aria-label={format!("Signed in as {}. Change name", props.name)}>
-                <span class={classes!("avatar", "avatar-small", avatar_class(&props.name))} aria-hidden="true">
-                    { initial(&props.name) }
-                </span>
-                <span class="user-name">{ props.name.clone() }</span>
-            </button>
+            <AccountMenu name={props.name.clone()} on_sign_out={props.on_sign_out.clone()}
+                on_change_name={Some(open)} />
         };
     }
     let problem = validate_name(draft.trim()).err();
@@ -112,9 +108,13 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
 struct AccountMenuProps {
     name: AttrValue,
     on_sign_out: Callback<()>,
+    /// Set for a guest: the menu offers renaming, and signing in instead of out.
+    #[prop_or_default]
+    on_change_name: Option<Callback<MouseEvent>>,
 }
 
-/// The account name; opens a small menu with "Sign out".
+/// Your name; opens a small menu: "Sign out" for an account, "Change name"
+/// and "Sign in or create an account" for a guest.
 #[function_component(AccountMenu)]
 fn account_menu(props: &AccountMenuProps) -> Html {
     let open = use_state(|| false);
@@ -138,11 +138,23 @@ fn account_menu(props: &AccountMenuProps) -> Html {
             on_sign_out.emit(());
         })
     };
+    let change_name = props.on_change_name.clone().map(|on_change_name| {
+        let open = open.clone();
+        Callback::from(move |e: MouseEvent| {
+            open.set(false);
+            on_change_name.emit(e);
+        })
+    });
+    let guest = change_name.is_some();
     html! {
         <div class="account-menu" {onkeydown}>
             <button class="user-button" type="button" onclick={toggle}
                 aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu"
-                aria-label={format!("Signed in as {}. Account menu", props.name)}>
+                aria-label={if guest {
+                    format!("Chatting as {} (guest). Menu", props.name)
+                } else {
+                    format!("Signed in as {}. Account menu", props.name)
+                }}>
                 <span class={classes!("avatar", "avatar-small", avatar_class(&props.name))} aria-hidden="true">
                     { initial(&props.name) }
                 </span>
@@ -150,11 +162,22 @@ fn account_menu(props: &AccountMenuProps) -> Html {
             </button>
             if *open {
                 <div id="account-menu" class="menu card">
-                    <p class="menu-label muted small">{ "Signed in as" }</p>
+                    <p class="menu-label muted small">
+                        { if guest { "Chatting as a guest" } else { "Signed in as" } }
+                    </p>
                     <p class="menu-name">{ props.name.clone() }</p>
-                    <button id="sign-out" class="button wide small" type="button" onclick={sign_out}>
-                        { "Sign out" }
-                    </button>
+                    if let Some(change_name) = change_name {
+                        <button id="change-name" class="button wide small" type="button" onclick={change_name}>
+                            { "Change name" }
+                        </button>
+                        <button id="sign-in-instead" class="button wide small menu-gap" type="button" onclick={sign_out}>
+                            { "Sign in or create an account" }
+                        </button>
+                    } else {
+                        <button id="sign-out" class="button wide small" type="button" onclick={sign_out}>
+                            { "Sign out" }
+                        </button>
+                    }
                 </div>
             }
         </div>
