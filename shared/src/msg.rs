@@ -89,13 +89,8 @@ pub struct HistoryMessage {
 }
 
 /// A frame from the server.
-///
-/// Decoding goes through [`ServerFrame`], one flat struct with every field
-/// any frame has, instead of serde's internally tagged enum: that one buffers
-/// each frame into an intermediate tree first, which costs the web app ~50 KB
-/// of wasm. The JSON shape is the same either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", try_from = "ServerFrame")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// The answer to `hello`.
     Welcome {
@@ -187,116 +182,6 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
     },
-}
-
-/// Every field of every [`ServerMsg`], all optional, and the `type` tag:
-/// what a server frame is decoded into before it becomes a [`ServerMsg`].
-#[derive(Deserialize)]
-struct ServerFrame {
-    #[serde(rename = "type")]
-    kind: String,
-    user: Option<String>,
-    protocol: Option<u32>,
-    heartbeat_ms: Option<u64>,
-    idle_timeout_ms: Option<u64>,
-    server_time: Option<u64>,
-    limits: Option<Limits>,
-    room: Option<String>,
-    users: Option<Vec<String>>,
-    seq: Option<u64>,
-    from: Option<String>,
-    to: Option<String>,
-    text: Option<String>,
-    sent_at: Option<u64>,
-    messages: Option<Vec<HistoryMessage>>,
-    has_more: Option<bool>,
-    before: Option<u64>,
-    resync: Option<bool>,
-    client_id: Option<String>,
-    rooms: Option<Vec<RoomInfo>>,
-    id: Option<u64>,
-    code: Option<ErrorCode>,
-    message: Option<String>,
-}
-
-/// A field the frame's `type` needs, or an error naming it.
-fn field<T>(value: Option<T>, name: &str) -> Result<T, String> {
-    value.ok_or_else(|| ["missing field `", name, "`"].concat())
-}
-
-impl TryFrom<ServerFrame> for ServerMsg {
-    type Error = String;
-
-    fn try_from(f: ServerFrame) -> Result<ServerMsg, String> {
-        Ok(match f.kind.as_str() {
-            "welcome" => ServerMsg::Welcome {
-                user: field(f.user, "user")?,
-                protocol: field(f.protocol, "protocol")?,
-                heartbeat_ms: field(f.heartbeat_ms, "heartbeat_ms")?,
-                idle_timeout_ms: field(f.idle_timeout_ms, "idle_timeout_ms")?,
-                server_time: field(f.server_time, "server_time")?,
-                limits: field(f.limits, "limits")?,
-            },
-            "presence" => ServerMsg::Presence {
-                room: field(f.room, "room")?,
-                users: field(f.users, "users")?,
-            },
-            "joined" => ServerMsg::Joined {
-                room: field(f.room, "room")?,
-                users: field(f.users, "users")?,
-            },
-            "left" => ServerMsg::Left {
-                room: field(f.room, "room")?,
-                users: field(f.users, "users")?,
-            },
-            "message" => ServerMsg::Message {
-                room: field(f.room, "room")?,
-                seq: field(f.seq, "seq")?,
-                from: field(f.from, "from")?,
-                text: field(f.text, "text")?,
-                sent_at: field(f.sent_at, "sent_at")?,
-            },
-            "history" => ServerMsg::History {
-                room: field(f.room, "room")?,
-                messages: field(f.messages, "messages")?,
-                has_more: field(f.has_more, "has_more")?,
-                before: f.before,
-                resync: f.resync.unwrap_or(false),
-            },
-            "ack" => ServerMsg::Ack {
-                client_id: f.client_id,
-                room: f.room,
-                seq: f.seq,
-            },
-            "direct" => ServerMsg::Direct {
-                from: field(f.from, "from")?,
-                to: field(f.to, "to")?,
-                text: field(f.text, "text")?,
-                sent_at: field(f.sent_at, "sent_at")?,
-            },
-            "renamed" => ServerMsg::Renamed {
-                room: f.room,
-                from: field(f.from, "from")?,
-                to: field(f.to, "to")?,
-            },
-            "rooms" => ServerMsg::Rooms {
-                rooms: field(f.rooms, "rooms")?,
-            },
-            "typing" => ServerMsg::Typing {
-                room: field(f.room, "room")?,
-                user: field(f.user, "user")?,
-            },
-            "pong" => ServerMsg::Pong { id: f.id },
-            "heartbeat" => ServerMsg::Heartbeat,
-            "error" => ServerMsg::Error {
-                code: field(f.code, "code")?,
-                message: field(f.message, "message")?,
-                client_id: f.client_id,
-                room: f.room,
-            },
-            _ => return Err(["unknown variant `", &f.kind, "`"].concat()),
-        })
-    }
 }
 
 impl ServerMsg {
