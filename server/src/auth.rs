@@ -241,11 +241,10 @@ pub async fn identify(hub: &Hub, headers: &HeaderMap) -> Result<Option<Account>,
         return Ok(None);
     };
     let token_hash = hash_token(&token);
-    let store = hub.store();
     let lookup = token_hash.clone();
-    let record = tokio::task::spawn_blocking(move || store.session(&lookup, now_ms()))
-        .await
-        .expect("session lookup does not panic")?;
+    let record = hub
+        .with_store(move |store| store.session(&lookup, now_ms()))
+        .await?;
     let record = record.ok_or(ApiError::Unauthorized)?;
     Ok(Some(Account {
         name: record.name,
@@ -299,11 +298,9 @@ async fn start_session(
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let ttl = hub.config.session_ttl;
     let expires_at = now_ms() + ttl.as_millis() as u64;
-    let store = hub.store();
     let (hash, owner) = (hash_token(&token), name.clone());
-    tokio::task::spawn_blocking(move || store.create_session(&hash, &owner, expires_at))
-        .await
-        .expect("create_session does not panic")?;
+    hub.with_store(move |store| store.create_session(&hash, &owner, expires_at))
+        .await?;
     let set_cookie = cookie(&token, ttl.as_secs(), secure(&hub.config, headers));
     let body = SessionBody {
         user: name,
@@ -352,10 +349,9 @@ async fn register(
         password_hash,
         created_at: now_ms(),
     };
-    let store = hub.store();
-    let created = tokio::task::spawn_blocking(move || store.create_user(&user))
-        .await
-        .expect("create_user does not panic")?;
+    let created = hub
+        .with_store(move |store| store.create_user(&user))
+        .await?;
     if !created {
         return Err(ApiError::NameTaken);
     }
@@ -381,11 +377,8 @@ async fn login(
 ) -> Result<Response, ApiError> {
     let hub = &state.hub;
     admit_attempt(&state, peer, &headers)?;
-    let store = hub.store();
     let lookup = credentials.name.clone();
-    let user = tokio::task::spawn_blocking(move || store.user(&lookup))
-        .await
-        .expect("user lookup does not panic")?;
+    let user = hub.with_store(move |store| store.user(&lookup)).await?;
     let hash = user
         .as_ref()
         .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
@@ -415,11 +408,9 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     check_origin(&hub.config, &headers)?;
     let token = token(&headers).ok_or(ApiError::Unauthorized)?;
     let token_hash = hash_token(&token);
-    let store = hub.store();
     let forget = token_hash.clone();
-    tokio::task::spawn_blocking(move || store.delete_session(&forget))
-        .await
-        .expect("delete_session does not panic")?;
+    hub.with_store(move |store| store.delete_session(&forget))
+        .await?;
     hub.end_session(&token_hash);
     Ok((
         StatusCode::NO_CONTENT,

@@ -497,16 +497,21 @@ impl Hub {
 
     /// Whether `name` is a registered account (a guest may not take it).
     pub async fn is_registered(&self, name: &str) -> Result<bool, StoreError> {
-        let store = Arc::clone(&self.store);
         let name = name.to_string();
-        tokio::task::spawn_blocking(move || store.user(&name).map(|u| u.is_some()))
+        self.with_store(move |store| store.user(&name).map(|u| u.is_some()))
             .await
-            .expect("user lookup does not panic")
     }
 
-    /// The store, for the account API.
-    pub fn store(&self) -> Arc<dyn Store> {
-        Arc::clone(&self.store)
+    /// Runs a (blocking) store call on the blocking pool, never on an async
+    /// worker. Store calls do not panic; one that did is a bug worth a crash.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || call(&*store))
+            .await
+            .expect("store calls do not panic")
     }
 
     /// Admits one more connection from `ip`, or `None` past `max_conns_per_ip`.
@@ -608,13 +613,10 @@ impl Hub {
         );
         room.ready
             .get_or_try_init(|| async {
-                let store = Arc::clone(&self.store);
                 let (room_name, recent) = (name.to_string(), self.config.resume_limit);
-                let record = tokio::task::spawn_blocking(move || {
-                    store.load_room(&room_name, recent, CLIENT_ID_WINDOW)
-                })
-                .await
-                .expect("load_room does not panic")?;
+                let record = self
+                    .with_store(move |store| store.load_room(&room_name, recent, CLIENT_ID_WINDOW))
+                    .await?;
                 let mut state = room.state.lock();
                 state.last_seq = record.last_seq;
                 state.delivered = record.last_seq;
@@ -786,11 +788,9 @@ impl Hub {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let store = Arc::clone(&self.store);
         let room = room.to_string();
-        tokio::task::spawn_blocking(move || store.history(&room, before, limit))
+        self.with_store(move |store| store.history(&room, before, limit))
             .await
-            .expect("history does not panic")
     }
 
     /// Tells the other members of `room` that `user` is typing.
