@@ -22,6 +22,8 @@
 //! Screenshots of each step (and `failure.png` of the page that timed out)
 //! go to `$CARGO_TARGET_TMPDIR/browser/` (target/tmp/browser/).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -30,7 +32,6 @@ use std::time::{Duration, Instant};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// How long any one expected change may take to show in the page.
@@ -82,38 +83,16 @@ impl Server {
 
     /// [`Server::start`] with extra command-line arguments.
     async fn start_with(listen: &str, data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hubbub"))
-            .args([
-                "--listen",
-                listen,
-                "--heartbeat",
-                "2s",
-                "--idle-timeout",
-                "10s",
-            ])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data)
-            .env("HUBBUB_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start hubbub");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(DEADLINE, lines.next_line())
-            .await
-            .expect("hubbub printed its address in time")
-            .expect("read hubbub's stdout")
-            .expect("hubbub printed a line");
-        let addr = line
-            .strip_prefix("hubbub listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line from hubbub: {line:?}"))
-            .parse()
-            .expect("an address");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut args = vec![
+            "--listen",
+            listen,
+            "--heartbeat",
+            "2s",
+            "--idle-timeout",
+            "10s",
+        ];
+        args.extend_from_slice(extra);
+        let (child, addr) = common::spawn_hubbub(data, &args).await;
         Server { child, addr }
     }
 

@@ -8,48 +8,26 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 
 use common::{Client, DEADLINE};
 use futures_util::{SinkExt, StreamExt};
 use hubbub_protocol::ServerMsg;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Starts the real `hubbub` binary on a free port over `data`.
+/// Starts the real `hubbub` binary on a free port over `data`, with the
+/// rate limit out of the sender's way.
 async fn start(data: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hubbub"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .env("HUBBUB_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start hubbub");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(DEADLINE, lines.next_line())
-        .await
-        .expect("hubbub started in time")
-        .unwrap()
-        .expect("a listening line");
-    let addr = line
-        .strip_prefix("hubbub listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+    ];
+    common::spawn_hubbub(data, &args).await
 }
 
 fn history_page(msg: ServerMsg) -> (Vec<(u64, String)>, bool) {

@@ -265,6 +265,41 @@ pub fn left(msg: &ServerMsg, room: &str, user: &str) -> bool {
     matches!(msg, ServerMsg::Left { room: r, users } if r == room && users.iter().any(|u| u == user))
 }
 
+/// Starts the real `hubbub` binary on `args` (which must include
+/// `--listen`) over the data directory `data`, and returns it with the
+/// address it printed. Its stdout keeps being drained, so it never blocks
+/// on a full pipe; it is killed when dropped.
+pub async fn spawn_hubbub(
+    data: &std::path::Path,
+    args: &[&str],
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubbub"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("HUBBUB_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start hubbub");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(DEADLINE * 3, lines.next_line())
+        .await
+        .expect("hubbub printed its address in time")
+        .expect("read hubbub's stdout")
+        .expect("hubbub printed a line");
+    let addr = line
+        .strip_prefix("hubbub listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line from hubbub: {line:?}"))
+        .parse()
+        .expect("an address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
 /// An HTTP response, read whole.
 #[derive(Debug)]
 pub struct HttpResponse {
