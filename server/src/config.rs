@@ -133,16 +133,6 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// WebSocket read buffer per connection, in bytes (tungstenite's default
-    /// is 128 KiB). It is held for the connection's life, so it is most of
-    /// an idle connection's memory; chat requests are small (docs/benchmarks.md).
-    #[arg(long, env = "HUBBUB_WS_READ_BUFFER", default_value_t = 1024)]
-    pub ws_read_buffer: usize,
-
-    /// WebSocket write buffer per connection, in bytes: writes are coalesced up to this size.
-    #[arg(long, env = "HUBBUB_WS_WRITE_BUFFER", default_value_t = 8 * 1024)]
-    pub ws_write_buffer: usize,
-
     /// Write coalescing: a connection that wrote less than this long ago
     /// waits until this long has passed and writes everything queued at once
     /// (a quiet connection writes at once). Bounds the added latency; 0 turns it off.

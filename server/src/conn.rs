@@ -1,157 +1,566 @@
-//! One WebSocket connection: a reader loop (this task) that feeds frames to
-//! the [`Session`], and a writer task that drains the connection's
-//! [`Outbox`](crate::outbox::Outbox) into the socket.
+//! One WebSocket connection as one small state machine: a single task that
+//! reads, handles and writes, and holds no buffer while it is idle.
 //!
-//! Whatever ends the connection (the peer closing, `quit`, a bad frame, the
-//! idle sweep, a slow-consumer overflow, shutdown), the reader ends the
-//! session exactly once, so offline notices go out exactly once.
+//! - **Reading** goes into a per-thread scratch buffer; frames are parsed and
+//!   unmasked in place and handed to the [`Session`]. Bytes are kept per
+//!   connection only while a frame is incomplete, or when frames arrive
+//!   behind a request that waits for the store (reading pauses until it is
+//!   done, so requests are handled in order).
+//! - **Writing** takes everything queued in the connection's
+//!   [`Outbox`](crate::outbox::Outbox) (shared, serialize-once payloads),
+//!   and copies header + payload of as many frames as fit into a per-thread
+//!   scratch buffer for one `write`. A partly written frame stays queued with
+//!   how much of it went out. A connection that wrote less than
+//!   `write_coalesce` ago waits out the rest of that interval first, so a
+//!   busy connection costs one write per interval, not one per message.
+//! - **Closing**: whatever ends the connection (the peer's close, `quit`, a
+//!   bad frame, the idle sweep, a slow-consumer overflow, shutdown), the
+//!   session ends exactly once, as soon as the close begins, so offline
+//!   notices go out exactly once and promptly. Our close frame follows what
+//!   was queued (or, for an abort, only the frame being written), then we
+//!   wait a moment for the peer's answer before closing the socket.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
-use hubbub_protocol::close;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tungstenite::Utf8Bytes;
 
 use crate::hub::{Account, Conn, Hub, IpSlot};
 use crate::outbox::Close;
 use crate::session::Session;
+use crate::ws::{self, FrameError, OpCode, Upgraded};
 
-/// How long the writer may take to send a close frame, and how long we wait
-/// for the peer's answer to it.
+/// How long we wait for the peer's answer to our close frame, and how long
+/// an aborted connection may take to send its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a connection closing after what is queued may take to write it
+/// (a peer that stopped reading would otherwise hold it open).
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Size of the per-thread read and write scratch buffers.
+const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+    static WRITE_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
+
+/// A ping frame without payload.
+static PING: [u8; 2] = [0x89, 0x00];
+
 /// Serves one upgraded WebSocket until it closes.
-pub async fn run(hub: Arc<Hub>, socket: WebSocket, account: Option<Account>, _slot: IpSlot) {
+pub async fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, _slot: IpSlot) {
     let _task = hub.tasks.token();
     let conn = hub.connect_as(account);
-    let (sink, mut stream) = socket.split();
-    let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(
-        sink,
-        Arc::clone(&conn),
-        hub.config.write_coalesce,
-        done.clone(),
-    ));
-    let mut session = Session::new(Arc::clone(&hub), Arc::clone(&conn));
+    let session = Session::new(Arc::clone(&hub), Arc::clone(&conn));
+    let mut connection = Connection {
+        coalesce: hub.config.write_coalesce,
+        max_message: hub.config.max_frame_bytes,
+        hub,
+        conn,
+        io,
+        session: Some(session),
+        request: None,
+        inbuf: Vec::new(),
+        fragments: None,
+        out: VecDeque::new(),
+        written: 0,
+        pong: None,
+        last_write: None,
+        phase: Phase::Open,
+        peer_closed: false,
+    };
+    let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let clean = poll_fn(|cx| connection.poll(cx, timer.as_mut())).await;
+    if let Some(request) = connection.request.take() {
+        connection.session = Some(request.await);
+    }
+    if let Some(session) = connection.session.take() {
+        session.end();
+    }
+    if clean {
+        let _ = tokio::time::timeout(CLOSE_GRACE, connection.io.shutdown()).await;
+    }
+}
 
-    loop {
-        let frame = tokio::select! {
-            _ = done.cancelled() => break,
-            frame = stream.next() => frame,
-        };
-        let Some(frame) = frame else { break };
-        hub.touch(&conn);
-        match frame {
-            Ok(Message::Text(text)) => session.on_text(&text).await,
-            Ok(Message::Binary(_)) => session.on_binary(),
-            // Pings are answered by the WebSocket layer; a close is answered
-            // there too, and the stream ends on the next read.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => {}
-            Err(err) => {
-                read_failed(&conn, err);
+/// A request that had to wait (for the store); it hands the session back.
+type Request = Pin<Box<dyn Future<Output = Session> + Send>>;
+
+/// What is written, in order.
+enum Out {
+    /// A message frame: its header is made when it is written.
+    Text(Utf8Bytes),
+    /// A whole control frame (pong, ping, close).
+    Raw(Bytes),
+}
+
+impl Out {
+    /// The frame's bytes: header (possibly empty) and payload.
+    fn parts(&self, header: &mut [u8; ws::MAX_SERVER_HEADER]) -> (usize, &[u8]) {
+        match self {
+            Out::Text(text) => (
+                ws::encode_header(OpCode::Text, text.len(), header),
+                text.as_bytes(),
+            ),
+            Out::Raw(raw) => (0, raw),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Out::Text(text) => ws::header_len(text.len()) + text.len(),
+            Out::Raw(raw) => raw.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Writing what is left, then our close frame, by the deadline.
+    Closing {
+        deadline: Instant,
+    },
+    /// Our close frame is out; waiting for the peer's, until the deadline.
+    CloseSent {
+        deadline: Instant,
+    },
+}
+
+/// How one side (read or write) of a poll went.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Nothing more to do until woken.
+    Blocked,
+    /// The connection is over; `true` if it closed cleanly.
+    Ended(bool),
+}
+
+struct Connection {
+    hub: Arc<Hub>,
+    conn: Arc<Conn>,
+    io: Upgraded,
+    /// `None` while a request is in flight (it owns the session).
+    session: Option<Session>,
+    request: Option<Request>,
+    /// Bytes read but not handled yet; empty (unallocated) when idle.
+    inbuf: Vec<u8>,
+    /// A fragmented message being assembled: its opcode and bytes so far.
+    fragments: Option<(OpCode, Vec<u8>)>,
+    /// Frames to write; empty (unallocated) when idle.
+    out: VecDeque<Out>,
+    /// Bytes of the first frame of `out` already written.
+    written: usize,
+    /// The answer to the peer's latest ping, not yet queued.
+    pong: Option<Bytes>,
+    /// When frames were last written (for coalescing).
+    last_write: Option<Instant>,
+    phase: Phase,
+    /// The peer sent its close frame.
+    peer_closed: bool,
+    coalesce: Duration,
+    max_message: usize,
+}
+
+impl Connection {
+    /// Drives the connection until it is over; `true` if it closed cleanly.
+    fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<bool> {
+        if let Some(request) = self.request.as_mut() {
+            if let Poll::Ready(session) = request.as_mut().poll(cx) {
+                self.request = None;
+                self.session = Some(session);
+                if self.phase != Phase::Open {
+                    self.end_session();
+                }
+            }
+        }
+        if let Step::Ended(clean) = self.read(cx) {
+            return Poll::Ready(clean);
+        }
+        if let Step::Ended(clean) = self.write(cx, timer.as_mut()) {
+            return Poll::Ready(clean);
+        }
+        // Bound the close: a peer that neither reads nor answers is dropped.
+        if let Phase::Closing { deadline } | Phase::CloseSent { deadline } = self.phase {
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Ends the session (leaves every room, frees the name) once.
+    fn end_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.end();
+        }
+    }
+
+    // ---- reading ----
+
+    /// Reads and handles frames until the socket has nothing more, or a
+    /// request is waiting for the store.
+    fn read(&mut self, cx: &mut Context<'_>) -> Step {
+        loop {
+            // After the peer's close frame (or bytes we refused) there is
+            // nothing more to read.
+            let done = self.peer_closed && !matches!(self.phase, Phase::CloseSent { .. });
+            if self.request.is_some() || done {
+                return Step::Blocked;
+            }
+            if !self.inbuf.is_empty() {
+                let mut buf = std::mem::take(&mut self.inbuf);
+                let used = match self.handle_bytes(cx, &mut buf) {
+                    Ok(used) => used,
+                    Err(end) => return end,
+                };
+                buf.drain(..used);
+                if !buf.is_empty() {
+                    self.inbuf = buf;
+                    if used > 0 {
+                        continue;
+                    }
+                }
+            }
+            let read = READ_SCRATCH.with_borrow_mut(|scratch| {
+                let mut buf = ReadBuf::new(scratch);
+                match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                    Poll::Pending => return Err(Step::Blocked),
+                    Poll::Ready(Err(err)) => {
+                        tracing::debug!(conn = self.conn.id, error = %err, "read failed");
+                        return Err(Step::Ended(false));
+                    }
+                    Poll::Ready(Ok(())) => {}
+                }
+                let n = buf.filled().len();
+                if n == 0 {
+                    // The peer closed its side, with or without a close frame.
+                    let clean = matches!(self.phase, Phase::CloseSent { .. });
+                    return Err(Step::Ended(clean));
+                }
+                self.hub.touch(&self.conn);
+                if self.inbuf.is_empty() {
+                    // The common case: handle the frames where they landed and
+                    // keep only what is left over.
+                    let used = self.handle_bytes(cx, &mut scratch[..n])?;
+                    self.inbuf.extend_from_slice(&scratch[used..n]);
+                } else {
+                    self.inbuf.extend_from_slice(&scratch[..n]);
+                }
+                Ok(())
+            });
+            if let Err(step) = read {
+                return step;
+            }
+        }
+    }
+
+    /// Handles the complete frames at the start of `data` (unmasking them in
+    /// place); returns how many bytes it used. Stops early when a request
+    /// must wait for the store.
+    fn handle_bytes(&mut self, cx: &mut Context<'_>, data: &mut [u8]) -> Result<usize, Step> {
+        let mut at = 0;
+        while self.request.is_none() {
+            let header = match ws::parse_header(&data[at..], self.max_message) {
+                Ok(Some(header)) => header,
+                Ok(None) => break,
+                Err(err) => return Err(self.fail(err)),
+            };
+            let end = at + header.len + header.payload_len;
+            if end > data.len() {
                 break;
             }
+            let payload = &mut data[at + header.len..end];
+            ws::unmask(payload, header.mask);
+            at = end;
+            if let Err(err) = self.on_frame(cx, header, payload) {
+                return Err(self.fail(err));
+            }
+            if self.peer_closed {
+                if matches!(self.phase, Phase::CloseSent { .. }) {
+                    return Err(Step::Ended(true));
+                }
+                // Nothing the peer sends after its close frame counts.
+                return Ok(data.len());
+            }
         }
-        if conn.outbox.is_closing() {
-            break;
+        Ok(at)
+    }
+
+    /// Closes the connection for bytes that are not valid WebSocket.
+    fn fail(&mut self, err: FrameError) -> Step {
+        let (code, reason) = err.close();
+        tracing::info!(conn = self.conn.id, error = %err, code, "closing on a bad frame");
+        self.conn.outbox.close_now(Close { code, reason });
+        // Whatever else the peer sent is not looked at.
+        self.inbuf = Vec::new();
+        self.peer_closed = true;
+        Step::Blocked
+    }
+
+    fn on_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        header: ws::Header,
+        payload: &mut [u8],
+    ) -> Result<(), FrameError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                if self.fragments.is_some() {
+                    return Err(FrameError::Protocol(
+                        "a new message inside a fragmented one",
+                    ));
+                }
+                if header.fin {
+                    self.on_message(cx, header.opcode, payload)?;
+                } else {
+                    self.fragments = Some((header.opcode, payload.to_vec()));
+                }
+            }
+            OpCode::Continuation => {
+                let Some((opcode, mut message)) = self.fragments.take() else {
+                    return Err(FrameError::Protocol(
+                        "a continuation with nothing to continue",
+                    ));
+                };
+                if message.len() + payload.len() > self.max_message {
+                    return Err(FrameError::TooBig);
+                }
+                message.extend_from_slice(payload);
+                if header.fin {
+                    self.on_message(cx, opcode, &mut message)?;
+                } else {
+                    self.fragments = Some((opcode, message));
+                }
+            }
+            OpCode::Ping => {
+                if self.phase == Phase::Open {
+                    self.pong = Some(ws::control_frame(OpCode::Pong, payload));
+                }
+            }
+            OpCode::Pong => {}
+            OpCode::Close => {
+                let code = ws::check_close_payload(payload)?;
+                self.peer_closed = true;
+                self.conn
+                    .outbox
+                    .close_after_drain(Close { code, reason: "" });
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole message: text goes to the session; binary is refused there.
+    fn on_message(
+        &mut self,
+        cx: &mut Context<'_>,
+        opcode: OpCode,
+        payload: &mut [u8],
+    ) -> Result<(), FrameError> {
+        let text = if opcode == OpCode::Text {
+            Some(std::str::from_utf8(payload).map_err(|_| FrameError::InvalidUtf8)?)
+        } else {
+            None
+        };
+        // After a close has begun (quit, a flood, shutdown), nothing more is
+        // handled.
+        if self.phase != Phase::Open || self.conn.outbox.is_closing() {
+            return Ok(());
+        }
+        let Some(mut session) = self.session.take() else {
+            return Ok(());
+        };
+        let Some(text) = text else {
+            session.on_binary();
+            self.session = Some(session);
+            return Ok(());
+        };
+        let text = text.to_owned();
+        let mut request: Request = Box::pin(async move {
+            session.on_text(&text).await;
+            session
+        });
+        match request.as_mut().poll(cx) {
+            Poll::Ready(session) => self.session = Some(session),
+            Poll::Pending => self.request = Some(request),
+        }
+        Ok(())
+    }
+
+    // ---- writing ----
+
+    /// Writes what is queued until the socket is full or nothing is left;
+    /// sends the close frame when a close was asked for.
+    fn write(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Step {
+        loop {
+            // Take more only once what was taken is written: while the
+            // socket is full, frames wait in the outbox, where its byte
+            // limit catches a slow consumer. An abort is taken at once.
+            let aborted = self.phase == Phase::Open && self.conn.outbox.is_aborted();
+            if self.phase == Phase::Open && (self.out.is_empty() || aborted) {
+                if let Some(until) = self.coalescing().filter(|_| !aborted) {
+                    // Let what follows gather until `until`; the timer wakes us.
+                    if timer.deadline() != until {
+                        timer.as_mut().reset(until);
+                    }
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Step::Blocked;
+                    }
+                }
+                if let Poll::Ready(batch) = self.conn.outbox.poll_take(cx, &mut self.out, Out::Text)
+                {
+                    if batch.ping {
+                        self.out.push_back(Out::Raw(Bytes::from_static(&PING)));
+                    }
+                    if let Some(close) = batch.close {
+                        self.begin_close(close);
+                    }
+                }
+            }
+            if let Some(pong) = self.pong.take() {
+                // Between frames: after the one being written, if any.
+                let at = usize::from(self.written > 0).min(self.out.len());
+                self.out.insert(at, Out::Raw(pong));
+            }
+            if self.out.is_empty() {
+                return match self.phase {
+                    Phase::Open | Phase::CloseSent { .. } => Step::Blocked,
+                    Phase::Closing { .. } => self.close_sent(cx),
+                };
+            }
+            let wrote = WRITE_SCRATCH.with_borrow_mut(|scratch| {
+                let len = self.fill(scratch);
+                Pin::new(&mut self.io).poll_write(cx, &scratch[..len])
+            });
+            match wrote {
+                Poll::Pending => {
+                    // Woken by the socket, or by an abort (overflow, idle).
+                    self.conn.outbox.register(cx.waker());
+                    return Step::Blocked;
+                }
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Step::Ended(false),
+                Poll::Ready(Ok(n)) => self.advance(n),
+            }
+            if self.out.is_empty() {
+                // TLS keeps records until flushed; plain TCP returns at once.
+                match Pin::new(&mut self.io).poll_flush(cx) {
+                    Poll::Pending => return Step::Blocked,
+                    Poll::Ready(Err(_)) => return Step::Ended(false),
+                    Poll::Ready(Ok(())) => {}
+                }
+                if !self.coalesce.is_zero() {
+                    self.last_write = Some(Instant::now());
+                }
+            }
         }
     }
 
-    session.end();
-    conn.outbox.close_after_drain(Close {
-        code: close::NORMAL,
-        reason: "",
-    });
-    let _ = writer.await;
-    // The closing handshake: give the peer a moment to read what was sent
-    // and answer our close frame, rather than resetting the connection
-    // under data it has not read yet.
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
-}
+    /// Until when writes should wait, if this connection wrote recently.
+    fn coalescing(&self) -> Option<Instant> {
+        let until = self.last_write? + self.coalesce;
+        (Instant::now() < until).then_some(until)
+    }
 
-/// Closes the connection for a read error that has its own close code.
-fn read_failed(conn: &Conn, err: axum::Error) {
-    let inner = err.into_inner();
-    let (code, reason) = match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => (close::TOO_BIG, "message too big"),
-        Some(tungstenite::Error::Utf8(_)) => (close::INVALID_PAYLOAD, "invalid UTF-8"),
-        _ => {
-            tracing::debug!(conn = conn.id, error = %inner, "read failed");
-            return;
+    /// Our close frame is out.
+    fn close_sent(&mut self, cx: &mut Context<'_>) -> Step {
+        if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
+            return Step::Ended(false);
         }
-    };
-    tracing::info!(conn = conn.id, error = %inner, code, "closing on a bad frame");
-    conn.outbox.close_now(Close { code, reason });
-}
+        if self.peer_closed {
+            // The peer closed first (or broke the protocol): we are done.
+            return Step::Ended(true);
+        }
+        self.phase = Phase::CloseSent {
+            deadline: Instant::now() + CLOSE_GRACE,
+        };
+        Step::Blocked
+    }
 
-/// Writes what the outbox hands out, one flush per batch, until a close.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    conn: Arc<Conn>,
-    coalesce: Duration,
-    done: CancellationToken,
-) {
-    let outbox = &conn.outbox;
-    let mut frames = VecDeque::new();
-    // When this connection last wrote frames.
-    let mut last_write: Option<Instant> = None;
-    loop {
-        let mut batch = outbox.take(&mut frames).await;
-        // Write coalescing: a connection that wrote less than `coalesce` ago
-        // is under sustained traffic; let what follows gather until then and
-        // write it all at once, so a busy connection costs one write per
-        // `coalesce` rather than one per message (the kernel's send path is
-        // most of the cost of a delivery). A quiet connection writes at once.
-        if let Some(until) = last_write.map(|at| at + coalesce) {
-            if batch.close.is_none() && Instant::now() < until {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(until) => {}
-                    _ = outbox.aborted() => {}
-                }
-                if let Some(more) = outbox.take_now(&mut frames) {
-                    batch.ping |= more.ping;
-                    batch.close = more.close;
-                }
-            }
+    /// Starts closing: the session ends now; the close frame goes after
+    /// what is queued, or, for an abort, after the frame being written.
+    fn begin_close(&mut self, close: Close) {
+        let aborted = self.conn.outbox.is_aborted();
+        if aborted {
+            let keep = usize::from(self.written > 0);
+            self.out.truncate(keep);
         }
-        let wrote = !frames.is_empty();
-        let write = async {
-            for frame in frames.drain(..) {
-                sink.feed(Message::Text(frame)).await?;
-            }
-            if batch.ping {
-                sink.feed(Message::Ping(Default::default())).await?;
-            }
-            sink.flush().await
+        self.out
+            .push_back(Out::Raw(ws::close_frame(close.code, close.reason)));
+        let grace = if aborted { CLOSE_GRACE } else { DRAIN_GRACE };
+        self.phase = Phase::Closing {
+            deadline: Instant::now() + grace,
         };
-        let close = tokio::select! {
-            result = write => match result {
-                Ok(()) => batch.close,
-                Err(_) => break,
-            },
-            // Closing without draining: the reason is in the outbox.
-            _ = outbox.aborted() => outbox.close_reason(),
-        };
-        frames.clear();
-        if wrote && !coalesce.is_zero() {
-            last_write = Some(Instant::now());
-        }
-        if let Some(close) = close {
-            let frame = CloseFrame {
-                code: close.code,
-                reason: Utf8Bytes::from_static(close.reason),
-            };
-            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
-            break;
+        self.pong = None;
+        self.fragments = None;
+        if self.request.is_none() {
+            self.end_session();
         }
     }
-    done.cancel();
+
+    /// Copies as much of `out` as fits into `buf`, from where the last write
+    /// stopped; returns how many bytes.
+    fn fill(&self, buf: &mut [u8]) -> usize {
+        let mut len = 0;
+        let mut skip = self.written;
+        let mut header = [0; ws::MAX_SERVER_HEADER];
+        for frame in &self.out {
+            let (header_len, payload) = frame.parts(&mut header);
+            for part in [&header[..header_len], payload] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                let part = &part[skip..];
+                skip = 0;
+                let n = part.len().min(buf.len() - len);
+                buf[len..len + n].copy_from_slice(&part[..n]);
+                len += n;
+                if len == buf.len() {
+                    return len;
+                }
+            }
+        }
+        len
+    }
+
+    /// Drops what `n` written bytes completed.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out.front() else { break };
+            let left = front.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            self.out.pop_front();
+        }
+        if self.out.is_empty() && self.out.capacity() > 64 {
+            self.out = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hubbub_protocol::close;
+
+    #[test]
+    fn protocol_errors_have_their_own_close_code() {
+        let (code, _) = crate::ws::FrameError::Protocol("x").close();
+        assert_eq!(code, close::PROTOCOL_ERROR);
+    }
 }

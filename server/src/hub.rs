@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
 use hubbub_protocol::{close, names, ErrorCode, HistoryMessage, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tungstenite::Utf8Bytes;
 
 use crate::config::Config;
 use crate::metrics::{Gauges, Metrics};

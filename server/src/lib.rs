@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: every setting and limit, from flags and environment.
 //! - [`hub`]: rooms, presence, fan-out, heartbeat, shutdown.
-//! - [`conn`]: one WebSocket connection: decode, handle, write.
+//! - [`ws`]: the WebSocket upgrade and frame codec.
+//! - [`conn`]: one WebSocket connection as one task: read, handle, write.
 //! - [`session`]: what each request does, whatever the transport.
 //! - [`outbox`]: the byte-bounded per-connection queue.
 //! - [`metrics`]: counters, `/metrics`, `/healthz`, `/readyz`.
@@ -29,6 +30,7 @@ pub mod session;
 pub mod store;
 pub mod tcp;
 pub mod tls;
+pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,7 +39,6 @@ use std::net::SocketAddr;
 
 use auth::{ApiError, AppState};
 use axum::extract::connect_info::Connected;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
@@ -101,10 +102,9 @@ impl Connected<IncomingStream<'_, tls::TlsListener>> for PeerAddr {
 const API_BODY_LIMIT: usize = 16 * 1024;
 
 /// `GET /ws`: checks the origin, who the caller is and the connection caps
-/// before upgrading (a refused upgrade never becomes a socket), then
-/// upgrades with small buffers and the frame limit.
+/// before upgrading (a refused upgrade never becomes a socket).
 async fn ws_upgrade(
-    ws: WebSocketUpgrade,
+    ws: ws::WsUpgrade,
     State(hub): State<Arc<Hub>>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
@@ -121,12 +121,7 @@ async fn ws_upgrade(
     }
     let ip = auth::client_ip(config, peer, &headers);
     let slot = hub.admit_ip(ip).ok_or(ApiError::TooManyConnections)?;
-    Ok(ws
-        .read_buffer_size(config.ws_read_buffer)
-        .write_buffer_size(config.ws_write_buffer)
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
-        .on_upgrade(move |socket| conn::run(hub, socket, account, slot)))
+    Ok(ws.on_upgrade(move |socket| conn::run(hub, socket, account, slot)))
 }
 
 /// Serves HTTP on `listener` until `stop` completes, then lets requests in

@@ -4,22 +4,23 @@
 //! The hub pushes already-serialized frames ([`Utf8Bytes`], a refcounted
 //! buffer: a room message is serialized once and the same bytes are queued
 //! for every member). Pushing never blocks and never awaits, so it is safe
-//! under the room lock. The connection's writer task takes everything queued
-//! in one go and writes it with a single flush.
+//! under the room lock. The connection takes everything queued in one go
+//! and writes it with as few writes as it can.
 //!
 //! A queue that would exceed its byte limit is not grown: the connection is
 //! marked for closing with [`close::SLOW_CONSUMER`] and everything queued is
 //! dropped. The client reconnects and catches up; the room never waits for it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use hubbub_protocol::close;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
 
@@ -59,13 +60,18 @@ struct State {
     close: Option<Close>,
 }
 
+/// A queue this long, once drained, is freed rather than kept: an idle
+/// connection should not hold the capacity of its biggest burst.
+const KEEP_CAPACITY: usize = 64;
+
 pub struct Outbox {
     state: Mutex<State>,
-    /// Wakes the writer; `notify_one` stores a permit, so no wake-up is lost.
-    notify: Notify,
-    /// Cancelled when the connection must close without draining (overflow,
-    /// idle timeout): interrupts a writer stuck on a full socket.
-    abort: CancellationToken,
+    /// The task serving the connection. It registers before looking at the
+    /// queue and is woken after a change to it, so no wake-up is lost.
+    waker: AtomicWaker,
+    /// The close must not wait for what is queued (overflow, idle timeout).
+    /// Outside the lock: the connection checks it on every write.
+    aborted: AtomicBool,
     /// Most bytes that may wait in the queue.
     limit: usize,
     /// Where deliveries and slow consumers are counted.
@@ -82,8 +88,8 @@ impl Outbox {
     pub fn with_metrics(limit: usize, metrics: Arc<Metrics>) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
-            notify: Notify::new(),
-            abort: CancellationToken::new(),
+            waker: AtomicWaker::new(),
+            aborted: AtomicBool::new(false),
             limit,
             metrics,
         }
@@ -115,7 +121,7 @@ impl Outbox {
         state.frames.push_back(frame.clone());
         drop(state);
         if was_empty {
-            self.notify.notify_one();
+            self.waker.wake();
         }
         Pushed::Queued
     }
@@ -126,7 +132,7 @@ impl Outbox {
         if state.close.is_none() {
             state.ping = true;
             drop(state);
-            self.notify.notify_one();
+            self.waker.wake();
         }
     }
 
@@ -137,7 +143,7 @@ impl Outbox {
         if state.close.is_none() {
             state.close = Some(reason);
             drop(state);
-            self.notify.notify_one();
+            self.waker.wake();
         }
     }
 
@@ -150,9 +156,9 @@ impl Outbox {
             state.frames = VecDeque::new();
             state.bytes = 0;
             state.ping = false;
+            self.aborted.store(true, Ordering::Release);
             drop(state);
-            self.abort.cancel();
-            self.notify.notify_one();
+            self.waker.wake();
         }
     }
 
@@ -174,27 +180,47 @@ impl Outbox {
     /// Waits until there is something to do, then moves all queued frames
     /// into `frames` (which must be empty) and says what else to do.
     pub async fn take(&self, frames: &mut VecDeque<Utf8Bytes>) -> Batch {
-        loop {
-            if let Some(batch) = self.take_now(frames) {
-                return batch;
-            }
-            self.notify.notified().await;
-        }
+        poll_fn(|cx| self.poll_take(cx, frames, |frame| frame)).await
     }
 
     /// Moves what is queued now to the end of `frames` (the writer may
     /// already hold some) and says what else to do; `None` if nothing is queued.
     pub fn take_now(&self, frames: &mut VecDeque<Utf8Bytes>) -> Option<Batch> {
+        self.take_now_as(frames, |frame| frame)
+    }
+
+    /// [`Outbox::take`] as a poll, for a connection that is its own future:
+    /// `Pending` registers `cx` to be woken by the next push, ping or close.
+    pub fn poll_take<T>(
+        &self,
+        cx: &mut Context<'_>,
+        frames: &mut VecDeque<T>,
+        wrap: impl Fn(Utf8Bytes) -> T,
+    ) -> Poll<Batch> {
+        if let Some(batch) = self.take_now_as(frames, &wrap) {
+            return Poll::Ready(batch);
+        }
+        self.waker.register(cx.waker());
+        match self.take_now_as(frames, wrap) {
+            Some(batch) => Poll::Ready(batch),
+            None => Poll::Pending,
+        }
+    }
+
+    /// [`Outbox::take_now`], wrapping each frame with `wrap` on the way.
+    pub fn take_now_as<T>(
+        &self,
+        frames: &mut VecDeque<T>,
+        wrap: impl Fn(Utf8Bytes) -> T,
+    ) -> Option<Batch> {
         let mut state = self.state.lock();
         if state.frames.is_empty() && !state.ping && state.close.is_none() {
             return None;
         }
         let count = state.frames.len();
-        if frames.is_empty() {
-            // Swap rather than copy: both deques keep their capacity.
-            std::mem::swap(&mut state.frames, frames);
-        } else {
-            frames.extend(state.frames.drain(..));
+        frames.extend(state.frames.drain(..).map(wrap));
+        if state.frames.capacity() > KEEP_CAPACITY {
+            state.frames = VecDeque::new();
         }
         let bytes = std::mem::take(&mut state.bytes);
         let batch = Batch {
@@ -213,9 +239,30 @@ impl Outbox {
         Some(batch)
     }
 
+    /// Registers the connection's task to be woken by the next change.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Whether the connection must close without draining.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
     /// Completes when the connection must close without draining.
     pub async fn aborted(&self) {
-        self.abort.cancelled().await
+        poll_fn(|cx| {
+            if self.is_aborted() {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.is_aborted() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 

@@ -27,11 +27,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use hubbub_protocol::{close, ClientMsg, ServerMsg};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tungstenite::Utf8Bytes;
 
 use crate::hub::{now_ms, Conn, Hub};
 use crate::outbox::Close;

@@ -7,6 +7,9 @@
 pub const NORMAL: u16 = 1000;
 /// The server is shutting down; reconnect with backoff.
 pub const GOING_AWAY: u16 = 1001;
+/// The peer broke the WebSocket protocol (an unmasked frame, reserved
+/// bits or opcodes, a bad control frame, a stray continuation).
+pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text frame was not valid UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
 /// Policy violation: a flood that went on after `rate_limited`, or the
