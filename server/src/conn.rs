@@ -22,14 +22,14 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tungstenite::Utf8Bytes;
 
@@ -37,6 +37,7 @@ use crate::hub::{Account, Conn, Hub, IpSlot};
 use crate::outbox::Close;
 use crate::session::Session;
 use crate::ws::{self, FrameError, OpCode, Upgraded};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// How long we wait for the peer's answer to our close frame, and how long
 /// an aborted connection may take to send its close frame.
@@ -45,6 +46,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long a connection closing after what is queued may take to write it
 /// (a peer that stopped reading would otherwise hold it open).
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Socket reads one poll of a connection may make before it lets other
+/// tasks run.
+const READS_PER_POLL: usize = 16;
 
 /// Size of the per-thread read and write scratch buffers.
 const SCRATCH: usize = 64 * 1024;
@@ -58,13 +63,15 @@ thread_local! {
 static PING: [u8; 2] = [0x89, 0x00];
 
 /// Serves one upgraded WebSocket until it closes.
-pub async fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, _slot: IpSlot) {
-    let _task = hub.tasks.token();
+///
+/// The connection is its own future (no `async fn` around it): an idle
+/// connection costs the fields of [`Connection`] plus tokio's task header,
+/// and nothing it held while it was busy.
+pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) -> Connection {
+    let task = hub.tasks.token();
     let conn = hub.connect_as(account);
     let session = Session::new(Arc::clone(&hub), Arc::clone(&conn));
-    let mut connection = Connection {
-        coalesce: hub.config.write_coalesce,
-        max_message: hub.config.max_frame_bytes,
+    Connection {
         hub,
         conn,
         io,
@@ -76,19 +83,11 @@ pub async fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, _slot: I
         written: 0,
         pong: None,
         last_write: None,
+        timer: None,
         phase: Phase::Open,
         peer_closed: false,
-    };
-    let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    let clean = poll_fn(|cx| connection.poll(cx, timer.as_mut())).await;
-    if let Some(request) = connection.request.take() {
-        connection.session = Some(request.await);
-    }
-    if let Some(session) = connection.session.take() {
-        session.end();
-    }
-    if clean {
-        let _ = tokio::time::timeout(CLOSE_GRACE, connection.io.shutdown()).await;
+        _task: task,
+        _slot: slot,
     }
 }
 
@@ -126,26 +125,29 @@ impl Out {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Open,
-    /// Writing what is left, then our close frame, by the deadline.
-    Closing {
-        deadline: Instant,
-    },
-    /// Our close frame is out; waiting for the peer's, until the deadline.
-    CloseSent {
-        deadline: Instant,
-    },
+    /// Writing what is left, then our close frame, before the timer fires.
+    Closing,
+    /// Our close frame is out; waiting for the peer's until the timer fires.
+    CloseSent,
+    /// Shutting the socket down after a clean close (bounded by the timer).
+    ShuttingDown,
+    /// Over; the session ends once a request in flight hands it back.
+    Ended,
 }
 
 /// How one side (read or write) of a poll went.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
+    /// Did something; there may be more to do.
+    Progress,
     /// Nothing more to do until woken.
     Blocked,
     /// The connection is over; `true` if it closed cleanly.
     Ended(bool),
 }
 
-struct Connection {
+/// One WebSocket connection; see the module docs.
+pub struct Connection {
     hub: Arc<Hub>,
     conn: Arc<Conn>,
     io: Upgraded,
@@ -155,7 +157,7 @@ struct Connection {
     /// Bytes read but not handled yet; empty (unallocated) when idle.
     inbuf: Vec<u8>,
     /// A fragmented message being assembled: its opcode and bytes so far.
-    fragments: Option<(OpCode, Vec<u8>)>,
+    fragments: Option<Box<(OpCode, Vec<u8>)>>,
     /// Frames to write; empty (unallocated) when idle.
     out: VecDeque<Out>,
     /// Bytes of the first frame of `out` already written.
@@ -164,16 +166,63 @@ struct Connection {
     pong: Option<Bytes>,
     /// When frames were last written (for coalescing).
     last_write: Option<Instant>,
+    /// The coalescing window or a close deadline; only while one runs.
+    timer: Option<Pin<Box<Sleep>>>,
     phase: Phase,
-    /// The peer sent its close frame.
+    /// The peer sent its close frame (or bytes we refused).
     peer_closed: bool,
-    coalesce: Duration,
-    max_message: usize,
+    /// Keeps shutdown waiting for this connection.
+    _task: TaskTrackerToken,
+    /// Counts against the peer's per-IP connection cap.
+    _slot: IpSlot,
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match this.phase {
+                Phase::ShuttingDown => {
+                    let shut = Pin::new(&mut this.io).poll_shutdown(cx).is_ready();
+                    if !shut && !this.timer_fired(cx) {
+                        return Poll::Pending;
+                    }
+                    this.phase = Phase::Ended;
+                }
+                Phase::Ended => {
+                    // A request in flight finishes first: it may have joined
+                    // a room the session must leave.
+                    if let Some(request) = this.request.as_mut() {
+                        let session = std::task::ready!(request.as_mut().poll(cx));
+                        this.request = None;
+                        this.session = Some(session);
+                    }
+                    this.end_session();
+                    return Poll::Ready(());
+                }
+                Phase::Open | Phase::Closing | Phase::CloseSent => {
+                    let Poll::Ready(clean) = this.drive(cx) else {
+                        return Poll::Pending;
+                    };
+                    if clean {
+                        this.set_timer(CLOSE_GRACE);
+                        this.phase = Phase::ShuttingDown;
+                    } else {
+                        this.timer = None;
+                        this.phase = Phase::Ended;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Connection {
-    /// Drives the connection until it is over; `true` if it closed cleanly.
-    fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<bool> {
+    /// Reads, handles and writes until blocked; `Ready(clean)` when the
+    /// connection is over.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         if let Some(request) = self.request.as_mut() {
             if let Poll::Ready(session) = request.as_mut().poll(cx) {
                 self.request = None;
@@ -183,20 +232,31 @@ impl Connection {
                 }
             }
         }
-        if let Step::Ended(clean) = self.read(cx) {
-            return Poll::Ready(clean);
-        }
-        if let Step::Ended(clean) = self.write(cx, timer.as_mut()) {
-            return Poll::Ready(clean);
+        // One read (at most a scratch buffer's worth), then write what it
+        // produced, and again: a peer that sends without pause must not
+        // keep its own replies from being written.
+        let mut reads = 0;
+        loop {
+            let read = self.read(cx);
+            if let Step::Ended(clean) = read {
+                return Poll::Ready(clean);
+            }
+            if let Step::Ended(clean) = self.write(cx) {
+                return Poll::Ready(clean);
+            }
+            if read == Step::Blocked {
+                break;
+            }
+            reads += 1;
+            if reads == READS_PER_POLL {
+                // Maybe more to read: let other connections run first.
+                cx.waker().wake_by_ref();
+                break;
+            }
         }
         // Bound the close: a peer that neither reads nor answers is dropped.
-        if let Phase::Closing { deadline } | Phase::CloseSent { deadline } = self.phase {
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.poll(cx).is_ready() {
-                return Poll::Ready(false);
-            }
+        if self.phase != Phase::Open && self.timer_fired(cx) {
+            return Poll::Ready(false);
         }
         Poll::Pending
     }
@@ -208,15 +268,36 @@ impl Connection {
         }
     }
 
+    /// Sets the timer to fire `after` from now.
+    fn set_timer(&mut self, after: Duration) {
+        self.set_timer_at(Instant::now() + after);
+    }
+
+    fn set_timer_at(&mut self, deadline: Instant) {
+        match self.timer.as_mut() {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Whether the timer has fired (if not, `cx` is woken when it does).
+    fn timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.timer.as_mut() {
+            Some(timer) => timer.as_mut().poll(cx).is_ready(),
+            None => true,
+        }
+    }
+
     // ---- reading ----
 
-    /// Reads and handles frames until the socket has nothing more, or a
-    /// request is waiting for the store.
+    /// Handles what is buffered, then reads once from the socket and handles
+    /// that; `Blocked` when the socket has nothing or a request is waiting
+    /// for the store.
     fn read(&mut self, cx: &mut Context<'_>) -> Step {
         loop {
             // After the peer's close frame (or bytes we refused) there is
             // nothing more to read.
-            let done = self.peer_closed && !matches!(self.phase, Phase::CloseSent { .. });
+            let done = self.peer_closed && self.phase != Phase::CloseSent;
             if self.request.is_some() || done {
                 return Step::Blocked;
             }
@@ -247,7 +328,7 @@ impl Connection {
                 let n = buf.filled().len();
                 if n == 0 {
                     // The peer closed its side, with or without a close frame.
-                    let clean = matches!(self.phase, Phase::CloseSent { .. });
+                    let clean = self.phase == Phase::CloseSent;
                     return Err(Step::Ended(clean));
                 }
                 self.hub.touch(&self.conn);
@@ -261,9 +342,10 @@ impl Connection {
                 }
                 Ok(())
             });
-            if let Err(step) = read {
-                return step;
-            }
+            return match read {
+                Ok(()) => Step::Progress,
+                Err(step) => step,
+            };
         }
     }
 
@@ -273,7 +355,7 @@ impl Connection {
     fn handle_bytes(&mut self, cx: &mut Context<'_>, data: &mut [u8]) -> Result<usize, Step> {
         let mut at = 0;
         while self.request.is_none() {
-            let header = match ws::parse_header(&data[at..], self.max_message) {
+            let header = match ws::parse_header(&data[at..], self.hub.config.max_frame_bytes) {
                 Ok(Some(header)) => header,
                 Ok(None) => break,
                 Err(err) => return Err(self.fail(err)),
@@ -289,7 +371,7 @@ impl Connection {
                 return Err(self.fail(err));
             }
             if self.peer_closed {
-                if matches!(self.phase, Phase::CloseSent { .. }) {
+                if self.phase == Phase::CloseSent {
                     return Err(Step::Ended(true));
                 }
                 // Nothing the peer sends after its close frame counts.
@@ -326,23 +408,24 @@ impl Connection {
                 if header.fin {
                     self.on_message(cx, header.opcode, payload)?;
                 } else {
-                    self.fragments = Some((header.opcode, payload.to_vec()));
+                    self.fragments = Some(Box::new((header.opcode, payload.to_vec())));
                 }
             }
             OpCode::Continuation => {
-                let Some((opcode, mut message)) = self.fragments.take() else {
+                let Some(mut fragments) = self.fragments.take() else {
                     return Err(FrameError::Protocol(
                         "a continuation with nothing to continue",
                     ));
                 };
-                if message.len() + payload.len() > self.max_message {
+                let (opcode, message) = &mut *fragments;
+                if message.len() + payload.len() > self.hub.config.max_frame_bytes {
                     return Err(FrameError::TooBig);
                 }
                 message.extend_from_slice(payload);
                 if header.fin {
-                    self.on_message(cx, opcode, &mut message)?;
+                    self.on_message(cx, *opcode, message)?;
                 } else {
-                    self.fragments = Some((opcode, message));
+                    self.fragments = Some(fragments);
                 }
             }
             OpCode::Ping => {
@@ -403,7 +486,7 @@ impl Connection {
 
     /// Writes what is queued until the socket is full or nothing is left;
     /// sends the close frame when a close was asked for.
-    fn write(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Step {
+    fn write(&mut self, cx: &mut Context<'_>) -> Step {
         loop {
             // Take more only once what was taken is written: while the
             // socket is full, frames wait in the outbox, where its byte
@@ -412,21 +495,29 @@ impl Connection {
             if self.phase == Phase::Open && (self.out.is_empty() || aborted) {
                 if let Some(until) = self.coalescing().filter(|_| !aborted) {
                     // Let what follows gather until `until`; the timer wakes us.
-                    if timer.deadline() != until {
-                        timer.as_mut().reset(until);
+                    if self.timer.as_ref().is_none_or(|t| t.deadline() != until) {
+                        self.set_timer_at(until);
                     }
-                    if timer.as_mut().poll(cx).is_pending() {
+                    if !self.timer_fired(cx) {
                         return Step::Blocked;
                     }
                 }
-                if let Poll::Ready(batch) = self.conn.outbox.poll_take(cx, &mut self.out, Out::Text)
-                {
-                    if batch.ping {
-                        self.out.push_back(Out::Raw(Bytes::from_static(&PING)));
+                match self.conn.outbox.poll_take(cx, &mut self.out, Out::Text) {
+                    Poll::Ready(batch) => {
+                        if batch.ping {
+                            self.out.push_back(Out::Raw(Bytes::from_static(&PING)));
+                        }
+                        if let Some(close) = batch.close {
+                            self.begin_close(close);
+                        }
                     }
-                    if let Some(close) = batch.close {
-                        self.begin_close(close);
+                    Poll::Pending if self.out.is_empty() && self.pong.is_none() => {
+                        // Idle: hold nothing while waiting.
+                        self.out = VecDeque::new();
+                        self.timer = None;
+                        return Step::Blocked;
                     }
+                    Poll::Pending => {}
                 }
             }
             if let Some(pong) = self.pong.take() {
@@ -436,8 +527,8 @@ impl Connection {
             }
             if self.out.is_empty() {
                 return match self.phase {
-                    Phase::Open | Phase::CloseSent { .. } => Step::Blocked,
-                    Phase::Closing { .. } => self.close_sent(cx),
+                    Phase::Closing => self.close_sent(cx),
+                    _ => Step::Blocked,
                 };
             }
             let wrote = WRITE_SCRATCH.with_borrow_mut(|scratch| {
@@ -460,7 +551,7 @@ impl Connection {
                     Poll::Ready(Err(_)) => return Step::Ended(false),
                     Poll::Ready(Ok(())) => {}
                 }
-                if !self.coalesce.is_zero() {
+                if !self.hub.config.write_coalesce.is_zero() {
                     self.last_write = Some(Instant::now());
                 }
             }
@@ -469,7 +560,7 @@ impl Connection {
 
     /// Until when writes should wait, if this connection wrote recently.
     fn coalescing(&self) -> Option<Instant> {
-        let until = self.last_write? + self.coalesce;
+        let until = self.last_write? + self.hub.config.write_coalesce;
         (Instant::now() < until).then_some(until)
     }
 
@@ -482,9 +573,8 @@ impl Connection {
             // The peer closed first (or broke the protocol): we are done.
             return Step::Ended(true);
         }
-        self.phase = Phase::CloseSent {
-            deadline: Instant::now() + CLOSE_GRACE,
-        };
+        self.phase = Phase::CloseSent;
+        self.set_timer(CLOSE_GRACE);
         Step::Blocked
     }
 
@@ -498,10 +588,8 @@ impl Connection {
         }
         self.out
             .push_back(Out::Raw(ws::close_frame(close.code, close.reason)));
-        let grace = if aborted { CLOSE_GRACE } else { DRAIN_GRACE };
-        self.phase = Phase::Closing {
-            deadline: Instant::now() + grace,
-        };
+        self.phase = Phase::Closing;
+        self.set_timer(if aborted { CLOSE_GRACE } else { DRAIN_GRACE });
         self.pong = None;
         self.fragments = None;
         if self.request.is_none() {
@@ -548,9 +636,6 @@ impl Connection {
             self.written = 0;
             self.out.pop_front();
         }
-        if self.out.is_empty() && self.out.capacity() > 64 {
-            self.out = VecDeque::new();
-        }
     }
 }
 
@@ -562,5 +647,18 @@ mod tests {
     fn protocol_errors_have_their_own_close_code() {
         let (code, _) = crate::ws::FrameError::Protocol("x").close();
         assert_eq!(code, close::PROTOCOL_ERROR);
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[test]
+    fn print_sizes() {
+        eprintln!("Connection: {}", std::mem::size_of::<Connection>());
+        eprintln!("Session: {}", std::mem::size_of::<Session>());
+        eprintln!("Conn: {}", std::mem::size_of::<Conn>());
+        eprintln!("IpSlot: {}", std::mem::size_of::<IpSlot>());
+        eprintln!("Upgraded: {}", std::mem::size_of::<Upgraded>());
     }
 }

@@ -87,8 +87,10 @@ pub struct Conn {
     pub outbox: Outbox,
     /// When the peer last sent anything, in ms since the hub started.
     last_seen: AtomicU64,
-    /// The signed-in account this connection speaks for; `None` for a guest.
-    pub account: Option<Account>,
+    /// The signed-in account this connection speaks for; `None` for a guest
+    /// (boxed: most connections are guests, and every byte here is paid
+    /// per connection).
+    pub account: Option<Box<Account>>,
 }
 
 /// A signed-in user, as a connection knows it.
@@ -424,7 +426,7 @@ impl Hub {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             outbox: Outbox::with_metrics(self.config.queue_bytes, Arc::clone(&self.metrics)),
             last_seen: AtomicU64::new(self.elapsed_ms()),
-            account,
+            account: account.map(Box::new),
         });
         Metrics::inc(&self.metrics.connections_total);
         self.conns.lock().insert(conn.id, Arc::clone(&conn));

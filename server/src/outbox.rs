@@ -60,10 +60,6 @@ struct State {
     close: Option<Close>,
 }
 
-/// A queue this long, once drained, is freed rather than kept: an idle
-/// connection should not hold the capacity of its biggest burst.
-const KEEP_CAPACITY: usize = 64;
-
 pub struct Outbox {
     state: Mutex<State>,
     /// The task serving the connection. It registers before looking at the
@@ -218,10 +214,8 @@ impl Outbox {
             return None;
         }
         let count = state.frames.len();
-        frames.extend(state.frames.drain(..).map(wrap));
-        if state.frames.capacity() > KEEP_CAPACITY {
-            state.frames = VecDeque::new();
-        }
+        // The queue's allocation goes too: an idle connection holds none.
+        frames.extend(std::mem::take(&mut state.frames).into_iter().map(wrap));
         let bytes = std::mem::take(&mut state.bytes);
         let batch = Batch {
             ping: std::mem::take(&mut state.ping),
