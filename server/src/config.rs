@@ -133,10 +133,11 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Write coalescing: a connection that wrote less than this long ago
-    /// waits until this long has passed and writes everything queued at once
-    /// (a quiet connection writes at once). Bounds the added latency; 0 turns it off.
-    #[arg(long, env = "HUBBUB_WRITE_COALESCE", default_value = "5ms", value_parser = humantime::parse_duration)]
+    /// Write coalescing: a connection that just wrote gathers what follows
+    /// until the next flush tick (one every this long) and writes it all at
+    /// once; a quiet connection writes at once. Bounds the added latency; 0
+    /// turns it off. See docs/benchmarks.md for the trade-off.
+    #[arg(long, env = "HUBBUB_WRITE_COALESCE", default_value = "20ms", value_parser = humantime::parse_duration)]
     pub write_coalesce: Duration,
 }
 

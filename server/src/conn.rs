@@ -10,9 +10,10 @@
 //!   [`Outbox`](crate::outbox::Outbox) (shared, serialize-once payloads),
 //!   and copies header + payload of as many frames as fit into a per-thread
 //!   scratch buffer for one `write`. A partly written frame stays queued with
-//!   how much of it went out. A connection that wrote less than
-//!   `write_coalesce` ago waits out the rest of that interval first, so a
-//!   busy connection costs one write per interval, not one per message.
+//!   how much of it went out. A connection that just wrote defers further
+//!   wake-ups to the hub's flush tick ([`Flusher`](crate::outbox::Flusher),
+//!   every `write_coalesce`), so a busy connection costs one wake-up and one
+//!   write per tick, not one per message; a quiet one writes at once.
 //! - **Closing**: whatever ends the connection (the peer's close, `quit`, a
 //!   bad frame, the idle sweep, a slow-consumer overflow, shutdown), the
 //!   session ends exactly once, as soon as the close begins, so offline
@@ -82,7 +83,6 @@ pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) 
         out: VecDeque::new(),
         written: 0,
         pong: None,
-        last_write: None,
         timer: None,
         phase: Phase::Open,
         peer_closed: false,
@@ -164,9 +164,7 @@ pub struct Connection {
     written: usize,
     /// The answer to the peer's latest ping, not yet queued.
     pong: Option<Bytes>,
-    /// When frames were last written (for coalescing).
-    last_write: Option<Instant>,
-    /// The coalescing window or a close deadline; only while one runs.
+    /// The close deadline; only while closing.
     timer: Option<Pin<Box<Sleep>>>,
     phase: Phase,
     /// The peer sent its close frame (or bytes we refused).
@@ -493,15 +491,6 @@ impl Connection {
             // limit catches a slow consumer. An abort is taken at once.
             let aborted = self.phase == Phase::Open && self.conn.outbox.is_aborted();
             if self.phase == Phase::Open && (self.out.is_empty() || aborted) {
-                if let Some(until) = self.coalescing().filter(|_| !aborted) {
-                    // Let what follows gather until `until`; the timer wakes us.
-                    if self.timer.as_ref().is_none_or(|t| t.deadline() != until) {
-                        self.set_timer_at(until);
-                    }
-                    if !self.timer_fired(cx) {
-                        return Step::Blocked;
-                    }
-                }
                 match self.conn.outbox.poll_take(cx, &mut self.out, Out::Text) {
                     Poll::Ready(batch) => {
                         if batch.ping {
@@ -514,7 +503,6 @@ impl Connection {
                     Poll::Pending if self.out.is_empty() && self.pong.is_none() => {
                         // Idle: hold nothing while waiting.
                         self.out = VecDeque::new();
-                        self.timer = None;
                         return Step::Blocked;
                     }
                     Poll::Pending => {}
@@ -551,17 +539,14 @@ impl Connection {
                     Poll::Ready(Err(_)) => return Step::Ended(false),
                     Poll::Ready(Ok(())) => {}
                 }
-                if !self.hub.config.write_coalesce.is_zero() {
-                    self.last_write = Some(Instant::now());
+                if self.phase == Phase::Open && !self.hub.config.write_coalesce.is_zero() {
+                    // Coalesce: what arrives next waits for the flush tick.
+                    self.hub.flusher.add(&self.conn);
+                    self.conn.outbox.register(cx.waker());
+                    return Step::Blocked;
                 }
             }
         }
-    }
-
-    /// Until when writes should wait, if this connection wrote recently.
-    fn coalescing(&self) -> Option<Instant> {
-        let until = self.last_write? + self.hub.config.write_coalesce;
-        (Instant::now() < until).then_some(until)
     }
 
     /// Our close frame is out.

@@ -31,6 +31,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::config::Config;
 use crate::metrics::{Gauges, Metrics};
+use crate::outbox::Flusher;
 use crate::outbox::{Close, Outbox};
 use crate::persist::Persister;
 use crate::store::{Store, StoreError, StoredMessage};
@@ -388,6 +389,8 @@ pub struct Hub {
     pub persist: Persister,
     /// Counters exposed at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The write-coalescing tick ([`Flusher`]); `run` drives it.
+    pub flusher: Arc<Flusher>,
 }
 
 impl Hub {
@@ -408,6 +411,7 @@ impl Hub {
             started: Instant::now(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            flusher: Arc::default(),
         })
     }
 

@@ -45,7 +45,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::serve::{IncomingStream, Listener};
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Config;
@@ -88,6 +88,33 @@ pub struct PeerAddr(pub SocketAddr);
 
 impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The plain listener: accepted sockets get `TCP_NODELAY`. Writes are
+/// already coalesced by the server (one write per flush tick); Nagle's
+/// algorithm on top would hold a write back until the peer's delayed ACK,
+/// tens of milliseconds.
+pub struct PlainListener(pub TcpListener);
+
+impl Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        let (socket, peer) = Listener::accept(&mut self.0).await;
+        let _ = socket.set_nodelay(true);
+        (socket, peer)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> PeerAddr {
         PeerAddr(*stream.remote_addr())
     }
 }
@@ -168,6 +195,7 @@ pub async fn run_with_gateway(
     let store = config.open_store().map_err(std::io::Error::other)?;
     let hub = Hub::new(config, store);
     let heartbeat = tokio::spawn(Arc::clone(&hub).heartbeat_loop());
+    let flusher = tokio::spawn(Arc::clone(&hub.flusher).run(hub.config.write_coalesce));
     // Stops accepting when the hub begins shutting down; its connections
     // are closed (1001) with the others and tracked by `hub.tasks`.
     let gateway =
@@ -187,7 +215,7 @@ pub async fn run_with_gateway(
     };
     match tls {
         Some(tls) => serve_http(tls::TlsListener::new(listener, tls)?, app, stop).await?,
-        None => serve_http(listener, app, stop).await?,
+        None => serve_http(PlainListener(listener), app, stop).await?,
     }
     if tokio::time::timeout(shutdown_timeout, hub.tasks.wait())
         .await
@@ -199,6 +227,7 @@ pub async fn run_with_gateway(
         );
     }
     heartbeat.abort();
+    flusher.abort();
     if let Some(gateway) = gateway {
         gateway.abort();
     }

@@ -58,6 +58,9 @@ struct State {
     bytes: usize,
     ping: bool,
     close: Option<Close>,
+    /// The connection just wrote and looks again at the next flush tick
+    /// ([`Flusher`]): pushes until then do not wake it.
+    deferred: bool,
 }
 
 pub struct Outbox {
@@ -112,11 +115,11 @@ impl Outbox {
             });
             return Pushed::Overflow;
         }
-        let was_empty = state.frames.is_empty();
+        let wake = state.frames.is_empty() && !state.deferred;
         state.bytes += frame.len();
         state.frames.push_back(frame.clone());
         drop(state);
-        if was_empty {
+        if wake {
             self.waker.wake();
         }
         Pushed::Queued
@@ -233,6 +236,19 @@ impl Outbox {
         Some(batch)
     }
 
+    /// Holds the wake-ups of pushes until [`Outbox::undefer`]: the
+    /// connection just wrote and gathers what follows until the next flush
+    /// tick (write coalescing). Closes and pings still wake it at once.
+    pub fn defer(&self) {
+        self.state.lock().deferred = true;
+    }
+
+    /// Ends a [`Outbox::defer`] and wakes the connection.
+    pub fn undefer(&self) {
+        self.state.lock().deferred = false;
+        self.waker.wake();
+    }
+
     /// Registers the connection's task to be woken by the next change.
     pub fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
@@ -257,6 +273,52 @@ impl Outbox {
             }
         })
         .await
+    }
+}
+
+/// Write coalescing for every connection with one timer: a connection that
+/// just wrote [`defers`](Outbox::defer) and registers here; one task wakes
+/// all registered connections every `write_coalesce`, and each writes
+/// everything that gathered meanwhile in one go. A busy connection thus
+/// costs one wake-up and one write per tick, however many messages it
+/// gets, and no timer of its own; a quiet one (not registered) writes at
+/// once.
+#[derive(Default)]
+pub struct Flusher {
+    waiting: Mutex<Vec<Arc<crate::hub::Conn>>>,
+    /// Wakes the tick task when the first connection registers.
+    notify: tokio::sync::Notify,
+}
+
+impl Flusher {
+    /// Defers `conn`'s wake-ups until the next tick.
+    pub fn add(&self, conn: &Arc<crate::hub::Conn>) {
+        conn.outbox.defer();
+        let mut waiting = self.waiting.lock();
+        waiting.push(Arc::clone(conn));
+        let first = waiting.len() == 1;
+        drop(waiting);
+        if first {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Ticks every `every` while connections are registered; sleeps otherwise.
+    pub async fn run(self: Arc<Self>, every: std::time::Duration) {
+        let mut due = Vec::new();
+        loop {
+            self.notify.notified().await;
+            loop {
+                tokio::time::sleep(every).await;
+                std::mem::swap(&mut *self.waiting.lock(), &mut due);
+                if due.is_empty() {
+                    break;
+                }
+                for conn in due.drain(..) {
+                    conn.outbox.undefer();
+                }
+            }
+        }
     }
 }
 

@@ -89,6 +89,8 @@ impl TlsListener {
                 let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
                     return;
                 };
+                // As for plain connections (see `PlainListener` in lib.rs).
+                let _ = socket.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
