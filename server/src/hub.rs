@@ -17,7 +17,7 @@
 //! snapshot is the announced set; the next notice brings it up to date,
 //! its own name included, so every member learns of every change exactly once.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -368,6 +368,12 @@ impl Drop for IpSlot {
     }
 }
 
+/// Store calls that may run at once, each on a blocking thread. The SQLite
+/// store serializes on one reader and one writer connection anyway; without
+/// a bound, a burst of thousands of connections saying `hello` made tokio
+/// start hundreds of blocking threads (each with its stack), for nothing.
+const STORE_THREADS: usize = 4;
+
 /// Shared state of the whole server.
 pub struct Hub {
     pub config: Config,
@@ -383,6 +389,8 @@ pub struct Hub {
     /// Tracks connection tasks so shutdown can wait for them to drain.
     pub tasks: TaskTracker,
     store: Arc<dyn Store>,
+    /// Bounds the blocking threads store calls occupy (see [`Hub::with_store`]).
+    store_slots: tokio::sync::Semaphore,
     /// Open connections per client IP address.
     ips: IpCounts,
     /// The group-commit thread every room message goes through.
@@ -401,6 +409,7 @@ impl Hub {
         Arc::new(Hub {
             metrics,
             store,
+            store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             ips: IpCounts::default(),
             persist,
             config,
@@ -448,7 +457,7 @@ impl Hub {
     }
 
     /// Forgets a connection: leaves its rooms (offline notices), frees its name.
-    pub fn disconnect(&self, conn: &Conn, name: Option<&str>, rooms: &HashSet<String>) {
+    pub fn disconnect(&self, conn: &Conn, name: Option<&str>, rooms: &[String]) {
         for room in rooms {
             self.leave(room, conn.id);
         }
@@ -515,6 +524,7 @@ impl Hub {
         call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = Arc::clone(&self.store);
+        let _slot = self.store_slots.acquire().await.expect("never closed");
         tokio::task::spawn_blocking(move || call(&*store))
             .await
             .expect("store calls do not panic")
@@ -557,7 +567,7 @@ impl Hub {
         conn: &Arc<Conn>,
         old: &str,
         new: &str,
-        rooms: &HashSet<String>,
+        rooms: &[String],
     ) -> Result<(), (ErrorCode, String)> {
         names::validate_name(new).map_err(|why| (ErrorCode::InvalidName, why))?;
         {

@@ -5,7 +5,6 @@
 //! gateways can feed it [`ClientMsg`]s. Replies and notices go to the
 //! connection's outbox as serialized [`ServerMsg`] frames.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,8 +59,9 @@ pub struct Session {
     conn: Arc<Conn>,
     /// Set by `hello`.
     name: Option<String>,
-    /// Rooms this connection is a member of.
-    rooms: HashSet<String>,
+    /// Rooms this connection is a member of (at most `max_rooms`, so a
+    /// list: smaller than a set for the usual one or two rooms).
+    rooms: Vec<String>,
     bucket: TokenBucket,
 }
 
@@ -72,7 +72,7 @@ impl Session {
             hub,
             conn,
             name: None,
-            rooms: HashSet::new(),
+            rooms: Vec::new(),
             bucket,
         }
     }
@@ -83,7 +83,7 @@ impl Session {
     }
 
     /// The rooms this session is a member of.
-    pub fn rooms(&self) -> &HashSet<String> {
+    pub fn rooms(&self) -> &[String] {
         &self.rooms
     }
 
@@ -176,7 +176,8 @@ impl Session {
             ),
             ClientMsg::Join { room, since } => self.join(room, since, &name).await,
             ClientMsg::Leave { room } => {
-                if self.rooms.remove(&room) {
+                if let Some(at) = self.rooms.iter().position(|r| *r == room) {
+                    self.rooms.swap_remove(at);
                     self.hub.leave(&room, self.conn.id);
                     self.conn.send(&ServerMsg::Left {
                         room,
@@ -357,7 +358,11 @@ impl Session {
         }
         match self.hub.join(&room, &self.conn, name, since).await {
             Ok(()) => {
-                self.rooms.insert(room);
+                if !self.rooms.contains(&room) {
+                    // Grow by one: most connections stay in one room.
+                    self.rooms.reserve_exact(1);
+                    self.rooms.push(room);
+                }
             }
             Err(err) => {
                 tracing::error!(error = %err, %room, "cannot load a room");

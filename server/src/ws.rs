@@ -123,7 +123,9 @@ impl WsUpgrade {
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => serve(TokioIo::new(upgraded)).await,
+                // A task of its own: its size is the connection's alone,
+                // not the connection's plus this one's.
+                Ok(upgraded) => drop(tokio::spawn(serve(TokioIo::new(upgraded)))),
                 Err(err) => tracing::debug!(error = %err, "upgrade failed"),
             }
         });
