@@ -28,9 +28,11 @@ use tokio::time::MissedTickBehavior;
 
 use crate::stats::{record_latency, Shared};
 
-/// Connections per source address (127.0.0.1, then .2, …): well under the
-/// ~28,000 ephemeral ports Linux offers per address pair.
-const CLIENTS_PER_SOURCE: usize = 20_000;
+/// Source addresses the clients are spread over (127.0.0.1 to .64, round
+/// robin). Linux offers ~28,000 ephemeral ports per source address, and the
+/// sockets of a previous run linger in TIME_WAIT for a minute: with one
+/// address, back-to-back runs of 10,000 clients ran out of ports.
+const SOURCES: usize = 64;
 
 /// How long one client may take to connect and be welcomed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -260,12 +262,12 @@ pub async fn run(
     client.serve(&plan, &shared, &mut phase).await;
 }
 
-/// Connects from 127.0.0.(1 + i / 20000) and says hello.
+/// Connects from 127.0.0.(1 + i % 64) and says hello.
 async fn connect(i: usize, plan: &Plan) -> Result<Ws, String> {
     let socket = match plan.addr {
         SocketAddr::V4(_) => {
             let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-            let last = 1 + i / CLIENTS_PER_SOURCE;
+            let last = 1 + i % SOURCES;
             let source = Ipv4Addr::new(127, 0, 0, last.min(254) as u8);
             socket
                 .bind(SocketAddr::new(IpAddr::V4(source), 0))
@@ -318,6 +320,63 @@ async fn connect(i: usize, plan: &Plan) -> Result<Ws, String> {
         ws.end += n;
     }
 }
+
+/// Opens `count` connections that say hello, join a room, see their join
+/// answered and close again, `concurrency` at a time. Run before the
+/// memory baseline, so that what the server pays once (code paged in, the
+/// runtime's and the allocator's first growth, SQLite's cache) is not
+/// counted per connection.
+pub async fn warm_up(plan: Arc<Plan>, count: usize, concurrency: usize) -> Result<(), String> {
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..count {
+        let (plan, gate) = (Arc::clone(&plan), Arc::clone(&gate));
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await.expect("never closed");
+            warm_up_one(&plan, k).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| format!("warm-up task: {e}"))??;
+    }
+    Ok(())
+}
+
+async fn warm_up_one(plan: &Plan, k: usize) -> Result<(), String> {
+    // Indices past every real client: names and sources of their own.
+    let mut ws = connect(WARM_UP_BASE + k, plan).await?;
+    let join = format!(r#"{{"type":"join","room":"r{}"}}"#, k % plan.rooms.max(1));
+    ws.send(TEXT, join.as_bytes())
+        .await
+        .map_err(|e| format!("join: {e}"))?;
+    ws.send(TEXT, br#"{"type":"ping","id":1}"#)
+        .await
+        .map_err(|e| format!("ping: {e}"))?;
+    // Requests are answered in order: the pong follows the join.
+    loop {
+        while let Some(frame) = ws.parse() {
+            let text = std::str::from_utf8(&ws.buf[frame.payload]).unwrap_or("");
+            if frame.opcode == TEXT && kind(text) == "pong" {
+                let _ = ws.send(CLOSE, &1000u16.to_be_bytes()).await;
+                return Ok(());
+            }
+        }
+        ws.compact();
+        let end = ws.end;
+        let n = ws
+            .stream
+            .read(&mut ws.buf[end..])
+            .await
+            .map_err(|e| format!("warm-up read: {e}"))?;
+        if n == 0 {
+            return Err("warm-up: closed early".to_string());
+        }
+        ws.end += n;
+    }
+}
+
+/// Client index of the first warm-up connection.
+const WARM_UP_BASE: usize = 1_000_000;
 
 struct Client {
     i: usize,

@@ -89,6 +89,11 @@ struct Args {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     join_timeout: Duration,
 
+    /// Connections that connect, join and leave before the memory baseline
+    /// is taken (0: none), so one-off costs are not counted per connection.
+    #[arg(long, default_value_t = 100)]
+    warm_up: usize,
+
     /// Connections being opened at once.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
@@ -153,7 +158,8 @@ struct Server {
     cpu_fraction: f64,
     rss_bytes: u64,
     rss_baseline_bytes: u64,
-    /// (RSS after all clients joined − RSS before they connected) / connected.
+    /// (RSS after all clients joined − RSS before they connected, after the
+    /// warm-up) / connected.
     rss_per_connection: Option<f64>,
     deliveries_per_cpu_second: Option<f64>,
 }
@@ -454,6 +460,14 @@ async fn run(args: &Args) -> Summary {
         duration_s: secs(args.duration),
         ..Summary::default()
     };
+    if args.warm_up > 0 {
+        client::warm_up(Arc::clone(&plan), args.warm_up, args.connect_concurrency)
+            .await
+            .map_err(|e| format!("warm-up failed: {e}"))
+            .unwrap_or_else(|e| eprintln!("{e}"));
+        // Let the server finish with their departures before measuring.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let baseline = sample(pid);
 
     // Connect and hello.
