@@ -133,6 +133,13 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Group commit window: after a commit, the persist thread gathers
+    /// messages for this long before the next one (one fsync for all of
+    /// them); after a quiet spell it commits at once. Bounds the latency
+    /// it adds to an ack under load; 0 commits as soon as it can.
+    #[arg(long, env = "HUBBUB_COMMIT_WINDOW", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub commit_window: Duration,
+
     /// Write coalescing: a connection that just wrote gathers what follows
     /// until the next flush tick (one every this long) and writes it all at
     /// once; a quiet connection writes at once. Bounds the added latency; 0

@@ -32,10 +32,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tungstenite::Utf8Bytes;
 
 use crate::hub::{Account, Conn, Hub, IpSlot};
-use crate::outbox::Close;
+use crate::outbox::{Close, Frame};
 use crate::session::Session;
 use crate::ws::{self, FrameError, OpCode, Upgraded};
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -94,31 +93,22 @@ pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) 
 /// A request that had to wait (for the store); it hands the session back.
 type Request = Pin<Box<dyn Future<Output = Session> + Send>>;
 
-/// What is written, in order.
-enum Out {
-    /// A message frame: its header is made when it is written.
-    Text(Utf8Bytes),
-    /// A whole control frame (pong, ping, close).
-    Raw(Bytes),
+/// The bytes of a frame on the wire: its header (made on the fly for a
+/// message; empty for a control frame, which carries its own) and payload.
+fn wire_parts<'a>(frame: &'a Frame, header: &mut [u8; ws::MAX_SERVER_HEADER]) -> (usize, &'a [u8]) {
+    match frame {
+        Frame::Text(text) => (
+            ws::encode_header(OpCode::Text, text.len(), header),
+            text.as_bytes(),
+        ),
+        Frame::Raw(raw) => (0, raw),
+    }
 }
 
-impl Out {
-    /// The frame's bytes: header (possibly empty) and payload.
-    fn parts(&self, header: &mut [u8; ws::MAX_SERVER_HEADER]) -> (usize, &[u8]) {
-        match self {
-            Out::Text(text) => (
-                ws::encode_header(OpCode::Text, text.len(), header),
-                text.as_bytes(),
-            ),
-            Out::Raw(raw) => (0, raw),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Out::Text(text) => ws::header_len(text.len()) + text.len(),
-            Out::Raw(raw) => raw.len(),
-        }
+fn wire_len(frame: &Frame) -> usize {
+    match frame {
+        Frame::Text(text) => ws::header_len(text.len()) + text.len(),
+        Frame::Raw(raw) => raw.len(),
     }
 }
 
@@ -159,7 +149,7 @@ pub struct Connection {
     /// A fragmented message being assembled: its opcode and bytes so far.
     fragments: Option<Box<(OpCode, Vec<u8>)>>,
     /// Frames to write; empty (unallocated) when idle.
-    out: VecDeque<Out>,
+    out: VecDeque<Frame>,
     /// Bytes of the first frame of `out` already written.
     written: usize,
     /// The answer to the peer's latest ping, not yet queued.
@@ -491,10 +481,10 @@ impl Connection {
             // limit catches a slow consumer. An abort is taken at once.
             let aborted = self.phase == Phase::Open && self.conn.outbox.is_aborted();
             if self.phase == Phase::Open && (self.out.is_empty() || aborted) {
-                match self.conn.outbox.poll_take(cx, &mut self.out, Out::Text) {
+                match self.conn.outbox.poll_take(cx, &mut self.out) {
                     Poll::Ready(batch) => {
                         if batch.ping {
-                            self.out.push_back(Out::Raw(Bytes::from_static(&PING)));
+                            self.out.push_back(Frame::Raw(Bytes::from_static(&PING)));
                         }
                         if let Some(close) = batch.close {
                             self.begin_close(close);
@@ -503,6 +493,7 @@ impl Connection {
                     Poll::Pending if self.out.is_empty() && self.pong.is_none() => {
                         // Idle: hold nothing while waiting.
                         self.out = VecDeque::new();
+                        self.conn.outbox.release();
                         return Step::Blocked;
                     }
                     Poll::Pending => {}
@@ -511,7 +502,7 @@ impl Connection {
             if let Some(pong) = self.pong.take() {
                 // Between frames: after the one being written, if any.
                 let at = usize::from(self.written > 0).min(self.out.len());
-                self.out.insert(at, Out::Raw(pong));
+                self.out.insert(at, Frame::Raw(pong));
             }
             if self.out.is_empty() {
                 return match self.phase {
@@ -572,7 +563,7 @@ impl Connection {
             self.out.truncate(keep);
         }
         self.out
-            .push_back(Out::Raw(ws::close_frame(close.code, close.reason)));
+            .push_back(Frame::Raw(ws::close_frame(close.code, close.reason)));
         self.phase = Phase::Closing;
         self.set_timer(if aborted { CLOSE_GRACE } else { DRAIN_GRACE });
         self.pong = None;
@@ -589,7 +580,7 @@ impl Connection {
         let mut skip = self.written;
         let mut header = [0; ws::MAX_SERVER_HEADER];
         for frame in &self.out {
-            let (header_len, payload) = frame.parts(&mut header);
+            let (header_len, payload) = wire_parts(frame, &mut header);
             for part in [&header[..header_len], payload] {
                 if skip >= part.len() {
                     skip -= part.len();
@@ -612,7 +603,7 @@ impl Connection {
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
             let Some(front) = self.out.front() else { break };
-            let left = front.len() - self.written;
+            let left = wire_len(front) - self.written;
             if n < left {
                 self.written += n;
                 return;

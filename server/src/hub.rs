@@ -216,6 +216,12 @@ impl RoomState {
             member.conn.outbox.push(frame);
         }
     }
+
+    fn broadcast_all(&self, frames: &[Utf8Bytes]) {
+        for member in self.members.values() {
+            member.conn.outbox.push_all(frames);
+        }
+    }
 }
 
 pub struct Room {
@@ -254,25 +260,35 @@ impl Room {
 
     /// Called by the persist thread once `msg` is durable: fans it out to
     /// the members and acks whoever sent it.
-    pub fn committed(&self, msg: StoredMessage) {
+    pub fn committed(&self, msgs: impl IntoIterator<Item = StoredMessage>) {
         let mut state = self.state.lock();
-        let pending = state.pending.pop_front();
-        debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
-        state.delivered = msg.seq;
-        let message = message_frame(&msg);
-        state.broadcast(&message);
-        if let Some(pending) = pending {
-            for (conn, client_id) in pending.ackers {
-                conn.send(&ServerMsg::Ack {
-                    client_id,
-                    room: Some(msg.room.clone()),
-                    seq: Some(msg.seq),
-                });
+        let mut frames = Vec::new();
+        let mut acks = Vec::new();
+        for msg in msgs {
+            let pending = state.pending.pop_front();
+            debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
+            state.delivered = msg.seq;
+            let message = message_frame(&msg);
+            frames.push(message.clone());
+            if let Some(pending) = pending {
+                for (conn, client_id) in pending.ackers {
+                    acks.push((conn, client_id, msg.seq));
+                }
+            }
+            state.recent.push_back((msg, message));
+            if state.recent.len() > self.recent_cap {
+                state.recent.pop_front();
             }
         }
-        state.recent.push_back((msg, message));
-        if state.recent.len() > self.recent_cap {
-            state.recent.pop_front();
+        // Every member gets the whole run under one lock of its outbox;
+        // a sender gets its message before the ack for it.
+        state.broadcast_all(&frames);
+        for (conn, client_id, seq) in acks {
+            conn.send(&ServerMsg::Ack {
+                client_id,
+                room: Some(self.name.clone()),
+                seq: Some(seq),
+            });
         }
     }
 
@@ -404,8 +420,12 @@ pub struct Hub {
 impl Hub {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
         let metrics = Metrics::new();
-        let persist =
-            Persister::start(Arc::clone(&store), config.retention(), Arc::clone(&metrics));
+        let persist = Persister::start(
+            Arc::clone(&store),
+            config.retention(),
+            config.commit_window,
+            Arc::clone(&metrics),
+        );
         Arc::new(Hub {
             metrics,
             store,

@@ -31,6 +31,16 @@ pub struct Close {
     pub reason: &'static str,
 }
 
+/// A frame waiting in an outbox or in a connection's write queue.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// A message (JSON text), shared by every member it goes to.
+    Text(Utf8Bytes),
+    /// A whole WebSocket control frame (ping, pong, close), made by the
+    /// connection itself; never queued in an outbox.
+    Raw(bytes::Bytes),
+}
+
 /// What [`Outbox::push`] did with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -53,7 +63,7 @@ pub struct Batch {
 
 #[derive(Default)]
 struct State {
-    frames: VecDeque<Utf8Bytes>,
+    frames: VecDeque<Frame>,
     /// Sum of the lengths of `frames`.
     bytes: usize,
     ping: bool,
@@ -102,11 +112,18 @@ impl Outbox {
     /// queue has already woken its writer, which has not taken it yet).
     /// Deliveries are counted by [`Outbox::take`], once per batch.
     pub fn push(&self, frame: &Utf8Bytes) -> Pushed {
+        self.push_all(std::slice::from_ref(frame))
+    }
+
+    /// Queues several frames under one lock, in order ([`Outbox::push`]
+    /// for each, as the fan-out of a batch of commits).
+    pub fn push_all(&self, frames: &[Utf8Bytes]) -> Pushed {
+        let bytes: usize = frames.iter().map(|f| f.len()).sum();
         let mut state = self.state.lock();
         if state.close.is_some() {
             return Pushed::Closed;
         }
-        if state.bytes + frame.len() > self.limit {
+        if state.bytes + bytes > self.limit {
             drop(state);
             Metrics::inc(&self.metrics.slow_consumers);
             self.close_now(Close {
@@ -115,9 +132,9 @@ impl Outbox {
             });
             return Pushed::Overflow;
         }
-        let wake = state.frames.is_empty() && !state.deferred;
-        state.bytes += frame.len();
-        state.frames.push_back(frame.clone());
+        let wake = state.frames.is_empty() && !state.deferred && !frames.is_empty();
+        state.bytes += bytes;
+        state.frames.extend(frames.iter().cloned().map(Frame::Text));
         drop(state);
         if wake {
             self.waker.wake();
@@ -178,47 +195,37 @@ impl Outbox {
 
     /// Waits until there is something to do, then moves all queued frames
     /// into `frames` (which must be empty) and says what else to do.
-    pub async fn take(&self, frames: &mut VecDeque<Utf8Bytes>) -> Batch {
-        poll_fn(|cx| self.poll_take(cx, frames, |frame| frame)).await
-    }
-
-    /// Moves what is queued now to the end of `frames` (the writer may
-    /// already hold some) and says what else to do; `None` if nothing is queued.
-    pub fn take_now(&self, frames: &mut VecDeque<Utf8Bytes>) -> Option<Batch> {
-        self.take_now_as(frames, |frame| frame)
+    pub async fn take(&self, frames: &mut VecDeque<Frame>) -> Batch {
+        poll_fn(|cx| self.poll_take(cx, frames)).await
     }
 
     /// [`Outbox::take`] as a poll, for a connection that is its own future:
     /// `Pending` registers `cx` to be woken by the next push, ping or close.
-    pub fn poll_take<T>(
-        &self,
-        cx: &mut Context<'_>,
-        frames: &mut VecDeque<T>,
-        wrap: impl Fn(Utf8Bytes) -> T,
-    ) -> Poll<Batch> {
-        if let Some(batch) = self.take_now_as(frames, &wrap) {
+    pub fn poll_take(&self, cx: &mut Context<'_>, frames: &mut VecDeque<Frame>) -> Poll<Batch> {
+        if let Some(batch) = self.take_now(frames) {
             return Poll::Ready(batch);
         }
         self.waker.register(cx.waker());
-        match self.take_now_as(frames, wrap) {
+        match self.take_now(frames) {
             Some(batch) => Poll::Ready(batch),
             None => Poll::Pending,
         }
     }
 
-    /// [`Outbox::take_now`], wrapping each frame with `wrap` on the way.
-    pub fn take_now_as<T>(
-        &self,
-        frames: &mut VecDeque<T>,
-        wrap: impl Fn(Utf8Bytes) -> T,
-    ) -> Option<Batch> {
+    /// Moves what is queued now to the end of `frames` (the writer may
+    /// already hold some) and says what else to do; `None` if nothing is queued.
+    pub fn take_now(&self, frames: &mut VecDeque<Frame>) -> Option<Batch> {
         let mut state = self.state.lock();
         if state.frames.is_empty() && !state.ping && state.close.is_none() {
             return None;
         }
         let count = state.frames.len();
-        // The queue's allocation goes too: an idle connection holds none.
-        frames.extend(std::mem::take(&mut state.frames).into_iter().map(wrap));
+        if frames.is_empty() {
+            // Swap rather than copy: both queues keep their capacity.
+            std::mem::swap(&mut state.frames, frames);
+        } else {
+            frames.extend(state.frames.drain(..));
+        }
         let bytes = std::mem::take(&mut state.bytes);
         let batch = Batch {
             ping: std::mem::take(&mut state.ping),
@@ -247,6 +254,16 @@ impl Outbox {
     pub fn undefer(&self) {
         self.state.lock().deferred = false;
         self.waker.wake();
+    }
+
+    /// Frees the queue's allocation if nothing is queued: the connection
+    /// calls it when it goes idle, so a busy connection keeps its queue
+    /// from one batch to the next and an idle one holds none.
+    pub fn release(&self) {
+        let mut state = self.state.lock();
+        if state.frames.is_empty() {
+            state.frames = VecDeque::new();
+        }
     }
 
     /// Registers the connection's task to be woken by the next change.
@@ -341,10 +358,14 @@ mod tests {
         let batch = outbox.take(&mut frames).await;
         assert!(batch.ping);
         assert!(batch.close.is_none());
-        assert_eq!(
-            frames.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
-            ["a", "bb"]
-        );
+        let texts: Vec<&str> = frames
+            .iter()
+            .map(|f| match f {
+                Frame::Text(text) => text.as_str(),
+                Frame::Raw(_) => "raw",
+            })
+            .collect();
+        assert_eq!(texts, ["a", "bb"]);
         assert_eq!(outbox.queued_bytes(), 0);
     }
 

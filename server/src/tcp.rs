@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
 use crate::hub::{now_ms, Conn, Hub};
-use crate::outbox::Close;
+use crate::outbox::{Close, Frame};
 use crate::session::Session;
 
 /// The room every TCP user joins after picking a name.
@@ -456,7 +456,9 @@ where
         let batch = outbox.take(&mut frames).await;
         out.clear();
         for frame in frames.drain(..) {
-            renderer.frame(frame.as_str(), &mut out);
+            if let Frame::Text(text) = frame {
+                renderer.frame(text.as_str(), &mut out);
+            }
         }
         if let Some(close) = batch.close {
             closing_line(close, idle, &mut out);
