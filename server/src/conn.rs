@@ -511,7 +511,7 @@ impl Connection {
                 };
             }
             let wrote = WRITE_SCRATCH.with_borrow_mut(|scratch| {
-                let len = self.fill(scratch);
+                let len = fill(&self.out, self.written, scratch);
                 Pin::new(&mut self.io).poll_write(cx, &scratch[..len])
             });
             match wrote {
@@ -521,7 +521,7 @@ impl Connection {
                     return Step::Blocked;
                 }
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Step::Ended(false),
-                Poll::Ready(Ok(n)) => self.advance(n),
+                Poll::Ready(Ok(n)) => advance(&mut self.out, &mut self.written, n),
             }
             if self.out.is_empty() {
                 // TLS keeps records until flushed; plain TCP returns at once.
@@ -572,69 +572,98 @@ impl Connection {
             self.end_session();
         }
     }
+}
 
-    /// Copies as much of `out` as fits into `buf`, from where the last write
-    /// stopped; returns how many bytes.
-    fn fill(&self, buf: &mut [u8]) -> usize {
-        let mut len = 0;
-        let mut skip = self.written;
-        let mut header = [0; ws::MAX_SERVER_HEADER];
-        for frame in &self.out {
-            let (header_len, payload) = wire_parts(frame, &mut header);
-            for part in [&header[..header_len], payload] {
-                if skip >= part.len() {
-                    skip -= part.len();
-                    continue;
-                }
-                let part = &part[skip..];
-                skip = 0;
-                let n = part.len().min(buf.len() - len);
-                buf[len..len + n].copy_from_slice(&part[..n]);
-                len += n;
-                if len == buf.len() {
-                    return len;
-                }
+/// Copies as much of the frames in `out` as fits into `buf`, starting
+/// `written` bytes into the first (where the last write stopped); returns
+/// how many bytes it copied.
+fn fill(out: &VecDeque<Frame>, written: usize, buf: &mut [u8]) -> usize {
+    let mut len = 0;
+    let mut skip = written;
+    let mut header = [0; ws::MAX_SERVER_HEADER];
+    for frame in out {
+        let (header_len, payload) = wire_parts(frame, &mut header);
+        for part in [&header[..header_len], payload] {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            let part = &part[skip..];
+            skip = 0;
+            let n = part.len().min(buf.len() - len);
+            buf[len..len + n].copy_from_slice(&part[..n]);
+            len += n;
+            if len == buf.len() {
+                return len;
             }
         }
-        len
     }
+    len
+}
 
-    /// Drops what `n` written bytes completed.
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(front) = self.out.front() else { break };
-            let left = wire_len(front) - self.written;
-            if n < left {
-                self.written += n;
-                return;
-            }
-            n -= left;
-            self.written = 0;
-            self.out.pop_front();
+/// Drops the frames that `n` more written bytes completed, and moves
+/// `written` along the first of the rest.
+fn advance(out: &mut VecDeque<Frame>, written: &mut usize, mut n: usize) {
+    while n > 0 {
+        let Some(front) = out.front() else { break };
+        let left = wire_len(front) - *written;
+        if n < left {
+            *written += n;
+            return;
         }
+        n -= left;
+        *written = 0;
+        out.pop_front();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use hubbub_protocol::close;
-
-    #[test]
-    fn protocol_errors_have_their_own_close_code() {
-        let (code, _) = crate::ws::FrameError::Protocol("x").close();
-        assert_eq!(code, close::PROTOCOL_ERROR);
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
     use super::*;
+    use tungstenite::Utf8Bytes;
+
+    /// Writes `frames` through writes of the given sizes (cycled), as a
+    /// socket that takes a little at a time would.
+    fn write_in_pieces(frames: &[Frame], sizes: &[usize], scratch: usize) -> Vec<u8> {
+        let mut out: VecDeque<Frame> = frames.iter().cloned().collect();
+        let mut written = 0;
+        let mut wire = Vec::new();
+        let mut buf = vec![0; scratch];
+        for size in sizes.iter().cycle() {
+            if out.is_empty() {
+                break;
+            }
+            let len = fill(&out, written, &mut buf);
+            let n = len.min(*size);
+            wire.extend_from_slice(&buf[..n]);
+            advance(&mut out, &mut written, n);
+        }
+        wire
+    }
+
     #[test]
-    fn print_sizes() {
-        eprintln!("Connection: {}", std::mem::size_of::<Connection>());
-        eprintln!("Session: {}", std::mem::size_of::<Session>());
-        eprintln!("Conn: {}", std::mem::size_of::<Conn>());
-        eprintln!("IpSlot: {}", std::mem::size_of::<IpSlot>());
-        eprintln!("Upgraded: {}", std::mem::size_of::<Upgraded>());
+    fn partial_writes_put_every_frame_on_the_wire_whole_and_in_order() {
+        let text = |s: String| Frame::Text(Utf8Bytes::from(s));
+        let frames = vec![
+            text("a".into()),
+            Frame::Raw(Bytes::from_static(&PING)),
+            text("b".repeat(300)),
+            text(String::new()),
+            text("c".repeat(70_000)),
+            Frame::Raw(ws::close_frame(1000, "bye")),
+        ];
+        let mut expected = Vec::new();
+        let mut header = [0; ws::MAX_SERVER_HEADER];
+        for frame in &frames {
+            let (len, payload) = wire_parts(frame, &mut header);
+            expected.extend_from_slice(&header[..len]);
+            expected.extend_from_slice(payload);
+        }
+        for sizes in [&[usize::MAX][..], &[1], &[3, 7, 1000], &[65_536, 2]] {
+            for scratch in [16, 1024, SCRATCH] {
+                let wire = write_in_pieces(&frames, sizes, scratch);
+                assert!(wire == expected, "writes of {sizes:?}, scratch {scratch}");
+            }
+        }
     }
 }

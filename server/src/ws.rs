@@ -442,6 +442,13 @@ mod tests {
     }
 
     #[test]
+    fn each_refusal_closes_with_its_own_code() {
+        assert_eq!(FrameError::Protocol("x").close().0, close::PROTOCOL_ERROR);
+        assert_eq!(FrameError::TooBig.close().0, close::TOO_BIG);
+        assert_eq!(FrameError::InvalidUtf8.close().0, close::INVALID_PAYLOAD);
+    }
+
+    #[test]
     fn checks_close_payloads() {
         assert_eq!(check_close_payload(&[]), Ok(1000));
         assert_eq!(check_close_payload(&[0x03, 0xE9, b'o', b'k']), Ok(1001));
