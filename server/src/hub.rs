@@ -125,23 +125,27 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A member's name as a room keeps it: one allocation shared by the
+/// member, the online count and the announced set.
+type Name = Arc<str>;
+
 struct Member {
-    name: String,
+    name: Name,
     conn: Arc<Conn>,
 }
 
 struct RoomState {
     members: HashMap<ConnId, Member>,
     /// Connections per member name: who is online, without a scan.
-    online: HashMap<String, usize>,
+    online: HashMap<Name, usize>,
     /// Names every member has been told about.
-    announced: BTreeSet<String>,
+    announced: BTreeSet<Name>,
     /// The `presence` frame for `announced`, serialized once and shared by
     /// every joiner until `announced` changes (a crowd joining between two
     /// presence flushes costs one serialization, not one per joiner).
     snapshot: Option<Utf8Bytes>,
     /// Names whose presence may differ from `announced`.
-    changed: BTreeSet<String>,
+    changed: BTreeSet<Name>,
     last_flush: Option<Instant>,
     flush_scheduled: bool,
     /// Set when the room was removed from the hub; a late joiner retries.
@@ -177,7 +181,7 @@ pub enum Said {
 
 impl RoomState {
     fn add(&mut self, id: ConnId, member: Member) -> bool {
-        let name = member.name.clone();
+        let name = Arc::clone(&member.name);
         if self.members.insert(id, member).is_some() {
             return false;
         }
@@ -206,7 +210,7 @@ impl RoomState {
     }
 
     fn online(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.online.keys().cloned().collect();
+        let mut names: Vec<String> = self.online.keys().map(|n| n.to_string()).collect();
         names.sort();
         names
     }
@@ -338,13 +342,13 @@ impl Room {
         if !joined.is_empty() {
             state.broadcast(&frame(&ServerMsg::Joined {
                 room: self.name.clone(),
-                users: joined,
+                users: joined.iter().map(|n| n.to_string()).collect(),
             }));
         }
         if !left.is_empty() {
             state.broadcast(&frame(&ServerMsg::Left {
                 room: self.name.clone(),
-                users: left,
+                users: left.iter().map(|n| n.to_string()).collect(),
             }));
         }
     }
@@ -613,11 +617,12 @@ impl Hub {
             let Some(member) = state.members.get_mut(&conn.id) else {
                 continue;
             };
-            member.name = new.to_string();
+            let new_name: Name = Arc::from(new);
+            member.name = Arc::clone(&new_name);
             state.forget(old);
-            *state.online.entry(new.to_string()).or_default() += 1;
+            *state.online.entry(Arc::clone(&new_name)).or_default() += 1;
             if state.announced.remove(old) {
-                state.announced.insert(new.to_string());
+                state.announced.insert(new_name);
                 state.snapshot = None;
                 let notice = frame(&ServerMsg::Renamed {
                     room: Some(room.name.clone()),
@@ -629,7 +634,7 @@ impl Hub {
                 }
             } else if state.changed.remove(old) {
                 // Not announced yet: the pending notice will carry the new name.
-                state.changed.insert(new.to_string());
+                state.changed.insert(new_name);
             }
         }
         Ok(())
@@ -690,7 +695,7 @@ impl Hub {
                 None => {
                     let snapshot = frame(&ServerMsg::Presence {
                         room: room_name.to_string(),
-                        users: state.announced.iter().cloned().collect(),
+                        users: state.announced.iter().map(|n| n.to_string()).collect(),
                     });
                     state.snapshot = Some(snapshot.clone());
                     snapshot
@@ -725,7 +730,7 @@ impl Hub {
                 }
             }
             let member = Member {
-                name: name.to_string(),
+                name: Arc::from(name),
                 conn: Arc::clone(conn),
             };
             if state.add(conn.id, member) {
