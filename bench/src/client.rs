@@ -145,6 +145,16 @@ impl Ws {
         }
     }
 
+    /// Makes room and reads what the server sent next; `false` at end of
+    /// stream.
+    async fn read_more(&mut self) -> std::io::Result<bool> {
+        self.compact();
+        let end = self.end;
+        let n = self.stream.read(&mut self.buf[end..]).await?;
+        self.end += n;
+        Ok(n > 0)
+    }
+
     /// Writes one masked frame.
     async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(&encode(opcode, payload)).await
@@ -307,17 +317,9 @@ async fn connect(i: usize, plan: &Plan) -> Result<Ws, String> {
                 _ => {}
             }
         }
-        ws.compact();
-        let end = ws.end;
-        let n = ws
-            .stream
-            .read(&mut ws.buf[end..])
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
+        if !ws.read_more().await.map_err(|e| format!("read: {e}"))? {
             return Err("closed before welcome".into());
         }
-        ws.end += n;
     }
 }
 
@@ -361,17 +363,13 @@ async fn warm_up_one(plan: &Plan, k: usize) -> Result<(), String> {
                 return Ok(());
             }
         }
-        ws.compact();
-        let end = ws.end;
-        let n = ws
-            .stream
-            .read(&mut ws.buf[end..])
+        if !ws
+            .read_more()
             .await
-            .map_err(|e| format!("warm-up read: {e}"))?;
-        if n == 0 {
+            .map_err(|e| format!("warm-up read: {e}"))?
+        {
             return Err("warm-up: closed early".to_string());
         }
-        ws.end += n;
     }
 }
 

@@ -258,10 +258,7 @@ impl Connection {
 
     /// Sets the timer to fire `after` from now.
     fn set_timer(&mut self, after: Duration) {
-        self.set_timer_at(Instant::now() + after);
-    }
-
-    fn set_timer_at(&mut self, deadline: Instant) {
+        let deadline = Instant::now() + after;
         match self.timer.as_mut() {
             Some(timer) => timer.as_mut().reset(deadline),
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),

@@ -86,12 +86,6 @@ pub fn router(hub: Arc<Hub>) -> Router {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
 /// The plain listener: accepted sockets get `TCP_NODELAY`. Writes are
 /// already coalesced by the server (one write per flush tick); Nagle's
 /// algorithm on top would hold a write back until the peer's delayed ACK,
