@@ -44,8 +44,10 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_MAX_ROOMS", default_value_t = Limits::DEFAULT_MAX_ROOMS)]
     pub max_rooms: usize,
 
-    /// Most bytes waiting to be written to one client; a client that falls
-    /// further behind is closed with 4001 (slow consumer) and resumes on reconnect.
+    /// Most bytes of frames other than room messages (acks, presence,
+    /// errors, direct messages) waiting for one client; past it the client
+    /// is closed with 4001. Room messages do not count: a connection reads
+    /// them from its rooms' logs at its own pace.
     #[arg(long, env = "HUBBUB_QUEUE_BYTES", default_value_t = 1024 * 1024)]
     pub queue_bytes: usize,
 
@@ -79,11 +81,17 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_HISTORY", default_value_t = 50)]
     pub history: usize,
 
-    /// How far behind (in messages) a client may be and still resume a room
-    /// without a gap; further behind, it is sent fresh history instead.
-    /// Also how many recent messages each active room keeps in memory.
-    #[arg(long, env = "HUBBUB_RESUME_LIMIT", default_value_t = 1000)]
-    pub resume_limit: usize,
+    /// Committed messages each active room keeps in memory (its log): what
+    /// members are served from, and history on join. A member further
+    /// behind catches up from the store.
+    #[arg(long, env = "HUBBUB_ROOM_LOG", default_value_t = 1000)]
+    pub room_log: usize,
+
+    /// Close a connection whose socket takes nothing for this long while
+    /// something waits to be written (4001); a slow reader that still makes
+    /// progress is never closed.
+    #[arg(long, env = "HUBBUB_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
 
     /// Keep at most this many messages per room (default: all).
     #[arg(long, env = "HUBBUB_RETENTION_COUNT")]

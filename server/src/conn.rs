@@ -6,23 +6,27 @@
 //!   connection only while a frame is incomplete, or when frames arrive
 //!   behind a request that waits for the store (reading pauses until it is
 //!   done, so requests are handled in order).
-//! - **Writing** takes everything queued in the connection's
-//!   [`Outbox`](crate::outbox::Outbox) (shared, serialize-once payloads),
-//!   and copies header + payload of as many frames as fit into a per-thread
-//!   scratch buffer for one `write`. A partly written frame stays queued with
-//!   how much of it went out. A connection that just wrote defers further
-//!   wake-ups to the hub's flush tick ([`Flusher`](crate::outbox::Flusher),
-//!   every `write_coalesce`), so a busy connection costs one wake-up and one
-//!   write per tick, not one per message; a quiet one writes at once.
+//! - **Writing** fills a per-thread scratch buffer from the connection's
+//!   [`Feed`]: its outbox's frames, then its rooms' messages copied straight
+//!   from each room's log past its cursor (each made once per room, ready
+//!   to write), as much as fits, for one `write`. What the socket does not
+//!   take is kept (`spill`) and written first next time; that is the only
+//!   per-connection write buffer, and only while the socket is full. A
+//!   connection that just wrote waits for the hub's flush tick
+//!   ([`Flusher`](crate::outbox::Flusher), every `write_coalesce`), so a
+//!   busy connection costs one wake-up and one write per tick, not one per
+//!   message; a quiet one writes at once. A socket that takes nothing for
+//!   `write_timeout` is closed by the hub's sweep (4001); a slow one that
+//!   keeps taking is never closed: it catches up from the store if the log
+//!   moves past it.
 //! - **Closing**: whatever ends the connection (the peer's close, `quit`, a
 //!   bad frame, the idle sweep, a slow-consumer overflow, shutdown), the
 //!   session ends exactly once, as soon as the close begins, so offline
 //!   notices go out exactly once and promptly. Our close frame follows what
-//!   was queued (or, for an abort, only the frame being written), then we
+//!   was queued (or, for an abort, only what the socket was already handed), then we
 //!   wait a moment for the peer's answer before closing the socket.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,8 +37,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::feed::{Feed, Fill};
 use crate::hub::{Account, Conn, Hub, IpSlot};
-use crate::outbox::{Close, Frame};
+use crate::outbox::{Batch, Close};
+use crate::room::{Sink, Wire};
 use crate::session::Session;
 use crate::ws::{self, FrameError, OpCode, Upgraded};
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -79,9 +85,12 @@ pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) 
         request: None,
         inbuf: Vec::new(),
         fragments: None,
-        out: VecDeque::new(),
-        written: 0,
-        pong: None,
+        feed: Feed::default(),
+        spill: Vec::new(),
+        spilled: 0,
+        ping: false,
+        close_frame: None,
+        looked_again: false,
         timer: None,
         phase: Phase::Open,
         peer_closed: false,
@@ -92,25 +101,6 @@ pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) 
 
 /// A request that had to wait (for the store); it hands the session back.
 type Request = Pin<Box<dyn Future<Output = Session> + Send>>;
-
-/// The bytes of a frame on the wire: its header (made on the fly for a
-/// message; empty for a control frame, which carries its own) and payload.
-fn wire_parts<'a>(frame: &'a Frame, header: &mut [u8; ws::MAX_SERVER_HEADER]) -> (usize, &'a [u8]) {
-    match frame {
-        Frame::Text(text) => (
-            ws::encode_header(OpCode::Text, text.len(), header),
-            text.as_bytes(),
-        ),
-        Frame::Raw(raw) => (0, raw),
-    }
-}
-
-fn wire_len(frame: &Frame) -> usize {
-    match frame {
-        Frame::Text(text) => ws::header_len(text.len()) + text.len(),
-        Frame::Raw(raw) => raw.len(),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -148,12 +138,21 @@ pub struct Connection {
     inbuf: Vec<u8>,
     /// A fragmented message being assembled: its opcode and bytes so far.
     fragments: Option<Box<(OpCode, Vec<u8>)>>,
-    /// Frames to write; empty (unallocated) when idle.
-    out: VecDeque<Frame>,
-    /// Bytes of the first frame of `out` already written.
-    written: usize,
-    /// The answer to the peer's latest ping, not yet queued.
-    pong: Option<Bytes>,
+    /// What to write: the outbox and the cursors in the rooms' logs.
+    feed: Feed,
+    /// Bytes filled but not yet taken by the socket (or a frame larger than
+    /// the scratch buffer, or a pong, which goes out between two frames);
+    /// empty (unallocated) while the socket keeps up.
+    spill: Vec<u8>,
+    /// How much of `spill` is written.
+    spilled: usize,
+    /// A ping the hub asked for that did not fit yet.
+    ping: bool,
+    /// Our close frame, once closing; written after what must precede it.
+    close_frame: Option<Bytes>,
+    /// The writer said it waits ([`crate::outbox::Outbox::wait`]) and is
+    /// looking for work once more before it sleeps.
+    looked_again: bool,
     /// The close deadline; only while closing.
     timer: Option<Pin<Box<Sleep>>>,
     phase: Phase,
@@ -414,8 +413,12 @@ impl Connection {
                 }
             }
             OpCode::Ping => {
-                if self.phase == Phase::Open {
-                    self.pong = Some(ws::control_frame(OpCode::Pong, payload));
+                // After the whole frames already filled: between frames. A
+                // peer that pings without reading gets no more than the
+                // spill can hold (RFC 6455 lets us skip all but the last).
+                if self.phase == Phase::Open && self.spill.len() < SCRATCH {
+                    let pong = ws::control_frame(OpCode::Pong, payload);
+                    self.spill.extend_from_slice(&pong);
                 }
             }
             OpCode::Pong => {}
@@ -469,70 +472,148 @@ impl Connection {
 
     // ---- writing ----
 
-    /// Writes what is queued until the socket is full or nothing is left;
+    /// Writes what is due until the socket is full or nothing is left;
     /// sends the close frame when a close was asked for.
     fn write(&mut self, cx: &mut Context<'_>) -> Step {
         loop {
-            // Take more only once what was taken is written: while the
-            // socket is full, frames wait in the outbox, where its byte
-            // limit catches a slow consumer. An abort is taken at once.
-            let aborted = self.phase == Phase::Open && self.conn.outbox.is_aborted();
-            if self.phase == Phase::Open && (self.out.is_empty() || aborted) {
-                match self.conn.outbox.poll_take(cx, &mut self.out) {
-                    Poll::Ready(batch) => {
-                        if batch.ping {
-                            self.out.push_back(Frame::Raw(Bytes::from_static(&PING)));
-                        }
-                        if let Some(close) = batch.close {
-                            self.begin_close(close);
-                        }
-                    }
-                    Poll::Pending if self.out.is_empty() && self.pong.is_none() => {
-                        // Idle: hold nothing while waiting.
-                        self.out = VecDeque::new();
-                        self.conn.outbox.release();
+            // An abort (timeouts, overflow) starts the close at once: the
+            // close frame follows what the socket was already handed, and
+            // the close timer bounds how long that may take.
+            if self.phase == Phase::Open && self.conn.outbox.is_aborted() {
+                let close = self.conn.outbox.close_reason().unwrap_or(Close {
+                    code: hubbub_protocol::close::GOING_AWAY,
+                    reason: "",
+                });
+                self.begin_close(close);
+            }
+            // What the socket did not take goes first.
+            if self.spilled < self.spill.len() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.spill[self.spilled..]) {
+                    Poll::Pending => {
+                        // Woken by the socket, or by an abort (timeouts, overflow).
+                        self.conn.stalled(&self.hub);
+                        self.conn.outbox.register(cx.waker());
                         return Step::Blocked;
                     }
-                    Poll::Pending => {}
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Step::Ended(false),
+                    Poll::Ready(Ok(n)) => {
+                        self.conn.progressed();
+                        self.spilled += n;
+                        if self.spilled == self.spill.len() {
+                            self.spill = Vec::new();
+                            self.spilled = 0;
+                        }
+                        continue;
+                    }
                 }
             }
-            if let Some(pong) = self.pong.take() {
-                // Between frames: after the one being written, if any.
-                let at = usize::from(self.written > 0).min(self.out.len());
-                self.out.insert(at, Frame::Raw(pong));
+            match self.phase {
+                Phase::Open | Phase::Closing => {}
+                _ => return Step::Blocked,
             }
-            if self.out.is_empty() {
-                return match self.phase {
-                    Phase::Closing => self.close_sent(cx),
-                    _ => Step::Blocked,
-                };
+            let step = WRITE_SCRATCH.with_borrow_mut(|scratch| self.fill_and_write(cx, scratch));
+            if let Some(step) = step {
+                return step;
             }
-            let wrote = WRITE_SCRATCH.with_borrow_mut(|scratch| {
-                let len = fill(&self.out, self.written, scratch);
-                Pin::new(&mut self.io).poll_write(cx, &scratch[..len])
-            });
-            match wrote {
-                Poll::Pending => {
-                    // Woken by the socket, or by an abort (overflow, idle).
-                    self.conn.outbox.register(cx.waker());
-                    return Step::Blocked;
+        }
+    }
+
+    /// Fills the scratch buffer from the feed and writes it. `None`: go on.
+    fn fill_and_write(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Option<Step> {
+        let mut control = Batch::default();
+        let mut sink = WsSink {
+            buf: scratch,
+            len: 0,
+            spill: &mut self.spill,
+        };
+        if self.ping && sink.raw(&PING) {
+            self.ping = false;
+        }
+        let fill = match self.phase {
+            Phase::Open => {
+                self.feed
+                    .poll_fill(cx, &self.hub, &self.conn, &mut sink, true, &mut control)
+            }
+            // Draining before the close frame: the outbox only, and nothing
+            // at all after an abort.
+            Phase::Closing if self.close_frame.is_some() && !self.conn.outbox.is_aborted() => self
+                .feed
+                .poll_fill(cx, &self.hub, &self.conn, &mut sink, false, &mut control),
+            _ => Fill::Drained,
+        };
+        if control.ping && !sink.raw(&PING) {
+            self.ping = true;
+        }
+        let len = sink.len;
+        if let Some(close) = control.close {
+            if self.phase == Phase::Open {
+                self.begin_close(close);
+            }
+        }
+        if len == 0 {
+            if !self.spill.is_empty() {
+                return None; // a frame larger than the scratch buffer
+            }
+            if fill != Fill::Drained {
+                return Some(Step::Blocked); // the store wakes us
+            }
+            if self.phase == Phase::Closing {
+                return Some(match self.close_frame.take() {
+                    // Everything before it is out: now our close frame.
+                    Some(frame) => {
+                        self.spill = frame.to_vec();
+                        return None;
+                    }
+                    None => self.close_sent(cx),
+                });
+            }
+            // TLS keeps records until flushed; plain TCP returns at once.
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Pending => return Some(Step::Blocked),
+                Poll::Ready(Err(_)) => return Some(Step::Ended(false)),
+                Poll::Ready(Ok(())) => {}
+            }
+            if !self.looked_again {
+                // Say we wait, then look once more: what is committed or
+                // queued from now on wakes us.
+                self.conn.outbox.wait(cx.waker());
+                self.looked_again = true;
+                return None;
+            }
+            // Idle: hold nothing while waiting.
+            self.looked_again = false;
+            self.feed.release();
+            self.conn.outbox.release();
+            return Some(Step::Blocked);
+        }
+        if std::mem::take(&mut self.looked_again) {
+            self.conn.outbox.resume();
+        }
+        match Pin::new(&mut self.io).poll_write(cx, &scratch[..len]) {
+            Poll::Pending => {
+                self.spill.extend_from_slice(&scratch[..len]);
+                self.conn.stalled(&self.hub);
+                self.conn.outbox.register(cx.waker());
+                Some(Step::Blocked)
+            }
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Some(Step::Ended(false)),
+            Poll::Ready(Ok(n)) => {
+                self.conn.progressed();
+                if n < len {
+                    self.spill.extend_from_slice(&scratch[n..len]);
+                    return None;
                 }
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Step::Ended(false),
-                Poll::Ready(Ok(n)) => advance(&mut self.out, &mut self.written, n),
-            }
-            if self.out.is_empty() {
-                // TLS keeps records until flushed; plain TCP returns at once.
-                match Pin::new(&mut self.io).poll_flush(cx) {
-                    Poll::Pending => return Step::Blocked,
-                    Poll::Ready(Err(_)) => return Step::Ended(false),
-                    Poll::Ready(Ok(())) => {}
-                }
-                if self.phase == Phase::Open && !self.hub.config.write_coalesce.is_zero() {
+                let coalesce = !self.hub.config.write_coalesce.is_zero();
+                if fill == Fill::Drained && self.phase == Phase::Open && coalesce {
                     // Coalesce: what arrives next waits for the flush tick.
+                    if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
+                        return Some(Step::Ended(false));
+                    }
                     self.hub.flusher.add(&self.conn);
                     self.conn.outbox.register(cx.waker());
-                    return Step::Blocked;
+                    return Some(Step::Blocked);
                 }
+                None
             }
         }
     }
@@ -552,18 +633,13 @@ impl Connection {
     }
 
     /// Starts closing: the session ends now; the close frame goes after
-    /// what is queued, or, for an abort, after the frame being written.
+    /// what is queued in the outbox, or, for an abort, after what was
+    /// already handed to the socket.
     fn begin_close(&mut self, close: Close) {
         let aborted = self.conn.outbox.is_aborted();
-        if aborted {
-            let keep = usize::from(self.written > 0);
-            self.out.truncate(keep);
-        }
-        self.out
-            .push_back(Frame::Raw(ws::close_frame(close.code, close.reason)));
+        self.close_frame = Some(ws::close_frame(close.code, close.reason));
         self.phase = Phase::Closing;
         self.set_timer(if aborted { CLOSE_GRACE } else { DRAIN_GRACE });
-        self.pong = None;
         self.fragments = None;
         if self.request.is_none() {
             self.end_session();
@@ -571,46 +647,51 @@ impl Connection {
     }
 }
 
-/// Copies as much of the frames in `out` as fits into `buf`, starting
-/// `written` bytes into the first (where the last write stopped); returns
-/// how many bytes it copied.
-fn fill(out: &VecDeque<Frame>, written: usize, buf: &mut [u8]) -> usize {
-    let mut len = 0;
-    let mut skip = written;
-    let mut header = [0; ws::MAX_SERVER_HEADER];
-    for frame in out {
-        let (header_len, payload) = wire_parts(frame, &mut header);
-        for part in [&header[..header_len], payload] {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            let part = &part[skip..];
-            skip = 0;
-            let n = part.len().min(buf.len() - len);
-            buf[len..len + n].copy_from_slice(&part[..n]);
-            len += n;
-            if len == buf.len() {
-                return len;
-            }
-        }
-    }
-    len
+/// The writer's sink: whole frames into the scratch buffer; a frame larger
+/// than the whole buffer goes to the spill (and ends the fill).
+struct WsSink<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    spill: &'a mut Vec<u8>,
 }
 
-/// Drops the frames that `n` more written bytes completed, and moves
-/// `written` along the first of the rest.
-fn advance(out: &mut VecDeque<Frame>, written: &mut usize, mut n: usize) {
-    while n > 0 {
-        let Some(front) = out.front() else { break };
-        let left = wire_len(front) - *written;
-        if n < left {
-            *written += n;
-            return;
+impl WsSink<'_> {
+    /// Takes the parts of one frame if they fit.
+    fn put(&mut self, header: &[u8], payload: &[u8]) -> bool {
+        if !self.spill.is_empty() {
+            return false;
         }
-        n -= left;
-        *written = 0;
-        out.pop_front();
+        let n = header.len() + payload.len();
+        if self.len + n <= self.buf.len() {
+            self.buf[self.len..self.len + header.len()].copy_from_slice(header);
+            self.buf[self.len + header.len()..self.len + n].copy_from_slice(payload);
+            self.len += n;
+            true
+        } else if self.len == 0 {
+            self.spill.reserve_exact(n);
+            self.spill.extend_from_slice(header);
+            self.spill.extend_from_slice(payload);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A control frame made whole by the connection.
+    fn raw(&mut self, frame: &[u8]) -> bool {
+        self.put(&[], frame)
+    }
+}
+
+impl Sink for WsSink<'_> {
+    fn message(&mut self, wire: &Wire) -> bool {
+        self.put(&[], &wire.bytes)
+    }
+
+    fn text(&mut self, text: &tungstenite::Utf8Bytes) -> bool {
+        let mut header = [0; ws::MAX_SERVER_HEADER];
+        let len = ws::encode_header(OpCode::Text, text.len(), &mut header);
+        self.put(&header[..len], text.as_bytes())
     }
 }
 
@@ -619,48 +700,31 @@ mod tests {
     use super::*;
     use tungstenite::Utf8Bytes;
 
-    /// Writes `frames` through writes of the given sizes (cycled), as a
-    /// socket that takes a little at a time would.
-    fn write_in_pieces(frames: &[Frame], sizes: &[usize], scratch: usize) -> Vec<u8> {
-        let mut out: VecDeque<Frame> = frames.iter().cloned().collect();
-        let mut written = 0;
-        let mut wire = Vec::new();
-        let mut buf = vec![0; scratch];
-        for size in sizes.iter().cycle() {
-            if out.is_empty() {
-                break;
-            }
-            let len = fill(&out, written, &mut buf);
-            let n = len.min(*size);
-            wire.extend_from_slice(&buf[..n]);
-            advance(&mut out, &mut written, n);
-        }
-        wire
-    }
-
     #[test]
-    fn partial_writes_put_every_frame_on_the_wire_whole_and_in_order() {
-        let text = |s: String| Frame::Text(Utf8Bytes::from(s));
-        let frames = vec![
-            text("a".into()),
-            Frame::Raw(Bytes::from_static(&PING)),
-            text("b".repeat(300)),
-            text(String::new()),
-            text("c".repeat(70_000)),
-            Frame::Raw(ws::close_frame(1000, "bye")),
-        ];
-        let mut expected = Vec::new();
-        let mut header = [0; ws::MAX_SERVER_HEADER];
-        for frame in &frames {
-            let (len, payload) = wire_parts(frame, &mut header);
-            expected.extend_from_slice(&header[..len]);
-            expected.extend_from_slice(payload);
-        }
-        for sizes in [&[usize::MAX][..], &[1], &[3, 7, 1000], &[65_536, 2]] {
-            for scratch in [16, 1024, SCRATCH] {
-                let wire = write_in_pieces(&frames, sizes, scratch);
-                assert!(wire == expected, "writes of {sizes:?}, scratch {scratch}");
-            }
-        }
+    fn the_sink_takes_whole_frames_and_spills_only_a_frame_larger_than_the_buffer() {
+        let mut buf = vec![0; 16];
+        let mut spill = Vec::new();
+        let mut sink = WsSink {
+            buf: &mut buf,
+            len: 0,
+            spill: &mut spill,
+        };
+        assert!(sink.text(&Utf8Bytes::from_static("12345678")));
+        assert_eq!(sink.len, 10, "2 bytes of header, 8 of text");
+        assert!(!sink.text(&Utf8Bytes::from_static("12345678")), "no room");
+        assert!(sink.raw(&PING));
+        assert_eq!(sink.len, 12);
+
+        let mut sink = WsSink {
+            buf: &mut buf,
+            len: 0,
+            spill: &mut spill,
+        };
+        let big = "x".repeat(100);
+        assert!(sink.text(&Utf8Bytes::from(big.clone())), "alone, it spills");
+        assert!(!sink.raw(&PING), "after a spill the fill ends");
+        assert_eq!(sink.len, 0);
+        assert_eq!(spill.len(), 2 + 100);
+        assert_eq!(&spill[2..], big.as_bytes());
     }
 }

@@ -1,29 +1,20 @@
-//! The hub: who is connected, under which name, in which rooms; fan-out of
-//! room messages; coalesced presence notices; heartbeat and idle sweep;
-//! shutdown.
+//! The hub: who is connected, under which name, in which rooms (the
+//! registry of rooms, users, connections and addresses); direct messages;
+//! heartbeat, idle and write-timeout sweep; shutdown. What a room does
+//! (its log, members, presence) is in [`crate::room`].
 //!
 //! Concurrency model: no actor hop on the hot path. A connection task calls
 //! the hub directly; shared state sits behind short synchronous locks that
 //! are never held across an `.await`. Lock order, where two are held:
-//! `rooms` map → one room → an outbox. A room message is serialized once
-//! under its room's lock (so `seq` order is delivery order) and the same
-//! bytes are pushed onto every member's byte-bounded [`Outbox`].
-//!
-//! Presence: a room remembers which names it has *announced*. Joins and
-//! leaves change the members at once, and the difference between members
-//! and announced names goes out as one `joined` and one `left` frame per
-//! room at most once per `presence_interval`; so 10,000 joins cost a few
-//! dozen frames per member rather than 10,000. A joiner's `presence`
-//! snapshot is the announced set; the next notice brings it up to date,
-//! its own name included, so every member learns of every change exactly once.
+//! `rooms` map → one room → an outbox.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hubbub_protocol::{close, names, ErrorCode, HistoryMessage, RoomInfo, ServerMsg};
+use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,44 +25,8 @@ use crate::metrics::{Gauges, Metrics};
 use crate::outbox::Flusher;
 use crate::outbox::{Close, Outbox};
 use crate::persist::Persister;
+use crate::room::{Loaded, Room, Said, CLIENT_ID_WINDOW};
 use crate::store::{Store, StoreError, StoredMessage};
-
-/// Most `(user, client_id)` pairs a room remembers for idempotent retries:
-/// a retry of a send older than this many sends in its room is taken as new.
-pub const CLIENT_ID_WINDOW: usize = 10_000;
-
-fn remember_client_id(state: &mut RoomState, user: String, client_id: String, seq: u64) {
-    let key = (user, client_id);
-    if state.client_ids.insert(key.clone(), seq).is_none() {
-        state.client_id_order.push_back(key);
-        if state.client_id_order.len() > CLIENT_ID_WINDOW {
-            if let Some(old) = state.client_id_order.pop_front() {
-                state.client_ids.remove(&old);
-            }
-        }
-    }
-}
-
-/// The `message` frame members get for a stored message.
-fn message_frame(msg: &StoredMessage) -> Utf8Bytes {
-    frame(&ServerMsg::Message {
-        room: msg.room.clone(),
-        seq: msg.seq,
-        from: msg.from.clone(),
-        text: msg.text.clone(),
-        sent_at: msg.sent_at,
-    })
-}
-
-/// A stored message as `history` carries it.
-pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
-    HistoryMessage {
-        seq: msg.seq,
-        from: msg.from.clone(),
-        text: msg.text.clone(),
-        sent_at: msg.sent_at,
-    }
-}
 
 /// How connections are closed when the server shuts down.
 const GOING_AWAY: Close = Close {
@@ -88,6 +43,9 @@ pub struct Conn {
     pub outbox: Outbox,
     /// When the peer last sent anything, in ms since the hub started.
     last_seen: AtomicU64,
+    /// Since when (ms since the hub started, plus one) the socket has taken
+    /// nothing while something waits to be written; 0 while it keeps up.
+    stalled: AtomicU64,
     /// The signed-in account this connection speaks for; `None` for a guest
     /// (boxed: most connections are guests, and every byte here is paid
     /// per connection).
@@ -110,6 +68,21 @@ impl Conn {
     pub fn send(&self, msg: &ServerMsg) {
         self.outbox.push(&frame(msg));
     }
+
+    /// The writer could not write what waits: starts the write-timeout
+    /// clock if it is not running.
+    pub fn stalled(&self, hub: &Hub) {
+        if self.stalled.load(Ordering::Relaxed) == 0 {
+            self.stalled.store(hub.elapsed_ms() + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The socket took bytes: stops the write-timeout clock.
+    pub fn progressed(&self) {
+        if self.stalled.load(Ordering::Relaxed) != 0 {
+            self.stalled.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Serializes a message once into bytes that can be queued many times.
@@ -123,235 +96,6 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// A member's name as a room keeps it: one allocation shared by the
-/// member, the online count and the announced set.
-type Name = Arc<str>;
-
-struct Member {
-    name: Name,
-    conn: Arc<Conn>,
-}
-
-struct RoomState {
-    members: HashMap<ConnId, Member>,
-    /// Connections per member name: who is online, without a scan.
-    online: HashMap<Name, usize>,
-    /// Names every member has been told about.
-    announced: BTreeSet<Name>,
-    /// The `presence` frame for `announced`, serialized once and shared by
-    /// every joiner until `announced` changes (a crowd joining between two
-    /// presence flushes costs one serialization, not one per joiner).
-    snapshot: Option<Utf8Bytes>,
-    /// Names whose presence may differ from `announced`.
-    changed: BTreeSet<Name>,
-    last_flush: Option<Instant>,
-    flush_scheduled: bool,
-    /// Set when the room was removed from the hub; a late joiner retries.
-    closed: bool,
-    /// The last `seq` given out (durable or not yet).
-    last_seq: u64,
-    /// The last `seq` committed and fanned out.
-    delivered: u64,
-    /// The latest committed messages with their frames, oldest first, for
-    /// history on join and resume. Contiguous, ending at `delivered`.
-    recent: VecDeque<(StoredMessage, Utf8Bytes)>,
-    /// Messages given a `seq` but not committed yet, oldest first.
-    pending: VecDeque<Pending>,
-    /// Recent `(sender key, client_id)` → `seq`, for idempotent retries.
-    client_ids: HashMap<(String, String), u64>,
-    /// Insertion order of `client_ids`, to forget the oldest.
-    client_id_order: VecDeque<(String, String)>,
-}
-
-/// A message waiting for its commit, and whom to ack when it lands.
-struct Pending {
-    seq: u64,
-    ackers: Vec<(Arc<Conn>, Option<String>)>,
-}
-
-/// What became of a `send`.
-pub enum Said {
-    /// Given a `seq`; the ack follows once it is durable.
-    Queued,
-    /// A retry of a message already durable: ack with its `seq` now.
-    Duplicate(u64),
-}
-
-impl RoomState {
-    fn add(&mut self, id: ConnId, member: Member) -> bool {
-        let name = Arc::clone(&member.name);
-        if self.members.insert(id, member).is_some() {
-            return false;
-        }
-        *self.online.entry(name.clone()).or_default() += 1;
-        self.changed.insert(name);
-        true
-    }
-
-    fn remove(&mut self, id: ConnId) -> bool {
-        let Some(member) = self.members.remove(&id) else {
-            return false;
-        };
-        self.forget(&member.name);
-        self.changed.insert(member.name);
-        true
-    }
-
-    /// Counts one connection of `name` less.
-    fn forget(&mut self, name: &str) {
-        if let Some(count) = self.online.get_mut(name) {
-            *count -= 1;
-            if *count == 0 {
-                self.online.remove(name);
-            }
-        }
-    }
-
-    fn online(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.online.keys().map(|n| n.to_string()).collect();
-        names.sort();
-        names
-    }
-
-    fn broadcast(&self, frame: &Utf8Bytes) {
-        for member in self.members.values() {
-            member.conn.outbox.push(frame);
-        }
-    }
-
-    fn broadcast_all(&self, frames: &[Utf8Bytes]) {
-        for member in self.members.values() {
-            member.conn.outbox.push_all(frames);
-        }
-    }
-}
-
-pub struct Room {
-    name: String,
-    state: Mutex<RoomState>,
-    /// Set once the room's sequence and recent messages are loaded.
-    ready: tokio::sync::OnceCell<()>,
-    /// How many committed messages `recent` keeps.
-    recent_cap: usize,
-}
-
-impl Room {
-    fn new(name: String, recent_cap: usize) -> Room {
-        Room {
-            name,
-            ready: tokio::sync::OnceCell::new(),
-            recent_cap,
-            state: Mutex::new(RoomState {
-                members: HashMap::new(),
-                online: HashMap::new(),
-                announced: BTreeSet::new(),
-                snapshot: None,
-                changed: BTreeSet::new(),
-                last_flush: None,
-                flush_scheduled: false,
-                closed: false,
-                last_seq: 0,
-                delivered: 0,
-                recent: VecDeque::new(),
-                pending: VecDeque::new(),
-                client_ids: HashMap::new(),
-                client_id_order: VecDeque::new(),
-            }),
-        }
-    }
-
-    /// Called by the persist thread once `msg` is durable: fans it out to
-    /// the members and acks whoever sent it.
-    pub fn committed(&self, msgs: impl IntoIterator<Item = StoredMessage>) {
-        let mut state = self.state.lock();
-        let mut frames = Vec::new();
-        let mut acks = Vec::new();
-        for msg in msgs {
-            let pending = state.pending.pop_front();
-            debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
-            state.delivered = msg.seq;
-            let message = message_frame(&msg);
-            frames.push(message.clone());
-            if let Some(pending) = pending {
-                for (conn, client_id) in pending.ackers {
-                    acks.push((conn, client_id, msg.seq));
-                }
-            }
-            state.recent.push_back((msg, message));
-            if state.recent.len() > self.recent_cap {
-                state.recent.pop_front();
-            }
-        }
-        // Every member gets the whole run under one lock of its outbox;
-        // a sender gets its message before the ack for it.
-        state.broadcast_all(&frames);
-        for (conn, client_id, seq) in acks {
-            conn.send(&ServerMsg::Ack {
-                client_id,
-                room: Some(self.name.clone()),
-                seq: Some(seq),
-            });
-        }
-    }
-
-    /// Sends the pending presence difference now, or schedules it for when
-    /// the presence interval since the last notice has passed.
-    fn presence_changed(self: &Arc<Room>, state: &mut RoomState, interval: Duration) {
-        if state.flush_scheduled {
-            return;
-        }
-        let now = Instant::now();
-        match state.last_flush {
-            Some(last) if now < last + interval => {
-                state.flush_scheduled = true;
-                let room = Arc::clone(self);
-                tokio::spawn(async move {
-                    tokio::time::sleep_until((last + interval).into()).await;
-                    let mut state = room.state.lock();
-                    state.flush_scheduled = false;
-                    room.flush_presence(&mut state);
-                });
-            }
-            _ => self.flush_presence(state),
-        }
-    }
-
-    fn flush_presence(&self, state: &mut RoomState) {
-        state.last_flush = Some(Instant::now());
-        let mut joined = Vec::new();
-        let mut left = Vec::new();
-        for name in std::mem::take(&mut state.changed) {
-            match (
-                state.online.contains_key(&name),
-                state.announced.contains(&name),
-            ) {
-                (true, false) => joined.push(name),
-                (false, true) => left.push(name),
-                _ => {}
-            }
-        }
-        for name in &left {
-            state.announced.remove(name);
-        }
-        state.announced.extend(joined.iter().cloned());
-        if !joined.is_empty() || !left.is_empty() {
-            state.snapshot = None;
-        }
-        if !joined.is_empty() {
-            state.broadcast(&frame(&ServerMsg::Joined {
-                room: self.name.clone(),
-                users: joined.iter().map(|n| n.to_string()).collect(),
-            }));
-        }
-        if !left.is_empty() {
-            state.broadcast(&frame(&ServerMsg::Left {
-                room: self.name.clone(),
-                users: left.iter().map(|n| n.to_string()).collect(),
-            }));
-        }
-    }
 }
 
 struct User {
@@ -448,7 +192,7 @@ impl Hub {
         })
     }
 
-    fn elapsed_ms(&self) -> u64 {
+    pub fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -463,6 +207,7 @@ impl Hub {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             outbox: Outbox::with_metrics(self.config.queue_bytes, Arc::clone(&self.metrics)),
             last_seen: AtomicU64::new(self.elapsed_ms()),
+            stalled: AtomicU64::new(0),
             account: account.map(Box::new),
         });
         Metrics::inc(&self.metrics.connections_total);
@@ -483,7 +228,7 @@ impl Hub {
     /// Forgets a connection: leaves its rooms (offline notices), frees its name.
     pub fn disconnect(&self, conn: &Conn, name: Option<&str>, rooms: &[String]) {
         for room in rooms {
-            self.leave(room, conn.id);
+            self.leave(room, conn);
         }
         if let Some(name) = name {
             self.release_name(name, conn.id);
@@ -613,29 +358,7 @@ impl Hub {
             );
         }
         for room in rooms.iter().filter_map(|r| self.room(r)) {
-            let mut state = room.state.lock();
-            let Some(member) = state.members.get_mut(&conn.id) else {
-                continue;
-            };
-            let new_name: Name = Arc::from(new);
-            member.name = Arc::clone(&new_name);
-            state.forget(old);
-            *state.online.entry(Arc::clone(&new_name)).or_default() += 1;
-            if state.announced.remove(old) {
-                state.announced.insert(new_name);
-                state.snapshot = None;
-                let notice = frame(&ServerMsg::Renamed {
-                    room: Some(room.name.clone()),
-                    from: old.to_string(),
-                    to: new.to_string(),
-                });
-                for member in state.members.values().filter(|m| m.conn.id != conn.id) {
-                    member.conn.outbox.push(&notice);
-                }
-            } else if state.changed.remove(old) {
-                // Not announced yet: the pending notice will carry the new name.
-                state.changed.insert(new_name);
-            }
+            room.rename(conn, old, new);
         }
         Ok(())
     }
@@ -650,24 +373,23 @@ impl Hub {
             self.rooms
                 .lock()
                 .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Room::new(name.to_string(), self.config.resume_limit))),
+                .or_insert_with(|| Arc::new(Room::new(name.to_string(), self.config.room_log))),
         );
         room.ready
             .get_or_try_init(|| async {
-                let (room_name, recent) = (name.to_string(), self.config.resume_limit);
+                let (room_name, recent) = (name.to_string(), self.config.room_log);
                 let record = self
                     .with_store(move |store| store.load_room(&room_name, recent, CLIENT_ID_WINDOW))
                     .await?;
-                let mut state = room.state.lock();
-                state.last_seq = record.last_seq;
-                state.delivered = record.last_seq;
-                for (from, client_id, seq) in record.client_ids {
-                    remember_client_id(&mut state, names::name_key(&from), client_id, seq);
-                }
-                for msg in record.recent {
-                    let message = message_frame(&msg);
-                    state.recent.push_back((msg, message));
-                }
+                room.load(Loaded {
+                    last_seq: record.last_seq,
+                    recent: record.recent,
+                    client_ids: record
+                        .client_ids
+                        .into_iter()
+                        .map(|(from, id, seq)| (names::name_key(&from), id, seq))
+                        .collect(),
+                });
                 Ok::<(), StoreError>(())
             })
             .await?;
@@ -675,8 +397,9 @@ impl Hub {
     }
 
     /// Adds `conn` (as `name`) to `room`, loading or creating it. The joiner
-    /// gets, in order: the `presence` snapshot; then either the messages
-    /// after `since` (resume) or the latest history; then live messages.
+    /// gets, in order: the `presence` snapshot; then either every message
+    /// after `since` (resume: from the room's log, or the store for what the
+    /// log no longer holds) or the latest history; then live messages.
     pub async fn join(
         &self,
         room_name: &str,
@@ -686,90 +409,45 @@ impl Hub {
     ) -> Result<(), StoreError> {
         loop {
             let room = self.open_room(room_name).await?;
-            let mut state = room.state.lock();
-            if state.closed {
-                continue; // evicted between the lookup and the lock
-            }
-            let snapshot = match &state.snapshot {
-                Some(snapshot) => snapshot.clone(),
-                None => {
-                    let snapshot = frame(&ServerMsg::Presence {
-                        room: room_name.to_string(),
-                        users: state.announced.iter().map(|n| n.to_string()).collect(),
-                    });
-                    state.snapshot = Some(snapshot.clone());
-                    snapshot
-                }
-            };
-            conn.outbox.push(&snapshot);
-            let behind = since.map(|since| state.delivered.checked_sub(since));
-            match behind {
-                // Resume: every missed message, as the frames members got.
-                Some(Some(missed)) if missed as usize <= state.recent.len() => {
-                    let skip = state.recent.len() - missed as usize;
-                    for (_, message) in state.recent.iter().skip(skip) {
-                        conn.outbox.push(message);
-                    }
-                }
-                _ => {
-                    let limit = self.config.history.min(state.recent.len());
-                    let skip = state.recent.len() - limit;
-                    let messages: Vec<HistoryMessage> = state
-                        .recent
-                        .iter()
-                        .skip(skip)
-                        .map(|(m, _)| history_message(m))
-                        .collect();
-                    conn.send(&ServerMsg::History {
-                        room: room_name.to_string(),
-                        has_more: messages.first().is_some_and(|m| m.seq > 1),
-                        messages,
-                        before: None,
-                        resync: since.is_some(),
-                    });
+            let mut since = since;
+            if let Some(from) = since.filter(|s| s + 1 < room.oldest_in_log()) {
+                // Resuming from before the log: only if the store still has
+                // the next message (retention may have dropped it).
+                let name = room_name.to_string();
+                let next = self
+                    .with_store(move |store| store.after(&name, from, 1))
+                    .await?;
+                if next.first().is_none_or(|m| m.seq != from + 1) {
+                    since = Some(u64::MAX); // resync: fresh history
                 }
             }
-            let member = Member {
-                name: Arc::from(name),
-                conn: Arc::clone(conn),
-            };
-            if state.add(conn.id, member) {
-                room.presence_changed(&mut state, self.config.presence_interval);
+            let history = self.config.history;
+            if room.join(conn, name, since, history, self.config.presence_interval) {
+                return Ok(());
             }
-            return Ok(());
+            // Evicted between the lookup and the lock: open it again.
         }
     }
 
-    /// Removes connection `id` from `room`. An empty room stays loaded
-    /// until the sweep evicts it.
-    pub fn leave(&self, room_name: &str, id: ConnId) {
-        let Some(room) = self.room(room_name) else {
-            return;
-        };
-        let mut state = room.state.lock();
-        if state.remove(id) {
-            room.presence_changed(&mut state, self.config.presence_interval);
+    /// Removes `conn` from `room`. An empty room stays loaded until the
+    /// sweep evicts it.
+    pub fn leave(&self, room_name: &str, conn: &Conn) {
+        if let Some(room) = self.room(room_name) {
+            room.leave(conn, self.config.presence_interval);
         }
     }
 
     /// Drops rooms with no members and nothing waiting to be committed;
     /// they are loaded again from the store when someone joins.
     fn evict_idle_rooms(&self) {
-        self.rooms.lock().retain(|_, room| {
-            let mut state = room.state.lock();
-            let idle =
-                state.members.is_empty() && state.pending.is_empty() && !state.flush_scheduled;
-            if idle {
-                state.closed = true;
-            }
-            !idle
-        });
+        self.rooms.lock().retain(|_, room| !room.close_if_idle());
     }
 
     /// Says `text` in `room` as `from` (whose connection is `conn`): gives
-    /// it the next `seq` and hands it to the persist thread, which fans it
-    /// out and acks once it is durable. A `client_id` seen before from the
-    /// same user is not stored again: its sender gets the original `seq`.
+    /// it the next `seq` and hands it to the persist thread, which appends
+    /// it to the room's log and acks once it is durable. A `client_id` seen
+    /// before from the same user is not stored again: its sender gets the
+    /// original `seq`.
     pub fn say(
         &self,
         room_name: &str,
@@ -785,41 +463,15 @@ impl Hub {
             )
         };
         let room = self.room(room_name).ok_or_else(unavailable)?;
-        let mut state = room.state.lock();
-        let key = client_id
-            .as_ref()
-            .map(|id| (names::name_key(from), id.clone()));
-        if let Some(seq) = key.as_ref().and_then(|k| state.client_ids.get(k)).copied() {
-            if seq <= state.delivered {
-                return Ok(Said::Duplicate(seq));
-            }
-            if let Some(pending) = state.pending.iter_mut().find(|p| p.seq == seq) {
-                pending.ackers.push((Arc::clone(conn), client_id));
-                return Ok(Said::Queued);
-            }
+        let said = room
+            .say(conn, from, names::name_key(from), text, client_id, |msg| {
+                self.persist.submit(Arc::clone(&room), msg)
+            })
+            .ok_or_else(unavailable)?;
+        if matches!(said, Said::Queued) {
+            Metrics::inc(&self.metrics.messages_in);
         }
-        let seq = state.last_seq + 1;
-        let msg = StoredMessage {
-            room: room_name.to_string(),
-            seq,
-            from: from.to_string(),
-            text,
-            sent_at: now_ms(),
-            client_id: client_id.clone(),
-        };
-        if !self.persist.submit(Arc::clone(&room), msg) {
-            return Err(unavailable());
-        }
-        Metrics::inc(&self.metrics.messages_in);
-        state.last_seq = seq;
-        state.pending.push_back(Pending {
-            seq,
-            ackers: vec![(Arc::clone(conn), client_id)],
-        });
-        if let Some((user, id)) = key {
-            remember_client_id(&mut state, user, id, seq);
-        }
-        Ok(Said::Queued)
+        Ok(said)
     }
 
     /// Up to `limit` stored messages of `room` older than `before`.
@@ -836,23 +488,15 @@ impl Hub {
 
     /// Tells the other members of `room` that `user` is typing.
     pub fn typing(&self, room_name: &str, id: ConnId, user: &str) {
-        let Some(room) = self.room(room_name) else {
-            return;
-        };
-        let notice = frame(&ServerMsg::Typing {
-            room: room_name.to_string(),
-            user: user.to_string(),
-        });
-        let state = room.state.lock();
-        for member in state.members.values().filter(|m| m.conn.id != id) {
-            member.conn.outbox.push(&notice);
+        if let Some(room) = self.room(room_name) {
+            room.typing(id, user);
         }
     }
 
     /// Who is online in `room` now (empty if the room does not exist).
     pub fn who(&self, room_name: &str) -> Vec<String> {
         self.room(room_name)
-            .map(|room| room.state.lock().online())
+            .map(|room| room.online())
             .unwrap_or_default()
     }
 
@@ -863,7 +507,7 @@ impl Hub {
             .iter()
             .map(|room| RoomInfo {
                 room: room.name.clone(),
-                members: room.state.lock().online.len(),
+                members: room.online_count(),
             })
             .filter(|info| info.members > 0)
             .collect();
@@ -915,8 +559,10 @@ impl Hub {
         let mut beat = tokio::time::interval(self.config.heartbeat);
         // Check often enough that a silent peer is closed within a quarter
         // of the timeout after it expires.
-        let mut sweep =
-            tokio::time::interval((self.config.idle_timeout / 4).max(Duration::from_millis(10)));
+        let mut sweep = tokio::time::interval(
+            (self.config.idle_timeout.min(self.config.write_timeout) / 4)
+                .max(Duration::from_millis(10)),
+        );
         beat.tick().await;
         sweep.tick().await;
         loop {
@@ -932,10 +578,16 @@ impl Hub {
                     self.evict_idle_rooms();
                     let now = self.elapsed_ms();
                     let limit = self.config.idle_timeout.as_millis() as u64;
+                    let write_limit = self.config.write_timeout.as_millis() as u64;
                     let wall = now_ms();
                     for conn in self.conns.lock().values() {
+                        let stalled = conn.stalled.load(Ordering::Relaxed);
                         if now.saturating_sub(conn.last_seen.load(Ordering::Relaxed)) > limit {
                             conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
+                        } else if stalled != 0 && now + 1 - stalled > write_limit {
+                            Metrics::inc(&self.metrics.slow_consumers);
+                            tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
+                            conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" });
                         } else if conn.account.as_ref().is_some_and(|a| a.expires_at <= wall) {
                             conn.outbox.close_after_drain(Close { code: close::POLICY, reason: "session expired" });
                         }

@@ -43,8 +43,13 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     /// Bytes of those frames.
     pub delivered_bytes: AtomicU64,
-    /// Connections closed with 4001 because their queue overflowed.
+    /// Connections closed with 4001: their socket took nothing for
+    /// `write_timeout`, or their outbox (frames other than room messages)
+    /// overflowed.
     pub slow_consumers: AtomicU64,
+    /// Store reads by connections catching up after falling behind a
+    /// room's in-memory log (one per page).
+    pub catch_up_reads: AtomicU64,
     /// Requests refused by the per-connection rate limit.
     pub rate_limited: AtomicU64,
     /// Storage transactions (group commits) and the messages in them.
@@ -143,8 +148,14 @@ impl Metrics {
         series(
             "hubbub_slow_consumers_total",
             "counter",
-            "Connections closed because their outbound queue overflowed (4001).",
+            "Connections closed as slow consumers (4001): a socket that took nothing for write_timeout, or an outbox overflow.",
             get(&self.slow_consumers),
+        );
+        series(
+            "hubbub_catch_up_reads_total",
+            "counter",
+            "Store reads (pages) by connections catching up after falling behind a room's in-memory log.",
+            get(&self.catch_up_reads),
         );
         series(
             "hubbub_rate_limited_total",

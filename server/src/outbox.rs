@@ -1,21 +1,25 @@
-//! The per-connection outbound queue: bounded in bytes, shared frames, one
-//! waiting writer.
+//! The per-connection outbox: the frames for this connection alone (acks,
+//! presence, errors, direct messages, pongs' friends), bounded in bytes, and
+//! the marks that start and stop its reading of a room's log.
 //!
-//! The hub pushes already-serialized frames ([`Utf8Bytes`], a refcounted
-//! buffer: a room message is serialized once and the same bytes are queued
-//! for every member). Pushing never blocks and never awaits, so it is safe
-//! under the room lock. The connection takes everything queued in one go
-//! and writes it with as few writes as it can.
+//! Room messages do not pass through here: a connection's writer reads them
+//! from each room's log past its cursor ([`crate::room`], [`crate::feed`]).
+//! What does pass through is small and bounded: pushing never blocks and
+//! never awaits, so it is safe under a room's lock, and a queue that would
+//! exceed its byte limit is not grown: the connection is closed with
+//! [`close::SLOW_CONSUMER`] and everything queued is dropped.
 //!
-//! A queue that would exceed its byte limit is not grown: the connection is
-//! marked for closing with [`close::SLOW_CONSUMER`] and everything queued is
-//! dropped. The client reconnects and catches up; the room never waits for it.
+//! Wake-ups: the writer [`waits`](Outbox::wait) (registers its waker and
+//! says it is idle) before its last look for work; a push or a commit in one
+//! of its rooms [`notifies`](Outbox::notify) it, which wakes it only if it
+//! was idle. A writer that is busy, blocked on its socket or waiting for the
+//! flush tick is not woken for every message.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
 use hubbub_protocol::close;
@@ -23,6 +27,7 @@ use parking_lot::Mutex;
 use tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
+use crate::room::Room;
 
 /// Why and how the writer should close the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +36,38 @@ pub struct Close {
     pub reason: &'static str,
 }
 
-/// A frame waiting in an outbox or in a connection's write queue.
-#[derive(Debug, Clone)]
-pub enum Frame {
-    /// A message (JSON text), shared by every member it goes to.
+/// Something queued for the writer, in order.
+#[derive(Clone)]
+pub enum Item {
+    /// A frame of JSON text, maybe shared by many connections.
     Text(Utf8Bytes),
-    /// A whole WebSocket control frame (ping, pong, close), made by the
-    /// connection itself; never queued in an outbox.
-    Raw(bytes::Bytes),
+    /// A frame that goes out only once the connection has delivered
+    /// `room`'s messages up to `seq` (a sender's ack follows its message).
+    After(Arc<Room>, u64, Utf8Bytes),
+    /// Start reading `room`'s log after `seq` (a join or a resume).
+    Join(Arc<Room>, u64),
+    /// Stop reading `room`'s log (a leave).
+    Leave(Arc<Room>),
+}
+
+impl Item {
+    fn bytes(&self) -> usize {
+        match self {
+            Item::Text(text) | Item::After(_, _, text) => text.len(),
+            Item::Join(..) | Item::Leave(_) => 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Text(text) => write!(f, "Text({text})"),
+            Item::After(room, seq, text) => write!(f, "After({}, {seq}, {text})", room.name),
+            Item::Join(room, seq) => write!(f, "Join({}, {seq})", room.name),
+            Item::Leave(room) => write!(f, "Leave({})", room.name),
+        }
+    }
 }
 
 /// What [`Outbox::push`] did with a frame.
@@ -52,38 +81,37 @@ pub enum Pushed {
     Overflow,
 }
 
-/// What the writer should do next, handed out by [`Outbox::take`].
+/// What the writer should do besides the items, handed out by [`Outbox::take_now`].
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Send a WebSocket ping after the frames.
+    /// Send a WebSocket ping.
     pub ping: bool,
-    /// Close the socket after the frames.
+    /// Close the socket after the items.
     pub close: Option<Close>,
 }
 
 #[derive(Default)]
 struct State {
-    frames: VecDeque<Frame>,
-    /// Sum of the lengths of `frames`.
+    items: VecDeque<Item>,
+    /// Sum of the frame lengths in `items`.
     bytes: usize,
     ping: bool,
     close: Option<Close>,
-    /// The connection just wrote and looks again at the next flush tick
-    /// ([`Flusher`]): pushes until then do not wake it.
-    deferred: bool,
 }
 
 pub struct Outbox {
     state: Mutex<State>,
-    /// The task serving the connection. It registers before looking at the
-    /// queue and is woken after a change to it, so no wake-up is lost.
+    /// The task serving the connection.
     waker: AtomicWaker,
-    /// The close must not wait for what is queued (overflow, idle timeout).
+    /// The writer found nothing to do and waits: the next push or commit
+    /// wakes it. See the module docs.
+    idle: AtomicBool,
+    /// The close must not wait for what is queued (overflow, timeouts).
     /// Outside the lock: the connection checks it on every write.
     aborted: AtomicBool,
     /// Most bytes that may wait in the queue.
     limit: usize,
-    /// Where deliveries and slow consumers are counted.
+    /// Where slow consumers are counted.
     metrics: Arc<Metrics>,
 }
 
@@ -98,6 +126,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             waker: AtomicWaker::new(),
+            idle: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             limit,
             metrics,
@@ -105,20 +134,27 @@ impl Outbox {
     }
 
     /// Queues a frame for the writer. Never blocks.
-    ///
-    /// This is the fan-out's inner loop (once per member per message), so it
-    /// does as little as it can: one lock, one refcount increment, and a
-    /// wake-up only when the queue goes from empty to non-empty (a non-empty
-    /// queue has already woken its writer, which has not taken it yet).
-    /// Deliveries are counted by [`Outbox::take`], once per batch.
     pub fn push(&self, frame: &Utf8Bytes) -> Pushed {
-        self.push_all(std::slice::from_ref(frame))
+        self.enqueue(Item::Text(frame.clone()))
     }
 
-    /// Queues several frames under one lock, in order ([`Outbox::push`]
-    /// for each, as the fan-out of a batch of commits).
-    pub fn push_all(&self, frames: &[Utf8Bytes]) -> Pushed {
-        let bytes: usize = frames.iter().map(|f| f.len()).sum();
+    /// Queues a frame that follows `room`'s messages up to `seq`.
+    pub fn push_after(&self, room: Arc<Room>, seq: u64, frame: &Utf8Bytes) -> Pushed {
+        self.enqueue(Item::After(room, seq, frame.clone()))
+    }
+
+    /// Marks where the writer starts reading `room`'s log: after `seq`.
+    pub fn join(&self, room: Arc<Room>, seq: u64) {
+        self.enqueue(Item::Join(room, seq));
+    }
+
+    /// Marks where the writer stops reading `room`'s log.
+    pub fn leave(&self, room: Arc<Room>) {
+        self.enqueue(Item::Leave(room));
+    }
+
+    fn enqueue(&self, item: Item) -> Pushed {
+        let bytes = item.bytes();
         let mut state = self.state.lock();
         if state.close.is_some() {
             return Pushed::Closed;
@@ -132,13 +168,10 @@ impl Outbox {
             });
             return Pushed::Overflow;
         }
-        let wake = state.frames.is_empty() && !state.deferred && !frames.is_empty();
         state.bytes += bytes;
-        state.frames.extend(frames.iter().cloned().map(Frame::Text));
+        state.items.push_back(item);
         drop(state);
-        if wake {
-            self.waker.wake();
-        }
+        self.notify();
         Pushed::Queued
     }
 
@@ -148,7 +181,7 @@ impl Outbox {
         if state.close.is_none() {
             state.ping = true;
             drop(state);
-            self.waker.wake();
+            self.wake();
         }
     }
 
@@ -159,7 +192,7 @@ impl Outbox {
         if state.close.is_none() {
             state.close = Some(reason);
             drop(state);
-            self.waker.wake();
+            self.wake();
         }
     }
 
@@ -169,12 +202,12 @@ impl Outbox {
         let mut state = self.state.lock();
         if state.close.is_none() {
             state.close = Some(reason);
-            state.frames = VecDeque::new();
+            state.items = VecDeque::new();
             state.bytes = 0;
             state.ping = false;
             self.aborted.store(true, Ordering::Release);
             drop(state);
-            self.waker.wake();
+            self.wake();
         }
     }
 
@@ -193,66 +226,49 @@ impl Outbox {
         self.state.lock().bytes
     }
 
-    /// Waits until there is something to do, then moves all queued frames
-    /// into `frames` (which must be empty) and says what else to do.
-    pub async fn take(&self, frames: &mut VecDeque<Frame>) -> Batch {
-        poll_fn(|cx| self.poll_take(cx, frames)).await
-    }
-
-    /// [`Outbox::take`] as a poll, for a connection that is its own future:
-    /// `Pending` registers `cx` to be woken by the next push, ping or close.
-    pub fn poll_take(&self, cx: &mut Context<'_>, frames: &mut VecDeque<Frame>) -> Poll<Batch> {
-        if let Some(batch) = self.take_now(frames) {
-            return Poll::Ready(batch);
-        }
-        self.waker.register(cx.waker());
-        match self.take_now(frames) {
-            Some(batch) => Poll::Ready(batch),
-            None => Poll::Pending,
-        }
-    }
-
-    /// Moves what is queued now to the end of `frames` (the writer may
-    /// already hold some) and says what else to do; `None` if nothing is queued.
-    pub fn take_now(&self, frames: &mut VecDeque<Frame>) -> Option<Batch> {
+    /// Moves what is queued now to the end of `items` and says what else to
+    /// do; `None` if nothing is queued.
+    pub fn take_now(&self, items: &mut VecDeque<Item>) -> Option<Batch> {
         let mut state = self.state.lock();
-        if state.frames.is_empty() && !state.ping && state.close.is_none() {
+        if state.items.is_empty() && !state.ping && state.close.is_none() {
             return None;
         }
-        let count = state.frames.len();
-        if frames.is_empty() {
+        if items.is_empty() {
             // Swap rather than copy: both queues keep their capacity.
-            std::mem::swap(&mut state.frames, frames);
+            std::mem::swap(&mut state.items, items);
         } else {
-            frames.extend(state.frames.drain(..));
+            items.extend(state.items.drain(..));
         }
-        let bytes = std::mem::take(&mut state.bytes);
-        let batch = Batch {
+        state.bytes = 0;
+        Some(Batch {
             ping: std::mem::take(&mut state.ping),
             close: state.close,
-        };
-        drop(state);
-        if count > 0 {
-            self.metrics
-                .deliveries
-                .fetch_add(count as u64, Ordering::Relaxed);
-            self.metrics
-                .delivered_bytes
-                .fetch_add(bytes as u64, Ordering::Relaxed);
+        })
+    }
+
+    /// The writer has nothing to do: the next push or commit wakes `waker`.
+    /// It must look for work once more after this (see the module docs).
+    pub fn wait(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+        self.idle.store(true, Ordering::SeqCst);
+    }
+
+    /// The writer found work after [`Outbox::wait`].
+    pub fn resume(&self) {
+        self.idle.store(false, Ordering::Relaxed);
+    }
+
+    /// Something new for the writer: wakes it if it waits with nothing to
+    /// do; a busy one finds it on its own. Cheap when not idle (one load).
+    pub fn notify(&self) {
+        if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
         }
-        Some(batch)
     }
 
-    /// Holds the wake-ups of pushes until [`Outbox::undefer`]: the
-    /// connection just wrote and gathers what follows until the next flush
-    /// tick (write coalescing). Closes and pings still wake it at once.
-    pub fn defer(&self) {
-        self.state.lock().deferred = true;
-    }
-
-    /// Ends a [`Outbox::defer`] and wakes the connection.
-    pub fn undefer(&self) {
-        self.state.lock().deferred = false;
+    /// Wakes the writer whatever it is doing.
+    pub fn wake(&self) {
+        self.idle.store(false, Ordering::Relaxed);
         self.waker.wake();
     }
 
@@ -261,12 +277,12 @@ impl Outbox {
     /// from one batch to the next and an idle one holds none.
     pub fn release(&self) {
         let mut state = self.state.lock();
-        if state.frames.is_empty() {
-            state.frames = VecDeque::new();
+        if state.items.is_empty() {
+            state.items = VecDeque::new();
         }
     }
 
-    /// Registers the connection's task to be woken by the next change.
+    /// Registers the connection's task to be woken by the next close or tick.
     pub fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
     }
@@ -294,9 +310,10 @@ impl Outbox {
 }
 
 /// Write coalescing for every connection with one timer: a connection that
-/// just wrote [`defers`](Outbox::defer) and registers here; one task wakes
-/// all registered connections every `write_coalesce`, and each writes
-/// everything that gathered meanwhile in one go. A busy connection thus
+/// just wrote registers here instead of [waiting](Outbox::wait), so pushes
+/// and commits do not wake it; one task wakes all registered connections
+/// every `write_coalesce`, and each writes everything that gathered
+/// meanwhile in one go. A busy connection thus
 /// costs one wake-up and one write per tick, however many messages it
 /// gets, and no timer of its own; a quiet one (not registered) writes at
 /// once.
@@ -308,9 +325,8 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Defers `conn`'s wake-ups until the next tick.
+    /// Wakes `conn` at the next tick.
     pub fn add(&self, conn: &Arc<crate::hub::Conn>) {
-        conn.outbox.defer();
         let mut waiting = self.waiting.lock();
         waiting.push(Arc::clone(conn));
         let first = waiting.len() == 1;
@@ -332,7 +348,7 @@ impl Flusher {
                     break;
                 }
                 for conn in due.drain(..) {
-                    conn.outbox.undefer();
+                    conn.outbox.wake();
                 }
             }
         }
@@ -347,26 +363,30 @@ mod tests {
         Utf8Bytes::from(s.to_string())
     }
 
-    #[tokio::test]
-    async fn takes_everything_queued_in_order() {
+    fn texts(items: &VecDeque<Item>) -> Vec<&str> {
+        items
+            .iter()
+            .map(|item| match item {
+                Item::Text(text) | Item::After(_, _, text) => text.as_str(),
+                Item::Join(..) | Item::Leave(_) => "mark",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn takes_everything_queued_in_order() {
         let outbox = Outbox::new(1024);
         assert_eq!(outbox.push(&frame("a")), Pushed::Queued);
         assert_eq!(outbox.push(&frame("bb")), Pushed::Queued);
         outbox.ping();
         assert_eq!(outbox.queued_bytes(), 3);
-        let mut frames = VecDeque::new();
-        let batch = outbox.take(&mut frames).await;
+        let mut items = VecDeque::new();
+        let batch = outbox.take_now(&mut items).unwrap();
         assert!(batch.ping);
         assert!(batch.close.is_none());
-        let texts: Vec<&str> = frames
-            .iter()
-            .map(|f| match f {
-                Frame::Text(text) => text.as_str(),
-                Frame::Raw(_) => "raw",
-            })
-            .collect();
-        assert_eq!(texts, ["a", "bb"]);
+        assert_eq!(texts(&items), ["a", "bb"]);
         assert_eq!(outbox.queued_bytes(), 0);
+        assert!(outbox.take_now(&mut items).is_none());
     }
 
     #[tokio::test]
@@ -377,14 +397,14 @@ mod tests {
         assert_eq!(outbox.push(&frame("1")), Pushed::Overflow);
         assert_eq!(outbox.push(&frame("1")), Pushed::Closed);
         outbox.aborted().await;
-        let mut frames = VecDeque::new();
-        let batch = outbox.take(&mut frames).await;
-        assert!(frames.is_empty());
+        let mut items = VecDeque::new();
+        let batch = outbox.take_now(&mut items).unwrap();
+        assert!(items.is_empty());
         assert_eq!(batch.close.unwrap().code, close::SLOW_CONSUMER);
     }
 
-    #[tokio::test]
-    async fn close_after_drain_keeps_queued_frames_and_first_close_wins() {
+    #[test]
+    fn close_after_drain_keeps_queued_frames_and_first_close_wins() {
         let outbox = Outbox::new(100);
         outbox.push(&frame("bye"));
         outbox.close_after_drain(Close {
@@ -395,9 +415,36 @@ mod tests {
             code: close::IDLE_TIMEOUT,
             reason: "idle",
         });
-        let mut frames = VecDeque::new();
-        let batch = outbox.take(&mut frames).await;
-        assert_eq!(frames.len(), 1);
+        let mut items = VecDeque::new();
+        let batch = outbox.take_now(&mut items).unwrap();
+        assert_eq!(items.len(), 1);
         assert_eq!(batch.close.unwrap().code, close::GOING_AWAY);
+    }
+
+    /// Counts wake-ups of a task.
+    struct Counter(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn only_a_waiting_writer_is_woken_and_only_once() {
+        let outbox = Outbox::new(100);
+        let counter = Arc::new(Counter(Default::default()));
+        let waker = std::task::Waker::from(Arc::clone(&counter));
+        // Busy (not waiting): notifications cost nothing and wake nobody.
+        outbox.notify();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        outbox.wait(&waker);
+        outbox.notify();
+        outbox.notify();
+        outbox.push(&frame("x"));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "one wake per wait");
+        outbox.wait(&waker);
+        outbox.resume();
+        outbox.notify();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "resumed: busy again");
     }
 }

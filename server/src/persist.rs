@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::hub::{now_ms, Room};
+use crate::hub::now_ms;
 use crate::metrics::Metrics;
+use crate::room::Room;
 use crate::store::{Retention, Store, StoredMessage};
 
 /// Most messages committed in one transaction.

@@ -12,9 +12,10 @@ use hubbub_protocol::{
     close, decode_client, names, ClientMsg, ErrorCode, HistoryMessage, ServerMsg, PROTOCOL_VERSION,
 };
 
-use crate::hub::{history_message, now_ms, Conn, Hub, Said};
+use crate::hub::{now_ms, Conn, Hub};
 use crate::metrics::Metrics;
 use crate::outbox::Close;
+use crate::room::{history_message, Said};
 
 /// Requests per second a connection may sustain, with a burst allowance.
 struct TokenBucket {
@@ -178,7 +179,7 @@ impl Session {
             ClientMsg::Leave { room } => {
                 if let Some(at) = self.rooms.iter().position(|r| *r == room) {
                     self.rooms.swap_remove(at);
-                    self.hub.leave(&room, self.conn.id);
+                    self.hub.leave(&room, &self.conn);
                     self.conn.send(&ServerMsg::Left {
                         room,
                         users: vec![name],
@@ -202,7 +203,7 @@ impl Session {
                     .hub
                     .say(&room, &self.conn, &name, text, client_id.clone())
                 {
-                    Ok(Said::Queued) => {} // acked once durable
+                    Ok(Said::Queued | Said::Waiting) => {} // acked once durable
                     Ok(Said::Duplicate(seq)) => self.conn.send(&ServerMsg::Ack {
                         client_id,
                         room: Some(room),

@@ -22,9 +22,10 @@
 //! continues on an indented line), so nobody can send terminal escape
 //! sequences to a bare terminal or fake a line from someone else.
 
-use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use hubbub_protocol::{close, ClientMsg, ServerMsg};
@@ -33,8 +34,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
+use crate::feed::{Feed, Fill};
 use crate::hub::{now_ms, Conn, Hub};
-use crate::outbox::{Close, Frame};
+use crate::outbox::{Batch, Close};
+use crate::room::{Sink, Wire};
 use crate::session::Session;
 
 /// The room every TCP user joins after picking a name.
@@ -117,6 +120,7 @@ where
     let done = CancellationToken::new();
     let write_task = tokio::spawn(write_loop(
         writer,
+        Arc::clone(&hub),
         Arc::clone(&conn),
         hub.config.idle_timeout,
         done.clone(),
@@ -442,35 +446,94 @@ fn clean_input(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Drains the outbox into the socket, rendering each frame as text lines,
-/// one write and flush per batch; on a close, a last line says why.
-async fn write_loop<W>(mut writer: W, conn: Arc<Conn>, idle: Duration, done: CancellationToken)
-where
+/// Most bytes of rendered lines gathered for one write.
+const LINES_PER_WRITE: usize = 64 * 1024;
+
+/// Renders what the feed hands over as text lines.
+struct LineSink<'a> {
+    renderer: &'a mut Renderer,
+    out: &'a mut Vec<u8>,
+}
+
+impl LineSink<'_> {
+    fn take(&mut self, json: &[u8]) -> bool {
+        if self.out.len() >= LINES_PER_WRITE {
+            return false;
+        }
+        match std::str::from_utf8(json) {
+            Ok(frame) => self.renderer.frame(frame, self.out),
+            Err(_) => tracing::warn!("tcp gateway: a frame that is not UTF-8"),
+        }
+        true
+    }
+}
+
+impl Sink for LineSink<'_> {
+    fn message(&mut self, wire: &Wire) -> bool {
+        self.take(wire.json())
+    }
+
+    fn text(&mut self, text: &Utf8Bytes) -> bool {
+        self.take(text.as_bytes())
+    }
+}
+
+/// Writes what the connection's feed hands over (its outbox, its rooms'
+/// messages), rendered as text lines, one write and flush per batch; on a
+/// close, a last line says why. A socket that takes nothing for
+/// `write_timeout` is closed.
+async fn write_loop<W>(
+    mut writer: W,
+    hub: Arc<Hub>,
+    conn: Arc<Conn>,
+    idle: Duration,
+    done: CancellationToken,
+) where
     W: AsyncWrite + Unpin,
 {
     let outbox = &conn.outbox;
-    let mut frames = VecDeque::new();
+    let mut feed = Feed::default();
     let mut renderer = Renderer::default();
     let mut out = Vec::with_capacity(4 * 1024);
     loop {
-        let batch = outbox.take(&mut frames).await;
         out.clear();
-        for frame in frames.drain(..) {
-            if let Frame::Text(text) = frame {
-                renderer.frame(text.as_str(), &mut out);
+        let mut control = Batch::default();
+        poll_fn(|cx| {
+            let mut waited = false;
+            loop {
+                let mut sink = LineSink {
+                    renderer: &mut renderer,
+                    out: &mut out,
+                };
+                let fill = feed.poll_fill(cx, &hub, &conn, &mut sink, true, &mut control);
+                if !out.is_empty() || control.close.is_some() || fill == Fill::Full {
+                    if waited {
+                        outbox.resume();
+                    }
+                    return Poll::Ready(());
+                }
+                if fill == Fill::Reading || waited {
+                    return Poll::Pending;
+                }
+                // Say we wait, then look once more (see `Outbox::wait`).
+                outbox.wait(cx.waker());
+                waited = true;
             }
-        }
-        if let Some(close) = batch.close {
+        })
+        .await;
+        if let Some(close) = control.close {
             closing_line(close, idle, &mut out);
         }
         let written = tokio::select! {
             biased;
-            result = write_out(&mut writer, &out) => Some(result.is_ok()),
+            result = tokio::time::timeout(hub.config.write_timeout, write_out(&mut writer, &out)) => {
+                Some(matches!(result, Ok(Ok(()))))
+            }
             // Closing without draining: say why, briefly, and stop.
             _ = outbox.aborted() => None,
         };
         match written {
-            Some(true) if batch.close.is_none() => continue,
+            Some(true) if control.close.is_none() => continue,
             Some(_) => break,
             None => {
                 if let Some(close) = outbox.close_reason() {

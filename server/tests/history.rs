@@ -170,18 +170,53 @@ async fn a_client_that_drops_mid_stream_resumes_with_no_gap_and_no_duplicate() {
 }
 
 #[tokio::test]
-async fn a_client_too_far_behind_is_told_to_resync() {
+async fn a_client_behind_the_room_log_resumes_from_the_store() {
     let server = TestServer::start(|c| {
         fast(c);
-        c.resume_limit = 10;
+        c.room_log = 10;
         c.history = 5;
     })
     .await;
     let mut alice = server.join_as("alice").await;
     alice.join_with_history("lobby").await;
     send_many(&mut alice, "lobby", "m", 30).await;
+    // 25 behind, the log holds the last 10: the rest comes from the store,
+    // with no gap, no duplicate, and no resync.
     let mut bob = server.join_as("bob").await;
     bob.send(json!({"type": "join", "room": "lobby", "since": 5}))
+        .await;
+    assert!(matches!(bob.recv().await, ServerMsg::Presence { .. }));
+    let mut got = Vec::new();
+    while got.len() < 25 {
+        match bob.recv().await {
+            ServerMsg::Message { seq, .. } => got.push(seq),
+            ServerMsg::History { .. } => panic!("a resume the store can serve must not resync"),
+            _ => {}
+        }
+    }
+    assert_eq!(got, (6..=30).collect::<Vec<_>>());
+    // And then live ones.
+    assert_eq!(alice.say("lobby", "live", "live-1").await, 31);
+    assert!(matches!(
+        bob.recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+            .await,
+        ServerMsg::Message { seq: 31, .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_client_ahead_of_the_room_is_told_to_resync() {
+    let server = TestServer::start(|c| {
+        fast(c);
+        c.history = 5;
+    })
+    .await;
+    let mut alice = server.join_as("alice").await;
+    alice.join_with_history("lobby").await;
+    send_many(&mut alice, "lobby", "m", 8).await;
+    // A `since` the room never reached (its data was reset): fresh history.
+    let mut bob = server.join_as("bob").await;
+    bob.send(json!({"type": "join", "room": "lobby", "since": 50}))
         .await;
     bob.recv().await;
     let history = bob.recv().await;
@@ -189,7 +224,7 @@ async fn a_client_too_far_behind_is_told_to_resync() {
         matches!(history, ServerMsg::History { resync: true, .. }),
         "{history:?}"
     );
-    assert_eq!(seqs(&history), (26..=30).collect::<Vec<_>>());
+    assert_eq!(seqs(&history), (4..=8).collect::<Vec<_>>());
 }
 
 #[tokio::test]

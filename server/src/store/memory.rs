@@ -76,6 +76,20 @@ impl Store for MemoryStore {
         Ok(log.messages.range(start..end).cloned().collect())
     }
 
+    fn after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let rooms = self.rooms.lock();
+        let Some(log) = rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        let start = log.messages.partition_point(|m| m.seq <= after);
+        Ok(log.messages.range(start..).take(limit).cloned().collect())
+    }
+
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
         let mut rooms = self.rooms.lock();
         let mut dropped = 0;

@@ -108,6 +108,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError>;
 
+    /// Up to `limit` messages of `room` with `seq > after`, oldest first:
+    /// how a reader that fell behind the room's in-memory log catches up.
+    fn after(&self, room: &str, after: u64, limit: usize)
+        -> Result<Vec<StoredMessage>, StoreError>;
+
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
 
@@ -175,6 +180,12 @@ mod tests {
         let page = store.history("lobby", None, 100).unwrap();
         assert_eq!(page.len(), 5);
         assert!(store.history("nowhere", None, 10).unwrap().is_empty());
+        let page = store.after("lobby", 2, 2).unwrap();
+        assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(page[0], batch[2]);
+        assert_eq!(store.after("lobby", 4, 10).unwrap().len(), 1);
+        assert!(store.after("lobby", 5, 10).unwrap().is_empty());
+        assert!(store.after("nowhere", 0, 10).unwrap().is_empty());
 
         // Keep the last 2 of each room, then nothing older than 4.5 s.
         let dropped = store

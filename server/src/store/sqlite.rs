@@ -198,6 +198,26 @@ impl Store for SqliteStore {
         page(&self.reader.lock(), room, before.unwrap_or(u64::MAX), limit)
     }
 
+    fn after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, sender, text, sent_at, client_id FROM messages
+             WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let messages = stmt
+            .query_map(params![room, after, limit as i64], |row| {
+                row_to_message(room, row)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(messages)
+    }
+
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
         let conn = self.writer.lock();
         let mut dropped = 0;

@@ -1,0 +1,604 @@
+//! A room: its members, its log of committed messages, and its coalesced
+//! presence notices.
+//!
+//! **The log is the fan-out.** Each committed message is serialized once
+//! into a ready-to-write WebSocket frame ([`Wire`]) and appended to the
+//! room's in-memory log (the latest `room_log` messages). Nothing is pushed
+//! to the members: each member's connection keeps a cursor (the last `seq`
+//! it delivered) and its writer pulls what is past the cursor, as much as
+//! its socket takes ([`Room::pull`]). A commit only wakes the members that
+//! were waiting with nothing to write. A member that fell behind the log
+//! catches up from the store by `seq` ([`crate::feed`]) and rejoins the log;
+//! memory is bounded per room, not per member.
+//!
+//! Presence: a room remembers which names it has *announced*. Joins and
+//! leaves change the members at once, and the difference between members
+//! and announced names goes out as one `joined` and one `left` frame per
+//! room at most once per `presence_interval`; so 10,000 joins cost a few
+//! dozen frames per member rather than 10,000. A joiner's `presence`
+//! snapshot is the announced set; the next notice brings it up to date,
+//! its own name included, so every member learns of every change exactly once.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hubbub_protocol::{HistoryMessage, ServerMsg};
+use parking_lot::Mutex;
+use tungstenite::Utf8Bytes;
+
+use crate::hub::{frame, Conn, ConnId};
+use crate::store::StoredMessage;
+use crate::ws::{self, OpCode};
+
+/// Most `(user, client_id)` pairs a room remembers for idempotent retries:
+/// a retry of a send older than this many sends in its room is taken as new.
+pub const CLIENT_ID_WINDOW: usize = 10_000;
+
+/// A room message as it goes on the wire: a whole WebSocket text frame
+/// (header, then the `message` JSON), made once and copied to every member.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    pub seq: u64,
+    /// Header and payload.
+    pub bytes: Bytes,
+    /// Length of the header; the JSON starts there.
+    pub header: u8,
+}
+
+impl Wire {
+    /// The frame of a stored message. The same message always makes the same
+    /// bytes, whether it comes from the log or from the store.
+    pub fn of(msg: &StoredMessage) -> Wire {
+        let json = ServerMsg::Message {
+            room: msg.room.clone(),
+            seq: msg.seq,
+            from: msg.from.clone(),
+            text: msg.text.clone(),
+            sent_at: msg.sent_at,
+        }
+        .to_json();
+        let mut header = [0; ws::MAX_SERVER_HEADER];
+        let len = ws::encode_header(OpCode::Text, json.len(), &mut header);
+        let mut bytes = BytesMut::with_capacity(len + json.len());
+        bytes.put_slice(&header[..len]);
+        bytes.put_slice(json.as_bytes());
+        Wire {
+            seq: msg.seq,
+            bytes: bytes.freeze(),
+            header: len as u8,
+        }
+    }
+
+    /// The `message` JSON without the WebSocket header.
+    pub fn json(&self) -> &[u8] {
+        &self.bytes[usize::from(self.header)..]
+    }
+}
+
+/// A stored message as `history` carries it.
+pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
+    HistoryMessage {
+        seq: msg.seq,
+        from: msg.from.clone(),
+        text: msg.text.clone(),
+        sent_at: msg.sent_at,
+    }
+}
+
+/// Where a writer puts what it pulls; see [`crate::feed`].
+pub trait Sink {
+    /// Takes a room message's frame; `false` (and nothing taken) if it does
+    /// not fit now.
+    fn message(&mut self, wire: &Wire) -> bool;
+    /// Takes a frame of JSON text (acks, presence, errors ...); `false`
+    /// (and nothing taken) if it does not fit now.
+    fn text(&mut self, text: &Utf8Bytes) -> bool;
+}
+
+/// How far [`Room::pull`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pulled {
+    /// The cursor reached what was asked (or everything committed).
+    Done,
+    /// The sink is full; pull again once it is written.
+    Full,
+    /// The next message is no longer in the log: catch up from the store.
+    Behind,
+}
+
+/// A member's name as a room keeps it: one allocation shared by the
+/// member, the online count and the announced set.
+pub type Name = Arc<str>;
+
+struct Member {
+    name: Name,
+    conn: Arc<Conn>,
+}
+
+/// A message given a `seq` but not committed yet, and whom to ack when it lands.
+struct Pending {
+    seq: u64,
+    ackers: Vec<(Arc<Conn>, Option<String>)>,
+}
+
+/// A committed message in the log.
+struct Entry {
+    msg: StoredMessage,
+    wire: Wire,
+}
+
+/// What became of a `send`.
+pub enum Said {
+    /// Given the next `seq`; the ack follows once it is durable.
+    Queued,
+    /// Joined a retry of a message not yet durable; acked when it is.
+    Waiting,
+    /// A retry of a message already durable: ack with its `seq` now.
+    Duplicate(u64),
+}
+
+struct RoomState {
+    members: HashMap<ConnId, Member>,
+    /// Connections per member name: who is online, without a scan.
+    online: HashMap<Name, usize>,
+    /// Names every member has been told about.
+    announced: BTreeSet<Name>,
+    /// The `presence` frame for `announced`, serialized once and shared by
+    /// every joiner until `announced` changes.
+    snapshot: Option<Utf8Bytes>,
+    /// Names whose presence may differ from `announced`.
+    changed: BTreeSet<Name>,
+    last_flush: Option<Instant>,
+    flush_scheduled: bool,
+    /// Set when the room was removed from the hub; a late joiner retries.
+    closed: bool,
+    /// The last `seq` given out (durable or not yet).
+    last_seq: u64,
+    /// The latest committed messages, oldest first, contiguous, ending at
+    /// [`Room::delivered`].
+    log: VecDeque<Entry>,
+    /// Messages given a `seq` but not committed yet, oldest first.
+    pending: VecDeque<Pending>,
+    /// Recent `(sender key, client_id)` → `seq`, for idempotent retries.
+    client_ids: HashMap<(String, String), u64>,
+    /// Insertion order of `client_ids`, to forget the oldest.
+    client_id_order: VecDeque<(String, String)>,
+}
+
+impl RoomState {
+    fn add(&mut self, id: ConnId, member: Member) -> bool {
+        let name = Arc::clone(&member.name);
+        if self.members.insert(id, member).is_some() {
+            return false;
+        }
+        *self.online.entry(name.clone()).or_default() += 1;
+        self.changed.insert(name);
+        true
+    }
+
+    fn remove(&mut self, id: ConnId) -> bool {
+        let Some(member) = self.members.remove(&id) else {
+            return false;
+        };
+        self.forget(&member.name);
+        self.changed.insert(member.name);
+        true
+    }
+
+    /// Counts one connection of `name` less.
+    fn forget(&mut self, name: &str) {
+        if let Some(count) = self.online.get_mut(name) {
+            *count -= 1;
+            if *count == 0 {
+                self.online.remove(name);
+            }
+        }
+    }
+
+    fn broadcast(&self, frame: &Utf8Bytes) {
+        for member in self.members.values() {
+            member.conn.outbox.push(frame);
+        }
+    }
+
+    fn remember_client_id(&mut self, user: String, client_id: String, seq: u64) {
+        let key = (user, client_id);
+        if self.client_ids.insert(key.clone(), seq).is_none() {
+            self.client_id_order.push_back(key);
+            if self.client_id_order.len() > CLIENT_ID_WINDOW {
+                if let Some(old) = self.client_id_order.pop_front() {
+                    self.client_ids.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The `seq` of the oldest message in the log (one past the last
+    /// committed when the log is empty).
+    fn first_in_log(&self, delivered: u64) -> u64 {
+        delivered + 1 - self.log.len() as u64
+    }
+}
+
+/// What the store knows of a room when it is opened.
+pub struct Loaded {
+    pub last_seq: u64,
+    pub recent: Vec<StoredMessage>,
+    /// `(sender key, client_id, seq)`, oldest first.
+    pub client_ids: Vec<(String, String, u64)>,
+}
+
+pub struct Room {
+    pub name: String,
+    state: Mutex<RoomState>,
+    /// The last `seq` committed and in the log. Written under the state
+    /// lock; read without it by writers checking whether there is news.
+    delivered: AtomicU64,
+    /// Set once the room's sequence and log are loaded.
+    pub ready: tokio::sync::OnceCell<()>,
+    /// How many committed messages the log keeps.
+    log_cap: usize,
+}
+
+impl Room {
+    pub fn new(name: String, log_cap: usize) -> Room {
+        Room {
+            name,
+            ready: tokio::sync::OnceCell::new(),
+            log_cap: log_cap.max(1),
+            delivered: AtomicU64::new(0),
+            state: Mutex::new(RoomState {
+                members: HashMap::new(),
+                online: HashMap::new(),
+                announced: BTreeSet::new(),
+                snapshot: None,
+                changed: BTreeSet::new(),
+                last_flush: None,
+                flush_scheduled: false,
+                closed: false,
+                last_seq: 0,
+                log: VecDeque::new(),
+                pending: VecDeque::new(),
+                client_ids: HashMap::new(),
+                client_id_order: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// Fills a freshly opened room from the store.
+    pub fn load(&self, loaded: Loaded) {
+        let mut state = self.state.lock();
+        state.last_seq = loaded.last_seq;
+        for (user, client_id, seq) in loaded.client_ids {
+            state.remember_client_id(user, client_id, seq);
+        }
+        let skip = loaded.recent.len().saturating_sub(self.log_cap);
+        for msg in loaded.recent.into_iter().skip(skip) {
+            let wire = Wire::of(&msg);
+            state.log.push_back(Entry { msg, wire });
+        }
+        self.delivered.store(loaded.last_seq, Ordering::SeqCst);
+    }
+
+    /// The last committed `seq`.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::SeqCst)
+    }
+
+    /// The `seq` of the oldest message in the log (one past the last
+    /// committed when the log is empty): a resume from before it is served
+    /// from the store.
+    pub fn oldest_in_log(&self) -> u64 {
+        let state = self.state.lock();
+        state.first_in_log(self.delivered())
+    }
+
+    /// Called by the persist thread once `msgs` (a run of this room's
+    /// messages, in `seq` order) are durable: appends them to the log,
+    /// queues each sender's ack behind its message, and wakes the members
+    /// that were waiting.
+    pub fn committed(self: &Arc<Room>, msgs: impl IntoIterator<Item = StoredMessage>) {
+        let mut state = self.state.lock();
+        let mut last = None;
+        for msg in msgs {
+            let pending = state.pending.pop_front();
+            debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
+            let seq = msg.seq;
+            if let Some(pending) = pending {
+                for (conn, client_id) in pending.ackers {
+                    let ack = frame(&ServerMsg::Ack {
+                        client_id,
+                        room: Some(self.name.clone()),
+                        seq: Some(seq),
+                    });
+                    // A sender gets its message before the ack for it.
+                    conn.outbox.push_after(Arc::clone(self), seq, &ack);
+                }
+            }
+            let wire = Wire::of(&msg);
+            state.log.push_back(Entry { msg, wire });
+            if state.log.len() > self.log_cap {
+                state.log.pop_front();
+            }
+            last = Some(seq);
+        }
+        let Some(last) = last else { return };
+        self.delivered.store(last, Ordering::SeqCst);
+        for member in state.members.values() {
+            member.conn.outbox.notify();
+        }
+    }
+
+    /// Moves `cursor` along the log up to `upto` (or the last committed
+    /// message), handing each message to `sink`.
+    pub fn pull<S: Sink>(&self, cursor: &mut u64, upto: u64, sink: &mut S) -> Pulled {
+        // Without the lock first: most calls find nothing new.
+        let end = upto.min(self.delivered());
+        if *cursor >= end {
+            return Pulled::Done;
+        }
+        let state = self.state.lock();
+        let end = upto.min(self.delivered());
+        let first = state.first_in_log(self.delivered());
+        if *cursor + 1 < first {
+            return Pulled::Behind;
+        }
+        let start = (*cursor + 1 - first) as usize;
+        for entry in state.log.range(start..) {
+            if entry.wire.seq > end {
+                break;
+            }
+            if !sink.message(&entry.wire) {
+                return Pulled::Full;
+            }
+            *cursor = entry.wire.seq;
+        }
+        Pulled::Done
+    }
+
+    /// Adds `conn` as `name`: queues, in order, the `presence` snapshot,
+    /// then (unless resuming) the latest `history` messages, then the start
+    /// of its cursor. Resuming from `since`, the cursor starts there and the
+    /// writer delivers every message after it, from the log or the store.
+    /// `resync`: `since` cannot be honoured (ahead of the room, or older
+    /// than what the store keeps), so fresh history is sent, marked so.
+    /// Returns `false` if the room was closed meanwhile (open it again).
+    pub fn join(
+        self: &Arc<Room>,
+        conn: &Arc<Conn>,
+        name: &str,
+        since: Option<u64>,
+        history: usize,
+        presence_interval: Duration,
+    ) -> bool {
+        let mut state = self.state.lock();
+        if state.closed {
+            return false;
+        }
+        let snapshot = match &state.snapshot {
+            Some(snapshot) => snapshot.clone(),
+            None => {
+                let snapshot = frame(&ServerMsg::Presence {
+                    room: self.name.clone(),
+                    users: state.announced.iter().map(|n| n.to_string()).collect(),
+                });
+                state.snapshot = Some(snapshot.clone());
+                snapshot
+            }
+        };
+        conn.outbox.push(&snapshot);
+        let delivered = self.delivered();
+        match since {
+            Some(since) if since <= delivered => conn.outbox.join(Arc::clone(self), since),
+            _ => {
+                let limit = history.min(state.log.len());
+                let skip = state.log.len() - limit;
+                let messages: Vec<HistoryMessage> = state
+                    .log
+                    .iter()
+                    .skip(skip)
+                    .map(|e| history_message(&e.msg))
+                    .collect();
+                conn.send(&ServerMsg::History {
+                    room: self.name.clone(),
+                    has_more: messages.first().is_some_and(|m| m.seq > 1),
+                    messages,
+                    before: None,
+                    resync: since.is_some(),
+                });
+                conn.outbox.join(Arc::clone(self), delivered);
+            }
+        }
+        let member = Member {
+            name: Arc::from(name),
+            conn: Arc::clone(conn),
+        };
+        if state.add(conn.id, member) {
+            self.presence_changed(&mut state, presence_interval);
+        }
+        true
+    }
+
+    /// Removes connection `id`; its writer stops reading the log.
+    pub fn leave(self: &Arc<Room>, conn: &Conn, presence_interval: Duration) {
+        let mut state = self.state.lock();
+        conn.outbox.leave(Arc::clone(self));
+        if state.remove(conn.id) {
+            self.presence_changed(&mut state, presence_interval);
+        }
+    }
+
+    /// Whether the room is idle (no members, nothing to commit, no notice
+    /// due); if so it is closed for good and a late joiner opens it again.
+    pub fn close_if_idle(&self) -> bool {
+        let mut state = self.state.lock();
+        let idle = state.members.is_empty() && state.pending.is_empty() && !state.flush_scheduled;
+        if idle {
+            state.closed = true;
+        }
+        idle
+    }
+
+    /// Gives a message from `from` (whose key is `user`) the next `seq`, or
+    /// recognises a retry of its `client_id`. `submit` hands it to the
+    /// persist thread; if it refuses, nothing changes.
+    pub fn say(
+        &self,
+        conn: &Arc<Conn>,
+        from: &str,
+        user: String,
+        text: String,
+        client_id: Option<String>,
+        submit: impl FnOnce(StoredMessage) -> bool,
+    ) -> Option<Said> {
+        let mut state = self.state.lock();
+        let key = client_id.as_ref().map(|id| (user, id.clone()));
+        if let Some(seq) = key.as_ref().and_then(|k| state.client_ids.get(k)).copied() {
+            if seq <= self.delivered() {
+                return Some(Said::Duplicate(seq));
+            }
+            if let Some(pending) = state.pending.iter_mut().find(|p| p.seq == seq) {
+                pending.ackers.push((Arc::clone(conn), client_id));
+                return Some(Said::Waiting);
+            }
+        }
+        let seq = state.last_seq + 1;
+        let msg = StoredMessage {
+            room: self.name.clone(),
+            seq,
+            from: from.to_string(),
+            text,
+            sent_at: crate::hub::now_ms(),
+            client_id: client_id.clone(),
+        };
+        if !submit(msg) {
+            return None;
+        }
+        state.last_seq = seq;
+        state.pending.push_back(Pending {
+            seq,
+            ackers: vec![(Arc::clone(conn), client_id)],
+        });
+        if let Some((user, id)) = key {
+            state.remember_client_id(user, id, seq);
+        }
+        Some(Said::Queued)
+    }
+
+    /// Who is online now, sorted.
+    pub fn online(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .state
+            .lock()
+            .online
+            .keys()
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// How many distinct users are online now.
+    pub fn online_count(&self) -> usize {
+        self.state.lock().online.len()
+    }
+
+    /// Tells every member but `except` that `user` is typing.
+    pub fn typing(&self, except: ConnId, user: &str) {
+        let notice = frame(&ServerMsg::Typing {
+            room: self.name.clone(),
+            user: user.to_string(),
+        });
+        let state = self.state.lock();
+        for member in state.members.values().filter(|m| m.conn.id != except) {
+            member.conn.outbox.push(&notice);
+        }
+    }
+
+    /// The member `conn` now goes by `new` (was `old`); the others are told.
+    pub fn rename(&self, conn: &Conn, old: &str, new: &str) {
+        let mut state = self.state.lock();
+        let Some(member) = state.members.get_mut(&conn.id) else {
+            return;
+        };
+        let new_name: Name = Arc::from(new);
+        member.name = Arc::clone(&new_name);
+        state.forget(old);
+        *state.online.entry(Arc::clone(&new_name)).or_default() += 1;
+        if state.announced.remove(old) {
+            state.announced.insert(new_name);
+            state.snapshot = None;
+            let notice = frame(&ServerMsg::Renamed {
+                room: Some(self.name.clone()),
+                from: old.to_string(),
+                to: new.to_string(),
+            });
+            for member in state.members.values().filter(|m| m.conn.id != conn.id) {
+                member.conn.outbox.push(&notice);
+            }
+        } else if state.changed.remove(old) {
+            // Not announced yet: the pending notice will carry the new name.
+            state.changed.insert(new_name);
+        }
+    }
+
+    /// Sends the pending presence difference now, or schedules it for when
+    /// the presence interval since the last notice has passed.
+    fn presence_changed(self: &Arc<Room>, state: &mut RoomState, interval: Duration) {
+        if state.flush_scheduled {
+            return;
+        }
+        let now = Instant::now();
+        match state.last_flush {
+            Some(last) if now < last + interval => {
+                state.flush_scheduled = true;
+                let room = Arc::clone(self);
+                tokio::spawn(async move {
+                    tokio::time::sleep_until((last + interval).into()).await;
+                    let mut state = room.state.lock();
+                    state.flush_scheduled = false;
+                    room.flush_presence(&mut state);
+                });
+            }
+            _ => self.flush_presence(state),
+        }
+    }
+
+    fn flush_presence(&self, state: &mut RoomState) {
+        state.last_flush = Some(Instant::now());
+        let mut joined = Vec::new();
+        let mut left = Vec::new();
+        for name in std::mem::take(&mut state.changed) {
+            match (
+                state.online.contains_key(&name),
+                state.announced.contains(&name),
+            ) {
+                (true, false) => joined.push(name),
+                (false, true) => left.push(name),
+                _ => {}
+            }
+        }
+        for name in &left {
+            state.announced.remove(name);
+        }
+        state.announced.extend(joined.iter().cloned());
+        if !joined.is_empty() || !left.is_empty() {
+            state.snapshot = None;
+        }
+        if !joined.is_empty() {
+            state.broadcast(&frame(&ServerMsg::Joined {
+                room: self.name.clone(),
+                users: joined.iter().map(|n| n.to_string()).collect(),
+            }));
+        }
+        if !left.is_empty() {
+            state.broadcast(&frame(&ServerMsg::Left {
+                room: self.name.clone(),
+                users: left.iter().map(|n| n.to_string()).collect(),
+            }));
+        }
+    }
+}
