@@ -39,7 +39,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -340,8 +340,9 @@ impl http_body::Body for TimedBody {
                     if this.min_rate > 0 && !data.is_empty() {
                         let earned =
                             Duration::from_secs_f64(data.len() as f64 / this.min_rate as f64);
-                        let later: Instant = this.deadline.deadline() + earned;
-                        this.deadline.as_mut().reset(later);
+                        if let Some(later) = this.deadline.deadline().checked_add(earned) {
+                            this.deadline.as_mut().reset(later);
+                        }
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))

@@ -436,3 +436,28 @@ async fn tls_handshakes_and_headers_are_bounded_too() {
         String::from_utf8_lossy(&raw)
     );
 }
+
+#[tokio::test]
+async fn a_stalled_request_does_not_hold_up_shutdown() {
+    let server = TestServer::start(|c| {
+        c.header_timeout = Duration::from_secs(60);
+        c.body_timeout = Duration::from_secs(60);
+        c.shutdown_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut headers = TcpStream::connect(server.addr).await.unwrap();
+    headers
+        .write_all(b"GET / HTTP/1.1\r\nHost: x")
+        .await
+        .unwrap();
+    let mut body = TcpStream::connect(server.addr).await.unwrap();
+    let head = "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    body.write_all(head.as_bytes()).await.unwrap();
+    // Both are in the server's hands before it is told to stop.
+    assert_eq!(
+        http(server.addr, "GET", "/healthz", &[], None).await.status,
+        200
+    );
+    // `shutdown` fails unless the server stops within the test deadline.
+    server.shutdown().await;
+}
