@@ -11,6 +11,10 @@
 //! Passwords are hashed with argon2id. Login and registration are throttled
 //! per client address; a failed login says nothing about which half was wrong.
 //!
+//! Every error of the API is JSON, `{"error": code, "message": text}`
+//! ([`ApiError`]): bad bodies, too large or too slow ones ([`ApiJson`]),
+//! unknown `/api` paths and wrong methods included.
+//!
 //! Every browser-reachable entry point (the API and `/ws`) checks `Origin`
 //! against the server's own origin and `--allowed-origin`, which stops
 //! cross-site WebSocket hijacking; requests without `Origin` (not from a
@@ -23,18 +27,21 @@ use std::sync::Arc;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::{ConnectInfo, FromRef, State};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hubbub_protocol::names;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::http::BodyError;
 use crate::hub::{now_ms, Account, Hub};
 use crate::store::{StoreError, UserRecord};
 use crate::PeerAddr;
@@ -45,6 +52,8 @@ pub const COOKIE: &str = "hubbub_session";
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
 /// Login and registration attempts per minute per client address.
 pub const AUTH_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// Largest request body the HTTP API reads.
+pub const API_BODY_LIMIT: usize = 16 * 1024;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -70,13 +79,85 @@ impl FromRef<AppState> for Arc<Hub> {
     }
 }
 
-/// The account routes.
+/// The account routes; any other `/api` path is a JSON 404, and a wrong
+/// method a JSON 405.
 pub fn routes() -> Router<AppState> {
+    let post_only = || async { ApiError::MethodNotAllowed("POST") };
     Router::new()
-        .route("/api/register", post(register))
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/session", get(session))
+        .route("/api/register", post(register).fallback(post_only))
+        .route("/api/login", post(login).fallback(post_only))
+        .route("/api/logout", post(logout).fallback(post_only))
+        .route(
+            "/api/session",
+            get(session).fallback(|| async { ApiError::MethodNotAllowed("GET, HEAD") }),
+        )
+        .route("/api", any(|| async { ApiError::NotFound }))
+        .route("/api/{*rest}", any(|| async { ApiError::NotFound }))
+}
+
+/// A JSON request body of the API, of at most [`API_BODY_LIMIT`] bytes.
+/// Unlike axum's `Json`, every way it can be refused is an [`ApiError`];
+/// a body declared too large is refused before a byte of it is read.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > API_BODY_LIMIT as u64) {
+            tracing::info!(declared, "API request refused: body too large");
+            return Err(ApiError::BodyTooLarge);
+        }
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let err = ApiError::from(rejection);
+                // A slow body was logged where it was cut.
+                if !matches!(err, ApiError::BodyTimeout) {
+                    tracing::info!(code = err.code(), "API request refused: bad body");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the body is not valid JSON"),
+            JsonRejection::JsonDataError(_) => {
+                ApiError::BadRequest("the body lacks a field or has one of the wrong type")
+            }
+            JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(
+                FailedToBufferBody::LengthLimitError(_),
+            )) => ApiError::BodyTooLarge,
+            other if cut_for_slowness(&other) => ApiError::BodyTimeout,
+            _ => ApiError::BadRequest("the body could not be read"),
+        }
+    }
+}
+
+/// Whether `err` comes from a body [`crate::http::TimedBody`] cut.
+fn cut_for_slowness(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if matches!(err.downcast_ref::<BodyError>(), Some(BodyError::TooSlow)) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// Why an HTTP request was refused. The body is `{"error": code, "message": text}`;
@@ -99,6 +180,19 @@ pub enum ApiError {
     TooManyAttempts,
     #[error("too many open connections")]
     TooManyConnections,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("send the body as JSON, with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the body is larger than {API_BODY_LIMIT} bytes")]
+    BodyTooLarge,
+    #[error("the request body arrived too slowly")]
+    BodyTimeout,
+    #[error("no such API endpoint")]
+    NotFound,
+    /// With the methods the path allows.
+    #[error("this endpoint takes {0}")]
+    MethodNotAllowed(&'static str),
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -114,6 +208,12 @@ impl ApiError {
             ApiError::ForbiddenOrigin => "forbidden_origin",
             ApiError::TooManyAttempts => "too_many_attempts",
             ApiError::TooManyConnections => "too_many_connections",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::BodyTooLarge => "body_too_large",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -129,6 +229,12 @@ impl ApiError {
             ApiError::TooManyAttempts | ApiError::TooManyConnections => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -140,12 +246,18 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %err, "request failed");
         }
         let body = serde_json::json!({"error": self.code(), "message": self.to_string()});
-        (
+        let mut response = (
             self.status(),
             [(header::CACHE_CONTROL, "no-store")],
             Json(body),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
     }
 }
 
@@ -322,7 +434,7 @@ async fn register(
     State(state): State<AppState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    Json(credentials): Json<Credentials>,
+    ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let hub = &state.hub;
     admit_attempt(&state, peer, &headers)?;
@@ -373,7 +485,7 @@ async fn login(
     State(state): State<AppState>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
-    Json(credentials): Json<Credentials>,
+    ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let hub = &state.hub;
     admit_attempt(&state, peer, &headers)?;

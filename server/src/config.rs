@@ -128,6 +128,33 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_MAX_CONNS_PER_USER", default_value_t = 16)]
     pub max_conns_per_user: usize,
 
+    /// Most HTTP connections (every accepted connection until it upgrades to
+    /// a WebSocket, TLS handshake included) from one client address; one more
+    /// is closed at once. Behind a proxy this counts the proxy's connections.
+    #[arg(long, env = "HUBBUB_MAX_HTTP_CONNS_PER_IP", default_value_t = 32)]
+    pub max_http_conns_per_ip: usize,
+
+    /// Most HTTP connections (not yet upgraded to WebSocket) in all.
+    #[arg(long, env = "HUBBUB_MAX_HTTP_CONNS", default_value_t = 1024)]
+    pub max_http_conns: usize,
+
+    /// A client must finish its TLS handshake, and then each request's
+    /// headers, within this long, else the connection is closed; an idle
+    /// keep-alive connection is closed after it too.
+    #[arg(long, env = "HUBBUB_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A request body must arrive within this long after its headers, plus
+    /// one second for every --body-min-rate bytes received; a body that
+    /// stalls or trickles slower is cut (408).
+    #[arg(long, env = "HUBBUB_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Minimum request body rate in bytes per second: each this many bytes
+    /// received earn the body one more second (0: the body gets --body-timeout, no more).
+    #[arg(long, env = "HUBBUB_BODY_MIN_RATE", default_value_t = 1024)]
+    pub body_min_rate: u64,
+
     /// Take the client address from the last `X-Forwarded-For` entry (set
     /// this only behind a reverse proxy that writes that header).
     #[arg(long, env = "HUBBUB_TRUST_FORWARDED_FOR")]
@@ -227,5 +254,10 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.max_frame_bytes, 64 * 1024);
         assert_eq!(config.limits().max_rooms, 50);
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_min_rate, 1024);
+        assert_eq!(config.max_http_conns_per_ip, 32);
+        assert_eq!(config.max_http_conns, 1024);
     }
 }

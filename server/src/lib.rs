@@ -14,6 +14,8 @@
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
 //! - [`tls`]: https and wss with rustls (`--tls-cert`, `--tls-key`).
+//! - [`http`]: accepting connections and serving HTTP on them, with the
+//!   caps and timeouts that keep slow clients from holding sockets.
 //!
 //! [`run`] serves until a shutdown future completes, then closes every
 //! connection with 1001 and waits (bounded) for them to drain.
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod feed;
+pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod outbox;
@@ -40,14 +43,12 @@ use std::sync::Arc;
 use std::net::SocketAddr;
 
 use auth::{ApiError, AppState};
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use axum::Router;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Config;
@@ -61,7 +62,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(metrics::healthz))
         .route("/readyz", get(metrics::readyz))
         .merge(auth::routes())
-        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(auth::API_BODY_LIMIT))
         .fallback(assets::serve)
         // Headers every response carries unless it set its own (the web
         // app's pages bring their own Content-Security-Policy).
@@ -84,45 +85,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_state(AppState::new(hub))
 }
 
-/// The address of the peer of an HTTP connection, plain or TLS.
+/// The address of the peer of an HTTP connection, plain or TLS (handlers
+/// take it as `ConnectInfo<PeerAddr>`; [`http`] puts it on every request).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
-
-/// The plain listener: accepted sockets get `TCP_NODELAY`. Writes are
-/// already coalesced by the server (one write per flush tick); Nagle's
-/// algorithm on top would hold a write back until the peer's delayed ACK,
-/// tens of milliseconds.
-pub struct PlainListener(pub TcpListener);
-
-impl Listener for PlainListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        let (socket, peer) = Listener::accept(&mut self.0).await;
-        let _ = socket.set_nodelay(true);
-        (socket, peer)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, tls::TlsListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-/// Largest request body the HTTP API reads.
-const API_BODY_LIMIT: usize = 16 * 1024;
 
 /// `GET /ws`: checks the origin, who the caller is and the connection caps
 /// before upgrading (a refused upgrade never becomes a socket).
@@ -145,26 +111,6 @@ async fn ws_upgrade(
     let ip = auth::client_ip(config, peer, &headers);
     let slot = hub.admit_ip(ip).ok_or(ApiError::TooManyConnections)?;
     Ok(ws.on_upgrade(move |socket| conn::run(hub, socket, account, slot)))
-}
-
-/// Serves HTTP on `listener` until `stop` completes, then lets requests in
-/// flight finish.
-async fn serve_http<L>(
-    listener: L,
-    app: Router,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: Listener,
-    L::Addr: std::fmt::Debug,
-    for<'a> PeerAddr: Connected<IncomingStream<'a, L>>,
-{
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<PeerAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
 }
 
 /// Serves on `listener` until `shutdown` completes, then shuts down
@@ -209,11 +155,20 @@ pub async fn run_with_gateway(
         }
         _ => None,
     };
-    match tls {
-        Some(tls) => serve_http(tls::TlsListener::new(listener, tls)?, app, stop).await?,
-        None => serve_http(PlainListener(listener), app, stop).await?,
+    let metrics = Arc::clone(&hub.metrics);
+    let http_conns = http::serve(listener, app, tls, &hub.config, metrics, stop).await;
+    // One deadline for both: HTTP requests in flight and WebSockets.
+    let deadline = tokio::time::Instant::now() + shutdown_timeout;
+    if tokio::time::timeout_at(deadline, http_conns.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = http_conns.len(),
+            "HTTP requests still in flight after the shutdown timeout"
+        );
     }
-    if tokio::time::timeout(shutdown_timeout, hub.tasks.wait())
+    if tokio::time::timeout_at(deadline, hub.tasks.wait())
         .await
         .is_err()
     {

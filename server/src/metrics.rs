@@ -57,6 +57,16 @@ pub struct Metrics {
     pub store_messages: AtomicU64,
     /// Storage transactions that failed (and were retried).
     pub store_errors: AtomicU64,
+    /// HTTP connections closed at accept: past `--max-http-conns-per-ip`
+    /// or `--max-http-conns`.
+    pub http_refused: AtomicU64,
+    /// HTTP connections cut for not finishing a TLS handshake or a
+    /// request's headers within `--header-timeout` (idle keep-alive
+    /// connections included).
+    pub header_timeouts: AtomicU64,
+    /// Requests cut because the body was slower than `--body-timeout` and
+    /// `--body-min-rate` allow.
+    pub body_timeouts: AtomicU64,
     /// Storage write latency: count per bucket of [`STORE_BUCKETS`] (not
     /// cumulative; made cumulative when exposed) and the sum in µs.
     store_buckets: [AtomicU64; STORE_BUCKETS.len()],
@@ -174,6 +184,24 @@ impl Metrics {
             "counter",
             "Storage writes that failed and were retried.",
             get(&self.store_errors),
+        );
+        series(
+            "hubbub_http_refused_total",
+            "counter",
+            "HTTP connections closed at accept: too many from one address or in all.",
+            get(&self.http_refused),
+        );
+        series(
+            "hubbub_http_header_timeouts_total",
+            "counter",
+            "HTTP connections closed: TLS handshake or request headers not done in time, or idle.",
+            get(&self.header_timeouts),
+        );
+        series(
+            "hubbub_http_body_timeouts_total",
+            "counter",
+            "Requests cut: the body arrived slower than the body timeout and minimum rate allow.",
+            get(&self.body_timeouts),
         );
         let name = "hubbub_store_write_seconds";
         let _ = writeln!(

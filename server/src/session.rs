@@ -313,10 +313,27 @@ impl Session {
                 code: close::NORMAL,
                 reason: "bye",
             }),
-            _ => self.reply_error(
-                ErrorCode::HelloRequired,
-                "say hello first: {\"type\":\"hello\",\"name\":\"...\"}",
-            ),
+            // Like every refusal, it names the request it refuses.
+            other => {
+                let (room, client_id) = match other {
+                    ClientMsg::Send {
+                        room, client_id, ..
+                    } => (Some(room), client_id),
+                    ClientMsg::Direct { client_id, .. } => (None, client_id),
+                    ClientMsg::Join { room, .. }
+                    | ClientMsg::Leave { room }
+                    | ClientMsg::Who { room }
+                    | ClientMsg::History { room, .. }
+                    | ClientMsg::Typing { room } => (Some(room), None),
+                    _ => (None, None),
+                };
+                self.reply_error_for(
+                    ErrorCode::HelloRequired,
+                    "say hello first: {\"type\":\"hello\",\"name\":\"...\"}".into(),
+                    room.as_deref(),
+                    client_id,
+                )
+            }
         }
     }
 
