@@ -60,6 +60,12 @@ pub struct Plan {
     pub period: Duration,
     /// Filler appended to each message text.
     pub pad: String,
+    /// With `Some`, every message text is exactly this many bytes (the pad
+    /// is cut to fit after sender, seq and due time).
+    pub text_bytes: Option<usize>,
+    /// Burst mode: each sender sends this many messages at once when the
+    /// load phase starts, instead of on a clock.
+    pub burst: Option<u32>,
     pub name_prefix: String,
 }
 
@@ -70,13 +76,41 @@ impl Plan {
     }
 
     /// Senders in room `k` (sender `s` is client `s`).
-    fn senders_in_room(&self, k: usize) -> usize {
+    pub fn senders_in_room(&self, k: usize) -> usize {
         if k >= self.senders {
             0
         } else {
             (self.senders + self.rooms - 1 - k) / self.rooms
         }
     }
+}
+
+impl Plan {
+    /// The `send` frame for message `seq` of client `i` in `room`, due at
+    /// `due_us`: the text is "SENDER SEQ DUE PAD".
+    fn send_frame(&self, i: usize, room: usize, seq: u32, due_us: u64) -> String {
+        let head = format!("{i} {seq} {due_us} ");
+        let pad = match self.text_bytes {
+            Some(len) => &self.pad[..len.saturating_sub(head.len()).min(self.pad.len())],
+            None => &self.pad[..],
+        };
+        format!(r#"{{"type":"send","room":"r{room}","text":"{head}{pad}"}}"#)
+    }
+
+    /// Messages every member of room `k` should receive in burst mode.
+    pub fn burst_expected(&self, k: usize) -> u64 {
+        self.burst
+            .map_or(0, |n| u64::from(n) * self.senders_in_room(k) as u64)
+    }
+}
+
+/// How a client's connection came to an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The run told it to stop.
+    ByRun,
+    /// The server closed it, or the socket failed.
+    ByServer,
 }
 
 /// Bytes one client reads into at a time; grown only for a larger frame.
@@ -256,6 +290,7 @@ pub async fn run(
         }
     };
     shared.connected.fetch_add(1, Ordering::Relaxed);
+    shared.open(i);
     let mut client = Client::new(i, &plan, ws);
     if phase
         .wait_for(|p| *p != Phase::Connect)
@@ -267,9 +302,12 @@ pub async fn run(
     let join = format!(r#"{{"type":"join","room":"r{}"}}"#, client.room);
     if client.ws.send(TEXT, join.as_bytes()).await.is_err() {
         shared.dropped.fetch_add(1, Ordering::Relaxed);
+        shared.end(i);
         return;
     }
-    client.serve(&plan, &shared, &mut phase).await;
+    if client.serve(&plan, &shared, &mut phase).await == Ended::ByServer {
+        shared.end(i);
+    }
 }
 
 /// Connects from 127.0.0.(1 + i % 64) and says hello.
@@ -413,10 +451,20 @@ impl Client {
         }
     }
 
-    async fn serve(&mut self, plan: &Plan, shared: &Shared, phase: &mut watch::Receiver<Phase>) {
+    async fn serve(
+        &mut self,
+        plan: &Plan,
+        shared: &Shared,
+        phase: &mut watch::Receiver<Phase>,
+    ) -> Ended {
         let sender = self.i < plan.senders;
         let mut ticker: Option<(tokio::time::Interval, Instant)> = None;
         let mut seq: u32 = 0;
+        // Burst mode: frames not yet written, and how far the writes got.
+        // They are written alongside reading, so that a sender whose burst
+        // is still going out keeps taking its deliveries.
+        let mut outgoing: Vec<u8> = Vec::new();
+        let mut written = 0;
         loop {
             // Frames that arrived with the handshake or the welcome.
             match self.drain_frames(plan, shared) {
@@ -424,7 +472,7 @@ impl Client {
                 After::Pong(payload) => {
                     if self.ws.send(PONG, &payload).await.is_err() {
                         shared.dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return Ended::ByServer;
                     }
                     continue;
                 }
@@ -435,7 +483,7 @@ impl Client {
                             shared.dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    return;
+                    return Ended::ByServer;
                 }
             }
             let tick = async {
@@ -447,11 +495,22 @@ impl Client {
             let Ws {
                 stream, buf, end, ..
             } = &mut self.ws;
+            let (mut reader, mut writer) = stream.split();
             tokio::select! {
                 changed = phase.changed() => {
                     let now = *phase.borrow_and_update();
                     match (changed, now) {
-                        (Err(_), _) | (_, Phase::Stop) => return,
+                        (Err(_), _) | (_, Phase::Stop) => return Ended::ByRun,
+                        (_, Phase::Load { .. }) if sender && plan.burst.is_some() => {
+                            let due_us = shared.now_us();
+                            for _ in 0..plan.burst.unwrap_or(0) {
+                                seq += 1;
+                                let text = plan.send_frame(self.i, self.room, seq, due_us);
+                                outgoing.extend_from_slice(&encode(TEXT, text.as_bytes()));
+                                shared.sent.fetch_add(1, Ordering::Relaxed);
+                                shared.sent_per_room[self.room].fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                         (_, Phase::Load { start, end }) if sender => {
                             // Stagger the senders evenly over one period.
                             let offset = plan.period.mul_f64(self.i as f64 / plan.senders as f64);
@@ -462,6 +521,19 @@ impl Client {
                         _ => {}
                     }
                 }
+                wrote = writer.write(&outgoing[written..]), if written < outgoing.len() => match wrote {
+                    Ok(n) if n > 0 => {
+                        written += n;
+                        if written == outgoing.len() {
+                            outgoing = Vec::new();
+                            written = 0;
+                        }
+                    }
+                    _ => {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Ended::ByServer;
+                    }
+                },
                 due = tick => {
                     let end = ticker.as_ref().map(|(_, end)| *end).unwrap_or(due.into_std());
                     if due.into_std() >= end {
@@ -470,22 +542,19 @@ impl Client {
                     }
                     seq += 1;
                     let due_us = due.into_std().saturating_duration_since(shared.base).as_micros() as u64;
-                    let text = format!(
-                        r#"{{"type":"send","room":"r{}","text":"{} {} {} {}"}}"#,
-                        self.room, self.i, seq, due_us, plan.pad
-                    );
+                    let text = plan.send_frame(self.i, self.room, seq, due_us);
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                     shared.sent_per_room[self.room].fetch_add(1, Ordering::Relaxed);
                     if self.ws.send(TEXT, text.as_bytes()).await.is_err() {
                         shared.dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return Ended::ByServer;
                     }
                 }
-                read = stream.read(&mut buf[*end..]) => match read {
+                read = reader.read(&mut buf[*end..]) => match read {
                     Ok(n) if n > 0 => *end += n,
                     _ => {
                         shared.dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return Ended::ByServer;
                     }
                 },
             }
@@ -501,14 +570,11 @@ impl Client {
                 TEXT => {
                     let Ws { buf, .. } = &self.ws;
                     let text = std::str::from_utf8(&buf[payload]).unwrap_or("");
-                    on_text(
-                        text,
-                        plan,
-                        shared,
-                        self.room,
-                        &mut self.known,
-                        &mut self.last,
-                    );
+                    let me = Me {
+                        i: self.i,
+                        room: self.room,
+                    };
+                    on_text(text, plan, shared, me, &mut self.known, &mut self.last);
                     if !self.converged && self.known >= self.room_size {
                         self.converged = true;
                         shared.converged.fetch_add(1, Ordering::Relaxed);
@@ -540,17 +606,18 @@ impl Client {
     }
 }
 
-/// Handles one text frame of client in room `room`.
-fn on_text(
-    text: &str,
-    plan: &Plan,
-    shared: &Shared,
+/// Who received a frame: client `i` in `room`.
+#[derive(Clone, Copy)]
+struct Me {
+    i: usize,
     room: usize,
-    known: &mut usize,
-    last: &mut [u32],
-) {
+}
+
+/// Handles one text frame of client `me`.
+fn on_text(text: &str, plan: &Plan, shared: &Shared, me: Me, known: &mut usize, last: &mut [u32]) {
+    let room = me.room;
     match kind(text) {
-        "message" => on_message(text, plan, shared, last),
+        "message" => on_message(text, plan, shared, me, last),
         "ack" => {
             shared.acks.fetch_add(1, Ordering::Relaxed);
         }
@@ -575,7 +642,7 @@ fn on_text(
 }
 
 /// Accounts one room message: latency from its due time, duplicates, gaps.
-fn on_message(text: &str, plan: &Plan, shared: &Shared, last: &mut [u32]) {
+fn on_message(text: &str, plan: &Plan, shared: &Shared, me: Me, last: &mut [u32]) {
     static TEXT_KEY: LazyLock<memchr::memmem::Finder<'static>> =
         LazyLock::new(|| memchr::memmem::Finder::new(br#""text":""#));
     let now = shared.now_us();
@@ -613,6 +680,7 @@ fn on_message(text: &str, plan: &Plan, shared: &Shared, last: &mut [u32]) {
     }
     *last = seq;
     shared.delivered.fetch_add(1, Ordering::Relaxed);
+    shared.received[me.i].fetch_add(1, Ordering::Relaxed);
     record_latency(now.saturating_sub(due_us));
 }
 
@@ -665,6 +733,32 @@ mod tests {
     }
 
     #[test]
+    fn texts_are_cut_to_text_bytes_and_bursts_counted_per_room() {
+        let mut plan = Plan {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            clients: 10,
+            rooms: 3,
+            senders: 4,
+            period: Duration::from_millis(1),
+            pad: "x".repeat(16384),
+            text_bytes: Some(16384),
+            burst: Some(40),
+            name_prefix: "b".into(),
+        };
+        let frame = plan.send_frame(3, 0, 17, 123_456);
+        let text = field(&frame, "text").unwrap();
+        assert_eq!(text.len(), 16384);
+        assert!(text.starts_with("3 17 123456 xxx"));
+        // Room 0 has senders 0 and 3; rooms 1 and 2 one each.
+        assert_eq!(plan.burst_expected(0), 80);
+        assert_eq!(plan.burst_expected(2), 40);
+        plan.text_bytes = None;
+        plan.pad = "yy".into();
+        let frame = plan.send_frame(1, 1, 1, 9);
+        assert_eq!(field(&frame, "text"), Some("1 1 9 yy"));
+    }
+
+    #[test]
     fn rooms_and_senders_are_spread_evenly() {
         let plan = Plan {
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -673,6 +767,8 @@ mod tests {
             senders: 4,
             period: Duration::from_millis(1),
             pad: String::new(),
+            text_bytes: None,
+            burst: None,
             name_prefix: "b".into(),
         };
         assert_eq!(

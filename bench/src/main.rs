@@ -5,7 +5,13 @@
 //! loop), and reports loss, duplicates, throughput and send-to-receive
 //! latency (HDR histogram), plus the server's CPU time and memory when its
 //! pid is known. `--idle` measures resident bytes per idle connection and
-//! the server's CPU while the connections idle (heartbeats).
+//! the server's CPU while the connections idle (heartbeats). `--burst`
+//! has every sender send N messages at once and checks that every member
+//! that stayed connected got every one.
+//!
+//! The server may be hubbub or a peer to compare with (`--spawn-cmd`, e.g.
+//! the Bun server in `bench/peer/`): the bench needs only `hello`, `join`,
+//! `send` and `ping` and the frames that answer them.
 //!
 //! The server's default limits are below what a bench needs: 20 requests/s
 //! per connection (a sender sends more) and 64 connections per IP address
@@ -22,6 +28,7 @@ mod sys;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,6 +120,14 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     spawn_server: Option<String>,
 
+    /// Start this command instead of hubbub, e.g. a peer server to compare
+    /// with: `--spawn-cmd "bun bench/peer/bun-server.js"`. Split at white
+    /// space; `--listen 127.0.0.1:0` and every --server-arg are appended;
+    /// its first line on stdout must end in `listening on http://ADDR`.
+    /// Pinned, measured and stopped like --spawn-server.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "spawn_server")]
+    spawn_cmd: Option<String>,
+
     /// Extra argument for the spawned server (repeatable), e.g. `--server-arg=--heartbeat=1s`.
     #[arg(long, allow_hyphen_values = true)]
     server_arg: Vec<String>,
@@ -133,6 +148,20 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     threads: usize,
 
+    /// Burst mode: instead of --rate for --duration, each of the --senders
+    /// sends N messages at once (40 is the default rate limit's burst);
+    /// reports whether every member that stayed connected got every message,
+    /// how many the server closed, and the time until everything was
+    /// delivered (at most --drain).
+    #[arg(long, value_name = "N", conflicts_with = "idle")]
+    burst: Option<u32>,
+
+    /// Make every message text exactly this many bytes (16384 is the default
+    /// max_text_bytes); otherwise a text is sender, seq and due time plus
+    /// --pad bytes.
+    #[arg(long, value_name = "BYTES")]
+    text_bytes: Option<usize>,
+
     /// Print the summary as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -151,17 +180,52 @@ struct Latency {
 
 #[derive(Serialize, Default)]
 struct Server {
+    /// File name of the spawned program ("hubbub", "bun"), if spawned.
+    program: Option<String>,
     pid: u32,
     /// CPU seconds the server used during the measured phase.
     cpu_seconds: f64,
+    /// … of which in user space: the server's own code. On loopback the
+    /// kernel part includes the receiving sockets' TCP work, which the
+    /// kernel charges to the sender, so user time is where servers differ.
+    user_seconds: f64,
+    /// … of which in the kernel.
+    system_seconds: f64,
     /// cpu_seconds / wall seconds of the phase.
     cpu_fraction: f64,
     rss_bytes: u64,
     rss_baseline_bytes: u64,
+    /// Highest RSS of the server's life so far (VmHWM), at the end of the run.
+    peak_rss_bytes: u64,
     /// (RSS after all clients joined − RSS before they connected, after the
     /// warm-up) / connected.
     rss_per_connection: Option<f64>,
     deliveries_per_cpu_second: Option<f64>,
+    deliveries_per_user_cpu_second: Option<f64>,
+}
+
+/// Burst mode's findings, per member.
+#[derive(Serialize, Default)]
+struct Burst {
+    /// Messages each sender sent at once.
+    per_sender: u32,
+    /// Bytes of each message text.
+    text_bytes: Option<usize>,
+    /// Members that received every message of their room.
+    members_complete: u64,
+    /// Members whose connection the server closed (e.g. 4001, slow
+    /// consumer) or that failed, during the run.
+    members_closed: u64,
+    /// Members still connected at the end that missed messages: a healthy
+    /// member that misses anything is a lost message.
+    members_short: u64,
+    /// Messages those members missed, in total …
+    short_messages: u64,
+    /// … and the most one member missed.
+    worst_member_short: u64,
+    /// From the burst until every member had every message or was closed
+    /// (none: not within --drain).
+    drain_s: Option<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -193,6 +257,7 @@ struct Summary {
     errors: std::collections::BTreeMap<String, u64>,
     closes: std::collections::BTreeMap<u16, u64>,
     dropped: u64,
+    burst: Option<Burst>,
     server: Option<Server>,
     /// CPU seconds the bench itself used during the measured phase (if it
     /// is near the wall time of one core, the bench was the bottleneck).
@@ -223,8 +288,9 @@ fn main() -> std::process::ExitCode {
     }
 
     let mut child = None;
-    if let Some(path) = args.spawn_server.clone() {
-        match spawn_server(&path, &args) {
+    let mut program = None;
+    if let Some((path, program_args)) = to_spawn(&args) {
+        match spawn_server(&path, program_args, &args) {
             Ok((c, addr)) => {
                 eprintln!(
                     "started {path} (pid {}) on {addr}, pinned to cpu {}",
@@ -234,6 +300,9 @@ fn main() -> std::process::ExitCode {
                 args.addr = addr;
                 args.server_pid = Some(c.id());
                 child = Some(c);
+                program = std::path::Path::new(&path)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned());
             }
             Err(err) => {
                 eprintln!("hubbub-bench: cannot start {path}: {err}");
@@ -261,7 +330,10 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let summary = runtime.block_on(run(&args));
+    let mut summary = runtime.block_on(run(&args));
+    if let Some(server) = summary.server.as_mut() {
+        server.program = program;
+    }
     // Dropping thousands of sockets at once is quick; don't wait on tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
 
@@ -274,7 +346,9 @@ fn main() -> std::process::ExitCode {
         }
         let _ = child.kill();
         let _ = child.wait();
-        let _ = std::fs::remove_dir_all(data_dir());
+        if args.spawn_server.is_some() {
+            let _ = std::fs::remove_dir_all(data_dir());
+        }
     }
 
     if args.json {
@@ -316,6 +390,22 @@ fn check(args: &Args) -> Result<(), String> {
     if args.name_prefix.is_empty() || args.name_prefix.len() > 16 {
         return Err("--name-prefix must be 1–16 characters".into());
     }
+    if args.burst.is_some_and(|n| !(1..=100_000).contains(&n)) {
+        return Err("--burst must be 1..=100000".into());
+    }
+    if args
+        .text_bytes
+        .is_some_and(|n| !(32..=1 << 20).contains(&n))
+    {
+        return Err("--text-bytes must be 32..=1048576 (room for sender, seq and due time)".into());
+    }
+    if args
+        .spawn_cmd
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        return Err("--spawn-cmd is empty".into());
+    }
     Ok(())
 }
 
@@ -324,23 +414,45 @@ fn data_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("hubbub-bench-{}", std::process::id()))
 }
 
-/// Starts `path` pinned to `--server-cpu`, listening on a free loopback
-/// port with the rate limit raised; returns it and its address.
-fn spawn_server(path: &str, args: &Args) -> std::io::Result<(Child, SocketAddr)> {
-    let mut server_args = vec![
-        "--listen".to_string(),
-        "127.0.0.1:0".into(),
-        "--rate".into(),
-        "1000000".into(),
-        "--burst".into(),
-        "1000000".into(),
-        // The bench's clients all come from 127.0.0.x.
-        "--max-conns-per-ip".into(),
-        "1000000".into(),
-        // A fresh SQLite database of its own, removed at the end.
-        "--data-dir".into(),
-        data_dir().display().to_string(),
-    ];
+/// The program to start and its arguments, from --spawn-server (hubbub,
+/// with its limits raised and a data directory of its own) or --spawn-cmd
+/// (any server that takes `--listen`).
+fn to_spawn(args: &Args) -> Option<(String, Vec<String>)> {
+    let listen = ["--listen".to_string(), "127.0.0.1:0".into()];
+    if let Some(path) = &args.spawn_server {
+        let mut program_args = listen.to_vec();
+        program_args.extend([
+            "--rate".into(),
+            "1000000".into(),
+            "--burst".into(),
+            "1000000".into(),
+            // The bench's clients all come from 127.0.0.x.
+            "--max-conns-per-ip".into(),
+            "1000000".into(),
+            // A fresh SQLite database of its own, removed at the end.
+            "--data-dir".into(),
+            data_dir().display().to_string(),
+        ]);
+        return Some((path.clone(), program_args));
+    }
+    let mut words = args
+        .spawn_cmd
+        .as_deref()?
+        .split_whitespace()
+        .map(String::from);
+    let program = words.next()?;
+    let mut program_args: Vec<String> = words.collect();
+    program_args.extend(listen);
+    Some((program, program_args))
+}
+
+/// Starts `path` with `program_args` and every --server-arg, pinned to
+/// `--server-cpu`; returns it and the address its first line announces.
+fn spawn_server(
+    path: &str,
+    mut server_args: Vec<String>,
+    args: &Args,
+) -> std::io::Result<(Child, SocketAddr)> {
     server_args.extend(args.server_arg.iter().cloned());
     let pinned = Command::new("taskset").arg("--version").output().is_ok();
     let mut command = if pinned {
@@ -365,8 +477,8 @@ fn spawn_server(path: &str, args: &Args) -> std::io::Result<(Child, SocketAddr)>
     BufReader::new(stdout).read_line(&mut line)?;
     let addr = line
         .trim()
-        .strip_prefix("hubbub listening on http://")
-        .and_then(|a| a.parse().ok());
+        .split_once("listening on http://")
+        .and_then(|(_, a)| a.parse().ok());
     match addr {
         Some(addr) => Ok((child, addr)),
         None => {
@@ -446,18 +558,29 @@ async fn run(args: &Args) -> Summary {
         rooms: args.rooms,
         senders,
         period: Duration::from_secs_f64(senders.max(1) as f64 / args.rate),
-        pad: "x".repeat(args.pad),
+        pad: "x".repeat(args.pad.max(args.text_bytes.unwrap_or(0))),
+        text_bytes: args.text_bytes,
+        burst: args.burst,
         name_prefix: args.name_prefix.clone(),
     });
-    let shared = Arc::new(Shared::new(args.rooms));
+    let shared = Arc::new(Shared::new(args.rooms, args.clients));
     let pid = args.server_pid;
+    let burst = args.burst.is_some() && senders > 0;
     let mut summary = Summary {
-        mode: if args.idle { "idle" } else { "load" },
+        mode: match (args.idle, burst) {
+            (true, _) => "idle",
+            (false, true) => "burst",
+            (false, false) => "load",
+        },
         clients: args.clients,
         rooms: args.rooms,
         senders,
-        rate: if senders > 0 { args.rate } else { 0.0 },
-        duration_s: secs(args.duration),
+        rate: if senders > 0 && !burst {
+            args.rate
+        } else {
+            0.0
+        },
+        duration_s: if burst { 0.0 } else { secs(args.duration) },
         ..Summary::default()
     };
     if args.warm_up > 0 {
@@ -519,10 +642,27 @@ async fn run(args: &Args) -> Summary {
     let before = sample(pid);
     let bench_before = sample(Some(std::process::id()));
     let phase_start = Instant::now();
+    let mut drained = None;
     if args.idle {
         let end = phase_start + args.duration;
         wait_until("idle", args.duration, &shared, pid, || {
             Instant::now() >= end
+        })
+        .await;
+    } else if burst {
+        // Every sender sends its burst as soon as it hears of the phase.
+        let now = Instant::now();
+        let _ = phase_tx.send(Phase::Load {
+            start: now,
+            end: now,
+        });
+        drained = wait_until("burst", args.drain, &shared, pid, || {
+            (0..args.clients).all(|i| match shared.state[i].load(Ordering::Relaxed) {
+                stats::OPEN => {
+                    Shared::get(&shared.received[i]) >= plan.burst_expected(i % plan.rooms)
+                }
+                _ => true,
+            })
         })
         .await;
     } else if senders > 0 {
@@ -556,11 +696,14 @@ async fn run(args: &Args) -> Summary {
     summary.duplicates = Shared::get(&shared.duplicates);
     summary.gaps = Shared::get(&shared.gaps);
     summary.acks = Shared::get(&shared.acks);
-    summary.deliveries_per_s = if senders > 0 {
-        summary.delivered as f64 / args.duration.as_secs_f64()
-    } else {
-        0.0
+    summary.deliveries_per_s = match (senders, burst) {
+        (0, _) => 0.0,
+        (_, true) => summary.delivered as f64 / phase_wall.as_secs_f64(),
+        (_, false) => summary.delivered as f64 / args.duration.as_secs_f64(),
     };
+    if burst {
+        summary.burst = Some(burst_findings(&plan, &shared, args, drained));
+    }
     let hist = stats::latencies();
     summary.latency = Latency {
         count: hist.len(),
@@ -577,23 +720,60 @@ async fn run(args: &Args) -> Summary {
     summary.dropped = Shared::get(&shared.dropped);
     if let (Some(pid), Some(base), Some(before), Some(after)) = (pid, baseline, before, after) {
         let cpu = after.cpu_seconds - before.cpu_seconds;
+        let user = after.user_seconds - before.user_seconds;
+        let ms = |s: f64| (s * 1000.0).round() / 1000.0;
         summary.server = Some(Server {
+            program: None,
             pid,
-            cpu_seconds: (cpu * 1000.0).round() / 1000.0,
+            cpu_seconds: ms(cpu),
+            user_seconds: ms(user),
+            system_seconds: ms(after.system_seconds - before.system_seconds),
             cpu_fraction: (cpu / phase_wall.as_secs_f64() * 10000.0).round() / 10000.0,
             rss_bytes: after.rss_bytes,
             rss_baseline_bytes: base.rss_bytes,
+            peak_rss_bytes: after.peak_rss_bytes,
             rss_per_connection: (connected > 0).then(|| {
                 ((before.rss_bytes as f64 - base.rss_bytes as f64) / connected as f64).round()
             }),
             deliveries_per_cpu_second: (senders > 0 && cpu > 0.0)
                 .then(|| (summary.delivered as f64 / cpu).round()),
+            deliveries_per_user_cpu_second: (senders > 0 && user > 0.0)
+                .then(|| (summary.delivered as f64 / user).round()),
         });
     }
     summary.loadavg = std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     summary
+}
+
+/// Burst mode: per member, whether it got every message of its room, was
+/// closed, or is connected and short.
+fn burst_findings(plan: &Plan, shared: &Shared, args: &Args, drained: Option<Duration>) -> Burst {
+    let mut burst = Burst {
+        per_sender: args.burst.unwrap_or(0),
+        text_bytes: args.text_bytes,
+        drain_s: drained.map(secs),
+        ..Burst::default()
+    };
+    for i in 0..args.clients {
+        match shared.state[i].load(Ordering::Relaxed) {
+            stats::OPEN => {
+                let expect = plan.burst_expected(i % plan.rooms);
+                let short = expect.saturating_sub(Shared::get(&shared.received[i]));
+                if short == 0 {
+                    burst.members_complete += 1;
+                } else {
+                    burst.members_short += 1;
+                    burst.short_messages += short;
+                    burst.worst_member_short = burst.worst_member_short.max(short);
+                }
+            }
+            stats::ENDED => burst.members_closed += 1,
+            _ => {}
+        }
+    }
+    burst
 }
 
 fn print_table(s: &Summary) {
@@ -642,21 +822,52 @@ fn print_table(s: &Summary) {
         ("dropped", s.dropped.to_string()),
     ];
     let mut rows = rows;
+    if let Some(b) = &s.burst {
+        rows.push((
+            "burst",
+            format!(
+                "{} messages per sender at once, text {}",
+                b.per_sender,
+                b.text_bytes
+                    .map_or("sender, seq, due + pad".into(), |n| format!("{n} B"))
+            ),
+        ));
+        rows.push(("members complete", b.members_complete.to_string()));
+        rows.push(("members closed by server", b.members_closed.to_string()));
+        rows.push((
+            "members connected but short",
+            format!(
+                "{} (missing {} messages, at most {} per member)",
+                b.members_short, b.short_messages, b.worst_member_short
+            ),
+        ));
+        rows.push((
+            "time to drain",
+            b.drain_s
+                .map_or("not within --drain".into(), |t| format!("{t:.2} s")),
+        ));
+    }
     if let Some(server) = &s.server {
+        if let Some(program) = &server.program {
+            rows.push(("server", program.clone()));
+        }
         rows.push((
             "server cpu",
             format!(
-                "{:.3} s ({:.1} % of a core)",
+                "{:.3} s ({:.1} % of a core): user {:.3} s, system {:.3} s",
                 server.cpu_seconds,
-                server.cpu_fraction * 100.0
+                server.cpu_fraction * 100.0,
+                server.user_seconds,
+                server.system_seconds
             ),
         ));
         rows.push((
             "server rss",
             format!(
-                "{:.1} MB (baseline {:.1} MB)",
+                "{:.1} MB (baseline {:.1} MB, peak {:.1} MB)",
                 server.rss_bytes as f64 / 1e6,
-                server.rss_baseline_bytes as f64 / 1e6
+                server.rss_baseline_bytes as f64 / 1e6,
+                server.peak_rss_bytes as f64 / 1e6
             ),
         ));
         if let Some(per) = server.rss_per_connection {
@@ -664,6 +875,9 @@ fn print_table(s: &Summary) {
         }
         if let Some(per) = server.deliveries_per_cpu_second {
             rows.push(("deliveries / server cpu-s", format!("{per:.0}")));
+        }
+        if let Some(per) = server.deliveries_per_user_cpu_second {
+            rows.push(("deliveries / server user cpu-s", format!("{per:.0}")));
         }
     }
     rows.push(("bench cpu", format!("{:.3} s", s.bench_cpu_seconds)));

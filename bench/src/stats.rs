@@ -4,7 +4,7 @@
 //! runtime thread (recorded without contention) that are merged on demand.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +47,13 @@ pub fn latencies() -> Histogram<u64> {
     merged
 }
 
+/// A client that never got welcomed.
+pub const NOT_CONNECTED: u8 = 0;
+/// A client whose connection is open.
+pub const OPEN: u8 = 1;
+/// A client whose connection the server closed, or that failed.
+pub const ENDED: u8 = 2;
+
 /// Counters every client task updates.
 pub struct Shared {
     /// Time zero for the timestamps carried in message texts.
@@ -76,10 +83,17 @@ pub struct Shared {
     pub dropped: AtomicU64,
     /// Error codes the server answered with, by code.
     pub error_codes: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Bench messages each client received (first copies), by client index.
+    pub received: Box<[AtomicU64]>,
+    /// Each client's connection: [`NOT_CONNECTED`], [`OPEN`] or [`ENDED`]
+    /// (closed by the server, or failed, before the run ended).
+    pub state: Box<[AtomicU8]>,
+    /// Clients in state [`ENDED`].
+    pub ended_count: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(rooms: usize) -> Shared {
+    pub fn new(rooms: usize, clients: usize) -> Shared {
         let zeros = || (0..rooms).map(|_| AtomicU64::new(0)).collect();
         Shared {
             base: Instant::now(),
@@ -99,6 +113,21 @@ impl Shared {
             closes: Mutex::default(),
             dropped: AtomicU64::new(0),
             error_codes: Mutex::default(),
+            received: (0..clients).map(|_| AtomicU64::new(0)).collect(),
+            state: (0..clients).map(|_| AtomicU8::new(NOT_CONNECTED)).collect(),
+            ended_count: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks client `i`'s connection as open (welcomed).
+    pub fn open(&self, i: usize) {
+        self.state[i].store(OPEN, Ordering::Relaxed);
+    }
+
+    /// Marks client `i`'s connection as ended before the run did.
+    pub fn end(&self, i: usize) {
+        if self.state[i].swap(ENDED, Ordering::Relaxed) != ENDED {
+            self.ended_count.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -55,11 +55,19 @@ pub fn cpu_count() -> usize {
 pub struct ProcSample {
     /// User + system CPU seconds since the process started.
     pub cpu_seconds: f64,
+    /// CPU seconds in user space (the process's own code and libraries).
+    pub user_seconds: f64,
+    /// CPU seconds in the kernel on the process's behalf. On loopback this
+    /// includes the TCP receive path of the peer's sockets, which the kernel
+    /// runs in the sender's context.
+    pub system_seconds: f64,
     /// Resident set size in bytes.
     pub rss_bytes: u64,
+    /// Highest resident set size since the process started (VmHWM).
+    pub peak_rss_bytes: u64,
 }
 
-/// Reads `/proc/PID/stat` (utime, stime) and `/proc/PID/status` (VmRSS).
+/// Reads `/proc/PID/stat` (utime, stime) and `/proc/PID/status` (VmRSS, VmHWM).
 pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces; fields after its ')' are fixed.
@@ -72,17 +80,23 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let ticks = |i: usize| -> u64 { fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0) };
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let cpu_seconds = (ticks(11) + ticks(12)) as f64 / hz;
+    let user_seconds = ticks(11) as f64 / hz;
+    let system_seconds = ticks(12) as f64 / hz;
 
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Ok(ProcSample {
-        cpu_seconds,
-        rss_bytes: rss_kb * 1024,
+        cpu_seconds: user_seconds + system_seconds,
+        user_seconds,
+        system_seconds,
+        rss_bytes: kb("VmRSS:") * 1024,
+        peak_rss_bytes: kb("VmHWM:") * 1024,
     })
 }
 
