@@ -221,22 +221,19 @@ impl App {
                     self.notice(out, Some(&room), format!("{} joined", others.join(", ")));
                 }
             }
-            ServerMsg::Left { room, users } => {
-                let (mine, others): (Vec<String>, Vec<String>) =
-                    users.into_iter().partition(|u| self.is_me(u));
-                if !mine.is_empty() {
-                    self.rooms.remove(&room);
-                    self.notice(out, Some(&room), format!("you left {room}"));
-                    if self.current.as_ref() == Some(&room) {
-                        self.current = None;
-                        match self.rooms.keys().next().cloned() {
-                            Some(next) => self.switch(out, next),
-                            None => {
-                                self.notice(out, None, "you are in no room now: /join ROOM".into())
-                            }
-                        }
+            ServerMsg::LeaveOk { room } => {
+                self.rooms.remove(&room);
+                self.notice(out, Some(&room), format!("you left {room}"));
+                if self.current.as_ref() == Some(&room) {
+                    self.current = None;
+                    match self.rooms.keys().next().cloned() {
+                        Some(next) => self.switch(out, next),
+                        None => self.notice(out, None, "you are in no room now: /join ROOM".into()),
                     }
                 }
+            }
+            ServerMsg::Left { room, users } => {
+                let others: Vec<String> = users.into_iter().filter(|u| !self.is_me(u)).collect();
                 if let Some(view) = self.rooms.get_mut(&room) {
                     for user in &others {
                         view.users.remove(user);

@@ -209,6 +209,9 @@ impl Net {
                 client_id: Some(id),
                 ..
             } => self.unacked.retain(|(c, _)| c != id),
+            ServerMsg::LeaveOk { room } => {
+                self.rooms.remove(room);
+            }
             ServerMsg::Error {
                 code: ErrorCode::InvalidRoom | ErrorCode::TooManyRooms,
                 room: Some(room),

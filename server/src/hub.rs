@@ -937,7 +937,7 @@ impl Hub {
                         if now.saturating_sub(conn.last_seen.load(Ordering::Relaxed)) > limit {
                             conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
                         } else if conn.account.as_ref().is_some_and(|a| a.expires_at <= wall) {
-                            conn.outbox.close_after_drain(Close { code: close::POLICY, reason: "session expired" });
+                            conn.outbox.close_after_drain(Close { code: close::SESSION_EXPIRED, reason: "session expired" });
                         }
                     }
                 }

@@ -555,12 +555,11 @@ impl Renderer {
                     line(out, now, Some(room), &format!("* {} joined", join(&others)));
                 }
             }
+            ServerMsg::LeaveOk { room } => {
+                line(out, now, Some(room), &format!("* you left {room}"));
+            }
             ServerMsg::Left { room, users } => {
-                let (mine, others): (Vec<&String>, Vec<&String>) =
-                    users.iter().partition(|u| self.is_me(u));
-                if !mine.is_empty() {
-                    line(out, now, Some(room), &format!("* you left {room}"));
-                }
+                let others: Vec<&String> = users.iter().filter(|u| !self.is_me(u)).collect();
                 if !others.is_empty() {
                     line(out, now, Some(room), &format!("* {} left", join(&others)));
                 }
