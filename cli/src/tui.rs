@@ -157,7 +157,8 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
                 Style::default().fg(Color::Red),
             ),
         };
-        for (i, text) in entry.text.split('\n').enumerate() {
+        // A line break (LF or CRLF) starts an indented row; a lone CR is defanged.
+        for (i, text) in entry.text.replace("\r\n", "\n").split('\n').enumerate() {
             let stamp = if i == 0 {
                 format!("{} ", clock(entry.at_ms))
             } else {
