@@ -589,7 +589,7 @@ impl Hub {
                             tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
                             conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" });
                         } else if conn.account.as_ref().is_some_and(|a| a.expires_at <= wall) {
-                            conn.outbox.close_after_drain(Close { code: close::POLICY, reason: "session expired" });
+                            conn.outbox.close_after_drain(Close { code: close::SESSION_EXPIRED, reason: "session expired" });
                         }
                     }
                 }

@@ -180,10 +180,7 @@ impl Session {
                 if let Some(at) = self.rooms.iter().position(|r| *r == room) {
                     self.rooms.swap_remove(at);
                     self.hub.leave(&room, &self.conn);
-                    self.conn.send(&ServerMsg::Left {
-                        room,
-                        users: vec![name],
-                    });
+                    self.conn.send(&ServerMsg::LeaveOk { room });
                 } else {
                     self.not_in_room(&room, None);
                 }

@@ -29,9 +29,8 @@ async fn online_and_offline_notices_come_exactly_once() {
     bob.send(json!({"type": "leave", "room": "lobby"})).await;
     assert_eq!(
         bob.recv().await,
-        ServerMsg::Left {
-            room: "lobby".into(),
-            users: vec!["bob".into()]
+        ServerMsg::LeaveOk {
+            room: "lobby".into()
         }
     );
     seen.extend(alice.collect_until(|m| left(m, "lobby", "bob")).await);

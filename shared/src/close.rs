@@ -12,8 +12,7 @@ pub const GOING_AWAY: u16 = 1001;
 pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text frame was not valid UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
-/// Policy violation: a flood that went on after `rate_limited`, or the
-/// session expired (sign in again, then reconnect).
+/// Policy violation: a flood that went on after `rate_limited`.
 pub const POLICY: u16 = 1008;
 /// A frame or message was larger than `max_frame_bytes`.
 pub const TOO_BIG: u16 = 1009;
@@ -24,6 +23,9 @@ pub const SLOW_CONSUMER: u16 = 4001;
 
 /// The session was logged out; do not reconnect with it.
 pub const LOGGED_OUT: u16 = 4501;
+/// The session this socket was opened with expired; sign in again, then
+/// connect anew (reconnecting with it would be refused with 401).
+pub const SESSION_EXPIRED: u16 = 4502;
 
 /// Whether a client should reconnect after the server closed with `code`.
 pub fn should_reconnect(code: u16) -> bool {
@@ -42,6 +44,7 @@ mod tests {
         assert!(!should_reconnect(NORMAL));
         assert!(!should_reconnect(4500));
         assert!(!should_reconnect(LOGGED_OUT));
+        assert!(!should_reconnect(SESSION_EXPIRED));
         assert!(!should_reconnect(4999));
     }
 }

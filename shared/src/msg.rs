@@ -110,8 +110,11 @@ pub enum ServerMsg {
     Presence { room: String, users: Vec<String> },
     /// Online notice: `users` joined `room` (several joins may be coalesced).
     Joined { room: String, users: Vec<String> },
-    /// Offline notice: `users` left `room` or disconnected.
+    /// Offline notice: `users` left `room` or disconnected. Presence only:
+    /// the answer to this connection's own `leave` is [`ServerMsg::LeaveOk`].
     Left { room: String, users: Vec<String> },
+    /// The answer to `leave`: this connection is no longer a member of `room`.
+    LeaveOk { room: String },
     /// A message said in `room`; `seq` increases by one per room.
     Message {
         room: String,
@@ -388,6 +391,7 @@ mod tests {
                 room: room(),
                 users: vec!["bob".into()],
             },
+            ServerMsg::LeaveOk { room: room() },
             ServerMsg::Message {
                 room: room(),
                 seq: 1,
@@ -486,6 +490,13 @@ mod tests {
             r#"{"type":"message","room":"lobby","seq":3,"from":"alice","text":"hi","sent_at":5}"#
         );
         assert_eq!(ServerMsg::Heartbeat.to_json(), r#"{"type":"heartbeat"}"#);
+        assert_eq!(
+            ServerMsg::LeaveOk {
+                room: "lobby".into()
+            }
+            .to_json(),
+            r#"{"type":"leave_ok","room":"lobby"}"#
+        );
     }
 
     #[test]

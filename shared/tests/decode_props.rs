@@ -181,6 +181,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (text(), users()).prop_map(|(room, users)| ServerMsg::Presence { room, users }),
         (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
         (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),
+        text().prop_map(|room| ServerMsg::LeaveOk { room }),
         (text(), any::<u64>(), text(), text(), any::<u64>()).prop_map(
             |(room, seq, from, text, sent_at)| ServerMsg::Message {
                 room,

@@ -1,0 +1,310 @@
+//! The slash-command grammar shared by the terminal client and the TCP
+//! gateway, and its help text.
+//!
+//! A line that is not a command is said in the current room; `//TEXT` says
+//! `/TEXT`. Commands (case-insensitive, with short aliases):
+//! `/join ROOM`, `/leave [ROOM]`, `/who [ROOM]`, `/rooms`, `/msg USER TEXT`,
+//! `/rename NAME`, `/quit`, `/help`. A leading `#` on a room is allowed.
+//!
+//! [`parse`] only reads the line; what a command does to a client's state
+//! (the current room, the pending ledger) is the client's business.
+//! [`Command::request`] gives the protocol request for the simple cases.
+
+use std::fmt;
+
+use hubbub_protocol::ClientMsg;
+
+/// Every command with what it does, in the order `/help` lists them.
+pub const HELP: &[(&str, &str)] = &[
+    ("TEXT", "say TEXT in the current room (//TEXT says /TEXT)"),
+    (
+        "/join ROOM",
+        "join ROOM (created if new) and make it the current room",
+    ),
+    ("/leave [ROOM]", "leave ROOM (default: the current room)"),
+    (
+        "/who [ROOM]",
+        "who is online in ROOM (default: the current room)",
+    ),
+    ("/rooms", "every room and how many are in it"),
+    ("/msg USER TEXT", "a direct message to USER"),
+    ("/rename NAME", "change your name"),
+    ("/quit", "leave"),
+    ("/help", "this help"),
+];
+
+/// The help as aligned lines (`/join ROOM      join ROOM …`), without indent.
+pub fn help_lines() -> impl Iterator<Item = String> {
+    HELP.iter()
+        .map(|(usage, does)| format!("{usage:<15} {does}"))
+}
+
+/// One typed line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Say this text in the current room (a plain line, or `//TEXT`).
+    Say(String),
+    /// `/join ROOM` (`/j`): join and make current.
+    Join(String),
+    /// `/leave [ROOM]` (`/part`): `None` means the current room.
+    Leave(Option<String>),
+    /// `/who [ROOM]`: `None` means the current room.
+    Who(Option<String>),
+    /// `/rooms` (`/list`).
+    Rooms,
+    /// `/msg USER TEXT` (`/m`).
+    Msg { to: String, text: String },
+    /// `/rename NAME` (`/nick`).
+    Rename(String),
+    /// `/quit` (`/exit`).
+    Quit,
+    /// `/help` (`/?`).
+    Help,
+}
+
+/// A line that is not a usable command; its `Display` is the sentence to
+/// show (without the `! ` of an error line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// A known command without what it needs, e.g. `"/join ROOM"`.
+    Usage(&'static str),
+    /// `/WORD` is no command (the word cut to 32 characters).
+    Unknown(String),
+    /// Text to say, or a command that defaults to the current room, while
+    /// there is no current room.
+    NoRoom,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Usage(usage) => write!(f, "usage: {usage}"),
+            CommandError::Unknown(word) => {
+                write!(f, "unknown command /{word}; /help lists them")
+            }
+            CommandError::NoRoom => f.write_str("you are in no room: /join ROOM first"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// Reads one typed line (already cleaned, see [`clean_line`]). `None` for a
+/// blank line, which does nothing.
+pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    let Some(command) = line.strip_prefix('/') else {
+        return Some(Ok(Command::Say(line.to_string())));
+    };
+    if command.starts_with('/') {
+        return Some(Ok(Command::Say(command.to_string())));
+    }
+    let (word, rest) = split_word(command);
+    let arg = split_word(rest).0.trim_start_matches('#');
+    let room = (!arg.is_empty()).then(|| arg.to_string());
+    Some(match word.to_ascii_lowercase().as_str() {
+        "join" | "j" => room
+            .map(Command::Join)
+            .ok_or(CommandError::Usage("/join ROOM")),
+        "leave" | "part" => Ok(Command::Leave(room)),
+        "who" => Ok(Command::Who(room)),
+        "rooms" | "list" => Ok(Command::Rooms),
+        "msg" | "m" => match split_word(rest) {
+            (to, text) if !to.is_empty() && !text.trim().is_empty() => Ok(Command::Msg {
+                to: to.to_string(),
+                text: text.to_string(),
+            }),
+            _ => Err(CommandError::Usage("/msg USER TEXT")),
+        },
+        "rename" | "nick" => match split_word(rest).0 {
+            "" => Err(CommandError::Usage("/rename NAME")),
+            name => Ok(Command::Rename(name.to_string())),
+        },
+        "quit" | "exit" => Ok(Command::Quit),
+        "help" | "?" => Ok(Command::Help),
+        _ => Err(CommandError::Unknown(word.chars().take(32).collect())),
+    })
+}
+
+impl Command {
+    /// The protocol request for this command, with `current` the current
+    /// room: `Ok(None)` for `/help`, which asks nothing of the server. Sends
+    /// and directs carry no `client_id`; a client with a pending ledger
+    /// makes those through [`crate::Pending`] instead.
+    pub fn request(self, current: Option<&str>) -> Result<Option<ClientMsg>, CommandError> {
+        let or_current = |room: Option<String>, usage| {
+            room.or_else(|| current.map(String::from))
+                .ok_or(CommandError::Usage(usage))
+        };
+        Ok(Some(match self {
+            Command::Say(text) => ClientMsg::Send {
+                room: current.ok_or(CommandError::NoRoom)?.to_string(),
+                text,
+                client_id: None,
+            },
+            Command::Join(room) => ClientMsg::Join { room, since: None },
+            Command::Leave(room) => ClientMsg::Leave {
+                room: or_current(room, "/leave ROOM")?,
+            },
+            Command::Who(room) => ClientMsg::Who {
+                room: or_current(room, "/who ROOM")?,
+            },
+            Command::Rooms => ClientMsg::Rooms,
+            Command::Msg { to, text } => ClientMsg::Direct {
+                to,
+                text,
+                client_id: None,
+            },
+            Command::Rename(name) => ClientMsg::Rename { name },
+            Command::Quit => ClientMsg::Quit,
+            Command::Help => return Ok(None),
+        }))
+    }
+}
+
+/// Typed input made safe to send: control characters other than tab are
+/// dropped (a terminal may pass escape sequences of arrow keys and the like).
+pub fn clean_line(line: &str) -> String {
+    line.chars()
+        .filter(|&c| c == '\t' || !c.is_control())
+        .collect()
+}
+
+/// Splits off the first white-space separated word; the rest is trimmed at
+/// its start.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        parse(line).unwrap().unwrap()
+    }
+
+    fn err(line: &str) -> CommandError {
+        parse(line).unwrap().unwrap_err()
+    }
+
+    #[test]
+    fn text_and_escaped_slashes_are_said() {
+        assert_eq!(parse("   "), None);
+        assert_eq!(ok("hello there"), Command::Say("hello there".into()));
+        assert_eq!(ok("//me waves"), Command::Say("/me waves".into()));
+        assert_eq!(ok(" /join x"), Command::Say(" /join x".into()));
+    }
+
+    #[test]
+    fn every_command_and_alias_parses() {
+        assert_eq!(ok("/join #kitchen"), Command::Join("kitchen".into()));
+        assert_eq!(ok("/J kitchen extra"), Command::Join("kitchen".into()));
+        assert_eq!(ok("/leave"), Command::Leave(None));
+        assert_eq!(ok("/part #x"), Command::Leave(Some("x".into())));
+        assert_eq!(ok("/who"), Command::Who(None));
+        assert_eq!(ok("/who lobby"), Command::Who(Some("lobby".into())));
+        assert_eq!(ok("/rooms"), Command::Rooms);
+        assert_eq!(ok("/list"), Command::Rooms);
+        assert_eq!(
+            ok("/msg bob  hi  there "),
+            Command::Msg {
+                to: "bob".into(),
+                text: "hi  there ".into()
+            }
+        );
+        assert_eq!(ok("/m bob x"), ok("/msg bob x"));
+        assert_eq!(ok("/rename carol"), Command::Rename("carol".into()));
+        assert_eq!(ok("/nick carol"), Command::Rename("carol".into()));
+        assert_eq!(ok("/quit"), Command::Quit);
+        assert_eq!(ok("/EXIT"), Command::Quit);
+        assert_eq!(ok("/help"), Command::Help);
+        assert_eq!(ok("/?"), Command::Help);
+    }
+
+    #[test]
+    fn mistakes_say_what_is_wrong() {
+        assert_eq!(err("/join"), CommandError::Usage("/join ROOM"));
+        assert_eq!(err("/join #"), CommandError::Usage("/join ROOM"));
+        assert_eq!(err("/msg bob"), CommandError::Usage("/msg USER TEXT"));
+        assert_eq!(err("/msg bob   "), CommandError::Usage("/msg USER TEXT"));
+        assert_eq!(err("/rename"), CommandError::Usage("/rename NAME"));
+        assert_eq!(
+            err("/dance").to_string(),
+            "unknown command /dance; /help lists them"
+        );
+        assert_eq!(
+            err(&format!("/{}", "x".repeat(100))),
+            CommandError::Unknown("x".repeat(32))
+        );
+    }
+
+    #[test]
+    fn requests_default_to_the_current_room() {
+        let lobby = Some("lobby");
+        assert_eq!(
+            ok("hi").request(lobby),
+            Ok(Some(ClientMsg::Send {
+                room: "lobby".into(),
+                text: "hi".into(),
+                client_id: None
+            }))
+        );
+        assert_eq!(ok("hi").request(None), Err(CommandError::NoRoom));
+        assert_eq!(
+            ok("/who").request(lobby),
+            Ok(Some(ClientMsg::Who {
+                room: "lobby".into()
+            }))
+        );
+        assert_eq!(
+            ok("/leave").request(None),
+            Err(CommandError::Usage("/leave ROOM"))
+        );
+        assert_eq!(
+            ok("/who").request(None).unwrap_err().to_string(),
+            "usage: /who ROOM"
+        );
+        assert_eq!(
+            ok("/join kitchen").request(None),
+            Ok(Some(ClientMsg::Join {
+                room: "kitchen".into(),
+                since: None
+            }))
+        );
+        assert_eq!(ok("/help").request(lobby), Ok(None));
+        assert_eq!(ok("/quit").request(None), Ok(Some(ClientMsg::Quit)));
+    }
+
+    #[test]
+    fn help_is_aligned_and_lists_every_command() {
+        let lines: Vec<String> = help_lines().collect();
+        assert_eq!(lines.len(), HELP.len());
+        assert_eq!(
+            lines[0],
+            "TEXT            say TEXT in the current room (//TEXT says /TEXT)"
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("/msg USER TEXT  a direct message")));
+        for (usage, _) in HELP.iter().skip(1) {
+            let command = usage.split(' ').next().unwrap();
+            assert!(parse(command).is_some(), "{command} parses");
+            assert!(
+                !matches!(parse(command), Some(Err(CommandError::Unknown(_)))),
+                "{command} is known"
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_are_dropped_from_input() {
+        assert_eq!(clean_line("a\x07b\tc\x1b[Ad\u{9b}"), "ab\tc[Ad");
+    }
+}

@@ -1,0 +1,124 @@
+//! The hubbub client core: everything a client decides, nothing it does.
+//!
+//! hubbub speaks to people through three clients (the web app, the
+//! `hubbub-chat` terminal client and the server's TCP gateway). What they
+//! have in common lives here, once, free of I/O: no runtime, no sockets, no
+//! clock and no randomness. The caller passes the time (milliseconds since
+//! the Unix epoch) and the jitter, so the crate builds for
+//! `wasm32-unknown-unknown` as well as natively, and every piece is a plain
+//! value that unit tests can drive.
+//!
+//! | piece | what it owns |
+//! |---|---|
+//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER TEXT`, …) and its [`HELP`] |
+//! | [`render`] | server frames as text [`Line`]s (`[lobby] <alice> hi`), made safe for a terminal |
+//! | [`resume`] | the [`ResumeTracker`]: the rooms to be in and the last `seq` of each, rejoined with `since` |
+//! | [`pending`] | the [`Pending`] ledger: sends not acknowledged yet, keyed by `client_id`, resent after a reconnect |
+//! | [`backoff`] | the reconnect [`Backoff`] policy: exponential, full jitter, capped |
+//! | [`link`] | [`Link`], the state of the connection as a user sees it |
+//!
+//! Names, used the same way in every client and in the docs: *pending* is
+//! the client's ledger of unacknowledged messages (the server's per-connection
+//! byte queue is its *outbox*); the *resume tracker* is the client's memory
+//! for reconnecting (a *session* is a login); the *link* is the connection
+//! state.
+//!
+//! A client's data flow: the transport hands each [`hubbub_protocol::ServerMsg`]
+//! once to the resume tracker ([`ResumeTracker::observe`]) and the pending
+//! ledger ([`Pending::settle`]), then to its one reducer of UI state (the
+//! terminal client and the gateway render it with [`Renderer`]). Typed input
+//! goes through [`command::parse`]; sends enter the ledger before they are
+//! written. On every `welcome` the transport writes [`resume_frames`].
+//!
+//! ```
+//! use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker, Settled};
+//! use hubbub_protocol::{ClientMsg, ServerMsg};
+//!
+//! let mut tracker = ResumeTracker::with_rooms(["lobby"]);
+//! let mut pending = Pending::new("3fa9");
+//! let mut backoff = Backoff::new(500, 15_000).with_floor(100);
+//!
+//! // Typed while the link is down: kept, not lost.
+//! let send = pending.send("lobby", "hi all").unwrap();
+//! let mut link = Link::Reconnecting {
+//!     attempt: backoff.attempt(),
+//!     why: "connection lost".into(),
+//!     retry_at_ms: 1_000 + backoff.next_delay_ms(0.42), // now + jittered delay
+//! };
+//!
+//! // A new socket is welcomed: rejoin, then resend, in that order.
+//! link = Link::Connected;
+//! backoff.reset();
+//! let frames = resume_frames(&tracker, &pending);
+//! assert_eq!(frames[0], ClientMsg::Join { room: "lobby".into(), since: None });
+//! assert_eq!(frames[1], send);
+//!
+//! // Every server frame, once: the tracker and the ledger learn from it.
+//! for frame in [
+//!     ServerMsg::Message { room: "lobby".into(), seq: 8, from: "me".into(),
+//!                          text: "hi all".into(), sent_at: 0 },
+//!     ServerMsg::Ack { client_id: Some("3fa9-1".into()), room: Some("lobby".into()), seq: Some(8) },
+//! ] {
+//!     tracker.observe(&frame);
+//!     if let Some(Settled::Acked { seq, .. }) = pending.settle(&frame) {
+//!         assert_eq!(seq, Some(8));
+//!     }
+//! }
+//! assert!(pending.is_empty() && link.is_connected());
+//! assert_eq!(tracker.last_seq("lobby"), Some(8)); // the next rejoin says since: 8
+//! ```
+
+pub mod backoff;
+pub mod command;
+pub mod link;
+pub mod pending;
+pub mod render;
+pub mod resume;
+
+pub use backoff::Backoff;
+pub use command::{clean_line, help_lines, parse, Command, CommandError, HELP};
+pub use link::{close_why, Link};
+pub use pending::{Pending, PendingFull, PendingSend, Settled};
+pub use render::{defang, utc_clock, Kind, Line, Renderer};
+pub use resume::ResumeTracker;
+
+use hubbub_protocol::ClientMsg;
+
+/// What to send right after `welcome` on a new connection: a `join` (with
+/// `since` where known) for every room to be in, then every pending send in
+/// the order it was made. Joins come first so the resent sends find their
+/// rooms joined.
+pub fn resume_frames(tracker: &ResumeTracker, pending: &Pending) -> Vec<ClientMsg> {
+    tracker.rejoin().chain(pending.resend()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubbub_protocol::ServerMsg;
+
+    #[test]
+    fn after_welcome_rooms_are_rejoined_before_pending_sends_are_resent() {
+        let mut tracker = ResumeTracker::new();
+        tracker.join("lobby");
+        tracker.observe(&ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 7,
+            from: "bob".into(),
+            text: "hi".into(),
+            sent_at: 0,
+        });
+        let mut pending = Pending::new("p");
+        let send = pending.send("lobby", "still there?").unwrap();
+        assert_eq!(
+            resume_frames(&tracker, &pending),
+            [
+                ClientMsg::Join {
+                    room: "lobby".into(),
+                    since: Some(7)
+                },
+                send
+            ]
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! The pending ledger: the client's one record of messages it sent that the
+//! server has not acknowledged yet (docs/protocol.md, "Idempotent sends").
+//!
+//! Every `send` and `direct` gets a fresh `client_id` and enters the ledger
+//! *before* it is written, so it survives a lost link: after the next
+//! `welcome`, [`Pending::resend`] gives it again with the same `client_id`,
+//! which the server stores once. The server's answer settles it
+//! ([`Pending::settle`]): an `ack` removes it; an `error` naming it marks it
+//! failed (shown as such, not resent) until the user retries or dismisses
+//! it, except `unavailable`, which means "retry with the same `client_id`"
+//! and so leaves it pending. Views show the ledger as it is: one ledger,
+//! settled by `client_id`, never by matching text.
+//!
+//! (The server's per-connection byte queue is its *outbox*; this is not that.)
+
+use std::collections::VecDeque;
+
+use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
+
+/// One message on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSend {
+    /// The id sent with it, echoed by the `ack` or `error`.
+    pub client_id: String,
+    /// The `send` or `direct` as written (with `client_id`).
+    pub request: ClientMsg,
+    /// Why the server refused it (code and its sentence), if it did.
+    pub failed: Option<(ErrorCode, String)>,
+}
+
+impl PendingSend {
+    /// The message text.
+    pub fn text(&self) -> &str {
+        match &self.request {
+            ClientMsg::Send { text, .. } | ClientMsg::Direct { text, .. } => text,
+            _ => "",
+        }
+    }
+
+    /// The room of a `send`.
+    pub fn room(&self) -> Option<&str> {
+        match &self.request {
+            ClientMsg::Send { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+
+    /// The recipient of a `direct`.
+    pub fn to(&self) -> Option<&str> {
+        match &self.request {
+            ClientMsg::Direct { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+}
+
+/// The ledger holds [`Pending::MAX`] messages; the new one was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingFull;
+
+impl std::fmt::Display for PendingFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages are still on their way; wait for the connection",
+            Pending::MAX
+        )
+    }
+}
+
+impl std::error::Error for PendingFull {}
+
+/// What a server frame did to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The server accepted it (durably, for a room message) and it left the
+    /// ledger; `seq` is its place in the room.
+    Acked { send: PendingSend, seq: Option<u64> },
+    /// The server refused it; it stays in the ledger, failed, until
+    /// [`Pending::retry`] or [`Pending::dismiss`].
+    Refused {
+        client_id: String,
+        code: ErrorCode,
+        message: String,
+    },
+    /// The server cannot take it now (`unavailable`); it stays pending and
+    /// goes again with the next [`Pending::resend`].
+    Delayed { client_id: String },
+}
+
+/// Sends not acknowledged yet, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    sends: VecDeque<PendingSend>,
+    /// Makes this client's ids unlikely to meet another's (the server keys
+    /// them by user and room anyway): e.g. a few random hex digits.
+    prefix: String,
+    /// The number in the next `client_id`.
+    next: u64,
+}
+
+impl Pending {
+    /// Most messages the ledger holds; past it, new sends are refused.
+    pub const MAX: usize = 500;
+
+    /// An empty ledger whose `client_id`s are `"{prefix}-{n}"`.
+    pub fn new(prefix: impl Into<String>) -> Pending {
+        Pending {
+            sends: VecDeque::new(),
+            prefix: prefix.into(),
+            next: 1,
+        }
+    }
+
+    fn push(&mut self, make: impl FnOnce(String) -> ClientMsg) -> Result<ClientMsg, PendingFull> {
+        if self.sends.len() >= Self::MAX {
+            return Err(PendingFull);
+        }
+        let client_id = format!("{}-{}", self.prefix, self.next);
+        self.next += 1;
+        let request = make(client_id.clone());
+        self.sends.push_back(PendingSend {
+            client_id,
+            request: request.clone(),
+            failed: None,
+        });
+        Ok(request)
+    }
+
+    /// Records a `send` of `text` to `room` and gives the frame to write.
+    pub fn send(&mut self, room: &str, text: &str) -> Result<ClientMsg, PendingFull> {
+        self.push(|client_id| ClientMsg::Send {
+            room: room.to_string(),
+            text: text.to_string(),
+            client_id: Some(client_id),
+        })
+    }
+
+    /// Records a `direct` of `text` to `to` and gives the frame to write.
+    pub fn direct(&mut self, to: &str, text: &str) -> Result<ClientMsg, PendingFull> {
+        self.push(|client_id| ClientMsg::Direct {
+            to: to.to_string(),
+            text: text.to_string(),
+            client_id: Some(client_id),
+        })
+    }
+
+    /// Every message on its way, oldest first (failed ones included).
+    pub fn iter(&self) -> impl Iterator<Item = &PendingSend> {
+        self.sends.iter()
+    }
+
+    /// The message with this `client_id`.
+    pub fn get(&self, client_id: &str) -> Option<&PendingSend> {
+        self.sends.iter().find(|s| s.client_id == client_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.sends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+    }
+
+    /// The frames to write again on a new connection: every message not
+    /// refused, oldest first, with its original `client_id`.
+    pub fn resend(&self) -> impl Iterator<Item = ClientMsg> + '_ {
+        self.sends
+            .iter()
+            .filter(|s| s.failed.is_none())
+            .map(|s| s.request.clone())
+    }
+
+    /// Learns from one server frame: an `ack` or `error` with a `client_id`
+    /// of this ledger settles that message. Call it for every frame, once.
+    pub fn settle(&mut self, msg: &ServerMsg) -> Option<Settled> {
+        match msg {
+            ServerMsg::Ack {
+                client_id: Some(id),
+                seq,
+                ..
+            } => {
+                let at = self.sends.iter().position(|s| s.client_id == *id)?;
+                let send = self.sends.remove(at)?;
+                Some(Settled::Acked { send, seq: *seq })
+            }
+            ServerMsg::Error {
+                code: ErrorCode::Unavailable,
+                client_id: Some(id),
+                ..
+            } => {
+                self.get(id)?;
+                Some(Settled::Delayed {
+                    client_id: id.clone(),
+                })
+            }
+            ServerMsg::Error {
+                code,
+                message,
+                client_id: Some(id),
+                ..
+            } => {
+                let send = self.sends.iter_mut().find(|s| s.client_id == *id)?;
+                send.failed = Some((*code, message.clone()));
+                Some(Settled::Refused {
+                    client_id: id.clone(),
+                    code: *code,
+                    message: message.clone(),
+                })
+            }
+            ServerMsg::Ack {
+                client_id: None, ..
+            }
+            | ServerMsg::Error {
+                client_id: None, ..
+            }
+            | ServerMsg::Welcome { .. }
+            | ServerMsg::Presence { .. }
+            | ServerMsg::Joined { .. }
+            | ServerMsg::Left { .. }
+            | ServerMsg::LeaveOk { .. }
+            | ServerMsg::Message { .. }
+            | ServerMsg::History { .. }
+            | ServerMsg::Direct { .. }
+            | ServerMsg::Renamed { .. }
+            | ServerMsg::Rooms { .. }
+            | ServerMsg::Typing { .. }
+            | ServerMsg::Pong { .. }
+            | ServerMsg::Heartbeat => None,
+        }
+    }
+
+    /// Tries a failed message again (same `client_id`): gives the frame to
+    /// write, or `None` if there is no such message.
+    pub fn retry(&mut self, client_id: &str) -> Option<ClientMsg> {
+        let send = self.sends.iter_mut().find(|s| s.client_id == client_id)?;
+        send.failed = None;
+        Some(send.request.clone())
+    }
+
+    /// Drops a message from the ledger (the user gave up on a failed one).
+    pub fn dismiss(&mut self, client_id: &str) -> Option<PendingSend> {
+        let at = self.sends.iter().position(|s| s.client_id == client_id)?;
+        self.sends.remove(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(id: &str, seq: Option<u64>) -> ServerMsg {
+        ServerMsg::Ack {
+            client_id: Some(id.into()),
+            room: seq.map(|_| "lobby".into()),
+            seq,
+        }
+    }
+
+    fn error(code: ErrorCode, id: &str) -> ServerMsg {
+        ServerMsg::Error {
+            code,
+            message: "no".into(),
+            client_id: Some(id.into()),
+            room: None,
+        }
+    }
+
+    #[test]
+    fn sends_get_fresh_ids_and_wait_for_their_ack() {
+        let mut p = Pending::new("ab12");
+        let first = p.send("lobby", "one").unwrap();
+        let second = p.direct("bob", "two").unwrap();
+        assert_eq!(
+            first,
+            ClientMsg::Send {
+                room: "lobby".into(),
+                text: "one".into(),
+                client_id: Some("ab12-1".into())
+            }
+        );
+        assert_eq!(
+            second,
+            ClientMsg::Direct {
+                to: "bob".into(),
+                text: "two".into(),
+                client_id: Some("ab12-2".into())
+            }
+        );
+        assert_eq!(p.get("ab12-2").unwrap().to(), Some("bob"));
+        assert_eq!(p.get("ab12-1").unwrap().room(), Some("lobby"));
+        assert_eq!(
+            p.resend().collect::<Vec<_>>(),
+            [first.clone(), second.clone()]
+        );
+
+        let Some(Settled::Acked { send, seq }) = p.settle(&ack("ab12-1", Some(42))) else {
+            panic!("acked");
+        };
+        assert_eq!((send.text(), seq), ("one", Some(42)));
+        assert_eq!(p.resend().collect::<Vec<_>>(), [second]);
+        assert_eq!(p.settle(&ack("ab12-1", Some(42))), None, "settled once");
+        assert_eq!(p.settle(&ack("someone-else", None)), None);
+        assert_eq!(p.settle(&ServerMsg::Heartbeat), None);
+        assert!(p.settle(&ack("ab12-2", None)).is_some());
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_refused_send_stays_failed_until_retried_or_dismissed() {
+        let mut p = Pending::new("x");
+        let msg = p.send("lobby", "too long").unwrap();
+        assert_eq!(
+            p.settle(&error(ErrorCode::TextTooLong, "x-1")),
+            Some(Settled::Refused {
+                client_id: "x-1".into(),
+                code: ErrorCode::TextTooLong,
+                message: "no".into()
+            })
+        );
+        assert_eq!(p.len(), 1, "still shown");
+        assert_eq!(p.resend().count(), 0, "not resent");
+        assert_eq!(
+            p.get("x-1").unwrap().failed,
+            Some((ErrorCode::TextTooLong, "no".into()))
+        );
+        assert_eq!(p.retry("x-1"), Some(msg));
+        assert_eq!(p.resend().count(), 1);
+        assert!(p.dismiss("x-1").is_some());
+        assert!(p.is_empty());
+        assert_eq!(p.retry("x-1"), None);
+    }
+
+    #[test]
+    fn unavailable_means_try_again_later() {
+        let mut p = Pending::new("x");
+        p.send("lobby", "hi").unwrap();
+        assert_eq!(
+            p.settle(&error(ErrorCode::Unavailable, "x-1")),
+            Some(Settled::Delayed {
+                client_id: "x-1".into()
+            })
+        );
+        assert_eq!(p.resend().count(), 1);
+        assert_eq!(p.settle(&error(ErrorCode::Unavailable, "x-9")), None);
+    }
+
+    #[test]
+    fn a_full_ledger_refuses_new_sends_and_keeps_the_old() {
+        let mut p = Pending::new("x");
+        for i in 0..Pending::MAX {
+            p.send("lobby", &i.to_string()).unwrap();
+        }
+        assert_eq!(p.send("lobby", "one more"), Err(PendingFull));
+        assert_eq!(p.iter().next().unwrap().text(), "0");
+        p.settle(&ack("x-1", Some(1)));
+        assert!(p.send("lobby", "now it fits").is_ok());
+    }
+}
