@@ -14,6 +14,8 @@
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
 //! - [`tls`]: https and wss with rustls (`--tls-cert`, `--tls-key`).
+//! - [`echo`]: an echo server on the same WebSocket layer, for the Autobahn
+//!   conformance suite (not part of the `hubbub` binary).
 //!
 //! [`run`] serves until a shutdown future completes, then closes every
 //! connection with 1001 and waits (bounded) for them to drain.
@@ -22,6 +24,7 @@ pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod echo;
 pub mod hub;
 pub mod metrics;
 pub mod outbox;

@@ -39,6 +39,9 @@ pub enum Frame {
     /// A whole WebSocket control frame (ping, pong, close), made by the
     /// connection itself; never queued in an outbox.
     Raw(bytes::Bytes),
+    /// A binary message: the chat protocol has none; the echo server
+    /// ([`crate::echo`]) sends them back.
+    Binary(bytes::Bytes),
 }
 
 /// What [`Outbox::push`] did with a frame.
@@ -135,6 +138,32 @@ impl Outbox {
         let wake = state.frames.is_empty() && !state.deferred && !frames.is_empty();
         state.bytes += bytes;
         state.frames.extend(frames.iter().cloned().map(Frame::Text));
+        drop(state);
+        if wake {
+            self.waker.wake();
+        }
+        Pushed::Queued
+    }
+
+    /// Queues a binary message ([`Outbox::push`]'s limit and close rules);
+    /// only the echo server ([`crate::echo`]) sends binary.
+    pub fn push_binary(&self, data: bytes::Bytes) -> Pushed {
+        let mut state = self.state.lock();
+        if state.close.is_some() {
+            return Pushed::Closed;
+        }
+        if state.bytes + data.len() > self.limit {
+            drop(state);
+            Metrics::inc(&self.metrics.slow_consumers);
+            self.close_now(Close {
+                code: close::SLOW_CONSUMER,
+                reason: "outbound queue overflow",
+            });
+            return Pushed::Overflow;
+        }
+        let wake = state.frames.is_empty() && !state.deferred;
+        state.bytes += data.len();
+        state.frames.push_back(Frame::Binary(data));
         drop(state);
         if wake {
             self.waker.wake();
@@ -362,7 +391,7 @@ mod tests {
             .iter()
             .map(|f| match f {
                 Frame::Text(text) => text.as_str(),
-                Frame::Raw(_) => "raw",
+                Frame::Raw(_) | Frame::Binary(_) => "not text",
             })
             .collect();
         assert_eq!(texts, ["a", "bb"]);
