@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of hubbub: formatting, lints (server and wasm),
-# the release web bundle, then all unit, integration and browser tests.
+# the release web bundle, then all unit, integration and browser tests, and
+# the Autobahn WebSocket conformance suite (scripts/autobahn.sh) when the
+# Python 2.7 it needs is there.
 # Installs what is missing first (scripts/setup.sh); quick when nothing is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,10 @@ cargo test --workspace --exclude hubbub-web
 
 echo "== cargo test (web app logic, native)"
 cargo test -p hubbub-web
+
+echo "== autobahn (RFC 6455 conformance of the WebSocket layer)"
+if [ -x "${HUBBUB_PYTHON2:-$HOME/.pyenv/versions/2.7.18/bin/python}" ]; then
+    scripts/autobahn.sh
+else
+    echo "autobahn: skipped (no python2.7 under pyenv)"
+fi

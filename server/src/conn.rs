@@ -2,7 +2,9 @@
 //! reads, handles and writes, and holds no buffer while it is idle.
 //!
 //! - **Reading** goes into a per-thread scratch buffer; frames are parsed and
-//!   unmasked in place and handed to the [`Session`]. Bytes are kept per
+//!   unmasked in place, and each whole message goes to the connection's
+//!   [`Handler`]: the chat [`Session`], or the echo server's
+//!   ([`crate::echo`], for conformance testing). Bytes are kept per
 //!   connection only while a frame is incomplete, or when frames arrive
 //!   behind a request that waits for the store (reading pauses until it is
 //!   done, so requests are handled in order).
@@ -68,20 +70,63 @@ thread_local! {
 /// A ping frame without payload.
 static PING: [u8; 2] = [0x89, 0x00];
 
-/// Serves one upgraded WebSocket until it closes.
+/// Who handles a connection's whole messages (reassembled from fragments,
+/// text checked to be UTF-8): the chat [`Session`], or the echo server's
+/// [`Echo`](crate::echo::Echo). Replies go to the connection's outbox.
+pub trait Handler: Send + Sized + Unpin + 'static {
+    /// Handles one text message. The future may wait (for the store): the
+    /// connection reads nothing more until it hands the handler back.
+    fn on_text(self, text: String) -> Request<Self>;
+    /// Handles one binary message.
+    fn on_binary(&mut self, data: &[u8]);
+    /// The connection is over (called exactly once, as its close begins).
+    fn end(self);
+}
+
+impl Handler for Session {
+    fn on_text(mut self, text: String) -> Request<Self> {
+        Box::pin(async move {
+            Session::on_text(&mut self, &text).await;
+            self
+        })
+    }
+
+    /// The chat protocol has no binary messages: answered with an error.
+    fn on_binary(&mut self, _data: &[u8]) {
+        Session::on_binary(self);
+    }
+
+    fn end(self) {
+        Session::end(self);
+    }
+}
+
+/// Serves one upgraded chat WebSocket until it closes.
 ///
 /// The connection is its own future (no `async fn` around it): an idle
 /// connection costs the fields of [`Connection`] plus tokio's task header,
 /// and nothing it held while it was busy.
 pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) -> Connection {
-    let task = hub.tasks.token();
     let conn = hub.connect_as(account);
     let session = Session::new(Arc::clone(&hub), Arc::clone(&conn));
+    serve(hub, conn, io, session, slot)
+}
+
+/// Serves one upgraded WebSocket of the registered `conn`, whose messages
+/// go to `handler`, until it closes.
+pub fn serve<H: Handler>(
+    hub: Arc<Hub>,
+    conn: Arc<Conn>,
+    io: Upgraded,
+    handler: H,
+    slot: IpSlot,
+) -> Connection<H> {
+    let task = hub.tasks.token();
     Connection {
         hub,
         conn,
         io,
-        session: Some(session),
+        session: Some(handler),
         request: None,
         inbuf: Vec::new(),
         fragments: None,
@@ -99,8 +144,8 @@ pub fn run(hub: Arc<Hub>, io: Upgraded, account: Option<Account>, slot: IpSlot) 
     }
 }
 
-/// A request that had to wait (for the store); it hands the session back.
-type Request = Pin<Box<dyn Future<Output = Session> + Send>>;
+/// A request that may wait (for the store); it hands the handler back.
+pub type Request<H> = Pin<Box<dyn Future<Output = H> + Send>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -127,17 +172,20 @@ enum Step {
 }
 
 /// One WebSocket connection; see the module docs.
-pub struct Connection {
+pub struct Connection<H: Handler = Session> {
     hub: Arc<Hub>,
     conn: Arc<Conn>,
     io: Upgraded,
-    /// `None` while a request is in flight (it owns the session).
-    session: Option<Session>,
-    request: Option<Request>,
+    /// The message handler (the chat session); `None` while a request is
+    /// in flight (it owns the handler).
+    session: Option<H>,
+    request: Option<Request<H>>,
     /// Bytes read but not handled yet; empty (unallocated) when idle.
     inbuf: Vec<u8>,
-    /// A fragmented message being assembled: its opcode and bytes so far.
-    fragments: Option<Box<(OpCode, Vec<u8>)>>,
+    /// A fragmented message being assembled: its opcode, its bytes so far,
+    /// and how many of them are known to be UTF-8 (text is checked as each
+    /// fragment arrives, so a bad one fails at once, not at the end).
+    fragments: Option<Box<(OpCode, Vec<u8>, usize)>>,
     /// What to write: the outbox and the cursors in the rooms' logs.
     feed: Feed,
     /// Bytes filled but not yet taken by the socket (or a frame larger than
@@ -164,7 +212,7 @@ pub struct Connection {
     _slot: IpSlot,
 }
 
-impl Future for Connection {
+impl<H: Handler> Future for Connection<H> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -206,7 +254,7 @@ impl Future for Connection {
     }
 }
 
-impl Connection {
+impl<H: Handler> Connection<H> {
     /// Reads, handles and writes until blocked; `Ready(clean)` when the
     /// connection is over.
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
@@ -365,11 +413,12 @@ impl Connection {
         Ok(at)
     }
 
-    /// Closes the connection for bytes that are not valid WebSocket.
+    /// Closes the connection for bytes that are not valid WebSocket, after
+    /// the replies to the frames before them (what is queued is written).
     fn fail(&mut self, err: FrameError) -> Step {
         let (code, reason) = err.close();
         tracing::info!(conn = self.conn.id, error = %err, code, "closing on a bad frame");
-        self.conn.outbox.close_now(Close { code, reason });
+        self.conn.outbox.close_after_drain(Close { code, reason });
         // Whatever else the peer sent is not looked at.
         self.inbuf = Vec::new();
         self.peer_closed = true;
@@ -392,7 +441,11 @@ impl Connection {
                 if header.fin {
                     self.on_message(cx, header.opcode, payload)?;
                 } else {
-                    self.fragments = Some(Box::new((header.opcode, payload.to_vec())));
+                    let checked = match header.opcode {
+                        OpCode::Text => ws::check_utf8_prefix(payload)?,
+                        _ => 0,
+                    };
+                    self.fragments = Some(Box::new((header.opcode, payload.to_vec(), checked)));
                 }
             }
             OpCode::Continuation => {
@@ -401,11 +454,14 @@ impl Connection {
                         "a continuation with nothing to continue",
                     ));
                 };
-                let (opcode, message) = &mut *fragments;
+                let (opcode, message, checked) = &mut *fragments;
                 if message.len() + payload.len() > self.hub.config.max_frame_bytes {
                     return Err(FrameError::TooBig);
                 }
                 message.extend_from_slice(payload);
+                if *opcode == OpCode::Text {
+                    *checked += ws::check_utf8_prefix(&message[*checked..])?;
+                }
                 if header.fin {
                     self.on_message(cx, *opcode, message)?;
                 } else {
@@ -433,7 +489,7 @@ impl Connection {
         Ok(())
     }
 
-    /// A whole message: text goes to the session; binary is refused there.
+    /// A whole message: to the handler, once text is known to be UTF-8.
     fn on_message(
         &mut self,
         cx: &mut Context<'_>,
@@ -454,15 +510,11 @@ impl Connection {
             return Ok(());
         };
         let Some(text) = text else {
-            session.on_binary();
+            session.on_binary(payload);
             self.session = Some(session);
             return Ok(());
         };
-        let text = text.to_owned();
-        let mut request: Request = Box::pin(async move {
-            session.on_text(&text).await;
-            session
-        });
+        let mut request = session.on_text(text.to_owned());
         match request.as_mut().poll(cx) {
             Poll::Ready(session) => self.session = Some(session),
             Poll::Pending => self.request = Some(request),
@@ -677,13 +729,13 @@ impl WsSink<'_> {
         }
     }
 
-    /// A control frame made whole by the connection.
-    fn raw(&mut self, frame: &[u8]) -> bool {
-        self.put(&[], frame)
-    }
 }
 
 impl Sink for WsSink<'_> {
+    fn raw(&mut self, frame: &[u8]) -> bool {
+        self.put(&[], frame)
+    }
+
     fn message(&mut self, wire: &Wire) -> bool {
         self.put(&[], &wire.bytes)
     }

@@ -172,6 +172,12 @@ impl Feed {
                             return Fill::Full;
                         }
                     }
+                    Item::Raw(ref frame) => {
+                        if !sink.raw(frame) {
+                            self.items.push_front(item);
+                            return Fill::Full;
+                        }
+                    }
                     Item::Join(room, seq) => {
                         match self
                             .cursors
@@ -307,6 +313,10 @@ impl<S: Sink> Sink for Counted<'_, S> {
             self.bytes += text.len() as u64;
         }
         taken
+    }
+
+    fn raw(&mut self, frame: &[u8]) -> bool {
+        self.sink.raw(frame)
     }
 }
 

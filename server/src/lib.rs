@@ -16,6 +16,8 @@
 //! - [`tls`]: https and wss with rustls (`--tls-cert`, `--tls-key`).
 //! - [`http`]: accepting connections and serving HTTP on them, with the
 //!   caps and timeouts that keep slow clients from holding sockets.
+//! - [`echo`]: an echo server on the same WebSocket layer, for the Autobahn
+//!   conformance suite (not part of the `hubbub` binary).
 //!
 //! [`run`] serves until a shutdown future completes, then closes every
 //! connection with 1001 and waits (bounded) for them to drain.
@@ -26,6 +28,7 @@ pub mod config;
 pub mod conn;
 pub mod feed;
 pub mod http;
+pub mod echo;
 pub mod hub;
 pub mod metrics;
 pub mod outbox;

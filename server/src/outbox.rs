@@ -48,12 +48,16 @@ pub enum Item {
     Join(Arc<Room>, u64),
     /// Stop reading `room`'s log (a leave).
     Leave(Arc<Room>),
+    /// A whole WebSocket frame made here: a binary message, which the chat
+    /// protocol has none of; the echo server ([`crate::echo`]) sends them back.
+    Raw(bytes::Bytes),
 }
 
 impl Item {
     fn bytes(&self) -> usize {
         match self {
             Item::Text(text) | Item::After(_, _, text) => text.len(),
+            Item::Raw(frame) => frame.len(),
             Item::Join(..) | Item::Leave(_) => 0,
         }
     }
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Item {
             Item::After(room, seq, text) => write!(f, "After({}, {seq}, {text})", room.name),
             Item::Join(room, seq) => write!(f, "Join({}, {seq})", room.name),
             Item::Leave(room) => write!(f, "Leave({})", room.name),
+            Item::Raw(frame) => write!(f, "Raw({} bytes)", frame.len()),
         }
     }
 }
@@ -173,6 +178,17 @@ impl Outbox {
         drop(state);
         self.notify();
         Pushed::Queued
+    }
+
+    /// Queues a binary message ([`Outbox::push`]'s limit and close rules);
+    /// only the echo server ([`crate::echo`]) sends binary.
+    pub fn push_binary(&self, data: &[u8]) -> Pushed {
+        let mut header = [0; crate::ws::MAX_SERVER_HEADER];
+        let len = crate::ws::encode_header(crate::ws::OpCode::Binary, data.len(), &mut header);
+        let mut frame = Vec::with_capacity(len + data.len());
+        frame.extend_from_slice(&header[..len]);
+        frame.extend_from_slice(data);
+        self.enqueue(Item::Raw(frame.into()))
     }
 
     /// Asks the writer to send a WebSocket ping.
@@ -368,7 +384,7 @@ mod tests {
             .iter()
             .map(|item| match item {
                 Item::Text(text) | Item::After(_, _, text) => text.as_str(),
-                Item::Join(..) | Item::Leave(_) => "mark",
+                Item::Join(..) | Item::Leave(_) | Item::Raw(_) => "mark",
             })
             .collect()
     }

@@ -96,6 +96,9 @@ pub trait Sink {
     /// Takes a frame of JSON text (acks, presence, errors ...); `false`
     /// (and nothing taken) if it does not fit now.
     fn text(&mut self, text: &Utf8Bytes) -> bool;
+    /// Takes a whole WebSocket frame made by the connection (a ping, a
+    /// binary echo); `false` (and nothing taken) if it does not fit now.
+    fn raw(&mut self, frame: &[u8]) -> bool;
 }
 
 /// How far [`Room::pull`] got.

@@ -401,6 +401,11 @@ impl Sink for LineSink<'_> {
     fn text(&mut self, text: &Utf8Bytes) -> bool {
         self.take(text.as_bytes())
     }
+
+    /// WebSocket frames have no line form (a line client gets none).
+    fn raw(&mut self, _frame: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Writes what the connection's feed hands over (its outbox, its rooms'

@@ -337,6 +337,18 @@ pub fn close_frame(code: u16, reason: &str) -> bytes::Bytes {
     control_frame(OpCode::Close, &payload)
 }
 
+/// Checks that `bytes` is UTF-8 or the start of it (a fragmented text
+/// message still arriving); returns how many bytes are known good, short
+/// of a character cut at the end.
+pub fn check_utf8_prefix(bytes: &[u8]) -> Result<usize, FrameError> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(bytes.len()),
+        // Cut short, not wrong: the next fragment may complete it.
+        Err(err) if err.error_len().is_none() => Ok(err.valid_up_to()),
+        Err(_) => Err(FrameError::InvalidUtf8),
+    }
+}
+
 /// Checks the payload of a client's close frame; returns the code to answer
 /// with (the peer's own, or 1000 when it gave none).
 pub fn check_close_payload(payload: &[u8]) -> Result<u16, FrameError> {
@@ -446,6 +458,19 @@ mod tests {
         assert_eq!(FrameError::Protocol("x").close().0, close::PROTOCOL_ERROR);
         assert_eq!(FrameError::TooBig.close().0, close::TOO_BIG);
         assert_eq!(FrameError::InvalidUtf8.close().0, close::INVALID_PAYLOAD);
+    }
+
+    #[test]
+    fn checks_utf8_as_fragments_arrive() {
+        let euro = "€".as_bytes(); // three bytes
+        assert_eq!(check_utf8_prefix(b"abc"), Ok(3));
+        assert_eq!(check_utf8_prefix(&[b'a', euro[0], euro[1]]), Ok(1));
+        assert_eq!(check_utf8_prefix(&[]), Ok(0));
+        // Wrong at once: a stray continuation byte, a code point past
+        // U+10FFFF (F4 90), an encoded surrogate (ED A0).
+        for bad in [&[b'a', 0x80][..], &[0xF4, 0x90], &[0xED, 0xA0]] {
+            assert_eq!(check_utf8_prefix(bad), Err(FrameError::InvalidUtf8));
+        }
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! The WebSocket layer as it looks on the wire, from a hand-rolled client:
 //! the handshake, frames split across reads and several in one read,
 //! fragmented messages with control frames in between, the closing
-//! handshake, and each protocol violation with its close code.
+//! handshake, and each protocol violation with its close code. Also the
+//! echo server ([`hubbub::echo`]) the Autobahn suite runs against: the same
+//! layer with binary messages sent back.
 
 mod common;
+
+use std::net::SocketAddr;
 
 use common::{http, TestServer, DEADLINE};
 use hubbub_protocol::close;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 
 const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
 const CONTINUATION: u8 = 0x0;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
@@ -60,13 +66,17 @@ fn text(value: Value) -> Vec<u8> {
 impl Raw {
     /// Opens `/ws` and checks the handshake, with RFC 6455's sample key.
     async fn open(server: &TestServer) -> Raw {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        Raw::open_at(server.addr).await
+    }
+
+    /// [`Raw::open`] on any server.
+    async fn open_at(addr: SocketAddr) -> Raw {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive, Upgrade\r\n\
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive, Upgrade\r\n\
              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            server.addr
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut raw = Raw {
@@ -337,4 +347,103 @@ async fn a_plain_request_to_the_socket_endpoint_is_told_to_upgrade() {
     )
     .await;
     assert_eq!(old.status, 426);
+}
+
+#[tokio::test]
+async fn a_text_fragment_that_is_not_utf8_fails_at_once() {
+    let server = TestServer::default().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(&text(json!({"type": "hello", "name": "ada"})))
+        .await;
+    raw.next_json().await;
+    // The message is not over, but no continuation can mend a stray
+    // continuation byte: the connection fails now, not at the last fragment.
+    raw.send(&frame(TEXT, b"{\"type\": \"\x80")).await;
+    assert_eq!(raw.closed_with().await, close::INVALID_PAYLOAD);
+}
+
+/// Starts the echo server on 127.0.0.1:0; it stops when the sender drops.
+async fn start_echo() -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(hubbub::echo::run(
+        listener,
+        hubbub::echo::config(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn the_echo_server_sends_every_message_back_as_it_came() {
+    let (addr, _stop) = start_echo().await;
+    let mut raw = Raw::open_at(addr).await;
+    let echoed = |opcode: u8, payload: &[u8]| Frame {
+        fin: true,
+        opcode,
+        payload: payload.to_vec(),
+    };
+
+    raw.send(&frame(FIN | TEXT, "héllo".as_bytes())).await;
+    assert_eq!(raw.next().await, Some(echoed(TEXT, "héllo".as_bytes())));
+    raw.send(&frame(FIN | TEXT, b"")).await;
+    assert_eq!(raw.next().await, Some(echoed(TEXT, b"")));
+
+    // Binary, long enough for the 64-bit length form, every byte value.
+    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 256) as u8).collect();
+    raw.send(&frame(FIN | BINARY, &big)).await;
+    assert_eq!(raw.next().await, Some(echoed(BINARY, &big)));
+
+    // A fragmented text message with a character cut between fragments and
+    // a ping in between: the pong first, then the whole message in one.
+    let euro = "€".as_bytes();
+    raw.send(
+        &[
+            frame(TEXT, &[b'a', euro[0]]),
+            frame(FIN | PING, b"p"),
+            frame(CONTINUATION, &euro[1..]),
+            frame(FIN | CONTINUATION, b"b"),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(raw.next().await, Some(echoed(PONG, b"p")));
+    assert_eq!(raw.next().await, Some(echoed(TEXT, "a€b".as_bytes())));
+
+    // Pings that arrive together each get their pong, in order.
+    raw.send(
+        &[
+            frame(FIN | PING, b"1"),
+            frame(FIN | PING, b"2"),
+            frame(FIN | PING, b"3"),
+        ]
+        .concat(),
+    )
+    .await;
+    for payload in [b"1", b"2", b"3"] {
+        assert_eq!(raw.next().await, Some(echoed(PONG, payload)));
+    }
+
+    // The close handshake, as on the chat endpoint.
+    raw.send(&frame(FIN | CLOSE, &close::NORMAL.to_be_bytes()))
+        .await;
+    assert_eq!(raw.closed_with().await, close::NORMAL);
+}
+
+#[tokio::test]
+async fn the_echo_server_fails_a_bad_frame_after_echoing_what_came_before() {
+    let (addr, _stop) = start_echo().await;
+    let mut raw = Raw::open_at(addr).await;
+    // One write: a good message, then a frame with a reserved bit set.
+    raw.send(&[frame(FIN | TEXT, b"first"), frame(FIN | 0x20 | TEXT, b"x")].concat())
+        .await;
+    assert_eq!(
+        raw.next().await.map(|f| f.payload),
+        Some(b"first".to_vec()),
+        "the message before the bad frame is answered"
+    );
+    assert_eq!(raw.closed_with().await, close::PROTOCOL_ERROR);
 }
