@@ -728,7 +728,6 @@ impl WsSink<'_> {
             false
         }
     }
-
 }
 
 impl Sink for WsSink<'_> {
