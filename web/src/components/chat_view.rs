@@ -8,8 +8,6 @@ use yew::prelude::*;
 use super::composer::{Composer, Drafts};
 use super::message_list::MessageList;
 use crate::fmt::now_ms;
-use hubbub_client::pending::PendingSend;
-
 use crate::state::{Chat, Target};
 
 #[derive(Properties, PartialEq)]
@@ -17,8 +15,6 @@ pub struct ChatViewProps {
     pub chat: Rc<Chat>,
     pub connected: bool,
     pub me: Option<AttrValue>,
-    /// Own messages on their way to this chat, oldest first.
-    pub pending: Rc<Vec<PendingSend>>,
     pub max_bytes: usize,
     pub drafts: Drafts,
     pub on_send: Callback<String>,
@@ -57,34 +53,29 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
     };
     let members = props.on_members.reform(|_: MouseEvent| ());
     html! {
-        <main class="chat" aria-labelledby="chat-title">
+        <section class="chat" aria-labelledby="chat-title">
             <header class="chat-header">
                 <div class="chat-heading">
                     <h1 id="chat-title" class="chat-title">{ title }</h1>
                     <span class="muted small">{ subtitle }</span>
                 </div>
                 <button class="button small members-toggle" type="button" onclick={members}
-                    aria-controls="people">
+                    aria-label="Show who is online">
                     <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
                         <circle cx="9" cy="8" r="3.2" fill="none" stroke="currentColor" stroke-width="1.8" />
                         <path d="M3 19c.8-3.2 3.2-5 6-5s5.2 1.8 6 5M15.5 5.2a3 3 0 0 1 0 5.6M17.5 14.2c1.8.7 3 2.4 3.5 4.8"
                             fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" />
                     </svg>
-                    if matches!(chat.target, Target::Room(_)) {
-                        { chat.members.len().to_string() }<span class="sr-only">{ " online" }</span>
-                    } else {
-                        { "Info" }
-                    }
+                    { if matches!(chat.target, Target::Room(_)) { chat.members.len().to_string() } else { "Info".to_string() } }
                 </button>
             </header>
-            <MessageList chat={chat.clone()} connected={props.connected} me={props.me.clone()}
-                pending={props.pending.clone()} on_dismiss={props.on_dismiss.clone()}
+            <MessageList chat={chat.clone()} connected={props.connected} me={props.me.clone()} on_dismiss={props.on_dismiss.clone()}
                 on_load_older={props.on_load_older.clone()} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
             <Composer key={chat.target.label()} target={chat.target.clone()} drafts={props.drafts.clone()}
                 max_bytes={props.max_bytes} connected={props.connected}
                 on_send={props.on_send.clone()} on_typing={props.on_typing.clone()} />
-        </main>
+        </section>
     }
 }
 
@@ -99,7 +90,7 @@ pub struct EmptyChatProps {
 pub fn empty_chat(props: &EmptyChatProps) -> Html {
     let lobby = props.on_join.reform(|_: MouseEvent| "lobby".to_string());
     html! {
-        <main class="chat chat-empty" aria-labelledby="empty-title">
+        <section class="chat chat-empty" aria-labelledby="empty-title">
             <div class="card empty-card">
                 <h1 id="empty-title">{ "No room open" }</h1>
                 <p class="muted">
@@ -107,6 +98,6 @@ pub fn empty_chat(props: &EmptyChatProps) -> Html {
                 </p>
                 <button class="button primary" type="button" onclick={lobby}>{ "Join #lobby" }</button>
             </div>
-        </main>
+        </section>
     }
 }
