@@ -408,6 +408,8 @@ impl ChatState {
                     self.system(&target, format!("{} joined", join_names(&others)));
                 }
             }
+            // Our own leave: the room was dropped when we left it.
+            ServerMsg::LeaveOk { .. } => {}
             ServerMsg::Left { room, users } => {
                 let target = Target::Room(room);
                 let Some(chat) = self.chat_mut(&target) else {

@@ -112,6 +112,9 @@ pub fn decode(text: &str) -> Option<ServerMsg> {
             room: o.str("room")?,
             users: o.strings("users")?,
         },
+        "leave_ok" => ServerMsg::LeaveOk {
+            room: o.str("room")?,
+        },
         "left" => ServerMsg::Left {
             room: o.str("room")?,
             users: o.strings("users")?,

@@ -17,7 +17,7 @@
 //! `hello` names the account) and whether guests may chat. The task ends a
 //! session itself on sign-out (closes the socket, then `POST /api/logout`)
 //! and goes back to the sign-in screen, without reconnecting, when the server
-//! ends it: close 4501 (signed out elsewhere), 1008 "session expired", or an
+//! ends it: close 4501 (signed out elsewhere), 4502 (session expired), or an
 //! upgrade refused before `welcome` that `GET /api/session` explains.
 
 use std::cell::RefCell;
@@ -451,7 +451,7 @@ async fn run(mut session: Session, mut commands: UnboundedReceiver<Command>, dis
             Ended::SigningOut => continue,
             Ended::Closed { code, reason } => {
                 name_refused_since = None;
-                if let Some(why) = session_ended(&session, code, &reason).await {
+                if let Some(why) = session_ended(&session, code).await {
                     match why {
                         SessionEnd::SignedOut(why) => {
                             forget_user(&mut session);
@@ -527,17 +527,17 @@ enum SessionEnd {
 }
 
 /// Whether a connection that ended with `code` ended the session: closed
-/// with 4501 (signed out elsewhere) or 1008 "session expired", or refused at
+/// with 4501 (signed out elsewhere) or 4502 (session expired), or refused at
 /// the upgrade (the socket errors before it opens, so the page only sees
 /// 1006) for a reason `GET /api/session` confirms. A server that is down, or
 /// refuses for another reason (429), is retried with backoff as usual.
-async fn session_ended(session: &Session, code: u16, reason: &str) -> Option<SessionEnd> {
+async fn session_ended(session: &Session, code: u16) -> Option<SessionEnd> {
     if code == close::LOGGED_OUT {
         return Some(SessionEnd::SignedOut(
             "You were signed out, in this browser or elsewhere. Sign in again to chat.".into(),
         ));
     }
-    if code == close::POLICY && reason == "session expired" {
+    if code == close::SESSION_EXPIRED {
         return Some(SessionEnd::SignedOut(
             "Your session expired. Sign in again to chat.".into(),
         ));
