@@ -306,19 +306,14 @@ impl Room {
     pub fn committed(self: &Arc<Room>, msgs: impl IntoIterator<Item = StoredMessage>) {
         let mut state = self.state.lock();
         let mut last = None;
+        let mut acks = Vec::new();
         for msg in msgs {
             let pending = state.pending.pop_front();
             debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
             let seq = msg.seq;
             if let Some(pending) = pending {
                 for (conn, client_id) in pending.ackers {
-                    let ack = frame(&ServerMsg::Ack {
-                        client_id,
-                        room: Some(self.name.clone()),
-                        seq: Some(seq),
-                    });
-                    // A sender gets its message before the ack for it.
-                    conn.outbox.push_after(Arc::clone(self), seq, &ack);
+                    acks.push((conn, client_id, seq));
                 }
             }
             let wire = Wire::of(&msg);
@@ -330,6 +325,16 @@ impl Room {
         }
         let Some(last) = last else { return };
         self.delivered.store(last, Ordering::SeqCst);
+        // Only now that the messages are in the log: a sender gets its
+        // message before the ack for it (the ack waits for its cursor).
+        for (conn, client_id, seq) in acks {
+            let ack = frame(&ServerMsg::Ack {
+                client_id,
+                room: Some(self.name.clone()),
+                seq: Some(seq),
+            });
+            conn.outbox.push_after(Arc::clone(self), seq, &ack);
+        }
         for member in state.members.values() {
             member.conn.outbox.notify();
         }
