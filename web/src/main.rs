@@ -3,7 +3,9 @@
 //! Layout of the crate (after Yew's `function_todomvc`):
 //! - [`api`]: the account API (session, sign in, register, sign out);
 //! - [`state`]: the [`state::ChatState`] reducer and its [`state::Action`]s;
-//! - [`hooks`]: `use_chat`, which owns the WebSocket and reconnects;
+//! - [`link`]: the connection task (transport and resume, on the client
+//!   core `hubbub-client`);
+//! - [`hooks`]: `use_chat`, the state and the handle to change it;
 //! - [`components`]: the UI, one component per file;
 //! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
@@ -12,11 +14,13 @@ mod api;
 mod components;
 mod fmt;
 mod hooks;
+mod link;
 mod state;
 mod storage;
 mod wire;
 
 use gloo_timers::callback::Interval;
+use hubbub_client::Link;
 use yew::prelude::*;
 
 use components::auth::AuthScreen;
@@ -27,8 +31,8 @@ use components::presence::Presence;
 use components::room_list::RoomList;
 use components::status::ConnectionStatus;
 use components::user_menu::UserMenu;
-use hooks::use_chat;
-use state::{Action, Status, Target};
+use hooks::{use_chat, UseChatHandle};
+use state::{Action, Copied, Target};
 
 /// Which side panel is open on a narrow screen.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,21 +47,8 @@ fn app() -> Html {
     let chat = use_chat();
     let panel = use_state(|| Panel::None);
     let drafts = use_memo((), |_| Drafts::default());
-
-    // Remember the chat on screen.
-    use_effect_with(chat.current.clone(), |current| {
-        storage::set_current(current.as_ref());
-    });
-    // Expire "is typing" notices while any are shown.
-    {
-        let chat = chat.clone();
-        let typing = chat.chats.iter().any(|c| !c.typing.is_empty());
-        use_effect_with(typing, move |typing| {
-            let interval =
-                typing.then(|| Interval::new(1_000, move || chat.dispatch(Action::ExpireTyping)));
-            move || drop(interval)
-        });
-    }
+    use_remember_current(&chat);
+    use_typing_expiry(&chat);
 
     if !chat.session_checked {
         // Until `GET /api/session` answers (normally a few milliseconds).
@@ -67,130 +58,100 @@ fn app() -> Html {
             </main>
         };
     }
-    if chat.status == Status::SignedOut {
-        let on_guest = {
-            let chat = chat.clone();
-            Callback::from(move |name: String| chat.sign_in(name))
-        };
-        let on_signed_in = {
-            let chat = chat.clone();
-            Callback::from(move |user: String| chat.signed_in(user))
-        };
+    if chat.link == Link::Idle {
         return html! {
             <AuthScreen
                 guests={chat.guests}
                 notice={chat.auth_notice.clone().map(AttrValue::from)}
                 guest_name={chat.wanted_name.clone().map(AttrValue::from)}
                 guest_error={chat.name_error.clone().map(AttrValue::from)}
-                {on_signed_in} {on_guest} />
+                on_signed_in={chat.callback(|chat, user| chat.signed_in(user))}
+                on_guest={chat.callback(|chat, name| chat.sign_in(name))} />
         };
     }
+    chat_app(&chat, panel, &drafts)
+}
 
-    let connected = chat.status == Status::Connected;
-    let set_panel = |p: Panel| {
+/// Remembers the chat on screen for the next visit.
+#[hook]
+fn use_remember_current(chat: &UseChatHandle) {
+    use_effect_with(chat.current.clone(), |current| {
+        storage::set_current(current.as_ref());
+    });
+}
+
+/// Expires "is typing" notices while any are shown.
+#[hook]
+fn use_typing_expiry(chat: &UseChatHandle) {
+    let chat = chat.clone();
+    let typing = chat.chats.iter().any(|c| !c.typing.is_empty());
+    use_effect_with(typing, move |typing| {
+        let interval =
+            typing.then(|| Interval::new(1_000, move || chat.dispatch(Action::ExpireTyping)));
+        move || drop(interval)
+    });
+}
+
+/// The signed-in app: top bar, rooms, the open chat and who is in it. (A
+/// plain function of [`App`], not a component of its own: a component
+/// costs the bundle ~4 KB gzipped of Yew's per-component code.)
+fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts) -> Html {
+    let connected = chat.link.is_connected();
+    let toggle = |p: Panel| {
         let panel = panel.clone();
         Callback::from(move |()| panel.set(if *panel == p { Panel::None } else { p }))
     };
-    let close_panel = {
+    // Picking something in a drawer closes it.
+    let and_close = |f: fn(&UseChatHandle, String)| {
         let panel = panel.clone();
-        Callback::from(move |_: MouseEvent| panel.set(Panel::None))
+        chat.callback(move |chat, value: String| {
+            f(chat, value);
+            panel.set(Panel::None);
+        })
     };
     let on_open = {
-        let chat = chat.clone();
         let panel = panel.clone();
-        Callback::from(move |target: Target| {
+        chat.callback(move |chat, target: Target| {
             chat.open(target);
             panel.set(Panel::None);
         })
     };
-    let on_close = {
-        let chat = chat.clone();
-        Callback::from(move |target: Target| chat.close(target))
-    };
-    let on_join = {
-        let chat = chat.clone();
-        let panel = panel.clone();
-        Callback::from(move |room: String| {
-            chat.join(room);
-            panel.set(Panel::None);
-        })
-    };
-    let on_refresh = {
-        let chat = chat.clone();
-        Callback::from(move |()| chat.list_rooms())
-    };
-    let on_retry = {
-        let chat = chat.clone();
-        Callback::from(move |()| chat.retry_now())
-    };
-    let on_rename = {
-        let chat = chat.clone();
-        Callback::from(move |name: String| chat.rename(name))
-    };
-    let on_direct = {
-        let chat = chat.clone();
-        let panel = panel.clone();
-        Callback::from(move |user: String| {
-            chat.open(Target::Direct(user));
-            panel.set(Panel::None);
-        })
-    };
-    let on_sign_out = {
-        let chat = chat.clone();
-        Callback::from(move |()| chat.sign_out())
-    };
-    let on_dismiss_notice = {
-        let chat = chat.clone();
-        Callback::from(move |()| chat.dispatch(Action::DismissNotice))
-    };
+    let on_join = and_close(|chat, room| chat.join(room));
+    let on_direct = and_close(|chat, user| chat.open(Target::Direct(user)));
 
-    let main = match chat.current_chat() {
+    let current = chat.current_chat().cloned();
+    let main = match &current {
         Some(current) => {
             let target = current.target.clone();
-            let on_send = {
-                let chat = chat.clone();
-                let target = target.clone();
-                Callback::from(move |text: String| chat.send(target.clone(), text))
-            };
-            let on_typing = {
-                let chat = chat.clone();
-                let target = target.clone();
-                Callback::from(move |()| {
-                    if let Target::Room(room) = &target {
-                        chat.typing(room.clone());
-                    }
-                })
-            };
-            let on_dismiss = {
-                let chat = chat.clone();
-                let target = target.clone();
-                Callback::from(move |client_id: String| {
-                    chat.dispatch(Action::DismissPending {
-                        target: target.clone(),
-                        client_id,
-                    })
-                })
-            };
-            let on_load_older = {
-                let chat = chat.clone();
-                let target = target.clone();
-                Callback::from(move |before: u64| {
-                    if let Target::Room(room) = &target {
-                        chat.load_older(room.clone(), before);
-                    }
-                })
+            let room = match &target {
+                Target::Room(room) => Some(room.clone()),
+                Target::Direct(_) => None,
             };
             let partner_online = match &target {
                 Target::Direct(user) => chat.is_online(user),
                 Target::Room(_) => false,
             };
+            let on_send = {
+                let target = target.clone();
+                chat.callback(move |chat, text| chat.send(target.clone(), text))
+            };
+            let on_typing = {
+                let room = room.clone();
+                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.typing(r.clone())))
+            };
+            let on_load_older = chat.callback(move |chat, before| {
+                room.iter().for_each(|r| chat.load_older(r.clone(), before))
+            });
             html! {
                 <>
                     <ChatView chat={current.clone()} {connected}
-                        me={chat.display_name().map(|n| AttrValue::from(n.to_string()))} max_bytes={chat.limits.max_text_bytes}
-                        drafts={(*drafts).clone()} {on_send} {on_typing} {on_dismiss} {on_load_older}
-                        on_members={set_panel(Panel::Members)} />
-                    <aside class="sidebar sidebar-right" aria-label="People">
+                        me={chat.display_name().map(|n| AttrValue::from(n.to_string()))}
+                        pending={Copied(std::rc::Rc::new(chat.pending_for(&target)))}
+                        max_bytes={chat.limits.max_text_bytes}
+                        drafts={drafts.clone()} {on_send} {on_typing}
+                        on_dismiss={chat.callback(|chat, id| chat.dismiss(id))} {on_load_older}
+                        on_members={toggle(Panel::Members)} />
+                    <aside id="people" class="sidebar sidebar-right" aria-label="People">
                         <Presence chat={current.clone()} me={chat.me.clone().map(AttrValue::from)}
                             {partner_online} {on_direct} />
                     </aside>
@@ -220,11 +181,24 @@ fn app() -> Html {
             }
         })
     };
+    let close_panel = {
+        let panel = panel.clone();
+        Callback::from(move |_: MouseEvent| panel.set(Panel::None))
+    };
+    let classes = classes!(
+        "app",
+        panel_class,
+        (!connected).then_some("offline"),
+        current.is_none().then_some("no-chat")
+    );
     html! {
-        <div class={classes!("app", panel_class, (!connected).then_some("offline"))} {onkeydown}>
-            <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
+        <div class={classes} {onkeydown}>
+            if current.is_some() {
+                <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
+            }
             <header class="topbar">
-                <button class="icon-button rooms-toggle" type="button" onclick={set_panel(Panel::Rooms).reform(|_: MouseEvent| ())}
+                <button class="icon-button rooms-toggle" type="button"
+                    onclick={toggle(Panel::Rooms).reform(|_: MouseEvent| ())}
                     aria-label="Show rooms" aria-expanded={(*panel == Panel::Rooms).to_string()}>
                     <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
                         <path d="M4 7h16M4 12h16M4 17h16" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
@@ -234,21 +208,26 @@ fn app() -> Html {
                     }
                 </button>
                 <div class="brand"><span class="brand-mark" aria-hidden="true">{ "#" }</span>{ "hubbub" }</div>
-                <ConnectionStatus status={chat.status.clone()} {on_retry} />
+                <ConnectionStatus link={chat.link.clone()} now_s={fmt::now_ms() / 1000} on_retry={chat.callback(|chat, ()| chat.retry_now())} />
                 <div class="topbar-end">
                     <UserMenu name={AttrValue::from(chat.display_name().unwrap_or_default().to_string())}
-                        account={chat.account.is_some()} {connected} {on_rename} {on_sign_out} />
+                        account={chat.account.is_some()} {connected}
+                        on_rename={chat.callback(|chat, name| chat.rename(name))}
+                        on_sign_out={chat.callback(|chat, ()| chat.sign_out())} />
                 </div>
             </header>
             <div class="layout">
                 <nav class="sidebar sidebar-left" aria-label="Rooms and conversations">
                     <RoomList chats={chat.chats.clone()} current={chat.current.clone()}
-                        directory={chat.directory.clone()} {on_open} {on_close} {on_join} {on_refresh} />
+                        directory={chat.directory.clone()} {on_open}
+                        on_close={chat.callback(|chat, target| chat.close(target))} {on_join}
+                        on_refresh={chat.callback(|chat, ()| chat.list_rooms())} />
                 </nav>
                 { main }
                 <div class="scrim" onclick={close_panel} aria-hidden="true"></div>
             </div>
-            <NoticeToast notice={chat.notice.clone()} on_dismiss={on_dismiss_notice} />
+            <NoticeToast notice={chat.notice.clone()}
+                on_dismiss={chat.callback(|chat, ()| chat.dispatch(Action::DismissNotice))} />
         </div>
     }
 }

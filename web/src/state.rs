@@ -4,9 +4,20 @@
 //! the connection task dispatch actions and never mutate it themselves. Rooms
 //! and direct conversations share one shape, [`Chat`], kept behind `Rc` so an
 //! action that touches one chat clones only that chat.
+//!
+//! Every server frame reaches [`ChatState::apply_server`] once, in one
+//! `match` with an arm per message type (no catch-all: a new message type
+//! does not compile until the UI decides what it shows). Own messages on
+//! their way are not kept here: the connection task owns the one ledger of
+//! them (the client core's [`Pending`], keyed by `client_id`) and hands the
+//! state a shared, read-only [`Ledger`] after every change
+//! ([`Action::Pending`]).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use hubbub_client::pending::PendingSend;
+use hubbub_client::{Link, Pending};
 use hubbub_protocol::{ErrorCode, Limits, ServerMsg};
 use yew::prelude::*;
 
@@ -16,6 +27,9 @@ use crate::fmt::now_ms;
 const MAX_ENTRIES: usize = 500;
 /// How long a `typing` notice is shown, in milliseconds.
 pub const TYPING_SHOWN_MS: f64 = 4_000.0;
+/// A user who leaves and comes back (or comes and goes) within this many
+/// milliseconds is not news: a page reload, a dropped link.
+pub const PRESENCE_BLIP_MS: u64 = 60_000;
 
 /// Where messages go: a room, or one other user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -30,34 +44,6 @@ impl Target {
         match self {
             Target::Room(room) => format!("#{room}"),
             Target::Direct(user) => format!("@{user}"),
-        }
-    }
-}
-
-/// The state of the link to the server, always shown in the top bar.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    /// Not signed in and no guest name chosen: nothing to connect as.
-    SignedOut,
-    /// Opening the socket and saying hello.
-    Connecting,
-    /// Welcomed by the server; frames flow.
-    Connected,
-    /// The link dropped; the next attempt starts after `delay_ms`.
-    Reconnecting { attempt: u32, delay_ms: u32 },
-    /// The server said not to reconnect (or the user must act first).
-    Stopped { reason: String },
-}
-
-impl Status {
-    /// A short stable word for styling and tests: `connected`, `connecting`,
-    /// `reconnecting`, `offline`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Status::Connected => "connected",
-            Status::Connecting => "connecting",
-            Status::Reconnecting { .. } => "reconnecting",
-            Status::SignedOut | Status::Stopped { .. } => "offline",
         }
     }
 }
@@ -78,33 +64,50 @@ pub enum Entry {
         /// Sent by this user (under the name it had then).
         own: bool,
     },
-    /// An online/offline/rename notice, shown apart from messages.
+    /// A rename or other notice, shown apart from messages.
     System { id: u64, text: String, at: u64 },
+    /// Who came online and who went offline, gathered while nothing else
+    /// happened in between ("ana, bo and 12 others joined").
+    Presence {
+        id: u64,
+        /// Who joined, with when, in order.
+        joined: Vec<(String, u64)>,
+        /// Who left, with when, in order.
+        left: Vec<(String, u64)>,
+        /// When the first of them happened.
+        at: u64,
+    },
 }
 
 impl Entry {
     pub fn id(&self) -> u64 {
         match self {
-            Entry::Message { id, .. } | Entry::System { id, .. } => *id,
+            Entry::Message { id, .. } | Entry::System { id, .. } | Entry::Presence { id, .. } => {
+                *id
+            }
         }
     }
 
     fn at(&self) -> u64 {
         match self {
             Entry::Message { sent_at, .. } => *sent_at,
-            Entry::System { at, .. } => *at,
+            Entry::System { at, .. } | Entry::Presence { at, .. } => *at,
         }
     }
 }
 
-/// A message this user sent that the server has not confirmed yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    /// The `client_id` sent with it and echoed in `ack` or `error`.
-    pub client_id: String,
-    pub text: String,
-    /// Why the server refused it, if it did.
-    pub failed: Option<String>,
+/// The line a presence notice reads as: "ana and bo joined · cy left".
+pub fn presence_text(joined: &[(String, u64)], left: &[(String, u64)]) -> String {
+    let names = |list: &[(String, u64)]| list.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    match (joined.is_empty(), left.is_empty()) {
+        (false, true) => format!("{} joined", join_names(&names(joined))),
+        (true, false) => format!("{} left", join_names(&names(left))),
+        _ => format!(
+            "{} joined · {} left",
+            join_names(&names(joined)),
+            join_names(&names(left))
+        ),
+    }
 }
 
 /// A room or a direct conversation, with what the UI shows for it.
@@ -114,8 +117,6 @@ pub struct Chat {
     /// Who is online in the room, sorted (empty for direct conversations).
     pub members: Vec<String>,
     pub entries: Vec<Rc<Entry>>,
-    /// Own messages on their way, oldest first.
-    pub pending: Vec<Pending>,
     /// Messages that arrived while another chat was open.
     pub unread: u32,
     /// Who is typing, with when to stop showing it.
@@ -130,7 +131,6 @@ impl Chat {
             target,
             members: Vec::new(),
             entries: Vec::new(),
-            pending: Vec::new(),
             unread: 0,
             typing: Vec::new(),
             has_more: false,
@@ -166,22 +166,11 @@ impl Chat {
         })
     }
 
-    /// Drops the oldest pending message with `text`: its echo has arrived.
-    fn settle_by_text(&mut self, text: &str) {
-        if let Some(i) = self
-            .pending
-            .iter()
-            .position(|p| p.failed.is_none() && p.text == text)
-        {
-            self.pending.remove(i);
-        }
-    }
-
     /// The `seq` of the oldest room message shown.
     pub fn first_seq(&self) -> Option<u64> {
         self.entries.iter().find_map(|e| match &**e {
             Entry::Message { seq, .. } => *seq,
-            Entry::System { .. } => None,
+            Entry::System { .. } | Entry::Presence { .. } => None,
         })
     }
 
@@ -211,6 +200,43 @@ fn sort_names(names: &mut [String]) {
     names.sort_by_key(|n| n.to_ascii_lowercase());
 }
 
+/// A value compared by identity: every change comes as a new `Rc`, so no
+/// field-by-field comparison (and no code for one in the bundle) is needed.
+#[derive(Debug, Clone)]
+pub struct Copied<T>(pub Rc<T>);
+
+impl<T> PartialEq for Copied<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> std::ops::Deref for Copied<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The connection task's one ledger of own messages on their way, shared
+/// for reading, with the number of its last change: two `Ledger`s are equal
+/// when no change came in between.
+#[derive(Debug, Clone)]
+pub struct Ledger(Rc<RefCell<Pending>>, u64);
+
+impl Ledger {
+    pub fn new(ledger: Rc<RefCell<Pending>>, version: u64) -> Ledger {
+        Ledger(ledger, version)
+    }
+}
+
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0) && self.1 == other.1
+    }
+}
+
 /// A short message shown over the app, e.g. why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -227,7 +253,10 @@ pub struct ChatState {
     pub wanted_name: Option<String>,
     /// Why the server refused the chosen name, shown on the first screen.
     pub name_error: Option<String>,
-    pub status: Status,
+    /// The connection, as the top bar shows it.
+    pub link: Link,
+    /// The connection task's ledger of own messages on their way, to read.
+    pub pending: Ledger,
     /// Joined rooms first (in join order), then direct conversations.
     pub chats: Vec<Rc<Chat>>,
     /// The chat on screen.
@@ -261,7 +290,8 @@ impl ChatState {
             .filter(|t| chats.iter().any(|c| &c.target == t))
             .or_else(|| chats.first().map(|c| c.target.clone()));
         ChatState {
-            status: Status::SignedOut,
+            link: Link::Idle,
+            pending: Ledger::new(Rc::new(RefCell::new(Pending::new(""))), 0),
             me: None,
             wanted_name: name,
             name_error: None,
@@ -289,6 +319,20 @@ impl ChatState {
 
     pub fn current_chat(&self) -> Option<&Rc<Chat>> {
         self.current.as_ref().and_then(|t| self.chat(t))
+    }
+
+    /// Own messages on their way to `target`, oldest first.
+    pub fn pending_for(&self, target: &Target) -> Vec<PendingSend> {
+        self.pending
+            .0
+            .borrow()
+            .iter()
+            .filter(|p| match target {
+                Target::Room(room) => p.room() == Some(room.as_str()),
+                Target::Direct(user) => p.to() == Some(user.as_str()),
+            })
+            .cloned()
+            .collect()
     }
 
     /// Whether `user` is online in any room we share.
@@ -344,6 +388,57 @@ impl ChatState {
         }
     }
 
+    /// Notes that `users` joined (or left) `target`. Consecutive notices
+    /// gather in one entry, and a user who left and came back (or came and
+    /// went) within [`PRESENCE_BLIP_MS`] drops out of it.
+    fn presence(&mut self, target: &Target, users: &[String], joined: bool) {
+        if users.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let id = self.take_id();
+        let Some(chat) = self.chat_mut(target) else {
+            return;
+        };
+        let (id, mut came, mut went, at) = match chat.entries.last().map(|e| &**e) {
+            Some(Entry::Presence {
+                id,
+                joined,
+                left,
+                at,
+            }) => {
+                let last = (*id, joined.clone(), left.clone(), *at);
+                chat.entries.pop();
+                last
+            }
+            _ => (id, Vec::new(), Vec::new(), now),
+        };
+        for user in users {
+            let (add, undo) = if joined {
+                (&mut came, &mut went)
+            } else {
+                (&mut went, &mut came)
+            };
+            // The opposite notice for the same user, still fresh: a blip.
+            if let Some(i) = undo
+                .iter()
+                .position(|(u, t)| u == user && now.saturating_sub(*t) < PRESENCE_BLIP_MS)
+            {
+                undo.remove(i);
+            } else if !add.iter().any(|(u, _)| u == user) {
+                add.push((user.clone(), now));
+            }
+        }
+        if !came.is_empty() || !went.is_empty() {
+            chat.entries.push(Rc::new(Entry::Presence {
+                id,
+                joined: came,
+                left: went,
+                at,
+            }));
+        }
+    }
+
     fn notify(&mut self, text: impl Into<String>) {
         let id = self.take_id();
         self.notice = Some(Notice {
@@ -383,7 +478,6 @@ impl ChatState {
                 self.wanted_name = Some(user);
                 self.name_error = None;
                 self.limits = limits;
-                self.status = Status::Connected;
             }
             ServerMsg::Presence { room, mut users } => {
                 let chat = self.chat_or_insert(&Target::Room(room));
@@ -404,12 +498,8 @@ impl ChatState {
                     .collect();
                 chat.add_members(&users);
                 let others = self.others(&new);
-                if !others.is_empty() {
-                    self.system(&target, format!("{} joined", join_names(&others)));
-                }
+                self.presence(&target, &others, true);
             }
-            // Our own leave: the room was dropped when we left it.
-            ServerMsg::LeaveOk { .. } => {}
             ServerMsg::Left { room, users } => {
                 let target = Target::Room(room);
                 let Some(chat) = self.chat_mut(&target) else {
@@ -423,9 +513,7 @@ impl ChatState {
                 chat.remove_members(&users);
                 chat.typing.retain(|(u, _)| !users.contains(u));
                 let others = self.others(&gone);
-                if !others.is_empty() {
-                    self.system(&target, format!("{} left", join_names(&others)));
-                }
+                self.presence(&target, &others, false);
             }
             ServerMsg::Message {
                 room,
@@ -442,9 +530,6 @@ impl ChatState {
                 };
                 if chat.has_message(seq, &from, sent_at) {
                     return;
-                }
-                if own {
-                    chat.settle_by_text(&text);
                 }
                 chat.typing.retain(|(u, _)| *u != from);
                 chat.push(Entry::Message {
@@ -495,11 +580,10 @@ impl ChatState {
                     });
                 }
             }
-            ServerMsg::Ack { client_id, .. } => {
-                if let Some(client_id) = client_id {
-                    self.settle(&client_id);
-                }
-            }
+            // Own sends are settled in the connection task's ledger.
+            ServerMsg::Ack { .. } => {}
+            // The room was closed when the user chose to leave it.
+            ServerMsg::LeaveOk { .. } => {}
             ServerMsg::Direct {
                 from,
                 to,
@@ -510,9 +594,6 @@ impl ChatState {
                 let target = Target::Direct(if own { to } else { from.clone() });
                 let id = self.take_id();
                 let chat = self.chat_or_insert(&target);
-                if own {
-                    chat.settle_by_text(&text);
-                }
                 chat.push(Entry::Message {
                     id,
                     seq: None,
@@ -595,13 +676,8 @@ impl ChatState {
         client_id: Option<String>,
         room: Option<String>,
     ) {
-        if let Some(client_id) = client_id {
-            for chat in &mut self.chats {
-                if let Some(i) = chat.pending.iter().position(|p| p.client_id == client_id) {
-                    Rc::make_mut(chat).pending[i].failed = Some(message);
-                    return;
-                }
-            }
+        // A refused send shows as failed, from the ledger.
+        if client_id.is_some() {
             return;
         }
         match (code, room) {
@@ -613,16 +689,6 @@ impl ChatState {
                 self.notify(format!("That name is taken: {message}"));
             }
             _ => self.notify(message),
-        }
-    }
-
-    /// Drops the pending message `client_id`: the server accepted it.
-    fn settle(&mut self, client_id: &str) {
-        for chat in &mut self.chats {
-            if let Some(i) = chat.pending.iter().position(|p| p.client_id == client_id) {
-                Rc::make_mut(chat).pending.remove(i);
-                return;
-            }
         }
     }
 
@@ -662,7 +728,11 @@ pub enum Action {
     SignIn(String),
     /// The server refused the chosen name before welcoming us.
     NameRejected(String),
-    Status(Status),
+    /// The connection changed.
+    Link(Link),
+    /// The connection task's ledger changed (this is the same ledger, with
+    /// a new change count).
+    Pending(Ledger),
     /// A frame from the server.
     Server(ServerMsg),
     /// Show `target`, creating its chat (joining a room or opening a direct
@@ -670,17 +740,6 @@ pub enum Action {
     Open(Target),
     /// Leave a room or close a direct conversation.
     Close(Target),
-    /// The user sent `text` to `target`; it shows as pending until confirmed.
-    Sent {
-        target: Target,
-        client_id: String,
-        text: String,
-    },
-    /// Forget a refused message.
-    DismissPending {
-        target: Target,
-        client_id: String,
-    },
     DismissNotice,
     /// Drop `typing` notices whose time is up.
     ExpireTyping,
@@ -699,11 +758,10 @@ impl Reducible for ChatState {
                     state.account = Some(user.clone());
                     state.wanted_name = Some(user);
                 }
-                state.status = if state.wanted_name.is_some() && (state.account.is_some() || guests)
-                {
-                    Status::Connecting
+                state.link = if state.wanted_name.is_some() && (state.account.is_some() || guests) {
+                    Link::Connecting { attempt: 0 }
                 } else {
-                    Status::SignedOut
+                    Link::Idle
                 };
             }
             Action::SignedIn(user) => {
@@ -711,7 +769,7 @@ impl Reducible for ChatState {
                 state.wanted_name = Some(user);
                 state.name_error = None;
                 state.auth_notice = None;
-                state.status = Status::Connecting;
+                state.link = Link::Connecting { attempt: 0 };
             }
             Action::SignedOut(why) => {
                 state.account = None;
@@ -719,48 +777,33 @@ impl Reducible for ChatState {
                 state.wanted_name = None;
                 state.name_error = None;
                 state.auth_notice = why;
-                state.status = Status::SignedOut;
+                state.link = Link::Idle;
             }
             Action::GuestsRefused(why) => {
                 state.guests = false;
                 state.me = None;
                 state.auth_notice = Some(why);
-                state.status = Status::SignedOut;
+                state.link = Link::Idle;
             }
             Action::SignIn(name) => {
                 state.wanted_name = Some(name);
                 state.name_error = None;
                 state.auth_notice = None;
-                state.status = Status::Connecting;
+                state.link = Link::Connecting { attempt: 0 };
             }
             Action::NameRejected(reason) => {
                 state.me = None;
                 state.name_error = Some(reason);
-                state.status = Status::SignedOut;
+                state.link = Link::Idle;
             }
-            Action::Status(status) => state.status = status,
+            Action::Link(link) => state.link = link,
+            Action::Pending(pending) => state.pending = pending,
             Action::Server(msg) => state.apply_server(msg),
             Action::Open(target) => {
                 state.chat_or_insert(&target);
                 state.open(target);
             }
             Action::Close(target) => state.close(&target),
-            Action::Sent {
-                target,
-                client_id,
-                text,
-            } => {
-                state.chat_or_insert(&target).pending.push(Pending {
-                    client_id,
-                    text,
-                    failed: None,
-                });
-            }
-            Action::DismissPending { target, client_id } => {
-                if let Some(chat) = state.chat_mut(&target) {
-                    chat.pending.retain(|p| p.client_id != client_id);
-                }
-            }
             Action::DismissNotice => state.notice = None,
             Action::ExpireTyping => {
                 let now = now_ms();
@@ -814,6 +857,7 @@ mod tests {
             .iter()
             .filter_map(|e| match &**e {
                 Entry::System { text, .. } => Some(text.clone()),
+                Entry::Presence { joined, left, .. } => Some(presence_text(joined, left)),
                 Entry::Message { .. } => None,
             })
             .collect()
@@ -842,7 +886,7 @@ mod tests {
             .iter()
             .filter_map(|e| match &**e {
                 Entry::Message { seq, .. } => *seq,
-                Entry::System { .. } => None,
+                Entry::System { .. } | Entry::Presence { .. } => None,
             })
             .collect()
     }
@@ -872,14 +916,62 @@ mod tests {
         });
         let chat = state.chat(&lobby).unwrap();
         assert_eq!(chat.members, names(&["al", "Carol", "zoe"]));
+        // bob came and went at once: not news.
         assert_eq!(
             system_texts(chat),
+            names(&["Carol joined", "zed is now known as zoe"])
+        );
+    }
+
+    #[test]
+    fn presence_notices_collapse_and_blips_vanish() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        let joined = |user: &str| ServerMsg::Joined {
+            room: "lobby".into(),
+            users: names(&[user]),
+        };
+        let left = |user: &str| ServerMsg::Left {
+            room: "lobby".into(),
+            users: names(&[user]),
+        };
+        // Twenty people arriving one by one make one line.
+        for i in 0..20 {
+            state.apply_server(joined(&format!("u{i:02}")));
+        }
+        assert_eq!(
+            system_texts(state.chat(&lobby).unwrap()),
+            names(&["u00, u01 and 18 others joined"])
+        );
+        // A reload: left, then back. Nothing new to say.
+        state.apply_server(left("u05"));
+        state.apply_server(joined("u05"));
+        assert_eq!(
+            system_texts(state.chat(&lobby).unwrap()),
+            names(&["u00, u01 and 18 others joined"])
+        );
+        // A message ends the run; what follows starts a new line.
+        state.apply_server(ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 1,
+            from: "u01".into(),
+            text: "hi".into(),
+            sent_at: now_ms(),
+        });
+        state.apply_server(left("u02"));
+        state.apply_server(left("u03"));
+        state.apply_server(joined("zed"));
+        assert_eq!(
+            system_texts(state.chat(&lobby).unwrap()),
             names(&[
-                "bob and Carol joined",
-                "bob left",
-                "zed is now known as zoe"
+                "u00, u01 and 18 others joined",
+                "zed joined · u02 and u03 left"
             ])
         );
+        // Our own comings and goings are never announced.
+        state.apply_server(left("al"));
+        state.apply_server(joined("al"));
+        assert_eq!(system_texts(state.chat(&lobby).unwrap()).len(), 2);
     }
 
     #[test]
@@ -901,19 +993,15 @@ mod tests {
             names(&["alice", "bob"])
         );
 
-        state = Rc::unwrap_or_clone(Rc::new(state).reduce(Action::Sent {
-            target: lobby.clone(),
-            client_id: "c-9".into(),
-            text: "too much".into(),
-        }));
+        // A refused send is the ledger's business: no notice over the app.
+        state.notice = None;
         state.apply_server(ServerMsg::Error {
             code: ErrorCode::TextTooLong,
             message: "too long".into(),
             client_id: Some("c-9".into()),
             room: Some("lobby".into()),
         });
-        let pending = &state.chat(&lobby).unwrap().pending;
-        assert_eq!(pending[0].failed.as_deref(), Some("too long"));
+        assert!(state.notice.is_none());
 
         state.apply_server(ServerMsg::Error {
             code: ErrorCode::InvalidRoom,
@@ -949,14 +1037,21 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_deduplicated_and_settle_pending() {
+    fn messages_are_deduplicated_and_pending_is_shown_per_chat() {
         let mut state = welcomed();
         let lobby = Target::Room("lobby".into());
-        state.chat_or_insert(&lobby).pending.push(Pending {
-            client_id: "c1".into(),
-            text: "hi".into(),
-            failed: None,
-        });
+        let mut ledger = Pending::new("p");
+        ledger.send("lobby", "hi").unwrap();
+        ledger.direct("bob", "psst").unwrap();
+        state = reduce(
+            state,
+            Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), 1)),
+        );
+        assert_eq!(state.pending_for(&lobby)[0].text(), "hi");
+        assert_eq!(
+            state.pending_for(&Target::Direct("bob".into()))[0].text(),
+            "psst"
+        );
         let msg = ServerMsg::Message {
             room: "lobby".into(),
             seq: 1,
@@ -968,7 +1063,6 @@ mod tests {
         state.apply_server(msg);
         let chat = state.chat(&lobby).unwrap();
         assert_eq!(chat.entries.len(), 1);
-        assert!(chat.pending.is_empty());
         // A restarted server may reuse a seq for a different message.
         state.apply_server(ServerMsg::Message {
             room: "lobby".into(),
@@ -996,7 +1090,7 @@ mod tests {
                 guests: true,
             },
         );
-        assert_eq!(state.status, Status::Connecting);
+        assert_eq!(state.link, Link::Connecting { attempt: 0 });
         // ...and shows the sign-in screen when they are not.
         let state = reduce(
             guest,
@@ -1005,7 +1099,7 @@ mod tests {
                 guests: false,
             },
         );
-        assert_eq!(state.status, Status::SignedOut);
+        assert_eq!(state.link, Link::Idle);
         assert!(!state.guests);
         // A signed-in browser connects as its account.
         let state = reduce(
@@ -1017,7 +1111,7 @@ mod tests {
         );
         assert_eq!(state.account.as_deref(), Some("alice"));
         assert_eq!(state.display_name(), Some("alice"));
-        assert_eq!(state.status, Status::Connecting);
+        assert_eq!(state.link, Link::Connecting { attempt: 0 });
     }
 
     #[test]
@@ -1028,13 +1122,13 @@ mod tests {
             state,
             Action::SignedOut(Some("Your session expired.".into())),
         );
-        assert_eq!(state.status, Status::SignedOut);
+        assert_eq!(state.link, Link::Idle);
         assert!(state.account.is_none() && state.me.is_none());
         assert_eq!(state.auth_notice.as_deref(), Some("Your session expired."));
         // Choosing a guest name clears the notice.
         let state = reduce(state, Action::SignIn("bo".into()));
         assert!(state.auth_notice.is_none());
-        assert_eq!(state.status, Status::Connecting);
+        assert_eq!(state.link, Link::Connecting { attempt: 0 });
     }
 
     #[test]

@@ -2,107 +2,130 @@
 //! `JSON.parse` / `JSON.stringify` instead of serde_json.
 //!
 //! The messages are the protocol crate's [`ClientMsg`] and [`ServerMsg`]; only
-//! the JSON step differs. serde's generated code and serde_json's parser were
-//! the largest part of the bundle after Yew (~35 KB of wasm); the browser
-//! already has a JSON parser. The JSON shapes are exactly those of
-//! docs/protocol.md: unknown fields are ignored, and a frame of an unknown
-//! `type` or with a missing or mistyped field decodes to `None` (skipped).
+//! the JSON step differs. serde's generated code and serde_json's parser
+//! would add 10–20 KB gzipped to a bundle that must stay under 150 KB (see
+//! README, "Developing"); the browser already has a JSON parser. The JSON
+//! shapes are exactly those of docs/protocol.md: unknown fields are ignored,
+//! and a frame of an unknown `type` or with a missing or mistyped field
+//! decodes to `None` (skipped).
+//!
+//! The mapping is written once, over two small traits ([`Json`] to read a
+//! parsed value, [`JsonOut`] to build one), so the same code runs on the
+//! browser's values in the app and on `serde_json::Value` in the native
+//! tests, where a property test checks it against serde's own encoding of
+//! every message: the two codecs cannot drift apart unnoticed.
 
 use hubbub_protocol::{ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg};
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 
-/// A parsed JSON object (or any JSON value) with typed field readers.
-struct Obj(JsValue);
+/// Largest whole number a JavaScript number holds exactly (2^53); times,
+/// seqs and ids stay far below it.
+pub const MAX_EXACT: u64 = 9_007_199_254_740_992;
 
-impl Obj {
-    fn get(&self, key: &str) -> JsValue {
-        Reflect::get(&self.0, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-    }
+/// A parsed JSON value, as the decoder reads it.
+pub trait Json: Sized {
+    /// The field `key` of an object; `None` if absent (or not an object).
+    fn field(&self, key: &str) -> Option<Self>;
+    fn is_object(&self) -> bool;
+    fn is_null(&self) -> bool;
+    fn string(&self) -> Option<String>;
+    /// A non-negative whole number up to [`MAX_EXACT`].
+    fn whole(&self) -> Option<u64>;
+    fn boolean(&self) -> Option<bool>;
+    /// `read` of each item of an array; `None` if this is not an array or
+    /// any item does not read.
+    fn each<T>(&self, read: impl Fn(&Self) -> Option<T>) -> Option<Vec<T>>;
+}
 
-    fn field(&self, key: &str) -> Obj {
-        Obj(self.get(key))
-    }
+/// A JSON object being built, as the encoder writes it.
+pub trait JsonOut {
+    fn object() -> Self;
+    fn set_str(&mut self, key: &str, value: &str);
+    fn set_num(&mut self, key: &str, value: u64);
+}
 
+/// Typed readers over a [`Json`] object.
+struct Obj<'a, J>(&'a J);
+
+impl<J: Json> Obj<'_, J> {
     fn str(&self, key: &str) -> Option<String> {
-        self.get(key).as_string()
+        self.0.field(key)?.string()
     }
 
-    /// An optional string: absent or `null` is `None`; another type fails.
+    /// An optional field: absent or `null` is `None`; another type fails.
+    fn opt<T>(&self, key: &str, read: impl Fn(&J) -> Option<T>) -> Option<Option<T>> {
+        match self.0.field(key) {
+            None => Some(None),
+            Some(v) if v.is_null() => Some(None),
+            Some(v) => read(&v).map(Some),
+        }
+    }
+
     fn opt_str(&self, key: &str) -> Option<Option<String>> {
-        optional(self.get(key), |v| v.as_string())
+        self.opt(key, J::string)
     }
 
     fn u64(&self, key: &str) -> Option<u64> {
-        whole(&self.get(key))
+        self.0.field(key)?.whole()
     }
 
     fn opt_u64(&self, key: &str) -> Option<Option<u64>> {
-        optional(self.get(key), |v| whole(&v))
+        self.opt(key, J::whole)
+    }
+
+    fn usize(&self, key: &str) -> Option<usize> {
+        usize::try_from(self.u64(key)?).ok()
+    }
+
+    fn u32(&self, key: &str) -> Option<u32> {
+        u32::try_from(self.u64(key)?).ok()
     }
 
     fn bool(&self, key: &str) -> Option<bool> {
-        self.get(key).as_bool()
+        self.0.field(key)?.boolean()
+    }
+
+    fn list<T>(&self, key: &str, item: impl Fn(&J) -> Option<T>) -> Option<Vec<T>> {
+        self.0.field(key)?.each(item)
     }
 
     fn strings(&self, key: &str) -> Option<Vec<String>> {
-        self.list(key, |v| v.as_string())
-    }
-
-    fn list<T>(&self, key: &str, item: impl Fn(JsValue) -> Option<T>) -> Option<Vec<T>> {
-        let value = self.get(key);
-        if !Array::is_array(&value) {
-            return None;
-        }
-        Array::from(&value).iter().map(item).collect()
+        self.list(key, J::string)
     }
 }
 
-/// `None` for absent or `null`, else `read(value)` (which must succeed).
-fn optional<T>(value: JsValue, read: impl Fn(JsValue) -> Option<T>) -> Option<Option<T>> {
-    if value.is_undefined() || value.is_null() {
-        Some(None)
-    } else {
-        read(value).map(Some)
-    }
-}
-
-/// A non-negative whole number (exact up to 2^53, which covers times and seqs).
-fn whole(value: &JsValue) -> Option<u64> {
-    let n = value.as_f64()?;
-    (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_992.0).then_some(n as u64)
-}
-
-fn usize_or(o: &Obj, key: &str, default: usize) -> Option<usize> {
-    Some(o.opt_u64(key)?.map_or(default, |n| n as usize))
-}
-
-fn limits(o: &Obj) -> Option<Limits> {
+fn limits<J: Json>(o: &J) -> Option<Limits> {
+    let o = Obj(o);
     Some(Limits {
-        max_frame_bytes: o.u64("max_frame_bytes")? as usize,
-        max_text_bytes: o.u64("max_text_bytes")? as usize,
-        max_name_chars: o.u64("max_name_chars")? as usize,
-        max_room_chars: o.u64("max_room_chars")? as usize,
-        max_rooms: o.u64("max_rooms")? as usize,
-        max_history: usize_or(o, "max_history", Limits::DEFAULT_MAX_HISTORY)?,
+        max_frame_bytes: o.usize("max_frame_bytes")?,
+        max_text_bytes: o.usize("max_text_bytes")?,
+        max_name_chars: o.usize("max_name_chars")?,
+        max_room_chars: o.usize("max_room_chars")?,
+        max_rooms: o.usize("max_rooms")?,
+        // Absent means the default; `null` is as wrong as any other type.
+        max_history: match o.0.field("max_history") {
+            Some(n) => usize::try_from(n.whole()?).ok()?,
+            None => Limits::DEFAULT_MAX_HISTORY,
+        },
     })
 }
 
-/// Decodes one text frame from the server; `None` if it is not a frame this
-/// client understands (a newer server's, or a malformed one).
-pub fn decode(text: &str) -> Option<ServerMsg> {
-    let o = Obj(JSON::parse(text).ok()?);
-    if !o.0.is_object() {
+/// Decodes a parsed server frame; `None` if it is not a frame this client
+/// understands (a newer server's, or a malformed one).
+pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
+    if !value.is_object() {
         return None;
     }
+    let o = Obj(value);
     Some(match o.str("type")?.as_str() {
         "welcome" => ServerMsg::Welcome {
             user: o.str("user")?,
-            protocol: o.u64("protocol")? as u32,
+            protocol: o.u32("protocol")?,
             heartbeat_ms: o.u64("heartbeat_ms")?,
             idle_timeout_ms: o.u64("idle_timeout_ms")?,
             server_time: o.u64("server_time")?,
-            limits: limits(&o.field("limits"))?,
+            limits: limits(&value.field("limits")?)?,
         },
         "presence" => ServerMsg::Presence {
             room: o.str("room")?,
@@ -112,12 +135,12 @@ pub fn decode(text: &str) -> Option<ServerMsg> {
             room: o.str("room")?,
             users: o.strings("users")?,
         },
-        "leave_ok" => ServerMsg::LeaveOk {
-            room: o.str("room")?,
-        },
         "left" => ServerMsg::Left {
             room: o.str("room")?,
             users: o.strings("users")?,
+        },
+        "leave_ok" => ServerMsg::LeaveOk {
+            room: o.str("room")?,
         },
         "message" => ServerMsg::Message {
             room: o.str("room")?,
@@ -129,6 +152,9 @@ pub fn decode(text: &str) -> Option<ServerMsg> {
         "history" => ServerMsg::History {
             room: o.str("room")?,
             messages: o.list("messages", |m| {
+                if !m.is_object() {
+                    return None;
+                }
                 let m = Obj(m);
                 Some(HistoryMessage {
                     seq: m.u64("seq")?,
@@ -139,7 +165,10 @@ pub fn decode(text: &str) -> Option<ServerMsg> {
             })?,
             has_more: o.bool("has_more")?,
             before: o.opt_u64("before")?,
-            resync: optional(o.get("resync"), |v| v.as_bool())?.unwrap_or(false),
+            resync: match value.field("resync") {
+                Some(v) => v.boolean()?,
+                None => false,
+            },
         },
         "ack" => ServerMsg::Ack {
             client_id: o.opt_str("client_id")?,
@@ -159,10 +188,13 @@ pub fn decode(text: &str) -> Option<ServerMsg> {
         },
         "rooms" => ServerMsg::Rooms {
             rooms: o.list("rooms", |r| {
+                if !r.is_object() {
+                    return None;
+                }
                 let r = Obj(r);
                 Some(RoomInfo {
                     room: r.str("room")?,
-                    members: r.u64("members")? as usize,
+                    members: r.usize("members")?,
                 })
             })?,
         },
@@ -184,73 +216,143 @@ pub fn decode(text: &str) -> Option<ServerMsg> {
     })
 }
 
-/// A JSON object being built; fields set to `None` are left out, as serde's
+/// A JSON object under construction; `None` fields are left out, as serde's
 /// `skip_serializing_if = "Option::is_none"` does.
-struct Out(Object);
+struct Out<O>(O);
 
-impl Out {
-    fn new(kind: &str) -> Out {
-        Out(Object::new()).set("type", kind)
+impl<O: JsonOut> Out<O> {
+    fn new(kind: &str) -> Out<O> {
+        let mut o = O::object();
+        o.set_str("type", kind);
+        Out(o)
     }
 
-    fn set(self, key: &str, value: impl Into<JsValue>) -> Out {
-        let _ = Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
+    fn str(mut self, key: &str, value: &str) -> Out<O> {
+        self.0.set_str(key, value);
         self
     }
 
-    fn opt(self, key: &str, value: Option<impl Into<JsValue>>) -> Out {
+    fn opt_str(self, key: &str, value: Option<&str>) -> Out<O> {
         match value {
-            Some(value) => self.set(key, value),
+            Some(value) => self.str(key, value),
             None => self,
         }
     }
+
+    fn opt_num(mut self, key: &str, value: Option<u64>) -> Out<O> {
+        if let Some(value) = value {
+            self.0.set_num(key, value);
+        }
+        self
+    }
 }
 
-/// A number as JSON writes it (whole numbers up to 2^53 are exact).
-fn num(n: u64) -> JsValue {
-    JsValue::from_f64(n as f64)
-}
-
-/// Encodes one frame for the server: the same JSON serde writes for it.
-pub fn encode(msg: &ClientMsg) -> String {
+/// Builds one frame for the server: the same JSON serde writes for it.
+pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
     let out = match msg {
-        ClientMsg::Hello { name } => Out::new("hello").set("name", name),
-        ClientMsg::Join { room, since } => Out::new("join")
-            .set("room", room)
-            .opt("since", since.map(num)),
-        ClientMsg::Leave { room } => Out::new("leave").set("room", room),
+        ClientMsg::Hello { name } => Out::new("hello").str("name", name),
+        ClientMsg::Join { room, since } => {
+            Out::new("join").str("room", room).opt_num("since", *since)
+        }
+        ClientMsg::Leave { room } => Out::new("leave").str("room", room),
         ClientMsg::Send {
             room,
             text,
             client_id,
         } => Out::new("send")
-            .set("room", room)
-            .set("text", text)
-            .opt("client_id", client_id.as_deref()),
+            .str("room", room)
+            .str("text", text)
+            .opt_str("client_id", client_id.as_deref()),
         ClientMsg::Direct {
             to,
             text,
             client_id,
         } => Out::new("direct")
-            .set("to", to)
-            .set("text", text)
-            .opt("client_id", client_id.as_deref()),
-        ClientMsg::Rename { name } => Out::new("rename").set("name", name),
-        ClientMsg::Who { room } => Out::new("who").set("room", room),
+            .str("to", to)
+            .str("text", text)
+            .opt_str("client_id", client_id.as_deref()),
+        ClientMsg::Rename { name } => Out::new("rename").str("name", name),
+        ClientMsg::Who { room } => Out::new("who").str("room", room),
         ClientMsg::Rooms => Out::new("rooms"),
         ClientMsg::History {
             room,
             before,
             limit,
         } => Out::new("history")
-            .set("room", room)
-            .opt("before", before.map(num))
-            .opt("limit", limit.map(|n| num(n.into()))),
-        ClientMsg::Typing { room } => Out::new("typing").set("room", room),
-        ClientMsg::Ping { id } => Out::new("ping").opt("id", id.map(num)),
+            .str("room", room)
+            .opt_num("before", *before)
+            .opt_num("limit", limit.map(u64::from)),
+        ClientMsg::Typing { room } => Out::new("typing").str("room", room),
+        ClientMsg::Ping { id } => Out::new("ping").opt_num("id", *id),
         ClientMsg::Quit => Out::new("quit"),
     };
-    stringify(&out.0)
+    out.0
+}
+
+impl Json for JsValue {
+    fn field(&self, key: &str) -> Option<JsValue> {
+        if !self.is_object() {
+            return None;
+        }
+        let value = Reflect::get(self, &JsValue::from_str(key)).ok()?;
+        (!value.is_undefined()).then_some(value)
+    }
+
+    fn is_object(&self) -> bool {
+        JsValue::is_object(self) && !Array::is_array(self)
+    }
+
+    fn is_null(&self) -> bool {
+        JsValue::is_null(self)
+    }
+
+    fn string(&self) -> Option<String> {
+        self.as_string()
+    }
+
+    fn whole(&self) -> Option<u64> {
+        let n = self.as_f64()?;
+        (n >= 0.0 && n.fract() == 0.0 && n <= MAX_EXACT as f64).then_some(n as u64)
+    }
+
+    fn boolean(&self) -> Option<bool> {
+        self.as_bool()
+    }
+
+    fn each<T>(&self, read: impl Fn(&JsValue) -> Option<T>) -> Option<Vec<T>> {
+        if !Array::is_array(self) {
+            return None;
+        }
+        Array::from(self).iter().map(|v| read(&v)).collect()
+    }
+}
+
+impl JsonOut for Object {
+    fn object() -> Object {
+        Object::new()
+    }
+
+    fn set_str(&mut self, key: &str, value: &str) {
+        let _ = Reflect::set(self, &JsValue::from_str(key), &JsValue::from_str(value));
+    }
+
+    fn set_num(&mut self, key: &str, value: u64) {
+        let _ = Reflect::set(
+            self,
+            &JsValue::from_str(key),
+            &JsValue::from_f64(value as f64),
+        );
+    }
+}
+
+/// Decodes one text frame from the server (see [`decode_value`]).
+pub fn decode(text: &str) -> Option<ServerMsg> {
+    decode_value(&JSON::parse(text).ok()?)
+}
+
+/// Encodes one frame for the server (see [`encode_value`]).
+pub fn encode(msg: &ClientMsg) -> String {
+    stringify(&encode_value::<Object>(msg))
 }
 
 /// `JSON.stringify(value)`; plain objects, arrays and strings always encode.
@@ -264,4 +366,368 @@ pub fn stringify(value: &JsValue) -> String {
 /// `JSON.parse(text)`, or `undefined` for bad JSON.
 pub fn parse(text: &str) -> JsValue {
     JSON::parse(text).unwrap_or(JsValue::UNDEFINED)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The codec against serde's, over every message: what serde writes,
+    //! this reads back as the same message; what this writes is what serde
+    //! writes; and a frame with a field removed, nulled or retyped is
+    //! refused by both or read alike. Run natively on `serde_json::Value`
+    //! (the browser's values implement the same two traits).
+
+    use hubbub_protocol::{ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    impl Json for Value {
+        fn field(&self, key: &str) -> Option<Value> {
+            self.as_object()?.get(key).cloned()
+        }
+
+        fn is_object(&self) -> bool {
+            Value::is_object(self)
+        }
+
+        fn is_null(&self) -> bool {
+            Value::is_null(self)
+        }
+
+        fn string(&self) -> Option<String> {
+            self.as_str().map(str::to_string)
+        }
+
+        fn whole(&self) -> Option<u64> {
+            self.as_u64().filter(|n| *n <= MAX_EXACT)
+        }
+
+        fn boolean(&self) -> Option<bool> {
+            self.as_bool()
+        }
+
+        fn each<T>(&self, read: impl Fn(&Value) -> Option<T>) -> Option<Vec<T>> {
+            self.as_array()?.iter().map(read).collect()
+        }
+    }
+
+    impl JsonOut for Value {
+        fn object() -> Value {
+            Value::Object(Map::new())
+        }
+
+        fn set_str(&mut self, key: &str, value: &str) {
+            self.as_object_mut()
+                .expect("an object")
+                .insert(key.into(), value.into());
+        }
+
+        fn set_num(&mut self, key: &str, value: u64) {
+            self.as_object_mut()
+                .expect("an object")
+                .insert(key.into(), value.into());
+        }
+    }
+
+    /// Any text, plus characters JSON must escape.
+    fn text() -> impl Strategy<Value = String> {
+        let tricky = prop::sample::select(vec![
+            '"',
+            '\\',
+            '/',
+            '\0',
+            '\n',
+            '\t',
+            '\u{7f}',
+            '\u{2028}',
+            '\u{feff}',
+            '\u{1F600}',
+            '\u{10ffff}',
+            'a',
+            ' ',
+        ]);
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(tricky, 0..16).prop_map(|cs| cs.into_iter().collect()),
+        ]
+    }
+
+    fn opt_text() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(text())
+    }
+
+    /// Numbers a JavaScript number holds exactly: all the protocol uses.
+    fn num() -> impl Strategy<Value = u64> {
+        prop_oneof![0..=MAX_EXACT, Just(0), Just(MAX_EXACT)]
+    }
+
+    fn opt_num() -> impl Strategy<Value = Option<u64>> {
+        prop::option::of(num())
+    }
+
+    /// Sizes as the wasm build holds them (32-bit `usize`).
+    fn size() -> impl Strategy<Value = usize> {
+        any::<u32>().prop_map(|n| n as usize)
+    }
+
+    fn users() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(text(), 0..4)
+    }
+
+    fn client_msg() -> impl Strategy<Value = ClientMsg> {
+        prop_oneof![
+            text().prop_map(|name| ClientMsg::Hello { name }),
+            (text(), opt_num()).prop_map(|(room, since)| ClientMsg::Join { room, since }),
+            text().prop_map(|room| ClientMsg::Leave { room }),
+            (text(), text(), opt_text()).prop_map(|(room, text, client_id)| ClientMsg::Send {
+                room,
+                text,
+                client_id
+            }),
+            (text(), text(), opt_text()).prop_map(|(to, text, client_id)| ClientMsg::Direct {
+                to,
+                text,
+                client_id
+            }),
+            text().prop_map(|name| ClientMsg::Rename { name }),
+            text().prop_map(|room| ClientMsg::Who { room }),
+            Just(ClientMsg::Rooms),
+            (text(), opt_num(), any::<Option<u32>>()).prop_map(|(room, before, limit)| {
+                ClientMsg::History {
+                    room,
+                    before,
+                    limit,
+                }
+            }),
+            text().prop_map(|room| ClientMsg::Typing { room }),
+            opt_num().prop_map(|id| ClientMsg::Ping { id }),
+            Just(ClientMsg::Quit),
+        ]
+    }
+
+    fn server_msg() -> impl Strategy<Value = ServerMsg> {
+        let history_message =
+            (num(), text(), text(), num()).prop_map(|(seq, from, text, sent_at)| HistoryMessage {
+                seq,
+                from,
+                text,
+                sent_at,
+            });
+        let limits = prop::collection::vec(size(), 6).prop_map(|l| Limits {
+            max_frame_bytes: l[0],
+            max_text_bytes: l[1],
+            max_name_chars: l[2],
+            max_room_chars: l[3],
+            max_rooms: l[4],
+            max_history: l[5],
+        });
+        let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
+        prop_oneof![
+            (text(), any::<u32>(), (num(), num(), num()), limits).prop_map(
+                |(user, protocol, (heartbeat_ms, idle_timeout_ms, server_time), limits)| {
+                    ServerMsg::Welcome {
+                        user,
+                        protocol,
+                        heartbeat_ms,
+                        idle_timeout_ms,
+                        server_time,
+                        limits,
+                    }
+                }
+            ),
+            (text(), users()).prop_map(|(room, users)| ServerMsg::Presence { room, users }),
+            (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
+            (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),
+            text().prop_map(|room| ServerMsg::LeaveOk { room }),
+            (text(), num(), text(), text(), num()).prop_map(|(room, seq, from, text, sent_at)| {
+                ServerMsg::Message {
+                    room,
+                    seq,
+                    from,
+                    text,
+                    sent_at,
+                }
+            }),
+            (
+                text(),
+                prop::collection::vec(history_message, 0..4),
+                (any::<bool>(), opt_num(), any::<bool>())
+            )
+                .prop_map(|(room, messages, (has_more, before, resync))| {
+                    ServerMsg::History {
+                        room,
+                        messages,
+                        has_more,
+                        before,
+                        resync,
+                    }
+                }),
+            (opt_text(), opt_text(), opt_num()).prop_map(|(client_id, room, seq)| {
+                ServerMsg::Ack {
+                    client_id,
+                    room,
+                    seq,
+                }
+            }),
+            (text(), text(), text(), num()).prop_map(|(from, to, text, sent_at)| {
+                ServerMsg::Direct {
+                    from,
+                    to,
+                    text,
+                    sent_at,
+                }
+            }),
+            (opt_text(), text(), text()).prop_map(|(room, from, to)| ServerMsg::Renamed {
+                room,
+                from,
+                to
+            }),
+            prop::collection::vec(room_info, 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
+            (text(), text()).prop_map(|(room, user)| ServerMsg::Typing { room, user }),
+            opt_num().prop_map(|id| ServerMsg::Pong { id }),
+            Just(ServerMsg::Heartbeat),
+            (
+                prop::sample::select(ErrorCode::ALL.to_vec()),
+                text(),
+                opt_text(),
+                opt_text()
+            )
+                .prop_map(|(code, message, client_id, room)| ServerMsg::Error {
+                    code,
+                    message,
+                    client_id,
+                    room,
+                }),
+        ]
+    }
+
+    /// Every field path of a JSON value (`[]` for the value itself), with
+    /// array items by index.
+    fn paths(value: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    at.push(key.clone());
+                    out.push(at.clone());
+                    paths(v, at, out);
+                    at.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    at.push(i.to_string());
+                    out.push(at.clone());
+                    paths(v, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// How to damage one field of a frame.
+    #[derive(Debug, Clone, Copy)]
+    enum Damage {
+        Remove,
+        Null,
+        Number,
+        Text,
+        Negative,
+        Fraction,
+    }
+
+    /// `value` with the field at `path` damaged.
+    fn damaged(mut value: Value, path: &[String], damage: Damage) -> Value {
+        let (last, parents) = path.split_last().expect("a field");
+        let mut node = &mut value;
+        for key in parents {
+            node = match node {
+                Value::Object(map) => map.get_mut(key).expect("path exists"),
+                Value::Array(items) => &mut items[key.parse::<usize>().expect("an index")],
+                _ => unreachable!("paths go through objects and arrays"),
+            };
+        }
+        let replacement = match damage {
+            Damage::Remove => None,
+            Damage::Null => Some(Value::Null),
+            Damage::Number => Some(Value::from(7u64)),
+            Damage::Text => Some(Value::from("7")),
+            Damage::Negative => Some(Value::from(-1i64)),
+            Damage::Fraction => Some(Value::from(1.5f64)),
+        };
+        match node {
+            Value::Object(map) => match replacement {
+                Some(v) => {
+                    map.insert(last.clone(), v);
+                }
+                None => {
+                    map.remove(last);
+                }
+            },
+            Value::Array(items) => {
+                let i = last.parse::<usize>().expect("an index");
+                match replacement {
+                    Some(v) => items[i] = v,
+                    None => {
+                        items.remove(i);
+                    }
+                }
+            }
+            _ => unreachable!("paths go through objects and arrays"),
+        }
+        value
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn what_serde_writes_decodes_to_the_same_message(msg in server_msg()) {
+            let json = serde_json::to_string(&msg).unwrap();
+            let value: Value = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(decode_value(&value), Some(msg));
+        }
+
+        #[test]
+        fn what_this_writes_is_what_serde_writes(msg in client_msg()) {
+            let ours: Value = encode_value(&msg);
+            prop_assert_eq!(ours, serde_json::to_value(&msg).unwrap());
+        }
+
+        #[test]
+        fn a_damaged_frame_is_read_as_serde_reads_it(
+            msg in server_msg(),
+            pick in any::<prop::sample::Index>(),
+            damage in prop::sample::select(vec![
+                Damage::Remove, Damage::Null, Damage::Number, Damage::Text,
+                Damage::Negative, Damage::Fraction,
+            ]),
+        ) {
+            let value = serde_json::to_value(&msg).unwrap();
+            let mut all = Vec::new();
+            paths(&value, &mut Vec::new(), &mut all);
+            let path = pick.get(&all).clone();
+            let value = damaged(value, &path, damage);
+            let serde: Option<ServerMsg> = serde_json::from_value(value.clone()).ok();
+            prop_assert_eq!(decode_value(&value), serde, "{:?} at {:?}", damage, path);
+        }
+    }
+
+    #[test]
+    fn unknown_types_and_non_objects_are_skipped() {
+        for text in [
+            r#"{"type":"future_thing","x":1}"#,
+            r#"[{"type":"heartbeat"}]"#,
+            r#""heartbeat""#,
+            r#"{"type":7}"#,
+            r#"{}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(decode_value(&value), None, "{text}");
+        }
+        let value: Value =
+            serde_json::from_str(r#"{"type":"heartbeat","new_field":[1,2]}"#).unwrap();
+        assert_eq!(decode_value(&value), Some(ServerMsg::Heartbeat));
+    }
 }

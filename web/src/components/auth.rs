@@ -41,14 +41,21 @@ pub struct AuthProps {
     pub on_guest: Callback<String>,
 }
 
-/// What is wrong with a new password and its confirmation, if anything.
-pub fn password_problem(password: &str, confirm: &str) -> Option<&'static str> {
-    if !PASSWORD_CHARS.contains(&password.chars().count()) {
-        Some("The password must be 8 to 256 characters.")
-    } else if password != confirm {
-        Some("The passwords do not match.")
+/// What is wrong with a new password, if anything.
+pub fn password_problem(password: &str) -> Option<&'static str> {
+    (!PASSWORD_CHARS.contains(&password.chars().count()))
+        .then_some("The password must be 8 to 256 characters.")
+}
+
+/// What is wrong with the confirmation of a new password, if anything. An
+/// empty confirmation is only wrong once the password itself is right.
+pub fn confirm_problem(password: &str, confirm: &str) -> Option<&'static str> {
+    if confirm.is_empty() {
+        password_problem(password)
+            .is_none()
+            .then_some("Type the password again.")
     } else {
-        None
+        (password != confirm).then_some("The passwords do not match.")
     }
 }
 
@@ -104,9 +111,14 @@ pub fn auth_screen(props: &AuthProps) -> Html {
     let register = mode_now == Mode::Register;
     let name_problem = validate_name(name.trim()).err();
     let pw_problem = if register {
-        password_problem(&password, &confirm)
+        password_problem(&password)
     } else if password.is_empty() {
         Some("Enter your password.")
+    } else {
+        None
+    };
+    let confirm_problem = if register {
+        confirm_problem(&password, &confirm)
     } else {
         None
     };
@@ -119,7 +131,7 @@ pub fn auth_screen(props: &AuthProps) -> Html {
             error.clone(),
         );
         let on_signed_in = props.on_signed_in.clone();
-        let invalid = name_problem.is_some() || pw_problem.is_some();
+        let invalid = name_problem.is_some() || pw_problem.is_some() || confirm_problem.is_some();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             touched.set(true);
@@ -176,20 +188,25 @@ pub fn auth_screen(props: &AuthProps) -> Html {
             </>
         }
     } else {
+        // Each error shows under its own field, once the form was submitted.
         let show = *touched;
         let name_error = show.then_some(name_problem).flatten();
         let pw_error = show.then_some(pw_problem).flatten();
-        let (pw_id, pw_auto) = if register {
-            ("register-password", "new-password")
-        } else {
-            ("login-password", "current-password")
-        };
+        let confirm_error = show.then_some(confirm_problem).flatten();
         let name_help = if register {
             "Letters, digits, '_', '-' and '.'; up to 32 characters."
         } else {
             ""
         };
-        let pw_help = if register { "8 to 256 characters." } else { "" };
+        let password_field = |id: &'static str, auto: &'static str, help: &'static str| {
+            html! {
+                <input {id} class={classes!("input", pw_error.is_some().then_some("invalid"))}
+                    type="password" autocomplete={auto} value={(*password).clone()}
+                    maxlength={PASSWORD_CHARS.end().to_string()}
+                    aria-invalid={pw_error.is_some().to_string()} aria-describedby={help}
+                    required=true oninput={on_input(&password)} />
+            }
+        };
         html! {
             <form class="auth-form" {onsubmit} novalidate=true
                 aria-label={if register { "Create an account" } else { "Sign in" }}>
@@ -203,25 +220,28 @@ pub fn auth_screen(props: &AuthProps) -> Html {
                 <p id="account-name-help" class={classes!("help", name_error.is_some().then_some("error"))}>
                     { name_error.unwrap_or_else(|| name_help.into()) }
                 </p>
-                <label for={pw_id} class="field-label">{ "Password" }</label>
-                <input id={pw_id} class={classes!("input", pw_error.is_some().then_some("invalid"))}
-                    type="password" autocomplete={pw_auto} value={(*password).clone()}
-                    maxlength={PASSWORD_CHARS.end().to_string()}
-                    aria-invalid={pw_error.is_some().to_string()}
-                    aria-describedby={if register { "password-rules password-help" } else { "password-help" }}
-                    required=true oninput={on_input(&password)} />
                 if register {
-                    <p class="help" id="password-rules">{ pw_help }</p>
+                    <label for="register-password" class="field-label">{ "Password" }</label>
+                    { password_field("register-password", "new-password", "password-rules") }
+                    <p id="password-rules" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                        { pw_error.unwrap_or("8 to 256 characters.") }
+                    </p>
                     <label for="register-confirm" class="field-label">{ "Confirm password" }</label>
-                    <input id="register-confirm" class={classes!("input", pw_error.is_some().then_some("invalid"))}
+                    <input id="register-confirm" class={classes!("input", confirm_error.is_some().then_some("invalid"))}
                         type="password" autocomplete="new-password" value={(*confirm).clone()}
                         maxlength={PASSWORD_CHARS.end().to_string()}
-                        aria-invalid={pw_error.is_some().to_string()} aria-describedby="password-help"
+                        aria-invalid={confirm_error.is_some().to_string()} aria-describedby="password-help"
                         required=true oninput={on_input(&confirm)} />
+                    <p id="password-help" class={classes!("help", confirm_error.is_some().then_some("error"))}>
+                        { confirm_error.unwrap_or_default() }
+                    </p>
+                } else {
+                    <label for="login-password" class="field-label">{ "Password" }</label>
+                    { password_field("login-password", "current-password", "password-help") }
+                    <p id="password-help" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                        { pw_error.unwrap_or_default() }
+                    </p>
                 }
-                <p id="password-help" class={classes!("help", pw_error.is_some().then_some("error"))}>
-                    { pw_error.unwrap_or_default() }
-                </p>
                 <p id="auth-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
                 <button id="auth-submit" class="button primary wide" type="submit" disabled={*busy}
                     aria-busy={busy.to_string()}>
@@ -271,14 +291,18 @@ mod tests {
 
     #[test]
     fn new_passwords_follow_the_server_rules() {
-        assert!(password_problem("short", "short").is_some());
-        assert!(password_problem(&"x".repeat(257), &"x".repeat(257)).is_some());
+        assert!(password_problem("short").is_some());
+        assert!(password_problem(&"x".repeat(257)).is_some());
+        assert_eq!(password_problem("long enough"), None);
+        // Characters, not bytes: eight accented letters are enough.
+        assert_eq!(password_problem("éééééééé"), None);
+        // The confirmation has its own error, and a short password none.
         assert_eq!(
-            password_problem("long enough", "long enougH"),
+            confirm_problem("long enough", "long enougH"),
             Some("The passwords do not match.")
         );
-        assert_eq!(password_problem("long enough", "long enough"), None);
-        // Characters, not bytes: eight accented letters are enough.
-        assert_eq!(password_problem("éééééééé", "éééééééé"), None);
+        assert_eq!(confirm_problem("short", "short"), None);
+        assert_eq!(confirm_problem("short", ""), None);
+        assert!(confirm_problem("long enough", "").is_some());
     }
 }

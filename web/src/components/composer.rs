@@ -131,7 +131,8 @@ pub fn composer(props: &ComposerProps) -> Html {
                 if too_long {
                     { format!("Too long: {bytes} of {} bytes.", props.max_bytes) }
                 } else if props.connected {
-                    { "Enter to send · Shift+Enter for a new line" }
+                    // Touch screens have no Shift key to speak of: say nothing.
+                    <span class="key-hint">{ "Enter to send · Shift+Enter for a new line" }</span>
                 } else {
                     { "Offline: messages are queued and sent on reconnect." }
                 }

@@ -1,5 +1,12 @@
-//! A chat's timeline: messages, online/offline notices and own messages on
-//! their way. Text is always rendered as text.
+//! A chat's timeline: messages, presence notices and own messages on their
+//! way. Text is always rendered as text.
+//!
+//! Scrolling follows the reader: at the bottom, new messages scroll into
+//! view; scrolled up, the view stays put and a "New messages ↓" pill says
+//! that more arrived. Older messages load by themselves when the reader
+//! nears the top (or with the button), and the message being read stays
+//! where it was on screen: the distance to the bottom of the list is kept
+//! across the render that adds them.
 
 use std::rc::Rc;
 
@@ -8,12 +15,16 @@ use yew::prelude::*;
 
 use super::user_menu::{avatar_class, initial};
 use crate::fmt::{full_time, iso_time, short_time};
-use crate::state::{Chat, Entry, Pending};
+use hubbub_client::pending::PendingSend;
+
+use crate::state::{presence_text, Chat, Copied, Entry};
 
 /// Messages from one sender closer than this share one header.
 const GROUP_MS: u64 = 5 * 60 * 1000;
 /// Within this many pixels of the bottom, new messages scroll into view.
 const STICK_PX: i32 = 80;
+/// Within this many pixels of the top, older messages load by themselves.
+const LOAD_OLDER_PX: i32 = 200;
 
 #[derive(Properties, PartialEq)]
 pub struct MessageListProps {
@@ -21,42 +32,120 @@ pub struct MessageListProps {
     pub connected: bool,
     /// This user's name, shown on own messages still on their way.
     pub me: Option<AttrValue>,
+    /// Own messages on their way to this chat, oldest first.
+    pub pending: Copied<Vec<PendingSend>>,
     /// Forget a refused message (by `client_id`).
     pub on_dismiss: Callback<String>,
     /// Fetch the messages before this `seq`.
     pub on_load_older: Callback<u64>,
 }
 
+/// What the list remembers between renders (not shown, so not state).
+struct Scroll {
+    /// Whether the view was at the bottom before this render.
+    stick: bool,
+    /// Distance from the bottom of the content to the bottom of the view,
+    /// as of the last scroll or render: restored when older messages go in
+    /// front.
+    from_bottom: i32,
+    /// The `before` of the older page asked for, until it arrives.
+    asked: Option<u64>,
+    /// The first and last entry shown by the last render, and the chat.
+    shown: Option<(String, Option<u64>, Option<u64>)>,
+}
+
 #[function_component(MessageList)]
 pub fn message_list(props: &MessageListProps) -> Html {
     let scroller = use_node_ref();
-    // Whether the view was at the bottom before this render.
-    let stick = use_mut_ref(|| true);
+    let scroll = use_mut_ref(|| Scroll {
+        stick: true,
+        from_bottom: 0,
+        asked: None,
+        shown: None,
+    });
+    // Whether messages arrived below the view while scrolled up.
+    let unseen = use_state(|| false);
+    let chat = &props.chat;
+    let first_seq = chat.first_seq().filter(|_| chat.has_more);
     {
         let scroller = scroller.clone();
-        let stick = stick.clone();
-        let last = (
-            props.chat.target.clone(),
-            props.chat.entries.last().map(|e| e.id()),
-            props.chat.pending.len(),
+        let scroll = scroll.clone();
+        let unseen = unseen.clone();
+        let now = (
+            chat.target.label(),
+            chat.entries.first().map(|e| e.id()),
+            chat.entries.last().map(|e| e.id()),
         );
-        use_effect_with(last, move |_| {
-            if let Some(el) = scroller.cast::<Element>() {
-                if *stick.borrow() {
-                    el.set_scroll_top(el.scroll_height());
+        // Only someone else's message is news worth a pill.
+        let news = matches!(
+            chat.entries.last().map(|e| &**e),
+            Some(Entry::Message { own: false, .. })
+        );
+        let pending = props.pending.len();
+        use_effect_with((now, news, pending), move |(now, news, _)| {
+            let Some(el) = scroller.cast::<Element>() else {
+                return;
+            };
+            let mut s = scroll.borrow_mut();
+            let before = s.shown.replace(now.clone());
+            let same_chat = before.as_ref().is_some_and(|b| b.0 == now.0);
+            let older_in_front = same_chat && before.as_ref().is_some_and(|b| b.1 != now.1);
+            let newer_below = same_chat && before.as_ref().is_some_and(|b| b.2 != now.2);
+            if !same_chat || s.stick {
+                el.set_scroll_top(el.scroll_height());
+                s.stick = true;
+                if *unseen {
+                    unseen.set(false);
+                }
+            } else {
+                if older_in_front {
+                    // Keep what was on screen where it was.
+                    el.set_scroll_top(el.scroll_height() - el.client_height() - s.from_bottom);
+                    s.asked = None;
+                }
+                if newer_below && *news && !*unseen {
+                    unseen.set(true);
                 }
             }
+            s.from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
         });
     }
     let onscroll = {
-        let stick = stick.clone();
+        let scroll = scroll.clone();
+        let unseen = unseen.clone();
+        let on_load_older = props.on_load_older.clone();
+        let connected = props.connected;
         Callback::from(move |e: Event| {
             let el: Element = e.target_unchecked_into();
-            *stick.borrow_mut() =
-                el.scroll_height() - el.scroll_top() - el.client_height() < STICK_PX;
+            let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+            let mut s = scroll.borrow_mut();
+            s.from_bottom = from_bottom;
+            s.stick = from_bottom < STICK_PX;
+            if s.stick && *unseen {
+                unseen.set(false);
+            }
+            if let Some(first) = first_seq {
+                if connected && el.scroll_top() < LOAD_OLDER_PX && s.asked != Some(first) {
+                    s.asked = Some(first);
+                    on_load_older.emit(first);
+                }
+            }
         })
     };
-    let chat = &props.chat;
+    let jump = {
+        let scroller = scroller.clone();
+        let scroll = scroll.clone();
+        let unseen = unseen.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(el) = scroller.cast::<Element>() {
+                el.set_scroll_top(el.scroll_height());
+            }
+            let mut s = scroll.borrow_mut();
+            s.stick = true;
+            s.from_bottom = 0;
+            unseen.set(false);
+        })
+    };
     let mut previous: Option<&Entry> = None;
     let items = chat.entries.iter().map(|entry| {
         let continued = matches!(
@@ -75,13 +164,18 @@ pub fn message_list(props: &MessageListProps) -> Html {
         Some(Entry::Message { own: true, .. })
     );
     let me = props.me.clone().unwrap_or_default();
-    let pending = chat.pending.iter().enumerate().map(|(i, p)| {
+    let pending = props.pending.iter().enumerate().map(|(i, p)| {
         let header = (i == 0 && !after_own).then_some(me.as_str());
         view_pending(p, header, props.connected, &props.on_dismiss)
     });
-    let empty = chat.entries.is_empty() && chat.pending.is_empty();
-    let older = chat.first_seq().filter(|_| chat.has_more).map(|first| {
-        let onclick = props.on_load_older.reform(move |_: MouseEvent| first);
+    let empty = chat.entries.is_empty() && props.pending.is_empty();
+    let older = first_seq.map(|first| {
+        let on_load_older = props.on_load_older.clone();
+        let scroll = scroll.clone();
+        let onclick = Callback::from(move |_: MouseEvent| {
+            scroll.borrow_mut().asked = Some(first);
+            on_load_older.emit(first);
+        });
         html! {
             <div class="load-older">
                 <button class="button small" type="button" {onclick} disabled={!props.connected}>
@@ -91,24 +185,43 @@ pub fn message_list(props: &MessageListProps) -> Html {
         }
     });
     html! {
-        <div class="timeline" ref={scroller} {onscroll} tabindex="0"
-            aria-label={format!("Messages in {}", chat.target.label())}>
-            { for older }
-            if empty {
-                <div class="timeline-empty">
-                    <p class="muted">{ format!("This is the start of {}. Say hello!", chat.target.label()) }</p>
-                </div>
+        <div class="timeline-wrap">
+            <div class="timeline" ref={scroller} {onscroll} tabindex="0" role="log"
+                aria-live="polite" aria-relevant="additions"
+                aria-label={format!("Messages in {}", chat.target.label())}>
+                { for older }
+                if empty {
+                    <div class="timeline-empty">
+                        <p class="muted">{ format!("This is the start of {}. Say hello!", chat.target.label()) }</p>
+                    </div>
+                }
+                <ol class="messages">
+                    { for items }
+                    { for pending }
+                </ol>
+            </div>
+            if *unseen {
+                <button class="new-messages" type="button" onclick={jump}>
+                    { "New messages ↓" }
+                </button>
             }
-            <ol class="messages" role="log" aria-live="polite" aria-relevant="additions">
-                { for items }
-                { for pending }
-            </ol>
         </div>
     }
 }
 
 fn view_entry(entry: &Entry, continued: bool) -> Html {
     match entry {
+        Entry::Presence {
+            id,
+            joined,
+            left,
+            at,
+        } => html! {
+            <li key={*id} class="system presence-notice">
+                <span class="system-text">{ presence_text(joined, left) }</span>
+                <time datetime={iso_time(*at)} title={full_time(*at)}>{ short_time(*at) }</time>
+            </li>
+        },
         Entry::System { id, text, at } => html! {
             <li key={*id} class="system">
                 <span class="system-text">{ text.clone() }</span>
@@ -152,13 +265,13 @@ fn view_entry(entry: &Entry, continued: bool) -> Html {
 /// An own message not yet confirmed; `header` is the name to head it with
 /// when it starts a group.
 fn view_pending(
-    pending: &Pending,
+    pending: &PendingSend,
     header: Option<&str>,
     connected: bool,
     on_dismiss: &Callback<String>,
 ) -> Html {
     let (state, label) = match (&pending.failed, connected) {
-        (Some(why), _) => ("failed", format!("Not sent: {why}")),
+        (Some((_, why)), _) => ("failed", format!("Not sent: {why}")),
         (None, true) => ("sending", "Sending…".to_string()),
         (None, false) => ("queued", "Queued · sends when reconnected".to_string()),
     };
@@ -181,7 +294,7 @@ fn view_pending(
                         <span class="you-tag">{ "you" }</span>
                     </div>
                 }
-                <p class="text">{ pending.text.clone() }</p>
+                <p class="text">{ pending.text().to_string() }</p>
                 <p class="pending-state">
                     { label }
                     if pending.failed.is_some() {

@@ -28,9 +28,16 @@ pub fn name_picker(props: &NamePickerProps) -> Html {
         });
     }
     let problem = validate_name(name.trim()).err();
-    let shown_error = if *touched { problem.clone() } else { None }
-        .map(AttrValue::from)
-        .or_else(|| props.error.clone());
+    // Say what is wrong as soon as something is typed (an empty field is
+    // only wrong once submitted), like the room field does.
+    let typed = !name.trim().is_empty();
+    let shown_error = if *touched || typed {
+        problem.clone()
+    } else {
+        None
+    }
+    .map(AttrValue::from)
+    .or_else(|| props.error.clone().filter(|_| problem.is_none()));
     let oninput = {
         let name = name.clone();
         Callback::from(move |e: InputEvent| {
@@ -71,7 +78,7 @@ pub fn name_picker(props: &NamePickerProps) -> Html {
             <p id="name-help" class={classes!("help", shown_error.is_some().then_some("error"))} role="alert">
                 { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters. Registered names need signing in.")) }
             </p>
-            <button class="button primary wide" type="submit" disabled={problem.is_some()}>
+            <button class="button primary wide" type="submit">
                 { "Start chatting" }
             </button>
         </form>

@@ -1,38 +1,48 @@
-//! The connection status, always visible in the top bar.
+//! The state of the link, always visible in the top bar. While a reconnect
+//! waits, "retrying in N s" counts down: the connection task shows the
+//! state again every second of the wait.
 
+use hubbub_client::Link;
 use yew::prelude::*;
 
 use crate::fmt::seconds;
-use crate::state::Status;
 
 #[derive(Properties, PartialEq)]
 pub struct StatusProps {
-    pub status: Status,
+    pub link: Link,
+    /// The time of this render, in whole seconds: the countdown's clock.
+    pub now_s: u64,
     /// Reconnect now instead of waiting out the backoff.
     pub on_retry: Callback<()>,
 }
 
 #[function_component(ConnectionStatus)]
 pub fn connection_status(props: &StatusProps) -> Html {
-    let (text, retry) = match &props.status {
-        Status::Connected => ("Connected".to_string(), false),
-        Status::Connecting => ("Connecting…".to_string(), false),
-        Status::Reconnecting { attempt, delay_ms } => (
-            format!(
-                "Offline · retrying in {} s (attempt {attempt})",
-                seconds(*delay_ms)
-            ),
-            true,
-        ),
-        Status::Stopped { reason } => (format!("Disconnected · {reason}"), true),
-        Status::SignedOut => ("Not signed in".to_string(), false),
+    let (text, retry) = match &props.link {
+        Link::Connected => ("Connected".to_string(), false),
+        Link::Connecting { attempt } => ("Connecting…".to_string(), *attempt > 0),
+        Link::Reconnecting { attempt, .. } => {
+            let wait = props.link.retry_in_ms(props.now_s * 1000).unwrap_or(0);
+            (
+                format!(
+                    "Offline · retrying in {} s (attempt {attempt})",
+                    seconds(wait.min(u32::MAX as u64) as u32),
+                ),
+                true,
+            )
+        }
+        Link::Ended { why } => (format!("Disconnected · {why}"), true),
+        Link::Idle => ("Not signed in".to_string(), false),
     };
     let on_retry = props.on_retry.reform(|_: MouseEvent| ());
-    let kind = props.status.kind();
+    let kind = props.link.kind();
     html! {
         <div id="connection-status" class={classes!("status", format!("status-{kind}"))} data-state={kind}>
             <span class="status-dot" aria-hidden="true"></span>
-            <span class="status-text" role="status" aria-live="polite">{ text }</span>
+            // The countdown is for the eye; a screen reader hears the state
+            // word (connected, reconnecting, ...) once, not every second.
+            <span class="status-text" aria-hidden="true">{ text }</span>
+            <span class="sr-only" role="status">{ kind }</span>
             if retry {
                 <button class="link-button" type="button" onclick={on_retry}>{ "Retry now" }</button>
             }

@@ -3,7 +3,7 @@
 //! and "Sign in or create an account".
 
 use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
-use web_sys::HtmlInputElement;
+use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -118,15 +118,22 @@ struct AccountMenuProps {
 #[function_component(AccountMenu)]
 fn account_menu(props: &AccountMenuProps) -> Html {
     let open = use_state(|| false);
+    let button = use_node_ref();
     let toggle = {
         let open = open.clone();
         Callback::from(move |_: MouseEvent| open.set(!*open))
     };
+    // Escape closes the menu and puts focus back on the button that opened it.
     let onkeydown = {
         let open = open.clone();
+        let button = button.clone();
         Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" {
+            if e.key() == "Escape" && *open {
+                e.stop_propagation();
                 open.set(false);
+                if let Some(button) = button.cast::<HtmlElement>() {
+                    let _ = button.focus();
+                }
             }
         })
     };
@@ -148,17 +155,15 @@ fn account_menu(props: &AccountMenuProps) -> Html {
     let guest = change_name.is_some();
     html! {
         <div class="account-menu" {onkeydown}>
-            <button class="user-button" type="button" onclick={toggle}
-                aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu"
-                aria-label={if guest {
-                    format!("Chatting as {} (guest). Menu", props.name)
-                } else {
-                    format!("Signed in as {}. Account menu", props.name)
-                }}>
+            <button class="user-button" type="button" onclick={toggle} ref={button}
+                aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu">
                 <span class={classes!("avatar", "avatar-small", avatar_class(&props.name))} aria-hidden="true">
                     { initial(&props.name) }
                 </span>
                 <span class="user-name">{ props.name.clone() }</span>
+                <span class="sr-only">
+                    { if guest { " (guest): menu" } else { " (account): menu" } }
+                </span>
             </button>
             if *open {
                 <div id="account-menu" class="menu card">
