@@ -28,19 +28,21 @@
 //! elsewhere), 4502 (session expired), or an upgrade refused before
 //! `welcome` that `GET /api/session` explains.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::stream::SplitSink;
 use futures::{select, FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
-use hubbub_client::link::close_why;
 use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker};
 use hubbub_protocol::{close, ClientMsg, ErrorCode, ServerMsg};
 use yew::prelude::*;
 
 use crate::api;
 use crate::fmt::now_ms;
-use crate::state::{Action, ChatState, Target};
+use crate::state::{Action, ChatState, Ledger, Target};
 use crate::storage;
 use crate::wire;
 
@@ -58,6 +60,8 @@ const UNACKED_PROBE_MS: u64 = 2_000;
 const QUIET_PROBE_MS: u64 = 10_000;
 /// A probe unanswered this long (no frame at all) means the link is dead.
 pub const PROBE_TIMEOUT_MS: u64 = 4_000;
+/// Where someone in no room at all lands on the page's first welcome.
+const LANDING_ROOM: &str = "lobby";
 
 /// What the UI asks of the connection task.
 #[derive(Debug, Clone)]
@@ -111,15 +115,19 @@ pub struct LinkTask {
     idle_timeout_ms: u64,
     /// The rooms to be in and the last `seq` of each.
     tracker: ResumeTracker,
-    /// Sends not acknowledged yet, resent after a reconnect.
-    pending: Pending,
+    /// Sends not acknowledged yet, resent after a reconnect: the one ledger,
+    /// which the UI reads (never writes) through [`Ledger`].
+    pending: Rc<RefCell<Pending>>,
+    /// Counts the ledger's changes, so the UI knows to draw it again.
+    pending_version: u64,
     backoff: Backoff,
     dispatch: Dispatch,
 }
 
 impl LinkTask {
     pub fn new(name: Option<String>, rooms: Vec<String>, dispatch: Dispatch) -> LinkTask {
-        let prefix = format!("{:08x}", (js_sys::Math::random() * u32::MAX as f64) as u32);
+        // Random per page, so two tabs' ids do not meet.
+        let prefix = ((js_sys::Math::random() * u32::MAX as f64) as u32).to_string();
         LinkTask {
             url: socket_url(),
             name,
@@ -129,7 +137,8 @@ impl LinkTask {
             welcomed_once: false,
             idle_timeout_ms: 60_000,
             tracker: ResumeTracker::with_rooms(rooms),
-            pending: Pending::new(&prefix),
+            pending: Rc::new(RefCell::new(Pending::new(prefix))),
+            pending_version: 0,
             backoff: Backoff::new(BACKOFF_BASE_MS, BACKOFF_CAP_MS).with_floor(BACKOFF_FLOOR_MS),
             dispatch,
         }
@@ -140,9 +149,12 @@ impl LinkTask {
     }
 
     /// Shows the UI the ledger as it is now.
-    fn show_pending(&self) {
-        self.dispatch
-            .dispatch(Action::Pending(std::rc::Rc::new(self.pending.clone())));
+    fn show_pending(&mut self) {
+        self.pending_version += 1;
+        self.dispatch.dispatch(Action::Pending(Ledger::new(
+            self.pending.clone(),
+            self.pending_version,
+        )));
     }
 
     fn save_rooms(&self) {
@@ -179,14 +191,14 @@ impl LinkTask {
             }
             Command::Send { target, text } => {
                 let sent = match target {
-                    Target::Room(room) => self.pending.send(&room, &text),
-                    Target::Direct(to) => self.pending.direct(&to, &text),
+                    Target::Room(room) => self.pending.borrow_mut().send(&room, &text),
+                    Target::Direct(to) => self.pending.borrow_mut().direct(&to, &text),
                 };
                 self.show_pending();
                 sent.ok()
             }
             Command::Dismiss(client_id) => {
-                self.pending.dismiss(&client_id);
+                self.pending.borrow_mut().dismiss(&client_id);
                 self.show_pending();
                 None
             }
@@ -209,7 +221,8 @@ impl LinkTask {
         if self.tracker.rooms().count() != rooms {
             self.save_rooms();
         }
-        if self.pending.settle(msg).is_some() {
+        let settled = self.pending.borrow_mut().settle(msg).is_some();
+        if settled {
             self.show_pending();
         }
     }
@@ -290,9 +303,12 @@ pub async fn run(mut task: LinkTask, mut commands: UnboundedReceiver<Command>) {
                     continue;
                 }
                 if !close::should_reconnect(code) {
-                    task.link(Link::Ended {
-                        why: close_why(code, &reason),
-                    });
+                    let why = if reason.is_empty() {
+                        "the server closed the connection".into()
+                    } else {
+                        reason
+                    };
+                    task.link(Link::Ended { why });
                     if !wait_for_retry(&mut task, &mut commands).await {
                         return;
                     }
@@ -300,12 +316,12 @@ pub async fn run(mut task: LinkTask, mut commands: UnboundedReceiver<Command>) {
                     continue;
                 }
                 let delay_ms = task.backoff.next_delay_ms(js_sys::Math::random());
-                task.link(Link::Reconnecting {
+                let waiting = Link::Reconnecting {
                     attempt: task.backoff.attempt(),
                     why: reason,
                     retry_at_ms: now_ms() + delay_ms,
-                });
-                if !wait_offline(delay_ms, &mut task, &mut commands).await {
+                };
+                if !wait_offline(delay_ms, waiting, &mut task, &mut commands).await {
                     return;
                 }
             }
@@ -337,12 +353,12 @@ pub async fn run(mut task: LinkTask, mut commands: UnboundedReceiver<Command>) {
                     continue;
                 }
                 let delay_ms = task.backoff.next_delay_ms(js_sys::Math::random());
-                task.link(Link::Reconnecting {
+                let waiting = Link::Reconnecting {
                     attempt: task.backoff.attempt(),
-                    why: "your name is still held by the last connection".into(),
+                    why: "name still held".into(),
                     retry_at_ms: now_ms() + delay_ms,
-                });
-                if !wait_offline(delay_ms, &mut task, &mut commands).await {
+                };
+                if !wait_offline(delay_ms, waiting, &mut task, &mut commands).await {
                     return;
                 }
             }
@@ -417,15 +433,28 @@ async fn end_login_if_asked(task: &mut LinkTask) {
 
 /// Waits `delay_ms` while recording commands; "Retry now" and the browser's
 /// `online` event cut it short. Returns `false` if the UI went away.
+///
+/// Every second of the wait it shows `waiting` again, so the top bar's
+/// "retrying in N s" counts down (the UI needs no timer of its own).
 async fn wait_offline(
     delay_ms: u64,
+    waiting: Link,
     task: &mut LinkTask,
     commands: &mut UnboundedReceiver<Command>,
 ) -> bool {
-    let mut timer = TimeoutFuture::new(delay_ms.min(u32::MAX as u64) as u32).fuse();
+    let until = now_ms() + delay_ms;
+    task.link(waiting.clone());
     loop {
+        let left = until.saturating_sub(now_ms());
+        if left == 0 {
+            return true;
+        }
+        let mut tick = TimeoutFuture::new(left.min(1_000) as u32).fuse();
         let command = select! {
-            _ = timer => return true,
+            _ = tick => {
+                task.link(waiting.clone());
+                continue;
+            }
             command = commands.next() => command,
         };
         match command {
@@ -511,11 +540,11 @@ impl Liveness {
     /// probe it.
     fn check(&mut self, now: u64, welcomed: bool) -> Result<Option<ClientMsg>, &'static str> {
         if now >= self.heard_at + self.silence_ms {
-            return Err("no heartbeat from the server");
+            return Err("no heartbeat");
         }
         if let Some(probe) = self.probe_at {
             if now >= probe + PROBE_TIMEOUT_MS {
-                return Err("the server stopped answering");
+                return Err("probe unanswered");
             }
             return Ok(None);
         }
@@ -570,7 +599,7 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
         }
     };
     if !hello {
-        return close_dead(sink, stream, "the server did not answer");
+        return close_dead(sink, stream, "no answer");
     }
     let mut welcomed = false;
     let mut live = Liveness::new(now_ms());
@@ -606,7 +635,7 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 return Ended::SigningOut;
             }
             Event::Command(Some(Command::Network(false))) => {
-                return close_dead(sink, stream, "the network is down");
+                return close_dead(sink, stream, "offline");
             }
             Event::Command(Some(command)) => {
                 let sending = matches!(command, Command::Send { .. });
@@ -652,7 +681,7 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                     }
                 }
                 task.observe(&msg);
-                if task.pending.resend().next().is_none() {
+                if task.pending.borrow().resend().next().is_none() {
                     live.unacked_since = None;
                 }
                 let welcome = welcome_of(&msg);
@@ -666,17 +695,26 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 if let Some((heartbeat_ms, idle_timeout_ms)) = welcome {
                     welcomed = true;
                     task.welcomed_now = true;
-                    task.welcomed_once = true;
                     task.backoff.reset();
                     task.idle_timeout_ms = idle_timeout_ms;
                     live.silence_ms = 2 * heartbeat_ms + PROBE_TIMEOUT_MS;
                     task.link(Link::Connected);
-                    for frame in resume_frames(&task.tracker, &task.pending) {
+                    // A newcomer (or someone who left every room) starts in
+                    // the lobby rather than on an empty page.
+                    if !task.welcomed_once && task.tracker.rooms().next().is_none() {
+                        task.tracker.join(LANDING_ROOM);
+                        task.save_rooms();
+                        task.dispatch
+                            .dispatch(Action::Open(Target::Room(LANDING_ROOM.into())));
+                    }
+                    task.welcomed_once = true;
+                    let frames = resume_frames(&task.tracker, &task.pending.borrow());
+                    for frame in frames {
                         if send(&mut sink, &frame).await.is_err() {
                             return lost();
                         }
                     }
-                    if task.pending.resend().next().is_some() {
+                    if task.pending.borrow().resend().next().is_some() {
                         live.unacked_since = Some(now_ms());
                     }
                     if send(&mut sink, &ClientMsg::Rooms).await.is_err() {

@@ -32,10 +32,7 @@ use components::room_list::RoomList;
 use components::status::ConnectionStatus;
 use components::user_menu::UserMenu;
 use hooks::{use_chat, UseChatHandle};
-use state::{Action, Target};
-
-/// The room a newcomer (or someone with no room left) lands in.
-const LANDING_ROOM: &str = "lobby";
+use state::{Action, Copied, Target};
 
 /// Which side panel is open on a narrow screen.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,9 +45,10 @@ enum Panel {
 #[function_component(App)]
 fn app() -> Html {
     let chat = use_chat();
+    let panel = use_state(|| Panel::None);
+    let drafts = use_memo((), |_| Drafts::default());
     use_remember_current(&chat);
     use_typing_expiry(&chat);
-    use_landing(&chat);
 
     if !chat.session_checked {
         // Until `GET /api/session` answers (normally a few milliseconds).
@@ -71,7 +69,7 @@ fn app() -> Html {
                 on_guest={chat.callback(|chat, name| chat.sign_in(name))} />
         };
     }
-    html! { <ChatApp {chat} /> }
+    chat_app(&chat, panel, &drafts)
 }
 
 /// Remembers the chat on screen for the next visit.
@@ -94,31 +92,10 @@ fn use_typing_expiry(chat: &UseChatHandle) {
     });
 }
 
-/// Once the first connection is up, someone in no room at all lands in
-/// [`LANDING_ROOM`] rather than on an empty page.
-#[hook]
-fn use_landing(chat: &UseChatHandle) {
-    let landed = use_mut_ref(|| false);
-    let chat = chat.clone();
-    let due = chat.link == Link::Connected && chat.chats.is_empty();
-    use_effect_with(due, move |due| {
-        if *due && !std::mem::replace(&mut *landed.borrow_mut(), true) {
-            chat.join(LANDING_ROOM.to_string());
-        }
-    });
-}
-
-#[derive(Properties, PartialEq)]
-struct ChatAppProps {
-    chat: UseChatHandle,
-}
-
-/// The signed-in app: top bar, rooms, the open chat and who is in it.
-#[function_component(ChatApp)]
-fn chat_app(props: &ChatAppProps) -> Html {
-    let chat = &props.chat;
-    let panel = use_state(|| Panel::None);
-    let drafts = use_memo((), |_| Drafts::default());
+/// The signed-in app: top bar, rooms, the open chat and who is in it. (A
+/// plain function of [`App`], not a component of its own: a component
+/// costs the bundle ~4 KB gzipped of Yew's per-component code.)
+fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts) -> Html {
     let connected = chat.link.is_connected();
     let toggle = |p: Panel| {
         let panel = panel.clone();
@@ -169,9 +146,9 @@ fn chat_app(props: &ChatAppProps) -> Html {
                 <>
                     <ChatView chat={current.clone()} {connected}
                         me={chat.display_name().map(|n| AttrValue::from(n.to_string()))}
-                        pending={std::rc::Rc::new(chat.pending_for(&target))}
+                        pending={Copied(std::rc::Rc::new(chat.pending_for(&target)))}
                         max_bytes={chat.limits.max_text_bytes}
-                        drafts={(*drafts).clone()} {on_send} {on_typing}
+                        drafts={drafts.clone()} {on_send} {on_typing}
                         on_dismiss={chat.callback(|chat, id| chat.dismiss(id))} {on_load_older}
                         on_members={toggle(Panel::Members)} />
                     <aside id="people" class="sidebar sidebar-right" aria-label="People">
@@ -231,7 +208,7 @@ fn chat_app(props: &ChatAppProps) -> Html {
                     }
                 </button>
                 <div class="brand"><span class="brand-mark" aria-hidden="true">{ "#" }</span>{ "hubbub" }</div>
-                <ConnectionStatus link={chat.link.clone()} on_retry={chat.callback(|chat, ()| chat.retry_now())} />
+                <ConnectionStatus link={chat.link.clone()} now_s={fmt::now_ms() / 1000} on_retry={chat.callback(|chat, ()| chat.retry_now())} />
                 <div class="topbar-end">
                     <UserMenu name={AttrValue::from(chat.display_name().unwrap_or_default().to_string())}
                         account={chat.account.is_some()} {connected}

@@ -9,9 +9,11 @@
 //! `match` with an arm per message type (no catch-all: a new message type
 //! does not compile until the UI decides what it shows). Own messages on
 //! their way are not kept here: the connection task owns the one ledger of
-//! them (the client core's [`Pending`], keyed by `client_id`) and shows the
-//! state a copy of it after every change ([`Action::Pending`]).
+//! them (the client core's [`Pending`], keyed by `client_id`) and hands the
+//! state a shared, read-only [`Ledger`] after every change
+//! ([`Action::Pending`]).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
@@ -198,6 +200,43 @@ fn sort_names(names: &mut [String]) {
     names.sort_by_key(|n| n.to_ascii_lowercase());
 }
 
+/// A value compared by identity: every change comes as a new `Rc`, so no
+/// field-by-field comparison (and no code for one in the bundle) is needed.
+#[derive(Debug, Clone)]
+pub struct Copied<T>(pub Rc<T>);
+
+impl<T> PartialEq for Copied<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> std::ops::Deref for Copied<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The connection task's one ledger of own messages on their way, shared
+/// for reading, with the number of its last change: two `Ledger`s are equal
+/// when no change came in between.
+#[derive(Debug, Clone)]
+pub struct Ledger(Rc<RefCell<Pending>>, u64);
+
+impl Ledger {
+    pub fn new(ledger: Rc<RefCell<Pending>>, version: u64) -> Ledger {
+        Ledger(ledger, version)
+    }
+}
+
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0) && self.1 == other.1
+    }
+}
+
 /// A short message shown over the app, e.g. why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -216,8 +255,8 @@ pub struct ChatState {
     pub name_error: Option<String>,
     /// The connection, as the top bar shows it.
     pub link: Link,
-    /// A copy of the connection task's ledger of own messages on their way.
-    pub pending: Rc<Pending>,
+    /// The connection task's ledger of own messages on their way, to read.
+    pub pending: Ledger,
     /// Joined rooms first (in join order), then direct conversations.
     pub chats: Vec<Rc<Chat>>,
     /// The chat on screen.
@@ -252,7 +291,7 @@ impl ChatState {
             .or_else(|| chats.first().map(|c| c.target.clone()));
         ChatState {
             link: Link::Idle,
-            pending: Rc::new(Pending::new("")),
+            pending: Ledger::new(Rc::new(RefCell::new(Pending::new(""))), 0),
             me: None,
             wanted_name: name,
             name_error: None,
@@ -285,6 +324,8 @@ impl ChatState {
     /// Own messages on their way to `target`, oldest first.
     pub fn pending_for(&self, target: &Target) -> Vec<PendingSend> {
         self.pending
+            .0
+            .borrow()
             .iter()
             .filter(|p| match target {
                 Target::Room(room) => p.room() == Some(room.as_str()),
@@ -359,16 +400,16 @@ impl ChatState {
         let Some(chat) = self.chat_mut(target) else {
             return;
         };
-        let last = chat.entries.last().map(|e| (**e).clone());
-        let (id, mut came, mut went, at) = match last {
+        let (id, mut came, mut went, at) = match chat.entries.last().map(|e| &**e) {
             Some(Entry::Presence {
                 id,
                 joined,
                 left,
                 at,
             }) => {
+                let last = (*id, joined.clone(), left.clone(), *at);
                 chat.entries.pop();
-                (id, joined, left, at)
+                last
             }
             _ => (id, Vec::new(), Vec::new(), now),
         };
@@ -689,8 +730,9 @@ pub enum Action {
     NameRejected(String),
     /// The connection changed.
     Link(Link),
-    /// The connection task's ledger changed: this is it now.
-    Pending(Rc<Pending>),
+    /// The connection task's ledger changed (this is the same ledger, with
+    /// a new change count).
+    Pending(Ledger),
     /// A frame from the server.
     Server(ServerMsg),
     /// Show `target`, creating its chat (joining a room or opening a direct
@@ -1001,7 +1043,10 @@ mod tests {
         let mut ledger = Pending::new("p");
         ledger.send("lobby", "hi").unwrap();
         ledger.direct("bob", "psst").unwrap();
-        state = reduce(state, Action::Pending(Rc::new(ledger)));
+        state = reduce(
+            state,
+            Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), 1)),
+        );
         assert_eq!(state.pending_for(&lobby)[0].text(), "hi");
         assert_eq!(
             state.pending_for(&Target::Direct("bob".into()))[0].text(),

@@ -33,8 +33,9 @@ pub trait Json: Sized {
     /// A non-negative whole number up to [`MAX_EXACT`].
     fn whole(&self) -> Option<u64>;
     fn boolean(&self) -> Option<bool>;
-    /// The items of an array.
-    fn items(&self) -> Option<Vec<Self>>;
+    /// `read` of each item of an array; `None` if this is not an array or
+    /// any item does not read.
+    fn each<T>(&self, read: impl Fn(&Self) -> Option<T>) -> Option<Vec<T>>;
 }
 
 /// A JSON object being built, as the encoder writes it.
@@ -86,7 +87,7 @@ impl<J: Json> Obj<'_, J> {
     }
 
     fn list<T>(&self, key: &str, item: impl Fn(&J) -> Option<T>) -> Option<Vec<T>> {
-        self.0.field(key)?.items()?.iter().map(item).collect()
+        self.0.field(key)?.each(item)
     }
 
     fn strings(&self, key: &str) -> Option<Vec<String>> {
@@ -318,8 +319,11 @@ impl Json for JsValue {
         self.as_bool()
     }
 
-    fn items(&self) -> Option<Vec<JsValue>> {
-        Array::is_array(self).then(|| Array::from(self).iter().collect())
+    fn each<T>(&self, read: impl Fn(&JsValue) -> Option<T>) -> Option<Vec<T>> {
+        if !Array::is_array(self) {
+            return None;
+        }
+        Array::from(self).iter().map(|v| read(&v)).collect()
     }
 }
 
@@ -403,8 +407,8 @@ mod tests {
             self.as_bool()
         }
 
-        fn items(&self) -> Option<Vec<Value>> {
-            self.as_array().cloned()
+        fn each<T>(&self, read: impl Fn(&Value) -> Option<T>) -> Option<Vec<T>> {
+            self.as_array()?.iter().map(read).collect()
         }
     }
 

@@ -10,7 +10,7 @@ use super::message_list::MessageList;
 use crate::fmt::now_ms;
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{Chat, Target};
+use crate::state::{Chat, Copied, Target};
 
 #[derive(Properties, PartialEq)]
 pub struct ChatViewProps {
@@ -18,7 +18,7 @@ pub struct ChatViewProps {
     pub connected: bool,
     pub me: Option<AttrValue>,
     /// Own messages on their way to this chat, oldest first.
-    pub pending: Rc<Vec<PendingSend>>,
+    pub pending: Copied<Vec<PendingSend>>,
     pub max_bytes: usize,
     pub drafts: Drafts,
     pub on_send: Callback<String>,

@@ -17,7 +17,7 @@ use super::user_menu::{avatar_class, initial};
 use crate::fmt::{full_time, iso_time, short_time};
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{presence_text, Chat, Entry};
+use crate::state::{presence_text, Chat, Copied, Entry};
 
 /// Messages from one sender closer than this share one header.
 const GROUP_MS: u64 = 5 * 60 * 1000;
@@ -33,7 +33,7 @@ pub struct MessageListProps {
     /// This user's name, shown on own messages still on their way.
     pub me: Option<AttrValue>,
     /// Own messages on their way to this chat, oldest first.
-    pub pending: Rc<Vec<PendingSend>>,
+    pub pending: Copied<Vec<PendingSend>>,
     /// Forget a refused message (by `client_id`).
     pub on_dismiss: Callback<String>,
     /// Fetch the messages before this `seq`.
@@ -64,7 +64,7 @@ pub fn message_list(props: &MessageListProps) -> Html {
         shown: None,
     });
     // Whether messages arrived below the view while scrolled up.
-    let unseen = use_state_eq(|| false);
+    let unseen = use_state(|| false);
     let chat = &props.chat;
     let first_seq = chat.first_seq().filter(|_| chat.has_more);
     {
@@ -94,14 +94,16 @@ pub fn message_list(props: &MessageListProps) -> Html {
             if !same_chat || s.stick {
                 el.set_scroll_top(el.scroll_height());
                 s.stick = true;
-                unseen.set(false);
+                if *unseen {
+                    unseen.set(false);
+                }
             } else {
                 if older_in_front {
                     // Keep what was on screen where it was.
                     el.set_scroll_top(el.scroll_height() - el.client_height() - s.from_bottom);
                     s.asked = None;
                 }
-                if newer_below && *news {
+                if newer_below && *news && !*unseen {
                     unseen.set(true);
                 }
             }

@@ -61,8 +61,10 @@ pub fn room_list(props: &RoomListProps) -> Html {
                     aria-label={if chat.unread > 0 { format!("{label}, {} unread", chat.unread) } else { label.clone() }}>
                     <span class="nav-sigil" aria-hidden="true">{ if matches!(target, Target::Room(_)) { "#" } else { "@" } }</span>
                     <span class="nav-name">{ label[1..].to_string() }</span>
+                    // The space keeps the visible text ("lobby 2") inside
+                    // the accessible name ("#lobby, 2 unread").
                     if chat.unread > 0 {
-                        <span class="badge" aria-hidden="true">{ chat.unread.min(99) }</span>
+                        { " " }<span class="badge" aria-hidden="true">{ chat.unread.min(99) }</span>
                     }
                 </button>
                 <button class="icon-button nav-close" type="button" onclick={close}
@@ -109,7 +111,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
                                         aria-label={format!("Join #{room}, {members} online")}>
                                         <span class="nav-sigil" aria-hidden="true">{ "#" }</span>
                                         <span class="nav-name">{ room.clone() }</span>
-                                        <span class="count" aria-hidden="true">{ *members }</span>
+                                        { " " }<span class="count" aria-hidden="true">{ *members }</span>
                                     </button>
                                 </li>
                             }

@@ -141,9 +141,9 @@ pub fn use_chat() -> UseChatHandle {
                 let task = LinkTask::new(name, storage::rooms(), dispatcher);
                 wasm_bindgen_futures::spawn_local(link::run(task, rx));
             }
+            network_events(channel.0.clone())
         });
     }
-    use_network_events(channel.0.clone());
     UseChatHandle {
         state,
         commands: channel.0.clone(),
@@ -151,27 +151,25 @@ pub fn use_chat() -> UseChatHandle {
 }
 
 /// Tells the connection task when the browser goes offline or online: it
-/// drops a link that cannot work and reconnects the moment it can.
-#[hook]
-fn use_network_events(commands: UnboundedSender<Command>) {
-    use_effect_with((), move |_| {
-        let window = web_sys::window().expect("the app runs in a browser window");
-        let listen = |online: bool| {
-            let commands = commands.clone();
-            let closure = Closure::<dyn Fn()>::new(move || {
-                let _ = commands.unbounded_send(Command::Network(online));
-            });
-            let event = if online { "online" } else { "offline" };
+/// drops a link that cannot work and reconnects the moment it can. Returns
+/// what removes the listeners. (In the one effect that starts the task: an
+/// effect of its own would cost the bundle a hook's worth of code.)
+fn network_events(commands: UnboundedSender<Command>) -> impl FnOnce() {
+    let window = web_sys::window().expect("the app runs in a browser window");
+    let listen = |online: bool| {
+        let commands = commands.clone();
+        let closure = Closure::<dyn Fn()>::new(move || {
+            let _ = commands.unbounded_send(Command::Network(online));
+        });
+        let event = if online { "online" } else { "offline" };
+        let _ = window.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+        (event, closure)
+    };
+    let listeners = [listen(true), listen(false)];
+    move || {
+        for (event, closure) in &listeners {
             let _ =
-                window.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
-            (event, closure)
-        };
-        let listeners = [listen(true), listen(false)];
-        move || {
-            for (event, closure) in &listeners {
-                let _ = window
-                    .remove_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
-            }
+                window.remove_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
         }
-    });
+    }
 }
