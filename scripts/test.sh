@@ -13,6 +13,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy (server, protocol)"
 cargo clippy --all-targets -- -D warnings
 
+echo "== cargo clippy (client core, wasm32: no I/O, no std clock)"
+cargo clippy -p hubbub-client --target wasm32-unknown-unknown -- -D warnings
+
 echo "== cargo clippy (web, wasm32)"
 cargo clippy -p hubbub-web --target wasm32-unknown-unknown -- -D warnings
 

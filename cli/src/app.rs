@@ -1,92 +1,64 @@
-//! The client's state and its slash commands, without any I/O: who I am,
-//! the rooms I am in and who is online in each, the current room, what was
-//! said, and how connected we are. Both front ends (plain lines and the
-//! TUI) feed it input lines and [`NetEvent`]s and show what it keeps.
+//! The client's state, without any I/O: who I am, the rooms I am in and who
+//! is online in each, the current room, what was said, and the [`Link`].
+//! Both front ends (plain lines and the TUI) feed it typed lines and
+//! [`NetEvent`]s, write the requests it returns to the connection, and show
+//! what it keeps.
 //!
-//! The commands are the TCP gateway's (`server/src/tcp.rs`): a line that
-//! is not a command is said in the current room; `/join ROOM` joins and
-//! switches to it; `/leave [ROOM]`, `/who [ROOM]`, `/rooms`,
-//! `/msg USER TEXT`, `/rename NAME`, `/quit`, `/help`; `//TEXT` says `/TEXT`.
+//! What every client shares comes from the client core (`hubbub-client`):
+//! the commands and their help ([`command::parse`], the same grammar as the
+//! TCP gateway's), server frames as lines ([`Renderer`]), the resume
+//! tracker (rooms and the last `seq` of each, rejoined with `since`) and the
+//! pending ledger (sends not acknowledged yet, resent after a reconnect).
+//! Each server frame is handled here once: the tracker and the ledger learn
+//! from it, then the view changes and its lines are rendered.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError};
+use hubbub_client::{resume_frames, Line, Link, Pending, Renderer, ResumeTracker, Settled};
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
-use crate::net::NetEvent;
+use crate::net::{NetEvent, Request};
 
-/// Most entries kept for the message pane.
+/// Most lines kept for the message pane.
 const MAX_LOG: usize = 5_000;
 
-pub const HELP: &[&str] = &[
-    "TEXT            say TEXT in the current room (//TEXT says /TEXT)",
-    "/join ROOM      join ROOM (created if new) and make it the current room",
-    "/leave [ROOM]   leave ROOM (default: the current room)",
-    "/who [ROOM]     who is online in ROOM (default: the current room)",
-    "/rooms          every room and how many are in it",
-    "/msg USER TEXT  a direct message to USER",
-    "/rename NAME    change your name",
-    "/quit           leave (also Esc or Ctrl-C in the full-screen view)",
-    "/help           this help; in the full-screen view Tab switches rooms, PgUp/PgDn scroll",
-];
-
-/// What kind of line an [`Entry`] is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
-    Message {
-        from: String,
-    },
-    Direct {
-        from: String,
-        to: String,
-    },
-    /// Presence, connection state, answers: `* ...`.
-    Notice,
-    /// A refused request or a usage mistake: `! ...`.
-    Error,
-}
-
-/// One line of the conversation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    pub room: Option<String>,
-    pub kind: Kind,
-    pub text: String,
-}
-
-/// The connection as the status line shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Link {
-    Connecting,
-    Connected,
-    Reconnecting { why: String, retry_in: Duration },
-    Ended { why: String },
-}
+/// Lines `/help` adds to the core's: the keys of the full-screen view.
+const HELP_KEYS: &[&str] =
+    &["full-screen view: Esc or Ctrl-C quits, Tab switches rooms, PgUp/PgDn scroll"];
 
 #[derive(Debug, Default)]
 pub struct RoomView {
     pub users: BTreeSet<String>,
-    /// Last `seq` shown: a message at or below it is a repeat (resume).
-    pub last_seq: u64,
     /// Messages since the room was last the current one.
     pub unread: usize,
 }
 
 pub struct App {
     pub url: String,
-    pub me: Option<String>,
+    /// The name to say `hello` with.
+    name: String,
     pub current: Option<String>,
+    /// Rooms this connection is a member of (their `presence` arrived).
     pub rooms: BTreeMap<String, RoomView>,
     /// Rooms asked to join and not answered yet.
     joining: BTreeSet<String>,
     /// The room to switch to once its join is answered.
     switch_to: Option<String>,
-    pub log: VecDeque<Entry>,
+    pub log: VecDeque<Line>,
     pub link: Link,
     /// Set when the connection ended for good: the front end exits.
     pub done: bool,
+    /// Rooms to be in and the last `seq` of each: what a reconnect resumes.
+    tracker: ResumeTracker,
+    /// Sends not acknowledged yet.
+    pending: Pending,
+    /// Server frames as lines; knows who "me" is.
+    renderer: Renderer,
+    /// Whether any connection was welcomed: a name refused after that is
+    /// our own old connection, not yet gone.
+    welcomed_once: bool,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -97,76 +69,85 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What one step produced: requests for the connection, lines to show.
+pub type Step = (Vec<Request>, Vec<Line>);
+
 impl App {
-    /// A client that will join `rooms`, the first becoming current.
-    pub fn new(url: &str, rooms: &[String]) -> App {
+    /// A client named `name` that will join `rooms`, the first becoming
+    /// current; `id_prefix` makes its `client_id`s its own.
+    pub fn new(url: &str, name: &str, rooms: &[String], id_prefix: &str) -> App {
         App {
             url: url.to_string(),
-            me: None,
+            name: name.to_string(),
             current: None,
             rooms: BTreeMap::new(),
             joining: rooms.iter().cloned().collect(),
             switch_to: rooms.first().cloned(),
             log: VecDeque::new(),
-            link: Link::Connecting,
+            link: Link::Connecting { attempt: 0 },
             done: false,
+            tracker: ResumeTracker::with_rooms(rooms),
+            pending: Pending::new(id_prefix),
+            renderer: Renderer::new(),
+            welcomed_once: false,
         }
     }
 
-    fn push(
-        &mut self,
-        out: &mut Vec<Entry>,
-        at_ms: u64,
-        room: Option<&str>,
-        kind: Kind,
-        text: String,
-    ) {
-        let entry = Entry {
-            at_ms,
-            room: room.map(String::from),
-            kind,
-            text,
-        };
+    /// The name the server knows this user by, once welcomed.
+    pub fn me(&self) -> Option<&str> {
+        self.renderer.me()
+    }
+
+    /// Messages sent and not acknowledged yet.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    fn push(&mut self, out: &mut Vec<Line>, line: Line) {
         if self.log.len() >= MAX_LOG {
             self.log.pop_front();
         }
-        self.log.push_back(entry.clone());
-        out.push(entry);
+        self.log.push_back(line.clone());
+        out.push(line);
     }
 
-    fn notice(&mut self, out: &mut Vec<Entry>, room: Option<&str>, text: String) {
-        self.push(out, now_ms(), room, Kind::Notice, text);
+    fn notice(&mut self, out: &mut Vec<Line>, room: Option<&str>, text: impl Into<String>) {
+        self.push(out, Line::notice(now_ms(), room, text));
     }
 
-    fn error(&mut self, out: &mut Vec<Entry>, text: String) {
-        self.push(out, now_ms(), None, Kind::Error, text);
+    fn error(&mut self, out: &mut Vec<Line>, text: impl Into<String>) {
+        self.push(out, Line::error(now_ms(), None, text));
     }
 
-    /// Applies what the connection reports; returns the new entries.
-    pub fn on_net(&mut self, event: NetEvent) -> Vec<Entry> {
+    /// Applies what the connection reports.
+    pub fn on_net(&mut self, event: NetEvent) -> Step {
         let mut out = Vec::new();
+        let mut requests = Vec::new();
         match event {
             NetEvent::Connecting { attempt } => {
-                self.link = Link::Connecting;
+                self.link = Link::Connecting { attempt };
                 if attempt == 0 && self.log.is_empty() {
                     let text = format!("connecting to {}", self.url);
                     self.notice(&mut out, None, text);
                 }
             }
-            NetEvent::Connected => {
-                self.link = Link::Connected;
-                let text = format!("connected to {}", self.url);
-                self.notice(&mut out, None, text);
-                // Rejoins answer with fresh presence.
-                let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-                self.joining.extend(rooms);
-            }
-            NetEvent::Disconnected { why, retry_in } => {
+            NetEvent::Open => requests.push(Request::Frame(ClientMsg::Hello {
+                name: self.name.clone(),
+            })),
+            NetEvent::Lost {
+                why,
+                attempt,
+                retry_in,
+            } => {
                 let text = format!(
                     "disconnected: {why}; reconnecting in {:.1} s",
                     retry_in.as_secs_f64()
                 );
-                self.link = Link::Reconnecting { why, retry_in };
+                self.link = Link::Reconnecting {
+                    attempt,
+                    why,
+                    retry_at_ms: now_ms() + retry_in.as_millis() as u64,
+                };
                 for room in self.rooms.values_mut() {
                     room.users.clear();
                 }
@@ -177,36 +158,57 @@ impl App {
                 self.link = Link::Ended { why };
                 self.done = true;
             }
-            NetEvent::Server(msg) => self.apply(msg, &mut out),
+            NetEvent::Server(msg) => self.apply(msg, &mut requests, &mut out),
         }
-        out
+        (requests, out)
     }
 
-    fn is_me(&self, name: &str) -> bool {
-        self.me.as_deref() == Some(name)
-    }
-
-    fn apply(&mut self, msg: ServerMsg, out: &mut Vec<Entry>) {
+    /// One server frame: the tracker and the ledger learn from it, then the
+    /// view; its lines are rendered unless they repeat what was shown.
+    fn apply(&mut self, mut msg: ServerMsg, requests: &mut Vec<Request>, out: &mut Vec<Line>) {
+        // A message the tracker has already seen is a repeat (a room joined
+        // again without `since`): shown once.
+        if let ServerMsg::Message { room, seq, .. } = &msg {
+            if !self.tracker.is_new(room, *seq) {
+                return;
+            }
+        }
+        if let ServerMsg::History {
+            room,
+            messages,
+            resync: false,
+            before: None,
+            ..
+        } = &mut msg
+        {
+            messages.retain(|m| self.tracker.is_new(room, m.seq));
+        }
+        self.tracker.observe(&msg);
+        let settled = self.pending.settle(&msg);
+        let lines = self.renderer.render(&msg, now_ms());
         match msg {
             ServerMsg::Welcome { user, .. } => {
-                self.notice(
-                    out,
-                    None,
-                    format!("welcome, {user}! /help lists the commands"),
-                );
-                self.me = Some(user);
+                self.link = Link::Connected;
+                self.welcomed_once = true;
+                self.name = user;
+                let text = format!("connected to {}", self.url);
+                self.notice(out, None, text);
+                self.push_all(out, lines);
+                // Rejoins answer with fresh presence.
+                self.joining.extend(self.tracker.rooms().map(String::from));
+                let resume = resume_frames(&self.tracker, &self.pending);
+                requests.extend(resume.into_iter().map(Request::Frame));
             }
             ServerMsg::Presence { room, users } => {
                 let member = self.joining.remove(&room) || self.rooms.contains_key(&room);
                 if member {
                     let view = self.rooms.entry(room.clone()).or_default();
                     view.users = users.iter().cloned().collect();
-                    if let Some(me) = &self.me {
-                        view.users.insert(me.clone());
+                    if let Some(me) = self.renderer.me() {
+                        view.users.insert(me.to_string());
                     }
                 }
-                let text = format!("online: {}", list(&users));
-                self.notice(out, Some(&room), text);
+                self.push_all(out, lines);
                 if member && (self.switch_to.as_ref() == Some(&room) || self.current.is_none()) {
                     self.switch_to = None;
                     self.switch(out, room);
@@ -214,68 +216,32 @@ impl App {
             }
             ServerMsg::Joined { room, users } => {
                 if let Some(view) = self.rooms.get_mut(&room) {
-                    view.users.extend(users.iter().cloned());
+                    view.users.extend(users);
                 }
-                let others: Vec<String> = users.into_iter().filter(|u| !self.is_me(u)).collect();
-                if !others.is_empty() {
-                    self.notice(out, Some(&room), format!("{} joined", others.join(", ")));
-                }
-            }
-            ServerMsg::LeaveOk { room } => {
-                self.rooms.remove(&room);
-                self.notice(out, Some(&room), format!("you left {room}"));
-                if self.current.as_ref() == Some(&room) {
-                    self.current = None;
-                    match self.rooms.keys().next().cloned() {
-                        Some(next) => self.switch(out, next),
-                        None => self.notice(out, None, "you are in no room now: /join ROOM".into()),
-                    }
-                }
+                self.push_all(out, lines);
             }
             ServerMsg::Left { room, users } => {
-                let others: Vec<String> = users.into_iter().filter(|u| !self.is_me(u)).collect();
+                let me = self.renderer.me().map(String::from);
                 if let Some(view) = self.rooms.get_mut(&room) {
-                    for user in &others {
+                    // Presence only: our own leave is confirmed by `leave_ok`.
+                    for user in users.iter().filter(|u| me.as_ref() != Some(*u)) {
                         view.users.remove(user);
                     }
                 }
-                if !others.is_empty() {
-                    self.notice(out, Some(&room), format!("{} left", others.join(", ")));
-                }
+                self.push_all(out, lines);
             }
-            ServerMsg::Message {
-                room,
-                seq,
-                from,
-                text,
-                sent_at,
-            } => self.message(out, room, seq, from, text, sent_at),
-            ServerMsg::History {
-                room,
-                messages,
-                resync,
-                ..
-            } => {
-                if resync {
-                    if let Some(view) = self.rooms.get_mut(&room) {
-                        view.last_seq = 0;
-                    }
-                    self.notice(
-                        out,
-                        Some(&room),
-                        "missed too much: recent history follows".into(),
-                    );
-                }
-                for m in messages {
-                    self.message(out, room.clone(), m.seq, m.from, m.text, m.sent_at);
-                }
+            ServerMsg::LeaveOk { room } => {
+                self.push_all(out, lines);
+                self.left_room(out, &room);
             }
-            ServerMsg::Direct {
-                from,
-                to,
-                text,
-                sent_at,
-            } => self.push(out, sent_at, None, Kind::Direct { from, to }, text),
+            ServerMsg::Message { room, .. } => {
+                self.count_unread(&room, 1);
+                self.push_all(out, lines);
+            }
+            ServerMsg::History { room, messages, .. } => {
+                self.count_unread(&room, messages.len());
+                self.push_all(out, lines);
+            }
             ServerMsg::Renamed {
                 room: Some(room),
                 from,
@@ -283,9 +249,9 @@ impl App {
             } => {
                 if let Some(view) = self.rooms.get_mut(&room) {
                     view.users.remove(&from);
-                    view.users.insert(to.clone());
+                    view.users.insert(to);
                 }
-                self.notice(out, Some(&room), format!("{from} is now {to}"));
+                self.push_all(out, lines);
             }
             ServerMsg::Renamed {
                 room: None,
@@ -297,25 +263,13 @@ impl App {
                         view.users.insert(to.clone());
                     }
                 }
-                self.notice(out, None, format!("you are {to} now"));
-                self.me = Some(to);
-            }
-            ServerMsg::Rooms { rooms } => {
-                let text = if rooms.is_empty() {
-                    "no rooms".to_string()
-                } else {
-                    let rooms: Vec<String> = rooms
-                        .iter()
-                        .map(|r| format!("{} ({})", r.room, r.members))
-                        .collect();
-                    format!("rooms: {}", rooms.join(", "))
-                };
-                self.notice(out, None, text);
+                self.name = to;
+                self.push_all(out, lines);
             }
             ServerMsg::Error {
                 code,
-                message,
                 room,
+                client_id,
                 ..
             } => {
                 if let Some(room) = &room {
@@ -328,41 +282,61 @@ impl App {
                         self.switch_to = None;
                     }
                 }
-                self.error(out, format!("{message} ({code})"));
-                if self.me.is_none()
-                    && matches!(code, ErrorCode::NameTaken | ErrorCode::InvalidName)
-                {
-                    self.notice(out, None, "type another name".into());
+                if let (Some(Settled::Refused { .. }), Some(id)) = (&settled, &client_id) {
+                    // Said once on screen; nothing here to retry it from.
+                    self.pending.dismiss(id);
+                }
+                self.push_all(out, lines);
+                let refused_name = matches!(code, ErrorCode::NameTaken | ErrorCode::InvalidName);
+                if refused_name && !self.link.is_connected() {
+                    if self.welcomed_once {
+                        // Our old connection may not be gone yet: try again later.
+                        requests.push(Request::Reconnect {
+                            why: "the name is not free yet".into(),
+                        });
+                    } else {
+                        self.notice(out, None, "type another name");
+                    }
                 }
             }
-            // Acks, typing, pong and heartbeat change nothing on screen.
-            _ => {}
+            ServerMsg::Direct { .. }
+            | ServerMsg::Rooms { .. }
+            | ServerMsg::Ack { .. }
+            | ServerMsg::Typing { .. }
+            | ServerMsg::Pong { .. }
+            | ServerMsg::Heartbeat => self.push_all(out, lines),
         }
     }
 
-    fn message(
-        &mut self,
-        out: &mut Vec<Entry>,
-        room: String,
-        seq: u64,
-        from: String,
-        text: String,
-        at: u64,
-    ) {
-        let current = self.current.as_ref() == Some(&room);
-        if let Some(view) = self.rooms.get_mut(&room) {
-            if seq <= view.last_seq {
-                return; // seen before this reconnect
-            }
-            view.last_seq = seq;
+    fn push_all(&mut self, out: &mut Vec<Line>, lines: Vec<Line>) {
+        for line in lines {
+            self.push(out, line);
+        }
+    }
+
+    fn count_unread(&mut self, room: &str, n: usize) {
+        let current = self.current.as_deref() == Some(room);
+        if let Some(view) = self.rooms.get_mut(room) {
             if !current {
-                view.unread += 1;
+                view.unread += n;
             }
         }
-        self.push(out, at, Some(&room), Kind::Message { from }, text);
     }
 
-    fn switch(&mut self, out: &mut Vec<Entry>, room: String) {
+    /// This connection is no longer in `room`: another becomes current.
+    fn left_room(&mut self, out: &mut Vec<Line>, room: &str) {
+        self.rooms.remove(room);
+        self.joining.remove(room);
+        if self.current.as_deref() == Some(room) {
+            self.current = None;
+            match self.rooms.keys().next().cloned() {
+                Some(next) => self.switch(out, next),
+                None => self.notice(out, None, "you are in no room now: /join ROOM"),
+            }
+        }
+    }
+
+    fn switch(&mut self, out: &mut Vec<Line>, room: String) {
         if let Some(view) = self.rooms.get_mut(&room) {
             view.unread = 0;
         }
@@ -392,117 +366,92 @@ impl App {
         }
     }
 
-    /// Handles one typed line; returns the requests to send and new entries.
-    pub fn on_input(&mut self, line: &str) -> (Vec<ClientMsg>, Vec<Entry>) {
+    /// Handles one typed line.
+    pub fn on_input(&mut self, line: &str) -> Step {
         let mut out = Vec::new();
         let mut requests = Vec::new();
-        let line: String = line
-            .chars()
-            .filter(|&c| c == '\t' || !c.is_control())
-            .collect();
+        let line = clean_line(line);
         if line.trim().is_empty() {
             return (requests, out);
         }
-        if self.me.is_none() && !line.starts_with('/') {
-            requests.push(ClientMsg::Hello {
-                name: line.trim().to_string(),
-            });
+        if self.me().is_none() && !line.starts_with('/') {
+            // Before a welcome, a line is another try at a name.
+            self.name = line.trim().to_string();
+            requests.push(Request::Frame(ClientMsg::Hello {
+                name: self.name.clone(),
+            }));
             return (requests, out);
         }
-        let Some(command) = line.strip_prefix('/') else {
-            self.say(&mut requests, &mut out, line.clone());
-            return (requests, out);
+        let command = match command::parse(&line) {
+            None => return (requests, out),
+            Some(Ok(command)) => command,
+            Some(Err(mistake)) => {
+                self.error(&mut out, mistake.to_string());
+                return (requests, out);
+            }
         };
-        if command.starts_with('/') {
-            self.say(&mut requests, &mut out, command.to_string());
-            return (requests, out);
-        }
-        let (word, rest) = split_word(command);
-        let arg = split_word(rest).0.trim_start_matches('#').to_string();
-        let room_or_current = (!arg.is_empty())
-            .then(|| arg.clone())
-            .or_else(|| self.current.clone());
-        match word.to_ascii_lowercase().as_str() {
-            "join" | "j" if arg.is_empty() => self.error(&mut out, "usage: /join ROOM".into()),
-            "join" | "j" => {
-                if self.rooms.contains_key(&arg) {
-                    self.switch(&mut out, arg);
-                } else {
-                    self.joining.insert(arg.clone());
-                    self.switch_to = Some(arg.clone());
-                    requests.push(ClientMsg::Join {
-                        room: arg,
-                        since: None,
-                    });
+        let connected = self.link.is_connected();
+        match command {
+            Command::Say(text) => match self.current.clone() {
+                // Into the ledger first: written now if the link is up,
+                // else after the next welcome.
+                Some(room) => match self.pending.send(&room, &text) {
+                    Ok(send) if connected => requests.push(Request::Frame(send)),
+                    Ok(_) => {}
+                    Err(full) => self.error(&mut out, full.to_string()),
+                },
+                None => self.error(&mut out, CommandError::NoRoom.to_string()),
+            },
+            Command::Msg { to, text } => match self.pending.direct(&to, &text) {
+                Ok(send) if connected => requests.push(Request::Frame(send)),
+                Ok(_) => {}
+                Err(full) => self.error(&mut out, full.to_string()),
+            },
+            Command::Join(room) if self.rooms.contains_key(&room) => self.switch(&mut out, room),
+            Command::Join(room) => {
+                self.joining.insert(room.clone());
+                self.switch_to = Some(room.clone());
+                let join = self.tracker.join(&room);
+                if connected {
+                    requests.push(Request::Frame(join));
                 }
             }
-            "leave" | "part" => match room_or_current {
-                Some(room) => requests.push(ClientMsg::Leave { room }),
-                None => self.error(&mut out, "usage: /leave ROOM".into()),
-            },
-            "who" => match room_or_current {
-                Some(room) => requests.push(ClientMsg::Who { room }),
-                None => self.error(&mut out, "usage: /who ROOM".into()),
-            },
-            "rooms" | "list" => requests.push(ClientMsg::Rooms),
-            "msg" | "m" => match split_word(rest) {
-                (to, text) if !to.is_empty() && !text.trim().is_empty() => {
-                    requests.push(ClientMsg::Direct {
-                        to: to.to_string(),
-                        text: text.to_string(),
-                        client_id: None,
-                    })
+            Command::Leave(room) => match room.or_else(|| self.current.clone()) {
+                Some(room) => {
+                    let leave = self.tracker.leave(&room);
+                    if connected {
+                        requests.push(Request::Frame(leave));
+                    } else {
+                        // The server forgot us with the old connection.
+                        self.notice(&mut out, Some(&room), format!("you left {room}"));
+                        self.left_room(&mut out, &room);
+                    }
                 }
-                _ => self.error(&mut out, "usage: /msg USER TEXT".into()),
+                None => self.error(&mut out, CommandError::Usage("/leave ROOM").to_string()),
             },
-            "rename" | "nick" if arg.is_empty() => {
-                self.error(&mut out, "usage: /rename NAME".into())
-            }
-            "rename" | "nick" => requests.push(ClientMsg::Rename { name: arg }),
-            "quit" | "exit" => requests.push(ClientMsg::Quit),
-            "help" | "?" => {
-                self.notice(&mut out, None, "commands:".into());
-                for line in HELP {
+            Command::Help => {
+                self.notice(&mut out, None, "commands:");
+                for line in help_lines() {
+                    self.notice(&mut out, None, format!("  {line}"));
+                }
+                for line in HELP_KEYS {
                     self.notice(&mut out, None, format!("  {line}"));
                 }
             }
-            _ => {
-                let word: String = word.chars().take(32).collect();
-                self.error(
-                    &mut out,
-                    format!("unknown command /{word}; /help lists them"),
-                );
+            // Quit goes to the connection whatever its state: it ends it.
+            Command::Quit => requests.push(Request::Frame(ClientMsg::Quit)),
+            command @ (Command::Who(_) | Command::Rooms | Command::Rename(_)) => {
+                match command.request(self.current.as_deref()) {
+                    Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
+                    Ok(Some(_)) => {
+                        self.error(&mut out, "not connected: try again once the link is back")
+                    }
+                    Ok(None) => {}
+                    Err(mistake) => self.error(&mut out, mistake.to_string()),
+                }
             }
         }
         (requests, out)
-    }
-
-    fn say(&mut self, requests: &mut Vec<ClientMsg>, out: &mut Vec<Entry>, text: String) {
-        match &self.current {
-            Some(room) => requests.push(ClientMsg::Send {
-                room: room.clone(),
-                text,
-                client_id: None,
-            }),
-            None => self.error(out, "you are in no room: /join ROOM first".into()),
-        }
-    }
-}
-
-fn list(users: &[String]) -> String {
-    if users.is_empty() {
-        "(nobody yet)".to_string()
-    } else {
-        users.join(", ")
-    }
-}
-
-/// Splits off the first white-space separated word.
-fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start();
-    match s.find(char::is_whitespace) {
-        Some(i) => (&s[..i], s[i..].trim_start()),
-        None => (s, ""),
     }
 }
 
@@ -516,65 +465,35 @@ pub fn clock(at_ms: u64) -> String {
         .unwrap_or_else(|| "--:--:--".to_string())
 }
 
-/// Replaces what could drive a terminal: control characters other than tab
-/// become U+FFFD (a newline too; the caller splits lines first if it wants them).
-pub fn defang(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c == '\t' || !c.is_control() {
-                c
-            } else {
-                '\u{FFFD}'
-            }
-        })
-        .collect()
-}
-
-impl Entry {
-    /// The entry as plain text lines, without the timestamp: the TCP
-    /// gateway's format (`[room] <alice> hi`, `* notice`, `! error`).
-    pub fn body(&self, me: Option<&str>) -> String {
-        let room = self
-            .room
-            .as_ref()
-            .map(|r| format!("[{r}] "))
-            .unwrap_or_default();
-        match &self.kind {
-            Kind::Message { from } => format!("{room}<{from}> {}", self.text),
-            Kind::Direct { from, to } if me == Some(from.as_str()) => {
-                format!("[dm to {to}] <{from}> {}", self.text)
-            }
-            Kind::Direct { from, .. } => format!("[dm] <{from}> {}", self.text),
-            Kind::Notice => format!("{room}* {}", self.text),
-            Kind::Error => format!("{room}! {}", self.text),
-        }
-    }
-
-    /// `HH:MM:SS body`, one terminal line per line of text (continuations
-    /// indented), control characters replaced.
-    pub fn plain(&self, me: Option<&str>) -> String {
-        let body = self.body(me);
-        let mut lines = body.split('\n');
-        let mut out = format!(
-            "{} {}",
-            clock(self.at_ms),
-            defang(lines.next().unwrap_or(""))
-        );
-        for line in lines {
-            out.push_str("\n         ");
-            out.push_str(&defang(line));
-        }
-        out
-    }
+/// How long until `link`'s next attempt, for the status line.
+pub fn retry_in(link: &Link) -> Option<Duration> {
+    link.retry_in_ms(now_ms()).map(Duration::from_millis)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn frames(requests: Vec<Request>) -> Vec<ClientMsg> {
+        requests
+            .into_iter()
+            .map(|r| match r {
+                Request::Frame(msg) => msg,
+                Request::Reconnect { why } => panic!("reconnect: {why}"),
+            })
+            .collect()
+    }
+
     fn app() -> App {
-        let mut app = App::new("ws://x/ws", &["lobby".to_string()]);
-        app.on_net(NetEvent::Server(ServerMsg::Welcome {
+        let mut app = App::new("ws://x/ws", "alice", &["lobby".to_string()], "t");
+        let (hello, _) = app.on_net(NetEvent::Open);
+        assert_eq!(
+            frames(hello),
+            [ClientMsg::Hello {
+                name: "alice".into()
+            }]
+        );
+        let (resume, _) = app.on_net(NetEvent::Server(ServerMsg::Welcome {
             user: "alice".into(),
             protocol: 1,
             heartbeat_ms: 25_000,
@@ -582,11 +501,28 @@ mod tests {
             server_time: 0,
             limits: Default::default(),
         }));
+        assert_eq!(
+            frames(resume),
+            [ClientMsg::Join {
+                room: "lobby".into(),
+                since: None
+            }]
+        );
         app.on_net(NetEvent::Server(ServerMsg::Presence {
             room: "lobby".into(),
             users: vec!["bob".into()],
         }));
         app
+    }
+
+    fn message(seq: u64) -> NetEvent {
+        NetEvent::Server(ServerMsg::Message {
+            room: "lobby".into(),
+            seq,
+            from: "bob".into(),
+            text: format!("m{seq}"),
+            sent_at: 0,
+        })
     }
 
     #[test]
@@ -597,11 +533,11 @@ mod tests {
         assert!(users.contains("alice") && users.contains("bob"));
         let (requests, _) = app.on_input("hello there");
         assert_eq!(
-            requests,
+            frames(requests),
             [ClientMsg::Send {
                 room: "lobby".into(),
                 text: "hello there".into(),
-                client_id: None
+                client_id: Some("t-1".into())
             }]
         );
         app.on_net(NetEvent::Server(ServerMsg::Left {
@@ -614,50 +550,102 @@ mod tests {
     #[test]
     fn repeated_messages_after_a_resume_are_shown_once() {
         let mut app = app();
-        let msg = |seq| {
-            NetEvent::Server(ServerMsg::Message {
-                room: "lobby".into(),
-                seq,
-                from: "bob".into(),
-                text: format!("m{seq}"),
-                sent_at: 0,
-            })
-        };
-        assert_eq!(app.on_net(msg(1)).len(), 1);
-        assert_eq!(app.on_net(msg(2)).len(), 1);
-        assert!(app.on_net(msg(2)).is_empty());
+        assert_eq!(app.on_net(message(1)).1.len(), 1);
+        assert_eq!(app.on_net(message(2)).1.len(), 1);
+        assert!(app.on_net(message(2)).1.is_empty());
+    }
+
+    #[test]
+    fn what_is_typed_while_away_is_sent_after_the_next_welcome() {
+        let mut app = app();
+        app.on_net(message(5));
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::from_millis(100),
+        });
+        assert_eq!(app.link.kind(), "reconnecting");
+        let (now, _) = app.on_input("typed while away");
+        assert!(now.is_empty(), "nothing written while the link is down");
+        let (_, lines) = app.on_input("/who");
+        assert!(lines[0].text.starts_with("not connected"));
+        app.on_net(NetEvent::Open);
+        let (resume, _) = app.on_net(NetEvent::Server(ServerMsg::Welcome {
+            user: "alice".into(),
+            protocol: 1,
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            server_time: 0,
+            limits: Default::default(),
+        }));
+        assert_eq!(
+            frames(resume),
+            [
+                ClientMsg::Join {
+                    room: "lobby".into(),
+                    since: Some(5)
+                },
+                ClientMsg::Send {
+                    room: "lobby".into(),
+                    text: "typed while away".into(),
+                    client_id: Some("t-1".into())
+                }
+            ]
+        );
+        app.on_net(NetEvent::Server(ServerMsg::Ack {
+            client_id: Some("t-1".into()),
+            room: Some("lobby".into()),
+            seq: Some(6),
+        }));
+        assert!(app.pending().is_empty());
+    }
+
+    #[test]
+    fn a_name_refused_after_a_reconnect_is_tried_again_later() {
+        let mut app = app();
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::ZERO,
+        });
+        app.on_net(NetEvent::Open);
+        let (requests, _) = app.on_net(NetEvent::Server(ServerMsg::error(
+            ErrorCode::NameTaken,
+            "taken",
+        )));
+        assert!(matches!(&requests[..], [Request::Reconnect { .. }]));
     }
 
     #[test]
     fn commands_parse_like_the_gateway() {
         let mut app = app();
         assert_eq!(
-            app.on_input("/msg bob hi there").0,
+            frames(app.on_input("/msg bob hi there").0),
             [ClientMsg::Direct {
                 to: "bob".into(),
                 text: "hi there".into(),
-                client_id: None
+                client_id: Some("t-1".into())
             }]
         );
         assert_eq!(
-            app.on_input("/who").0,
+            frames(app.on_input("/who").0),
             [ClientMsg::Who {
                 room: "lobby".into()
             }]
         );
         assert_eq!(
-            app.on_input("/join #kitchen").0,
+            frames(app.on_input("/join #kitchen").0),
             [ClientMsg::Join {
                 room: "kitchen".into(),
                 since: None
             }]
         );
         assert_eq!(
-            app.on_input("//me").0,
+            frames(app.on_input("//me").0),
             [ClientMsg::Send {
                 room: "lobby".into(),
                 text: "/me".into(),
-                client_id: None
+                client_id: Some("t-2".into())
             }]
         );
         assert!(app.on_input("/dance").0.is_empty());
@@ -665,15 +653,32 @@ mod tests {
     }
 
     #[test]
-    fn plain_lines_are_defanged() {
-        let entry = Entry {
-            at_ms: 0,
-            room: Some("lobby".into()),
-            kind: Kind::Message { from: "bob".into() },
-            text: "a\x1b[2J\nb".into(),
-        };
-        assert!(entry
-            .plain(None)
-            .ends_with("[lobby] <bob> a\u{FFFD}[2J\n         b"));
+    fn leaving_switches_to_another_room_on_leave_ok() {
+        let mut app = app();
+        app.on_input("/join kitchen");
+        app.on_net(NetEvent::Server(ServerMsg::Presence {
+            room: "kitchen".into(),
+            users: vec![],
+        }));
+        assert_eq!(app.current.as_deref(), Some("kitchen"));
+        let (requests, _) = app.on_input("/leave");
+        assert_eq!(
+            frames(requests),
+            [ClientMsg::Leave {
+                room: "kitchen".into()
+            }]
+        );
+        let (_, lines) = app.on_net(NetEvent::Server(ServerMsg::LeaveOk {
+            room: "kitchen".into(),
+        }));
+        let bodies: Vec<String> = lines.iter().map(Line::body).collect();
+        assert_eq!(
+            bodies,
+            [
+                "[kitchen] * you left kitchen",
+                "[lobby] * you are talking in lobby now"
+            ]
+        );
+        assert!(!app.rooms.contains_key("kitchen"));
     }
 }

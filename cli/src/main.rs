@@ -5,8 +5,9 @@
 //! status line); with piped stdin/stdout, or `--plain`, it reads commands as
 //! lines and prints one line per event, so it can be scripted and tested.
 //!
-//! - [`net`]: the connection, `hello`, reconnect with backoff, resume.
-//! - [`app`]: state and slash commands, no I/O.
+//! - [`net`]: the connection: the WebSocket and reconnecting with backoff.
+//! - [`app`]: state, no I/O; commands, rendering, resume and the pending
+//!   ledger come from the client core (`hubbub-client`).
 //! - [`plain`] and [`tui`]: the two front ends.
 
 mod app;
@@ -72,15 +73,17 @@ async fn main() -> std::process::ExitCode {
 
     let (request_tx, request_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let seed = net::random_seed();
     let opts = net::Options {
         url: cli.url.clone(),
-        name,
-        rooms: cli.rooms.clone(),
         retry_base: cli.retry_base,
         retry_max: cli.retry_max,
+        seed,
     };
     let connection = tokio::spawn(net::run(opts, request_rx, event_tx));
-    let app = app::App::new(&cli.url, &cli.rooms);
+    // Ids unlike another client's of the same user: a few hex digits of the seed.
+    let id_prefix = format!("{:06x}", (seed >> 20) & 0xff_ffff);
+    let app = app::App::new(&cli.url, &name, &cli.rooms, &id_prefix);
     let result = if plain {
         plain::run(app, stdin, request_tx, event_rx).await
     } else {

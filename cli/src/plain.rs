@@ -4,35 +4,29 @@
 
 use std::io::Write;
 
+use hubbub_client::Line;
 use hubbub_protocol::ClientMsg;
 use tokio::io::{AsyncBufRead, Lines};
 use tokio::sync::mpsc;
 
-use crate::app::{App, Entry};
-use crate::net::NetEvent;
+use crate::app::{clock, App};
+use crate::net::{NetEvent, Request};
 
 pub async fn run<R: AsyncBufRead + Unpin>(
     mut app: App,
     mut stdin: Lines<R>,
-    requests: mpsc::UnboundedSender<ClientMsg>,
+    requests: mpsc::UnboundedSender<Request>,
     mut events: mpsc::UnboundedReceiver<NetEvent>,
 ) -> std::io::Result<()> {
     let mut reading = true;
     loop {
-        let entries = tokio::select! {
+        let (sends, lines) = tokio::select! {
             line = stdin.next_line(), if reading => match line {
-                Ok(Some(line)) => {
-                    let (sends, entries) = app.on_input(&line);
-                    for request in sends {
-                        let _ = requests.send(request);
-                    }
-                    entries
-                }
+                Ok(Some(line)) => app.on_input(&line),
                 // The end of input (or unreadable input) is a quit.
                 Ok(None) | Err(_) => {
                     reading = false;
-                    let _ = requests.send(ClientMsg::Quit);
-                    Vec::new()
+                    (vec![Request::Frame(ClientMsg::Quit)], Vec::new())
                 }
             },
             event = events.recv() => match event {
@@ -40,20 +34,24 @@ pub async fn run<R: AsyncBufRead + Unpin>(
                 None => return Ok(()),
             },
         };
-        print(&app, &entries)?;
+        for request in sends {
+            let _ = requests.send(request);
+        }
+        print(&lines)?;
         if app.done {
             return Ok(());
         }
     }
 }
 
-fn print(app: &App, entries: &[Entry]) -> std::io::Result<()> {
-    if entries.is_empty() {
+/// Prints lines as the TCP gateway does, in local time.
+fn print(lines: &[Line]) -> std::io::Result<()> {
+    if lines.is_empty() {
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    for entry in entries {
-        writeln!(out, "{}", entry.plain(app.me.as_deref()))?;
+    for line in lines {
+        writeln!(out, "{}", line.to_terminal(&clock(line.at_ms)))?;
     }
     out.flush()
 }

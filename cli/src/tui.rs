@@ -7,6 +7,7 @@
 
 use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
+use hubbub_client::{defang, Kind, Link};
 use hubbub_protocol::ClientMsg;
 use ratatui::layout::{Constraint, Layout, Position};
 use ratatui::style::{Color, Modifier, Style};
@@ -15,15 +16,15 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use tokio::sync::mpsc;
 
-use crate::app::{clock, defang, App, Kind, Link};
-use crate::net::NetEvent;
+use crate::app::{clock, retry_in, App};
+use crate::net::{NetEvent, Request};
 
 /// Lines PgUp/PgDn move by.
 const PAGE: usize = 10;
 
 pub async fn run(
     mut app: App,
-    requests: mpsc::UnboundedSender<ClientMsg>,
+    requests: mpsc::UnboundedSender<Request>,
     mut events: mpsc::UnboundedReceiver<NetEvent>,
 ) -> std::io::Result<()> {
     // Restores the terminal on panic too.
@@ -39,7 +40,10 @@ pub async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
-                    app.on_net(event);
+                    let (sends, _) = app.on_net(event);
+                    for request in sends {
+                        let _ = requests.send(request);
+                    }
                     if app.done {
                         break Ok(());
                     }
@@ -55,13 +59,13 @@ pub async fn run(
                                 break Ok(());
                             }
                             quitting = true;
-                            let _ = requests.send(ClientMsg::Quit);
+                            let _ = requests.send(Request::Frame(ClientMsg::Quit));
                         }
                         KeyCode::Enter => {
                             let line = std::mem::take(&mut input);
                             let (sends, _) = app.on_input(&line);
                             for request in sends {
-                                quitting |= matches!(request, ClientMsg::Quit);
+                                quitting |= request == Request::Frame(ClientMsg::Quit);
                                 let _ = requests.send(request);
                             }
                             scroll = 0;
@@ -134,9 +138,9 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
                 ),
                 Style::default(),
             ),
-            Kind::Direct { from, to } => (
+            Kind::Direct { from, to, outgoing } => (
                 Span::styled(
-                    if app.me.as_deref() == Some(from.as_str()) {
+                    if *outgoing {
                         format!("[dm to {to}] <{from}> ")
                     } else {
                         format!("[dm] <{from}> ")
@@ -153,7 +157,8 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
                 Style::default().fg(Color::Red),
             ),
         };
-        for (i, text) in entry.text.split('\n').enumerate() {
+        // A line break (LF or CRLF) starts an indented row; a lone CR is defanged.
+        for (i, text) in entry.text.replace("\r\n", "\n").split('\n').enumerate() {
             let stamp = if i == 0 {
                 format!("{} ", clock(entry.at_ms))
             } else {
@@ -201,7 +206,7 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
         side.push(Line::default());
         side.push(Line::styled(format!("online ({})", view.users.len()), dim));
         for user in &view.users {
-            let marker = if app.me.as_deref() == Some(user.as_str()) {
+            let marker = if app.me() == Some(user.as_str()) {
                 " (you)"
             } else {
                 ""
@@ -223,7 +228,7 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
     let visible: String = chars[chars.len().saturating_sub(width.saturating_sub(1))..]
         .iter()
         .collect();
-    let prompt = if app.me.is_none() {
+    let prompt = if app.me().is_none() {
         " your name "
     } else {
         " message or /help "
@@ -238,15 +243,25 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
     ));
 
     // Status: connection state, name, server.
-    let who = app.me.as_deref().unwrap_or("(no name yet)");
+    let who = app.me().unwrap_or("(no name yet)");
     let (text, color) = match &app.link {
-        Link::Connecting => (format!("connecting to {}", app.url), Color::Yellow),
+        Link::Idle | Link::Connecting { .. } => {
+            (format!("connecting to {}", app.url), Color::Yellow)
+        }
         Link::Connected => (format!("connected as {who} to {}", app.url), Color::Green),
-        Link::Reconnecting { why, retry_in } => (
-            format!("{why}; reconnecting in {:.1} s", retry_in.as_secs_f64()),
+        Link::Reconnecting { why, .. } => (
+            format!(
+                "{why}; reconnecting in {:.1} s",
+                retry_in(&app.link).unwrap_or_default().as_secs_f64()
+            ),
             Color::Yellow,
         ),
         Link::Ended { why } => (format!("disconnected: {why}"), Color::Red),
+    };
+    // Messages typed and not acknowledged yet (sent again after a reconnect).
+    let text = match app.pending().len() {
+        0 => text,
+        n => format!("{text} · {n} unsent"),
     };
     frame.render_widget(
         Paragraph::new(Line::styled(

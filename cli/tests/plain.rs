@@ -266,6 +266,24 @@ async fn a_scripted_session_with_every_command() {
 }
 
 #[tokio::test]
+async fn what_others_write_cannot_drive_the_terminal_or_fake_a_line() {
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+    alice
+        .send(json!({"type": "send", "room": "lobby",
+                     "text": "evil\x1b[2J\r\n00:00:00 [lobby] <bob> fake\rover"}))
+        .await;
+    let line = carol.until("<alice> evil").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] <alice> evil\u{FFFD}[2J"), "{line}");
+    // The line break continues indented; the lone CR shows as U+FFFD.
+    let next = carol.until("fake").await.pop().unwrap();
+    assert_eq!(next, "         00:00:00 [lobby] <bob> fake\u{FFFD}over");
+    carol.finish().await;
+}
+
+#[tokio::test]
 async fn the_name_is_asked_for_and_asked_again_when_taken() {
     let server = Server::start().await;
     let _alice = Ws::join_as(&server, "alice", "lobby").await;

@@ -29,6 +29,44 @@
 //! terminal client and the gateway render it with [`Renderer`]). Typed input
 //! goes through [`command::parse`]; sends enter the ledger before they are
 //! written. On every `welcome` the transport writes [`resume_frames`].
+//!
+//! ```
+//! use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker, Settled};
+//! use hubbub_protocol::{ClientMsg, ServerMsg};
+//!
+//! let mut tracker = ResumeTracker::with_rooms(["lobby"]);
+//! let mut pending = Pending::new("3fa9");
+//! let mut backoff = Backoff::new(500, 15_000).with_floor(100);
+//!
+//! // Typed while the link is down: kept, not lost.
+//! let send = pending.send("lobby", "hi all").unwrap();
+//! let mut link = Link::Reconnecting {
+//!     attempt: backoff.attempt(),
+//!     why: "connection lost".into(),
+//!     retry_at_ms: 1_000 + backoff.next_delay_ms(0.42), // now + jittered delay
+//! };
+//!
+//! // A new socket is welcomed: rejoin, then resend, in that order.
+//! link = Link::Connected;
+//! backoff.reset();
+//! let frames = resume_frames(&tracker, &pending);
+//! assert_eq!(frames[0], ClientMsg::Join { room: "lobby".into(), since: None });
+//! assert_eq!(frames[1], send);
+//!
+//! // Every server frame, once: the tracker and the ledger learn from it.
+//! for frame in [
+//!     ServerMsg::Message { room: "lobby".into(), seq: 8, from: "me".into(),
+//!                          text: "hi all".into(), sent_at: 0 },
+//!     ServerMsg::Ack { client_id: Some("3fa9-1".into()), room: Some("lobby".into()), seq: Some(8) },
+//! ] {
+//!     tracker.observe(&frame);
+//!     if let Some(Settled::Acked { seq, .. }) = pending.settle(&frame) {
+//!         assert_eq!(seq, Some(8));
+//!     }
+//! }
+//! assert!(pending.is_empty() && link.is_connected());
+//! assert_eq!(tracker.last_seq("lobby"), Some(8)); // the next rejoin says since: 8
+//! ```
 
 pub mod backoff;
 pub mod command;

@@ -3,10 +3,12 @@
 //!
 //! A TCP user is a [`Session`] like any other: the same names, rooms,
 //! presence, history, limits, rate limit and idle timeout. This module only
-//! translates. Each input line becomes one [`ClientMsg`] (a slash command, or
-//! a `send` to the user's *current room*), and each [`ServerMsg`] frame the
-//! hub queues on the connection's outbox is rendered as a plain text line
-//! with a UTC timestamp (`HH:MM:SS`). The lines the gateway says itself
+//! translates, and the translation is the client core's (`hubbub-client`),
+//! shared with the terminal client: each input line is read by
+//! [`command::parse`] and becomes one [`ClientMsg`] (a slash command, or a
+//! `send` to the user's *current room*), and each [`ServerMsg`] frame the
+//! hub queues on the connection's outbox is rendered by [`Renderer`] as
+//! plain text lines with a UTC timestamp (`HH:MM:SS`). The lines the gateway says itself
 //! (prompts, help, usage) travel through the same outbox, so everything
 //! reaches the user in order and the outbox's byte bound covers it all. A
 //! queued frame that starts with `{` is a JSON [`ServerMsg`]; anything else
@@ -18,15 +20,18 @@
 //! characters other than tab are stripped. Every non-empty line counts as
 //! one request against the rate limit, like a WebSocket frame.
 //!
-//! Output: control characters in what others wrote are replaced (a newline
-//! continues on an indented line), so nobody can send terminal escape
-//! sequences to a bare terminal or fake a line from someone else.
+//! Output: control characters in what others wrote are replaced (a line
+//! break continues on an indented line; see [`Line::to_terminal`]), so
+//! nobody can send terminal escape sequences to a bare terminal or fake a
+//! line from someone else.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError};
+use hubbub_client::{utc_clock, Line, Renderer};
 use hubbub_protocol::{close, ClientMsg, ServerMsg};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -51,22 +56,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Read buffer per connection, in bytes. Longer lines are fine: they are
 /// assembled in a separate buffer up to the line limit.
 const READ_BUFFER: usize = 2 * 1024;
-
-/// Indent of a continuation line: as wide as the `HH:MM:SS ` timestamp.
-const CONTINUATION: &str = "         ";
-
-/// The gateway's help, one command per line.
-const HELP: &[&str] = &[
-    "  TEXT            say TEXT in the current room (//TEXT says /TEXT)",
-    "  /join ROOM      join ROOM (created if new) and make it the current room",
-    "  /leave [ROOM]   leave ROOM (default: the current room)",
-    "  /who [ROOM]     who is online in ROOM (default: the current room)",
-    "  /rooms          every room and how many are in it",
-    "  /msg USER TEXT  a direct message to USER",
-    "  /rename NAME    change your name",
-    "  /quit           leave",
-    "  /help           this help",
-];
 
 /// Accepts gateway connections until the hub begins shutting down; each one
 /// is served on a task the hub's shutdown waits for.
@@ -126,7 +115,7 @@ where
         conn: Arc::clone(&conn),
         current: None,
     };
-    gateway.say("* welcome to hubbub");
+    gateway.notice(None, "welcome to hubbub");
     gateway.prompt();
 
     loop {
@@ -135,15 +124,15 @@ where
             line = lines.next() => line,
         };
         match line {
-            Ok(Line::Text(text)) => {
+            Ok(Input::Text(text)) => {
                 hub.touch(&conn);
                 gateway.on_line(&text).await;
             }
-            Ok(Line::TooLong) => {
+            Ok(Input::TooLong) => {
                 hub.touch(&conn);
                 gateway.too_long(lines.max).await;
             }
-            Ok(Line::Eof) | Err(_) => break,
+            Ok(Input::Eof) | Err(_) => break,
         }
         if conn.outbox.is_closing() {
             break;
@@ -168,17 +157,24 @@ struct Gateway {
 }
 
 impl Gateway {
-    /// Queues one of the gateway's own lines, timestamped now.
-    fn say(&self, text: impl AsRef<str>) {
-        let mut out = Vec::new();
-        line(&mut out, now_ms(), None, text.as_ref());
-        out.pop(); // the newline: the writer adds it
-        let text = String::from_utf8(out).expect("rendered from str");
+    /// Queues one of the gateway's own lines, rendered now.
+    fn say(&self, line: Line) {
+        let text = line.to_terminal(&utc_clock(line.at_ms));
         self.conn.outbox.push(&Utf8Bytes::from(text));
     }
 
+    /// Queues a `* ...` line of the gateway's own.
+    fn notice(&self, room: Option<&str>, text: impl Into<String>) {
+        self.say(Line::notice(now_ms(), room, text));
+    }
+
+    /// Queues a `! ...` line of the gateway's own.
+    fn error(&self, text: impl Into<String>) {
+        self.say(Line::error(now_ms(), None, text));
+    }
+
     fn prompt(&self) {
-        self.say("* what is your name?");
+        self.notice(None, "what is your name?");
     }
 
     /// Counts a line the gateway answers itself against the rate limit (as
@@ -190,7 +186,7 @@ impl Gateway {
 
     async fn too_long(&mut self, max: usize) {
         if self.count().await {
-            self.say(format!("! line longer than {max} bytes: dropped"));
+            self.error(format!("line longer than {max} bytes: dropped"));
         }
     }
 
@@ -201,65 +197,28 @@ impl Gateway {
         if self.session.name().is_none() {
             return self.on_name(line.trim()).await;
         }
-        let Some(command) = line.strip_prefix('/') else {
-            return self.send_text(line.to_string()).await;
+        let command = match command::parse(line) {
+            None => return,
+            Some(Ok(command)) => command,
+            Some(Err(mistake)) => return self.mistake(mistake).await,
         };
-        if command.starts_with('/') {
-            return self.send_text(command.to_string()).await;
-        }
-        let (word, rest) = split_word(command);
-        let room_or_current = |rest: &str| {
-            let (room, _) = split_word(rest);
-            (!room.is_empty())
-                .then(|| room.trim_start_matches('#').to_string())
-                .or_else(|| self.current.clone())
-        };
-        match word.to_ascii_lowercase().as_str() {
-            "join" | "j" => match split_word(rest).0.trim_start_matches('#') {
-                "" => self.usage("/join ROOM").await,
-                room => self.join(room.to_string()).await,
-            },
-            "leave" | "part" => match room_or_current(rest) {
+        match command {
+            Command::Join(room) => self.join(room).await,
+            Command::Leave(room) => match room.or_else(|| self.current.clone()) {
                 Some(room) => self.leave(room).await,
-                None => self.usage("/leave ROOM").await,
+                None => self.mistake(CommandError::Usage("/leave ROOM")).await,
             },
-            "who" => match room_or_current(rest) {
-                Some(room) => self.session.on_request(ClientMsg::Who { room }).await,
-                None => self.usage("/who ROOM").await,
+            Command::Help => self.help().await,
+            command @ (Command::Say(_)
+            | Command::Who(_)
+            | Command::Rooms
+            | Command::Msg { .. }
+            | Command::Rename(_)
+            | Command::Quit) => match command.request(self.current.as_deref()) {
+                Ok(Some(request)) => self.session.on_request(request).await,
+                Ok(None) => {}
+                Err(mistake) => self.mistake(mistake).await,
             },
-            "rooms" | "list" => self.session.on_request(ClientMsg::Rooms).await,
-            "msg" | "m" => match split_word(rest) {
-                (to, text) if !to.is_empty() && !text.trim().is_empty() => {
-                    self.session
-                        .on_request(ClientMsg::Direct {
-                            to: to.to_string(),
-                            text: text.to_string(),
-                            client_id: None,
-                        })
-                        .await
-                }
-                _ => self.usage("/msg USER TEXT").await,
-            },
-            "rename" | "nick" => match split_word(rest).0 {
-                "" => self.usage("/rename NAME").await,
-                name => {
-                    self.session
-                        .on_request(ClientMsg::Rename {
-                            name: name.to_string(),
-                        })
-                        .await
-                }
-            },
-            "quit" | "exit" => self.session.on_request(ClientMsg::Quit).await,
-            "help" | "?" => self.help().await,
-            _ => {
-                if self.count().await {
-                    self.say(format!(
-                        "! unknown command /{}; /help lists them",
-                        truncate(word, 32)
-                    ));
-                }
-            }
         }
     }
 
@@ -284,35 +243,17 @@ impl Gateway {
 
     async fn help(&mut self) {
         if self.count().await {
-            self.say("* commands:");
-            for line in HELP {
-                self.conn.outbox.push(&Utf8Bytes::from_static(line));
+            self.notice(None, "commands:");
+            for line in help_lines() {
+                self.conn.outbox.push(&Utf8Bytes::from(format!("  {line}")));
             }
         }
     }
 
-    async fn usage(&mut self, usage: &str) {
+    /// A line that asks nothing of the server: says what is wrong with it.
+    async fn mistake(&mut self, mistake: CommandError) {
         if self.count().await {
-            self.say(format!("! usage: {usage}"));
-        }
-    }
-
-    async fn send_text(&mut self, text: String) {
-        match self.current.clone() {
-            Some(room) => {
-                self.session
-                    .on_request(ClientMsg::Send {
-                        room,
-                        text,
-                        client_id: None,
-                    })
-                    .await
-            }
-            None => {
-                if self.count().await {
-                    self.say("! you are in no room: /join ROOM first");
-                }
-            }
+            self.error(mistake.to_string());
         }
     }
 
@@ -324,7 +265,7 @@ impl Gateway {
             })
             .await;
         if self.session.rooms().contains(&room) {
-            self.say(format!("[{room}] * you are talking in {room} now"));
+            self.notice(Some(&room), format!("you are talking in {room} now"));
             self.current = Some(room);
         }
     }
@@ -336,29 +277,16 @@ impl Gateway {
         if self.current.as_deref() == Some(&room) && !self.session.rooms().contains(&room) {
             self.current = self.session.rooms().iter().min().cloned();
             match &self.current {
-                Some(room) => self.say(format!("[{room}] * you are talking in {room} now")),
-                None => self.say("* you are in no room now: /join ROOM"),
+                Some(room) => self.notice(Some(room), format!("you are talking in {room} now")),
+                None => self.notice(None, "you are in no room now: /join ROOM"),
             }
         }
     }
 }
 
-/// Splits off the first white-space separated word.
-fn split_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start();
-    match s.find(char::is_whitespace) {
-        Some(i) => (&s[..i], s[i..].trim_start()),
-        None => (s, ""),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
 /// What [`LineReader::next`] read.
 #[derive(Debug, PartialEq)]
-enum Line {
+enum Input {
     /// A line without its end, cleaned: see [`clean_input`].
     Text(String),
     /// A line longer than the limit; the rest of it will be skipped.
@@ -387,11 +315,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// The next line. Not cancel safe: only race it against the end of the connection.
-    async fn next(&mut self) -> io::Result<Line> {
+    async fn next(&mut self) -> io::Result<Input> {
         while self.discarding {
             let chunk = self.inner.fill_buf().await?;
             if chunk.is_empty() {
-                return Ok(Line::Eof);
+                return Ok(Input::Eof);
             }
             match chunk.iter().position(|&b| b == b'\n') {
                 Some(end) => {
@@ -411,7 +339,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             .read_until(b'\n', &mut self.buf)
             .await?;
         if n == 0 {
-            return Ok(Line::Eof);
+            return Ok(Input::Eof);
         }
         if self.buf.last() == Some(&b'\n') {
             self.buf.pop();
@@ -420,10 +348,10 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             }
         } else if self.buf.len() > self.max {
             self.discarding = true;
-            return Ok(Line::TooLong);
+            return Ok(Input::TooLong);
         }
         // Otherwise a last line without its newline, before the end.
-        Ok(Line::Text(clean_input(&self.buf)))
+        Ok(Input::Text(clean_input(&self.buf)))
     }
 
     /// Reads and drops everything until the peer closes.
@@ -436,10 +364,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 /// Decodes a line as UTF-8 (invalid sequences become U+FFFD) and strips
 /// control characters other than tab.
 fn clean_input(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .filter(|&c| c == '\t' || !c.is_control())
-        .collect()
+    clean_line(&String::from_utf8_lossy(bytes))
 }
 
 /// Drains the outbox into the socket, rendering each frame as text lines,
@@ -450,14 +375,14 @@ where
 {
     let outbox = &conn.outbox;
     let mut frames = VecDeque::new();
-    let mut renderer = Renderer::default();
+    let mut renderer = Renderer::new();
     let mut out = Vec::with_capacity(4 * 1024);
     loop {
         let batch = outbox.take(&mut frames).await;
         out.clear();
         for frame in frames.drain(..) {
             if let Frame::Text(text) = frame {
-                renderer.frame(text.as_str(), &mut out);
+                render_frame(&mut renderer, text.as_str(), &mut out);
             }
         }
         if let Some(close) = batch.close {
@@ -496,183 +421,48 @@ async fn write_out<W: AsyncWrite + Unpin>(writer: &mut W, out: &[u8]) -> io::Res
 
 /// The last line before the gateway closes a connection.
 fn closing_line(close: Close, idle: Duration, out: &mut Vec<u8>) {
-    let text = match close.code {
-        close::NORMAL => "* bye".to_string(),
-        close::GOING_AWAY => "* server shutting down".to_string(),
-        close::IDLE_TIMEOUT => format!(
-            "* idle timeout: nothing heard for {} s, closing",
-            idle.as_secs()
+    let now = now_ms();
+    let line = match close.code {
+        close::NORMAL => Line::notice(now, None, "bye"),
+        close::GOING_AWAY => Line::notice(now, None, "server shutting down"),
+        close::IDLE_TIMEOUT => Line::notice(
+            now,
+            None,
+            format!(
+                "idle timeout: nothing heard for {} s, closing",
+                idle.as_secs()
+            ),
         ),
-        close::POLICY => "! too many requests: closing".to_string(),
-        close::SLOW_CONSUMER => "! you read too slowly: closing".to_string(),
-        code => format!("* closing ({code}: {})", close.reason),
+        close::POLICY => Line::error(now, None, "too many requests: closing"),
+        close::SLOW_CONSUMER => Line::error(now, None, "you read too slowly: closing"),
+        code => Line::notice(now, None, format!("closing ({code}: {})", close.reason)),
     };
-    line(out, now_ms(), None, &text);
+    push_line(out, &line);
 }
 
-/// Turns server frames into text lines. Remembers the user's own name so
-/// its own online notices are not echoed back.
-#[derive(Default)]
-struct Renderer {
-    me: Option<String>,
-}
-
-impl Renderer {
-    fn frame(&mut self, frame: &str, out: &mut Vec<u8>) {
-        if !frame.starts_with('{') {
-            out.extend_from_slice(frame.as_bytes());
-            out.push(b'\n');
-            return;
+/// Appends one queued frame as text lines. A frame that starts with `{` is
+/// a JSON [`ServerMsg`] for the renderer; anything else is one of the
+/// gateway's own lines, already rendered.
+fn render_frame(renderer: &mut Renderer, frame: &str, out: &mut Vec<u8>) {
+    if !frame.starts_with('{') {
+        out.extend_from_slice(frame.as_bytes());
+        out.push(b'\n');
+        return;
+    }
+    match serde_json::from_str::<ServerMsg>(frame) {
+        Ok(msg) => {
+            for line in renderer.render(&msg, now_ms()) {
+                push_line(out, &line);
+            }
         }
-        match serde_json::from_str::<ServerMsg>(frame) {
-            Ok(msg) => self.render(&msg, out),
-            Err(err) => tracing::warn!(error = %err, "tcp gateway: unrenderable frame"),
-        }
-    }
-
-    fn is_me(&self, name: &str) -> bool {
-        self.me.as_deref() == Some(name)
-    }
-
-    fn render(&mut self, msg: &ServerMsg, out: &mut Vec<u8>) {
-        let now = now_ms();
-        match msg {
-            ServerMsg::Welcome { user, .. } => {
-                self.me = Some(user.clone());
-                line(
-                    out,
-                    now,
-                    None,
-                    &format!("* welcome, {user}! /help lists the commands"),
-                );
-            }
-            ServerMsg::Presence { room, users } => {
-                line(out, now, Some(room), &format!("* online: {}", list(users)))
-            }
-            ServerMsg::Joined { room, users } => {
-                let others: Vec<&String> = users.iter().filter(|u| !self.is_me(u)).collect();
-                if !others.is_empty() {
-                    line(out, now, Some(room), &format!("* {} joined", join(&others)));
-                }
-            }
-            ServerMsg::LeaveOk { room } => {
-                line(out, now, Some(room), &format!("* you left {room}"));
-            }
-            ServerMsg::Left { room, users } => {
-                let others: Vec<&String> = users.iter().filter(|u| !self.is_me(u)).collect();
-                if !others.is_empty() {
-                    line(out, now, Some(room), &format!("* {} left", join(&others)));
-                }
-            }
-            ServerMsg::Message {
-                room,
-                from,
-                text,
-                sent_at,
-                ..
-            } => line(out, *sent_at, Some(room), &format!("<{from}> {text}")),
-            ServerMsg::History { room, messages, .. } => {
-                for m in messages {
-                    line(
-                        out,
-                        m.sent_at,
-                        Some(room),
-                        &format!("<{}> {}", m.from, m.text),
-                    );
-                }
-            }
-            ServerMsg::Direct {
-                from,
-                to,
-                text,
-                sent_at,
-            } => {
-                let tag = if self.is_me(from) {
-                    format!("[dm to {to}]")
-                } else {
-                    "[dm]".to_string()
-                };
-                line(out, *sent_at, None, &format!("{tag} <{from}> {text}"));
-            }
-            ServerMsg::Renamed {
-                room: Some(room),
-                from,
-                to,
-            } => line(out, now, Some(room), &format!("* {from} is now {to}")),
-            ServerMsg::Renamed { room: None, to, .. } => {
-                self.me = Some(to.clone());
-                line(out, now, None, &format!("* you are {to} now"));
-            }
-            ServerMsg::Rooms { rooms } if rooms.is_empty() => line(out, now, None, "* no rooms"),
-            ServerMsg::Rooms { rooms } => {
-                let rooms: Vec<String> = rooms
-                    .iter()
-                    .map(|r| format!("{} ({})", r.room, r.members))
-                    .collect();
-                line(out, now, None, &format!("* rooms: {}", rooms.join(", ")));
-            }
-            ServerMsg::Error { code, message, .. } => {
-                line(out, now, None, &format!("! {message} ({code})"))
-            }
-            // Acks (the message itself is shown), typing, pong and heartbeat
-            // have nothing to say in a line-based terminal.
-            _ => {}
-        }
+        Err(err) => tracing::warn!(error = %err, "tcp gateway: unrenderable frame"),
     }
 }
 
-fn list(users: &[String]) -> String {
-    if users.is_empty() {
-        "(nobody yet)".to_string()
-    } else {
-        users.join(", ")
-    }
-}
-
-fn join(users: &[&String]) -> String {
-    users
-        .iter()
-        .map(|u| u.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `HH:MM:SS` (UTC) of a time in ms since the Unix epoch.
-fn clock(ms: u64) -> String {
-    let secs = (ms / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
-/// Appends `HH:MM:SS [room] text` and a newline, made safe for a terminal:
-/// a newline in `text` continues on an indented line, a carriage return is
-/// dropped, other control characters (escape sequences) become U+FFFD.
-fn line(out: &mut Vec<u8>, at_ms: u64, room: Option<&String>, text: &str) {
-    let mut s = clock(at_ms);
-    s.push(' ');
-    if let Some(room) = room {
-        s.push('[');
-        s.push_str(room);
-        s.push_str("] ");
-    }
-    for c in text.chars() {
-        match c {
-            '\n' => {
-                s.push('\n');
-                s.push_str(CONTINUATION);
-            }
-            '\r' => {}
-            '\t' => s.push('\t'),
-            c if c.is_control() => s.push('\u{FFFD}'),
-            c => s.push(c),
-        }
-    }
-    s.push('\n');
-    out.extend_from_slice(s.as_bytes());
+/// Appends `HH:MM:SS [room] text` (UTC), made safe for a terminal, and a newline.
+fn push_line(out: &mut Vec<u8>, line: &Line) {
+    out.extend_from_slice(line.to_terminal(&utc_clock(line.at_ms)).as_bytes());
+    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -680,18 +470,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_are_timestamped_and_defanged() {
+    fn frames_become_timestamped_defanged_lines() {
+        let mut renderer = Renderer::new();
         let mut out = Vec::new();
-        let room = "lobby".to_string();
-        line(
-            &mut out,
-            3_723_000,
-            Some(&room),
-            "<bob> hi\x1b[2J\r\nfake\tline",
-        );
+        let frame = ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 1,
+            from: "bob".into(),
+            text: "hi\x1b[2J\r\nfake\tline\rover".into(),
+            sent_at: 3_723_000,
+        };
+        render_frame(&mut renderer, &frame.to_json(), &mut out);
+        render_frame(&mut renderer, "already rendered", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "01:02:03 [lobby] <bob> hi\u{FFFD}[2J\n         fake\tline\n"
+            "01:02:03 [lobby] <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\nalready rendered\n"
         );
     }
 
@@ -700,20 +493,14 @@ mod tests {
         assert_eq!(clean_input(b"a\x07b\tc\xffd\x1b"), "ab\tc\u{FFFD}d");
     }
 
-    #[test]
-    fn words_split() {
-        assert_eq!(split_word("  msg bob  hi there"), ("msg", "bob  hi there"));
-        assert_eq!(split_word("rooms"), ("rooms", ""));
-    }
-
     #[tokio::test]
     async fn line_reader_caps_lines_and_accepts_crlf() {
         let input: &[u8] = b"one\r\ntwo\n0123456789abc\nthree";
         let mut lines = LineReader::new(input, 10);
-        assert_eq!(lines.next().await.unwrap(), Line::Text("one".into()));
-        assert_eq!(lines.next().await.unwrap(), Line::Text("two".into()));
-        assert_eq!(lines.next().await.unwrap(), Line::TooLong);
-        assert_eq!(lines.next().await.unwrap(), Line::Text("three".into()));
-        assert_eq!(lines.next().await.unwrap(), Line::Eof);
+        assert_eq!(lines.next().await.unwrap(), Input::Text("one".into()));
+        assert_eq!(lines.next().await.unwrap(), Input::Text("two".into()));
+        assert_eq!(lines.next().await.unwrap(), Input::TooLong);
+        assert_eq!(lines.next().await.unwrap(), Input::Text("three".into()));
+        assert_eq!(lines.next().await.unwrap(), Input::Eof);
     }
 }

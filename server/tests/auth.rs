@@ -206,7 +206,7 @@ async fn logout_ends_the_session_and_closes_its_sockets() {
 }
 
 #[tokio::test]
-async fn an_expired_session_cannot_connect_and_its_socket_is_closed_with_1008() {
+async fn an_expired_session_cannot_connect_and_its_socket_is_closed_with_4502() {
     let server = TestServer::start(|c| {
         c.session_ttl = Duration::from_millis(1500);
         c.heartbeat = Duration::from_millis(100);
@@ -221,7 +221,7 @@ async fn an_expired_session_cannot_connect_and_its_socket_is_closed_with_1008() 
     hank.hello("hank").await;
     hank.join("lobby").await;
     hank.recv_until(|m| joined(m, "lobby", "hank")).await;
-    assert_eq!(hank.ended().await, Ended::Close(close::POLICY));
+    assert_eq!(hank.ended().await, Ended::Close(close::SESSION_EXPIRED));
     assert_eq!(
         connect_with(&server.url(), &[("authorization", &bearer)])
             .await

@@ -771,7 +771,8 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     element(&page, "#login-password", true).await;
     element(&page, "#guest-button", false).await;
 
-    // A session that expires while chatting (close 4502, matched by code)
+    // A session that expires while chatting (close 4502, `close::SESSION_EXPIRED`,
+    // matched by code)
     // ends on the sign-in screen with a message.
     server.kill().await;
     let server = Server::start_with(&addr.to_string(), data.path(), &["--session-ttl", "3s"]).await;

@@ -443,6 +443,12 @@ async fn long_lines_bad_utf8_and_control_characters_are_handled() {
     let next = bob.line().await.unwrap();
     assert_eq!(next, "         00:00:00 [lobby] <carol> fake");
 
+    // A lone carriage return would move bob's cursor back over the line:
+    // it shows as U+FFFD, like any other control character.
+    alice.say("lobby", "real\rfake", "c-2").await;
+    let line = bob.until("<alice> real").await.pop().unwrap();
+    assert!(line.ends_with("[lobby] <alice> real\u{FFFD}fake"), "{line}");
+
     // Still chatting after all that.
     bob.send("still here").await;
     bob.until("<bob> still here").await;
