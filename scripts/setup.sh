@@ -3,17 +3,19 @@
 # Debian machine that has only Rust: the wasm32 target, trunk, wasm-bindgen-cli
 # (the exact version web/Cargo.toml pins), wasm-opt from the npm package
 # binaryen (Debian's is too old for current rustc output), and with --browser
-# Chromium and its WebDriver for the end-to-end test. Every tool is checked by
+# Chromium and its WebDriver for the end-to-end test, plus axe-core (npm), which
+# that test runs in the page to check accessibility. Every tool is checked by
 # version; what is already right is left alone, so a second run takes seconds.
 #
 #   scripts/setup.sh            # build tools only
-#   scripts/setup.sh --browser  # also chromium + chromium-driver (apt)
+#   scripts/setup.sh --browser  # also chromium + chromium-driver (apt), axe-core (npm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130 # = the `wasm-bindgen = "=..."` pin in web/Cargo.toml
 BINARYEN_VERSION=132         # = `wasm_opt = "version_..."` in Trunk.toml
+AXE_VERSION=4.14.1           # axe-core, injected by server/tests/browser.rs
 TOOLS_DIR="${HUBBUB_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hubbub-tools}"
 
 browser=false
@@ -21,7 +23,7 @@ for arg in "$@"; do
     case "$arg" in
         --browser) browser=true ;;
         -h | --help)
-            sed -n '2,12p' "$0"
+            sed -n '2,13p' "$0"
             exit 0
             ;;
         *)
@@ -97,6 +99,13 @@ if $browser; then
     if [ -z "$chromium_major" ] || [ "$chromium_major" != "$driver_major" ]; then
         say "installing chromium and chromium-driver (apt)"
         apt_install chromium chromium-driver
+    fi
+    axe="$TOOLS_DIR/node_modules/axe-core/axe.min.js"
+    if ! grep -q "axe v$AXE_VERSION\b" "$axe" 2>/dev/null; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        say "installing axe-core@$AXE_VERSION (npm) into $TOOLS_DIR"
+        mkdir -p "$TOOLS_DIR"
+        npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "axe-core@$AXE_VERSION"
     fi
 fi
 

@@ -13,7 +13,21 @@
 //! the sign-in screen; and when the server comes back with `--guests off`, a
 //! connected guest's refused upgrade leads to the sign-in screen (not a
 //! reconnect loop), which offers no guest button; a session that expires
-//! while chatting (close 1008) ends there too, with a message.
+//! while chatting (close 4502) ends there too, with a message.
+//!
+//! The first day of a new user (issue 13), each defect with the assertion
+//! that would have caught it: a newcomer lands in `lobby` with focus in the
+//! message box; scrolling to the top loads older messages by itself and
+//! keeps the message being read in place; a "New messages ↓" pill when
+//! scrolled up; fourteen joins and a reload make one presence line; the
+//! browser's `offline` event is noticed at once and `online` reconnects at
+//! once; a dead link (server stopped with SIGSTOP, heartbeat 25 s) is found
+//! by the ping probe in seconds; the retry countdown counts; form errors sit
+//! under their own field; Escape on the user menu returns focus; no skip
+//! link, no people column and a centred card with no room open; no key hint
+//! on a touch screen (360 px); and axe-core (`scripts/setup.sh --browser`
+//! installs it; `HUBBUB_AXE` overrides) finds no serious violation on the
+//! sign-in screen, in a room, with no room, and on a phone.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
@@ -81,6 +95,33 @@ impl Server {
         Server::start_with(listen, data, &[]).await
     }
 
+    /// A server with the default heartbeat (25 s) and idle timeout (60 s),
+    /// so a dead link is not found by the heartbeat in the time a test
+    /// allows, and with room to seed messages quickly.
+    async fn start_slow_heartbeat(data: &Path) -> Server {
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--rate",
+            "1000",
+            "--burst",
+            "1000",
+        ];
+        let (child, addr) = common::spawn_hubbub(data, &args).await;
+        Server { child, addr }
+    }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the process: its sockets
+    /// stay open but nothing is read or written, like a dead network.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("hubbub is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// [`Server::start`] with extra command-line arguments.
     async fn start_with(listen: &str, data: &Path, extra: &[&str]) -> Server {
         let mut args = vec![
@@ -138,6 +179,20 @@ impl Driver {
     /// A new headless Chromium session with its own profile, in the dark
     /// colour scheme if `dark`.
     async fn session(&self, profile: &Path, dark: bool) -> Client {
+        self.session_as(profile, dark, None).await
+    }
+
+    /// A phone: 360 px wide, with a touch screen (so CSS sees a coarse
+    /// pointer and no hover).
+    async fn phone(&self, profile: &Path) -> Client {
+        let emulation = json!({
+            "deviceMetrics": {"width": 360, "height": 740, "pixelRatio": 2.0, "touch": true},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile hubbub-test",
+        });
+        self.session_as(profile, false, Some(emulation)).await
+    }
+
+    async fn session_as(&self, profile: &Path, dark: bool, mobile: Option<Value>) -> Client {
         let chromium = find_binary(
             "HUBBUB_CHROMIUM",
             &["chromium", "chromium-browser", "google-chrome"],
@@ -162,6 +217,9 @@ impl Driver {
             },
         });
         let mut caps = caps;
+        if let Some(mobile) = mobile {
+            caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+        }
         if dark {
             let args = caps["goog:chromeOptions"]["args"]
                 .as_array_mut()
@@ -713,7 +771,8 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
     element(&page, "#login-password", true).await;
     element(&page, "#guest-button", false).await;
 
-    // A session that expires while chatting (close 4502, `close::SESSION_EXPIRED`)
+    // A session that expires while chatting (close 4502, `close::SESSION_EXPIRED`,
+    // matched by code)
     // ends on the sign-in screen with a message.
     server.kill().await;
     let server = Server::start_with(&addr.to_string(), data.path(), &["--session-ttl", "3s"]).await;
@@ -728,5 +787,498 @@ async fn accounts_register_sign_out_sign_in_and_guests_off() {
 
     page.close().await.expect("close the session");
     dark.close().await.expect("close the session");
+    server.kill().await;
+}
+
+/// chromedriver's `network_conditions` command: the page's network goes
+/// off (the browser fires `offline`, `navigator.onLine` turns false and
+/// requests fail) or back on.
+#[derive(Debug)]
+struct SetNetwork {
+    offline: bool,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for SetNetwork {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session_id.expect("a WebDriver session");
+        base_url.join(&format!("session/{session}/chromium/network_conditions"))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"network_conditions": {
+            "offline": self.offline,
+            "latency": 0,
+            "download_throughput": -1,
+            "upload_throughput": -1,
+        }});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn set_network(page: &Client, online: bool) {
+    page.issue_cmd(SetNetwork { offline: !online })
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "set the network {}: {err}",
+                if online { "on" } else { "off" }
+            )
+        });
+}
+
+/// Waits until `page` runs `script` to `true`, within `deadline`.
+async fn becomes(page: &Client, what: &str, deadline: Duration, script: &str) {
+    wait_until(page, what, deadline, script, vec![]).await;
+}
+
+/// Runs `script` and returns its answer.
+async fn eval(page: &Client, script: &str) -> Value {
+    page.execute(script, vec![])
+        .await
+        .unwrap_or_else(|err| panic!("run {script:?}: {err}"))
+}
+
+/// axe-core's `axe.min.js`, installed from npm by `scripts/setup.sh
+/// --browser` into the tools cache (or `HUBBUB_AXE`).
+fn axe_source() -> String {
+    let path = std::env::var_os("HUBBUB_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("HUBBUB_TOOLS_DIR")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("XDG_CACHE_HOME")
+                        .map(|d| PathBuf::from(d).join("hubbub-tools"))
+                })
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                        .join(".cache/hubbub-tools")
+                });
+            cache.join("node_modules/axe-core/axe.min.js")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|err| {
+        panic!(
+            "browser test: axe-core is not installed ({}: {err}); run scripts/setup.sh --browser \
+             or point HUBBUB_AXE at axe.min.js",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on the page as it is and fails on any serious or critical
+/// violation, listing them. `label-content-name-mismatch` (a button whose
+/// accessible name does not contain its visible text) is experimental in
+/// axe and turned on here.
+async fn accessible(page: &Client, axe: &str, what: &str) {
+    page.execute(axe, vec![]).await.expect("inject axe-core");
+    let answer = page
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { rules: { 'label-content-name-mismatch': { enabled: true } } })
+                .then(r => done(r.violations
+                    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                    .map(v => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map(n => n.target.join(' ')).join(', ')}`)))
+                .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("run axe-core");
+    let violations = answer
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("axe-core did not answer with a list: {answer}"));
+    if !violations.is_empty() {
+        screenshot(page, &format!("axe-{what}")).await;
+    }
+    assert!(
+        violations.is_empty(),
+        "axe-core on {what}: serious violations:\n{}",
+        violations
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Continues as a guest named `name` from the sign-in screen.
+async fn start_as_guest(page: &Client, base: &str, name: &str) {
+    page.goto(base).await.expect("open the app");
+    click(page, "#guest-button").await;
+    fill(page, "#name-input", name).await;
+    page.find(Locator::Css("#name-input"))
+        .await
+        .expect("the name field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("submit the name");
+    status_is(page, "connected", DEADLINE).await;
+}
+
+/// Where the message `text` is, in px from the top of the timeline's view.
+/// (The text itself: its header may go when the message before it loads.)
+const MESSAGE_TOP: &str = "const p = [...document.querySelectorAll('.message .text')]
+        .find(p => p.textContent === arguments[0]);
+    return p ? p.getBoundingClientRect().top - document.querySelector('.timeline').getBoundingClientRect().top : null";
+
+async fn message_top(page: &Client, text: &str) -> f64 {
+    page.execute(MESSAGE_TOP, vec![json!(text)])
+        .await
+        .expect("measure a message")
+        .as_f64()
+        .unwrap_or_else(|| panic!("message {text:?} is not shown"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_lands_in_lobby_and_the_timeline_keeps_its_place() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: run scripts/build-web.sh first"
+    );
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start_slow_heartbeat(data.path()).await;
+    let base = format!("http://{}/", server.addr);
+    let ws = format!("ws://{}/ws", server.addr);
+
+    // 150 messages in lobby, more than a joiner gets as history (50).
+    let mut old = common::Client::connect(&ws).await;
+    old.hello("oldtimer").await;
+    old.join("lobby").await;
+    for i in 1..=150 {
+        old.say("lobby", &format!("m{i}"), &format!("c{i}")).await;
+    }
+
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("ana"), false).await;
+
+    // A newcomer lands in #lobby, typing: focus is in the message box, and
+    // the skip link leads there.
+    start_as_guest(&page, &base, "ana").await;
+    text_contains(&page, "#chat-title", "lobby").await;
+    becomes(
+        &page,
+        "focus in the message box after Start chatting",
+        DEADLINE,
+        "return document.activeElement?.id === 'composer-input'",
+    )
+    .await;
+    element(&page, ".skip-link[href='#composer-input']", true).await;
+    sees_message(&page, "m150", DEADLINE).await;
+    sees_message(&page, "m101", DEADLINE).await;
+
+    // Scrolled to the top, older messages load by themselves, and the
+    // message that was on screen stays where it was.
+    // Where m101 will be once scrolled to the top, measured before the
+    // scroll starts the load.
+    let before = message_top(&page, "m101").await
+        + eval(
+            &page,
+            "return document.querySelector('.timeline').scrollTop",
+        )
+        .await
+        .as_f64()
+        .expect("a scroll position");
+    eval(
+        &page,
+        "document.querySelector('.timeline').scrollTop = 0; return null",
+    )
+    .await;
+    sees_message(&page, "m51", DEADLINE).await;
+    let after = message_top(&page, "m101").await;
+    assert!(
+        (after - before).abs() <= 2.0,
+        "m101 moved from {before} px to {after} px when older messages loaded"
+    );
+    screenshot(&page, "first-day-1-older-loaded").await;
+
+    // Scrolled up, a new message shows a pill instead of nothing; the pill
+    // brings the present back.
+    element(&page, ".new-messages", false).await;
+    old.say("lobby", "fresh news", "c-fresh").await;
+    element(&page, ".new-messages", true).await;
+    text_contains(&page, ".new-messages", "New messages").await;
+    screenshot(&page, "first-day-2-new-messages-pill").await;
+    click(&page, ".new-messages").await;
+    becomes(
+        &page,
+        "the timeline at the bottom",
+        DEADLINE,
+        "const t = document.querySelector('.timeline');
+         return t.scrollHeight - t.scrollTop - t.clientHeight < 10",
+    )
+    .await;
+    element(&page, ".new-messages", false).await;
+
+    // Fourteen people arriving one after another make one line, and one
+    // of them reloading (leave + join) adds nothing.
+    let notices = "return document.querySelectorAll('.presence-notice').length";
+    let before_count = eval(&page, notices).await.as_u64().unwrap_or(0);
+    let mut crowd = Vec::new();
+    for i in 0..14 {
+        let name = format!("p{i:02}");
+        let mut c = common::Client::connect(&ws).await;
+        c.hello(&name).await;
+        c.join("lobby").await;
+        sees_member(&page, &name).await;
+        crowd.push(c);
+    }
+    let reloader = crowd.pop().expect("a crowd");
+    drop(reloader);
+    wait_until(
+        &page,
+        "p13 gone",
+        DEADLINE,
+        "return !document.querySelector('#presence-list li[data-user=\"p13\"]')",
+        vec![],
+    )
+    .await;
+    let mut back = common::Client::connect(&ws).await;
+    back.hello("p13").await;
+    back.join("lobby").await;
+    sees_member(&page, "p13").await;
+    let after_count = eval(&page, notices).await.as_u64().unwrap_or(0);
+    assert_eq!(
+        after_count,
+        before_count + 1,
+        "fourteen joins and a reload make one presence line"
+    );
+    text_contains(
+        &page,
+        ".presence-notice:last-of-type .system-text",
+        "p00, p01 and 12 others joined",
+    )
+    .await;
+    let last = eval(
+        &page,
+        "return [...document.querySelectorAll('.presence-notice .system-text')].pop().textContent",
+    )
+    .await;
+    assert!(
+        !last.as_str().unwrap_or_default().contains("left"),
+        "a reload is not news: {last}"
+    );
+    screenshot(&page, "first-day-3-presence").await;
+
+    page.close().await.expect("close the session");
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_link_is_noticed_in_seconds_and_the_countdown_counts() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: run scripts/build-web.sh first"
+    );
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    // A 25 s heartbeat: on heartbeats alone a dead link shows "Connected"
+    // for ~54 s. The page must find out much sooner.
+    let server = Server::start_slow_heartbeat(data.path()).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}/");
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("bo"), false).await;
+    start_as_guest(&page, &base, "bo").await;
+    text_contains(&page, "#chat-title", "lobby").await;
+    sees_member(&page, "bo").await;
+
+    // The browser goes offline: the page says so at once, and reconnects
+    // the moment the network is back (not after a backoff).
+    set_network(&page, false).await;
+    becomes(
+        &page,
+        "the offline event noticed",
+        Duration::from_secs(3),
+        "return document.getElementById('connection-status').dataset.state !== 'connected'",
+    )
+    .await;
+    screenshot(&page, "link-1-offline").await;
+    set_network(&page, true).await;
+    status_is(&page, "connected", Duration::from_secs(5)).await;
+
+    // A network that drops everything without telling the browser (the
+    // server process stopped): a message goes out, no ack comes, the ping
+    // probe goes unanswered, and the page stops claiming to be connected.
+    server.signal("-STOP");
+    say(&page, "anyone there?").await;
+    becomes(
+        &page,
+        "the unanswered probe noticed",
+        Duration::from_secs(12),
+        "return document.getElementById('connection-status').dataset.state !== 'connected'",
+    )
+    .await;
+    screenshot(&page, "link-2-probe-failed").await;
+    server.signal("-CONT");
+    status_is(&page, "connected", RECONNECT_DEADLINE).await;
+    sees_message(&page, "anyone there?", DEADLINE).await;
+
+    // With the server gone, "retrying in N s" counts down.
+    server.kill().await;
+    wait_until(
+        &page,
+        "a countdown of 3 s or more",
+        RECONNECT_DEADLINE,
+        "const m = document.querySelector('#connection-status .status-text')?.textContent
+             .match(/retrying in (\\d+) s \\(attempt (\\d+)\\)/);
+         if (m && Number(m[1]) >= 3) { window.countdownFrom = m[0]; window.countdownAt = [Number(m[1]), m[2]]; return true; }
+         return false",
+        vec![],
+    )
+    .await;
+    wait_until(
+        &page,
+        "the countdown to go down by one",
+        Duration::from_secs(3),
+        "const [n, attempt] = window.countdownAt;
+         return (document.querySelector('#connection-status .status-text')?.textContent ?? '')
+             .includes(`retrying in ${n - 1} s (attempt ${attempt})`)",
+        vec![],
+    )
+    .await;
+    screenshot(&page, "link-3-countdown").await;
+    page.close().await.expect("close the session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_focus_layout_and_accessibility() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: run scripts/build-web.sh first"
+    );
+    let axe = axe_source();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let base = format!("http://{}/", server.addr);
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("cy"), false).await;
+
+    // The sign-in screen passes axe.
+    page.goto(&base).await.expect("open the app");
+    element(&page, "#login-password", true).await;
+    accessible(&page, &axe, "sign-in").await;
+
+    // Register: a short password is explained under the password, and the
+    // empty confirmation is not marked wrong.
+    click(&page, "#tab-register").await;
+    fill(&page, "#account-name", "cyd").await;
+    fill(&page, "#register-password", "short").await;
+    click(&page, "#auth-submit").await;
+    text_contains(&page, "#password-rules", "8 to 256").await;
+    becomes(
+        &page,
+        "the error on the password field only",
+        DEADLINE,
+        "return document.getElementById('password-rules').classList.contains('error')
+            && document.getElementById('register-password').getAttribute('aria-invalid') === 'true'
+            && document.getElementById('register-confirm').getAttribute('aria-invalid') === 'false'
+            && !document.getElementById('register-confirm').classList.contains('invalid')
+            && document.getElementById('password-help').textContent === ''",
+    )
+    .await;
+    screenshot(&page, "forms-1-register-short").await;
+
+    // A bad guest name says why under the field, with aria-invalid.
+    click(&page, "#tab-sign-in").await;
+    click(&page, "#guest-button").await;
+    fill(&page, "#name-input", "no spaces").await;
+    becomes(
+        &page,
+        "the guest name explained",
+        DEADLINE,
+        "const help = document.getElementById('name-help');
+         return help.classList.contains('error') && help.textContent.length > 0
+            && document.getElementById('name-input').getAttribute('aria-invalid') === 'true'",
+    )
+    .await;
+    screenshot(&page, "forms-2-bad-guest-name").await;
+
+    // A good name: straight into #lobby, focus in the message box.
+    fill(&page, "#name-input", "cy").await;
+    click(
+        &page,
+        "form[aria-label='Continue as a guest'] button[type=submit]",
+    )
+    .await;
+    status_is(&page, "connected", DEADLINE).await;
+    text_contains(&page, "#chat-title", "lobby").await;
+    becomes(
+        &page,
+        "focus in the message box",
+        DEADLINE,
+        "return document.activeElement?.id === 'composer-input'",
+    )
+    .await;
+    say(&page, "hello axe").await;
+    sees_message(&page, "hello axe", DEADLINE).await;
+    // With a mouse and keyboard, the message box says how Enter works.
+    text_contains(&page, "#composer-help", "Enter to send").await;
+    element(&page, "main", true).await;
+    element(&page, "ol.messages[role]", false).await;
+    accessible(&page, &axe, "chat").await;
+
+    // Escape on the user menu closes it and gives focus back to its button.
+    click(&page, ".user-button").await;
+    element(&page, "#account-menu", true).await;
+    page.find(Locator::Css("#change-name"))
+        .await
+        .expect("the menu")
+        .send_keys(&char::from(Key::Escape).to_string())
+        .await
+        .expect("press Escape");
+    element(&page, "#account-menu", false).await;
+    becomes(
+        &page,
+        "focus back on the user button",
+        DEADLINE,
+        "return document.activeElement?.classList.contains('user-button')",
+    )
+    .await;
+
+    // No room open: no skip link to a message box that is not there, no
+    // people column, and the card in the middle of what is left.
+    click(&page, "button[aria-label='Leave #lobby']").await;
+    element(&page, ".chat-empty", true).await;
+    element(&page, ".skip-link", false).await;
+    element(&page, "#people", false).await;
+    becomes(
+        &page,
+        "the empty card centred with no column reserved",
+        DEADLINE,
+        "const main = document.querySelector('.chat-empty').getBoundingClientRect();
+         const card = document.querySelector('.empty-card').getBoundingClientRect();
+         return Math.abs(main.right - window.innerWidth) <= 1
+             && Math.abs((card.left + card.right) / 2 - (main.left + main.right) / 2) <= 2",
+    )
+    .await;
+    accessible(&page, &axe, "empty").await;
+    screenshot(&page, "forms-3-empty").await;
+
+    // A phone: nothing about keys under the message box.
+    let phone = driver.phone(&profiles.path().join("phone")).await;
+    start_as_guest(&phone, &base, "dee").await;
+    text_contains(&phone, "#chat-title", "lobby").await;
+    element(&phone, "#composer-help", true).await;
+    becomes(
+        &phone,
+        "no keyboard hint on a touch screen",
+        DEADLINE,
+        "return matchMedia('(pointer: coarse)').matches
+            && !document.getElementById('composer-help').innerText.includes('Enter')",
+    )
+    .await;
+    accessible(&phone, &axe, "phone").await;
+    screenshot(&phone, "forms-4-phone").await;
+    page.close().await.expect("close the session");
+    phone.close().await.expect("close the session");
     server.kill().await;
 }
