@@ -93,6 +93,11 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
 
+    /// The room directory (`rooms`) lists rooms with someone online and
+    /// rooms with a message newer than this (`0s`: only rooms with someone online).
+    #[arg(long, env = "HUBBUB_DIRECTORY_AGE", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub directory_age: Duration,
+
     /// Keep at most this many messages per room (default: all).
     #[arg(long, env = "HUBBUB_RETENTION_COUNT")]
     pub retention_count: Option<u64>,

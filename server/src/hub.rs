@@ -132,6 +132,9 @@ impl Drop for IpSlot {
     }
 }
 
+/// Most rooms the directory (`rooms`) lists.
+pub const DIRECTORY_MAX: usize = 500;
+
 /// Store calls that may run at once, each on a blocking thread. The SQLite
 /// store serializes on one reader and one writer connection anyway; without
 /// a bound, a burst of thousands of connections saying `hello` made tokio
@@ -500,19 +503,34 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Every room with its number of members online, by name.
-    pub fn rooms(&self) -> Vec<RoomInfo> {
+    /// The room directory, by name: every room with someone online, and
+    /// every room with a message newer than `directory_age` (with its
+    /// members online now, maybe none), at most [`DIRECTORY_MAX`].
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, StoreError> {
+        let age = self.config.directory_age;
+        let recent = if age.is_zero() {
+            Vec::new()
+        } else {
+            let since = now_ms().saturating_sub(age.as_millis() as u64);
+            self.with_store(move |store| store.active_rooms(since, DIRECTORY_MAX))
+                .await?
+        };
         let rooms: Vec<Arc<Room>> = self.rooms.lock().values().cloned().collect();
-        let mut infos: Vec<RoomInfo> = rooms
+        let mut infos: HashMap<String, usize> = rooms
             .iter()
-            .map(|room| RoomInfo {
-                room: room.name.clone(),
-                members: room.online_count(),
-            })
-            .filter(|info| info.members > 0)
+            .map(|room| (room.name.clone(), room.online_count()))
+            .filter(|(_, members)| *members > 0)
+            .collect();
+        for room in recent {
+            infos.entry(room).or_insert(0);
+        }
+        let mut infos: Vec<RoomInfo> = infos
+            .into_iter()
+            .map(|(room, members)| RoomInfo { room, members })
             .collect();
         infos.sort_by(|a, b| a.room.cmp(&b.room));
-        infos
+        infos.truncate(DIRECTORY_MAX);
+        Ok(infos)
     }
 
     /// Delivers a direct message to `to` and echoes it to the sender.

@@ -253,9 +253,14 @@ impl Session {
                 let users = self.hub.who(&room);
                 self.conn.send(&ServerMsg::Presence { room, users });
             }
-            ClientMsg::Rooms => self.conn.send(&ServerMsg::Rooms {
-                rooms: self.hub.rooms(),
-            }),
+            ClientMsg::Rooms => match self.hub.rooms().await {
+                Ok(rooms) => self.conn.send(&ServerMsg::Rooms { rooms }),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read the room directory");
+                    let why = "the room directory cannot be read now; retry shortly";
+                    self.reply_error(ErrorCode::Unavailable, why);
+                }
+            },
             ClientMsg::History {
                 room,
                 before,

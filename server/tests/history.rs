@@ -264,3 +264,48 @@ async fn a_restart_is_invisible_to_a_resuming_client_but_the_reconnect() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The room directory a client gets for `rooms`, as (room, members online).
+async fn directory(client: &mut Client) -> Vec<(String, usize)> {
+    client.send(json!({"type": "rooms"})).await;
+    match client
+        .recv_until(|m| matches!(m, ServerMsg::Rooms { .. }))
+        .await
+    {
+        ServerMsg::Rooms { rooms } => rooms.into_iter().map(|r| (r.room, r.members)).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_directory_lists_rooms_with_recent_history_not_only_rooms_with_people() {
+    let server = TestServer::start(fast).await;
+    let mut alice = server.join_as("alice").await;
+    alice.join_with_history("attic").await;
+    alice.say("attic", "anyone?", "a-1").await;
+    alice.send(json!({"type": "leave", "room": "attic"})).await;
+    alice
+        .recv_until(|m| matches!(m, ServerMsg::LeaveOk { .. }))
+        .await;
+    alice.join("lobby").await;
+    // Nobody is in the attic, but it was talked in: it is listed, empty.
+    assert_eq!(
+        directory(&mut alice).await,
+        [("attic".to_string(), 0), ("lobby".to_string(), 1)]
+    );
+    // And still after a restart, when no room is loaded.
+    let data = server.shutdown().await;
+    let server = TestServer::start_with_data(data, fast).await;
+    let mut bob = server.join_as("bob").await;
+    assert_eq!(directory(&mut bob).await, [("attic".to_string(), 0)]);
+    let data = server.shutdown().await;
+
+    // With the directory age at 0, only rooms with someone online.
+    let server = TestServer::start_with_data(data, |c| {
+        fast(c);
+        c.directory_age = std::time::Duration::ZERO;
+    })
+    .await;
+    let mut carol = server.join_as("carol").await;
+    assert!(directory(&mut carol).await.is_empty());
+}

@@ -90,6 +90,21 @@ impl Store for MemoryStore {
         Ok(log.messages.range(start..).take(limit).cloned().collect())
     }
 
+    fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rooms = self.rooms.lock();
+        let mut active: Vec<(u64, &String)> = rooms
+            .iter()
+            .filter_map(|(name, log)| log.messages.back().map(|m| (m.sent_at, name)))
+            .filter(|(at, _)| *at >= since_ms)
+            .collect();
+        active.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        Ok(active
+            .into_iter()
+            .take(limit)
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
         let mut rooms = self.rooms.lock();
         let mut dropped = 0;

@@ -113,6 +113,10 @@ pub trait Store: Send + Sync + 'static {
     fn after(&self, room: &str, after: u64, limit: usize)
         -> Result<Vec<StoredMessage>, StoreError>;
 
+    /// Rooms whose latest message was sent at or after `since_ms`, newest
+    /// first, at most `limit`: the directory's recently active rooms.
+    fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;
+
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
 
@@ -186,6 +190,11 @@ mod tests {
         assert_eq!(store.after("lobby", 4, 10).unwrap().len(), 1);
         assert!(store.after("lobby", 5, 10).unwrap().is_empty());
         assert!(store.after("nowhere", 0, 10).unwrap().is_empty());
+        // lobby's last message was sent at 5000, kitchen's at 1.
+        assert_eq!(store.active_rooms(0, 10).unwrap(), ["lobby", "kitchen"]);
+        assert_eq!(store.active_rooms(0, 1).unwrap(), ["lobby"]);
+        assert_eq!(store.active_rooms(2, 10).unwrap(), ["lobby"]);
+        assert!(store.active_rooms(5001, 10).unwrap().is_empty());
 
         // Keep the last 2 of each room, then nothing older than 4.5 s.
         let dropped = store

@@ -218,6 +218,20 @@ impl Store for SqliteStore {
         Ok(messages)
     }
 
+    fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        // One primary-key lookup per room: its last message.
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.name FROM rooms r JOIN messages m ON m.room = r.name AND m.seq = r.last_seq
+             WHERE m.sent_at >= ?1 ORDER BY m.sent_at DESC, r.name LIMIT ?2",
+        )?;
+        let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
+        let rooms = stmt
+            .query_map(params![since, limit as i64], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(rooms)
+    }
+
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
         let conn = self.writer.lock();
         let mut dropped = 0;
