@@ -17,7 +17,8 @@
 //!
 //! The first day of a new user (issue 13), each defect with the assertion
 //! that would have caught it: a newcomer lands in `lobby` with focus in the
-//! message box; scrolling to the top loads older messages by itself and
+//! message box and sees a quiet room with recent history in the
+//! directory; scrolling to the top loads older messages by itself and
 //! keeps the message being read in place; a "New messages ↓" pill when
 //! scrolled up; fourteen joins and a reload make one presence line; the
 //! browser's `offline` event is noticed at once and `online` reconnects at
@@ -953,6 +954,10 @@ async fn a_newcomer_lands_in_lobby_and_the_timeline_keeps_its_place() {
     for i in 1..=150 {
         old.say("lobby", &format!("m{i}"), &format!("c{i}")).await;
     }
+    // A room people talked in and left: nobody is there now.
+    old.join("attic").await;
+    old.say("attic", "anyone up here?", "attic-1").await;
+    old.send(json!({"type": "leave", "room": "attic"})).await;
 
     let driver = Driver::start().await;
     let page = driver.session(&profiles.path().join("ana"), false).await;
@@ -961,6 +966,8 @@ async fn a_newcomer_lands_in_lobby_and_the_timeline_keeps_its_place() {
     // the skip link leads there.
     start_as_guest(&page, &base, "ana").await;
     text_contains(&page, "#chat-title", "lobby").await;
+    // The directory lists the quiet room too, not only rooms with people.
+    element(&page, "button[aria-label='Join #attic, 0 online']", true).await;
     becomes(
         &page,
         "focus in the message box after Start chatting",
