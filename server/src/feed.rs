@@ -111,11 +111,6 @@ impl Feed {
         fill
     }
 
-    /// Whether nothing is held: no item taken, no page read.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.cursors.iter().all(|c| c.catch_up.is_none())
-    }
-
     /// Frees what an idle writer does not need.
     pub fn release(&mut self) {
         if self.items.is_empty() {
@@ -135,12 +130,7 @@ impl Feed {
     ) -> Fill {
         loop {
             if self.items.is_empty() {
-                if let Some(batch) = conn.outbox.take_now(&mut self.items) {
-                    control.ping |= batch.ping;
-                    if batch.close.is_some() {
-                        control.close = batch.close;
-                    }
-                }
+                self.take(conn, control);
             }
             if self.items.is_empty() && !rooms {
                 return Fill::Drained;
@@ -214,17 +204,20 @@ impl Feed {
                 }
             }
             // Queued meanwhile? Then once more; else done.
-            match conn.outbox.take_now(&mut self.items) {
-                Some(batch) => {
-                    control.ping |= batch.ping;
-                    if batch.close.is_some() {
-                        control.close = batch.close;
-                    }
-                    if self.items.is_empty() {
-                        return Fill::Drained;
-                    }
-                }
-                None => return Fill::Drained,
+            self.take(conn, control);
+            if self.items.is_empty() {
+                return Fill::Drained;
+            }
+        }
+    }
+
+    /// Moves what the outbox holds into `items`, and a ping or close it
+    /// asks for into `control`.
+    fn take(&mut self, conn: &Conn, control: &mut Batch) {
+        if let Some(batch) = conn.outbox.take_now(&mut self.items) {
+            control.ping |= batch.ping;
+            if batch.close.is_some() {
+                control.close = batch.close;
             }
         }
     }
