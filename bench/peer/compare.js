@@ -30,6 +30,7 @@ const metrics = {
     ["  system, s", (s) => s.server.system_seconds, 2],
     ["deliveries / server CPU-s", (s) => s.server.deliveries_per_cpu_second, 0],
     ["deliveries / server user CPU-s", (s) => s.server.deliveries_per_user_cpu_second, 0],
+    ["deliveries / TCP segment (loopback)", (s) => s.deliveries_per_tcp_segment, 2],
     ["bench CPU, s", (s) => s.bench_cpu_seconds, 2],
   ],
   idle: [

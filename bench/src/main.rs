@@ -264,6 +264,12 @@ struct Summary {
     bench_cpu_seconds: f64,
     /// /proc/loadavg when the run ended: other work on the machine skews figures.
     loadavg: String,
+    /// TCP segments the machine sent during the measured phase (the
+    /// server's data segments and the clients' ACKs; see
+    /// [`sys::tcp_out_segments`]).
+    tcp_segments: Option<u64>,
+    /// Deliveries per such segment: how well the server batches writes.
+    deliveries_per_tcp_segment: Option<f64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -641,6 +647,7 @@ async fn run(args: &Args) -> Summary {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sample(pid);
     let bench_before = sample(Some(std::process::id()));
+    let segments_before = sys::tcp_out_segments().ok();
     let phase_start = Instant::now();
     let mut drained = None;
     if args.idle {
@@ -678,6 +685,9 @@ async fn run(args: &Args) -> Summary {
     }
     let phase_wall = phase_start.elapsed();
     let after = sample(pid);
+    if let (Some(before), Ok(after)) = (segments_before, sys::tcp_out_segments()) {
+        summary.tcp_segments = Some(after.saturating_sub(before));
+    }
     if let (Some(b), Some(a)) = (bench_before, sample(Some(std::process::id()))) {
         summary.bench_cpu_seconds = ((a.cpu_seconds - b.cpu_seconds) * 1000.0).round() / 1000.0;
     }
@@ -694,6 +704,10 @@ async fn run(args: &Args) -> Summary {
         0.0
     };
     summary.duplicates = Shared::get(&shared.duplicates);
+    summary.deliveries_per_tcp_segment = summary
+        .tcp_segments
+        .filter(|&n| n > 0 && summary.delivered > 0)
+        .map(|n| (summary.delivered as f64 / n as f64 * 100.0).round() / 100.0);
     summary.gaps = Shared::get(&shared.gaps);
     summary.acks = Shared::get(&shared.acks);
     summary.deliveries_per_s = match (senders, burst) {
@@ -879,6 +893,12 @@ fn print_table(s: &Summary) {
         if let Some(per) = server.deliveries_per_user_cpu_second {
             rows.push(("deliveries / server user cpu-s", format!("{per:.0}")));
         }
+    }
+    if let Some(segments) = s.tcp_segments {
+        let per = s
+            .deliveries_per_tcp_segment
+            .map_or(String::new(), |per| format!(" ({per:.2} deliveries each)"));
+        rows.push(("tcp segments (loopback)", format!("{segments}{per}")));
     }
     rows.push(("bench cpu", format!("{:.3} s", s.bench_cpu_seconds)));
     rows.push(("load average", s.loadavg.clone()));

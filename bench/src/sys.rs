@@ -106,3 +106,21 @@ pub fn fd_limit_of(pid: u32) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+/// TCP segments this machine has sent (`Tcp: OutSegs` in /proc/net/snmp):
+/// on loopback, the server's data segments and the clients' ACKs. Its
+/// change over a run shows how well a server batches its writes, which the
+/// kernel's share of its CPU follows.
+pub fn tcp_out_segments() -> io::Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp")?;
+    let mut tcp = snmp.lines().filter(|line| line.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return Err(io::Error::other("no Tcp lines in /proc/net/snmp"));
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "OutSegs")
+        .and_then(|(_, value)| value.parse().ok())
+        .ok_or_else(|| io::Error::other("no Tcp OutSegs in /proc/net/snmp"))
+}

@@ -41,6 +41,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::feed::{Feed, Fill};
 use crate::hub::{Account, Conn, Hub, IpSlot};
+use crate::metrics::Metrics;
 use crate::outbox::{Batch, Close};
 use crate::room::{Sink, Wire};
 use crate::session::Session;
@@ -550,6 +551,7 @@ impl<H: Handler> Connection<H> {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Step::Ended(false),
                     Poll::Ready(Ok(n)) => {
                         self.conn.progressed();
+                        Metrics::inc(&self.hub.metrics.socket_writes);
                         self.spilled += n;
                         if self.spilled == self.spill.len() {
                             self.spill = Vec::new();
@@ -651,6 +653,7 @@ impl<H: Handler> Connection<H> {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Some(Step::Ended(false)),
             Poll::Ready(Ok(n)) => {
                 self.conn.progressed();
+                Metrics::inc(&self.hub.metrics.socket_writes);
                 if n < len {
                     self.spill.extend_from_slice(&scratch[n..len]);
                     return None;

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     /// Bytes of those frames.
     pub delivered_bytes: AtomicU64,
+    /// Socket writes by WebSocket writers (`send` calls that took bytes):
+    /// with `deliveries`, how well writes coalesce.
+    pub socket_writes: AtomicU64,
     /// Connections closed with 4001: their socket took nothing for
     /// `write_timeout`, or their outbox (frames other than room messages)
     /// overflowed.
@@ -154,6 +157,12 @@ impl Metrics {
             "counter",
             "Bytes of frames handed to connection writers.",
             get(&self.delivered_bytes),
+        );
+        series(
+            "hubbub_socket_writes_total",
+            "counter",
+            "Socket writes by WebSocket connection writers.",
+            get(&self.socket_writes),
         );
         series(
             "hubbub_slow_consumers_total",
