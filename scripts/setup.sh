@@ -9,6 +9,8 @@
 #
 #   scripts/setup.sh            # build tools only
 #   scripts/setup.sh --browser  # also chromium + chromium-driver (apt), axe-core (npm)
+#   scripts/setup.sh --postgres # also PostgreSQL's server (apt), for the tests
+#                               # that start a throwaway one (server/tests/postgres.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +21,13 @@ AXE_VERSION=4.14.1           # axe-core, injected by server/tests/browser.rs
 TOOLS_DIR="${HUBBUB_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hubbub-tools}"
 
 browser=false
+postgres=false
 for arg in "$@"; do
     case "$arg" in
         --browser) browser=true ;;
+        --postgres) postgres=true ;;
         -h | --help)
-            sed -n '2,13p' "$0"
+            sed -n '2,15p' "$0"
             exit 0
             ;;
         *)
@@ -107,6 +111,14 @@ if $browser; then
         mkdir -p "$TOOLS_DIR"
         npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "axe-core@$AXE_VERSION"
     fi
+fi
+
+# --- PostgreSQL's server for the database tests ----------------------------------
+# Debian keeps initdb and pg_ctl in /usr/lib/postgresql/VERSION/bin; the tests
+# find them there and start a server of their own (nothing is started here).
+if $postgres && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "installing postgresql (apt)"
+    apt_install postgresql
 fi
 
 say "ok"

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh --browser
+scripts/setup.sh --browser --postgres
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

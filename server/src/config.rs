@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use hubbub_protocol::Limits;
 
-use crate::store::{MemoryStore, Retention, SqliteStore, Store, StoreError};
+use crate::store::{MemoryStore, PgStore, Retention, SqliteStore, Store, StoreError};
 
 /// How the server runs. Field docs are the `--help` text; the README's
 /// configuration table repeats them.
@@ -72,6 +72,14 @@ pub struct Config {
     /// `memory` (lost on restart).
     #[arg(long, env = "HUBBUB_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
+
+    /// A PostgreSQL database (`postgres://user:password@host:port/db`, or
+    /// `key=value` pairs) that keeps messages and accounts instead of
+    /// SQLite; --store and --data-dir are then unused. One hubbub node per
+    /// database for now (a second one refuses to start). Without TLS: use
+    /// a Unix socket (`host=/run/postgresql`) or a trusted network.
+    #[arg(long, env = "HUBBUB_DATABASE", conflicts_with = "store")]
+    pub database: Option<String>,
 
     /// Directory for the SQLite database (`hubbub.db`), created if missing.
     #[arg(long, env = "HUBBUB_DATA_DIR", default_value = "./data")]
@@ -215,6 +223,17 @@ impl Config {
 
     /// Opens the store this configuration names.
     pub fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
+        if let Some(url) = &self.database {
+            // The blocking client runs a runtime of its own: open it off
+            // any async worker.
+            let store = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| PgStore::open(url))
+                    .join()
+                    .expect("opening the database does not panic")
+            })?;
+            return Ok(Arc::new(store));
+        }
         Ok(match self.store {
             StoreKind::Sqlite => Arc::new(SqliteStore::open(&self.data_dir)?),
             StoreKind::Memory => Arc::new(MemoryStore::default()),

@@ -193,7 +193,9 @@ impl Session {
                 if !self.rooms.contains(&room) {
                     return self.not_in_room(&room, client_id);
                 }
-                if let Err((code, why)) = self.check_text(&text) {
+                if let Err((code, why)) =
+                    check_client_id(client_id.as_deref()).and_then(|()| self.check_text(&text))
+                {
                     return self.reply_error_for(code, why, Some(&room), client_id);
                 }
                 match self
@@ -214,8 +216,8 @@ impl Session {
                 text,
                 client_id,
             } => {
-                if let Err((code, why)) = self
-                    .check_text(&text)
+                if let Err((code, why)) = check_client_id(client_id.as_deref())
+                    .and_then(|()| self.check_text(&text))
                     .and_then(|()| self.hub.direct(&self.conn, &name, &to, text))
                 {
                     return self.reply_error_for(code, why, None, client_id);
@@ -431,6 +433,10 @@ impl Session {
         let max = self.hub.config.max_text_bytes;
         if text.trim().is_empty() {
             Err((ErrorCode::EmptyText, "the message is empty".into()))
+        } else if text.contains('\0') {
+            // No store keeps it alike (PostgreSQL's text refuses it), and no
+            // one types it.
+            Err((ErrorCode::BadField, "the message contains U+0000".into()))
         } else if text.len() > max {
             Err((
                 ErrorCode::TextTooLong,
@@ -439,5 +445,23 @@ impl Session {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Longest `client_id`, in bytes: it is stored with the message.
+pub const MAX_CLIENT_ID_BYTES: usize = 128;
+
+/// A `client_id` is stored with its message and compared on retries: short,
+/// and without U+0000.
+fn check_client_id(client_id: Option<&str>) -> Result<(), (ErrorCode, String)> {
+    match client_id {
+        Some(id) if id.len() > MAX_CLIENT_ID_BYTES => Err((
+            ErrorCode::BadField,
+            format!("client_id is longer than {MAX_CLIENT_ID_BYTES} bytes"),
+        )),
+        Some(id) if id.contains('\0') => {
+            Err((ErrorCode::BadField, "client_id contains U+0000".into()))
+        }
+        _ => Ok(()),
     }
 }

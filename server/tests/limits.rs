@@ -80,6 +80,21 @@ async fn each_bad_request_gets_its_error_code_and_nothing_breaks() {
             "text_too_long",
         ),
         (
+            Message::text(r#"{"type":"send","room":"lobby","text":"a\u0000b"}"#),
+            "bad_field",
+        ),
+        (
+            Message::text(
+                json!({"type":"send","room":"lobby","text":"x","client_id":"c".repeat(129)})
+                    .to_string(),
+            ),
+            "bad_field",
+        ),
+        (
+            Message::text(r#"{"type":"direct","to":"bob","text":"x","client_id":"a\u0000"}"#),
+            "bad_field",
+        ),
+        (
             Message::text(r#"{"type":"direct","to":"ghost","text":"x"}"#),
             "unknown_user",
         ),

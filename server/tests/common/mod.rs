@@ -1,6 +1,8 @@
 //! Test support: a real server on 127.0.0.1:0 and real WebSocket clients.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,0 +1,132 @@
+//! The behaviour every [`Store`] must have, as functions that take a fresh
+//! store and panic on the first difference. Each implementation's tests call
+//! them: the memory and SQLite stores in this crate's unit tests, the
+//! PostgreSQL store in `server/tests/postgres.rs` (it needs a server).
+
+use std::time::Duration;
+
+use super::{Retention, Store, StoredMessage, UserRecord};
+
+fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
+    StoredMessage {
+        room: room.into(),
+        seq,
+        from: "alice".into(),
+        text: format!("m{seq}"),
+        sent_at,
+        client_id: Some(format!("c-{seq}")),
+    }
+}
+
+/// The message behaviour every store must have, on an empty store.
+pub fn messages(store: &dyn Store) {
+    assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 0);
+    let batch: Vec<_> = (1..=5).map(|s| msg("lobby", s, 1000 * s)).collect();
+    store.append(&batch).unwrap();
+    store.append(&[msg("kitchen", 1, 1)]).unwrap();
+
+    let record = store.load_room("lobby", 3, 4).unwrap();
+    assert_eq!(record.last_seq, 5);
+    assert_eq!(
+        record.recent.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    assert_eq!(record.recent[2], batch[4]);
+    assert_eq!(
+        record
+            .client_ids
+            .iter()
+            .map(|(_, id, seq)| (id.as_str(), *seq))
+            .collect::<Vec<_>>(),
+        [("c-2", 2), ("c-3", 3), ("c-4", 4), ("c-5", 5)]
+    );
+
+    let page = store.history("lobby", Some(4), 2).unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
+    let page = store.history("lobby", None, 100).unwrap();
+    assert_eq!(page.len(), 5);
+    assert!(store.history("nowhere", None, 10).unwrap().is_empty());
+    let page = store.after("lobby", 2, 2).unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(page[0], batch[2]);
+    assert_eq!(store.after("lobby", 4, 10).unwrap().len(), 1);
+    assert!(store.after("lobby", 5, 10).unwrap().is_empty());
+    assert!(store.after("nowhere", 0, 10).unwrap().is_empty());
+    // lobby's last message was sent at 5000, kitchen's at 1.
+    assert_eq!(store.active_rooms(0, 10).unwrap(), ["lobby", "kitchen"]);
+    assert_eq!(store.active_rooms(0, 1).unwrap(), ["lobby"]);
+    assert_eq!(store.active_rooms(2, 10).unwrap(), ["lobby"]);
+    assert!(store.active_rooms(5001, 10).unwrap().is_empty());
+
+    // Keep the last 2 of each room, then nothing older than 4.5 s.
+    let dropped = store
+        .prune(
+            Retention {
+                max_count: Some(2),
+                max_age: None,
+            },
+            10_000,
+        )
+        .unwrap();
+    assert_eq!(dropped, 3);
+    assert_eq!(
+        store
+            .history("lobby", None, 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect::<Vec<_>>(),
+        [4, 5]
+    );
+    store
+        .prune(
+            Retention {
+                max_count: None,
+                max_age: Some(Duration::from_millis(5_500)),
+            },
+            10_000,
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .history("lobby", None, 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect::<Vec<_>>(),
+        [5]
+    );
+    // The sequence survives pruning.
+    assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 5);
+}
+
+/// The account behaviour every store must have, on an empty store.
+pub fn accounts(store: &dyn Store) {
+    let alice = UserRecord {
+        name: "Alice".into(),
+        password_hash: "$argon2id$fake".into(),
+        created_at: 1,
+    };
+    assert!(store.create_user(&alice).unwrap());
+    let mut again = alice.clone();
+    again.name = "ALICE".into();
+    assert!(
+        !store.create_user(&again).unwrap(),
+        "names are unique ignoring case"
+    );
+    assert_eq!(store.user("alice").unwrap(), Some(alice));
+    assert_eq!(store.user("bob").unwrap(), None);
+
+    let now = crate::hub::now_ms();
+    store.create_session("h1", "alice", now + 5_000).unwrap();
+    let session = store.session("h1", now + 4_999).unwrap().unwrap();
+    assert_eq!(
+        (session.name.as_str(), session.expires_at),
+        ("Alice", now + 5_000)
+    );
+    assert_eq!(store.session("h1", now + 5_000).unwrap(), None, "expired");
+    assert_eq!(store.session("nope", now).unwrap(), None);
+    store.delete_session("h1").unwrap();
+    assert_eq!(store.session("h1", 0).unwrap(), None);
+    store.delete_session("h1").unwrap();
+}

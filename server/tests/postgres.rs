@@ -1,0 +1,168 @@
+//! hubbub on PostgreSQL (`--database`), against a real PostgreSQL server
+//! started for each test (tests/common/postgres.rs): the store contract
+//! every backend keeps, the one-node-per-database guard, and a user's view
+//! of history, resume and accounts across a restart of hubbub and of the
+//! database.
+
+mod common;
+
+use common::postgres::Postgres;
+use common::*;
+use hubbub::store::{PgStore, Store, StoreError};
+use hubbub_protocol::ServerMsg;
+use serde_json::json;
+
+#[test]
+fn the_postgres_store_keeps_the_contract() {
+    let pg = Postgres::start();
+    let messages = PgStore::open(&pg.database("messages")).unwrap();
+    hubbub::store::contract::messages(&messages);
+    let accounts = PgStore::open(&pg.database("accounts")).unwrap();
+    hubbub::store::contract::accounts(&accounts);
+    drop(messages);
+    // Migrations ran once; opening again finds the schema and the data.
+    let url = pg.url("messages");
+    let again = loop {
+        match PgStore::open(&url) {
+            Err(StoreError::NodeBusy(_)) => std::thread::yield_now(), // the first one is closing
+            other => break other.unwrap(),
+        }
+    };
+    assert_eq!(again.load_room("lobby", 10, 10).unwrap().last_seq, 5);
+}
+
+#[test]
+fn a_second_node_on_the_same_database_is_refused_with_the_reason() {
+    let pg = Postgres::start();
+    let url = pg.database("hub");
+    let first = PgStore::open(&url).unwrap();
+    let Err(StoreError::NodeBusy(why)) = PgStore::open(&url) else {
+        panic!("a second node must not open the database");
+    };
+    assert!(why.contains("another hubbub node"), "{why}");
+    drop(first);
+}
+
+/// A user's messages and account outlive the server, and a resume picks
+/// up exactly where it left off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_resume_and_accounts_survive_a_restart_on_postgres() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = {
+        let pg = &pg;
+        tokio::task::block_in_place(|| pg.database("chat"))
+    };
+    let with_db = |url: String| move |c: &mut hubbub::Config| c.database = Some(url);
+
+    let server = TestServer::start(with_db(url.clone())).await;
+    let registered = http(
+        server.addr,
+        "POST",
+        "/api/register",
+        &[],
+        Some(json!({"name": "carol", "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let mut alice = server.join_as("alice").await;
+    alice.join("lobby").await;
+    let mut bob = server.join_as("bob").await;
+    bob.join("lobby").await;
+    for i in 1..=3 {
+        let seq = alice
+            .say("lobby", &format!("hello {i} ✓"), &format!("c-{i}"))
+            .await;
+        assert_eq!(seq, i);
+    }
+    // bob saw 1 and 2, then his connection dropped.
+    for i in 1..=2 {
+        let msg = bob
+            .recv_until(|m| matches!(m, ServerMsg::Message { seq, .. } if *seq == i))
+            .await;
+        assert!(matches!(msg, ServerMsg::Message { .. }));
+    }
+    drop(bob);
+    drop(alice);
+    server.shutdown().await;
+
+    // A new server on the same database.
+    let server = TestServer::start(with_db(url.clone())).await;
+    let mut bob = Client::connect(&server.url()).await;
+    bob.hello("bob").await;
+    bob.send(json!({"type":"join","room":"lobby","since":2}))
+        .await;
+    let msg = bob
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    let ServerMsg::Message { seq, text, .. } = msg else {
+        unreachable!()
+    };
+    assert_eq!(
+        (seq, text.as_str()),
+        (3, "hello 3 ✓"),
+        "resume from since=2"
+    );
+    // The next message continues the sequence.
+    let seq = bob.say("lobby", "after the restart", "b-1").await;
+    assert_eq!(seq, 4);
+    // A retry of alice's first send is recognised after the restart.
+    let mut alice = server.join_as("alice").await;
+    alice.join("lobby").await;
+    alice
+        .send(json!({"type":"send","room":"lobby","text":"hello 1 ✓","client_id":"c-1"}))
+        .await;
+    let ack = alice
+        .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+    assert!(
+        matches!(ack, ServerMsg::Ack { seq: Some(1), .. }),
+        "{ack:?}"
+    );
+    // carol's account is still there.
+    let login = http(
+        server.addr,
+        "POST",
+        "/api/login",
+        &[],
+        Some(json!({"name": "carol", "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    server.shutdown().await;
+}
+
+/// PostgreSQL going away and coming back: a send made meanwhile is acked
+/// only once it is stored, and nothing acked is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_while_the_database_is_down_is_acked_once_stored() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = tokio::task::block_in_place(|| pg.database("chat"));
+    let server = TestServer::start(|c| c.database = Some(url.clone())).await;
+    let mut alice = server.join_as("alice").await;
+    alice.join("lobby").await;
+    assert_eq!(alice.say("lobby", "before", "c-1").await, 1);
+
+    tokio::task::block_in_place(|| pg.stop());
+    alice
+        .send(json!({"type":"send","room":"lobby","text":"during","client_id":"c-2"}))
+        .await;
+    tokio::task::block_in_place(|| pg.restart());
+    let ack = alice
+        .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+    assert!(
+        matches!(ack, ServerMsg::Ack { seq: Some(2), .. }),
+        "{ack:?}"
+    );
+    server.shutdown().await;
+
+    let server = TestServer::start(|c| c.database = Some(url.clone())).await;
+    let mut bob = server.join_as("bob").await;
+    let history = bob.join_with_history("lobby").await;
+    let ServerMsg::History { messages, .. } = history else {
+        panic!("{history:?}")
+    };
+    let texts: Vec<_> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["before", "during"]);
+    server.shutdown().await;
+}
