@@ -81,6 +81,21 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_DATABASE", conflicts_with = "store")]
     pub database: Option<String>,
 
+    /// Share the --database with other nodes started with --cluster: room
+    /// messages, history, resume and retries work across nodes (see the
+    /// README's Deployment for what is still per node).
+    #[arg(long, env = "HUBBUB_CLUSTER", requires = "database")]
+    pub cluster: bool,
+
+    /// This node's name in a cluster (default: random, new at each start).
+    #[arg(long, env = "HUBBUB_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// A cluster node silent this long is taken for dead: its users go
+    /// offline on the other nodes (within this plus a third of it).
+    #[arg(long, env = "HUBBUB_NODE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_ttl: Duration,
+
     /// Directory for the SQLite database (`hubbub.db`), created if missing.
     #[arg(long, env = "HUBBUB_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -228,7 +243,7 @@ impl Config {
             // any async worker.
             let store = std::thread::scope(|scope| {
                 scope
-                    .spawn(|| PgStore::open(url))
+                    .spawn(|| PgStore::open(url, self.cluster))
                     .join()
                     .expect("opening the database does not panic")
             })?;

@@ -370,6 +370,16 @@ impl Hub {
         self.rooms.lock().get(name).cloned()
     }
 
+    /// The room named `name` if it is open on this node.
+    pub fn room_if_open(&self, name: &str) -> Option<Arc<Room>> {
+        self.room(name)
+    }
+
+    /// Every room open on this node.
+    pub fn open_rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms.lock().values().cloned().collect()
+    }
+
     /// The room named `name`, loaded from the store on first use.
     async fn open_room(&self, name: &str) -> Result<Arc<Room>, StoreError> {
         let room = Arc::clone(

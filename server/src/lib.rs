@@ -24,6 +24,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod echo;
@@ -138,7 +139,9 @@ pub async fn run_with_gateway(
 ) -> std::io::Result<()> {
     let shutdown_timeout = config.shutdown_timeout;
     let store = config.open_store().map_err(std::io::Error::other)?;
-    let hub = Hub::new(config, store);
+    let hub = Hub::new(config, Arc::clone(&store));
+    // Nodes sharing the store: their commits land in our room logs.
+    let cluster = cluster::Cluster::start(&hub, store).map_err(std::io::Error::other)?;
     let heartbeat = tokio::spawn(Arc::clone(&hub).heartbeat_loop());
     let flusher = tokio::spawn(Arc::clone(&hub.flusher).run(hub.config.write_coalesce));
     // Stops accepting when the hub begins shutting down; its connections
@@ -182,6 +185,9 @@ pub async fn run_with_gateway(
     }
     heartbeat.abort();
     flusher.abort();
+    if let Some(thread) = cluster.and_then(cluster::Cluster::stop) {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     if let Some(gateway) = gateway {
         gateway.abort();
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::feed::CATCH_UP_PAGE;
 use crate::hub::now_ms;
 use crate::metrics::Metrics;
 use crate::room::Room;
@@ -133,24 +134,65 @@ fn persist_loop(
         }
         last_commit = Some(Instant::now());
         let mut backoff = Duration::from_millis(10);
-        loop {
+        let retries = loop {
             let started = Instant::now();
-            let result = store.append(&batch);
+            let result = store.number_and_append(&mut batch);
             metrics.store_write(batch.len(), started.elapsed());
-            let Err(err) = result else { break };
+            let err = match result {
+                Ok(retries) => break retries,
+                Err(err) => err,
+            };
             Metrics::inc(&metrics.store_errors);
             tracing::error!(error = %err, messages = batch.len(), "storing messages failed; retrying");
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        };
         // Fan out each run of one room's messages at once.
-        let mut jobs = rooms.drain(..).zip(batch.drain(..)).peekable();
-        while let Some((room, msg)) = jobs.next() {
-            let mut run = vec![msg];
-            while let Some((_, msg)) = jobs.next_if(|(next, _)| Arc::ptr_eq(next, &room)) {
-                run.push(msg);
+        let mut jobs = rooms.drain(..).zip(batch.drain(..).zip(retries)).peekable();
+        while let Some((room, first)) = jobs.next() {
+            let mut run = vec![first];
+            while let Some((_, next)) = jobs.next_if(|(next, _)| Arc::ptr_eq(next, &room)) {
+                run.push(next);
             }
+            catch_up(&*store, &room, &run);
             room.committed(run);
+        }
+    }
+}
+
+/// Before a run of `room`'s messages joins its log: in a store that nodes
+/// share, other nodes may have committed messages of the room since it
+/// last heard; read them (by `seq`) so the log has no gap. A lone node's
+/// runs always continue its log, and this reads nothing.
+fn catch_up(store: &dyn Store, room: &Room, run: &[(StoredMessage, bool)]) {
+    // The new messages' numbers follow each other and every retry's.
+    let before_new = run.iter().find(|(_, retry)| !retry).map(|(m, _)| m.seq - 1);
+    let last_retry = run
+        .iter()
+        .filter(|(_, retry)| *retry)
+        .map(|(m, _)| m.seq)
+        .max();
+    let need = before_new.into_iter().chain(last_retry).max().unwrap_or(0);
+    let mut backoff = Duration::from_millis(10);
+    while room.delivered() < need {
+        let from = room.delivered();
+        let limit = (need - from).min(CATCH_UP_PAGE as u64) as usize;
+        match store.after(&room.name, from, limit) {
+            Ok(msgs) if !msgs.is_empty() => {
+                if !room.arrived(msgs) {
+                    tracing::error!(room = %room.name, from, need, "committed messages pruned before this node read them");
+                    return;
+                }
+            }
+            Ok(_) => {
+                tracing::error!(room = %room.name, from, need, "committed messages missing from the store");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, room = %room.name, "reading other nodes' messages failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }

@@ -121,9 +121,11 @@ struct Member {
     conn: Arc<Conn>,
 }
 
-/// A message given a `seq` but not committed yet, and whom to ack when it lands.
+/// A message handed to the persist thread, not committed yet, and whom to
+/// ack when it lands. Pending messages commit in the order they were said.
 struct Pending {
-    seq: u64,
+    /// `(sender key, client_id)`, to recognise a retry meanwhile.
+    key: Option<(String, String)>,
     ackers: Vec<(Arc<Conn>, Option<String>)>,
 }
 
@@ -145,8 +147,13 @@ pub enum Said {
 
 struct RoomState {
     members: HashMap<ConnId, Member>,
-    /// Connections per member name: who is online, without a scan.
+    /// Connections per member name: who is online here, without a scan.
     online: HashMap<Name, usize>,
+    /// Names online in this room on other nodes of a cluster, and on how
+    /// many ([`Room::set_remote`]).
+    remote: HashMap<Name, u64>,
+    /// Whether `online`'s names changed since [`Room::local_names_if_changed`].
+    local_changed: bool,
     /// Names every member has been told about.
     announced: BTreeSet<Name>,
     /// The `presence` frame for `announced`, serialized once and shared by
@@ -177,9 +184,16 @@ impl RoomState {
         if self.members.insert(id, member).is_some() {
             return false;
         }
-        *self.online.entry(name.clone()).or_default() += 1;
+        let count = self.online.entry(name.clone()).or_default();
+        *count += 1;
+        self.local_changed |= *count == 1;
         self.changed.insert(name);
         true
+    }
+
+    /// Whether `name` is online here or on another node.
+    fn is_online(&self, name: &str) -> bool {
+        self.online.contains_key(name) || self.remote.contains_key(name)
     }
 
     fn remove(&mut self, id: ConnId) -> bool {
@@ -197,6 +211,7 @@ impl RoomState {
             *count -= 1;
             if *count == 0 {
                 self.online.remove(name);
+                self.local_changed = true;
             }
         }
     }
@@ -256,6 +271,8 @@ impl Room {
             state: Mutex::new(RoomState {
                 members: HashMap::new(),
                 online: HashMap::new(),
+                remote: HashMap::new(),
+                local_changed: false,
                 announced: BTreeSet::new(),
                 snapshot: None,
                 changed: BTreeSet::new(),
@@ -300,31 +317,34 @@ impl Room {
     }
 
     /// Called by the persist thread once `msgs` (a run of this room's
-    /// messages, in `seq` order) are durable: appends them to the log,
-    /// queues each sender's ack behind its message, and wakes the members
-    /// that were waiting.
-    pub fn committed(self: &Arc<Room>, msgs: impl IntoIterator<Item = StoredMessage>) {
+    /// messages, in the order they were said) are durable, each with its
+    /// `seq` and whether the store found it was a retry of a message
+    /// already stored (`retry`): appends the new ones to the log (unless a
+    /// node's [`Room::arrived`] got there first), queues each sender's ack
+    /// behind its message, and wakes the members that were waiting. The
+    /// log must reach the first new message's `seq` − 1 (the persist
+    /// thread fills any gap first).
+    pub fn committed(self: &Arc<Room>, msgs: impl IntoIterator<Item = (StoredMessage, bool)>) {
         let mut state = self.state.lock();
-        let mut last = None;
         let mut acks = Vec::new();
-        for msg in msgs {
+        let mut grew = false;
+        for (msg, retry) in msgs {
             let pending = state.pending.pop_front();
-            debug_assert_eq!(pending.as_ref().map(|p| p.seq), Some(msg.seq));
             let seq = msg.seq;
             if let Some(pending) = pending {
+                if let Some((user, id)) = pending.key {
+                    state.remember_client_id(user, id, seq);
+                }
                 for (conn, client_id) in pending.ackers {
                     acks.push((conn, client_id, seq));
                 }
             }
-            let wire = Wire::of(&msg);
-            state.log.push_back(Entry { msg, wire });
-            if state.log.len() > self.log_cap {
-                state.log.pop_front();
+            if !retry && seq == self.delivered() + 1 {
+                self.push_to_log(&mut state, msg);
+                grew = true;
             }
-            last = Some(seq);
+            debug_assert!(retry || seq <= self.delivered(), "a gap before {seq}");
         }
-        let Some(last) = last else { return };
-        self.delivered.store(last, Ordering::SeqCst);
         // Only now that the messages are in the log: a sender gets its
         // message before the ack for it (the ack waits for its cursor).
         for (conn, client_id, seq) in acks {
@@ -335,9 +355,58 @@ impl Room {
             });
             conn.outbox.push_after(Arc::clone(self), seq, &ack);
         }
-        for member in state.members.values() {
-            member.conn.outbox.notify();
+        if grew {
+            for member in state.members.values() {
+                member.conn.outbox.notify();
+            }
         }
+    }
+
+    /// Messages another node committed (read from the shared store by
+    /// `seq`, oldest first): appends those that continue the log, skips
+    /// those it has. Returns `false` if one left a gap (read again from
+    /// [`Room::delivered`]).
+    pub fn arrived(&self, msgs: Vec<StoredMessage>) -> bool {
+        let mut state = self.state.lock();
+        let mut grew = false;
+        let mut whole = true;
+        for msg in msgs {
+            let delivered = self.delivered();
+            if msg.seq <= delivered {
+                continue;
+            }
+            if msg.seq != delivered + 1 {
+                whole = false;
+                break;
+            }
+            if let Some(id) = &msg.client_id {
+                state.remember_client_id(
+                    hubbub_protocol::names::name_key(&msg.from),
+                    id.clone(),
+                    msg.seq,
+                );
+            }
+            self.push_to_log(&mut state, msg);
+            grew = true;
+        }
+        if grew {
+            for member in state.members.values() {
+                member.conn.outbox.notify();
+            }
+        }
+        whole
+    }
+
+    /// Appends the next committed message to the log.
+    fn push_to_log(&self, state: &mut RoomState, msg: StoredMessage) {
+        let seq = msg.seq;
+        let wire = Wire::of(&msg);
+        state.log.push_back(Entry { msg, wire });
+        if state.log.len() > self.log_cap {
+            state.log.pop_front();
+        }
+        state.last_seq = state.last_seq.max(seq);
+        self.delivered.store(seq, Ordering::SeqCst);
     }
 
     /// Moves `cursor` along the log up to `upto` (or the last committed
@@ -464,15 +533,22 @@ impl Room {
     ) -> Option<Said> {
         let mut state = self.state.lock();
         let key = client_id.as_ref().map(|id| (user, id.clone()));
-        if let Some(seq) = key.as_ref().and_then(|k| state.client_ids.get(k)).copied() {
-            if seq <= self.delivered() {
+        if let Some(key) = &key {
+            // Committed: ack it again. Not yet: ack it with the first.
+            if let Some(&seq) = state.client_ids.get(key) {
                 return Some(Said::Duplicate(seq));
             }
-            if let Some(pending) = state.pending.iter_mut().find(|p| p.seq == seq) {
+            if let Some(pending) = state
+                .pending
+                .iter_mut()
+                .find(|p| p.key.as_ref() == Some(key))
+            {
                 pending.ackers.push((Arc::clone(conn), client_id));
                 return Some(Said::Waiting);
             }
         }
+        // The next number as this node sees it; a store that nodes share
+        // gives the final one at commit.
         let seq = state.last_seq + 1;
         let msg = StoredMessage {
             room: self.name.clone(),
@@ -487,31 +563,69 @@ impl Room {
         }
         state.last_seq = seq;
         state.pending.push_back(Pending {
-            seq,
+            key,
             ackers: vec![(Arc::clone(conn), client_id)],
         });
-        if let Some((user, id)) = key {
-            state.remember_client_id(user, id, seq);
-        }
         Some(Said::Queued)
     }
 
-    /// Who is online now, sorted.
+    /// Who is online now (here or on another node), sorted.
     pub fn online(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .state
-            .lock()
+        let state = self.state.lock();
+        let mut names: Vec<String> = state
             .online
             .keys()
+            .chain(
+                state
+                    .remote
+                    .keys()
+                    .filter(|n| !state.online.contains_key(*n)),
+            )
             .map(|n| n.to_string())
             .collect();
         names.sort();
         names
     }
 
-    /// How many distinct users are online now.
+    /// How many distinct users are online now (here or on another node).
     pub fn online_count(&self) -> usize {
-        self.state.lock().online.len()
+        let state = self.state.lock();
+        state.online.len()
+            + state
+                .remote
+                .keys()
+                .filter(|n| !state.online.contains_key(*n))
+                .count()
+    }
+
+    /// The names online here, if they changed since the last call: what a
+    /// cluster node tells the others ([`crate::cluster`]).
+    pub fn local_names_if_changed(&self) -> Option<Vec<Name>> {
+        let mut state = self.state.lock();
+        if !std::mem::take(&mut state.local_changed) {
+            return None;
+        }
+        Some(state.online.keys().cloned().collect())
+    }
+
+    /// Makes the next [`Room::local_names_if_changed`] answer (publishing
+    /// them failed).
+    pub fn mark_local_changed(&self) {
+        self.state.lock().local_changed = true;
+    }
+
+    /// Who is online in this room on the other nodes of a cluster, now:
+    /// the names that came or went are announced like local ones.
+    pub fn set_remote(self: &Arc<Room>, remote: HashMap<Name, u64>, presence_interval: Duration) {
+        let mut state = self.state.lock();
+        let came = remote.keys().filter(|n| !state.remote.contains_key(*n));
+        let went = state.remote.keys().filter(|n| !remote.contains_key(*n));
+        let changed: Vec<Name> = came.chain(went).cloned().collect();
+        state.remote = remote;
+        if !changed.is_empty() {
+            state.changed.extend(changed);
+            self.presence_changed(&mut state, presence_interval);
+        }
     }
 
     /// Tells every member but `except` that `user` is typing.
@@ -536,6 +650,7 @@ impl Room {
         member.name = Arc::clone(&new_name);
         state.forget(old);
         *state.online.entry(Arc::clone(&new_name)).or_default() += 1;
+        state.local_changed = true;
         if state.announced.remove(old) {
             state.announced.insert(new_name);
             state.snapshot = None;
@@ -580,10 +695,7 @@ impl Room {
         let mut joined = Vec::new();
         let mut left = Vec::new();
         for name in std::mem::take(&mut state.changed) {
-            match (
-                state.online.contains_key(&name),
-                state.announced.contains(&name),
-            ) {
+            match (state.is_online(&name), state.announced.contains(&name)) {
                 (true, false) => joined.push(name),
                 (false, true) => left.push(name),
                 _ => {}

@@ -15,15 +15,15 @@ use serde_json::json;
 #[test]
 fn the_postgres_store_keeps_the_contract() {
     let pg = Postgres::start();
-    let messages = PgStore::open(&pg.database("messages")).unwrap();
+    let messages = PgStore::open(&pg.database("messages"), false).unwrap();
     hubbub::store::contract::messages(&messages);
-    let accounts = PgStore::open(&pg.database("accounts")).unwrap();
+    let accounts = PgStore::open(&pg.database("accounts"), false).unwrap();
     hubbub::store::contract::accounts(&accounts);
     drop(messages);
     // Migrations ran once; opening again finds the schema and the data.
     let url = pg.url("messages");
     let again = loop {
-        match PgStore::open(&url) {
+        match PgStore::open(&url, false) {
             Err(StoreError::NodeBusy(_)) => std::thread::yield_now(), // the first one is closing
             other => break other.unwrap(),
         }
@@ -35,8 +35,8 @@ fn the_postgres_store_keeps_the_contract() {
 fn a_second_node_on_the_same_database_is_refused_with_the_reason() {
     let pg = Postgres::start();
     let url = pg.database("hub");
-    let first = PgStore::open(&url).unwrap();
-    let Err(StoreError::NodeBusy(why)) = PgStore::open(&url) else {
+    let first = PgStore::open(&url, false).unwrap();
+    let Err(StoreError::NodeBusy(why)) = PgStore::open(&url, false) else {
         panic!("a second node must not open the database");
     };
     assert!(why.contains("another hubbub node"), "{why}");

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
+
 pub use sqlite::SqliteStore;
 
 /// One room message as stored.
@@ -92,6 +93,49 @@ pub enum StoreError {
     Hash(String),
 }
 
+/// What [`Commits::wait`] heard.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct News {
+    /// These rooms have messages up to these `seq`s.
+    pub rooms: Vec<(String, u64)>,
+    /// Something was missed (a notice was too long): check every room.
+    pub everything: bool,
+    /// Presence changed on another node in these rooms.
+    pub presence: Vec<String>,
+    /// … in rooms too many to name: check every room's presence.
+    pub all_presence: bool,
+}
+
+/// Presence across nodes sharing a store: which names each node has
+/// online in which room, and which nodes are alive (see [`crate::cluster`]).
+pub trait NodePresence: Send + Sync {
+    /// Records `node` as alive now and forgets nodes silent for `ttl`, with
+    /// what they had online (telling every node). `true` if `node` was not
+    /// known (new, or taken for dead meanwhile): it must publish all its
+    /// presence again.
+    fn heartbeat(&self, node: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Records, for `node`, names that came online in a room (`true`) or
+    /// left it (`false`), and tells the other nodes.
+    fn publish(&self, node: &str, changes: &[(String, String, bool)]) -> Result<(), StoreError>;
+    /// `(room, name, nodes)`: who is online in `rooms` on nodes other than
+    /// `node` (dead ones are forgotten by [`NodePresence::heartbeat`]), and
+    /// on how many of them.
+    fn others(
+        &self,
+        node: &str,
+        rooms: &[String],
+    ) -> Result<Vec<(String, String, u64)>, StoreError>;
+    /// `node` stops: what it had online goes (telling every node).
+    fn leave(&self, node: &str) -> Result<(), StoreError>;
+}
+
+/// A subscription to the commits of every node sharing a store (see
+/// [`crate::cluster`]): a wake-up, not the messages; they are read by `seq`.
+pub trait Commits: Send {
+    /// Waits up to `timeout` for news; `Ok(None)` if there was none.
+    fn wait(&mut self, timeout: Duration) -> Result<Option<News>, StoreError>;
+}
+
 /// A place to keep room messages. Implementations are blocking.
 pub trait Store: Send + Sync + 'static {
     /// The room's last `seq`, its latest `recent` messages, and the client
@@ -106,6 +150,38 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one transaction; durable when this returns `Ok`
     /// (as durable as the implementation promises).
     fn append(&self, batch: &[StoredMessage]) -> Result<(), StoreError>;
+
+    /// What the persist thread calls: stores a batch in one transaction,
+    /// giving each message its `seq`. A store that one node owns keeps the
+    /// `seq` the node's room gave out ([`Store::append`]); a store that
+    /// nodes share ([`PgStore`] in a cluster) gives the next numbers of
+    /// each room itself, under the room's row lock, and finds retries made
+    /// on another node. Returns, per message, whether it was such a retry
+    /// (its `seq` is then the stored message's).
+    fn number_and_append(&self, batch: &mut [StoredMessage]) -> Result<Vec<bool>, StoreError> {
+        self.append(batch)?;
+        Ok(vec![false; batch.len()])
+    }
+
+    /// Each of `rooms`' last `seq` (0 for a room without messages): how a
+    /// node checks it missed nothing other nodes committed.
+    fn last_seqs(&self, rooms: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
+        rooms
+            .iter()
+            .map(|room| Ok((room.clone(), self.load_room(room, 0, 0)?.last_seq)))
+            .collect()
+    }
+
+    /// News of what other nodes commit, for a store that nodes share
+    /// (`None`: this node is the only writer).
+    fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Presence across the nodes sharing this store (`None`: one node).
+    fn node_presence(&self) -> Option<&dyn NodePresence> {
+        None
+    }
 
     /// Up to `limit` messages of `room` with `seq < before` (all if `None`),
     /// the newest of them, oldest first.

@@ -29,7 +29,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use postgres::{Client, Config, NoTls};
 
-use super::{Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord};
+use super::{
+    Commits, News, NodePresence, Retention, RoomRecord, SessionRecord, Store, StoreError,
+    StoredMessage, UserRecord,
+};
+use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
 
 /// Schema migrations; `MIGRATIONS[i]` takes the schema from version i to i+1.
@@ -62,7 +66,34 @@ const MIGRATIONS: &[&str] = &[
          expires_at BIGINT NOT NULL
      );
      CREATE INDEX sessions_expires_at ON sessions (expires_at);",
+    // 3: finding a retry by its client_id when nodes share the database.
+    "CREATE INDEX messages_client_id ON messages (room, client_id) WHERE client_id IS NOT NULL;",
+    // 4: nodes of a cluster and who each has online in which room.
+    "CREATE TABLE nodes (
+         id TEXT PRIMARY KEY,
+         seen_at BIGINT NOT NULL
+     );
+     CREATE TABLE presence (
+         room TEXT NOT NULL,
+         name TEXT NOT NULL,
+         node TEXT NOT NULL,
+         PRIMARY KEY (room, name, node)
+     );
+     CREATE INDEX presence_node ON presence (node);",
 ];
+
+/// The channel on which a node tells the others in which rooms its
+/// presence changed.
+const PRESENCE_CHANNEL: &str = "hubbub_presence";
+/// The database's clock in milliseconds: every node's heartbeat is judged
+/// by one clock.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// The channel on which a commit tells every node which rooms grew.
+const COMMITS_CHANNEL: &str = "hubbub_commits";
+/// Longest `NOTIFY` payload sent (PostgreSQL's limit is 8000 bytes); past
+/// it, nodes are told to check every room.
+const MAX_NOTICE: usize = 7900;
 
 /// Advisory lock key taken while migrating (`'hubbub'` in ASCII, then 1).
 const MIGRATE_LOCK: i64 = 0x6875_6262_7562_0001;
@@ -73,6 +104,8 @@ const POOL_IDLE: usize = 16;
 
 pub struct PgStore {
     config: Config,
+    /// Several nodes share the database (`--cluster`).
+    cluster: bool,
     idle: Mutex<Vec<Client>>,
     /// The connection holding [`NODE_LOCK`].
     node: Mutex<Option<Client>>,
@@ -80,8 +113,9 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to `url` (a `postgres://` URL or `key=value` pairs),
-    /// migrates the schema and takes the node lock.
-    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+    /// migrates the schema and takes the node lock: exclusive for a lone
+    /// node, shared for a node of a `cluster`.
+    pub fn open(url: &str, cluster: bool) -> Result<PgStore, StoreError> {
         let mut config = Config::from_str(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
@@ -91,6 +125,7 @@ impl PgStore {
         }
         let store = PgStore {
             config,
+            cluster,
             idle: Mutex::new(Vec::new()),
             node: Mutex::new(None),
         };
@@ -127,15 +162,20 @@ impl PgStore {
         }
         *node = None;
         let mut client = self.connect()?;
-        let held: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?
-            .get(0);
+        let take = if self.cluster {
+            "SELECT pg_try_advisory_lock_shared($1)"
+        } else {
+            "SELECT pg_try_advisory_lock($1)"
+        };
+        let held: bool = client.query_one(take, &[&NODE_LOCK])?.get(0);
         if !held {
-            return Err(StoreError::NodeBusy(
-                "another hubbub node is using this database; one node per database \
-                 for now (README, Deployment)"
-                    .into(),
-            ));
+            return Err(StoreError::NodeBusy(if self.cluster {
+                "a hubbub node without --cluster is using this database".into()
+            } else {
+                "another hubbub node is using this database: start every node \
+                 with --cluster to share it (README, Deployment)"
+                    .into()
+            }));
         }
         *node = Some(client);
         Ok(())
@@ -216,6 +256,200 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Inserts messages (their `seq` given) with one statement.
+fn insert(tx: &mut postgres::Transaction<'_>, batch: &[&StoredMessage]) -> Result<(), StoreError> {
+    let rooms: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
+    let seqs: Vec<i64> = batch.iter().map(|m| int(m.seq)).collect();
+    let senders: Vec<&str> = batch.iter().map(|m| m.from.as_str()).collect();
+    let texts: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
+    let sent: Vec<i64> = batch.iter().map(|m| int(m.sent_at)).collect();
+    let ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
+    tx.execute(
+        "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
+                              $5::bigint[], $6::text[])",
+        &[&rooms, &seqs, &senders, &texts, &sent, &ids],
+    )?;
+    Ok(())
+}
+
+/// The `LISTEN` connection behind [`Store::commits`].
+struct Listener {
+    client: Client,
+}
+
+impl Commits for Listener {
+    fn wait(&mut self, timeout: Duration) -> Result<Option<News>, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut notices = self.client.notifications();
+        let Some(first) = notices.timeout_iter(timeout).next()? else {
+            return Ok(None);
+        };
+        let mut news = News::default();
+        let mut take = |notice: &postgres::Notification| {
+            let payload = notice.payload();
+            let presence = notice.channel() == PRESENCE_CHANNEL;
+            if payload == "*" {
+                if presence {
+                    news.all_presence = true;
+                } else {
+                    news.everything = true;
+                }
+                return;
+            }
+            for line in payload.lines() {
+                if presence {
+                    news.presence.push(line.to_string());
+                } else if let Some((room, seq)) = line.rsplit_once(' ') {
+                    if let Ok(seq) = seq.parse() {
+                        news.rooms.push((room.to_string(), seq));
+                    }
+                }
+            }
+        };
+        take(&first);
+        // Whatever else has arrived, in one go.
+        let mut more = notices.iter();
+        while let Some(notice) = more.next()? {
+            take(&notice);
+        }
+        Ok(Some(news))
+    }
+}
+
+/// Tells every node that presence changed in `rooms`.
+fn notify_presence(
+    client: &mut impl postgres::GenericClient,
+    rooms: &[String],
+) -> Result<(), StoreError> {
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    let mut notice = rooms.join("\n");
+    if notice.len() > MAX_NOTICE {
+        notice = "*".into();
+    }
+    client.execute("SELECT pg_notify($1, $2)", &[&PRESENCE_CHANNEL, &notice])?;
+    Ok(())
+}
+
+impl NodePresence for PgStore {
+    fn heartbeat(&self, node: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        // `xmax = 0`: the row was inserted, not updated: this node is new,
+        // or was taken for dead (its presence is gone; it must tell again).
+        let revived: bool = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO nodes (id, seen_at) VALUES ($1, {NOW_MS})
+                     ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+                     RETURNING xmax = 0"
+                ),
+                &[&node],
+            )?
+            .get(0);
+        let dead: Vec<String> = tx
+            .query(
+                &format!("DELETE FROM nodes WHERE seen_at < {NOW_MS} - $1 RETURNING id"),
+                &[&(ttl.as_millis() as i64)],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !dead.is_empty() {
+            tracing::warn!(nodes = ?dead, "nodes silent past the node TTL: their users go offline");
+            let mut rooms: Vec<String> = tx
+                .query(
+                    "DELETE FROM presence WHERE node = ANY($1) RETURNING room",
+                    &[&dead],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            rooms.sort_unstable();
+            rooms.dedup();
+            notify_presence(&mut tx, &rooms)?;
+        }
+        tx.commit()?;
+        Ok(revived)
+    }
+
+    fn publish(&self, node: &str, changes: &[(String, String, bool)]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let (on, off): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, _, online)| *online);
+        let columns = |list: &[&(String, String, bool)]| -> (Vec<String>, Vec<String>) {
+            list.iter()
+                .map(|(room, name, _)| (room.clone(), name.clone()))
+                .unzip()
+        };
+        let (rooms, names) = columns(&on);
+        if !rooms.is_empty() {
+            tx.execute(
+                "INSERT INTO presence (room, name, node)
+                 SELECT r, n, $3 FROM UNNEST($1::text[], $2::text[]) AS c (r, n)
+                 ON CONFLICT DO NOTHING",
+                &[&rooms, &names, &node],
+            )?;
+        }
+        let (rooms, names) = columns(&off);
+        if !rooms.is_empty() {
+            tx.execute(
+                "DELETE FROM presence p USING UNNEST($1::text[], $2::text[]) AS c (r, n)
+                 WHERE p.room = c.r AND p.name = c.n AND p.node = $3",
+                &[&rooms, &names, &node],
+            )?;
+        }
+        let mut touched: Vec<String> = changes.iter().map(|(room, _, _)| room.clone()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        notify_presence(&mut tx, &touched)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn others(
+        &self,
+        node: &str,
+        rooms: &[String],
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT p.room, p.name, count(*) FROM presence p JOIN nodes n ON n.id = p.node
+                 WHERE p.room = ANY($1) AND p.node <> $2
+                 GROUP BY p.room, p.name",
+                &[&rooms, &node],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get::<_, i64>(2) as u64))
+            .collect())
+    }
+
+    fn leave(&self, node: &str) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let mut rooms: Vec<String> = tx
+            .query(
+                "DELETE FROM presence WHERE node = $1 RETURNING room",
+                &[&node],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        tx.execute("DELETE FROM nodes WHERE id = $1", &[&node])?;
+        rooms.sort_unstable();
+        rooms.dedup();
+        notify_presence(&mut tx, &rooms)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// `u64` as PostgreSQL's `BIGINT`, saturating.
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -286,18 +520,9 @@ impl Store for PgStore {
         self.hold_node_lock()?;
         let rooms: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
         let seqs: Vec<i64> = batch.iter().map(|m| int(m.seq)).collect();
-        let senders: Vec<&str> = batch.iter().map(|m| m.from.as_str()).collect();
-        let texts: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
-        let sent: Vec<i64> = batch.iter().map(|m| int(m.sent_at)).collect();
-        let ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
-        tx.execute(
-            "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
-                                  $5::bigint[], $6::text[])",
-            &[&rooms, &seqs, &senders, &texts, &sent, &ids],
-        )?;
+        insert(&mut tx, &batch.iter().collect::<Vec<_>>())?;
         tx.execute(
             "INSERT INTO rooms (name, last_seq)
              SELECT room, max(seq) FROM UNNEST($1::text[], $2::bigint[]) AS b (room, seq)
@@ -307,6 +532,132 @@ impl Store for PgStore {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn number_and_append(&self, batch: &mut [StoredMessage]) -> Result<Vec<bool>, StoreError> {
+        if !self.cluster {
+            // This node numbers its rooms' messages itself.
+            self.append(batch)?;
+            return Ok(vec![false; batch.len()]);
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.hold_node_lock()?;
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        // Each room's row, locked in name order (no deadlock between two
+        // nodes' batches): the numbers and the retry check below are this
+        // transaction's alone until it commits.
+        let mut names: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        tx.execute(
+            "INSERT INTO rooms (name, last_seq) SELECT unnest($1::text[]), 0
+             ON CONFLICT (name) DO NOTHING",
+            &[&names],
+        )?;
+        let mut last: std::collections::HashMap<String, i64> = tx
+            .query(
+                "SELECT name, last_seq FROM rooms WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+                &[&names],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        // Retries of messages already stored (sent again through another
+        // node after its ack was lost), within the window a room remembers.
+        let keyed: Vec<(&str, &str)> = batch
+            .iter()
+            .filter_map(|m| Some((m.room.as_str(), m.client_id.as_deref()?)))
+            .collect();
+        let mut stored: std::collections::HashMap<(String, String, String), i64> =
+            std::collections::HashMap::new();
+        if !keyed.is_empty() {
+            let (rooms, ids): (Vec<&str>, Vec<&str>) = keyed.into_iter().unzip();
+            for row in tx.query(
+                "SELECT m.room, m.sender, m.client_id, m.seq FROM messages m
+                 JOIN UNNEST($1::text[], $2::text[]) AS k (room, client_id)
+                   ON m.room = k.room AND m.client_id = k.client_id
+                 JOIN rooms r ON r.name = m.room
+                 WHERE m.seq > r.last_seq - $3",
+                &[&rooms, &ids, &(CLIENT_ID_WINDOW as i64)],
+            )? {
+                let (room, sender, id): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                stored.insert((room, name_key(&sender), id), row.get(3));
+            }
+        }
+        let mut retries = Vec::with_capacity(batch.len());
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (i, msg) in batch.iter_mut().enumerate() {
+            let found = msg.client_id.as_ref().and_then(|id| {
+                stored
+                    .get(&(msg.room.clone(), name_key(&msg.from), id.clone()))
+                    .copied()
+            });
+            match found {
+                Some(seq) => {
+                    msg.seq = seq as u64;
+                    retries.push(true);
+                }
+                None => {
+                    let next = last.get_mut(&msg.room).expect("every room was locked");
+                    *next += 1;
+                    msg.seq = *next as u64;
+                    retries.push(false);
+                    fresh.push(i);
+                }
+            }
+        }
+        let fresh: Vec<&StoredMessage> = fresh.into_iter().map(|i| &batch[i]).collect();
+        if !fresh.is_empty() {
+            insert(&mut tx, &fresh)?;
+            let (rooms, seqs): (Vec<&str>, Vec<i64>) =
+                last.iter().map(|(room, seq)| (room.as_str(), *seq)).unzip();
+            tx.execute(
+                "UPDATE rooms SET last_seq = b.seq FROM UNNEST($1::text[], $2::bigint[]) AS b (name, seq)
+                 WHERE rooms.name = b.name AND rooms.last_seq < b.seq",
+                &[&rooms, &seqs],
+            )?;
+            let mut notice = String::new();
+            for (room, seq) in &last {
+                notice.push_str(&format!("{room} {seq}\n"));
+            }
+            if notice.len() > MAX_NOTICE {
+                notice = "*".into();
+            }
+            tx.execute("SELECT pg_notify($1, $2)", &[&COMMITS_CHANNEL, &notice])?;
+        }
+        tx.commit()?;
+        Ok(retries)
+    }
+
+    fn last_seqs(&self, rooms: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT name, last_seq FROM rooms WHERE name = ANY($1)",
+                &[&rooms],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
+    fn node_presence(&self) -> Option<&dyn NodePresence> {
+        self.cluster.then_some(self as &dyn NodePresence)
+    }
+
+    fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
+        if !self.cluster {
+            return Ok(None);
+        }
+        let mut client = self.connect()?;
+        client.batch_execute(&format!(
+            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}"
+        ))?;
+        Ok(Some(Box::new(Listener { client })))
     }
 
     fn history(

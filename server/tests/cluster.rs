@@ -1,0 +1,317 @@
+//! Several hubbub nodes sharing one PostgreSQL database (`--cluster`):
+//! room messages, their order and numbering, resume and idempotent retries
+//! hold across nodes. Each test starts a throwaway PostgreSQL
+//! (tests/common/postgres.rs) and three nodes on it, in-process.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::*;
+use hubbub::store::{PgStore, StoreError};
+use hubbub_protocol::ServerMsg;
+use serde_json::json;
+
+/// Three nodes on one fresh database.
+async fn three_nodes() -> (Postgres, Vec<TestServer>) {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = tokio::task::block_in_place(|| pg.database("chat"));
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(node(&url, Duration::from_secs(10)).await);
+    }
+    (pg, nodes)
+}
+
+/// A node of the cluster on `url`, in-process, presence announced promptly,
+/// other nodes taken for dead after `ttl` of silence.
+async fn node(url: &str, ttl: Duration) -> TestServer {
+    let url = url.to_string();
+    TestServer::start(move |c| {
+        c.database = Some(url);
+        c.cluster = true;
+        c.presence_interval = Duration::from_millis(20);
+        c.node_ttl = ttl;
+    })
+    .await
+}
+
+/// The names in `joined` (or `left`) notices for `room` among `msgs`.
+fn notices(msgs: &[ServerMsg], joined: bool) -> Vec<String> {
+    msgs.iter()
+        .flat_map(|m| match m {
+            ServerMsg::Joined { users, .. } if joined => users.clone(),
+            ServerMsg::Left { users, .. } if !joined => users.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+async fn member(node: &TestServer, name: &str) -> Client {
+    let mut client = node.join_as(name).await;
+    client.join("lobby").await;
+    client
+}
+
+/// Collects room messages until `n` have arrived: seq → (from, text).
+async fn messages(client: &mut Client, n: usize) -> BTreeMap<u64, (String, String)> {
+    let mut got = BTreeMap::new();
+    while got.len() < n {
+        if let ServerMsg::Message {
+            seq, from, text, ..
+        } = client
+            .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+            .await
+        {
+            assert!(
+                got.insert(seq, (from, text)).is_none(),
+                "seq {seq} delivered twice"
+            );
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_every_node_get_every_message_numbered_once_in_one_order() {
+    let (_pg, nodes) = three_nodes().await;
+    let names = ["ann", "ben", "cat"];
+    let mut clients = Vec::new();
+    for (node, name) in nodes.iter().zip(names) {
+        clients.push(member(node, name).await);
+    }
+    // Everyone sends at once, through their own node.
+    const EACH: usize = 20;
+    for i in 0..EACH {
+        for (client, name) in clients.iter_mut().zip(names) {
+            client
+                .send(json!({"type":"send","room":"lobby","text":format!("{name} {i}"),"client_id":format!("{name}-{i}")}))
+                .await;
+        }
+    }
+    let mut seen = Vec::new();
+    for client in &mut clients {
+        seen.push(messages(client, 3 * EACH).await);
+    }
+    let seqs: Vec<u64> = seen[0].keys().copied().collect();
+    assert_eq!(
+        seqs,
+        (1..=3 * EACH as u64).collect::<Vec<_>>(),
+        "gapless from 1"
+    );
+    assert_eq!(seen[0], seen[1], "node 2 saw the same numbering");
+    assert_eq!(seen[0], seen[2], "node 3 saw the same numbering");
+    // Each sender's messages keep the order it sent them in.
+    for name in names {
+        let mine: Vec<&str> = seen[0]
+            .values()
+            .filter(|(from, _)| from == name)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|i| format!("{name} {i}")).collect();
+        assert_eq!(mine, sent);
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_on_another_node_with_no_gap_and_no_duplicate() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut ann = member(&nodes[0], "ann").await;
+    let mut ben = member(&nodes[1], "ben").await;
+    for i in 1..=3 {
+        assert_eq!(
+            ben.say("lobby", &format!("m{i}"), &format!("b-{i}")).await,
+            i
+        );
+    }
+    let before = messages(&mut ann, 3).await;
+    assert_eq!(before.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    drop(ann); // her link drops; the room goes on
+    for i in 4..=6 {
+        assert_eq!(
+            ben.say("lobby", &format!("m{i}"), &format!("b-{i}")).await,
+            i
+        );
+    }
+    // She comes back through the third node.
+    let mut ann = nodes[2].join_as("ann").await;
+    ann.send(json!({"type":"join","room":"lobby","since":3}))
+        .await;
+    let after = messages(&mut ann, 3).await;
+    let texts: Vec<&str> = after.values().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(after.keys().copied().collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(texts, ["m4", "m5", "m6"]);
+    // Live again: a new message reaches her once.
+    assert_eq!(ben.say("lobby", "m7", "b-7").await, 7);
+    assert_eq!(
+        messages(&mut ann, 1)
+            .await
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        [7]
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_through_another_node_is_acked_with_the_first_number() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut cat = member(&nodes[2], "cat").await;
+    let mut ann = member(&nodes[0], "ann").await;
+    assert_eq!(ann.say("lobby", "only once", "a-1").await, 1);
+    drop(ann);
+    // Her ack was lost (say); she reconnects elsewhere and sends again.
+    let mut ann = member(&nodes[1], "ann").await;
+    assert_eq!(
+        ann.say("lobby", "only once", "a-1").await,
+        1,
+        "the same seq"
+    );
+    assert_eq!(
+        ann.say("lobby", "next", "a-2").await,
+        2,
+        "no number was used up"
+    );
+    let seen = messages(&mut cat, 2).await;
+    assert_eq!(
+        seen.values().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+        ["only once", "next"]
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[test]
+fn a_lone_node_and_a_cluster_never_share_a_database() {
+    let pg = Postgres::start();
+    let url = pg.database("chat");
+    let clustered = PgStore::open(&url, true).unwrap();
+    let _second = PgStore::open(&url, true).expect("cluster nodes share it");
+    let Err(StoreError::NodeBusy(why)) = PgStore::open(&url, false) else {
+        panic!("a lone node must not open a cluster's database");
+    };
+    assert!(why.contains("--cluster"), "{why}");
+    drop(clustered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut ann = member(&nodes[0], "ann").await;
+    // ben arrives through another node: ann hears of it once.
+    let mut ben = member(&nodes[1], "ben").await;
+    ann.recv_until(|m| joined(m, "lobby", "ben")).await;
+    // He sees her too, and `who` anywhere lists both.
+    let heard = ben.drain().await;
+    let knows_ann = |m: &ServerMsg| {
+        matches!(m, ServerMsg::Presence { users, .. } | ServerMsg::Joined { users, .. }
+            if users.iter().any(|u| u == "ann"))
+    };
+    if !heard.iter().any(knows_ann) {
+        ben.recv_until(|m| joined(m, "lobby", "ann")).await;
+    }
+    let mut cat = nodes[2].join_as("cat").await;
+    let snapshot = cat.join("lobby").await;
+    ann.recv_until(|m| joined(m, "lobby", "cat")).await;
+    ben.recv_until(|m| joined(m, "lobby", "cat")).await;
+    // cat learns of the two others, from the snapshot or right after it.
+    let mut known = snapshot;
+    while !(known.iter().any(|u| u == "ann") && known.iter().any(|u| u == "ben")) {
+        if let ServerMsg::Joined { users, .. } = cat
+            .recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+            .await
+        {
+            known.extend(users);
+        }
+    }
+    cat.send(json!({"type":"who","room":"lobby"})).await;
+    let who = cat
+        .recv_until(|m| matches!(m, ServerMsg::Presence { .. }))
+        .await;
+    let ServerMsg::Presence { users, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(users, ["ann", "ben", "cat"]);
+    let before = cat.drain().await;
+    assert!(notices(&before, false).is_empty(), "{before:?}");
+
+    // ben opens a second tab on the third node: he was online already.
+    let mut ben2 = member(&nodes[2], "ben").await;
+    // ...and closes the first: still online (through the other tab).
+    drop(ben);
+    // cat hears nothing of ben either way; a message shows the order.
+    ben2.say("lobby", "still here", "b2-1").await;
+    let seen = ann
+        .collect_until(|m| matches!(m, ServerMsg::Message { text, .. } if text == "still here"))
+        .await;
+    assert!(notices(&seen, false).is_empty(), "nobody left: {seen:?}");
+    assert!(notices(&seen, true).is_empty(), "nobody new: {seen:?}");
+    // The last tab goes: everyone hears ben left, once.
+    drop(ben2);
+    let seen = ann.collect_until(|m| left(m, "lobby", "ben")).await;
+    assert_eq!(notices(&seen, true), Vec::<String>::new());
+    let seen = cat.collect_until(|m| left(m, "lobby", "ben")).await;
+    assert!(
+        !notices(&seen, true).contains(&"ben".to_string()),
+        "{seen:?}"
+    );
+    let rest = ann.drain().await;
+    assert!(
+        notices(&rest, false).is_empty() && notices(&rest, true).is_empty(),
+        "{rest:?}"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_users_go_offline_on_the_others_once() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = tokio::task::block_in_place(|| pg.database("chat"));
+    let survivor = node(&url, Duration::from_secs(1)).await;
+    let mut ann = member(&survivor, "ann").await;
+    // A real node process, killed with SIGKILL: no goodbye.
+    let data = tempfile::tempdir().unwrap();
+    let (mut doomed, addr) = spawn_hubbub(
+        data.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &url,
+            "--cluster",
+            "--node-ttl",
+            "1s",
+            "--presence-interval",
+            "20ms",
+        ],
+    )
+    .await;
+    let mut dan = Client::connect(&format!("ws://{addr}/ws")).await;
+    dan.hello("dan").await;
+    dan.join("lobby").await;
+    ann.recv_until(|m| joined(m, "lobby", "dan")).await;
+    doomed.kill().await.unwrap(); // SIGKILL
+    let started = std::time::Instant::now();
+    let seen = ann.collect_until(|m| left(m, "lobby", "dan")).await;
+    // Within the node TTL and a heartbeat, and only once.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(notices(&seen, true).is_empty(), "{seen:?}");
+    let rest = ann.drain().await;
+    assert!(notices(&rest, false).is_empty(), "{rest:?}");
+    survivor.shutdown().await;
+}
