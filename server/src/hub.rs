@@ -476,6 +476,12 @@ impl Hub {
             )
         };
         let room = self.room(room_name).ok_or_else(unavailable)?;
+        if self.persist.is_failing() {
+            return Err((
+                ErrorCode::Unavailable,
+                "messages cannot be stored right now; retry shortly".to_string(),
+            ));
+        }
         let said = room
             .say(conn, from, names::name_key(from), text, client_id, |msg| {
                 self.persist.submit(Arc::clone(&room), msg)

@@ -6,8 +6,10 @@
 //!   rooms, queued bytes) are computed when scraped, so they cost nothing
 //!   between scrapes.
 //! - `GET /healthz`: 200 while the process serves HTTP.
-//! - `GET /readyz`: 200 while accepting work, 503 once shutdown has begun,
-//!   so a load balancer stops sending new clients before connections close.
+//! - `GET /readyz`: 200 while accepting work; 503 once shutdown has begun
+//!   (so a load balancer stops sending new clients before connections
+//!   close), while the store's writes fail, or when it does not answer a
+//!   ping within 2 s (PostgreSQL unreachable).
 //!
 //! Counting a delivery is one `fetch_add` on a shared counter per frame
 //! queued; everything else counts per request or per batch.
@@ -259,11 +261,20 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: 503 once shutdown has begun.
 pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
     if hub.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    } else {
-        "ready\n".into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if hub.persist.is_failing() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "storage failing\n").into_response();
+    }
+    let ping = hub.with_store(|store| store.ping());
+    match tokio::time::timeout(READY_PING_TIMEOUT, ping).await {
+        Ok(Ok(())) => "ready\n".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response(),
     }
 }
+
+/// How long `/readyz` waits for the store to answer.
+const READY_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

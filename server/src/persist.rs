@@ -13,8 +13,11 @@
 //! that arrives after a quiet spell is committed at once.
 //!
 //! If the store fails, the batch is retried with backoff; nothing is acked
-//! and nothing is skipped, so sequence numbers stay gapless.
+//! and nothing is skipped, so sequence numbers stay gapless. Meanwhile new
+//! sends are refused with `unavailable` ([`Persister::is_failing`]), so
+//! clients retry rather than wait behind an outage.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -42,6 +45,9 @@ struct Job {
 
 pub struct Persister {
     tx: Mutex<Option<SyncSender<Job>>>,
+    /// Set while the store refuses writes (the last attempt failed): new
+    /// sends are refused with `unavailable` rather than queued behind it.
+    failing: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -54,14 +60,22 @@ impl Persister {
         metrics: Arc<Metrics>,
     ) -> Persister {
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let failing = Arc::new(AtomicBool::new(false));
+        let failed = Arc::clone(&failing);
         let thread = std::thread::Builder::new()
             .name("hubbub-persist".into())
-            .spawn(move || persist_loop(store, rx, retention, window, metrics))
+            .spawn(move || persist_loop(store, rx, retention, window, metrics, failed))
             .expect("spawn the persist thread");
         Persister {
             tx: Mutex::new(Some(tx)),
+            failing,
             thread: Mutex::new(Some(thread)),
         }
+    }
+
+    /// Whether the store's last write failed (and is being retried).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Hands a message to the thread; `false` if it is backed up or stopped.
@@ -92,6 +106,7 @@ fn persist_loop(
     retention: Retention,
     window: Duration,
     metrics: Arc<Metrics>,
+    failing: Arc<AtomicBool>,
 ) {
     let prunes = retention.max_count.is_some() || retention.max_age.is_some();
     let mut last_prune: Option<Instant> = None;
@@ -139,9 +154,13 @@ fn persist_loop(
             let result = store.number_and_append(&mut batch);
             metrics.store_write(batch.len(), started.elapsed());
             let err = match result {
-                Ok(retries) => break retries,
+                Ok(retries) => {
+                    failing.store(false, Ordering::Relaxed);
+                    break retries;
+                }
                 Err(err) => err,
             };
+            failing.store(true, Ordering::Relaxed);
             Metrics::inc(&metrics.store_errors);
             tracing::error!(error = %err, messages = batch.len(), "storing messages failed; retrying");
             std::thread::sleep(backoff);

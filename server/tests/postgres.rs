@@ -131,21 +131,51 @@ async fn history_resume_and_accounts_survive_a_restart_on_postgres() {
     server.shutdown().await;
 }
 
-/// PostgreSQL going away and coming back: a send made meanwhile is acked
-/// only once it is stored, and nothing acked is lost.
+/// PostgreSQL going away and coming back: the send that meets the outage
+/// waits and is acked once stored; sends after it are refused with
+/// `unavailable` (retry), `/readyz` says not ready meanwhile, and nothing
+/// acked is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_send_while_the_database_is_down_is_acked_once_stored() {
+async fn while_the_database_is_down_sends_wait_or_are_refused_and_nothing_is_lost() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let url = tokio::task::block_in_place(|| pg.database("chat"));
     let server = TestServer::start(|c| c.database = Some(url.clone())).await;
+    let ready = |server: &TestServer| {
+        let addr = server.addr;
+        async move { http(addr, "GET", "/readyz", &[], None).await.status }
+    };
+    assert_eq!(ready(&server).await, 200);
     let mut alice = server.join_as("alice").await;
     alice.join("lobby").await;
     assert_eq!(alice.say("lobby", "before", "c-1").await, 1);
 
     tokio::task::block_in_place(|| pg.stop());
+    assert_eq!(ready(&server).await, 503, "not ready without its database");
     alice
         .send(json!({"type":"send","room":"lobby","text":"during","client_id":"c-2"}))
         .await;
+    // Once the store has failed, new sends are refused, not queued.
+    let failed = async {
+        loop {
+            let metrics = http(server.addr, "GET", "/metrics", &[], None).await;
+            if !metrics.body.contains("hubbub_store_errors_total 0") {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, failed)
+        .await
+        .expect("the store failed");
+    alice
+        .send(json!({"type":"send","room":"lobby","text":"after","client_id":"c-3"}))
+        .await;
+    let refused = alice.expect_error("unavailable").await;
+    assert!(
+        matches!(refused, ServerMsg::Error { client_id: Some(ref id), .. } if id == "c-3"),
+        "{refused:?}"
+    );
+
     tokio::task::block_in_place(|| pg.restart());
     let ack = alice
         .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
@@ -153,6 +183,12 @@ async fn a_send_while_the_database_is_down_is_acked_once_stored() {
     assert!(
         matches!(ack, ServerMsg::Ack { seq: Some(2), .. }),
         "{ack:?}"
+    );
+    assert_eq!(ready(&server).await, 200);
+    assert_eq!(
+        alice.say("lobby", "after", "c-3").await,
+        3,
+        "the retry goes through"
     );
     server.shutdown().await;
 
@@ -163,6 +199,6 @@ async fn a_send_while_the_database_is_down_is_acked_once_stored() {
         panic!("{history:?}")
     };
     let texts: Vec<_> = messages.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, ["before", "during"]);
+    assert_eq!(texts, ["before", "during", "after"]);
     server.shutdown().await;
 }

@@ -178,6 +178,11 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether the store answers (`/readyz`).
+    fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Presence across the nodes sharing this store (`None`: one node).
     fn node_presence(&self) -> Option<&dyn NodePresence> {
         None

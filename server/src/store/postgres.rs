@@ -645,6 +645,11 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn ping(&self) -> Result<(), StoreError> {
+        self.client()?.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
     fn node_presence(&self) -> Option<&dyn NodePresence> {
         self.cluster.then_some(self as &dyn NodePresence)
     }
