@@ -52,7 +52,8 @@ pub enum Phase {
 
 /// What every client needs to know about the run.
 pub struct Plan {
-    pub addr: SocketAddr,
+    /// The server's addresses (a cluster's nodes): client i uses i mod N.
+    pub addrs: Vec<SocketAddr>,
     pub clients: usize,
     pub rooms: usize,
     pub senders: usize,
@@ -312,7 +313,8 @@ pub async fn run(
 
 /// Connects from 127.0.0.(1 + i % 64) and says hello.
 async fn connect(i: usize, plan: &Plan) -> Result<Ws, String> {
-    let socket = match plan.addr {
+    let addr = plan.addrs[i % plan.addrs.len()];
+    let socket = match addr {
         SocketAddr::V4(_) => {
             let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
             let last = 1 + i % SOURCES;
@@ -325,11 +327,11 @@ async fn connect(i: usize, plan: &Plan) -> Result<Ws, String> {
         SocketAddr::V6(_) => TcpSocket::new_v6().map_err(|e| format!("socket: {e}"))?,
     };
     let stream = socket
-        .connect(plan.addr)
+        .connect(addr)
         .await
-        .map_err(|e| format!("connect {}: {e}", plan.addr))?;
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let mut ws = Ws::handshake(stream, plan.addr).await?;
+    let mut ws = Ws::handshake(stream, addr).await?;
     let hello = format!(r#"{{"type":"hello","name":"{}{i}"}}"#, plan.name_prefix);
     ws.send(TEXT, hello.as_bytes())
         .await
@@ -735,7 +737,7 @@ mod tests {
     #[test]
     fn texts_are_cut_to_text_bytes_and_bursts_counted_per_room() {
         let mut plan = Plan {
-            addr: "127.0.0.1:1".parse().unwrap(),
+            addrs: vec!["127.0.0.1:1".parse().unwrap()],
             clients: 10,
             rooms: 3,
             senders: 4,
@@ -761,7 +763,7 @@ mod tests {
     #[test]
     fn rooms_and_senders_are_spread_evenly() {
         let plan = Plan {
-            addr: "127.0.0.1:1".parse().unwrap(),
+            addrs: vec!["127.0.0.1:1".parse().unwrap()],
             clients: 10,
             rooms: 3,
             senders: 4,

@@ -54,9 +54,11 @@ const MAX_DURATION: Duration = Duration::from_secs(600);
 #[derive(Parser, Debug)]
 #[command(name = "hubbub-bench", version, verbatim_doc_comment)]
 struct Args {
-    /// Server address (must be a loopback address).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// Server address (must be a loopback address). Repeat it (or give a
+    /// comma-separated list) for the nodes of a cluster: client i connects
+    /// to address i mod N.
+    #[arg(long, default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    addr: Vec<SocketAddr>,
 
     /// Clients to connect (each says hello and joins one room).
     #[arg(long, short = 'n', default_value_t = 1000)]
@@ -110,8 +112,9 @@ struct Args {
     name_prefix: String,
 
     /// The server's pid, to report its CPU seconds and resident memory.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Repeat it for the nodes of a cluster: their figures are summed.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
 
     /// Start this hubbub binary on 127.0.0.1 (a free port), pinned with
     /// `taskset` to --server-cpu, with the rate limit raised and a fresh
@@ -303,8 +306,8 @@ fn main() -> std::process::ExitCode {
                     c.id(),
                     args.server_cpu
                 );
-                args.addr = addr;
-                args.server_pid = Some(c.id());
+                args.addr = vec![addr];
+                args.server_pid = vec![c.id()];
                 child = Some(c);
                 program = std::path::Path::new(&path)
                     .file_name()
@@ -321,7 +324,7 @@ fn main() -> std::process::ExitCode {
             eprintln!("hubbub-bench: cannot pin to cpu {}: {err}", args.bench_cpu);
         }
     }
-    if let Some(pid) = args.server_pid {
+    if let Some(&pid) = args.server_pid.first() {
         match sys::fd_limit_of(pid) {
             Some(limit) if limit < args.clients as u64 + 64 => eprintln!(
                 "warning: the server's open-file limit is {limit}; start it after `ulimit -n {}`",
@@ -370,11 +373,13 @@ fn main() -> std::process::ExitCode {
 
 /// Refuses runs that would leave loopback or not stop by themselves.
 fn check(args: &Args) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
+    if let Some(addr) = args.addr.iter().find(|a| !a.ip().is_loopback()) {
         return Err(format!(
-            "{} is not a loopback address; the bench only loads a server on this machine",
-            args.addr
+            "{addr} is not a loopback address; the bench only loads a server on this machine"
         ));
+    }
+    if args.addr.is_empty() {
+        return Err("--addr needs an address".into());
     }
     if args.clients == 0 || args.clients > MAX_CLIENTS {
         return Err(format!("--clients must be 1..={MAX_CLIENTS}"));
@@ -500,8 +505,24 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-fn sample(pid: Option<u32>) -> Option<sys::ProcSample> {
-    pid.and_then(|pid| sys::sample(pid).ok())
+/// The processes' figures, summed (the nodes of a cluster); `None` if
+/// there are none or one cannot be read.
+fn sample(pids: &[u32]) -> Option<sys::ProcSample> {
+    let mut sum: Option<sys::ProcSample> = None;
+    for &pid in pids {
+        let one = sys::sample(pid).ok()?;
+        sum = Some(match sum {
+            None => one,
+            Some(s) => sys::ProcSample {
+                cpu_seconds: s.cpu_seconds + one.cpu_seconds,
+                user_seconds: s.user_seconds + one.user_seconds,
+                system_seconds: s.system_seconds + one.system_seconds,
+                rss_bytes: s.rss_bytes + one.rss_bytes,
+                peak_rss_bytes: s.peak_rss_bytes + one.peak_rss_bytes,
+            },
+        });
+    }
+    sum
 }
 
 /// Waits until `done()` or `timeout`, printing a progress line each second.
@@ -509,7 +530,7 @@ async fn wait_until(
     what: &str,
     timeout: Duration,
     shared: &Shared,
-    pid: Option<u32>,
+    pid: &[u32],
     done: impl Fn() -> bool,
 ) -> Option<Duration> {
     let start = Instant::now();
@@ -559,7 +580,7 @@ async fn wait_until(
 async fn run(args: &Args) -> Summary {
     let senders = if args.idle { 0 } else { args.senders };
     let plan = Arc::new(Plan {
-        addr: args.addr,
+        addrs: args.addr.clone(),
         clients: args.clients,
         rooms: args.rooms,
         senders,
@@ -570,7 +591,7 @@ async fn run(args: &Args) -> Summary {
         name_prefix: args.name_prefix.clone(),
     });
     let shared = Arc::new(Shared::new(args.rooms, args.clients));
-    let pid = args.server_pid;
+    let pid: &[u32] = &args.server_pid;
     let burst = args.burst.is_some() && senders > 0;
     let mut summary = Summary {
         mode: match (args.idle, burst) {
@@ -646,7 +667,7 @@ async fn run(args: &Args) -> Summary {
     // Let the last presence notices drain before measuring memory or load.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sample(pid);
-    let bench_before = sample(Some(std::process::id()));
+    let bench_before = sample(&[std::process::id()]);
     let segments_before = sys::tcp_out_segments().ok();
     let phase_start = Instant::now();
     let mut drained = None;
@@ -688,7 +709,7 @@ async fn run(args: &Args) -> Summary {
     if let (Some(before), Ok(after)) = (segments_before, sys::tcp_out_segments()) {
         summary.tcp_segments = Some(after.saturating_sub(before));
     }
-    if let (Some(b), Some(a)) = (bench_before, sample(Some(std::process::id()))) {
+    if let (Some(b), Some(a)) = (bench_before, sample(&[std::process::id()])) {
         summary.bench_cpu_seconds = ((a.cpu_seconds - b.cpu_seconds) * 1000.0).round() / 1000.0;
     }
     let _ = phase_tx.send(Phase::Stop);
@@ -732,7 +753,9 @@ async fn run(args: &Args) -> Summary {
     summary.errors = shared.error_codes.lock().clone();
     summary.closes = shared.closes.lock().clone();
     summary.dropped = Shared::get(&shared.dropped);
-    if let (Some(pid), Some(base), Some(before), Some(after)) = (pid, baseline, before, after) {
+    if let (Some(&pid), Some(base), Some(before), Some(after)) =
+        (pid.first(), baseline, before, after)
+    {
         let cpu = after.cpu_seconds - before.cpu_seconds;
         let user = after.user_seconds - before.user_seconds;
         let ms = |s: f64| (s * 1000.0).round() / 1000.0;

@@ -422,6 +422,9 @@ impl Hub {
     ) -> Result<(), StoreError> {
         loop {
             let room = self.open_room(room_name).await?;
+            if let Some(since) = since {
+                self.catch_up_to(&room, since).await?;
+            }
             let mut since = since;
             if let Some(from) = since.filter(|s| s + 1 < room.oldest_in_log()) {
                 // Resuming from before the log: only if the store still has
@@ -440,6 +443,25 @@ impl Hub {
             }
             // Evicted between the lookup and the lock: open it again.
         }
+    }
+
+    /// A resume from further than this node's log reaches: in a cluster the
+    /// client may have seen messages on a node that heard of them sooner.
+    /// Reads them from the store into the room's log first (a page at a
+    /// time, as far as the store has them), so the resume is a resume, not
+    /// a resync. On a lone node the store has nothing newer; it costs one read.
+    async fn catch_up_to(&self, room: &Arc<Room>, since: u64) -> Result<(), StoreError> {
+        while since > room.delivered() {
+            let (name, from) = (room.name.clone(), room.delivered());
+            let limit = (since - from).min(crate::feed::CATCH_UP_PAGE as u64) as usize;
+            let msgs = self
+                .with_store(move |store| store.after(&name, from, limit))
+                .await?;
+            if msgs.is_empty() || !room.arrived(msgs) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Removes `conn` from `room`. An empty room stays loaded until the

@@ -205,7 +205,7 @@ fn a_lone_node_and_a_cluster_never_share_a_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
-    let (_pg, nodes) = three_nodes().await;
+    let (pg, nodes) = three_nodes().await;
     let mut ann = member(&nodes[0], "ann").await;
     // ben arrives through another node: ann hears of it once.
     let mut ben = member(&nodes[1], "ben").await;
@@ -246,7 +246,17 @@ async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
 
     // ben opens a second tab on the third node: he was online already.
     let mut ben2 = member(&nodes[2], "ben").await;
-    // ...and closes the first: still online (through the other tab).
+    // Once both nodes have said so (otherwise the two changes could reach
+    // ann's node in either order, as they would in life) ...
+    let both = async {
+        while pg.query("chat", "SELECT count(*) FROM presence WHERE name = 'ben'") != "2" {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, both)
+        .await
+        .expect("published");
+    // ...he closes the first: still online (through the other tab).
     drop(ben);
     // cat hears nothing of ben either way; a message shows the order.
     ben2.say("lobby", "still here", "b2-1").await;
