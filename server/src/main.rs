@@ -52,8 +52,25 @@ async fn main() -> std::process::ExitCode {
         },
         None => None,
     };
-    match hubbub::run_with_gateway(listener, gateway, cli.config, shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    // On a worker thread, not this one: whatever the accept loop allocates
+    // per connection (the socket's registration with the I/O driver, the
+    // HTTP task) then comes from the workers' allocator arena, where the
+    // connections' other allocations reuse what it frees. From the main
+    // thread it came from an arena of its own, and the pieces that aligned
+    // allocations leave behind stayed there unused: 110 bytes per
+    // connection (docs/benchmarks.md, "Idle memory per connection").
+    let server = tokio::spawn(hubbub::run_with_gateway(
+        listener,
+        gateway,
+        cli.config,
+        shutdown_signal(),
+    ));
+    match server.await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(err)) => {
+            eprintln!("hubbub: {err}");
+            std::process::ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("hubbub: {err}");
             std::process::ExitCode::FAILURE
