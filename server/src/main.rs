@@ -52,13 +52,13 @@ async fn main() -> std::process::ExitCode {
         },
         None => None,
     };
-    // On a worker thread, not this one: whatever the accept loop allocates
-    // per connection (the socket's registration with the I/O driver, the
-    // HTTP task) then comes from the workers' allocator arena, where the
-    // connections' other allocations reuse what it frees. From the main
-    // thread it came from an arena of its own, and the pieces that aligned
-    // allocations leave behind stayed there unused: 110 bytes per
-    // connection (docs/benchmarks.md, "Idle memory per connection").
+    // On a worker thread, not this one. glibc gives each thread its own
+    // allocator arena and frees memory back to the arena it came from; from
+    // here, the accept loop's allocations (each socket's registration with
+    // the I/O driver, each HTTP connection's task) grew this thread's arena
+    // to the connect storm's high-water mark, beside the workers' arena, and
+    // it stayed there: ~150 bytes per idle connection (docs/benchmarks.md,
+    // "Idle memory per connection").
     let server = tokio::spawn(hubbub::run_with_gateway(
         listener,
         gateway,
