@@ -49,6 +49,12 @@ type Stamp = u32;
 /// Longest span between two [`Stamp`]s that is measured right: 24.8 days.
 const MAX_SPAN: Duration = Duration::from_millis(i32::MAX as u64);
 
+/// Milliseconds from `then` to `now`; 0 if `then` is later (a connection
+/// touched on another thread after the sweep read the clock).
+fn since(now: Stamp, then: Stamp) -> u64 {
+    (now.wrapping_sub(then) as i32).max(0) as u64
+}
+
 /// One WebSocket connection as the hub sees it.
 pub struct Conn {
     pub id: ConnId,
@@ -631,12 +637,10 @@ impl Hub {
                     let wall = now_ms();
                     for conn in self.conns.lock().values() {
                         let stalled = conn.stalled.load(Ordering::Relaxed);
-                        let silent = now.wrapping_sub(conn.last_seen.load(Ordering::Relaxed));
-                        if u64::from(silent) > idle_limit {
+                        let silent = since(now, conn.last_seen.load(Ordering::Relaxed));
+                        if silent > idle_limit {
                             conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
-                        } else if stalled != 0
-                            && u64::from(now.wrapping_add(1).wrapping_sub(stalled)) > write_limit
-                        {
+                        } else if stalled != 0 && since(now, stalled.wrapping_sub(1)) > write_limit {
                             Metrics::inc(&self.metrics.slow_consumers);
                             tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
                             conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" });
@@ -672,5 +676,20 @@ impl Hub {
             rooms: self.rooms.lock().len(),
             queued_bytes: conns.iter().map(|c| c.outbox.queued_bytes()).sum(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_between_stamps_survive_the_wrap_and_a_later_touch_is_no_silence() {
+        assert_eq!(since(1_000, 400), 600);
+        // 49.7 days after the start the stamp wraps; spans stay right.
+        assert_eq!(since(5, u32::MAX - 4), 10);
+        // Touched on another thread after the sweep read the clock: no
+        // silence, not 49 days of it.
+        assert_eq!(since(400, 1_000), 0);
     }
 }
