@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -45,7 +44,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{Batch, Close};
 use crate::room::{Sink, Wire};
 use crate::session::Session;
-use crate::ws::{self, FrameError, OpCode, Upgraded};
+use crate::ws::{self, FrameError, OpCode, Socket, Upgraded};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// How long we wait for the peer's answer to our close frame, and how long
@@ -126,18 +125,16 @@ pub fn serve<H: Handler>(
     Connection {
         hub,
         conn,
-        io,
-        session: Some(handler),
-        request: None,
-        inbuf: Vec::new(),
+        io: io.socket,
+        handler: Turn::Ready(handler),
+        inbuf: (!io.pre.is_empty()).then(|| Box::new(io.pre.to_vec())),
         fragments: None,
         feed: Feed::default(),
         spill: Vec::new(),
         spilled: 0,
         ping: false,
-        close_frame: None,
         looked_again: false,
-        timer: None,
+        closing: None,
         phase: Phase::Open,
         peer_closed: false,
         _task: task,
@@ -147,6 +144,33 @@ pub fn serve<H: Handler>(
 
 /// A request that may wait (for the store); it hands the handler back.
 pub type Request<H> = Pin<Box<dyn Future<Output = H> + Send>>;
+
+/// Who has the handler: the connection, or a request in flight (which
+/// hands it back when done). One field of two variants rather than two
+/// options: it packs into the handler's own size, and this is paid per
+/// connection.
+enum Turn<H> {
+    /// The connection has it.
+    Ready(H),
+    /// A request in flight has it (`Some`), or it has ended (`None`).
+    Away(Option<Request<H>>),
+}
+
+impl<H> Turn<H> {
+    fn is_busy(&self) -> bool {
+        matches!(self, Turn::Away(Some(_)))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What only a closing connection holds, in one box: our close frame
+    /// until it is written, and the deadline of the close.
+    struct Closing {
+        frame: Option<Close>,
+        #[pin]
+        timer: Sleep,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -176,13 +200,16 @@ enum Step {
 pub struct Connection<H: Handler = Session> {
     hub: Arc<Hub>,
     conn: Arc<Conn>,
-    io: Upgraded,
-    /// The message handler (the chat session); `None` while a request is
-    /// in flight (it owns the handler).
-    session: Option<H>,
-    request: Option<Request<H>>,
-    /// Bytes read but not handled yet; empty (unallocated) when idle.
-    inbuf: Vec<u8>,
+    io: Socket,
+    /// The message handler (the chat session), or the request in flight
+    /// that owns it.
+    handler: Turn<H>,
+    /// Bytes read but not handled yet (an incomplete frame, or frames
+    /// behind a request that waits); `None` when idle.
+    /// Boxed: 8 bytes of the task rather than 24 while idle, for one more
+    /// allocation only while bytes are held.
+    #[allow(clippy::box_collection)]
+    inbuf: Option<Box<Vec<u8>>>,
     /// A fragmented message being assembled: its opcode, its bytes so far,
     /// and how many of them are known to be UTF-8 (text is checked as each
     /// fragment arrives, so a bad one fails at once, not at the end).
@@ -193,17 +220,17 @@ pub struct Connection<H: Handler = Session> {
     /// the scratch buffer, or a pong, which goes out between two frames);
     /// empty (unallocated) while the socket keeps up.
     spill: Vec<u8>,
-    /// How much of `spill` is written.
-    spilled: usize,
+    /// How much of `spill` is written (a frame is at most
+    /// `max_frame_bytes`, well below 4 GiB; 32 bits pack beside the flags).
+    spilled: u32,
     /// A ping the hub asked for that did not fit yet.
     ping: bool,
-    /// Our close frame, once closing; written after what must precede it.
-    close_frame: Option<Bytes>,
     /// The writer said it waits ([`crate::outbox::Outbox::wait`]) and is
     /// looking for work once more before it sleeps.
     looked_again: bool,
-    /// The close deadline; only while closing.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// Only while closing: our close frame (written after what must
+    /// precede it) and the close deadline.
+    closing: Option<Pin<Box<Closing>>>,
     phase: Phase,
     /// The peer sent its close frame (or bytes we refused).
     peer_closed: bool,
@@ -230,10 +257,9 @@ impl<H: Handler> Future for Connection<H> {
                 Phase::Ended => {
                     // A request in flight finishes first: it may have joined
                     // a room the session must leave.
-                    if let Some(request) = this.request.as_mut() {
+                    if let Turn::Away(Some(request)) = &mut this.handler {
                         let session = std::task::ready!(request.as_mut().poll(cx));
-                        this.request = None;
-                        this.session = Some(session);
+                        this.handler = Turn::Ready(session);
                     }
                     this.end_session();
                     return Poll::Ready(());
@@ -246,7 +272,7 @@ impl<H: Handler> Future for Connection<H> {
                         this.set_timer(CLOSE_GRACE);
                         this.phase = Phase::ShuttingDown;
                     } else {
-                        this.timer = None;
+                        this.closing = None;
                         this.phase = Phase::Ended;
                     }
                 }
@@ -259,10 +285,9 @@ impl<H: Handler> Connection<H> {
     /// Reads, handles and writes until blocked; `Ready(clean)` when the
     /// connection is over.
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if let Some(request) = self.request.as_mut() {
+        if let Turn::Away(Some(request)) = &mut self.handler {
             if let Poll::Ready(session) = request.as_mut().poll(cx) {
-                self.request = None;
-                self.session = Some(session);
+                self.handler = Turn::Ready(session);
                 if self.phase != Phase::Open {
                     self.end_session();
                 }
@@ -299,26 +324,40 @@ impl<H: Handler> Connection<H> {
 
     /// Ends the session (leaves every room, frees the name) once.
     fn end_session(&mut self) {
-        if let Some(session) = self.session.take() {
-            session.end();
+        match std::mem::replace(&mut self.handler, Turn::Away(None)) {
+            Turn::Ready(session) => session.end(),
+            // Not ours to end yet: the request hands it back first.
+            busy @ Turn::Away(Some(_)) => self.handler = busy,
+            Turn::Away(None) => {}
         }
     }
 
-    /// Sets the timer to fire `after` from now.
+    /// Sets the close timer to fire `after` from now.
     fn set_timer(&mut self, after: Duration) {
         let deadline = Instant::now() + after;
-        match self.timer.as_mut() {
-            Some(timer) => timer.as_mut().reset(deadline),
-            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        match self.closing.as_mut() {
+            Some(closing) => closing.as_mut().project().timer.reset(deadline),
+            None => {
+                self.closing = Some(Box::pin(Closing {
+                    frame: None,
+                    timer: tokio::time::sleep_until(deadline),
+                }))
+            }
         }
     }
 
-    /// Whether the timer has fired (if not, `cx` is woken when it does).
+    /// Whether the close timer has fired (if not, `cx` is woken when it
+    /// does).
     fn timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
-        match self.timer.as_mut() {
-            Some(timer) => timer.as_mut().poll(cx).is_ready(),
+        match self.closing.as_mut() {
+            Some(closing) => closing.as_mut().project().timer.poll(cx).is_ready(),
             None => true,
         }
+    }
+
+    /// Takes our close frame, to write it.
+    fn take_close_frame(&mut self) -> Option<Close> {
+        self.closing.as_mut()?.as_mut().project().frame.take()
     }
 
     // ---- reading ----
@@ -331,18 +370,17 @@ impl<H: Handler> Connection<H> {
             // After the peer's close frame (or bytes we refused) there is
             // nothing more to read.
             let done = self.peer_closed && self.phase != Phase::CloseSent;
-            if self.request.is_some() || done {
+            if self.handler.is_busy() || done {
                 return Step::Blocked;
             }
-            if !self.inbuf.is_empty() {
-                let mut buf = std::mem::take(&mut self.inbuf);
+            if let Some(mut buf) = self.inbuf.take() {
                 let used = match self.handle_bytes(cx, &mut buf) {
                     Ok(used) => used,
                     Err(end) => return end,
                 };
                 buf.drain(..used);
                 if !buf.is_empty() {
-                    self.inbuf = buf;
+                    self.inbuf = Some(buf);
                     if used > 0 {
                         continue;
                     }
@@ -365,13 +403,15 @@ impl<H: Handler> Connection<H> {
                     return Err(Step::Ended(clean));
                 }
                 self.hub.touch(&self.conn);
-                if self.inbuf.is_empty() {
+                if let Some(inbuf) = self.inbuf.as_mut() {
+                    inbuf.extend_from_slice(&scratch[..n]);
+                } else {
                     // The common case: handle the frames where they landed and
                     // keep only what is left over.
                     let used = self.handle_bytes(cx, &mut scratch[..n])?;
-                    self.inbuf.extend_from_slice(&scratch[used..n]);
-                } else {
-                    self.inbuf.extend_from_slice(&scratch[..n]);
+                    if used < n {
+                        self.inbuf = Some(Box::new(scratch[used..n].to_vec()));
+                    }
                 }
                 Ok(())
             });
@@ -387,7 +427,7 @@ impl<H: Handler> Connection<H> {
     /// must wait for the store.
     fn handle_bytes(&mut self, cx: &mut Context<'_>, data: &mut [u8]) -> Result<usize, Step> {
         let mut at = 0;
-        while self.request.is_none() {
+        while !self.handler.is_busy() {
             let header = match ws::parse_header(&data[at..], self.hub.config.max_frame_bytes) {
                 Ok(Some(header)) => header,
                 Ok(None) => break,
@@ -421,7 +461,7 @@ impl<H: Handler> Connection<H> {
         tracing::info!(conn = self.conn.id, error = %err, code, "closing on a bad frame");
         self.conn.outbox.close_after_drain(Close { code, reason });
         // Whatever else the peer sent is not looked at.
-        self.inbuf = Vec::new();
+        self.inbuf = None;
         self.peer_closed = true;
         Step::Blocked
     }
@@ -507,19 +547,21 @@ impl<H: Handler> Connection<H> {
         if self.phase != Phase::Open || self.conn.outbox.is_closing() {
             return Ok(());
         }
-        let Some(mut session) = self.session.take() else {
+        let Turn::Ready(session) = &mut self.handler else {
             return Ok(());
         };
         let Some(text) = text else {
             session.on_binary(payload);
-            self.session = Some(session);
             return Ok(());
         };
+        let Turn::Ready(session) = std::mem::replace(&mut self.handler, Turn::Away(None)) else {
+            unreachable!("matched just above");
+        };
         let mut request = session.on_text(text.to_owned());
-        match request.as_mut().poll(cx) {
-            Poll::Ready(session) => self.session = Some(session),
-            Poll::Pending => self.request = Some(request),
-        }
+        self.handler = match request.as_mut().poll(cx) {
+            Poll::Ready(session) => Turn::Ready(session),
+            Poll::Pending => Turn::Away(Some(request)),
+        };
         Ok(())
     }
 
@@ -540,8 +582,9 @@ impl<H: Handler> Connection<H> {
                 self.begin_close(close);
             }
             // What the socket did not take goes first.
-            if self.spilled < self.spill.len() {
-                match Pin::new(&mut self.io).poll_write(cx, &self.spill[self.spilled..]) {
+            if (self.spilled as usize) < self.spill.len() {
+                let unwritten = &self.spill[self.spilled as usize..];
+                match Pin::new(&mut self.io).poll_write(cx, unwritten) {
                     Poll::Pending => {
                         // Woken by the socket, or by an abort (timeouts, overflow).
                         self.conn.stalled(&self.hub);
@@ -552,8 +595,8 @@ impl<H: Handler> Connection<H> {
                     Poll::Ready(Ok(n)) => {
                         self.conn.progressed();
                         Metrics::inc(&self.hub.metrics.socket_writes);
-                        self.spilled += n;
-                        if self.spilled == self.spill.len() {
+                        self.spilled += n as u32;
+                        if self.spilled as usize == self.spill.len() {
                             self.spill = Vec::new();
                             self.spilled = 0;
                         }
@@ -590,9 +633,13 @@ impl<H: Handler> Connection<H> {
             }
             // Draining before the close frame: the outbox only, and nothing
             // at all after an abort.
-            Phase::Closing if self.close_frame.is_some() && !self.conn.outbox.is_aborted() => self
-                .feed
-                .poll_fill(cx, &self.hub, &self.conn, &mut sink, false, &mut control),
+            Phase::Closing
+                if self.closing.as_ref().is_some_and(|c| c.frame.is_some())
+                    && !self.conn.outbox.is_aborted() =>
+            {
+                self.feed
+                    .poll_fill(cx, &self.hub, &self.conn, &mut sink, false, &mut control)
+            }
             _ => Fill::Drained,
         };
         if control.ping && !sink.raw(&PING) {
@@ -612,10 +659,10 @@ impl<H: Handler> Connection<H> {
                 return Some(Step::Blocked); // the store wakes us
             }
             if self.phase == Phase::Closing {
-                return Some(match self.close_frame.take() {
+                return Some(match self.take_close_frame() {
                     // Everything before it is out: now our close frame.
-                    Some(frame) => {
-                        self.spill = frame.to_vec();
+                    Some(close) => {
+                        self.spill = ws::close_frame(close.code, close.reason).to_vec();
                         return None;
                     }
                     None => self.close_sent(cx),
@@ -692,13 +739,13 @@ impl<H: Handler> Connection<H> {
     /// already handed to the socket.
     fn begin_close(&mut self, close: Close) {
         let aborted = self.conn.outbox.is_aborted();
-        self.close_frame = Some(ws::close_frame(close.code, close.reason));
         self.phase = Phase::Closing;
         self.set_timer(if aborted { CLOSE_GRACE } else { DRAIN_GRACE });
-        self.fragments = None;
-        if self.request.is_none() {
-            self.end_session();
+        if let Some(closing) = self.closing.as_mut() {
+            *closing.as_mut().project().frame = Some(close);
         }
+        self.fragments = None;
+        self.end_session();
     }
 }
 
@@ -753,6 +800,28 @@ impl Sink for WsSink<'_> {
 mod tests {
     use super::*;
     use tungstenite::Utf8Bytes;
+
+    /// An idle connection is its task and its [`Conn`]: these sizes are
+    /// its memory (docs/benchmarks.md, "Idle memory per connection").
+    /// tokio keeps a task as one allocation of its future plus 96 bytes of
+    /// header and trailer, aligned to 128 bytes on x86_64: a connection of
+    /// at most 288 bytes makes a 384-byte task, one byte more a 512-byte one.
+    /// A `Conn` of at most 136 bytes is a 152-byte `Arc`, which the system
+    /// allocator keeps in a 160-byte chunk.
+    #[test]
+    fn an_idle_connection_fits_its_memory_budget() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<Connection<Session>>() <= 288,
+            "Connection is {} bytes: its task no longer fits 384 bytes",
+            size_of::<Connection<Session>>()
+        );
+        assert!(
+            size_of::<Conn>() <= 136,
+            "Conn is {} bytes: past a 160-byte allocation",
+            size_of::<Conn>()
+        );
+    }
 
     #[test]
     fn the_sink_takes_whole_frames_and_spills_only_a_frame_larger_than_the_buffer() {

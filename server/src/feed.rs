@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::hub::{Conn, Hub};
 use crate::metrics::Metrics;
 use crate::outbox::{Batch, Item};
@@ -75,7 +77,8 @@ enum Advanced {
 /// The writer side of one connection's rooms and outbox; see the module docs.
 #[derive(Default)]
 pub struct Feed {
-    cursors: Vec<Cursor>,
+    /// One inline (no allocation): most connections are in one room.
+    cursors: SmallVec<[Cursor; 1]>,
     /// Items taken from the outbox and not yet handed to the sink.
     items: VecDeque<Item>,
 }

@@ -9,13 +9,14 @@
 //! `rooms` map → one room → an outbox.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tungstenite::Utf8Bytes;
@@ -25,7 +26,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::outbox::Flusher;
 use crate::outbox::{Close, Outbox};
 use crate::persist::Persister;
-use crate::room::{Loaded, Room, Said, CLIENT_ID_WINDOW};
+use crate::room::{Loaded, Name, Room, Said, CLIENT_ID_WINDOW};
 use crate::store::{Store, StoreError, StoredMessage};
 
 /// How connections are closed when the server shuts down.
@@ -37,15 +38,32 @@ const GOING_AWAY: Close = Close {
 /// Identifies one connection for its lifetime.
 pub type ConnId = u64;
 
+/// A moment as a connection keeps it (when its peer last sent, since when
+/// its socket is stalled): ms since the hub started, in 32 bits (every byte
+/// of a [`Conn`] is paid per connection). It wraps every 49.7 days, so
+/// spans are taken wrapping, and are right up to [`MAX_SPAN`]: the idle and
+/// write timeouts count as at most that, and the sweep looks at every
+/// connection well within it.
+type Stamp = u32;
+
+/// Longest span between two [`Stamp`]s that is measured right: 24.8 days.
+const MAX_SPAN: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// Milliseconds from `then` to `now`; 0 if `then` is later (a connection
+/// touched on another thread after the sweep read the clock).
+fn since(now: Stamp, then: Stamp) -> u64 {
+    (now.wrapping_sub(then) as i32).max(0) as u64
+}
+
 /// One WebSocket connection as the hub sees it.
 pub struct Conn {
     pub id: ConnId,
     pub outbox: Outbox,
-    /// When the peer last sent anything, in ms since the hub started.
-    last_seen: AtomicU64,
-    /// Since when (ms since the hub started, plus one) the socket has taken
-    /// nothing while something waits to be written; 0 while it keeps up.
-    stalled: AtomicU64,
+    /// When the peer last sent anything, as a [`Stamp`].
+    last_seen: AtomicU32,
+    /// Since when (a [`Stamp`], plus one) the socket has taken nothing
+    /// while something waits to be written; 0 while it keeps up.
+    stalled: AtomicU32,
     /// The signed-in account this connection speaks for; `None` for a guest
     /// (boxed: most connections are guests, and every byte here is paid
     /// per connection).
@@ -73,7 +91,8 @@ impl Conn {
     /// clock if it is not running.
     pub fn stalled(&self, hub: &Hub) {
         if self.stalled.load(Ordering::Relaxed) == 0 {
-            self.stalled.store(hub.elapsed_ms() + 1, Ordering::Relaxed);
+            let since = hub.stamp().wrapping_add(1).max(1);
+            self.stalled.store(since, Ordering::Relaxed);
         }
     }
 
@@ -98,26 +117,44 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// An online user, in the hub's table under its [`names::name_key`].
 struct User {
-    name: String,
-    /// Every connection of this user: one for a guest, any number (up to
-    /// `max_conns_per_user`) for an account.
-    conns: Vec<Arc<Conn>>,
+    /// The name as the user gave it: one allocation, shared with the
+    /// sessions and the rooms' member lists (and with the key, when the
+    /// name is already lowercase).
+    name: Name,
+    /// Every connection of this user: one for a guest (kept inline, no
+    /// allocation), any number (up to `max_conns_per_user`) for an account.
+    conns: SmallVec<[Arc<Conn>; 1]>,
 }
 
 impl User {
+    /// The entry for `name` (whose key is `key`) with one connection.
+    fn new(name: &str, key: String, conn: &Arc<Conn>) -> (Name, User) {
+        let name = Name::from(name);
+        // Most names are lowercase already: then key and name are one.
+        let key = if key == *name {
+            Arc::clone(&name)
+        } else {
+            Name::from(key)
+        };
+        let conns = SmallVec::from_buf([Arc::clone(conn)]);
+        (key, User { name, conns })
+    }
+
     fn is_account(&self) -> bool {
         self.conns.iter().any(|c| c.account.is_some())
     }
 }
 
-/// Counts connections per client IP address; see [`Hub::admit_ip`].
-type IpCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+/// Counts connections per client IP address (IPv4 as IPv4-mapped IPv6,
+/// so a slot is 24 bytes, not 32); see [`Hub::admit_ip`].
+type IpCounts = Arc<Mutex<HashMap<Ipv6Addr, usize>>>;
 
 /// One admitted connection from an IP address; dropping it frees the slot.
 pub struct IpSlot {
     counts: IpCounts,
-    ip: IpAddr,
+    ip: Ipv6Addr,
 }
 
 impl Drop for IpSlot {
@@ -145,8 +182,8 @@ const STORE_THREADS: usize = 4;
 pub struct Hub {
     pub config: Config,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
-    /// Online users by [`names::name_key`].
-    users: Mutex<HashMap<String, User>>,
+    /// Online users by [`names::name_key`] (see [`User`]).
+    users: Mutex<HashMap<Name, User>>,
     /// Every open connection, for heartbeats, the idle sweep and shutdown.
     conns: Mutex<HashMap<ConnId, Arc<Conn>>>,
     next_id: AtomicU64,
@@ -199,6 +236,11 @@ impl Hub {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Now, as a connection keeps it; see [`Stamp`].
+    fn stamp(&self) -> Stamp {
+        self.elapsed_ms() as Stamp
+    }
+
     /// Registers a new connection.
     pub fn connect(&self) -> Arc<Conn> {
         self.connect_as(None)
@@ -209,8 +251,8 @@ impl Hub {
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             outbox: Outbox::with_metrics(self.config.queue_bytes, Arc::clone(&self.metrics)),
-            last_seen: AtomicU64::new(self.elapsed_ms()),
-            stalled: AtomicU64::new(0),
+            last_seen: AtomicU32::new(self.stamp()),
+            stalled: AtomicU32::new(0),
             account: account.map(Box::new),
         });
         Metrics::inc(&self.metrics.connections_total);
@@ -225,11 +267,11 @@ impl Hub {
 
     /// Records that the peer of `conn` is alive.
     pub fn touch(&self, conn: &Conn) {
-        conn.last_seen.store(self.elapsed_ms(), Ordering::Relaxed);
+        conn.last_seen.store(self.stamp(), Ordering::Relaxed);
     }
 
     /// Forgets a connection: leaves its rooms (offline notices), frees its name.
-    pub fn disconnect(&self, conn: &Conn, name: Option<&str>, rooms: &[String]) {
+    pub fn disconnect(&self, conn: &Conn, name: Option<&str>, rooms: &[Arc<Room>]) {
         for room in rooms {
             self.leave(room, conn);
         }
@@ -239,37 +281,38 @@ impl Hub {
         self.conns.lock().remove(&conn.id);
     }
 
-    /// Takes `name` for `conn`, or says why not.
-    pub fn claim_name(&self, name: &str, conn: &Arc<Conn>) -> Result<(), (ErrorCode, String)> {
+    /// Takes `name` for `conn`, or says why not. Returns the name as the
+    /// hub keeps it, for the session to share.
+    pub fn claim_name(&self, name: &str, conn: &Arc<Conn>) -> Result<Name, (ErrorCode, String)> {
         names::validate_name(name).map_err(|why| (ErrorCode::InvalidName, why))?;
         let mut users = self.users.lock();
         let key = names::name_key(name);
-        match users.get_mut(&key) {
+        match users.get_mut(key.as_str()) {
             // Another connection of the same account: a second tab or device.
             Some(user) if conn.account.is_some() && user.is_account() => {
                 user.conns.push(Arc::clone(conn));
+                if *user.name == *name {
+                    return Ok(Arc::clone(&user.name));
+                }
+                Ok(Name::from(name))
             }
-            Some(_) => return Err((ErrorCode::NameTaken, format!("{name:?} is taken"))),
+            Some(_) => Err((ErrorCode::NameTaken, format!("{name:?} is taken"))),
             None => {
-                users.insert(
-                    key,
-                    User {
-                        name: name.to_string(),
-                        conns: vec![Arc::clone(conn)],
-                    },
-                );
+                let (key, user) = User::new(name, key, conn);
+                let name = Arc::clone(&user.name);
+                users.insert(key, user);
+                Ok(name)
             }
         }
-        Ok(())
     }
 
     fn release_name(&self, name: &str, id: ConnId) {
         let mut users = self.users.lock();
         let key = names::name_key(name);
-        if let Some(user) = users.get_mut(&key) {
+        if let Some(user) = users.get_mut(key.as_str()) {
             user.conns.retain(|c| c.id != id);
             if user.conns.is_empty() {
-                users.remove(&key);
+                users.remove(key.as_str());
             }
         }
     }
@@ -278,7 +321,7 @@ impl Hub {
     pub fn connections_of(&self, name: &str) -> usize {
         self.users
             .lock()
-            .get(&names::name_key(name))
+            .get(names::name_key(name).as_str())
             .map_or(0, |u| u.conns.len())
     }
 
@@ -304,6 +347,10 @@ impl Hub {
 
     /// Admits one more connection from `ip`, or `None` past `max_conns_per_ip`.
     pub fn admit_ip(&self, ip: IpAddr) -> Option<IpSlot> {
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
         let mut counts = self.ips.lock();
         let n = counts.entry(ip).or_default();
         if *n >= self.config.max_conns_per_ip {
@@ -333,37 +380,35 @@ impl Hub {
     }
 
     /// Renames the user of `conn` from `old` to `new` in the user table and
-    /// in each of `rooms`, telling their members.
+    /// in each of `rooms`, telling their members. Returns the new name as
+    /// the hub keeps it.
     pub fn rename(
         &self,
         conn: &Arc<Conn>,
         old: &str,
         new: &str,
-        rooms: &[String],
-    ) -> Result<(), (ErrorCode, String)> {
+        rooms: &[Arc<Room>],
+    ) -> Result<Name, (ErrorCode, String)> {
         names::validate_name(new).map_err(|why| (ErrorCode::InvalidName, why))?;
-        {
+        let renamed = {
             let mut users = self.users.lock();
             let new_key = names::name_key(new);
             if users
-                .get(&new_key)
+                .get(new_key.as_str())
                 .is_some_and(|u| u.conns.iter().any(|c| c.id != conn.id))
             {
                 return Err((ErrorCode::NameTaken, format!("{new:?} is taken")));
             }
-            users.remove(&names::name_key(old));
-            users.insert(
-                new_key,
-                User {
-                    name: new.to_string(),
-                    conns: vec![Arc::clone(conn)],
-                },
-            );
+            users.remove(names::name_key(old).as_str());
+            let (key, user) = User::new(new, new_key, conn);
+            let renamed = Arc::clone(&user.name);
+            users.insert(key, user);
+            renamed
+        };
+        for room in rooms {
+            room.rename(conn, old, &renamed);
         }
-        for room in rooms.iter().filter_map(|r| self.room(r)) {
-            room.rename(conn, old, new);
-        }
-        Ok(())
+        Ok(renamed)
     }
 
     fn room(&self, name: &str) -> Option<Arc<Room>> {
@@ -413,13 +458,14 @@ impl Hub {
     /// gets, in order: the `presence` snapshot; then either every message
     /// after `since` (resume: from the room's log, or the store for what the
     /// log no longer holds) or the latest history; then live messages.
+    /// Returns the room, which stays loaded while `conn` is a member.
     pub async fn join(
         &self,
         room_name: &str,
         conn: &Arc<Conn>,
-        name: &str,
+        name: &Name,
         since: Option<u64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Arc<Room>, StoreError> {
         loop {
             let room = self.open_room(room_name).await?;
             if let Some(since) = since {
@@ -439,7 +485,7 @@ impl Hub {
             }
             let history = self.config.history;
             if room.join(conn, name, since, history, self.config.presence_interval) {
-                return Ok(());
+                return Ok(room);
             }
             // Evicted between the lookup and the lock: open it again.
         }
@@ -466,10 +512,8 @@ impl Hub {
 
     /// Removes `conn` from `room`. An empty room stays loaded until the
     /// sweep evicts it.
-    pub fn leave(&self, room_name: &str, conn: &Conn) {
-        if let Some(room) = self.room(room_name) {
-            room.leave(conn, self.config.presence_interval);
-        }
+    pub fn leave(&self, room: &Arc<Room>, conn: &Conn) {
+        room.leave(conn, self.config.presence_interval);
     }
 
     /// Drops rooms with no members and nothing waiting to be committed;
@@ -485,19 +529,12 @@ impl Hub {
     /// original `seq`.
     pub fn say(
         &self,
-        room_name: &str,
+        room: &Arc<Room>,
         conn: &Arc<Conn>,
         from: &str,
         text: String,
         client_id: Option<String>,
     ) -> Result<Said, (ErrorCode, String)> {
-        let unavailable = || {
-            (
-                ErrorCode::Unavailable,
-                "the server is busy; retry shortly".to_string(),
-            )
-        };
-        let room = self.room(room_name).ok_or_else(unavailable)?;
         if self.persist.is_failing() {
             return Err((
                 ErrorCode::Unavailable,
@@ -506,9 +543,14 @@ impl Hub {
         }
         let said = room
             .say(conn, from, names::name_key(from), text, client_id, |msg| {
-                self.persist.submit(Arc::clone(&room), msg)
+                self.persist.submit(Arc::clone(room), msg)
             })
-            .ok_or_else(unavailable)?;
+            .ok_or_else(|| {
+                (
+                    ErrorCode::Unavailable,
+                    "the server is busy; retry shortly".to_string(),
+                )
+            })?;
         if matches!(said, Said::Queued) {
             Metrics::inc(&self.metrics.messages_in);
         }
@@ -525,13 +567,6 @@ impl Hub {
         let room = room.to_string();
         self.with_store(move |store| store.history(&room, before, limit))
             .await
-    }
-
-    /// Tells the other members of `room` that `user` is typing.
-    pub fn typing(&self, room_name: &str, id: ConnId, user: &str) {
-        if let Some(room) = self.room(room_name) {
-            room.typing(id, user);
-        }
     }
 
     /// Who is online in `room` now (empty if the room does not exist).
@@ -583,15 +618,15 @@ impl Hub {
         // the sender's tabs show what was said), each once.
         let (to_name, mut targets) = {
             let users = self.users.lock();
-            let Some(recipient) = users.get(&names::name_key(to)) else {
+            let Some(recipient) = users.get(names::name_key(to).as_str()) else {
                 return Err((ErrorCode::UnknownUser, format!("{to:?} is not online")));
             };
-            let mut targets = recipient.conns.clone();
-            match users.get(&names::name_key(from)) {
+            let mut targets = recipient.conns.to_vec();
+            match users.get(names::name_key(from).as_str()) {
                 Some(me) => targets.extend(me.conns.iter().cloned()),
                 None => targets.push(Arc::clone(sender)),
             }
-            (recipient.name.clone(), targets)
+            (recipient.name.to_string(), targets)
         };
         targets.sort_by_key(|c| c.id);
         targets.dedup_by_key(|c| c.id);
@@ -615,9 +650,13 @@ impl Hub {
         let mut beat = tokio::time::interval(self.config.heartbeat);
         // Check often enough that a silent peer is closed within a quarter
         // of the timeout after it expires.
-        let mut sweep = tokio::time::interval(
-            (self.config.idle_timeout.min(self.config.write_timeout) / 4)
-                .max(Duration::from_millis(10)),
+        let idle_limit = self.config.idle_timeout.min(MAX_SPAN);
+        let write_limit = self.config.write_timeout.min(MAX_SPAN);
+        let mut sweep =
+            tokio::time::interval((idle_limit.min(write_limit) / 4).max(Duration::from_millis(10)));
+        let (idle_limit, write_limit) = (
+            idle_limit.as_millis() as u64,
+            write_limit.as_millis() as u64,
         );
         beat.tick().await;
         sweep.tick().await;
@@ -632,15 +671,14 @@ impl Hub {
                 }
                 _ = sweep.tick() => {
                     self.evict_idle_rooms();
-                    let now = self.elapsed_ms();
-                    let limit = self.config.idle_timeout.as_millis() as u64;
-                    let write_limit = self.config.write_timeout.as_millis() as u64;
+                    let now = self.stamp();
                     let wall = now_ms();
                     for conn in self.conns.lock().values() {
                         let stalled = conn.stalled.load(Ordering::Relaxed);
-                        if now.saturating_sub(conn.last_seen.load(Ordering::Relaxed)) > limit {
+                        let silent = since(now, conn.last_seen.load(Ordering::Relaxed));
+                        if silent > idle_limit {
                             conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
-                        } else if stalled != 0 && now + 1 - stalled > write_limit {
+                        } else if stalled != 0 && since(now, stalled.wrapping_sub(1)) > write_limit {
                             Metrics::inc(&self.metrics.slow_consumers);
                             tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
                             conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" });
@@ -676,5 +714,20 @@ impl Hub {
             rooms: self.rooms.lock().len(),
             queued_bytes: conns.iter().map(|c| c.outbox.queued_bytes()).sum(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_between_stamps_survive_the_wrap_and_a_later_touch_is_no_silence() {
+        assert_eq!(since(1_000, 400), 600);
+        // 49.7 days after the start the stamp wraps; spans stay right.
+        assert_eq!(since(5, u32::MAX - 4), 10);
+        // Touched on another thread after the sweep read the clock: no
+        // silence, not 49 days of it.
+        assert_eq!(since(400, 1_000), 0);
     }
 }

@@ -52,8 +52,25 @@ async fn main() -> std::process::ExitCode {
         },
         None => None,
     };
-    match hubbub::run_with_gateway(listener, gateway, cli.config, shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    // On a worker thread, not this one. glibc gives each thread its own
+    // allocator arena and frees memory back to the arena it came from; from
+    // here, the accept loop's allocations (each socket's registration with
+    // the I/O driver, each HTTP connection's task) grew this thread's arena
+    // to the connect storm's high-water mark, beside the workers' arena, and
+    // it stayed there: ~150 bytes per idle connection (docs/benchmarks.md,
+    // "Idle memory per connection").
+    let server = tokio::spawn(hubbub::run_with_gateway(
+        listener,
+        gateway,
+        cli.config,
+        shutdown_signal(),
+    ));
+    match server.await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(err)) => {
+            eprintln!("hubbub: {err}");
+            std::process::ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("hubbub: {err}");
             std::process::ExitCode::FAILURE

@@ -446,7 +446,7 @@ impl Room {
     pub fn join(
         self: &Arc<Room>,
         conn: &Arc<Conn>,
-        name: &str,
+        name: &Name,
         since: Option<u64>,
         history: usize,
         presence_interval: Duration,
@@ -490,7 +490,7 @@ impl Room {
             }
         }
         let member = Member {
-            name: Arc::from(name),
+            name: Arc::clone(name),
             conn: Arc::clone(conn),
         };
         if state.add(conn.id, member) {
@@ -641,12 +641,12 @@ impl Room {
     }
 
     /// The member `conn` now goes by `new` (was `old`); the others are told.
-    pub fn rename(&self, conn: &Conn, old: &str, new: &str) {
+    pub fn rename(&self, conn: &Conn, old: &str, new: &Name) {
         let mut state = self.state.lock();
         let Some(member) = state.members.get_mut(&conn.id) else {
             return;
         };
-        let new_name: Name = Arc::from(new);
+        let new_name: Name = Arc::clone(new);
         member.name = Arc::clone(&new_name);
         state.forget(old);
         *state.online.entry(Arc::clone(&new_name)).or_default() += 1;

@@ -6,7 +6,8 @@
 //! connection's outbox as serialized [`ServerMsg`] frames.
 
 use std::sync::Arc;
-use std::time::Instant;
+
+use smallvec::SmallVec;
 
 use hubbub_protocol::{
     close, decode_client, names, ClientMsg, ErrorCode, HistoryMessage, ServerMsg, PROTOCOL_VERSION,
@@ -15,35 +16,37 @@ use hubbub_protocol::{
 use crate::hub::{now_ms, Conn, Hub};
 use crate::metrics::Metrics;
 use crate::outbox::Close;
-use crate::room::{history_message, Said};
+use crate::room::{history_message, Name, Room, Said};
 
-/// Requests per second a connection may sustain, with a burst allowance.
+/// Requests per second a connection may sustain, with a burst allowance
+/// (`rate` and `burst` are the hub's, not kept here: this is paid per
+/// connection).
 struct TokenBucket {
-    rate: f64,
-    capacity: f64,
-    tokens: f64,
-    last: Instant,
+    /// Requests that may be made now (fractions earn over time).
+    tokens: f32,
     /// Requests refused in a row; the flood is cut off past a bound.
     refused: u32,
+    /// When `tokens` was last brought up to date, ms since the hub started.
+    last_ms: u64,
 }
 
 impl TokenBucket {
-    fn new(rate: f64, burst: u32) -> TokenBucket {
-        let capacity = f64::from(burst.max(1));
+    /// A full bucket of `burst` (at least one) at `now_ms`.
+    fn new(burst: u32, now_ms: u64) -> TokenBucket {
         TokenBucket {
-            rate,
-            capacity,
-            tokens: capacity,
-            last: Instant::now(),
+            tokens: burst.max(1) as f32,
             refused: 0,
+            last_ms: now_ms,
         }
     }
 
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + earned).min(self.capacity);
-        self.last = now;
+    /// Takes a token at `now_ms`, earning `rate` per second up to `burst`.
+    fn take(&mut self, now_ms: u64, rate: f64, burst: u32) -> bool {
+        // Whole milliseconds: what one call leaves out, the next one counts.
+        let earned = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0 * rate;
+        let capacity = f64::from(burst.max(1));
+        self.tokens = (f64::from(self.tokens) + earned).min(capacity) as f32;
+        self.last_ms = now_ms.max(self.last_ms);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             self.refused = 0;
@@ -55,25 +58,31 @@ impl TokenBucket {
     }
 }
 
+/// One client's session. It lives inside its connection's task, so every
+/// byte of it is paid per connection, idle or not (see
+/// docs/benchmarks.md, "Idle memory per connection").
 pub struct Session {
     hub: Arc<Hub>,
     conn: Arc<Conn>,
-    /// Set by `hello`.
-    name: Option<String>,
+    /// Set by `hello`; the same allocation as the hub's user entry and
+    /// the session's room memberships.
+    name: Option<Name>,
     /// Rooms this connection is a member of (at most `max_rooms`, so a
-    /// list: smaller than a set for the usual one or two rooms).
-    rooms: Vec<String>,
+    /// list: smaller than a set; the first one inline, as most connections
+    /// are in one room). A member keeps its room loaded, so the session
+    /// holds the room itself.
+    rooms: SmallVec<[Arc<Room>; 1]>,
     bucket: TokenBucket,
 }
 
 impl Session {
     pub fn new(hub: Arc<Hub>, conn: Arc<Conn>) -> Session {
-        let bucket = TokenBucket::new(hub.config.rate, hub.config.burst);
+        let bucket = TokenBucket::new(hub.config.burst, hub.elapsed_ms());
         Session {
             hub,
             conn,
             name: None,
-            rooms: Vec::new(),
+            rooms: SmallVec::new(),
             bucket,
         }
     }
@@ -83,9 +92,19 @@ impl Session {
         self.name.as_deref()
     }
 
-    /// The rooms this session is a member of.
-    pub fn rooms(&self) -> &[String] {
-        &self.rooms
+    /// The names of the rooms this session is a member of.
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.iter().map(|room| room.name.as_str())
+    }
+
+    /// Whether this session is a member of `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.room(room).is_some()
+    }
+
+    /// The room named `room`, if this session is a member.
+    fn room(&self, room: &str) -> Option<&Arc<Room>> {
+        self.rooms.iter().find(|r| r.name == room)
     }
 
     /// Handles one text frame: rate limit, decode, act.
@@ -129,7 +148,11 @@ impl Session {
     /// `rate_limited`; a flood that goes on for another burst is closed with 1008.
     fn check_rate(&mut self) -> bool {
         Metrics::inc(&self.hub.metrics.requests);
-        if self.bucket.take() {
+        let config = &self.hub.config;
+        if self
+            .bucket
+            .take(self.hub.elapsed_ms(), config.rate, config.burst)
+        {
             return true;
         }
         Metrics::inc(&self.hub.metrics.rate_limited);
@@ -137,7 +160,7 @@ impl Session {
         if refused == 1 {
             tracing::info!(conn = self.conn.id, "rate limited");
             self.reply_error(ErrorCode::RateLimited, "slow down: too many requests");
-        } else if f64::from(refused) > self.bucket.capacity {
+        } else if refused > self.hub.config.burst.max(1) {
             tracing::info!(conn = self.conn.id, "closing a flooding connection");
             self.conn.outbox.close_after_drain(Close {
                 code: close::POLICY,
@@ -177,9 +200,9 @@ impl Session {
             ),
             ClientMsg::Join { room, since } => self.join(room, since, &name).await,
             ClientMsg::Leave { room } => {
-                if let Some(at) = self.rooms.iter().position(|r| *r == room) {
-                    self.rooms.swap_remove(at);
-                    self.hub.leave(&room, &self.conn);
+                if let Some(at) = self.rooms.iter().position(|r| r.name == room) {
+                    let left = self.rooms.swap_remove(at);
+                    self.hub.leave(&left, &self.conn);
                     self.conn.send(&ServerMsg::LeaveOk { room });
                 } else {
                     self.not_in_room(&room, None);
@@ -190,9 +213,9 @@ impl Session {
                 text,
                 client_id,
             } => {
-                if !self.rooms.contains(&room) {
+                let Some(joined) = self.room(&room) else {
                     return self.not_in_room(&room, client_id);
-                }
+                };
                 if let Err((code, why)) =
                     check_client_id(client_id.as_deref()).and_then(|()| self.check_text(&text))
                 {
@@ -200,7 +223,7 @@ impl Session {
                 }
                 match self
                     .hub
-                    .say(&room, &self.conn, &name, text, client_id.clone())
+                    .say(joined, &self.conn, &name, text, client_id.clone())
                 {
                     Ok(Said::Queued | Said::Waiting) => {} // acked once durable
                     Ok(Said::Duplicate(seq)) => self.conn.send(&ServerMsg::Ack {
@@ -237,13 +260,13 @@ impl Session {
                     return self.reply_error(code, why);
                 }
                 match self.hub.rename(&self.conn, &name, &new, &self.rooms) {
-                    Ok(()) => {
+                    Ok(renamed) => {
                         self.conn.send(&ServerMsg::Renamed {
                             room: None,
-                            from: name,
-                            to: new.clone(),
+                            from: name.to_string(),
+                            to: new,
                         });
-                        self.name = Some(new);
+                        self.name = Some(renamed);
                     }
                     Err((code, why)) => self.reply_error(code, why),
                 }
@@ -269,8 +292,8 @@ impl Session {
                 limit,
             } => self.history(room, before, limit).await,
             ClientMsg::Typing { room } => {
-                if self.rooms.contains(&room) {
-                    self.hub.typing(&room, self.conn.id, &name);
+                if let Some(joined) = self.room(&room) {
+                    joined.typing(self.conn.id, &name);
                 } else {
                     self.not_in_room(&room, None);
                 }
@@ -296,18 +319,18 @@ impl Session {
                     },
                 };
                 match self.hub.claim_name(&name, &self.conn) {
-                    Ok(()) => {
+                    Ok(claimed) => {
                         let config = &self.hub.config;
                         self.conn.send(&ServerMsg::Welcome {
-                            user: name.clone(),
+                            user: name,
                             protocol: PROTOCOL_VERSION,
                             heartbeat_ms: config.heartbeat.as_millis() as u64,
                             idle_timeout_ms: config.idle_timeout.as_millis() as u64,
                             server_time: now_ms(),
                             limits: config.limits(),
                         });
-                        tracing::debug!(conn = self.conn.id, user = %name, "hello");
-                        self.name = Some(name);
+                        tracing::debug!(conn = self.conn.id, user = %claimed, "hello");
+                        self.name = Some(claimed);
                     }
                     Err((code, why)) => self.reply_error(code, why),
                 }
@@ -367,11 +390,11 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, room: String, since: Option<u64>, name: &str) {
+    async fn join(&mut self, room: String, since: Option<u64>, name: &Name) {
         if let Err(why) = names::validate_room(&room) {
             return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
         }
-        if !self.rooms.contains(&room) && self.rooms.len() >= self.hub.config.max_rooms {
+        if !self.in_room(&room) && self.rooms.len() >= self.hub.config.max_rooms {
             let why = format!(
                 "a connection may be in at most {} rooms",
                 self.hub.config.max_rooms
@@ -379,11 +402,12 @@ impl Session {
             return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
         }
         match self.hub.join(&room, &self.conn, name, since).await {
-            Ok(()) => {
-                if !self.rooms.contains(&room) {
-                    // Grow by one: most connections stay in one room.
+            Ok(joined) => {
+                if !self.in_room(&room) {
+                    // Grow by one past the first: most connections are in
+                    // one room, and few in many.
                     self.rooms.reserve_exact(1);
-                    self.rooms.push(room);
+                    self.rooms.push(joined);
                 }
             }
             Err(err) => {

@@ -268,7 +268,7 @@ impl Gateway {
                 since: None,
             })
             .await;
-        if self.session.rooms().contains(&room) {
+        if self.session.in_room(&room) {
             self.notice(Some(&room), format!("you are talking in {room} now"));
             self.current = Some(room);
         }
@@ -278,8 +278,8 @@ impl Gateway {
         self.session
             .on_request(ClientMsg::Leave { room: room.clone() })
             .await;
-        if self.current.as_deref() == Some(&room) && !self.session.rooms().contains(&room) {
-            self.current = self.session.rooms().iter().min().cloned();
+        if self.current.as_deref() == Some(&room) && !self.session.in_room(&room) {
+            self.current = self.session.rooms().min().map(String::from);
             match &self.current {
                 Some(room) => self.notice(Some(room), format!("you are talking in {room} now")),
                 None => self.notice(None, "you are in no room now: /join ROOM"),

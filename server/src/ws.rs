@@ -12,18 +12,93 @@
 //! compression), no subprotocols, HTTP/1.1 upgrades only.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use hubbub_protocol::close;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// The upgraded connection: the socket (plain or TLS) the HTTP request came
 /// on, plus whatever the client sent after its request.
-pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
+pub struct Upgraded {
+    pub socket: Socket,
+    /// Bytes the client sent after its upgrade request, before it had our
+    /// answer (usually none); they are the connection's first.
+    pub pre: Bytes,
+}
+
+/// An upgraded connection's socket. Plain TCP is taken back from hyper as
+/// itself: hyper hands over any socket boxed (with room for `pre` beside
+/// it), 80 bytes per connection that an idle connection has no use for
+/// (docs/benchmarks.md, "Idle memory per connection"). Anything else (TLS)
+/// stays as hyper hands it over, boxed once more to keep this small.
+pub enum Socket {
+    Tcp(TcpStream),
+    Other(Box<TokioIo<hyper::upgrade::Upgraded>>),
+}
+
+impl Upgraded {
+    fn new(upgraded: hyper::upgrade::Upgraded) -> Upgraded {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => Upgraded {
+                socket: Socket::Tcp(parts.io.into_inner()),
+                pre: parts.read_buf,
+            },
+            Err(upgraded) => Upgraded {
+                socket: Socket::Other(Box::new(TokioIo::new(upgraded))),
+                pre: Bytes::new(),
+            },
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Socket::Other(other) => Pin::new(other).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Socket::Other(other) => Pin::new(other).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Socket::Other(other) => Pin::new(other).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Other(other) => Pin::new(other).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A valid WebSocket upgrade request (`GET` with `Connection: upgrade`,
 /// `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a key).
@@ -125,7 +200,7 @@ impl WsUpgrade {
             match on_upgrade.await {
                 // A task of its own: its size is the connection's alone,
                 // not the connection's plus this one's.
-                Ok(upgraded) => drop(tokio::spawn(serve(TokioIo::new(upgraded)))),
+                Ok(upgraded) => drop(tokio::spawn(serve(Upgraded::new(upgraded)))),
                 Err(err) => tracing::debug!(error = %err, "upgrade failed"),
             }
         });

@@ -71,6 +71,12 @@ impl Raw {
 
     /// [`Raw::open`] on any server.
     async fn open_at(addr: SocketAddr) -> Raw {
+        Raw::open_sending(addr, &[]).await
+    }
+
+    /// [`Raw::open_at`], with `frames` in the same write as the upgrade
+    /// request (a client that does not wait for the answer).
+    async fn open_sending(addr: SocketAddr, frames: &[u8]) -> Raw {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let request = format!(
@@ -78,7 +84,9 @@ impl Raw {
              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut first = request.into_bytes();
+        first.extend_from_slice(frames);
+        stream.write_all(&first).await.unwrap();
         let mut raw = Raw {
             stream,
             buf: Vec::new(),
@@ -241,6 +249,25 @@ async fn frames_are_understood_however_the_bytes_arrive() {
         let msg = raw.next_json().await;
         seen_message = msg["type"] == "message" && msg["text"] == long.as_str();
     }
+}
+
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_answered() {
+    // hyper reads them with the request and hands them over with the
+    // socket; the connection handles them before anything it reads itself.
+    let server = TestServer::default().await;
+    let mut eager = text(json!({"type": "hello", "name": "eager"}));
+    eager.extend(text(json!({"type": "ping", "id": 5})));
+    let mut raw = Raw::open_sending(server.addr, &eager).await;
+    assert_eq!(raw.next_json().await["type"], "welcome");
+    let pong = raw.next_json().await;
+    assert_eq!(
+        (pong["type"].as_str(), pong["id"].as_u64()),
+        (Some("pong"), Some(5))
+    );
+    // And the connection goes on as any other.
+    raw.send(&text(json!({"type": "ping", "id": 6}))).await;
+    assert_eq!(raw.next_json().await["id"], 6);
 }
 
 #[tokio::test]
