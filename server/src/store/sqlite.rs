@@ -18,8 +18,9 @@
 //! in `(room, seq)` order, in the same transaction. A room's rows thus go
 //! into its leaf page many at a time, and the folding is spread over the
 //! commits (one fold of the whole journal every 4096 rows stalled every
-//! send behind it for 40-130 ms). Reads look in both tables, in one
-//! snapshot; a room's journal rows are newer than its rows in `messages`.
+//! send behind it for 40-100 ms). Reads look in both
+//! tables, in one snapshot; a room's journal rows are newer than its rows in
+//! `messages`.
 //!
 //! The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are
 //! applied in order on open.
