@@ -11,16 +11,12 @@
 //! by `(room, seq)`, so a commit of many small rooms' messages touched one
 //! leaf page per room: a 4 KiB page written to the WAL (and fsynced) for
 //! each ~100-byte message. [`Store::append`] instead adds rows to `journal`,
-//! keyed by `(slot, id)`: each room has one of [`FOLD_SLOTS`] slots (a hash
-//! of its name), and rows are appended at the end of their slot, so a commit
-//! writes a few pages per slot. Once the journal holds [`FOLD_ROWS`] rows,
-//! each commit also folds one slot, in turn: moves its rows into `messages`
-//! in `(room, seq)` order, in the same transaction. A room's rows thus go
-//! into its leaf page many at a time, and the folding is spread over the
-//! commits (one fold of the whole journal every 4096 rows stalled every
-//! send behind it for 40-100 ms). Reads look in both
-//! tables, in one snapshot; a room's journal rows are newer than its rows in
-//! `messages`.
+//! an append-only rowid table (a commit writes a few consecutive pages),
+//! and every [`FOLD_ROWS`] journal rows moves them into `messages` in
+//! `(room, seq)` order, in the same transaction: then each leaf page
+//! takes many rows of its room at once. Reads look in both tables; the
+//! journal holds at most a fold's worth of rows (scanned, not indexed), and
+//! for any room its rows are newer than those in `messages`.
 //!
 //! The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are
 //! applied in order on open.
@@ -64,65 +60,41 @@ const MIGRATIONS: &[&str] = &[
          expires_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX sessions_expires_at ON sessions (expires_at);",
-    // 3: the journal of recent messages, by fold slot (see the module doc).
+    // 3: the append-only journal of recent messages (see the module doc).
     "CREATE TABLE journal (
-         slot INTEGER NOT NULL,
-         id INTEGER NOT NULL,
+         id INTEGER PRIMARY KEY,
          room TEXT NOT NULL,
          seq INTEGER NOT NULL,
          sender TEXT NOT NULL,
          text TEXT NOT NULL,
          sent_at INTEGER NOT NULL,
-         client_id TEXT,
-         PRIMARY KEY (slot, id)
-     ) STRICT, WITHOUT ROWID;",
+         client_id TEXT
+     ) STRICT;",
 ];
 
-/// Journal rows past which each commit folds one slot. A slot then holds
-/// about `FOLD_ROWS / FOLD_SLOTS` rows (at 200 rooms, about 20 per room)
-/// when it is folded; more rows would put more of a room's rows in a fold
-/// but keep more in the journal, where reads scan the room's slot.
+/// Journal rows that make the next append fold the journal into `messages`.
+/// Larger folds write fewer pages per message (at 200 rooms, 4096 rows are
+/// about 20 per room) but make the commit that folds take longer, and every
+/// read scans up to this many rows.
 pub const FOLD_ROWS: usize = 4096;
 
-/// Slots of the journal: each fold moves one, so it moves about
-/// `1 / FOLD_SLOTS` of the journal.
-pub const FOLD_SLOTS: u64 = 16;
+/// Moves every journal row into `messages`, in key order.
+const FOLD: &str = "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
+         SELECT room, seq, sender, text, sent_at, client_id FROM journal ORDER BY room, seq;
+     DELETE FROM journal;";
 
-/// A room's fold slot: FNV-1a of its name. Only locality depends on it: a
-/// different slot for the same room would be folded just as well.
-fn slot(room: &str) -> i64 {
-    let hash = room.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % FOLD_SLOTS) as i64
-}
-
-/// Moves one slot's journal rows into `messages`, in key order.
-const FOLD_SLOT: &str = "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
-     SELECT room, seq, sender, text, sent_at, client_id FROM journal WHERE slot = ?1
-     ORDER BY room, seq";
-const CLEAR_SLOT: &str = "DELETE FROM journal WHERE slot = ?1";
-
-/// Folds the whole journal into `messages` in a transaction of its own.
-fn fold_all(conn: &Connection) -> Result<(), StoreError> {
+/// Folds the journal into `messages` in a transaction of its own.
+fn fold(conn: &Connection) -> Result<(), StoreError> {
     let tx = conn.unchecked_transaction()?;
-    tx.execute_batch(
-        "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
-             SELECT room, seq, sender, text, sent_at, client_id FROM journal ORDER BY room, seq;
-         DELETE FROM journal;",
-    )?;
+    tx.execute_batch(FOLD)?;
     tx.commit()?;
     Ok(())
 }
 
-/// The single writer connection and where it is in the journal.
+/// The single writer connection and what it knows of the journal.
 struct Writer {
     conn: Connection,
-    /// The `id` of the next journal row (append order).
-    next_id: i64,
-    /// The slot the next fold moves.
-    next_fold: u64,
-    /// Rows in the journal (as of the last commit).
+    /// Rows in `journal` (as of the last commit).
     journal_rows: usize,
 }
 
@@ -144,15 +116,13 @@ impl SqliteStore {
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&writer)?;
-        // A journal left by the last run (a crash, or a clean stop).
-        fold_all(&writer)?;
+        // A journal left by the last run (a crash, or rows short of a fold).
+        fold(&writer)?;
         let reader = Connection::open(&path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer {
                 conn: writer,
-                next_id: 0,
-                next_fold: 0,
                 journal_rows: 0,
             }),
             reader: Mutex::new(reader),
@@ -190,11 +160,10 @@ fn row_to_message(room: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Store
     })
 }
 
-/// Runs `sql` (parameters: room, a seq bound, a limit, the room's slot;
-/// `{table}` for the table, `{slot}` for the journal's slot condition) over
-/// `messages` and over `journal`, and returns the messages of both, sorted
-/// by `seq`. Call it in a transaction: a fold may commit between the two
-/// queries, and only one snapshot sees every message exactly once.
+/// Runs `sql` (parameters: room, a seq bound, a limit) over `messages` and
+/// over `journal` (`{table}` in `sql`), and returns the messages of both,
+/// sorted by `seq`. Call it in a transaction: a fold may commit between the
+/// two queries, and only one snapshot sees every message exactly once.
 fn both(
     conn: &Connection,
     sql: &str,
@@ -203,19 +172,15 @@ fn both(
     limit: usize,
 ) -> Result<Vec<StoredMessage>, StoreError> {
     let bound = i64::try_from(bound).unwrap_or(i64::MAX);
-    let limit = limit as i64;
-    let map = |row: &rusqlite::Row<'_>| row_to_message(room, row);
-    let folded = sql.replace("{table}", "messages").replace("{slot}", "");
-    let mut stmt = conn.prepare_cached(&folded)?;
-    let mut messages = stmt
-        .query_map(params![room, bound, limit], map)?
-        .collect::<Result<Vec<_>, _>>()?;
-    let journal = sql
-        .replace("{table}", "journal")
-        .replace("{slot}", "slot = ?4 AND");
-    let mut stmt = conn.prepare_cached(&journal)?;
-    for row in stmt.query_map(params![room, bound, limit, slot(room)], map)? {
-        messages.push(row?);
+    let mut messages = Vec::new();
+    for table in ["messages", "journal"] {
+        let mut stmt = conn.prepare_cached(&sql.replace("{table}", table))?;
+        let rows = stmt.query_map(params![room, bound, limit as i64], |row| {
+            row_to_message(room, row)
+        })?;
+        for row in rows {
+            messages.push(row?);
+        }
     }
     messages.sort_unstable_by_key(|m| m.seq);
     Ok(messages)
@@ -231,7 +196,7 @@ fn page(
     let mut messages = both(
         conn,
         "SELECT seq, sender, text, sent_at, client_id FROM {table}
-         WHERE {slot} room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+         WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         room,
         before,
         limit,
@@ -264,12 +229,12 @@ impl Store for SqliteStore {
              WHERE room = ?1 AND seq > ?2 AND client_id IS NOT NULL
              UNION ALL
              SELECT sender, client_id, seq FROM journal
-             WHERE slot = ?3 AND room = ?1 AND seq > ?2 AND client_id IS NOT NULL
+             WHERE room = ?1 AND seq > ?2 AND client_id IS NOT NULL
              ORDER BY seq",
         )?;
         let from = last_seq.saturating_sub(client_ids as i64);
         let ids = stmt
-            .query_map(params![room, from, slot(room)], |row| {
+            .query_map(params![room, from], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -285,27 +250,17 @@ impl Store for SqliteStore {
 
     fn append(&self, batch: &[StoredMessage]) -> Result<(), StoreError> {
         let mut writer = self.writer.lock();
-        let mut id = writer.next_id;
-        let fold = (writer.journal_rows >= FOLD_ROWS).then_some(writer.next_fold as i64);
+        let fold = writer.journal_rows + batch.len() >= FOLD_ROWS;
         let tx = writer.conn.transaction()?;
-        let mut moved = 0;
         {
-            // This commit's share of folding first: the rows just appended
-            // wait for their slot's turn.
-            if let Some(fold) = fold {
-                moved = tx.prepare_cached(FOLD_SLOT)?.execute([fold])?;
-                tx.prepare_cached(CLEAR_SLOT)?.execute([fold])?;
-            }
             let mut insert = tx.prepare_cached(
-                "INSERT INTO journal (slot, id, room, seq, sender, text, sent_at, client_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO journal (room, seq, sender, text, sent_at, client_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             // Each room's sequence once per batch, not once per message.
             let mut last_seqs: HashMap<&str, u64> = HashMap::new();
             for msg in batch {
                 insert.execute(params![
-                    slot(&msg.room),
-                    id,
                     msg.room,
                     msg.seq as i64,
                     msg.from,
@@ -313,7 +268,6 @@ impl Store for SqliteStore {
                     msg.sent_at as i64,
                     msg.client_id
                 ])?;
-                id += 1;
                 let last = last_seqs.entry(&msg.room).or_default();
                 *last = (*last).max(msg.seq);
             }
@@ -324,13 +278,16 @@ impl Store for SqliteStore {
             for (room, seq) in last_seqs {
                 bump.execute(params![room, seq as i64])?;
             }
+            if fold {
+                tx.execute_batch(FOLD)?;
+            }
         }
         tx.commit()?;
-        writer.next_id = id;
-        writer.journal_rows = writer.journal_rows - moved + batch.len();
-        if fold.is_some() {
-            writer.next_fold = (writer.next_fold + 1) % FOLD_SLOTS;
-        }
+        writer.journal_rows = if fold {
+            0
+        } else {
+            writer.journal_rows + batch.len()
+        };
         Ok(())
     }
 
@@ -358,7 +315,7 @@ impl Store for SqliteStore {
         let mut messages = both(
             &tx,
             "SELECT seq, sender, text, sent_at, client_id FROM {table}
-             WHERE {slot} room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+             WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             room,
             after,
             limit,
@@ -371,7 +328,7 @@ impl Store for SqliteStore {
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
         // One lookup per room: its last message, in `messages` (a
         // primary-key lookup) or in the journal (SQLite indexes the journal
-        // for the join on the fly; it holds FOLD_SLOTS commits at most).
+        // for the join on the fly).
         let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT r.name, coalesce(j.sent_at, m.sent_at) AS at FROM rooms r
@@ -389,7 +346,7 @@ impl Store for SqliteStore {
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
         let mut writer = self.writer.lock();
         // Everything in `messages` first, so one pass over one table suffices.
-        fold_all(&writer.conn)?;
+        fold(&writer.conn)?;
         writer.journal_rows = 0;
         let conn = &writer.conn;
         let mut dropped = 0;
@@ -527,27 +484,19 @@ mod tests {
     fn reads_span_the_journal_and_the_folded_messages() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        // Two rooms interleaved, in batches of 100 (50 of each), until the
-        // first fold of room a's slot, then five batches more.
-        let mut per_room = 0;
-        let mut after_fold = 0;
-        while after_fold < 5 {
-            let batch: Vec<_> = (per_room + 1..=per_room + 50)
-                .flat_map(|seq| [msg("a", seq), msg("b", seq)])
-                .collect();
-            store.append(&batch).unwrap();
-            per_room += 50;
-            if folded(&store, "a") > 0 {
-                after_fold += 1;
-            }
-            assert!(per_room < 100 * FOLD_ROWS as u64, "room a is never folded");
+        // Two rooms interleaved, in batches of 100, past one fold.
+        let per_room = FOLD_ROWS as u64 / 2 + 150;
+        let all: Vec<_> = (1..=per_room)
+            .flat_map(|seq| [msg("a", seq), msg("b", seq)])
+            .collect();
+        for batch in all.chunks(100) {
+            store.append(batch).unwrap();
         }
         let boundary = folded(&store, "a");
         assert!(
             boundary > 100 && boundary < per_room - 100,
-            "folded, and rows journaled since: {boundary}"
+            "a fold happened and rows were journaled after it: {boundary}"
         );
-        assert_ne!(slot("a"), slot("b"), "the test covers two slots");
 
         let check = |store: &SqliteStore| {
             let page = store.history("a", Some(boundary + 10), 30).unwrap();
