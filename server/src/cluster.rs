@@ -90,10 +90,8 @@ impl Drop for Cluster {
 fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: Arc<AtomicBool>) {
     let Some(strong) = hub.upgrade() else { return };
     let mut node = Node {
-        id: strong.config.node_id.clone().unwrap_or_else(|| {
-            // Fresh at each start: a restarted node is a new node.
-            format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-        }),
+        id: strong.node_id.clone(),
+        users_known: false,
         ttl: strong.config.node_ttl,
         tick: strong
             .config
@@ -150,6 +148,9 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
                 if news.everything {
                     sweep(&hub, &*store);
                 }
+                if !news.directs.is_empty() {
+                    pass_directs(&hub, &*store, &node.id, &news.directs);
+                }
                 if news.all_presence {
                     node.refresh(&hub, &*store, None);
                 } else if !news.presence.is_empty() {
@@ -201,7 +202,13 @@ struct Node {
     /// The open rooms whose other nodes' presence this node has read (a
     /// room closed and opened again is a new `Room`: read again).
     known: HashMap<String, Arc<Room>>,
+    /// Whether the users online on other nodes were read once.
+    users_known: bool,
 }
+
+/// Presence's room name for "connected to this node at all": who a
+/// `direct` can reach. No room is named so (names have 1 to 32 characters).
+const ANYWHERE: &str = "";
 
 impl Node {
     /// Publishes what changed in who is online here, and reads the other
@@ -216,6 +223,8 @@ impl Node {
         for room in &open {
             now.insert(room.name.clone(), room.local_names_if_changed());
         }
+        let force = !self.published.contains_key(ANYWHERE);
+        now.insert(ANYWHERE.to_string(), hub.local_users_if_changed(force));
         for (name, names) in &now {
             let Some(names) = names else { continue };
             let before = self.published.get(name);
@@ -246,8 +255,9 @@ impl Node {
                     }
                 }
                 let open_names: HashSet<&String> = open.iter().map(|r| &r.name).collect();
-                self.published
-                    .retain(|room, names| open_names.contains(room) && !names.is_empty());
+                self.published.retain(|room, names| {
+                    room == ANYWHERE || (open_names.contains(room) && !names.is_empty())
+                });
             }
             Err(err) => {
                 tracing::warn!(error = %err, "publishing presence failed; retrying");
@@ -255,7 +265,12 @@ impl Node {
                 for room in &open {
                     room.mark_local_changed();
                 }
+                self.published.remove(ANYWHERE);
             }
+        }
+        if !self.users_known {
+            self.users_known = true;
+            self.refresh_users(hub, store);
         }
         let fresh: Vec<String> = open
             .iter()
@@ -292,6 +307,9 @@ impl Node {
         let Some(presence) = store.node_presence() else {
             return;
         };
+        if rooms.is_none_or(|rooms| rooms.iter().any(|r| r == ANYWHERE)) {
+            self.refresh_users(hub, store);
+        }
         let open: Vec<Arc<Room>> = match rooms {
             Some(names) => names.iter().filter_map(|n| hub.room_if_open(n)).collect(),
             None => hub.open_rooms(),
@@ -319,6 +337,40 @@ impl Node {
             let remote = by_room.remove(&room.name).unwrap_or_default();
             room.set_remote(remote, interval);
         }
+    }
+}
+
+impl Node {
+    /// Reads who is online on the other nodes into the hub.
+    fn refresh_users(&self, hub: &Hub, store: &dyn Store) {
+        let Some(presence) = store.node_presence() else {
+            return;
+        };
+        match presence.others(&self.id, &[ANYWHERE.to_string()]) {
+            Ok(others) => hub.set_remote_users(
+                others
+                    .into_iter()
+                    .map(|(_, name, _)| (hubbub_protocol::names::name_key(&name), name))
+                    .collect(),
+            ),
+            Err(err) => tracing::warn!(error = %err, "reading who is online elsewhere failed"),
+        }
+    }
+}
+
+/// Delivers the direct messages other nodes passed to this node's
+/// connections of their recipients and senders.
+fn pass_directs(hub: &Hub, store: &dyn Store, node: &str, ids: &[i64]) {
+    let Some(presence) = store.node_presence() else {
+        return;
+    };
+    match presence.directs(node, ids) {
+        Ok(directs) => {
+            for (to, from, frame) in directs {
+                hub.deliver_direct(&to, &from, &tungstenite::Utf8Bytes::from(frame));
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "reading direct messages from other nodes failed"),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -203,6 +203,14 @@ pub struct Hub {
     pub metrics: Arc<Metrics>,
     /// The write-coalescing tick ([`Flusher`]); `run` drives it.
     pub flusher: Arc<Flusher>,
+    /// Set when a user came online here or went: the cluster thread then
+    /// tells the other nodes ([`Hub::local_users_if_changed`]).
+    users_changed: AtomicBool,
+    /// This node's id in a cluster (`--node-id`, or random).
+    pub node_id: String,
+    /// Users online on the other nodes of a cluster, by name key, with
+    /// their names: whom a `direct` can reach through them.
+    remote_users: Mutex<HashMap<String, String>>,
 }
 
 impl Hub {
@@ -214,6 +222,10 @@ impl Hub {
             config.commit_window,
             Arc::clone(&metrics),
         );
+        let node_id = config.node_id.clone().unwrap_or_else(|| {
+            // Fresh at each start: a restarted node is a new node.
+            format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+        });
         Arc::new(Hub {
             metrics,
             store,
@@ -229,6 +241,9 @@ impl Hub {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             flusher: Arc::default(),
+            users_changed: AtomicBool::new(false),
+            node_id,
+            remote_users: Mutex::default(),
         })
     }
 
@@ -301,6 +316,7 @@ impl Hub {
                 let (key, user) = User::new(name, key, conn);
                 let name = Arc::clone(&user.name);
                 users.insert(key, user);
+                self.users_changed.store(true, Ordering::Relaxed);
                 Ok(name)
             }
         }
@@ -313,7 +329,46 @@ impl Hub {
             user.conns.retain(|c| c.id != id);
             if user.conns.is_empty() {
                 users.remove(key.as_str());
+                self.users_changed.store(true, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// The names of the users online here, if that changed since the last
+    /// call (or `force`).
+    pub fn local_users_if_changed(&self, force: bool) -> Option<Vec<Name>> {
+        if !self.users_changed.swap(false, Ordering::Relaxed) && !force {
+            return None;
+        }
+        Some(
+            self.users
+                .lock()
+                .values()
+                .map(|u| Arc::clone(&u.name))
+                .collect(),
+        )
+    }
+
+    /// Who is online on the other nodes of a cluster (name key → name).
+    pub fn set_remote_users(&self, users: HashMap<String, String>) {
+        *self.remote_users.lock() = users;
+    }
+
+    /// Delivers a `direct` frame made on another node to this node's
+    /// connections of its recipient and of its sender (their other tabs).
+    pub fn deliver_direct(&self, to: &str, from: &str, frame: &Utf8Bytes) {
+        let users = self.users.lock();
+        let mut targets: Vec<Arc<Conn>> = Vec::new();
+        for key in [names::name_key(to), names::name_key(from)] {
+            if let Some(user) = users.get(key.as_str()) {
+                targets.extend(user.conns.iter().cloned());
+            }
+        }
+        drop(users);
+        targets.sort_by_key(|c| c.id);
+        targets.dedup_by_key(|c| c.id);
+        for conn in targets {
+            conn.outbox.push(frame);
         }
     }
 
@@ -403,6 +458,7 @@ impl Hub {
             let (key, user) = User::new(new, new_key, conn);
             let renamed = Arc::clone(&user.name);
             users.insert(key, user);
+            self.users_changed.store(true, Ordering::Relaxed);
             renamed
         };
         for room in rooms {
@@ -606,7 +662,9 @@ impl Hub {
         Ok(infos)
     }
 
-    /// Delivers a direct message to `to` and echoes it to the sender.
+    /// Delivers a direct message to `to` and echoes it to the sender, on
+    /// this node and, in a cluster, through the other nodes (where the
+    /// recipient or the sender's other tabs may be).
     pub fn direct(
         &self,
         sender: &Arc<Conn>,
@@ -614,30 +672,54 @@ impl Hub {
         to: &str,
         text: String,
     ) -> Result<(), (ErrorCode, String)> {
-        // Every connection of the recipient, and of the sender (so all of
-        // the sender's tabs show what was said), each once.
+        let cluster = self.store.node_presence().is_some();
+        let to_key = names::name_key(to);
+        // Every connection of the recipient here, and of the sender (so all
+        // of the sender's tabs show what was said), each once.
         let (to_name, mut targets) = {
             let users = self.users.lock();
-            let Some(recipient) = users.get(names::name_key(to).as_str()) else {
-                return Err((ErrorCode::UnknownUser, format!("{to:?} is not online")));
+            let mut targets = Vec::new();
+            let to_name = match users.get(to_key.as_str()) {
+                Some(recipient) => {
+                    targets.extend(recipient.conns.iter().cloned());
+                    recipient.name.to_string()
+                }
+                None => match self.remote_users.lock().get(&to_key) {
+                    Some(name) if cluster => name.clone(),
+                    _ => return Err((ErrorCode::UnknownUser, format!("{to:?} is not online"))),
+                },
             };
-            let mut targets = recipient.conns.to_vec();
             match users.get(names::name_key(from).as_str()) {
                 Some(me) => targets.extend(me.conns.iter().cloned()),
                 None => targets.push(Arc::clone(sender)),
             }
-            (recipient.name.to_string(), targets)
+            (to_name, targets)
         };
         targets.sort_by_key(|c| c.id);
         targets.dedup_by_key(|c| c.id);
         let msg = frame(&ServerMsg::Direct {
             from: from.to_string(),
-            to: to_name,
+            to: to_name.clone(),
             text,
             sent_at: now_ms(),
         });
         for conn in targets {
             conn.outbox.push(&msg);
+        }
+        if cluster {
+            // The other nodes deliver it to their connections of either
+            // side; not waited for (a direct message is not stored).
+            let store = Arc::clone(&self.store);
+            let node = self.node_id.clone();
+            let from = from.to_string();
+            tokio::task::spawn_blocking(move || {
+                let Some(presence) = store.node_presence() else {
+                    return;
+                };
+                if let Err(err) = presence.send_direct(&node, &to_name, &from, msg.as_str()) {
+                    tracing::warn!(error = %err, "passing a direct message to the other nodes failed");
+                }
+            });
         }
         Ok(())
     }

@@ -249,7 +249,11 @@ async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
     // Once both nodes have said so (otherwise the two changes could reach
     // ann's node in either order, as they would in life) ...
     let both = async {
-        while pg.query("chat", "SELECT count(*) FROM presence WHERE name = 'ben'") != "2" {
+        while pg.query(
+            "chat",
+            "SELECT count(*) FROM presence WHERE room = 'lobby' AND name = 'ben'",
+        ) != "2"
+        {
             tokio::task::yield_now().await;
         }
     };
@@ -324,4 +328,63 @@ async fn a_killed_nodes_users_go_offline_on_the_others_once() {
     let rest = ann.drain().await;
     assert!(notices(&rest, false).is_empty(), "{rest:?}");
     survivor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_reaches_its_recipient_on_another_node() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut ann = nodes[0].join_as("ann").await;
+    let mut ben = nodes[1].join_as("ben").await;
+    // ann's tab on the third node sees what she says too.
+    let mut ann2 = nodes[2].join_as("ann").await;
+    // Until ann's node has heard that ben is online elsewhere, he is
+    // unknown there; then the message goes through.
+    let sent = async {
+        let mut n = 0;
+        loop {
+            n += 1;
+            let id = format!("d-{n}");
+            ann.send(json!({"type":"direct","to":"BEN","text":"psst","client_id":id}))
+                .await;
+            match ann
+                .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+                .await
+            {
+                ServerMsg::Ack { client_id, .. } if client_id.as_deref() == Some(id.as_str()) => {
+                    return
+                }
+                ServerMsg::Error { code, .. } => {
+                    assert!(
+                        matches!(code, hubbub_protocol::ErrorCode::UnknownUser),
+                        "{code:?}"
+                    );
+                    // Polling for news that has no event of its own here.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, sent)
+        .await
+        .expect("ben became reachable");
+    for client in [&mut ben, &mut ann2] {
+        let msg = client
+            .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
+            .await;
+        let ServerMsg::Direct { from, to, text, .. } = msg else {
+            unreachable!()
+        };
+        assert_eq!(
+            (from.as_str(), to.as_str(), text.as_str()),
+            ("ann", "ben", "psst")
+        );
+    }
+    // Nobody by that name anywhere.
+    ann.send(json!({"type":"direct","to":"ghost","text":"hello?","client_id":"g-1"}))
+        .await;
+    ann.expect_error("unknown_user").await;
+    for node in nodes {
+        node.shutdown().await;
+    }
 }

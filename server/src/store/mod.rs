@@ -104,6 +104,8 @@ pub struct News {
     pub presence: Vec<String>,
     /// … in rooms too many to name: check every room's presence.
     pub all_presence: bool,
+    /// Direct messages passed by other nodes, by id.
+    pub directs: Vec<i64>,
 }
 
 /// Presence across nodes sharing a store: which names each node has
@@ -127,6 +129,13 @@ pub trait NodePresence: Send + Sync {
     ) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// `node` stops: what it had online goes (telling every node).
     fn leave(&self, node: &str) -> Result<(), StoreError>;
+    /// Passes a `direct` frame (its JSON) from `node` to the other nodes,
+    /// which deliver it to their connections of `to` and `from`.
+    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError>;
+    /// The direct messages with these ids that other nodes than `node`
+    /// passed: `(to, from, frame)`.
+    fn directs(&self, node: &str, ids: &[i64])
+        -> Result<Vec<(String, String, String)>, StoreError>;
 }
 
 /// A subscription to the commits of every node sharing a store (see

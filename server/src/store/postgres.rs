@@ -80,7 +80,19 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, name, node)
      );
      CREATE INDEX presence_node ON presence (node);",
+    // 5: direct messages passed between nodes (kept a minute).
+    "CREATE TABLE directs (
+         id BIGSERIAL PRIMARY KEY,
+         node TEXT NOT NULL,
+         to_name TEXT NOT NULL,
+         from_name TEXT NOT NULL,
+         frame TEXT NOT NULL,
+         sent_at BIGINT NOT NULL
+     );",
 ];
+
+/// The channel on which a node passes a direct message's id to the others.
+const DIRECT_CHANNEL: &str = "hubbub_direct";
 
 /// The channel on which a node tells the others in which rooms its
 /// presence changed.
@@ -288,7 +300,16 @@ impl Commits for Listener {
         let mut news = News::default();
         let mut take = |notice: &postgres::Notification| {
             let payload = notice.payload();
+            if notice.channel() == DIRECT_CHANNEL {
+                news.directs.extend(payload.parse::<i64>().ok());
+                return;
+            }
             let presence = notice.channel() == PRESENCE_CHANNEL;
+            if presence && payload.is_empty() {
+                // The one room named "": who is connected at all.
+                news.presence.push(String::new());
+                return;
+            }
             if payload == "*" {
                 if presence {
                     news.all_presence = true;
@@ -357,6 +378,11 @@ impl NodePresence for PgStore {
             .iter()
             .map(|row| row.get(0))
             .collect();
+        // Direct messages are passed on within a moment; keep a minute.
+        tx.execute(
+            &format!("DELETE FROM directs WHERE sent_at < {NOW_MS} - 60000"),
+            &[],
+        )?;
         if !dead.is_empty() {
             tracing::warn!(nodes = ?dead, "nodes silent past the node TTL: their users go offline");
             let mut rooms: Vec<String> = tx
@@ -427,6 +453,43 @@ impl NodePresence for PgStore {
             )?
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get::<_, i64>(2) as u64))
+            .collect())
+    }
+
+    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let id: i64 = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO directs (node, to_name, from_name, frame, sent_at)
+                     VALUES ($1, $2, $3, $4, {NOW_MS}) RETURNING id"
+                ),
+                &[&node, &to, &from, &frame],
+            )?
+            .get(0);
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&DIRECT_CHANNEL, &id.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn directs(
+        &self,
+        node: &str,
+        ids: &[i64],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT to_name, from_name, frame FROM directs
+                 WHERE id = ANY($1) AND node <> $2 ORDER BY id",
+                &[&ids, &node],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect())
     }
 
@@ -660,7 +723,7 @@ impl Store for PgStore {
         }
         let mut client = self.connect()?;
         client.batch_execute(&format!(
-            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}"
+            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL}"
         ))?;
         Ok(Some(Box::new(Listener { client })))
     }
