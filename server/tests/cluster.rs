@@ -49,6 +49,27 @@ fn notices(msgs: &[ServerMsg], joined: bool) -> Vec<String> {
         .collect()
 }
 
+/// Registers the account `name` (through `node`; accounts live in the
+/// database) and returns its bearer token for sockets on any node.
+async fn account(node: &TestServer, name: &str) -> String {
+    let body = json!({"name": name, "password": "correct horse battery"});
+    let created = http(node.addr, "POST", "/api/register", &[], Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let session = http(node.addr, "POST", "/api/login", &[], Some(body)).await;
+    assert_eq!(session.status, 200, "{}", session.body);
+    format!("Bearer {}", session.json()["token"].as_str().unwrap())
+}
+
+/// A tab of an account in the lobby, through `node`.
+async fn account_member(node: &TestServer, bearer: &str) -> Client {
+    let mut tab = connect_with(&node.url(), &[("authorization", bearer)])
+        .await
+        .unwrap();
+    tab.hello("whoever").await;
+    tab.join("lobby").await;
+    tab
+}
+
 async fn member(node: &TestServer, name: &str) -> Client {
     let mut client = node.join_as(name).await;
     client.join("lobby").await;
@@ -207,8 +228,10 @@ fn a_lone_node_and_a_cluster_never_share_a_database() {
 async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
     let (pg, nodes) = three_nodes().await;
     let mut ann = member(&nodes[0], "ann").await;
-    // ben arrives through another node: ann hears of it once.
-    let mut ben = member(&nodes[1], "ben").await;
+    // ben (an account, so he may have several tabs) arrives through
+    // another node: ann hears of it once.
+    let bearer = account(&nodes[1], "ben").await;
+    let mut ben = account_member(&nodes[1], &bearer).await;
     ann.recv_until(|m| joined(m, "lobby", "ben")).await;
     // He sees her too, and `who` anywhere lists both.
     let heard = ben.drain().await;
@@ -245,7 +268,7 @@ async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
     assert!(notices(&before, false).is_empty(), "{before:?}");
 
     // ben opens a second tab on the third node: he was online already.
-    let mut ben2 = member(&nodes[2], "ben").await;
+    let mut ben2 = account_member(&nodes[2], &bearer).await;
     // Once both nodes have said so (otherwise the two changes could reach
     // ann's node in either order, as they would in life) ...
     let both = async {
