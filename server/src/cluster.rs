@@ -29,7 +29,6 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::feed::CATCH_UP_PAGE;
 use crate::hub::Hub;
 use crate::room::{Name, Room};
 use crate::store::{Commits, Store, StoreError};
@@ -141,7 +140,7 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
         match news {
             Ok(Some(news)) => {
                 for (name, seq) in news.rooms {
-                    if let Some(room) = hub.room_if_open(&name) {
+                    if let Some(room) = hub.room(&name) {
                         read_up_to(&room, &*store, seq);
                     }
                 }
@@ -311,7 +310,7 @@ impl Node {
             self.refresh_users(hub, store);
         }
         let open: Vec<Arc<Room>> = match rooms {
-            Some(names) => names.iter().filter_map(|n| hub.room_if_open(n)).collect(),
+            Some(names) => names.iter().filter_map(|n| hub.room(n)).collect(),
             None => hub.open_rooms(),
         };
         if open.is_empty() {
@@ -399,22 +398,14 @@ fn read_up_to(room: &Room, store: &dyn Store, seq: u64) {
     if room.ready.get().is_none() {
         return;
     }
-    while room.delivered() < seq {
-        let from = room.delivered();
-        let limit = (seq - from).min(CATCH_UP_PAGE as u64) as usize;
-        match store.after(&room.name, from, limit) {
-            Ok(msgs) if !msgs.is_empty() => {
-                if !room.arrived(msgs) {
-                    // Only retention makes a hole in committed numbers.
-                    tracing::warn!(room = %room.name, from, "messages pruned before this node read them");
-                    return;
-                }
-            }
-            Ok(_) => return, // pruned meanwhile
-            Err(err) => {
-                tracing::warn!(error = %err, room = %room.name, "reading other nodes' messages failed");
-                return;
-            }
+    match room.read_up_to(store, seq) {
+        Ok(true) => {}
+        // Only retention makes a hole in committed numbers.
+        Ok(false) => {
+            tracing::warn!(room = %room.name, seq, "messages pruned before this node read them")
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, room = %room.name, "reading other nodes' messages failed")
         }
     }
 }

@@ -467,13 +467,9 @@ impl Hub {
         Ok(renamed)
     }
 
-    fn room(&self, name: &str) -> Option<Arc<Room>> {
-        self.rooms.lock().get(name).cloned()
-    }
-
     /// The room named `name` if it is open on this node.
-    pub fn room_if_open(&self, name: &str) -> Option<Arc<Room>> {
-        self.room(name)
+    pub fn room(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms.lock().get(name).cloned()
     }
 
     /// Every room open on this node.
@@ -553,15 +549,10 @@ impl Hub {
     /// time, as far as the store has them), so the resume is a resume, not
     /// a resync. On a lone node the store has nothing newer; it costs one read.
     async fn catch_up_to(&self, room: &Arc<Room>, since: u64) -> Result<(), StoreError> {
-        while since > room.delivered() {
-            let (name, from) = (room.name.clone(), room.delivered());
-            let limit = (since - from).min(crate::feed::CATCH_UP_PAGE as u64) as usize;
-            let msgs = self
-                .with_store(move |store| store.after(&name, from, limit))
+        if since > room.delivered() {
+            let room = Arc::clone(room);
+            self.with_store(move |store| room.read_up_to(store, since))
                 .await?;
-            if msgs.is_empty() || !room.arrived(msgs) {
-                break;
-            }
         }
         Ok(())
     }

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::feed::CATCH_UP_PAGE;
 use crate::hub::now_ms;
 use crate::metrics::Metrics;
 use crate::room::Room;
@@ -191,17 +190,11 @@ fn catch_up(store: &dyn Store, room: &Room, run: &[(StoredMessage, bool)]) {
         .max();
     let need = before_new.into_iter().chain(last_retry).max().unwrap_or(0);
     let mut backoff = Duration::from_millis(10);
-    while room.delivered() < need {
-        let from = room.delivered();
-        let limit = (need - from).min(CATCH_UP_PAGE as u64) as usize;
-        match store.after(&room.name, from, limit) {
-            Ok(msgs) if !msgs.is_empty() => {
-                if !room.arrived(msgs) {
-                    tracing::error!(room = %room.name, from, need, "committed messages pruned before this node read them");
-                    return;
-                }
-            }
-            Ok(_) => {
+    loop {
+        match room.read_up_to(store, need) {
+            Ok(true) => return,
+            Ok(false) => {
+                let from = room.delivered();
                 tracing::error!(room = %room.name, from, need, "committed messages missing from the store");
                 return;
             }

@@ -29,8 +29,9 @@ use hubbub_protocol::{HistoryMessage, ServerMsg};
 use parking_lot::Mutex;
 use tungstenite::Utf8Bytes;
 
+use crate::feed::CATCH_UP_PAGE;
 use crate::hub::{frame, Conn, ConnId};
-use crate::store::StoredMessage;
+use crate::store::{Store, StoreError, StoredMessage};
 use crate::ws::{self, OpCode};
 
 /// Most `(user, client_id)` pairs a room remembers for idempotent retries:
@@ -395,6 +396,23 @@ impl Room {
             }
         }
         whole
+    }
+
+    /// Reads this room's committed messages up to `seq` from `store` into
+    /// the log ([`Room::arrived`]), a page at a time: what another node
+    /// committed, or what a client resuming from there has seen. `false` if
+    /// the store has not got them all (nothing newer, or retention made a
+    /// hole in the numbers).
+    pub fn read_up_to(&self, store: &dyn Store, seq: u64) -> Result<bool, StoreError> {
+        while self.delivered() < seq {
+            let from = self.delivered();
+            let limit = (seq - from).min(CATCH_UP_PAGE as u64) as usize;
+            let msgs = store.after(&self.name, from, limit)?;
+            if msgs.is_empty() || !self.arrived(msgs) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Appends the next committed message to the log.
