@@ -32,7 +32,6 @@ impl Postgres {
         if as_postgres {
             run(Command::new("chown").arg("postgres:").arg(dir.path()));
         }
-        let data = dir.path().join("data");
         let mut pg = Postgres {
             dir,
             bin,
@@ -43,7 +42,7 @@ impl Postgres {
             "initdb",
             &[
                 "-D",
-                data.to_str().unwrap(),
+                pg.data().to_str().unwrap(),
                 "-A",
                 "trust",
                 "-U",
@@ -58,34 +57,13 @@ impl Postgres {
         // A free port can be taken between asking and binding: try again.
         for attempt in 0.. {
             pg.port = free_port();
-            let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-                pg.port,
-                pg.dir.path().display()
-            );
-            let log = pg.dir.path().join("log");
-            let started = pg.try_run_pg(
-                "pg_ctl",
-                &[
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-o",
-                    &options,
-                    "-l",
-                    log.to_str().unwrap(),
-                    "-w",
-                    "-t",
-                    "30",
-                    "start",
-                ],
-            );
-            if started {
+            if pg.pg_ctl_start() {
                 return pg;
             }
             assert!(
                 attempt < 3,
                 "PostgreSQL did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                std::fs::read_to_string(pg.dir.path().join("log")).unwrap_or_default()
             );
         }
         unreachable!()
@@ -93,18 +71,24 @@ impl Postgres {
 
     /// A new empty database named `name`; returns its URL.
     pub fn database(&self, name: &str) -> String {
-        run(Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-q", "-c"])
-            .arg(format!("CREATE DATABASE {name}")));
+        self.psql(
+            "postgres",
+            &["-q", "-c", &format!("CREATE DATABASE {name}")],
+        );
         self.url(name)
     }
 
     /// One value from `sql` run in `database` (psql's unaligned output).
     pub fn query(&self, database: &str, sql: &str) -> String {
+        self.psql(database, &["-tAc", sql])
+    }
+
+    /// Runs psql on `database` with `args`; its output, trimmed.
+    fn psql(&self, database: &str, args: &[&str]) -> String {
         let out = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres", "-d", database, "-tAc", sql])
+            .args(["-U", "postgres", "-d", database])
+            .args(args)
             .output()
             .expect("run psql");
         assert!(
@@ -121,30 +105,28 @@ impl Postgres {
 
     /// Stops the server (fast: connections are cut, as a crash would).
     pub fn stop(&self) {
-        let data = self.dir.path().join("data");
-        self.run_pg(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        assert!(self.pg_ctl_stop(), "pg_ctl stop failed");
     }
 
     /// Starts it again on the same port, after [`Postgres::stop`].
     pub fn restart(&self) {
-        let data = self.dir.path().join("data");
+        assert!(self.pg_ctl_start(), "pg_ctl start failed");
+    }
+
+    /// Where the cluster's files are.
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the server on `self.port`, its socket and log in the temp dir.
+    fn pg_ctl_start(&self) -> bool {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );
-        let log = self.dir.path().join("log");
-        self.run_pg(
+        let (data, log) = (self.data(), self.dir.path().join("log"));
+        self.try_run_pg(
             "pg_ctl",
             &[
                 "-D",
@@ -154,9 +136,27 @@ impl Postgres {
                 "-l",
                 log.to_str().unwrap(),
                 "-w",
+                "-t",
+                "30",
                 "start",
             ],
-        );
+        )
+    }
+
+    /// Stops the server in immediate mode.
+    fn pg_ctl_stop(&self) -> bool {
+        let data = self.data();
+        self.try_run_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
     }
 
     fn run_pg(&self, tool: &str, args: &[&str]) {
@@ -190,19 +190,8 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        if data.join("postmaster.pid").exists() {
-            let _ = self.try_run_pg(
-                "pg_ctl",
-                &[
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-m",
-                    "immediate",
-                    "-w",
-                    "stop",
-                ],
-            );
+        if self.data().join("postmaster.pid").exists() {
+            let _ = self.pg_ctl_stop();
         }
     }
 }
