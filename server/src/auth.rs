@@ -214,6 +214,7 @@ impl ApiError {
             ApiError::BodyTimeout => "body_timeout",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Internal(err) if err.is_unreachable() => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -235,6 +236,7 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(err) if err.is_unreachable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -443,8 +445,8 @@ async fn register(
     if !PASSWORD_CHARS.contains(&password.chars().count()) {
         return Err(ApiError::InvalidPassword);
     }
-    // A guest online under the name keeps it until they leave.
-    if hub.connections_of(&name) > 0 {
+    // A guest online under the name (on any node) keeps it until they leave.
+    if hub.connections_anywhere(&name).await? > 0 {
         return Err(ApiError::NameTaken);
     }
     let password_hash = tokio::task::spawn_blocking(move || {

@@ -21,6 +21,14 @@
 //! (killed) is forgotten by the next heartbeat of a surviving node, with
 //! its presence, and its users go offline everywhere.
 //!
+//! **Names and signals.** Which node holds which name is kept in the
+//! store ([`NodePresence::hold`](crate::store::NodePresence::hold)): a guest
+//! name is one guest's on every node, and an account's connections are
+//! counted on all of them; a node taken for dead tells its holds again when
+//! it comes back. What must reach sockets on every node at once (a logout
+//! closing that session's sockets with 4501, typing, a guest's rename) is
+//! a [`Signal`](crate::store::Signal), dispatched here to [`Hub::signalled`].
+//!
 //! One thread per node, blocking like the store's other callers.
 
 use std::collections::{HashMap, HashSet};
@@ -150,6 +158,11 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
                 if !news.directs.is_empty() {
                     pass_directs(&hub, &*store, &node.id, &news.directs);
                 }
+                for (from, signal) in news.signals {
+                    if from != node.id {
+                        hub.signalled(signal);
+                    }
+                }
                 if news.all_presence {
                     node.refresh(&hub, &*store, None);
                 } else if !news.presence.is_empty() {
@@ -175,7 +188,10 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
             last_beat = Some(Instant::now());
             if let Some(presence) = store.node_presence() {
                 match presence.heartbeat(&node.id, node.ttl) {
-                    Ok(true) => node.republish(&hub),
+                    Ok(true) => {
+                        node.republish(&hub);
+                        hub.resync_holds();
+                    }
                     Ok(false) => {}
                     Err(err) => tracing::warn!(error = %err, "the node heartbeat failed"),
                 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
@@ -27,7 +27,7 @@ use crate::outbox::Flusher;
 use crate::outbox::{Close, Outbox};
 use crate::persist::Persister;
 use crate::room::{Loaded, Name, Room, Said, CLIENT_ID_WINDOW};
-use crate::store::{Store, StoreError, StoredMessage};
+use crate::store::{Signal, Store, StoreError, StoredMessage};
 
 /// How connections are closed when the server shuts down.
 const GOING_AWAY: Close = Close {
@@ -211,7 +211,16 @@ pub struct Hub {
     /// Users online on the other nodes of a cluster, by name key, with
     /// their names: whom a `direct` can reach through them.
     remote_users: Mutex<HashMap<String, String>>,
+    /// In a cluster, orders this node's writes of one name's hold
+    /// ([`Hub::hold_guest_name`]): striped by name key, so the last write
+    /// of a name is its latest count without one lock for every name.
+    holds: Box<[tokio::sync::Mutex<()>]>,
+    /// This hub, for the tasks it spawns.
+    me: Weak<Hub>,
 }
+
+/// Stripes of [`Hub::holds`].
+const HOLD_STRIPES: usize = 64;
 
 impl Hub {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
@@ -226,7 +235,11 @@ impl Hub {
             // Fresh at each start: a restarted node is a new node.
             format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
         });
-        Arc::new(Hub {
+        Arc::new_cyclic(|me| Hub {
+            holds: (0..HOLD_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            me: me.clone(),
             metrics,
             store,
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
@@ -313,6 +326,9 @@ impl Hub {
             }
             Some(_) => Err((ErrorCode::NameTaken, format!("{name:?} is taken"))),
             None => {
+                // A guest's name was held across the cluster before
+                // ([`Hub::hold_guest_name`]); an account's count is told
+                // after ([`Hub::tell_hold`]).
                 let (key, user) = User::new(name, key, conn);
                 let name = Arc::clone(&user.name);
                 users.insert(key, user);
@@ -330,6 +346,161 @@ impl Hub {
             if user.conns.is_empty() {
                 users.remove(key.as_str());
                 self.users_changed.store(true, Ordering::Relaxed);
+            }
+            drop(users);
+            self.sync_hold(key);
+        }
+    }
+
+    /// Whether this node shares its store with other nodes (`--cluster`).
+    fn clustered(&self) -> bool {
+        self.store.node_presence().is_some()
+    }
+
+    /// In a cluster, takes the guest name `name` on every node, before the
+    /// hub's own table does ([`Hub::claim_name`], [`Hub::rename`]): refused
+    /// with `name_taken` while any other node has it. If the hub then
+    /// refuses the name, [`Hub::forget_hold`] gives it back.
+    pub async fn hold_guest_name(&self, name: &str) -> Result<(), (ErrorCode, String)> {
+        if !self.clustered() {
+            return Ok(());
+        }
+        let key = names::name_key(name);
+        let _order = self.hold_stripe(&key).lock().await;
+        let node = self.node_id.clone();
+        let held = self
+            .with_store(move |store| match store.node_presence() {
+                Some(presence) => presence.hold(&node, &key, 1, true, true),
+                None => Ok(true),
+            })
+            .await;
+        match held {
+            Ok(true) => Ok(()),
+            Ok(false) => Err((ErrorCode::NameTaken, format!("{name:?} is taken"))),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot hold a name across the cluster");
+                Err((
+                    ErrorCode::Unavailable,
+                    "cannot check the name now; retry".into(),
+                ))
+            }
+        }
+    }
+
+    /// Gives back a hold [`Hub::hold_guest_name`] took for a name the hub
+    /// then refused (or tells its right count, if it is held here).
+    pub fn forget_hold(&self, name: &str) {
+        self.sync_hold(names::name_key(name));
+    }
+
+    /// In a cluster, tells the other nodes how many connections of `name`
+    /// this node has now, and waits until they know: an account's new
+    /// socket counts everywhere before its `welcome`.
+    pub async fn tell_hold(&self, name: &str) {
+        if let Some(told) = self.sync_hold(names::name_key(name)) {
+            let _ = told.await;
+        }
+    }
+
+    fn hold_stripe(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(key);
+        &self.holds[hash as usize % self.holds.len()]
+    }
+
+    /// In a cluster, tells the other nodes how many connections of the
+    /// name whose key is `key` this node has now (none: the name is free
+    /// here), in the order the changes happened.
+    fn sync_hold(&self, key: String) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.clustered() {
+            return None;
+        }
+        let hub = self.me.upgrade()?;
+        Some(tokio::spawn(async move {
+            let _order = hub.hold_stripe(&key).lock().await;
+            let (conns, guest) = match hub.users.lock().get(key.as_str()) {
+                Some(user) => (user.conns.len() as u64, !user.is_account()),
+                None => (0, true),
+            };
+            let node = hub.node_id.clone();
+            let written = hub
+                .with_store(move |store| match store.node_presence() {
+                    Some(presence) => presence.hold(&node, &key, conns, guest, false),
+                    None => Ok(true),
+                })
+                .await;
+            if let Err(err) = written {
+                tracing::warn!(error = %err, "cannot tell the cluster who holds a name");
+            }
+        }))
+    }
+
+    /// Tells the cluster again every name held here (the other nodes had
+    /// taken this node for dead and forgotten them).
+    pub fn resync_holds(&self) {
+        let keys: Vec<String> = self.users.lock().keys().map(|k| k.to_string()).collect();
+        for key in keys {
+            self.sync_hold(key);
+        }
+    }
+
+    /// How many connections the account `name` has open, on this node and,
+    /// in a cluster, on the others: what `--max-conns-per-user` counts.
+    pub async fn connections_anywhere(&self, name: &str) -> Result<usize, StoreError> {
+        let here = self.connections_of(name);
+        if !self.clustered() {
+            return Ok(here);
+        }
+        let node = self.node_id.clone();
+        let key = names::name_key(name);
+        let held = self
+            .with_store(move |store| match store.node_presence() {
+                Some(presence) => presence.held_elsewhere(&node, &key),
+                None => Ok(Default::default()),
+            })
+            .await?;
+        Ok(here + held.conns as usize)
+    }
+
+    /// In a cluster, tells every other node `signal` (not waited for).
+    pub fn signal(&self, signal: Signal) {
+        if !self.clustered() {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        let node = self.node_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some(presence) = store.node_presence() else {
+                return;
+            };
+            if let Err(err) = presence.signal(&node, &signal) {
+                tracing::warn!(error = %err, "telling the other nodes failed");
+            }
+        });
+    }
+
+    /// Acts on what another node signalled, for the connections here.
+    pub fn signalled(&self, signal: Signal) {
+        match signal {
+            Signal::LoggedOut { token_hash } => self.close_session(&token_hash),
+            Signal::Typing { room, user } => {
+                if let Some(room) = self.room(&room) {
+                    // No connection here is the typist.
+                    room.typing(0, &user);
+                }
+            }
+            Signal::Renamed { from, to } => {
+                {
+                    let mut remote = self.remote_users.lock();
+                    if remote.remove(&names::name_key(&from)).is_some() {
+                        remote.insert(names::name_key(&to), to.clone());
+                    }
+                }
+                let to = Name::from(to);
+                for room in self.open_rooms() {
+                    room.rename_remote(&from, &to);
+                }
             }
         }
     }
@@ -418,8 +589,17 @@ impl Hub {
         })
     }
 
-    /// Closes every connection opened with the session `token_hash` (logout).
+    /// Closes every connection opened with the session `token_hash`
+    /// (logout), on this node and on every other node of a cluster.
     pub fn end_session(&self, token_hash: &str) {
+        self.close_session(token_hash);
+        self.signal(Signal::LoggedOut {
+            token_hash: token_hash.to_string(),
+        });
+    }
+
+    /// Closes this node's connections of the session `token_hash`.
+    fn close_session(&self, token_hash: &str) {
         for conn in self.conns.lock().values() {
             if conn
                 .account
@@ -454,16 +634,23 @@ impl Hub {
             {
                 return Err((ErrorCode::NameTaken, format!("{new:?} is taken")));
             }
-            users.remove(names::name_key(old).as_str());
+            let old_key = names::name_key(old);
+            users.remove(old_key.as_str());
             let (key, user) = User::new(new, new_key, conn);
             let renamed = Arc::clone(&user.name);
             users.insert(key, user);
             self.users_changed.store(true, Ordering::Relaxed);
+            drop(users);
+            self.sync_hold(old_key);
             renamed
         };
         for room in rooms {
             room.rename(conn, old, &renamed);
         }
+        self.signal(Signal::Renamed {
+            from: old.to_string(),
+            to: renamed.to_string(),
+        });
         Ok(renamed)
     }
 

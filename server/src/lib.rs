@@ -107,7 +107,9 @@ async fn ws_upgrade(
     let account = auth::identify(&hub, &headers).await?;
     match &account {
         None if !config.guests => return Err(ApiError::Unauthorized),
-        Some(account) if hub.connections_of(&account.name) >= config.max_conns_per_user => {
+        Some(account)
+            if hub.connections_anywhere(&account.name).await? >= config.max_conns_per_user =>
+        {
             return Err(ApiError::TooManyConnections)
         }
         _ => {}

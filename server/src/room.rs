@@ -686,6 +686,30 @@ impl Room {
         }
     }
 
+    /// The member `from` of another node now goes by `to`: the members here
+    /// are told once, and the renaming node's next presence shows no change.
+    pub fn rename_remote(&self, from: &str, to: &Name) {
+        let mut state = self.state.lock();
+        let Some(nodes) = state.remote.remove(from) else {
+            return;
+        };
+        state.remote.insert(Arc::clone(to), nodes);
+        if state.online.contains_key(from) {
+            // Still online here under the old name: the new one is news.
+            state.changed.insert(Arc::clone(to));
+        } else if state.announced.remove(from) {
+            state.announced.insert(Arc::clone(to));
+            state.snapshot = None;
+            state.broadcast(&frame(&ServerMsg::Renamed {
+                room: Some(self.name.clone()),
+                from: from.to_string(),
+                to: to.to_string(),
+            }));
+        } else if state.changed.remove(from) {
+            state.changed.insert(Arc::clone(to));
+        }
+    }
+
     /// Sends the pending presence difference now, or schedules it for when
     /// the presence interval since the last notice has passed.
     fn presence_changed(self: &Arc<Room>, state: &mut RoomState, interval: Duration) {

@@ -17,6 +17,7 @@ use crate::hub::{now_ms, Conn, Hub};
 use crate::metrics::Metrics;
 use crate::outbox::Close;
 use crate::room::{history_message, Name, Room, Said};
+use crate::store::Signal;
 
 /// Requests per second a connection may sustain, with a burst allowance
 /// (`rate` and `burst` are the hub's, not kept here: this is paid per
@@ -259,7 +260,14 @@ impl Session {
                 if let Err((code, why)) = self.guest_may_take(&new).await {
                     return self.reply_error(code, why);
                 }
-                match self.hub.rename(&self.conn, &name, &new, &self.rooms) {
+                if let Err((code, why)) = self.hub.hold_guest_name(&new).await {
+                    return self.reply_error(code, why);
+                }
+                let renamed = self.hub.rename(&self.conn, &name, &new, &self.rooms);
+                if renamed.is_err() {
+                    self.hub.forget_hold(&new);
+                }
+                match renamed {
                     Ok(renamed) => {
                         self.conn.send(&ServerMsg::Renamed {
                             room: None,
@@ -294,6 +302,10 @@ impl Session {
             ClientMsg::Typing { room } => {
                 if let Some(joined) = self.room(&room) {
                     joined.typing(self.conn.id, &name);
+                    self.hub.signal(Signal::Typing {
+                        room,
+                        user: name.to_string(),
+                    });
                 } else {
                     self.not_in_room(&room, None);
                 }
@@ -314,11 +326,21 @@ impl Session {
                 let name = match &self.conn.account {
                     Some(account) => account.name.clone(),
                     None => match self.guest_may_take(&name).await {
-                        Ok(()) => name,
+                        Ok(()) => match self.hub.hold_guest_name(&name).await {
+                            Ok(()) => name,
+                            Err((code, why)) => return self.reply_error(code, why),
+                        },
                         Err((code, why)) => return self.reply_error(code, why),
                     },
                 };
-                match self.hub.claim_name(&name, &self.conn) {
+                let claimed = self.hub.claim_name(&name, &self.conn);
+                if claimed.is_err() && self.conn.account.is_none() {
+                    self.hub.forget_hold(&name);
+                }
+                if claimed.is_ok() && self.conn.account.is_some() {
+                    self.hub.tell_hold(&name).await;
+                }
+                match claimed {
                     Ok(claimed) => {
                         let config = &self.hub.config;
                         self.conn.send(&ServerMsg::Welcome {

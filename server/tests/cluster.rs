@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::postgres::Postgres;
 use common::*;
 use hubbub::store::{PgStore, StoreError};
-use hubbub_protocol::ServerMsg;
+use hubbub_protocol::{ErrorCode, ServerMsg};
 use serde_json::json;
 
 /// Three nodes on one fresh database.
@@ -73,6 +73,31 @@ async fn account_member(node: &TestServer, bearer: &str) -> Client {
 async fn member(node: &TestServer, name: &str) -> Client {
     let mut client = node.join_as(name).await;
     client.join("lobby").await;
+    client
+}
+
+/// A guest coming back as `name` through `node` after its link dropped:
+/// until its old node has let go of the name, `hello` is refused with
+/// `name_taken` and tried again (as the web and terminal clients do).
+async fn rejoin(node: &TestServer, name: &str) -> Client {
+    let mut client = Client::connect(&node.url()).await;
+    let welcomed = async {
+        loop {
+            client.send(json!({"type": "hello", "name": name})).await;
+            match client.recv().await {
+                ServerMsg::Welcome { .. } => return,
+                ServerMsg::Error { code, .. } => {
+                    assert_eq!(code, ErrorCode::NameTaken);
+                    // The old node's release has no event to await here.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, welcomed)
+        .await
+        .expect("the name came free");
     client
 }
 
@@ -160,7 +185,7 @@ async fn a_client_resumes_on_another_node_with_no_gap_and_no_duplicate() {
         );
     }
     // She comes back through the third node.
-    let mut ann = nodes[2].join_as("ann").await;
+    let mut ann = rejoin(&nodes[2], "ann").await;
     ann.send(json!({"type":"join","room":"lobby","since":3}))
         .await;
     let after = messages(&mut ann, 3).await;
@@ -190,7 +215,8 @@ async fn a_retry_through_another_node_is_acked_with_the_first_number() {
     assert_eq!(ann.say("lobby", "only once", "a-1").await, 1);
     drop(ann);
     // Her ack was lost (say); she reconnects elsewhere and sends again.
-    let mut ann = member(&nodes[1], "ann").await;
+    let mut ann = rejoin(&nodes[1], "ann").await;
+    ann.join("lobby").await;
     assert_eq!(
         ann.say("lobby", "only once", "a-1").await,
         1,
@@ -356,10 +382,17 @@ async fn a_killed_nodes_users_go_offline_on_the_others_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_reaches_its_recipient_on_another_node() {
     let (_pg, nodes) = three_nodes().await;
-    let mut ann = nodes[0].join_as("ann").await;
+    let bearer = account(&nodes[0], "ann").await;
+    let mut ann = connect_with(&nodes[0].url(), &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    ann.hello("ann").await;
     let mut ben = nodes[1].join_as("ben").await;
     // ann's tab on the third node sees what she says too.
-    let mut ann2 = nodes[2].join_as("ann").await;
+    let mut ann2 = connect_with(&nodes[2].url(), &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    ann2.hello("ann").await;
     // Until ann's node has heard that ben is online elsewhere, he is
     // unknown there; then the message goes through.
     let sent = async {
@@ -377,10 +410,7 @@ async fn a_direct_message_reaches_its_recipient_on_another_node() {
                     return
                 }
                 ServerMsg::Error { code, .. } => {
-                    assert!(
-                        matches!(code, hubbub_protocol::ErrorCode::UnknownUser),
-                        "{code:?}"
-                    );
+                    assert!(matches!(code, ErrorCode::UnknownUser), "{code:?}");
                     // Polling for news that has no event of its own here.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -407,6 +437,198 @@ async fn a_direct_message_reaches_its_recipient_on_another_node() {
     ann.send(json!({"type":"direct","to":"ghost","text":"hello?","client_id":"g-1"}))
         .await;
     ann.expect_error("unknown_user").await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_through_one_node_closes_that_sessions_sockets_on_every_node() {
+    let (_pg, nodes) = three_nodes().await;
+    let bearer = account(&nodes[0], "ann").await;
+    let mut far = account_member(&nodes[1], &bearer).await;
+    let mut farther = account_member(&nodes[2], &bearer).await;
+    // Another session of the same account stays.
+    let other = account_session(&nodes[0], "ann").await;
+    let mut kept = account_member(&nodes[2], &other).await;
+    let out = http(
+        nodes[0].addr,
+        "POST",
+        "/api/logout",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    for tab in [&mut far, &mut farther] {
+        assert_eq!(tab.ended().await, Ended::Close(4501));
+    }
+    kept.send(json!({"type":"ping","id":7})).await;
+    kept.recv_until(|m| matches!(m, ServerMsg::Pong { .. }))
+        .await;
+    // The session is gone everywhere: no node lets it in again.
+    for node in &nodes {
+        let refused = connect_with(&node.url(), &[("authorization", &bearer)]).await;
+        assert_eq!(refused.err(), Some(401));
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Signs in to the existing account `name` through `node`: a second session.
+async fn account_session(node: &TestServer, name: &str) -> String {
+    let body = json!({"name": name, "password": "correct horse battery"});
+    let session = http(node.addr, "POST", "/api/login", &[], Some(body)).await;
+    assert_eq!(session.status, 200, "{}", session.body);
+    format!("Bearer {}", session.json()["token"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_name_is_one_guests_on_every_node() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut zed = member(&nodes[0], "zed").await;
+    // Not through another node, in any case, by hello or by rename.
+    let mut other = Client::connect(&nodes[1].url()).await;
+    other.send(json!({"type":"hello","name":"ZED"})).await;
+    other.expect_error("name_taken").await;
+    let mut amy = member(&nodes[2], "amy").await;
+    amy.send(json!({"type":"rename","name":"Zed"})).await;
+    let refused = amy
+        .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerMsg::Error {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Nor can anyone register it while the guest is online.
+    let body = json!({"name": "zed", "password": "correct horse battery"});
+    let taken = http(nodes[1].addr, "POST", "/api/register", &[], Some(body)).await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(taken.json()["error"], "name_taken");
+    // Two nodes asking for one free name at once: one gets it.
+    let mut left = Client::connect(&nodes[1].url()).await;
+    let mut right = Client::connect(&nodes[2].url()).await;
+    left.send(json!({"type":"hello","name":"kim"})).await;
+    right.send(json!({"type":"hello","name":"kim"})).await;
+    let answers = [left.recv().await, right.recv().await];
+    let welcomed = answers
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Welcome { .. }))
+        .count();
+    assert_eq!(welcomed, 1, "{answers:?}");
+    // zed leaves; the name comes free on the other nodes.
+    zed.send(json!({"type":"quit"})).await;
+    assert_eq!(zed.ended().await, Ended::Close(1000));
+    let mut again = rejoin(&nodes[1], "Zed").await;
+    again.join("lobby").await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_and_typing_reach_members_on_other_nodes() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut bob = member(&nodes[0], "bob").await;
+    let mut amy = member(&nodes[1], "amy").await;
+    bob.recv_until(|m| joined(m, "lobby", "amy")).await;
+    amy.send(json!({"type":"typing","room":"lobby"})).await;
+    let typing = bob
+        .recv_until(|m| matches!(m, ServerMsg::Typing { .. }))
+        .await;
+    assert_eq!(
+        typing,
+        ServerMsg::Typing {
+            room: "lobby".into(),
+            user: "amy".into()
+        }
+    );
+    amy.send(json!({"type":"rename","name":"amelia"})).await;
+    let seen = bob
+        .collect_until(|m| matches!(m, ServerMsg::Renamed { .. }))
+        .await;
+    assert_eq!(
+        seen.last(),
+        Some(&ServerMsg::Renamed {
+            room: Some("lobby".into()),
+            from: "amy".into(),
+            to: "amelia".into()
+        })
+    );
+    // One rename, not also a departure and an arrival: by the time cy,
+    // who comes through amelia's node after her rename, is announced, that
+    // node has published the rename too.
+    let _cy = member(&nodes[1], "cy").await;
+    let rest = bob.collect_until(|m| joined(m, "lobby", "cy")).await;
+    let everything: Vec<ServerMsg> = seen.into_iter().chain(rest).collect();
+    assert_eq!(notices(&everything, true), ["cy"], "{everything:?}");
+    assert!(notices(&everything, false).is_empty(), "{everything:?}");
+    bob.send(json!({"type":"who","room":"lobby"})).await;
+    let who = bob
+        .recv_until(|m| matches!(m, ServerMsg::Presence { .. }))
+        .await;
+    let ServerMsg::Presence { users, .. } = who else {
+        unreachable!()
+    };
+    assert_eq!(users, ["amelia", "bob", "cy"]);
+    // The old name is free everywhere, the new one taken everywhere.
+    let _amy = rejoin(&nodes[2], "amy").await;
+    let mut other = Client::connect(&nodes[2].url()).await;
+    other.send(json!({"type":"hello","name":"amelia"})).await;
+    other.expect_error("name_taken").await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_connection_cap_counts_its_sockets_on_every_node() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = tokio::task::block_in_place(|| pg.database("chat"));
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let url = url.clone();
+        nodes.push(
+            TestServer::start(move |c| {
+                c.database = Some(url);
+                c.cluster = true;
+                c.max_conns_per_user = 2;
+            })
+            .await,
+        );
+    }
+    let bearer = account(&nodes[0], "ann").await;
+    let first = account_member(&nodes[0], &bearer).await;
+    let _second = account_member(&nodes[1], &bearer).await;
+    let refused = connect_with(&nodes[2].url(), &[("authorization", &bearer)]).await;
+    assert_eq!(refused.err(), Some(429), "a third socket, on a third node");
+    // One tab closes: a socket may open again, on any node.
+    drop(first);
+    let reopened = async {
+        loop {
+            match connect_with(&nodes[2].url(), &[("authorization", &bearer)]).await {
+                Ok(mut tab) => {
+                    tab.hello("ann").await;
+                    return tab;
+                }
+                Err(status) => {
+                    assert_eq!(status, 429);
+                    // The count is told by the first node; no event here.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, reopened)
+        .await
+        .expect("the slot came free");
     for node in nodes {
         node.shutdown().await;
     }

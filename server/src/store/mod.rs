@@ -93,6 +93,17 @@ pub enum StoreError {
     Hash(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing
+    /// what was asked): worth a retry shortly, `unavailable` to a client.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Postgres(err) => err.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+}
+
 /// What [`Commits::wait`] heard.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct News {
@@ -106,6 +117,31 @@ pub struct News {
     pub all_presence: bool,
     /// Direct messages passed by other nodes, by id.
     pub directs: Vec<i64>,
+    /// What other nodes told every node at once, with the teller's id.
+    pub signals: Vec<(String, Signal)>,
+}
+
+/// Something one node tells every other node at once, for their sockets:
+/// not stored, so a node that is not listening at that moment misses it
+/// (which only matters for a node cut off from the database, whose
+/// sockets are then told nothing else either).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A session ended (logout): its sockets close with 4501 everywhere.
+    LoggedOut { token_hash: String },
+    /// `user` is typing in `room`.
+    Typing { room: String, user: String },
+    /// The guest `from` is now called `to`.
+    Renamed { from: String, to: String },
+}
+
+/// Who holds a name on the other nodes of a cluster ([`NodePresence::held_elsewhere`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Connections of the name open on other nodes.
+    pub conns: u64,
+    /// Whether a guest holds it there.
+    pub guest: bool,
 }
 
 /// Presence across nodes sharing a store: which names each node has
@@ -136,6 +172,23 @@ pub trait NodePresence: Send + Sync {
     /// passed: `(to, from, frame)`.
     fn directs(&self, node: &str, ids: &[i64])
         -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Tells every other node `signal` now, from `node`.
+    fn signal(&self, node: &str, signal: &Signal) -> Result<(), StoreError>;
+    /// Records that `node` has `conns` connections of the name whose key
+    /// is `key` (0: none; a `guest` name, or an account's). With
+    /// `exclusive`, only if no other node holds the name: `false` then
+    /// (nothing recorded). Holds of one name are serialized across nodes,
+    /// so two nodes cannot both take a guest name.
+    fn hold(
+        &self,
+        node: &str,
+        key: &str,
+        conns: u64,
+        guest: bool,
+        exclusive: bool,
+    ) -> Result<bool, StoreError>;
+    /// Who holds the name whose key is `key` on nodes other than `node`.
+    fn held_elsewhere(&self, node: &str, key: &str) -> Result<Held, StoreError>;
 }
 
 /// A subscription to the commits of every node sharing a store (see

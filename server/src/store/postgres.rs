@@ -30,8 +30,8 @@ use parking_lot::Mutex;
 use postgres::{Client, Config, NoTls};
 
 use super::{
-    Commits, News, NodePresence, Retention, RoomRecord, SessionRecord, Store, StoreError,
-    StoredMessage, UserRecord,
+    Commits, Held, News, NodePresence, Retention, RoomRecord, SessionRecord, Signal, Store,
+    StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -89,10 +89,27 @@ const MIGRATIONS: &[&str] = &[
          frame TEXT NOT NULL,
          sent_at BIGINT NOT NULL
      );",
+    // 6: who holds which name on which node (guest names are unique
+    // across nodes; accounts' connections are counted across nodes).
+    "CREATE TABLE holds (
+         name_key TEXT NOT NULL,
+         node TEXT NOT NULL,
+         conns BIGINT NOT NULL,
+         guest BOOLEAN NOT NULL,
+         held_at BIGINT NOT NULL,
+         PRIMARY KEY (name_key, node)
+     );
+     CREATE INDEX holds_node ON holds (node);",
 ];
 
 /// The channel on which a node passes a direct message's id to the others.
 const DIRECT_CHANNEL: &str = "hubbub_direct";
+
+/// The channel on which a node tells the others a [`Signal`].
+const SIGNAL_CHANNEL: &str = "hubbub_signal";
+
+/// Advisory lock class for holding one name (see [`NodePresence::hold`]).
+const HOLD_LOCK_CLASS: i32 = 0x6875_6262;
 
 /// The channel on which a node tells the others in which rooms its
 /// presence changed.
@@ -304,6 +321,10 @@ impl Commits for Listener {
                 news.directs.extend(payload.parse::<i64>().ok());
                 return;
             }
+            if notice.channel() == SIGNAL_CHANNEL {
+                news.signals.extend(decode_signal(payload));
+                return;
+            }
             let presence = notice.channel() == PRESENCE_CHANNEL;
             if presence && payload.is_empty() {
                 // The one room named "": who is connected at all.
@@ -336,6 +357,38 @@ impl Commits for Listener {
         }
         Ok(Some(news))
     }
+}
+
+/// A signal as a `NOTIFY` payload: lines of the sending node, the kind
+/// and its fields (names, rooms and token hashes have no line breaks).
+fn encode_signal(node: &str, signal: &Signal) -> String {
+    match signal {
+        Signal::LoggedOut { token_hash } => format!("{node}\nlogout\n{token_hash}"),
+        Signal::Typing { room, user } => format!("{node}\ntyping\n{room}\n{user}"),
+        Signal::Renamed { from, to } => format!("{node}\nrenamed\n{from}\n{to}"),
+    }
+}
+
+fn decode_signal(payload: &str) -> Option<(String, Signal)> {
+    let mut lines = payload.split('\n');
+    let node = lines.next()?.to_string();
+    let mut field = || lines.next().map(str::to_string);
+    let signal = match field()?.as_str() {
+        "logout" => Signal::LoggedOut {
+            token_hash: field()?,
+        },
+        "typing" => Signal::Typing {
+            room: field()?,
+            user: field()?,
+        },
+        "renamed" => Signal::Renamed {
+            from: field()?,
+            to: field()?,
+        },
+        // From a newer node: not for us.
+        _ => return None,
+    };
+    Some((node, signal))
 }
 
 /// Tells every node that presence changed in `rooms`.
@@ -382,6 +435,15 @@ impl NodePresence for PgStore {
         tx.execute(
             &format!("DELETE FROM directs WHERE sent_at < {NOW_MS} - 60000"),
             &[],
+        )?;
+        // Names held by nodes that are gone (a node holding names before
+        // its first heartbeat is given the TTL to beat).
+        tx.execute(
+            &format!(
+                "DELETE FROM holds h WHERE held_at < {NOW_MS} - $1
+                 AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = h.node)"
+            ),
+            &[&(ttl.as_millis() as i64)],
         )?;
         if !dead.is_empty() {
             tracing::warn!(nodes = ?dead, "nodes silent past the node TTL: their users go offline");
@@ -493,6 +555,71 @@ impl NodePresence for PgStore {
             .collect())
     }
 
+    fn signal(&self, node: &str, signal: &Signal) -> Result<(), StoreError> {
+        let payload = encode_signal(node, signal);
+        self.client()?
+            .execute("SELECT pg_notify($1, $2)", &[&SIGNAL_CHANNEL, &payload])?;
+        Ok(())
+    }
+
+    fn hold(
+        &self,
+        node: &str,
+        key: &str,
+        conns: u64,
+        guest: bool,
+        exclusive: bool,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&HOLD_LOCK_CLASS, &key],
+        )?;
+        if exclusive {
+            let elsewhere = tx
+                .query_opt(
+                    "SELECT 1 FROM holds WHERE name_key = $1 AND node <> $2 LIMIT 1",
+                    &[&key, &node],
+                )?
+                .is_some();
+            if elsewhere {
+                return Ok(false);
+            }
+        }
+        if conns == 0 {
+            tx.execute(
+                "DELETE FROM holds WHERE name_key = $1 AND node = $2",
+                &[&key, &node],
+            )?;
+        } else {
+            tx.execute(
+                &format!(
+                    "INSERT INTO holds (name_key, node, conns, guest, held_at)
+                     VALUES ($1, $2, $3, $4, {NOW_MS})
+                     ON CONFLICT (name_key, node) DO UPDATE
+                     SET conns = excluded.conns, guest = excluded.guest,
+                         held_at = excluded.held_at"
+                ),
+                &[&key, &node, &int(conns), &guest],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn held_elsewhere(&self, node: &str, key: &str) -> Result<Held, StoreError> {
+        let row = self.client()?.query_one(
+            "SELECT coalesce(sum(conns), 0)::bigint, coalesce(bool_or(guest), false)
+             FROM holds WHERE name_key = $1 AND node <> $2",
+            &[&key, &node],
+        )?;
+        Ok(Held {
+            conns: row.get::<_, i64>(0).max(0) as u64,
+            guest: row.get(1),
+        })
+    }
+
     fn leave(&self, node: &str) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
@@ -505,6 +632,7 @@ impl NodePresence for PgStore {
             .map(|row| row.get(0))
             .collect();
         tx.execute("DELETE FROM nodes WHERE id = $1", &[&node])?;
+        tx.execute("DELETE FROM holds WHERE node = $1", &[&node])?;
         rooms.sort_unstable();
         rooms.dedup();
         notify_presence(&mut tx, &rooms)?;
@@ -723,7 +851,8 @@ impl Store for PgStore {
         }
         let mut client = self.connect()?;
         client.batch_execute(&format!(
-            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL}"
+            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL};
+             LISTEN {SIGNAL_CHANNEL}"
         ))?;
         Ok(Some(Box::new(Listener { client })))
     }
@@ -848,5 +977,33 @@ impl Store for PgStore {
         self.client()?
             .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_survives_its_notice_and_an_unknown_kind_is_skipped() {
+        let signals = [
+            Signal::LoggedOut {
+                token_hash: "ab12".into(),
+            },
+            Signal::Typing {
+                room: "lobby".into(),
+                user: "Zoë".into(),
+            },
+            Signal::Renamed {
+                from: "ann".into(),
+                to: "anna".into(),
+            },
+        ];
+        for signal in signals {
+            let payload = encode_signal("n1", &signal);
+            assert_eq!(decode_signal(&payload), Some(("n1".into(), signal)));
+        }
+        assert_eq!(decode_signal("n1\nwave\nhi"), None);
+        assert_eq!(decode_signal("n1\ntyping\nlobby"), None);
     }
 }
