@@ -8,7 +8,7 @@ mod common;
 
 use common::postgres::Postgres;
 use common::*;
-use hubbub::store::{PgStore, Store, StoreError};
+use hubbub::store::{Messages, PgStore, StoreError};
 use hubbub_protocol::ServerMsg;
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Retention, Store, StoredMessage, UserRecord};
+use super::{Accounts, Messages, Retention, StoredMessage, UserRecord};
 
 fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
     StoredMessage {
@@ -19,7 +19,7 @@ fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
 }
 
 /// The message behaviour every store must have, on an empty store.
-pub fn messages(store: &dyn Store) {
+pub fn messages(store: &dyn Messages) {
     assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 0);
     let batch: Vec<_> = (1..=5).map(|s| msg("lobby", s, 1000 * s)).collect();
     store.append(&batch).unwrap();
@@ -101,7 +101,7 @@ pub fn messages(store: &dyn Store) {
 }
 
 /// The account behaviour every store must have, on an empty store.
-pub fn accounts(store: &dyn Store) {
+pub fn accounts(store: &dyn Accounts) {
     let alice = UserRecord {
         name: "Alice".into(),
         password_hash: "$argon2id$fake".into(),

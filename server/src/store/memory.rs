@@ -4,7 +4,10 @@ use std::collections::{HashMap, VecDeque};
 
 use parking_lot::Mutex;
 
-use super::{Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord};
+use super::{
+    Accounts, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage,
+    UserRecord,
+};
 use hubbub_protocol::names::name_key;
 
 #[derive(Default)]
@@ -23,7 +26,7 @@ pub struct MemoryStore {
     sessions: Mutex<HashMap<String, (String, u64)>>,
 }
 
-impl Store for MemoryStore {
+impl Messages for MemoryStore {
     fn load_room(
         &self,
         room: &str,
@@ -125,7 +128,9 @@ impl Store for MemoryStore {
         }
         Ok(dropped)
     }
+}
 
+impl Accounts for MemoryStore {
     fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
         let mut users = self.users.lock();
         let key = name_key(&user.name);
@@ -170,3 +175,5 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+impl Store for MemoryStore {}

@@ -1,7 +1,18 @@
-//! Where room messages are kept: the [`Store`] trait and its two
-//! implementations, [`SqliteStore`] (the embedded default, durable) and
+//! Where hubbub keeps what it keeps, behind narrow traits by concern, as
+//! centrifuge keeps its broker and presence apart:
+//!
+//! - [`Messages`]: room messages, numbering, history, catch-up, retention;
+//! - [`Accounts`]: accounts and their sessions;
+//! - [`NodePresence`]: what the nodes of a cluster tell each other
+//!   (presence, names held, direct messages, [`Signal`]s);
+//! - [`Commits`]: the cross-node feed's wake-up.
+//!
+//! [`Store`] is all a server needs of one backend. Each backend is one
+//! file: [`SqliteStore`] (the embedded default, durable), [`PgStore`]
+//! (PostgreSQL, and the only one several nodes can share) and
 //! [`MemoryStore`] (nothing survives a restart; for tests and benchmarks of
-//! fan-out without persistence).
+//! fan-out without persistence). One error type, [`StoreError`], for all;
+//! [`contract`] holds the behaviour every backend must show.
 //!
 //! The hub never calls a store under a lock or on an async worker: writes go
 //! through the [`crate::persist`] thread (group commit), reads run on
@@ -198,8 +209,9 @@ pub trait Commits: Send {
     fn wait(&mut self, timeout: Duration) -> Result<Option<News>, StoreError>;
 }
 
-/// A place to keep room messages. Implementations are blocking.
-pub trait Store: Send + Sync + 'static {
+/// Room messages: numbering, storing, history, catch-up and retention.
+/// Implementations are blocking.
+pub trait Messages: Send + Sync {
     /// The room's last `seq`, its latest `recent` messages, and the client
     /// ids of its latest `client_ids` messages.
     fn load_room(
@@ -215,7 +227,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// What the persist thread calls: stores a batch in one transaction,
     /// giving each message its `seq`. A store that one node owns keeps the
-    /// `seq` the node's room gave out ([`Store::append`]); a store that
+    /// `seq` the node's room gave out ([`Messages::append`]); a store that
     /// nodes share ([`PgStore`] in a cluster) gives the next numbers of
     /// each room itself, under the room's row lock, and finds retries made
     /// on another node. Returns, per message, whether it was such a retry
@@ -232,22 +244,6 @@ pub trait Store: Send + Sync + 'static {
             .iter()
             .map(|room| Ok((room.clone(), self.load_room(room, 0, 0)?.last_seq)))
             .collect()
-    }
-
-    /// News of what other nodes commit, for a store that nodes share
-    /// (`None`: this node is the only writer).
-    fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
-        Ok(None)
-    }
-
-    /// Whether the store answers (`/readyz`).
-    fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Presence across the nodes sharing this store (`None`: one node).
-    fn node_presence(&self) -> Option<&dyn NodePresence> {
-        None
     }
 
     /// Up to `limit` messages of `room` with `seq < before` (all if `None`),
@@ -270,7 +266,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
+}
 
+/// Accounts and their sessions. Implementations are blocking.
+pub trait Accounts: Send + Sync {
     /// Registers an account; `false` if the name (ignoring case) is taken.
     fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError>;
 
@@ -290,6 +289,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends a session (logout). Ending an unknown one is not an error.
     fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+}
+
+/// A place to keep what hubbub keeps: room messages and accounts, and,
+/// for a store several nodes share, what the nodes tell each other.
+/// Implementations are blocking.
+pub trait Store: Messages + Accounts + 'static {
+    /// News of what other nodes commit, for a store that nodes share
+    /// (`None`: this node is the only writer).
+    fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Whether the store answers (`/readyz`).
+    fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Presence across the nodes sharing this store (`None`: one node).
+    fn node_presence(&self) -> Option<&dyn NodePresence> {
+        None
+    }
 }
 
 #[cfg(test)]

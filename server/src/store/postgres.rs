@@ -30,8 +30,8 @@ use parking_lot::Mutex;
 use postgres::{Client, Config, NoTls};
 
 use super::{
-    Commits, Held, News, NodePresence, Retention, RoomRecord, SessionRecord, Signal, Store,
-    StoreError, StoredMessage, UserRecord,
+    Accounts, Commits, Held, Messages, News, NodePresence, Retention, RoomRecord, SessionRecord,
+    Signal, Store, StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -676,7 +676,7 @@ fn page(
         .collect())
 }
 
-impl Store for PgStore {
+impl Messages for PgStore {
     fn load_room(
         &self,
         room: &str,
@@ -836,27 +836,6 @@ impl Store for PgStore {
             .collect())
     }
 
-    fn ping(&self) -> Result<(), StoreError> {
-        self.client()?.simple_query("SELECT 1")?;
-        Ok(())
-    }
-
-    fn node_presence(&self) -> Option<&dyn NodePresence> {
-        self.cluster.then_some(self as &dyn NodePresence)
-    }
-
-    fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
-        if !self.cluster {
-            return Ok(None);
-        }
-        let mut client = self.connect()?;
-        client.batch_execute(&format!(
-            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL};
-             LISTEN {SIGNAL_CHANNEL}"
-        ))?;
-        Ok(Some(Box::new(Listener { client })))
-    }
-
     fn history(
         &self,
         room: &str,
@@ -911,7 +890,9 @@ impl Store for PgStore {
         }
         Ok(dropped)
     }
+}
 
+impl Accounts for PgStore {
     fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
         let inserted = self.client()?.execute(
             "INSERT INTO users (name_key, name, password_hash, created_at) VALUES ($1, $2, $3, $4)
@@ -977,6 +958,29 @@ impl Store for PgStore {
         self.client()?
             .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
         Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn ping(&self) -> Result<(), StoreError> {
+        self.client()?.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
+    fn node_presence(&self) -> Option<&dyn NodePresence> {
+        self.cluster.then_some(self as &dyn NodePresence)
+    }
+
+    fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
+        if !self.cluster {
+            return Ok(None);
+        }
+        let mut client = self.connect()?;
+        client.batch_execute(&format!(
+            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL};
+             LISTEN {SIGNAL_CHANNEL}"
+        ))?;
+        Ok(Some(Box::new(Listener { client })))
     }
 }
 

@@ -15,7 +15,10 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord};
+use super::{
+    Accounts, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage,
+    UserRecord,
+};
 use hubbub_protocol::names::name_key;
 
 /// Schema migrations; `MIGRATIONS[i]` takes the schema from version i to i+1.
@@ -128,7 +131,7 @@ fn page(
     Ok(messages)
 }
 
-impl Store for SqliteStore {
+impl Messages for SqliteStore {
     fn load_room(
         &self,
         room: &str,
@@ -250,7 +253,9 @@ impl Store for SqliteStore {
         }
         Ok(dropped)
     }
+}
 
+impl Accounts for SqliteStore {
     fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
         let inserted = self.writer.lock().execute(
             "INSERT INTO users (name_key, name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -327,3 +332,5 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
+
+impl Store for SqliteStore {}
