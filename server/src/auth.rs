@@ -42,8 +42,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::http::BodyError;
-use crate::hub::{now_ms, Account, Hub};
+use crate::hub::Hub;
+use crate::registry::Account;
 use crate::store::{StoreError, UserRecord};
+use crate::timers::now_ms;
 use crate::PeerAddr;
 
 /// The session cookie's name.

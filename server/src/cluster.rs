@@ -239,7 +239,10 @@ impl Node {
             now.insert(room.name.clone(), room.local_names_if_changed());
         }
         let force = !self.published.contains_key(ANYWHERE);
-        now.insert(ANYWHERE.to_string(), hub.local_users_if_changed(force));
+        now.insert(
+            ANYWHERE.to_string(),
+            hub.registry.local_users_if_changed(force),
+        );
         for (name, names) in &now {
             let Some(names) = names else { continue };
             let before = self.published.get(name);
@@ -362,7 +365,7 @@ impl Node {
             return;
         };
         match presence.others(&self.id, &[ANYWHERE.to_string()]) {
-            Ok(others) => hub.set_remote_users(
+            Ok(others) => hub.registry.set_remote_users(
                 others
                     .into_iter()
                     .map(|(_, name, _)| (hubbub_protocol::names::name_key(&name), name))

@@ -39,9 +39,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::feed::{Feed, Fill};
-use crate::hub::{Account, Conn, Hub, IpSlot};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::{Batch, Close};
+use crate::registry::{Account, Conn, IpSlot};
 use crate::room::{Sink, Wire};
 use crate::session::Session;
 use crate::ws::{self, FrameError, OpCode, Socket, Upgraded};
@@ -402,7 +403,7 @@ impl<H: Handler> Connection<H> {
                     let clean = self.phase == Phase::CloseSent;
                     return Err(Step::Ended(clean));
                 }
-                self.hub.touch(&self.conn);
+                self.conn.touch(self.hub.clock.stamp());
                 if let Some(inbuf) = self.inbuf.as_mut() {
                     inbuf.extend_from_slice(&scratch[..n]);
                 } else {
@@ -587,7 +588,7 @@ impl<H: Handler> Connection<H> {
                 match Pin::new(&mut self.io).poll_write(cx, unwritten) {
                     Poll::Pending => {
                         // Woken by the socket, or by an abort (timeouts, overflow).
-                        self.conn.stalled(&self.hub);
+                        self.conn.stalled(self.hub.clock.stamp());
                         self.conn.outbox.register(cx.waker());
                         return Step::Blocked;
                     }
@@ -693,7 +694,7 @@ impl<H: Handler> Connection<H> {
         match Pin::new(&mut self.io).poll_write(cx, &scratch[..len]) {
             Poll::Pending => {
                 self.spill.extend_from_slice(&scratch[..len]);
-                self.conn.stalled(&self.hub);
+                self.conn.stalled(self.hub.clock.stamp());
                 self.conn.outbox.register(cx.waker());
                 Some(Step::Blocked)
             }
@@ -711,7 +712,7 @@ impl<H: Handler> Connection<H> {
                     if let Poll::Ready(Err(_)) = Pin::new(&mut self.io).poll_flush(cx) {
                         return Some(Step::Ended(false));
                     }
-                    self.hub.flusher.add(&self.conn);
+                    self.hub.flusher.add(self.conn.clone());
                     self.conn.outbox.register(cx.waker());
                     return Some(Step::Blocked);
                 }

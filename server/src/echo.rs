@@ -21,7 +21,8 @@ use tokio::net::TcpListener;
 use tungstenite::Utf8Bytes;
 
 use crate::conn::{self, Handler, Request};
-use crate::hub::{Conn, Hub};
+use crate::hub::Hub;
+use crate::registry::Conn;
 use crate::ws::WsUpgrade;
 use crate::{Config, PeerAddr};
 
@@ -71,7 +72,7 @@ async fn upgrade(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
 ) -> Response {
-    let Some(slot) = hub.admit_ip(peer.ip()) else {
+    let Some(slot) = hub.registry.admit_ip(peer.ip()) else {
         return crate::auth::ApiError::TooManyConnections.into_response();
     };
     ws.on_upgrade(move |io| {

@@ -28,9 +28,10 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::hub::{Conn, Hub};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::{Batch, Item};
+use crate::registry::Conn;
 use crate::room::{Pulled, Room, Sink, Wire};
 use crate::store::StoredMessage;
 

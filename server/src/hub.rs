@@ -1,7 +1,9 @@
-//! The hub: who is connected, under which name, in which rooms (the
-//! registry of rooms, users, connections and addresses); direct messages;
-//! heartbeat, idle and write-timeout sweep; shutdown. What a room does
-//! (its log, members, presence) is in [`crate::room`].
+//! The hub: the node's rooms (opened from the store on first join, closed
+//! when nobody is in them), joining, saying and history; direct messages;
+//! what a name means across the nodes of a cluster (holds and signals);
+//! shutdown. Who is connected is the [`Registry`]'s; what a room does (its
+//! log, members, presence) is [`crate::room`]'s; the connections' timers
+//! are [`crate::timers`]'.
 //!
 //! Concurrency model: no actor hop on the hot path. A connection task calls
 //! the hub directly; shared state sits behind short synchronous locks that
@@ -9,165 +11,29 @@
 //! `rooms` map → one room → an outbox.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
-use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tungstenite::Utf8Bytes;
 
 use crate::config::Config;
 use crate::metrics::{Gauges, Metrics};
-use crate::outbox::Flusher;
-use crate::outbox::{Close, Outbox};
+use crate::outbox::{frame, Close, Flusher, Outbox};
 use crate::persist::Persister;
+use crate::registry::{Account, Conn, Registry};
 use crate::room::{Loaded, Name, Room, Said, CLIENT_ID_WINDOW};
 use crate::store::{Signal, Store, StoreError, StoredMessage};
+use crate::timers::{now_ms, Clock};
 
 /// How connections are closed when the server shuts down.
 const GOING_AWAY: Close = Close {
     code: close::GOING_AWAY,
     reason: "server shutting down",
 };
-
-/// Identifies one connection for its lifetime.
-pub type ConnId = u64;
-
-/// A moment as a connection keeps it (when its peer last sent, since when
-/// its socket is stalled): ms since the hub started, in 32 bits (every byte
-/// of a [`Conn`] is paid per connection). It wraps every 49.7 days, so
-/// spans are taken wrapping, and are right up to [`MAX_SPAN`]: the idle and
-/// write timeouts count as at most that, and the sweep looks at every
-/// connection well within it.
-type Stamp = u32;
-
-/// Longest span between two [`Stamp`]s that is measured right: 24.8 days.
-const MAX_SPAN: Duration = Duration::from_millis(i32::MAX as u64);
-
-/// Milliseconds from `then` to `now`; 0 if `then` is later (a connection
-/// touched on another thread after the sweep read the clock).
-fn since(now: Stamp, then: Stamp) -> u64 {
-    (now.wrapping_sub(then) as i32).max(0) as u64
-}
-
-/// One WebSocket connection as the hub sees it.
-pub struct Conn {
-    pub id: ConnId,
-    pub outbox: Outbox,
-    /// When the peer last sent anything, as a [`Stamp`].
-    last_seen: AtomicU32,
-    /// Since when (a [`Stamp`], plus one) the socket has taken nothing
-    /// while something waits to be written; 0 while it keeps up.
-    stalled: AtomicU32,
-    /// The signed-in account this connection speaks for; `None` for a guest
-    /// (boxed: most connections are guests, and every byte here is paid
-    /// per connection).
-    pub account: Option<Box<Account>>,
-}
-
-/// A signed-in user, as a connection knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// The account's name (it is the user's name in chat).
-    pub name: String,
-    /// Hash of the session token the connection was opened with.
-    pub token_hash: String,
-    /// When that session expires, ms since the Unix epoch.
-    pub expires_at: u64,
-}
-
-impl Conn {
-    /// Serializes `msg` and queues it for this connection alone.
-    pub fn send(&self, msg: &ServerMsg) {
-        self.outbox.push(&frame(msg));
-    }
-
-    /// The writer could not write what waits: starts the write-timeout
-    /// clock if it is not running.
-    pub fn stalled(&self, hub: &Hub) {
-        if self.stalled.load(Ordering::Relaxed) == 0 {
-            let since = hub.stamp().wrapping_add(1).max(1);
-            self.stalled.store(since, Ordering::Relaxed);
-        }
-    }
-
-    /// The socket took bytes: stops the write-timeout clock.
-    pub fn progressed(&self) {
-        if self.stalled.load(Ordering::Relaxed) != 0 {
-            self.stalled.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Serializes a message once into bytes that can be queued many times.
-pub fn frame(msg: &ServerMsg) -> Utf8Bytes {
-    Utf8Bytes::from(msg.to_json())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// An online user, in the hub's table under its [`names::name_key`].
-struct User {
-    /// The name as the user gave it: one allocation, shared with the
-    /// sessions and the rooms' member lists (and with the key, when the
-    /// name is already lowercase).
-    name: Name,
-    /// Every connection of this user: one for a guest (kept inline, no
-    /// allocation), any number (up to `max_conns_per_user`) for an account.
-    conns: SmallVec<[Arc<Conn>; 1]>,
-}
-
-impl User {
-    /// The entry for `name` (whose key is `key`) with one connection.
-    fn new(name: &str, key: String, conn: &Arc<Conn>) -> (Name, User) {
-        let name = Name::from(name);
-        // Most names are lowercase already: then key and name are one.
-        let key = if key == *name {
-            Arc::clone(&name)
-        } else {
-            Name::from(key)
-        };
-        let conns = SmallVec::from_buf([Arc::clone(conn)]);
-        (key, User { name, conns })
-    }
-
-    fn is_account(&self) -> bool {
-        self.conns.iter().any(|c| c.account.is_some())
-    }
-}
-
-/// Counts connections per client IP address (IPv4 as IPv4-mapped IPv6,
-/// so a slot is 24 bytes, not 32); see [`Hub::admit_ip`].
-type IpCounts = Arc<Mutex<HashMap<Ipv6Addr, usize>>>;
-
-/// One admitted connection from an IP address; dropping it frees the slot.
-pub struct IpSlot {
-    counts: IpCounts,
-    ip: Ipv6Addr,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock();
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// Most rooms the directory (`rooms`) lists.
 pub const DIRECTORY_MAX: usize = 500;
@@ -182,12 +48,11 @@ const STORE_THREADS: usize = 4;
 pub struct Hub {
     pub config: Config,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
-    /// Online users by [`names::name_key`] (see [`User`]).
-    users: Mutex<HashMap<Name, User>>,
-    /// Every open connection, for heartbeats, the idle sweep and shutdown.
-    conns: Mutex<HashMap<ConnId, Arc<Conn>>>,
+    /// Who is connected here: connections, users, addresses.
+    pub registry: Registry,
     next_id: AtomicU64,
-    started: Instant,
+    /// The server's clock, for connections' timers ([`crate::timers`]).
+    pub clock: Clock,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them to drain.
@@ -195,22 +60,14 @@ pub struct Hub {
     store: Arc<dyn Store>,
     /// Bounds the blocking threads store calls occupy (see [`Hub::with_store`]).
     store_slots: tokio::sync::Semaphore,
-    /// Open connections per client IP address.
-    ips: IpCounts,
     /// The group-commit thread every room message goes through.
     pub persist: Persister,
     /// Counters exposed at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The write-coalescing tick ([`Flusher`]); `run` drives it.
     pub flusher: Arc<Flusher>,
-    /// Set when a user came online here or went: the cluster thread then
-    /// tells the other nodes ([`Hub::local_users_if_changed`]).
-    users_changed: AtomicBool,
     /// This node's id in a cluster (`--node-id`, or random).
     pub node_id: String,
-    /// Users online on the other nodes of a cluster, by name key, with
-    /// their names: whom a `direct` can reach through them.
-    remote_users: Mutex<HashMap<String, String>>,
     /// In a cluster, orders this node's writes of one name's hold
     /// ([`Hub::hold_guest_name`]): striped by name key, so the last write
     /// of a name is its latest count without one lock for every name.
@@ -243,30 +100,17 @@ impl Hub {
             metrics,
             store,
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
-            ips: IpCounts::default(),
             persist,
+            registry: Registry::new(config.max_conns_per_ip),
             config,
             rooms: Mutex::default(),
-            users: Mutex::default(),
-            conns: Mutex::default(),
             next_id: AtomicU64::new(1),
-            started: Instant::now(),
+            clock: Clock::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             flusher: Arc::default(),
-            users_changed: AtomicBool::new(false),
             node_id,
-            remote_users: Mutex::default(),
         })
-    }
-
-    pub fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    /// Now, as a connection keeps it; see [`Stamp`].
-    fn stamp(&self) -> Stamp {
-        self.elapsed_ms() as Stamp
     }
 
     /// Registers a new connection.
@@ -276,26 +120,20 @@ impl Hub {
 
     /// Registers a new connection of a signed-in `account` (or a guest).
     pub fn connect_as(&self, account: Option<Account>) -> Arc<Conn> {
-        let conn = Arc::new(Conn {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            outbox: Outbox::with_metrics(self.config.queue_bytes, Arc::clone(&self.metrics)),
-            last_seen: AtomicU32::new(self.stamp()),
-            stalled: AtomicU32::new(0),
-            account: account.map(Box::new),
-        });
+        let conn = Arc::new(Conn::new(
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+            Outbox::with_metrics(self.config.queue_bytes, Arc::clone(&self.metrics)),
+            self.clock.stamp(),
+            account,
+        ));
         Metrics::inc(&self.metrics.connections_total);
-        self.conns.lock().insert(conn.id, Arc::clone(&conn));
-        // begin_shutdown cancels before it walks `conns`: a connection
+        self.registry.add(&conn);
+        // begin_shutdown cancels before it walks the connections: one
         // registered too late for the walk sees the cancellation here.
         if self.shutdown.is_cancelled() {
             conn.outbox.close_after_drain(GOING_AWAY);
         }
         conn
-    }
-
-    /// Records that the peer of `conn` is alive.
-    pub fn touch(&self, conn: &Conn) {
-        conn.last_seen.store(self.stamp(), Ordering::Relaxed);
     }
 
     /// Forgets a connection: leaves its rooms (offline notices), frees its name.
@@ -304,52 +142,47 @@ impl Hub {
             self.leave(room, conn);
         }
         if let Some(name) = name {
-            self.release_name(name, conn.id);
+            if let Some(key) = self.registry.release_name(name, conn.id) {
+                self.sync_hold(key);
+            }
         }
-        self.conns.lock().remove(&conn.id);
+        self.registry.remove(conn.id);
     }
 
-    /// Takes `name` for `conn`, or says why not. Returns the name as the
-    /// hub keeps it, for the session to share.
-    pub fn claim_name(&self, name: &str, conn: &Arc<Conn>) -> Result<Name, (ErrorCode, String)> {
-        names::validate_name(name).map_err(|why| (ErrorCode::InvalidName, why))?;
-        let mut users = self.users.lock();
-        let key = names::name_key(name);
-        match users.get_mut(key.as_str()) {
-            // Another connection of the same account: a second tab or device.
-            Some(user) if conn.account.is_some() && user.is_account() => {
-                user.conns.push(Arc::clone(conn));
-                if *user.name == *name {
-                    return Ok(Arc::clone(&user.name));
-                }
-                Ok(Name::from(name))
+    /// Delivers a `direct` frame made on another node to this node's
+    /// connections of its recipient and of its sender (their other tabs).
+    pub fn deliver_direct(&self, to: &str, from: &str, frame: &Utf8Bytes) {
+        let mut targets: Vec<Arc<Conn>> = Vec::new();
+        for key in [names::name_key(to), names::name_key(from)] {
+            if let Some((_, conns)) = self.registry.user(&key) {
+                targets.extend(conns);
             }
-            Some(_) => Err((ErrorCode::NameTaken, format!("{name:?} is taken"))),
-            None => {
-                // A guest's name was held across the cluster before
-                // ([`Hub::hold_guest_name`]); an account's count is told
-                // after ([`Hub::tell_hold`]).
-                let (key, user) = User::new(name, key, conn);
-                let name = Arc::clone(&user.name);
-                users.insert(key, user);
-                self.users_changed.store(true, Ordering::Relaxed);
-                Ok(name)
-            }
+        }
+        targets.sort_by_key(|c| c.id);
+        targets.dedup_by_key(|c| c.id);
+        for conn in targets {
+            conn.outbox.push(frame);
         }
     }
 
-    fn release_name(&self, name: &str, id: ConnId) {
-        let mut users = self.users.lock();
-        let key = names::name_key(name);
-        if let Some(user) = users.get_mut(key.as_str()) {
-            user.conns.retain(|c| c.id != id);
-            if user.conns.is_empty() {
-                users.remove(key.as_str());
-                self.users_changed.store(true, Ordering::Relaxed);
-            }
-            drop(users);
-            self.sync_hold(key);
-        }
+    /// Whether `name` is a registered account (a guest may not take it).
+    pub async fn is_registered(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.with_store(move |store| store.user(&name).map(|u| u.is_some()))
+            .await
+    }
+
+    /// Runs a (blocking) store call on the blocking pool, never on an async
+    /// worker. Store calls do not panic; one that did is a bug worth a crash.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = Arc::clone(&self.store);
+        let _slot = self.store_slots.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(move || call(&*store))
+            .await
+            .expect("store calls do not panic")
     }
 
     /// Whether this node shares its store with other nodes (`--cluster`).
@@ -419,10 +252,7 @@ impl Hub {
         let hub = self.me.upgrade()?;
         Some(tokio::spawn(async move {
             let _order = hub.hold_stripe(&key).lock().await;
-            let (conns, guest) = match hub.users.lock().get(key.as_str()) {
-                Some(user) => (user.conns.len() as u64, !user.is_account()),
-                None => (0, true),
-            };
+            let (conns, guest) = hub.registry.hold(&key);
             let node = hub.node_id.clone();
             let written = hub
                 .with_store(move |store| match store.node_presence() {
@@ -439,8 +269,7 @@ impl Hub {
     /// Tells the cluster again every name held here (the other nodes had
     /// taken this node for dead and forgotten them).
     pub fn resync_holds(&self) {
-        let keys: Vec<String> = self.users.lock().keys().map(|k| k.to_string()).collect();
-        for key in keys {
+        for key in self.registry.keys() {
             self.sync_hold(key);
         }
     }
@@ -448,7 +277,7 @@ impl Hub {
     /// How many connections the account `name` has open, on this node and,
     /// in a cluster, on the others: what `--max-conns-per-user` counts.
     pub async fn connections_anywhere(&self, name: &str) -> Result<usize, StoreError> {
-        let here = self.connections_of(name);
+        let here = self.registry.connections_of(name);
         if !self.clustered() {
             return Ok(here);
         }
@@ -483,7 +312,7 @@ impl Hub {
     /// Acts on what another node signalled, for the connections here.
     pub fn signalled(&self, signal: Signal) {
         match signal {
-            Signal::LoggedOut { token_hash } => self.close_session(&token_hash),
+            Signal::LoggedOut { token_hash } => self.registry.close_session(&token_hash),
             Signal::Typing { room, user } => {
                 if let Some(room) = self.room(&room) {
                     // No connection here is the typist.
@@ -491,12 +320,7 @@ impl Hub {
                 }
             }
             Signal::Renamed { from, to } => {
-                {
-                    let mut remote = self.remote_users.lock();
-                    if remote.remove(&names::name_key(&from)).is_some() {
-                        remote.insert(names::name_key(&to), to.clone());
-                    }
-                }
+                self.registry.rename_remote_user(&from, &to);
                 let to = Name::from(to);
                 for room in self.open_rooms() {
                     room.rename_remote(&from, &to);
@@ -505,113 +329,13 @@ impl Hub {
         }
     }
 
-    /// The names of the users online here, if that changed since the last
-    /// call (or `force`).
-    pub fn local_users_if_changed(&self, force: bool) -> Option<Vec<Name>> {
-        if !self.users_changed.swap(false, Ordering::Relaxed) && !force {
-            return None;
-        }
-        Some(
-            self.users
-                .lock()
-                .values()
-                .map(|u| Arc::clone(&u.name))
-                .collect(),
-        )
-    }
-
-    /// Who is online on the other nodes of a cluster (name key → name).
-    pub fn set_remote_users(&self, users: HashMap<String, String>) {
-        *self.remote_users.lock() = users;
-    }
-
-    /// Delivers a `direct` frame made on another node to this node's
-    /// connections of its recipient and of its sender (their other tabs).
-    pub fn deliver_direct(&self, to: &str, from: &str, frame: &Utf8Bytes) {
-        let users = self.users.lock();
-        let mut targets: Vec<Arc<Conn>> = Vec::new();
-        for key in [names::name_key(to), names::name_key(from)] {
-            if let Some(user) = users.get(key.as_str()) {
-                targets.extend(user.conns.iter().cloned());
-            }
-        }
-        drop(users);
-        targets.sort_by_key(|c| c.id);
-        targets.dedup_by_key(|c| c.id);
-        for conn in targets {
-            conn.outbox.push(frame);
-        }
-    }
-
-    /// How many connections the user `name` has open.
-    pub fn connections_of(&self, name: &str) -> usize {
-        self.users
-            .lock()
-            .get(names::name_key(name).as_str())
-            .map_or(0, |u| u.conns.len())
-    }
-
-    /// Whether `name` is a registered account (a guest may not take it).
-    pub async fn is_registered(&self, name: &str) -> Result<bool, StoreError> {
-        let name = name.to_string();
-        self.with_store(move |store| store.user(&name).map(|u| u.is_some()))
-            .await
-    }
-
-    /// Runs a (blocking) store call on the blocking pool, never on an async
-    /// worker. Store calls do not panic; one that did is a bug worth a crash.
-    pub async fn with_store<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let store = Arc::clone(&self.store);
-        let _slot = self.store_slots.acquire().await.expect("never closed");
-        tokio::task::spawn_blocking(move || call(&*store))
-            .await
-            .expect("store calls do not panic")
-    }
-
-    /// Admits one more connection from `ip`, or `None` past `max_conns_per_ip`.
-    pub fn admit_ip(&self, ip: IpAddr) -> Option<IpSlot> {
-        let ip = match ip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            IpAddr::V6(v6) => v6,
-        };
-        let mut counts = self.ips.lock();
-        let n = counts.entry(ip).or_default();
-        if *n >= self.config.max_conns_per_ip {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            counts: Arc::clone(&self.ips),
-            ip,
-        })
-    }
-
     /// Closes every connection opened with the session `token_hash`
     /// (logout), on this node and on every other node of a cluster.
     pub fn end_session(&self, token_hash: &str) {
-        self.close_session(token_hash);
+        self.registry.close_session(token_hash);
         self.signal(Signal::LoggedOut {
             token_hash: token_hash.to_string(),
         });
-    }
-
-    /// Closes this node's connections of the session `token_hash`.
-    fn close_session(&self, token_hash: &str) {
-        for conn in self.conns.lock().values() {
-            if conn
-                .account
-                .as_ref()
-                .is_some_and(|a| a.token_hash == token_hash)
-            {
-                conn.outbox.close_after_drain(Close {
-                    code: close::LOGGED_OUT,
-                    reason: "logged out",
-                });
-            }
-        }
     }
 
     /// Renames the user of `conn` from `old` to `new` in the user table and
@@ -624,26 +348,8 @@ impl Hub {
         new: &str,
         rooms: &[Arc<Room>],
     ) -> Result<Name, (ErrorCode, String)> {
-        names::validate_name(new).map_err(|why| (ErrorCode::InvalidName, why))?;
-        let renamed = {
-            let mut users = self.users.lock();
-            let new_key = names::name_key(new);
-            if users
-                .get(new_key.as_str())
-                .is_some_and(|u| u.conns.iter().any(|c| c.id != conn.id))
-            {
-                return Err((ErrorCode::NameTaken, format!("{new:?} is taken")));
-            }
-            let old_key = names::name_key(old);
-            users.remove(old_key.as_str());
-            let (key, user) = User::new(new, new_key, conn);
-            let renamed = Arc::clone(&user.name);
-            users.insert(key, user);
-            self.users_changed.store(true, Ordering::Relaxed);
-            drop(users);
-            self.sync_hold(old_key);
-            renamed
-        };
+        let renamed = self.registry.rename(conn, old, new)?;
+        self.sync_hold(names::name_key(old));
         for room in rooms {
             room.rename(conn, old, &renamed);
         }
@@ -752,7 +458,7 @@ impl Hub {
 
     /// Drops rooms with no members and nothing waiting to be committed;
     /// they are loaded again from the store when someone joins.
-    fn evict_idle_rooms(&self) {
+    pub fn evict_idle_rooms(&self) {
         self.rooms.lock().retain(|_, room| !room.close_if_idle());
     }
 
@@ -854,25 +560,17 @@ impl Hub {
         let to_key = names::name_key(to);
         // Every connection of the recipient here, and of the sender (so all
         // of the sender's tabs show what was said), each once.
-        let (to_name, mut targets) = {
-            let users = self.users.lock();
-            let mut targets = Vec::new();
-            let to_name = match users.get(to_key.as_str()) {
-                Some(recipient) => {
-                    targets.extend(recipient.conns.iter().cloned());
-                    recipient.name.to_string()
-                }
-                None => match self.remote_users.lock().get(&to_key) {
-                    Some(name) if cluster => name.clone(),
-                    _ => return Err((ErrorCode::UnknownUser, format!("{to:?} is not online"))),
-                },
-            };
-            match users.get(names::name_key(from).as_str()) {
-                Some(me) => targets.extend(me.conns.iter().cloned()),
-                None => targets.push(Arc::clone(sender)),
-            }
-            (to_name, targets)
+        let (to_name, mut targets) = match self.registry.user(&to_key) {
+            Some((name, conns)) => (name.to_string(), conns),
+            None => match self.registry.remote_user(&to_key) {
+                Some(name) if cluster => (name, Vec::new()),
+                _ => return Err((ErrorCode::UnknownUser, format!("{to:?} is not online"))),
+            },
         };
+        match self.registry.user(&names::name_key(from)) {
+            Some((_, mine)) => targets.extend(mine),
+            None => targets.push(Arc::clone(sender)),
+        }
         targets.sort_by_key(|c| c.id);
         targets.dedup_by_key(|c| c.id);
         let msg = frame(&ServerMsg::Direct {
@@ -902,92 +600,22 @@ impl Hub {
         Ok(())
     }
 
-    /// Pings every connection and sends the app-level heartbeat every
-    /// `heartbeat`; closes connections silent for longer than `idle_timeout`.
-    /// One task and two timers for all connections.
-    pub async fn heartbeat_loop(self: Arc<Hub>) {
-        let heartbeat = frame(&ServerMsg::Heartbeat);
-        let mut beat = tokio::time::interval(self.config.heartbeat);
-        // Check often enough that a silent peer is closed within a quarter
-        // of the timeout after it expires.
-        let idle_limit = self.config.idle_timeout.min(MAX_SPAN);
-        let write_limit = self.config.write_timeout.min(MAX_SPAN);
-        let mut sweep =
-            tokio::time::interval((idle_limit.min(write_limit) / 4).max(Duration::from_millis(10)));
-        let (idle_limit, write_limit) = (
-            idle_limit.as_millis() as u64,
-            write_limit.as_millis() as u64,
-        );
-        beat.tick().await;
-        sweep.tick().await;
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                _ = beat.tick() => {
-                    for conn in self.conns.lock().values() {
-                        conn.outbox.push(&heartbeat);
-                        conn.outbox.ping();
-                    }
-                }
-                _ = sweep.tick() => {
-                    self.evict_idle_rooms();
-                    let now = self.stamp();
-                    let wall = now_ms();
-                    for conn in self.conns.lock().values() {
-                        let stalled = conn.stalled.load(Ordering::Relaxed);
-                        let silent = since(now, conn.last_seen.load(Ordering::Relaxed));
-                        if silent > idle_limit {
-                            conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
-                        } else if stalled != 0 && since(now, stalled.wrapping_sub(1)) > write_limit {
-                            Metrics::inc(&self.metrics.slow_consumers);
-                            tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
-                            conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" });
-                        } else if conn.account.as_ref().is_some_and(|a| a.expires_at <= wall) {
-                            conn.outbox.close_after_drain(Close { code: close::SESSION_EXPIRED, reason: "session expired" });
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Starts shutting down: every connection is closed with 1001 after what
     /// is queued for it; new upgrades are refused.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
-        for conn in self.conns.lock().values() {
-            conn.outbox.close_after_drain(GOING_AWAY);
-        }
+        self.registry
+            .each(|conn| conn.outbox.close_after_drain(GOING_AWAY));
         self.tasks.close();
-    }
-
-    /// Number of open connections.
-    pub fn connection_count(&self) -> usize {
-        self.conns.lock().len()
     }
 
     /// The gauges `/metrics` reports, measured now.
     pub fn gauges(&self) -> Gauges {
-        let conns: Vec<Arc<Conn>> = self.conns.lock().values().cloned().collect();
+        let conns = self.registry.all();
         Gauges {
             connections: conns.len(),
             rooms: self.rooms.lock().len(),
             queued_bytes: conns.iter().map(|c| c.outbox.queued_bytes()).sum(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_between_stamps_survive_the_wrap_and_a_later_touch_is_no_silence() {
-        assert_eq!(since(1_000, 400), 600);
-        // 49.7 days after the start the stamp wraps; spans stay right.
-        assert_eq!(since(5, u32::MAX - 4), 10);
-        // Touched on another thread after the sweep read the clock: no
-        // silence, not 49 days of it.
-        assert_eq!(since(400, 1_000), 0);
     }
 }

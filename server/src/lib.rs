@@ -2,14 +2,21 @@
 //! to the [`hub::Hub`], plus the embedded web app at `/`.
 //!
 //! - [`config`]: every setting and limit, from flags and environment.
-//! - [`hub`]: rooms, presence, fan-out, heartbeat, shutdown.
+//! - [`hub`]: rooms, direct messages, names across a cluster, shutdown.
+//! - [`registry`]: who is connected here: connections, users, addresses.
+//! - [`timers`]: the clock, heartbeat, idle and write timeouts.
+//! - [`room`]: one room's log, members and presence.
+//! - [`feed`]: how a connection pulls room messages (catch-up included).
+//! - [`cluster`]: other nodes' commits, presence, names and signals.
 //! - [`ws`]: the WebSocket upgrade and frame codec.
 //! - [`conn`]: one WebSocket connection as one task: read, handle, write.
 //! - [`session`]: what each request does, whatever the transport.
 //! - [`outbox`]: the byte-bounded per-connection queue.
-//! - [`metrics`]: counters, `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`]: counters and their text format.
+//! - [`ops`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`persist`]: group commit of room messages, then fan-out.
-//! - [`store`]: where messages are kept (SQLite or memory).
+//! - [`store`]: where messages and accounts are kept (SQLite, PostgreSQL
+//!   or memory), behind narrow traits.
 //! - [`auth`]: accounts, sessions, origin checks; who an upgrade is.
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
@@ -32,12 +39,15 @@ pub mod feed;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod ops;
 pub mod outbox;
 pub mod persist;
+pub mod registry;
 pub mod room;
 pub mod session;
 pub mod store;
 pub mod tcp;
+pub mod timers;
 pub mod tls;
 pub mod ws;
 
@@ -62,9 +72,9 @@ use hub::Hub;
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/ws", get(ws_upgrade))
-        .route("/metrics", get(metrics::serve))
-        .route("/healthz", get(metrics::healthz))
-        .route("/readyz", get(metrics::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .merge(auth::routes())
         .layer(DefaultBodyLimit::max(auth::API_BODY_LIMIT))
         .fallback(assets::serve)
@@ -115,7 +125,10 @@ async fn ws_upgrade(
         _ => {}
     }
     let ip = auth::client_ip(config, peer, &headers);
-    let slot = hub.admit_ip(ip).ok_or(ApiError::TooManyConnections)?;
+    let slot = hub
+        .registry
+        .admit_ip(ip)
+        .ok_or(ApiError::TooManyConnections)?;
     Ok(ws.on_upgrade(move |socket| conn::run(hub, socket, account, slot)))
 }
 
@@ -144,7 +157,7 @@ pub async fn run_with_gateway(
     let hub = Hub::new(config, Arc::clone(&store));
     // Nodes sharing the store: their commits land in our room logs.
     let cluster = cluster::Cluster::start(&hub, store).map_err(std::io::Error::other)?;
-    let heartbeat = tokio::spawn(Arc::clone(&hub).heartbeat_loop());
+    let heartbeat = tokio::spawn(timers::run(Arc::clone(&hub)));
     let flusher = tokio::spawn(Arc::clone(&hub.flusher).run(hub.config.write_coalesce));
     // Stops accepting when the hub begins shutting down; its connections
     // are closed (1001) with the others and tracked by `hub.tasks`.
@@ -181,7 +194,7 @@ pub async fn run_with_gateway(
         .is_err()
     {
         tracing::warn!(
-            left = hub.connection_count(),
+            left = hub.registry.count(),
             "connections still open after the shutdown timeout"
         );
     }

@@ -1,15 +1,8 @@
-//! Server metrics: counters kept as relaxed atomics on the hot path, and the
-//! HTTP endpoints that expose them and the server's health.
-//!
-//! - `GET /metrics`: Prometheus text format (version 0.0.4), hand-written —
-//!   a dozen series do not need a metrics library. Gauges (connections,
-//!   rooms, queued bytes) are computed when scraped, so they cost nothing
-//!   between scrapes.
-//! - `GET /healthz`: 200 while the process serves HTTP.
-//! - `GET /readyz`: 200 while accepting work; 503 once shutdown has begun
-//!   (so a load balancer stops sending new clients before connections
-//!   close), while the store's writes fail, or when it does not answer a
-//!   ping within 2 s (PostgreSQL unreachable).
+//! Server metrics: counters kept as relaxed atomics on the hot path, and
+//! their Prometheus text format (version 0.0.4), hand-written — a dozen
+//! series do not need a metrics library. Gauges (connections, rooms,
+//! queued bytes) are computed when scraped, so they cost nothing between
+//! scrapes. The endpoints are [`crate::ops`]'s.
 //!
 //! Counting a delivery is one `fetch_add` on a shared counter per frame
 //! queued; everything else counts per request or per batch.
@@ -18,12 +11,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-
-use crate::hub::Hub;
 
 /// Upper bounds (seconds) of the storage-write latency histogram buckets.
 const STORE_BUCKETS: [f64; 12] = [
@@ -239,42 +226,6 @@ pub struct Gauges {
     pub rooms: usize,
     pub queued_bytes: usize,
 }
-
-/// `GET /metrics`.
-pub async fn serve(State(hub): State<Arc<Hub>>) -> Response {
-    let body = hub.metrics.render(&hub.gauges());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
-}
-
-/// `GET /healthz`: the process is up and serving HTTP.
-pub async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-/// `GET /readyz`: 503 once shutdown has begun.
-pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
-    if hub.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
-    }
-    if hub.persist.is_failing() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "storage failing\n").into_response();
-    }
-    let ping = hub.with_store(|store| store.ping());
-    match tokio::time::timeout(READY_PING_TIMEOUT, ping).await {
-        Ok(Ok(())) => "ready\n".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response(),
-    }
-}
-
-/// How long `/readyz` waits for the store to answer.
-const READY_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,8 @@ use hubbub_protocol::close;
 use parking_lot::Mutex;
 use tungstenite::Utf8Bytes;
 
+use hubbub_protocol::ServerMsg;
+
 use crate::metrics::Metrics;
 use crate::room::Room;
 
@@ -333,6 +335,16 @@ impl Outbox {
     }
 }
 
+/// Serializes a message once into bytes that can be queued many times.
+pub fn frame(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(msg.to_json())
+}
+
+/// What the [`Flusher`] wakes at its tick: a connection's writer.
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
 /// Write coalescing for every connection with one timer: a connection that
 /// just wrote registers here instead of [waiting](Outbox::wait), so pushes
 /// and commits do not wake it; one task wakes all registered connections
@@ -343,16 +355,16 @@ impl Outbox {
 /// once.
 #[derive(Default)]
 pub struct Flusher {
-    waiting: Mutex<Vec<Arc<crate::hub::Conn>>>,
+    waiting: Mutex<Vec<Arc<dyn Wake>>>,
     /// Wakes the tick task when the first connection registers.
     notify: tokio::sync::Notify,
 }
 
 impl Flusher {
     /// Wakes `conn` at the next tick.
-    pub fn add(&self, conn: &Arc<crate::hub::Conn>) {
+    pub fn add(&self, conn: Arc<dyn Wake>) {
         let mut waiting = self.waiting.lock();
-        waiting.push(Arc::clone(conn));
+        waiting.push(conn);
         let first = waiting.len() == 1;
         drop(waiting);
         if first {
@@ -372,7 +384,7 @@ impl Flusher {
                     break;
                 }
                 for conn in due.drain(..) {
-                    conn.outbox.wake();
+                    conn.wake();
                 }
             }
         }

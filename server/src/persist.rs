@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::hub::now_ms;
 use crate::metrics::Metrics;
 use crate::room::Room;
 use crate::store::{Retention, Store, StoredMessage};
+use crate::timers::now_ms;
 
 /// Most messages committed in one transaction.
 pub const MAX_BATCH: usize = 4096;

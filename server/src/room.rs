@@ -30,7 +30,8 @@ use parking_lot::Mutex;
 use tungstenite::Utf8Bytes;
 
 use crate::feed::CATCH_UP_PAGE;
-use crate::hub::{frame, Conn, ConnId};
+use crate::outbox::frame;
+use crate::registry::{Conn, ConnId};
 use crate::store::{Store, StoreError, StoredMessage};
 use crate::ws::{self, OpCode};
 
@@ -573,7 +574,7 @@ impl Room {
             seq,
             from: from.to_string(),
             text,
-            sent_at: crate::hub::now_ms(),
+            sent_at: crate::timers::now_ms(),
             client_id: client_id.clone(),
         };
         if !submit(msg) {

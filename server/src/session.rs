@@ -13,11 +13,13 @@ use hubbub_protocol::{
     close, decode_client, names, ClientMsg, ErrorCode, HistoryMessage, ServerMsg, PROTOCOL_VERSION,
 };
 
-use crate::hub::{now_ms, Conn, Hub};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::Close;
+use crate::registry::Conn;
 use crate::room::{history_message, Name, Room, Said};
 use crate::store::Signal;
+use crate::timers::now_ms;
 
 /// Requests per second a connection may sustain, with a burst allowance
 /// (`rate` and `burst` are the hub's, not kept here: this is paid per
@@ -78,7 +80,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(hub: Arc<Hub>, conn: Arc<Conn>) -> Session {
-        let bucket = TokenBucket::new(hub.config.burst, hub.elapsed_ms());
+        let bucket = TokenBucket::new(hub.config.burst, hub.clock.elapsed_ms());
         Session {
             hub,
             conn,
@@ -152,7 +154,7 @@ impl Session {
         let config = &self.hub.config;
         if self
             .bucket
-            .take(self.hub.elapsed_ms(), config.rate, config.burst)
+            .take(self.hub.clock.elapsed_ms(), config.rate, config.burst)
         {
             return true;
         }
@@ -333,7 +335,7 @@ impl Session {
                         Err((code, why)) => return self.reply_error(code, why),
                     },
                 };
-                let claimed = self.hub.claim_name(&name, &self.conn);
+                let claimed = self.hub.registry.claim_name(&name, &self.conn);
                 if claimed.is_err() && self.conn.account.is_none() {
                     self.hub.forget_hold(&name);
                 }

@@ -40,10 +40,12 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
 use crate::feed::{Feed, Fill};
-use crate::hub::{now_ms, Conn, Hub};
+use crate::hub::Hub;
 use crate::outbox::{Batch, Close};
+use crate::registry::Conn;
 use crate::room::{Sink, Wire};
 use crate::session::Session;
+use crate::timers::now_ms;
 
 /// The room every TCP user joins after picking a name.
 pub const LOBBY: &str = "lobby";
@@ -73,7 +75,7 @@ pub async fn accept_loop(hub: Arc<Hub>, listener: TcpListener) {
                 tracing::debug!(%peer, "tcp gateway connection");
                 // The same per-address cap as WebSocket connections; the
                 // slot lives as long as the connection's task.
-                let Some(slot) = hub.admit_ip(peer.ip()) else {
+                let Some(slot) = hub.registry.admit_ip(peer.ip()) else {
                     tracing::info!(%peer, "tcp gateway: too many connections from one address");
                     hub.tasks.spawn(async move {
                         let _ = socket
@@ -129,11 +131,11 @@ where
         };
         match line {
             Ok(Input::Text(text)) => {
-                hub.touch(&conn);
+                conn.touch(hub.clock.stamp());
                 gateway.on_line(&text).await;
             }
             Ok(Input::TooLong) => {
-                hub.touch(&conn);
+                conn.touch(hub.clock.stamp());
                 gateway.too_long(lines.max).await;
             }
             Ok(Input::Eof) | Err(_) => break,

@@ -117,7 +117,7 @@ pub fn accounts(store: &dyn Accounts) {
     assert_eq!(store.user("alice").unwrap(), Some(alice));
     assert_eq!(store.user("bob").unwrap(), None);
 
-    let now = crate::hub::now_ms();
+    let now = crate::timers::now_ms();
     store.create_session("h1", "alice", now + 5_000).unwrap();
     let session = store.session("h1", now + 4_999).unwrap().unwrap();
     assert_eq!(

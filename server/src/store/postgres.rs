@@ -935,7 +935,7 @@ impl Accounts for PgStore {
         // Expired sessions are useless; forget them while we are here.
         client.execute(
             "DELETE FROM sessions WHERE expires_at <= $1",
-            &[&int(crate::hub::now_ms())],
+            &[&int(crate::timers::now_ms())],
         )?;
         Ok(())
     }

@@ -302,7 +302,7 @@ impl Accounts for SqliteStore {
         // Expired sessions are useless; forget them while we are here.
         conn.execute(
             "DELETE FROM sessions WHERE expires_at <= ?1",
-            [crate::hub::now_ms() as i64],
+            [crate::timers::now_ms() as i64],
         )?;
         Ok(())
     }
