@@ -37,9 +37,10 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::feed::CATCH_UP_PAGE;
 use crate::hub::Hub;
 use crate::room::{Name, Room};
-use crate::store::{Commits, Store, StoreError};
+use crate::store::{Commits, Store, StoreError, StoredMessage};
 
 /// How often every open room is checked whatever the notices said.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -147,11 +148,12 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
         let Some(hub) = hub.upgrade() else { return };
         match news {
             Ok(Some(news)) => {
-                for (name, seq) in news.rooms {
-                    if let Some(room) = hub.room(&name) {
-                        read_up_to(&room, &*store, seq);
-                    }
-                }
+                let grown: Vec<(Arc<Room>, u64)> = news
+                    .rooms
+                    .into_iter()
+                    .filter_map(|(name, seq)| hub.room(&name).map(|room| (room, seq)))
+                    .collect();
+                read_all(grown, &*store);
                 if news.everything {
                     sweep(&hub, &*store);
                 }
@@ -401,13 +403,65 @@ fn sweep(hub: &Hub, store: &dyn Store) {
     let names: Vec<String> = rooms.iter().map(|room| room.name.clone()).collect();
     match store.last_seqs(&names) {
         Ok(lasts) => {
-            for (name, seq) in lasts {
-                if let Some(room) = rooms.iter().find(|room| room.name == name) {
-                    read_up_to(room, store, seq);
+            let by_name: HashMap<&str, &Arc<Room>> = rooms
+                .iter()
+                .map(|room| (room.name.as_str(), room))
+                .collect();
+            let grown = lasts
+                .into_iter()
+                .filter_map(|(name, seq)| by_name.get(name.as_str()).map(|r| (Arc::clone(r), seq)))
+                .collect();
+            read_all(grown, store);
+        }
+        Err(err) => tracing::warn!(error = %err, "checking rooms for other nodes' messages failed"),
+    }
+}
+
+/// Reads each room's messages up to its `seq` from the store into its
+/// log: the first page of every room that grew in one query, then any room
+/// still short (more than a page behind) on its own.
+fn read_all(mut grown: Vec<(Arc<Room>, u64)>, store: &dyn Store) {
+    // A notice may name a room more than once: its highest `seq` counts.
+    grown.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(b.1.cmp(&a.1)));
+    grown.dedup_by(|a, b| a.0.name == b.0.name);
+    // A room still loading gets its log from the store as it opens.
+    grown.retain(|(room, seq)| room.ready.get().is_some() && room.delivered() < *seq);
+    if grown.is_empty() {
+        return;
+    }
+    let spans: Vec<(String, u64, u64)> = grown
+        .iter()
+        .map(|(room, seq)| {
+            let from = room.delivered();
+            (
+                room.name.clone(),
+                from,
+                (*seq).min(from + CATCH_UP_PAGE as u64),
+            )
+        })
+        .collect();
+    match store.between(&spans) {
+        Ok(msgs) => {
+            let mut by_room: HashMap<String, Vec<StoredMessage>> = HashMap::new();
+            for msg in msgs {
+                by_room.entry(msg.room.clone()).or_default().push(msg);
+            }
+            for (room, _) in &grown {
+                if let Some(mut mine) = by_room.remove(&room.name) {
+                    mine.sort_by_key(|m| m.seq);
+                    room.arrived(mine);
                 }
             }
         }
-        Err(err) => tracing::warn!(error = %err, "checking rooms for other nodes' messages failed"),
+        Err(err) => {
+            tracing::warn!(error = %err, "reading other nodes' messages failed");
+            return;
+        }
+    }
+    for (room, seq) in grown {
+        if room.delivered() < seq {
+            read_up_to(&room, store, seq);
+        }
     }
 }
 

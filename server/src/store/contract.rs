@@ -52,6 +52,21 @@ pub fn messages(store: &dyn Messages) {
     assert_eq!(store.after("lobby", 4, 10).unwrap().len(), 1);
     assert!(store.after("lobby", 5, 10).unwrap().is_empty());
     assert!(store.after("nowhere", 0, 10).unwrap().is_empty());
+    // Many rooms' spans at once, each room's messages in order.
+    let spans = [
+        ("lobby".to_string(), 1, 3),
+        ("kitchen".to_string(), 0, 9),
+        ("nowhere".to_string(), 0, 9),
+    ];
+    let mut got: Vec<(String, u64)> = store
+        .between(&spans)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.room, m.seq))
+        .collect();
+    got.sort();
+    let lobby = |seq| ("lobby".to_string(), seq);
+    assert_eq!(got, [("kitchen".to_string(), 1), lobby(2), lobby(3)]);
     // lobby's last message was sent at 5000, kitchen's at 1.
     assert_eq!(store.active_rooms(0, 10).unwrap(), ["lobby", "kitchen"]);
     assert_eq!(store.active_rooms(0, 1).unwrap(), ["lobby"]);

@@ -260,6 +260,23 @@ pub trait Messages: Send + Sync {
     fn after(&self, room: &str, after: u64, limit: usize)
         -> Result<Vec<StoredMessage>, StoreError>;
 
+    /// For each `(room, after, upto)`, the room's messages with
+    /// `after < seq <= upto`, grouped by room, oldest first in each: how a
+    /// cluster node reads what the other nodes committed in many rooms at
+    /// once. The caller bounds each span.
+    fn between(&self, spans: &[(String, u64, u64)]) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut msgs = Vec::new();
+        for (room, after, upto) in spans {
+            let limit = upto.saturating_sub(*after) as usize;
+            msgs.extend(
+                self.after(room, *after, limit)?
+                    .into_iter()
+                    .filter(|m| m.seq <= *upto),
+            );
+        }
+        Ok(msgs)
+    }
+
     /// Rooms whose latest message was sent at or after `since_ms`, newest
     /// first, at most `limit`: the directory's recently active rooms.
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;

@@ -864,6 +864,27 @@ impl Messages for PgStore {
         Ok(rows.iter().map(|row| row_to_message(room, row)).collect())
     }
 
+    fn between(&self, spans: &[(String, u64, u64)]) -> Result<Vec<StoredMessage>, StoreError> {
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rooms: Vec<&str> = spans.iter().map(|(room, _, _)| room.as_str()).collect();
+        let afters: Vec<i64> = spans.iter().map(|(_, after, _)| int(*after)).collect();
+        let uptos: Vec<i64> = spans.iter().map(|(_, _, upto)| int(*upto)).collect();
+        // One round trip for every room a commit notice named.
+        let rows = self.client()?.query(
+            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.room
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS s (room, after, upto)
+             JOIN messages m ON m.room = s.room AND m.seq > s.after AND m.seq <= s.upto
+             ORDER BY m.room, m.seq",
+            &[&rooms, &afters, &uptos],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| row_to_message(row.get(5), row))
+            .collect())
+    }
+
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
         let rows = self.client()?.query(
             "SELECT r.name FROM rooms r JOIN messages m ON m.room = r.name AND m.seq = r.last_seq
