@@ -8,7 +8,8 @@
 //! stored; nothing is acked before) and nothing after.
 //!
 //! A batch is one transaction of two statements whatever its size (rows go
-//! in as arrays through `UNNEST`), committed with PostgreSQL's default
+//! in as arrays through `UNNEST`; the hot statements are prepared once per
+//! pooled connection, so each costs one round trip), committed with PostgreSQL's default
 //! `synchronous_commit = on`: durable in the WAL before [`Store::append`]
 //! returns.
 //!
@@ -27,7 +28,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use postgres::{Client, Config, NoTls};
+use std::collections::HashMap;
+
+use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
     Accounts, Commits, Held, Messages, News, NodePresence, Retention, RoomRecord, SessionRecord,
@@ -135,7 +138,7 @@ pub struct PgStore {
     config: Config,
     /// Several nodes share the database (`--cluster`).
     cluster: bool,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Pooled>>,
     /// The connection holding [`NODE_LOCK`].
     node: Mutex<Option<Client>>,
 }
@@ -169,16 +172,21 @@ impl PgStore {
 
     /// A connection from the pool, or a new one.
     fn client(&self) -> Result<Lease<'_>, StoreError> {
-        let client = loop {
+        let pooled = loop {
             match self.idle.lock().pop() {
-                Some(client) if client.is_closed() => continue,
-                Some(client) => break client,
-                None => break self.connect()?,
+                Some(pooled) if pooled.client.is_closed() => continue,
+                Some(pooled) => break pooled,
+                None => {
+                    break Pooled {
+                        client: self.connect()?,
+                        statements: HashMap::new(),
+                    }
+                }
             }
         };
         Ok(Lease {
             store: self,
-            client: Some(client),
+            pooled: Some(pooled),
         })
     }
 
@@ -216,7 +224,10 @@ impl Drop for PgStore {
     /// cannot run on an async worker (where the hub may be dropped): close
     /// them on a thread of their own.
     fn drop(&mut self) {
-        let mut clients = std::mem::take(&mut *self.idle.lock());
+        let mut clients: Vec<Client> = std::mem::take(&mut *self.idle.lock())
+            .into_iter()
+            .map(|pooled| pooled.client)
+            .collect();
         clients.extend(self.node.lock().take());
         if !clients.is_empty() {
             let _ = std::thread::Builder::new()
@@ -226,31 +237,52 @@ impl Drop for PgStore {
     }
 }
 
+/// A connection of the pool, with the statements prepared on it: a
+/// statement used again costs one round trip instead of two (parse, then
+/// bind and execute).
+struct Pooled {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
 /// A pooled connection, handed back when dropped unless it broke.
 struct Lease<'a> {
     store: &'a PgStore,
-    client: Option<Client>,
+    pooled: Option<Pooled>,
+}
+
+impl Lease<'_> {
+    /// `sql` prepared on this connection (once per connection).
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        let pooled = self.pooled.as_mut().expect("held until drop");
+        if let Some(statement) = pooled.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = pooled.client.prepare(sql)?;
+        pooled.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
 }
 
 impl std::ops::Deref for Lease<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("held until drop")
+        &self.pooled.as_ref().expect("held until drop").client
     }
 }
 
 impl std::ops::DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("held until drop")
+        &mut self.pooled.as_mut().expect("held until drop").client
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
+        if let Some(pooled) = self.pooled.take() {
             let mut idle = self.store.idle.lock();
-            if !client.is_closed() && idle.len() < POOL_IDLE {
-                idle.push(client);
+            if !pooled.client.is_closed() && idle.len() < POOL_IDLE {
+                idle.push(pooled);
             }
         }
     }
@@ -286,19 +318,23 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 /// Inserts messages (their `seq` given) with one statement.
-fn insert(tx: &mut postgres::Transaction<'_>, batch: &[&StoredMessage]) -> Result<(), StoreError> {
+/// Stores a batch of messages: one statement whatever its size.
+const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
+     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
+                          $5::bigint[], $6::text[])";
+
+fn insert(
+    tx: &mut postgres::Transaction<'_>,
+    statement: &Statement,
+    batch: &[&StoredMessage],
+) -> Result<(), StoreError> {
     let rooms: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
     let seqs: Vec<i64> = batch.iter().map(|m| int(m.seq)).collect();
     let senders: Vec<&str> = batch.iter().map(|m| m.from.as_str()).collect();
     let texts: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
     let sent: Vec<i64> = batch.iter().map(|m| int(m.sent_at)).collect();
     let ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
-    tx.execute(
-        "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
-                              $5::bigint[], $6::text[])",
-        &[&rooms, &seqs, &senders, &texts, &sent, &ids],
-    )?;
+    tx.execute(statement, &[&rooms, &seqs, &senders, &texts, &sent, &ids])?;
     Ok(())
 }
 
@@ -712,15 +748,16 @@ impl Messages for PgStore {
         let rooms: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
         let seqs: Vec<i64> = batch.iter().map(|m| int(m.seq)).collect();
         let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        insert(&mut tx, &batch.iter().collect::<Vec<_>>())?;
-        tx.execute(
+        let messages = client.prepared(INSERT_MESSAGES)?;
+        let last = client.prepared(
             "INSERT INTO rooms (name, last_seq)
              SELECT room, max(seq) FROM UNNEST($1::text[], $2::bigint[]) AS b (room, seq)
              GROUP BY room
              ON CONFLICT (name) DO UPDATE SET last_seq = GREATEST(rooms.last_seq, excluded.last_seq)",
-            &[&rooms, &seqs],
         )?;
+        let mut tx = client.transaction()?;
+        insert(&mut tx, &messages, &batch.iter().collect::<Vec<_>>())?;
+        tx.execute(&last, &[&rooms, &seqs])?;
         tx.commit()?;
         Ok(())
     }
@@ -736,6 +773,26 @@ impl Messages for PgStore {
         }
         self.hold_node_lock()?;
         let mut client = self.client()?;
+        let create = client.prepared(
+            "INSERT INTO rooms (name, last_seq) SELECT unnest($1::text[]), 0
+             ON CONFLICT (name) DO NOTHING",
+        )?;
+        let lock = client.prepared(
+            "SELECT name, last_seq FROM rooms WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+        )?;
+        let find_retries = client.prepared(
+            "SELECT m.room, m.sender, m.client_id, m.seq FROM messages m
+             JOIN UNNEST($1::text[], $2::text[]) AS k (room, client_id)
+               ON m.room = k.room AND m.client_id = k.client_id
+             JOIN rooms r ON r.name = m.room
+             WHERE m.seq > r.last_seq - $3",
+        )?;
+        let messages = client.prepared(INSERT_MESSAGES)?;
+        let advance = client.prepared(
+            "UPDATE rooms SET last_seq = b.seq FROM UNNEST($1::text[], $2::bigint[]) AS b (name, seq)
+             WHERE rooms.name = b.name AND rooms.last_seq < b.seq",
+        )?;
+        let notify = client.prepared("SELECT pg_notify($1, $2)")?;
         let mut tx = client.transaction()?;
         // Each room's row, locked in name order (no deadlock between two
         // nodes' batches): the numbers and the retry check below are this
@@ -743,16 +800,9 @@ impl Messages for PgStore {
         let mut names: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        tx.execute(
-            "INSERT INTO rooms (name, last_seq) SELECT unnest($1::text[]), 0
-             ON CONFLICT (name) DO NOTHING",
-            &[&names],
-        )?;
-        let mut last: std::collections::HashMap<String, i64> = tx
-            .query(
-                "SELECT name, last_seq FROM rooms WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-                &[&names],
-            )?
+        tx.execute(&create, &[&names])?;
+        let mut last: HashMap<String, i64> = tx
+            .query(&lock, &[&names])?
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect();
@@ -762,18 +812,10 @@ impl Messages for PgStore {
             .iter()
             .filter_map(|m| Some((m.room.as_str(), m.client_id.as_deref()?)))
             .collect();
-        let mut stored: std::collections::HashMap<(String, String, String), i64> =
-            std::collections::HashMap::new();
+        let mut stored: HashMap<(String, String, String), i64> = HashMap::new();
         if !keyed.is_empty() {
             let (rooms, ids): (Vec<&str>, Vec<&str>) = keyed.into_iter().unzip();
-            for row in tx.query(
-                "SELECT m.room, m.sender, m.client_id, m.seq FROM messages m
-                 JOIN UNNEST($1::text[], $2::text[]) AS k (room, client_id)
-                   ON m.room = k.room AND m.client_id = k.client_id
-                 JOIN rooms r ON r.name = m.room
-                 WHERE m.seq > r.last_seq - $3",
-                &[&rooms, &ids, &(CLIENT_ID_WINDOW as i64)],
-            )? {
+            for row in tx.query(&find_retries, &[&rooms, &ids, &(CLIENT_ID_WINDOW as i64)])? {
                 let (room, sender, id): (String, String, String) =
                     (row.get(0), row.get(1), row.get(2));
                 stored.insert((room, name_key(&sender), id), row.get(3));
@@ -803,14 +845,10 @@ impl Messages for PgStore {
         }
         let fresh: Vec<&StoredMessage> = fresh.into_iter().map(|i| &batch[i]).collect();
         if !fresh.is_empty() {
-            insert(&mut tx, &fresh)?;
+            insert(&mut tx, &messages, &fresh)?;
             let (rooms, seqs): (Vec<&str>, Vec<i64>) =
                 last.iter().map(|(room, seq)| (room.as_str(), *seq)).unzip();
-            tx.execute(
-                "UPDATE rooms SET last_seq = b.seq FROM UNNEST($1::text[], $2::bigint[]) AS b (name, seq)
-                 WHERE rooms.name = b.name AND rooms.last_seq < b.seq",
-                &[&rooms, &seqs],
-            )?;
+            tx.execute(&advance, &[&rooms, &seqs])?;
             let mut notice = String::new();
             for (room, seq) in &last {
                 notice.push_str(&format!("{room} {seq}\n"));
@@ -818,19 +856,17 @@ impl Messages for PgStore {
             if notice.len() > MAX_NOTICE {
                 notice = "*".into();
             }
-            tx.execute("SELECT pg_notify($1, $2)", &[&COMMITS_CHANNEL, &notice])?;
+            tx.execute(&notify, &[&COMMITS_CHANNEL, &notice])?;
         }
         tx.commit()?;
         Ok(retries)
     }
 
     fn last_seqs(&self, rooms: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
-        Ok(self
-            .client()?
-            .query(
-                "SELECT name, last_seq FROM rooms WHERE name = ANY($1)",
-                &[&rooms],
-            )?
+        let mut client = self.client()?;
+        let last = client.prepared("SELECT name, last_seq FROM rooms WHERE name = ANY($1)")?;
+        Ok(client
+            .query(&last, &[&rooms])?
             .iter()
             .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
             .collect())
@@ -856,11 +892,12 @@ impl Messages for PgStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let rows = self.client()?.query(
+        let mut client = self.client()?;
+        let page = client.prepared(
             "SELECT seq, sender, text, sent_at, client_id FROM messages
              WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            &[&room, &int(after), &(limit as i64)],
         )?;
+        let rows = client.query(&page, &[&room, &int(after), &(limit as i64)])?;
         Ok(rows.iter().map(|row| row_to_message(room, row)).collect())
     }
 
@@ -872,13 +909,14 @@ impl Messages for PgStore {
         let afters: Vec<i64> = spans.iter().map(|(_, after, _)| int(*after)).collect();
         let uptos: Vec<i64> = spans.iter().map(|(_, _, upto)| int(*upto)).collect();
         // One round trip for every room a commit notice named.
-        let rows = self.client()?.query(
+        let mut client = self.client()?;
+        let between = client.prepared(
             "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.room
              FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS s (room, after, upto)
              JOIN messages m ON m.room = s.room AND m.seq > s.after AND m.seq <= s.upto
              ORDER BY m.room, m.seq",
-            &[&rooms, &afters, &uptos],
         )?;
+        let rows = client.query(&between, &[&rooms, &afters, &uptos])?;
         Ok(rows
             .iter()
             .map(|row| row_to_message(row.get(5), row))
