@@ -15,7 +15,7 @@ use hubbub_protocol::{
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::outbox::Close;
+use crate::outbox::{frame, Close};
 use crate::registry::Conn;
 use crate::room::{history_message, Name, Room, Said};
 use crate::store::Signal;
@@ -229,11 +229,18 @@ impl Session {
                     .say(joined, &self.conn, &name, text, client_id.clone())
                 {
                     Ok(Said::Queued | Said::Waiting) => {} // acked once durable
-                    Ok(Said::Duplicate(seq)) => self.conn.send(&ServerMsg::Ack {
-                        client_id,
-                        room: Some(room),
-                        seq: Some(seq),
-                    }),
+                    Ok(Said::Duplicate(seq)) => {
+                        // Durable already; still behind its message, like
+                        // every ack: a client that resumed from before it
+                        // (the first ack was lost with the link) gets the
+                        // message first.
+                        let ack = frame(&ServerMsg::Ack {
+                            client_id,
+                            room: Some(room),
+                            seq: Some(seq),
+                        });
+                        self.conn.outbox.push_after(Arc::clone(joined), seq, &ack);
+                    }
                     Err((code, why)) => self.reply_error_for(code, why, Some(&room), client_id),
                 }
             }

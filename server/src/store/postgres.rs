@@ -695,7 +695,7 @@ fn row_to_message(room: &str, row: &postgres::Row) -> StoredMessage {
 
 /// The newest `limit` messages below `before`, oldest first.
 fn page(
-    client: &mut Client,
+    client: &mut impl postgres::GenericClient,
     room: &str,
     before: u64,
     limit: usize,
@@ -720,11 +720,19 @@ impl Messages for PgStore {
         client_ids: usize,
     ) -> Result<RoomRecord, StoreError> {
         let mut client = self.client()?;
-        let last_seq: i64 = client
+        // One snapshot for the three reads: another node may commit to the
+        // room meanwhile, and a `last_seq` older than `recent` would put
+        // the log off by the messages between (a member would miss them).
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let last_seq: i64 = tx
             .query_opt("SELECT last_seq FROM rooms WHERE name = $1", &[&room])?
             .map_or(0, |row| row.get(0));
         let from = last_seq.saturating_sub(client_ids as i64);
-        let ids = client
+        let ids = tx
             .query(
                 "SELECT sender, client_id, seq FROM messages
                  WHERE room = $1 AND seq > $2 AND client_id IS NOT NULL ORDER BY seq",
@@ -733,9 +741,11 @@ impl Messages for PgStore {
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get::<_, i64>(2) as u64))
             .collect();
+        let recent = page(&mut tx, room, u64::MAX, recent)?;
+        tx.commit()?;
         Ok(RoomRecord {
             last_seq: last_seq as u64,
-            recent: page(&mut client, room, u64::MAX, recent)?,
+            recent,
             client_ids: ids,
         })
     }
