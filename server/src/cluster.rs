@@ -132,7 +132,7 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
                 Err(err) => {
                     tracing::warn!(error = %err, "listening for other nodes' commits failed; retrying");
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
             continue;

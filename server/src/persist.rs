@@ -100,6 +100,10 @@ impl Persister {
     }
 }
 
+/// Longest wait between two tries of a failing store: a database back
+/// from a restart is used again within about this long.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 fn persist_loop(
     store: Arc<dyn Store>,
     rx: Receiver<Job>,
@@ -161,7 +165,7 @@ fn persist_loop(
             Metrics::inc(&metrics.store_errors);
             tracing::error!(error = %err, messages = batch.len(), "storing messages failed; retrying");
             std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         };
         // Fan out each run of one room's messages at once.
         let mut jobs = rooms.drain(..).zip(batch.drain(..).zip(retries)).peekable();
@@ -170,7 +174,7 @@ fn persist_loop(
             while let Some((_, next)) = jobs.next_if(|(next, _)| Arc::ptr_eq(next, &room)) {
                 run.push(next);
             }
-            catch_up(&*store, &room, &run);
+            catch_up(&*store, &room, &run, &failing);
             room.committed(run);
         }
     }
@@ -180,7 +184,9 @@ fn persist_loop(
 /// share, other nodes may have committed messages of the room since it
 /// last heard; read them (by `seq`) so the log has no gap. A lone node's
 /// runs always continue its log, and this reads nothing.
-fn catch_up(store: &dyn Store, room: &Room, run: &[(StoredMessage, bool)]) {
+/// While the store cannot be read, `failing` is set: sends are refused
+/// rather than queued behind this.
+fn catch_up(store: &dyn Store, room: &Room, run: &[(StoredMessage, bool)], failing: &AtomicBool) {
     // The new messages' numbers follow each other and every retry's.
     let before_new = run.iter().find(|(_, retry)| !retry).map(|(m, _)| m.seq - 1);
     let last_retry = run
@@ -191,7 +197,11 @@ fn catch_up(store: &dyn Store, room: &Room, run: &[(StoredMessage, bool)]) {
     let need = before_new.into_iter().chain(last_retry).max().unwrap_or(0);
     let mut backoff = Duration::from_millis(10);
     loop {
-        match room.read_up_to(store, need) {
+        let read = room.read_up_to(store, need);
+        if read.is_ok() {
+            failing.store(false, Ordering::Relaxed);
+        }
+        match read {
             Ok(true) => return,
             Ok(false) => {
                 let from = room.delivered();
@@ -199,9 +209,10 @@ fn catch_up(store: &dyn Store, room: &Room, run: &[(StoredMessage, bool)]) {
                 return;
             }
             Err(err) => {
+                failing.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %err, room = %room.name, "reading other nodes' messages failed; retrying");
                 std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
