@@ -141,7 +141,12 @@ pub struct PgStore {
     idle: Mutex<Vec<Pooled>>,
     /// The connection holding [`NODE_LOCK`].
     node: Mutex<Option<Client>>,
+    /// When that connection was last seen alive.
+    node_checked: Mutex<std::time::Instant>,
 }
+
+/// How often the connection holding [`NODE_LOCK`] is checked.
+const NODE_LOCK_CHECK: Duration = Duration::from_secs(1);
 
 impl PgStore {
     /// Connects to `url` (a `postgres://` URL or `key=value` pairs),
@@ -160,6 +165,7 @@ impl PgStore {
             cluster,
             idle: Mutex::new(Vec::new()),
             node: Mutex::new(None),
+            node_checked: Mutex::new(std::time::Instant::now()),
         };
         migrate(&mut store.connect()?)?;
         store.hold_node_lock()?;
@@ -194,9 +200,25 @@ impl PgStore {
     /// connection that held it was lost.
     fn hold_node_lock(&self) -> Result<(), StoreError> {
         let mut node = self.node.lock();
+        // A blocking client notices a lost connection only when used (a
+        // database restart drops the lock with it): ask once a second.
+        let mut checked = self.node_checked.lock();
         if node.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(());
+            if checked.elapsed() < NODE_LOCK_CHECK {
+                return Ok(());
+            }
+            *checked = std::time::Instant::now();
+            if node
+                .as_mut()
+                .is_some_and(|c| c.is_valid(Duration::from_secs(2)).is_ok())
+            {
+                return Ok(());
+            }
+            tracing::warn!(
+                "the connection holding this node's database lock was lost; taking it again"
+            );
         }
+        *checked = std::time::Instant::now();
         *node = None;
         let mut client = self.connect()?;
         let take = if self.cluster {
