@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130 # = the `wasm-bindgen = "=..."` pin in web/Cargo.toml
 BINARYEN_VERSION=132         # = `wasm_opt = "version_..."` in Trunk.toml
+TERSER_VERSION=5.51.4        # minifies wasm-bindgen's JS glue (scripts/build-web.sh)
 AXE_VERSION=4.14.1           # axe-core, injected by server/tests/browser.rs
 TOOLS_DIR="${HUBBUB_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hubbub-tools}"
 
@@ -91,6 +92,15 @@ if ! "$wasm_opt" --version 2>/dev/null | grep -q "version $BINARYEN_VERSION\b"; 
         echo "setup: $wasm_opt is not binaryen $BINARYEN_VERSION" >&2
         exit 1
     }
+fi
+
+# --- terser (npm), for the JS glue of the web bundle -----------------------------
+terser="$TOOLS_DIR/node_modules/terser/bin/terser"
+if [ "$(node "$terser" --version 2>/dev/null || true)" != "terser $TERSER_VERSION" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing terser@$TERSER_VERSION (npm) into $TOOLS_DIR"
+    mkdir -p "$TOOLS_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "terser@$TERSER_VERSION"
 fi
 
 # --- crates, so trunk's offline build finds them --------------------------------

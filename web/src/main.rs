@@ -34,6 +34,13 @@ use components::user_menu::UserMenu;
 use hooks::{use_chat, UseChatHandle};
 use state::{Action, Copied, Target};
 
+/// The allocator: talc instead of the standard library's dlmalloc, for a
+/// smaller bundle (the app is single-threaded wasm, which talc's
+/// `TalcSyncCell` requires).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// Which side panel is open on a narrow screen.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Panel {

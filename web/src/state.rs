@@ -195,9 +195,14 @@ impl Chat {
 }
 
 /// Sorts case-insensitively for ASCII (Unicode case tables would cost the
-/// bundle ~20 KB; other letters sort by code point).
+/// bundle ~20 KB; other letters sort by code point), folding byte by byte
+/// rather than making a lowercase copy per comparison.
 fn sort_names(names: &mut [String]) {
-    names.sort_by_key(|n| n.to_ascii_lowercase());
+    names.sort_by(|a, b| {
+        a.bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+    });
 }
 
 /// A value compared by identity: every change comes as a new `Rc`, so no
@@ -644,10 +649,9 @@ impl ChatState {
                 }
             }
             ServerMsg::Rooms { rooms } => {
-                let mut directory: Vec<(String, usize)> =
-                    rooms.into_iter().map(|r| (r.room, r.members)).collect();
-                directory.sort();
-                self.directory = directory;
+                // Already by name (docs/protocol.md): sorting again would
+                // cost the bundle a second copy of the sort code.
+                self.directory = rooms.into_iter().map(|r| (r.room, r.members)).collect();
             }
             ServerMsg::Typing { room, user } => {
                 if self.is_me(&user) {
@@ -889,6 +893,43 @@ mod tests {
                 Entry::System { .. } | Entry::Presence { .. } => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn member_lists_sort_ignoring_ascii_case_without_duplicates() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        state.apply_server(ServerMsg::Presence {
+            room: "lobby".into(),
+            users: names(&["zed", "Bob", "al", "ann", "Bob", "Al-2", "AL_1"]),
+        });
+        let chat = state.chat(&lobby).unwrap();
+        // '-' < '_' < letters once folded: al, al-2, al_1, ann, bob, zed.
+        assert_eq!(
+            chat.members,
+            names(&["al", "Al-2", "AL_1", "ann", "Bob", "zed"])
+        );
+    }
+
+    #[test]
+    fn the_directory_keeps_the_servers_order() {
+        let mut state = welcomed();
+        let rooms = [("Zoo", 0), ("lobby", 2), ("rust", 1)];
+        state.apply_server(ServerMsg::Rooms {
+            rooms: rooms
+                .iter()
+                .map(|&(room, members)| hubbub_protocol::RoomInfo {
+                    room: room.into(),
+                    members,
+                })
+                .collect(),
+        });
+        let directory: Vec<(&str, usize)> = state
+            .directory
+            .iter()
+            .map(|(room, members)| (room.as_str(), *members))
+            .collect();
+        assert_eq!(directory, rooms);
     }
 
     #[test]

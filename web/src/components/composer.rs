@@ -2,7 +2,6 @@
 //! stays (per chat) while offline or while another chat is open.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use web_sys::HtmlTextAreaElement;
@@ -14,9 +13,11 @@ use crate::state::Target;
 /// At most one `typing` notice per this many milliseconds.
 const TYPING_EVERY_MS: u64 = 3_000;
 
-/// Unsent text per chat, shared by every composer of the page.
+/// Unsent text per chat, shared by every composer of the page. A list, not
+/// a map: there are only as many drafts as open chats (at most a few
+/// dozen), and a `HashMap` of its own would cost the bundle ~1 KB.
 #[derive(Clone, Default)]
-pub struct Drafts(Rc<RefCell<HashMap<Target, String>>>);
+pub struct Drafts(Rc<RefCell<Vec<(Target, String)>>>);
 
 impl PartialEq for Drafts {
     fn eq(&self, other: &Self) -> bool {
@@ -26,15 +27,24 @@ impl PartialEq for Drafts {
 
 impl Drafts {
     fn get(&self, target: &Target) -> String {
-        self.0.borrow().get(target).cloned().unwrap_or_default()
+        self.0
+            .borrow()
+            .iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_default()
     }
 
     fn set(&self, target: &Target, text: String) {
         let mut drafts = self.0.borrow_mut();
-        if text.is_empty() {
-            drafts.remove(target);
-        } else {
-            drafts.insert(target.clone(), text);
+        let at = drafts.iter().position(|(t, _)| t == target);
+        match (at, text.is_empty()) {
+            (Some(at), true) => {
+                drafts.swap_remove(at);
+            }
+            (Some(at), false) => drafts[at].1 = text,
+            (None, true) => {}
+            (None, false) => drafts.push((target.clone(), text)),
         }
     }
 }
@@ -138,5 +148,30 @@ pub fn composer(props: &ComposerProps) -> Html {
                 }
             </p>
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_chat_keeps_its_own_draft_until_it_is_emptied() {
+        let drafts = Drafts::default();
+        let lobby = Target::Room("lobby".into());
+        let ann = Target::Direct("ann".into());
+        let rust = Target::Room("rust".into());
+        drafts.set(&lobby, "hello".into());
+        drafts.set(&ann, "psst".into());
+        drafts.set(&rust, "fn main".into());
+        drafts.set(&lobby, "hello all".into());
+        assert_eq!(drafts.get(&lobby), "hello all");
+        assert_eq!(drafts.get(&ann), "psst");
+        drafts.set(&lobby, String::new());
+        assert_eq!(drafts.get(&lobby), "");
+        assert_eq!(drafts.get(&ann), "psst");
+        assert_eq!(drafts.get(&rust), "fn main");
+        assert_eq!(drafts.get(&Target::Room("ann".into())), "");
+        assert_eq!(drafts.0.borrow().len(), 2);
     }
 }
