@@ -224,17 +224,19 @@ impl Outbox {
 
     /// Drops what is queued and closes as soon as possible, interrupting a
     /// write in progress. The first close asked for wins.
-    pub fn close_now(&self, reason: Close) {
+    pub fn close_now(&self, reason: Close) -> bool {
         let mut state = self.state.lock();
-        if state.close.is_none() {
-            state.close = Some(reason);
-            state.items = VecDeque::new();
-            state.bytes = 0;
-            state.ping = false;
-            self.aborted.store(true, Ordering::Release);
-            drop(state);
-            self.wake();
+        if state.close.is_some() {
+            return false;
         }
+        state.close = Some(reason);
+        state.items = VecDeque::new();
+        state.bytes = 0;
+        state.ping = false;
+        self.aborted.store(true, Ordering::Release);
+        drop(state);
+        self.wake();
+        true
     }
 
     /// Whether a close has been asked for.

@@ -104,9 +104,12 @@ pub async fn run(hub: Arc<Hub>) {
                     if silent > idle_limit {
                         conn.outbox.close_now(Close { code: close::IDLE_TIMEOUT, reason: "idle timeout" });
                     } else if stalled.is_some_and(|at| since(now, at) > write_limit) {
-                        Metrics::inc(&hub.metrics.slow_consumers);
-                        tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
-                        conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" });
+                        // Counted once, though the sweep may see it again
+                        // before its task is gone.
+                        if conn.outbox.close_now(Close { code: close::SLOW_CONSUMER, reason: "write timeout" }) {
+                            Metrics::inc(&hub.metrics.slow_consumers);
+                            tracing::info!(conn = conn.id, "closing a connection whose socket takes nothing");
+                        }
                     } else if conn.account.as_ref().is_some_and(|a| a.expires_at <= wall) {
                         conn.outbox.close_after_drain(Close { code: close::SESSION_EXPIRED, reason: "session expired" });
                     }
