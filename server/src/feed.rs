@@ -31,6 +31,7 @@ use smallvec::SmallVec;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::{Batch, Item};
+use crate::pages::{Page, Pages};
 use crate::registry::Conn;
 use crate::room::{Pulled, Room, Sink, Wire};
 use crate::store::StoredMessage;
@@ -38,7 +39,7 @@ use crate::store::StoredMessage;
 /// Messages one store read brings to a cursor that is catching up.
 pub const CATCH_UP_PAGE: usize = 128;
 
-type Read = Pin<Box<dyn Future<Output = Vec<StoredMessage>> + Send>>;
+type Read = Pin<Box<dyn Future<Output = Page> + Send>>;
 
 /// A cursor reading from the store because the log has moved past it.
 struct CatchUp {
@@ -241,20 +242,22 @@ impl Feed {
         loop {
             if let Some(catch_up) = cursor.catch_up.as_mut() {
                 if let Some(read) = catch_up.read.as_mut() {
-                    let Poll::Ready(messages) = read.as_mut().poll(cx) else {
+                    let Poll::Ready(page) = read.as_mut().poll(cx) else {
                         return Advanced::Reading;
                     };
                     catch_up.read = None;
-                    if messages.first().is_some_and(|m| m.seq > cursor.seq + 1) {
+                    // The shared page may start before the cursor.
+                    let after = cursor.seq;
+                    catch_up.page = page.iter().filter(|w| w.seq > after).cloned().collect();
+                    if catch_up.page.front().is_some_and(|w| w.seq > after + 1) {
                         // Retention dropped them: nothing to deliver there.
-                        tracing::debug!(room = %room.name, from = cursor.seq, "catch-up skips pruned messages");
+                        tracing::debug!(room = %room.name, from = after, "catch-up skips pruned messages");
                     }
-                    if messages.is_empty() {
+                    if catch_up.page.is_empty() {
                         // Nothing stored past the cursor but not in the log:
                         // pruned; go on from the log.
                         cursor.seq = cursor.seq.max(room.oldest_in_log().saturating_sub(1));
                     }
-                    catch_up.page = messages.iter().map(Wire::of).collect();
                 }
                 while let Some(wire) = catch_up.page.front() {
                     if wire.seq > upto {
@@ -274,7 +277,6 @@ impl Feed {
                 Pulled::Done => return Advanced::Done,
                 Pulled::Full => return Advanced::Full,
                 Pulled::Behind => {
-                    Metrics::inc(&hub.metrics.catch_up_reads);
                     cursor.catch_up = Some(Box::new(CatchUp {
                         read: Some(read_after(hub, room, cursor.seq)),
                         page: VecDeque::new(),
@@ -317,27 +319,48 @@ impl<S: Sink> Sink for Counted<'_, S> {
     }
 }
 
-/// Reads the page of `room` after `seq` from the store, retrying with
-/// backoff while the store fails: a reader catching up waits, it is not
-/// dropped and it does not skip.
-fn read_after(hub: &Arc<Hub>, room: &Room, seq: u64) -> Read {
+/// The page of `room` holding the message after `seq`: shared with the
+/// room's other readers ([`Pages`]), read from the store by the first to
+/// ask, retrying with backoff while the store fails: a reader catching up
+/// waits, it is not dropped and it does not skip.
+fn read_after(hub: &Arc<Hub>, room: &Arc<Room>, seq: u64) -> Read {
     let hub = Arc::clone(hub);
-    let name = room.name.clone();
+    let room = Arc::clone(room);
+    let start = Pages::start_for(seq);
+    let slot = room.pages.slot(start);
     Box::pin(async move {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let room = name.clone();
-            match hub
-                .with_store(move |store| store.after(&room, seq, CATCH_UP_PAGE))
-                .await
-            {
-                Ok(messages) => return messages,
-                Err(err) => {
-                    tracing::warn!(error = %err, room = %name, "catch-up read failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+        let page = slot
+            .get_or_init(|| async {
+                Metrics::inc(&hub.metrics.catch_up_reads);
+                let page: Page = read_page(&hub, &room.name, start)
+                    .await
+                    .iter()
+                    .map(Wire::of)
+                    .collect();
+                page
+            })
+            .await
+            .clone();
+        room.pages.read(start, &slot, &page);
+        page
+    })
+}
+
+/// The store's messages of `room` after `start`, one page.
+async fn read_page(hub: &Hub, room: &str, start: u64) -> Vec<StoredMessage> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let name = room.to_string();
+        match hub
+            .with_store(move |store| store.after(&name, start, CATCH_UP_PAGE))
+            .await
+        {
+            Ok(messages) => return messages,
+            Err(err) => {
+                tracing::warn!(error = %err, room, "catch-up read failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-    })
+    }
 }

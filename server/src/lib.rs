@@ -7,6 +7,7 @@
 //! - [`timers`]: the clock, heartbeat, idle and write timeouts.
 //! - [`room`]: one room's log, members and presence.
 //! - [`feed`]: how a connection pulls room messages (catch-up included).
+//! - [`pages`]: catch-up pages read from the store, shared per room.
 //! - [`cluster`]: other nodes' commits, presence, names and signals.
 //! - [`ws`]: the WebSocket upgrade and frame codec.
 //! - [`conn`]: one WebSocket connection as one task: read, handle, write.
@@ -41,6 +42,7 @@ pub mod hub;
 pub mod metrics;
 pub mod ops;
 pub mod outbox;
+pub mod pages;
 pub mod persist;
 pub mod registry;
 pub mod room;

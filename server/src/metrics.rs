@@ -162,7 +162,7 @@ impl Metrics {
         series(
             "hubbub_catch_up_reads_total",
             "counter",
-            "Store reads (pages) by connections catching up after falling behind a room's in-memory log.",
+            "Store reads of catch-up pages, each shared by a room's readers behind its in-memory log.",
             get(&self.catch_up_reads),
         );
         series(

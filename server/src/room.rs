@@ -31,6 +31,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::feed::CATCH_UP_PAGE;
 use crate::outbox::frame;
+use crate::pages::Pages;
 use crate::registry::{Conn, ConnId};
 use crate::store::{Store, StoreError, StoredMessage};
 use crate::ws::{self, OpCode};
@@ -261,6 +262,8 @@ pub struct Room {
     pub ready: tokio::sync::OnceCell<()>,
     /// How many committed messages the log keeps.
     log_cap: usize,
+    /// Pages read from the store for members behind the log, shared.
+    pub pages: Pages,
 }
 
 impl Room {
@@ -269,6 +272,7 @@ impl Room {
             name,
             ready: tokio::sync::OnceCell::new(),
             log_cap: log_cap.max(1),
+            pages: Pages::default(),
             delivered: AtomicU64::new(0),
             state: Mutex::new(RoomState {
                 members: HashMap::new(),
