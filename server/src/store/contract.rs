@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Accounts, Messages, Retention, StoredMessage, UserRecord};
+use super::{Accounts, FileRecord, Files, Messages, Retention, StoredMessage, UserRecord};
 
 fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
     StoredMessage {
@@ -144,4 +144,32 @@ pub fn accounts(store: &dyn Accounts) {
     store.delete_session("h1").unwrap();
     assert_eq!(store.session("h1", 0).unwrap(), None);
     store.delete_session("h1").unwrap();
+}
+
+fn file(id: &str, uploader: &str, size: u64) -> FileRecord {
+    FileRecord {
+        id: id.into(),
+        name: format!("{id}.png"),
+        size,
+        mime: "image/png".into(),
+        sha256: "ab".repeat(32),
+        uploader: uploader.into(),
+        uploaded_at: 1_700_000_000_000,
+    }
+}
+
+/// The file behaviour every store must have, on an empty store; leaves
+/// 10 bytes uploaded by `Alice`.
+pub fn files(store: &dyn Files) {
+    assert_eq!(store.file("nope").unwrap(), None);
+    assert_eq!(store.uploaded_bytes("alice").unwrap(), 0);
+    let first = file("f1", "Alice", 4);
+    store.add_file(&first).unwrap();
+    store.add_file(&file("f2", "alice", 6)).unwrap();
+    store.add_file(&file("f3", "bob", 100)).unwrap();
+    assert_eq!(store.file("f1").unwrap(), Some(first));
+    assert_eq!(store.file("F1").unwrap(), None, "ids are exact");
+    // Quotas are per name, whatever its case.
+    assert_eq!(store.uploaded_bytes("ALICE").unwrap(), 10);
+    assert_eq!(store.uploaded_bytes("bob").unwrap(), 100);
 }

@@ -30,8 +30,8 @@ use parking_lot::Mutex;
 use postgres::{Client, Config, NoTls};
 
 use super::{
-    Accounts, Commits, Held, Messages, News, NodePresence, Retention, RoomRecord, SessionRecord,
-    Signal, Store, StoreError, StoredMessage, UserRecord,
+    Accounts, Commits, FileRecord, Files, Held, Messages, News, NodePresence, Retention,
+    RoomRecord, SessionRecord, Signal, Store, StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -100,6 +100,18 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (name_key, node)
      );
      CREATE INDEX holds_node ON holds (node);",
+    // 7: uploaded files (their bytes are under the node's files/, by SHA-256).
+    "CREATE TABLE files (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         mime TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         uploader TEXT NOT NULL,
+         uploader_key TEXT NOT NULL,
+         uploaded_at BIGINT NOT NULL
+     );
+     CREATE INDEX files_uploader ON files (uploader_key);",
 ];
 
 /// The channel on which a node passes a direct message's id to the others.
@@ -979,6 +991,55 @@ impl Accounts for PgStore {
         self.client()?
             .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
         Ok(())
+    }
+}
+
+impl Files for PgStore {
+    fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        self.client()?.execute(
+            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &file.id,
+                &file.name,
+                &int(file.size),
+                &file.mime,
+                &file.sha256,
+                &file.uploader,
+                &name_key(&file.uploader),
+                &int(file.uploaded_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT id, name, size, mime, sha256, uploader, uploaded_at FROM files WHERE id = $1",
+                &[&id],
+            )?
+            .map(|row| FileRecord {
+                id: row.get(0),
+                name: row.get(1),
+                size: row.get::<_, i64>(2) as u64,
+                mime: row.get(3),
+                sha256: row.get(4),
+                uploader: row.get(5),
+                uploaded_at: row.get::<_, i64>(6) as u64,
+            }))
+    }
+
+    fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError> {
+        let total: i64 = self
+            .client()?
+            .query_one(
+                "SELECT COALESCE(SUM(size), 0)::BIGINT FROM files WHERE uploader_key = $1",
+                &[&name_key(uploader)],
+            )?
+            .get(0);
+        Ok(total as u64)
     }
 }
 

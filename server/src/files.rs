@@ -1,0 +1,530 @@
+//! Files people upload to share in chat: `POST /api/files` and
+//! `GET /api/files/{id}`.
+//!
+//! **Upload.** The body is the file's raw bytes (any `Content-Type`), its
+//! name in the `name` query parameter. It streams into a temporary file in
+//! `<data-dir>/files/tmp/` while being hashed, and is refused, nothing
+//! kept, as soon as its `Content-Length` or the bytes received pass
+//! `--max-file-bytes`. Once whole it is synced and renamed to
+//! `<data-dir>/files/ab/<sha256>` (content-addressed: the same bytes are
+//! kept once), then recorded in the store ([`Files`]) under a random id:
+//! the record is the commit point, so a refused or broken upload leaves no
+//! record and no bytes of its own. The type is decided from the bytes
+//! ([`sniff`]), never from the name or the request's headers.
+//!
+//! **Who.** An account, by its session cookie or bearer token (as for
+//! `/ws`); a guest, by the upload token its `welcome` carried
+//! ([`Uploads::guest_token`]: an HMAC-SHA256 of its name, its connection
+//! and an expiry under a random key of this process, valid for
+//! [`GUEST_TOKEN_TTL`] and only while that connection is open under that
+//! name on this node). Per user:
+//! `--uploads-per-minute` (governor) and `--max-upload-bytes-per-user`.
+//!
+//! **Download.** Only the uploader may fetch a file; to anyone else it does
+//! not exist (404, so ids cannot be probed). Served by tower-http's
+//! `ServeFile` (ranges, `HEAD`), with `ETag` (the SHA-256),
+//! `Cache-Control: private, max-age=31536000, immutable`, `nosniff`, and
+//! `Content-Disposition: attachment` for everything but the image types
+//! [`sniff`] recognizes.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use futures_util::StreamExt;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hmac::{Hmac, Mac};
+use hubbub_protocol::names::name_key;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::auth::{self, ApiError, AppState};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::registry::ConnId;
+use crate::store::{FileRecord, StoreError};
+use crate::timers::now_ms;
+
+/// How long a guest's upload token is valid at most.
+pub const GUEST_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// What a guest upload token starts with (a session token never does: it
+/// is 43 characters of base64url).
+const GUEST_PREFIX: &str = "g1.";
+/// Longest file name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// `Cache-Control` of a file: its bytes never change under its id.
+const IMMUTABLE: &str = "private, max-age=31536000, immutable";
+
+/// The uploads of this node: where bytes go, the guest token key, the
+/// per-user upload rate.
+pub struct Uploads {
+    /// `<data-dir>/files`.
+    dir: PathBuf,
+    /// Signs guest upload tokens; random at each start, so a restart ends them.
+    key: [u8; 32],
+    /// Uploads per user (by name key) per minute.
+    rate: DefaultKeyedRateLimiter<String>,
+}
+
+impl Uploads {
+    pub fn new(config: &Config) -> Uploads {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        let per_minute = NonZeroU32::new(config.uploads_per_minute).unwrap_or(NonZeroU32::MIN);
+        Uploads {
+            dir: config.data_dir.join("files"),
+            key,
+            rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
+    fn mac(&self, signed: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(signed.as_bytes());
+        mac
+    }
+
+    /// A token that lets the guest `name` on connection `conn` upload
+    /// until `now_ms` plus [`GUEST_TOKEN_TTL`]:
+    /// `g1.<expiry ms>.<conn>.<name, base64url>.<HMAC, base64url>`.
+    pub fn guest_token(&self, name: &str, conn: ConnId, now_ms: u64) -> String {
+        let expires = now_ms + GUEST_TOKEN_TTL.as_millis() as u64;
+        let signed = format!("{expires}.{conn}.{}", URL_SAFE_NO_PAD.encode(name));
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(&signed).finalize().into_bytes());
+        format!("{GUEST_PREFIX}{signed}.{mac}")
+    }
+
+    /// The guest name and connection `token` was made for, if it is ours
+    /// and unexpired.
+    fn verify_guest_token(&self, token: &str, now_ms: u64) -> Option<(String, ConnId)> {
+        let signed_and_mac = token.strip_prefix(GUEST_PREFIX)?;
+        let (signed, mac) = signed_and_mac.rsplit_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        self.mac(signed).verify_slice(&mac).ok()?;
+        let mut parts = signed.splitn(3, '.');
+        let (expires, conn, name) = (parts.next()?, parts.next()?, parts.next()?);
+        if expires.parse::<u64>().ok()? <= now_ms {
+            return None;
+        }
+        let name = String::from_utf8(URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
+        Some((name, conn.parse().ok()?))
+    }
+
+    /// Where the bytes with this SHA-256 (hex) are kept.
+    fn blob(&self, sha256: &str) -> PathBuf {
+        self.dir.join(&sha256[..2]).join(sha256)
+    }
+}
+
+/// The MIME type of a file, from its first bytes: PNG, JPEG, GIF and WebP
+/// by their magic numbers, anything else `application/octet-stream`.
+pub fn sniff(head: &[u8]) -> &'static str {
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if head.starts_with(b"\xff\xd8\xff") {
+        "image/jpeg"
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        "image/gif"
+    } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        "image/webp"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// Bytes [`sniff`] looks at.
+const SNIFF_BYTES: usize = 12;
+
+/// Whether a file of this type is shown inline (an image we recognized)
+/// rather than downloaded.
+fn is_image(mime: &str) -> bool {
+    mime.starts_with("image/")
+}
+
+/// The file routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/files",
+            post(upload).fallback(|| async { ApiError::MethodNotAllowed("POST") }),
+        )
+        .route(
+            "/api/files/{id}",
+            get(download).fallback(|| async { ApiError::MethodNotAllowed("GET, HEAD") }),
+        )
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    /// A guest's upload token, for links that cannot carry a header.
+    token: Option<String>,
+}
+
+/// The answer to an upload.
+#[derive(Serialize)]
+struct Uploaded {
+    id: String,
+    name: String,
+    size: u64,
+    mime: String,
+    /// Where to download it (`GET`).
+    url: String,
+}
+
+/// Who is asking: an account's name, or a connected guest's.
+async fn who(hub: &Hub, headers: &HeaderMap, token: Option<&str>) -> Result<String, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with(GUEST_PREFIX));
+    if let Some(token) = token.or(bearer) {
+        let (name, conn) = hub
+            .uploads
+            .verify_guest_token(token, now_ms())
+            .ok_or(ApiError::Unauthorized)?;
+        // Only while that very connection is open under that name.
+        let connected = hub
+            .registry
+            .user(&name_key(&name))
+            .is_some_and(|(_, conns)| conns.iter().any(|c| c.id == conn && c.account.is_none()));
+        return if connected {
+            Ok(name)
+        } else {
+            Err(ApiError::Unauthorized)
+        };
+    }
+    match auth::identify(hub, headers).await? {
+        Some(account) => Ok(account.name),
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+/// The upload's file name: given, at most [`MAX_NAME_CHARS`], no control
+/// characters or path separators.
+fn file_name(query: UploadQuery) -> Result<String, ApiError> {
+    let name = query.name.unwrap_or_default();
+    let name = name.trim();
+    let bad = name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\');
+    if bad {
+        return Err(ApiError::InvalidFileName);
+    }
+    Ok(name.to_string())
+}
+
+/// `POST /api/files?name=NAME`: stores the body as a file of the caller's.
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let result = receive(&state.hub, &headers, request).await;
+    match &result {
+        Ok(_) => {}
+        // Logged by its response, or where the body was cut.
+        Err(ApiError::Internal(_) | ApiError::BodyTimeout) => {}
+        Err(err) => tracing::info!(code = err.code(), "upload refused"),
+    }
+    result
+}
+
+async fn receive(hub: &Hub, headers: &HeaderMap, request: Request) -> Result<Response, ApiError> {
+    let config = &hub.config;
+    auth::check_origin(config, headers)?;
+    let query = Query::<UploadQuery>::try_from_uri(request.uri())
+        .map_err(|_| ApiError::InvalidFileName)?
+        .0;
+    let uploader = who(hub, headers, None).await?;
+    let name = file_name(query)?;
+    let key = name_key(&uploader);
+    if hub.uploads.rate.len() > 100_000 {
+        hub.uploads.rate.retain_recent();
+    }
+    hub.uploads
+        .rate
+        .check_key(&key)
+        .map_err(|_| ApiError::TooManyUploads)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > config.max_file_bytes) {
+        return Err(ApiError::FileTooLarge(config.max_file_bytes));
+    }
+    let owner = uploader.clone();
+    let used = hub
+        .with_store(move |store| store.uploaded_bytes(&owner))
+        .await?;
+    let quota = config.max_upload_bytes_per_user;
+    if used.saturating_add(declared.unwrap_or(0)) > quota {
+        return Err(ApiError::QuotaExceeded(quota));
+    }
+
+    // Stream into a temporary file, deleted if anything below fails.
+    let tmp_dir = hub.uploads.dir.join("tmp");
+    let tmp = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&tmp_dir)?;
+        tempfile::NamedTempFile::new_in(&tmp_dir)
+    })
+    .await
+    .expect("creating a file does not panic")
+    .map_err(io_error)?;
+    let mut out = tokio::fs::File::from_std(tmp.reopen().map_err(io_error)?);
+    let mut hasher = Sha256::new();
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    let mut size: u64 = 0;
+    let mut body = request.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|err| {
+            if auth::cut_for_slowness(&err) {
+                ApiError::BodyTimeout
+            } else {
+                ApiError::BadRequest("the body could not be read")
+            }
+        })?;
+        size += chunk.len() as u64;
+        if size > config.max_file_bytes {
+            return Err(ApiError::FileTooLarge(config.max_file_bytes));
+        }
+        let want = SNIFF_BYTES.saturating_sub(head.len()).min(chunk.len());
+        head.extend_from_slice(&chunk[..want]);
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(io_error)?;
+    }
+    if used.saturating_add(size) > quota {
+        return Err(ApiError::QuotaExceeded(quota));
+    }
+    out.sync_all().await.map_err(io_error)?;
+    drop(out);
+    let sha256 = hex(&hasher.finalize());
+    let blob = hub.uploads.blob(&sha256);
+    let created = tokio::task::spawn_blocking(move || keep(tmp, &blob))
+        .await
+        .expect("renaming does not panic")
+        .map_err(io_error)?;
+
+    let mut id = [0u8; 16];
+    rand::fill(&mut id);
+    let record = FileRecord {
+        id: URL_SAFE_NO_PAD.encode(id),
+        name,
+        size,
+        mime: sniff(&head).to_string(),
+        sha256,
+        uploader,
+        uploaded_at: now_ms(),
+    };
+    let stored = record.clone();
+    if let Err(err) = hub.with_store(move |store| store.add_file(&stored)).await {
+        if created {
+            // Nobody else's record can point at bytes we just created.
+            let _ = tokio::fs::remove_file(hub.uploads.blob(&record.sha256)).await;
+        }
+        return Err(err.into());
+    }
+    tracing::info!(id = %record.id, size, mime = %record.mime, user = %record.uploader, "file uploaded");
+    let body = Uploaded {
+        url: format!("/api/files/{}", record.id),
+        id: record.id,
+        name: record.name,
+        size,
+        mime: record.mime,
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Moves the whole upload to `blob`; `false` if those bytes were already
+/// there (the upload is then dropped, and so deleted).
+fn keep(tmp: tempfile::NamedTempFile, blob: &Path) -> std::io::Result<bool> {
+    if blob.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(blob.parent().expect("a blob has a directory"))?;
+    tmp.persist(blob).map_err(|err| err.error)?;
+    Ok(true)
+}
+
+fn io_error(err: std::io::Error) -> ApiError {
+    ApiError::Internal(StoreError::Files(err))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /api/files/{id}`: the file, to whoever may see it.
+async fn download(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let hub = &state.hub;
+    let token = Query::<DownloadQuery>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.token);
+    let user = who(hub, &headers, token.as_deref()).await?;
+    let lookup = id.clone();
+    let file = hub.with_store(move |store| store.file(&lookup)).await?;
+    let Some(file) = file.filter(|f| name_key(&f.uploader) == name_key(&user)) else {
+        tracing::info!(%id, %user, "download refused: no such file for this user");
+        return Err(ApiError::FileNotFound);
+    };
+    let etag = HeaderValue::from_str(&format!("\"{}\"", file.sha256)).expect("hex is ASCII");
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mime: mime::Mime = file.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+        let served = ServeFile::new_with_mime(hub.uploads.blob(&file.sha256), &mime)
+            .oneshot(request)
+            .await
+            .expect("ServeFile is infallible");
+        if served.status() == StatusCode::NOT_FOUND {
+            tracing::error!(id = %file.id, sha256 = %file.sha256, "a recorded file's bytes are missing");
+            return Err(ApiError::FileNotFound);
+        }
+        served.map(Body::new)
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let disposition = if is_image(&file.mime) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&content_disposition(disposition, &file.name))
+            .expect("the value is ASCII"),
+    );
+    Ok(response)
+}
+
+/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>`
+/// (RFC 6266): the name cannot break out of the header.
+fn content_disposition(kind: &str, name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_come_from_magic_numbers() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), "image/png");
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF"), "image/jpeg");
+        assert_eq!(sniff(b"GIF89a\x01\0"), "image/gif");
+        assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 "), "image/webp");
+        assert_eq!(sniff(b"RIFF\x24\0\0\0WAVEfmt "), "application/octet-stream");
+        assert_eq!(sniff(b"<html><script>"), "application/octet-stream");
+        assert_eq!(sniff(b"<svg xmlns="), "application/octet-stream");
+        assert_eq!(sniff(b""), "application/octet-stream");
+    }
+
+    #[test]
+    fn guest_tokens_are_signed_and_expire() {
+        let uploads = Uploads::new(&Config::default());
+        let token = uploads.guest_token("Zoë", 7, 1_000);
+        assert_eq!(
+            uploads.verify_guest_token(&token, 1_000),
+            Some(("Zoë".to_string(), 7))
+        );
+        let ttl = GUEST_TOKEN_TTL.as_millis() as u64;
+        assert_eq!(
+            uploads.verify_guest_token(&token, 1_000 + ttl),
+            None,
+            "expired"
+        );
+        // Another name, connection, expiry or process key does not verify.
+        let (_, mac) = token.rsplit_once('.').unwrap();
+        let zoe = URL_SAFE_NO_PAD.encode("Zoë");
+        let later = format!("g1.{}.7.{zoe}.{mac}", 1_000 + 2 * ttl);
+        assert_eq!(uploads.verify_guest_token(&later, 1_000), None);
+        let other_conn = format!("g1.{}.8.{zoe}.{mac}", 1_000 + ttl);
+        assert_eq!(uploads.verify_guest_token(&other_conn, 1_000), None);
+        let bob = URL_SAFE_NO_PAD.encode("bob");
+        let other_name = format!("g1.{}.7.{bob}.{mac}", 1_000 + ttl);
+        assert_eq!(uploads.verify_guest_token(&other_name, 1_000), None);
+        let restarted = Uploads::new(&Config::default());
+        assert_eq!(restarted.verify_guest_token(&token, 1_000), None);
+        assert_eq!(uploads.verify_guest_token("g1.garbage", 1_000), None);
+    }
+
+    #[test]
+    fn file_names_cannot_escape_the_header() {
+        assert_eq!(
+            content_disposition("attachment", "a\"b\\c é.txt"),
+            "attachment; filename=\"a_b_c _.txt\"; filename*=UTF-8''a%22b%5Cc%20%C3%A9.txt"
+        );
+        assert!(file_name(UploadQuery {
+            name: Some("../etc/passwd".into())
+        })
+        .is_err());
+        assert!(file_name(UploadQuery {
+            name: Some("a\r\nb".into())
+        })
+        .is_err());
+        assert!(file_name(UploadQuery { name: None }).is_err());
+        assert_eq!(
+            file_name(UploadQuery {
+                name: Some(" cat.png ".into())
+            })
+            .unwrap(),
+            "cat.png"
+        );
+    }
+}
