@@ -207,6 +207,8 @@ pub enum ApiError {
     QuotaExceeded(u64),
     #[error("no such file")]
     FileNotFound,
+    #[error("the image is too large to decode (at most {side} pixels a side, {mib} MiB decoded)", side = crate::files::MAX_IMAGE_SIDE, mib = crate::files::MAX_IMAGE_ALLOC >> 20)]
+    ImageTooLarge,
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -219,6 +221,7 @@ impl ApiError {
             ApiError::FileTooLarge(_) => "file_too_large",
             ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::FileNotFound => "not_found",
+            ApiError::ImageTooLarge => "image_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::BadCredentials => "bad_credentials",
             ApiError::InvalidName(_) => "invalid_name",
@@ -254,7 +257,7 @@ impl ApiError {
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound | ApiError::FileNotFound => StatusCode::NOT_FOUND,
-            ApiError::InvalidFileName => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidFileName | ApiError::ImageTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
             ApiError::FileTooLarge(_) | ApiError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -12,6 +12,18 @@
 //! record and no bytes of its own. The type is decided from the bytes
 //! ([`sniff`]), never from the name or the request's headers.
 //!
+//! **Images** (PNG, JPEG, GIF, WebP by their bytes) are decoded on the
+//! blocking pool, at most [`DECODERS`] at a time, within
+//! [`image::Limits`] ([`MAX_IMAGE_SIDE`] pixels a side, [`MAX_IMAGE_ALLOC`]
+//! bytes): a decompression bomb is refused (`image_too_large`) from its
+//! header, before its pixels are inflated. What is kept and served is the
+//! image re-encoded from its pixels (EXIF orientation applied), so no
+//! metadata survives (EXIF, GPS, XMP, comments), plus a thumbnail of at
+//! most [`THUMB_SIDE`] pixels a side (`GET /api/files/{id}/thumb`); its
+//! width and height are recorded. An animated GIF keeps its first frame.
+//! Bytes that look like an image but do not decode are kept as they are,
+//! as `application/octet-stream`.
+//!
 //! **Who.** An account, by its session cookie or bearer token (as for
 //! `/ws`); a guest, by the upload token its `welcome` carried
 //! ([`Uploads::guest_token`]: an HMAC-SHA256 of its name, its connection
@@ -65,6 +77,17 @@ const GUEST_PREFIX: &str = "g1.";
 pub const MAX_NAME_CHARS: usize = 255;
 /// `Cache-Control` of a file: its bytes never change under its id.
 const IMMUTABLE: &str = "private, max-age=31536000, immutable";
+/// Widest and tallest image decoded, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 12_000;
+/// Most bytes a decoder may allocate for one image (its pixels included):
+/// 256 MiB, e.g. 8000 × 8000 RGBA.
+pub const MAX_IMAGE_ALLOC: u64 = 256 * 1024 * 1024;
+/// Images decoded at once on this node (each may take [`MAX_IMAGE_ALLOC`]).
+pub const DECODERS: usize = 2;
+/// Largest width and height of a thumbnail.
+pub const THUMB_SIDE: u32 = 320;
+/// JPEG quality of re-encoded photos and their thumbnails.
+const JPEG_QUALITY: u8 = 88;
 
 /// The uploads of this node: where bytes go, the guest token key, the
 /// per-user upload rate.
@@ -75,6 +98,8 @@ pub struct Uploads {
     key: [u8; 32],
     /// Uploads per user (by name key) per minute.
     rate: DefaultKeyedRateLimiter<String>,
+    /// Bounds the images being decoded at once ([`DECODERS`]).
+    decoders: tokio::sync::Semaphore,
 }
 
 impl Uploads {
@@ -86,6 +111,7 @@ impl Uploads {
             dir: config.data_dir.join("files"),
             key,
             rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            decoders: tokio::sync::Semaphore::new(DECODERS),
         }
     }
 
@@ -123,7 +149,7 @@ impl Uploads {
 
     /// Where the bytes with this SHA-256 (hex) are kept.
     fn blob(&self, sha256: &str) -> PathBuf {
-        self.dir.join(&sha256[..2]).join(sha256)
+        blob_in(&self.dir, sha256)
     }
 }
 
@@ -163,6 +189,10 @@ pub fn routes() -> Router<AppState> {
             "/api/files/{id}",
             get(download).fallback(|| async { ApiError::MethodNotAllowed("GET, HEAD") }),
         )
+        .route(
+            "/api/files/{id}/thumb",
+            get(thumbnail).fallback(|| async { ApiError::MethodNotAllowed("GET, HEAD") }),
+        )
 }
 
 #[derive(Deserialize)]
@@ -183,8 +213,16 @@ struct Uploaded {
     name: String,
     size: u64,
     mime: String,
+    /// An image's size in pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
     /// Where to download it (`GET`).
     url: String,
+    /// An image's thumbnail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumb_url: Option<String>,
 }
 
 /// Who is asking: an account's name, or a connected guest's.
@@ -312,17 +350,57 @@ async fn receive(hub: &Hub, headers: &HeaderMap, request: Request) -> Result<Res
         hasher.update(&chunk);
         out.write_all(&chunk).await.map_err(io_error)?;
     }
-    if used.saturating_add(size) > quota {
-        return Err(ApiError::QuotaExceeded(quota));
-    }
     out.sync_all().await.map_err(io_error)?;
     drop(out);
-    let sha256 = hex(&hasher.finalize());
-    let blob = hub.uploads.blob(&sha256);
-    let created = tokio::task::spawn_blocking(move || keep(tmp, &blob))
+    let mut kept = Kept {
+        file: tmp,
+        sha256: hex(&hasher.finalize()),
+        size,
+    };
+    let mut mime = sniff(&head);
+    let (mut image, mut thumb) = (None, None);
+    if is_image(mime) {
+        let _slot = hub.uploads.decoders.acquire().await.expect("never closed");
+        let (path, dir) = (kept.file.path().to_path_buf(), hub.uploads.dir.join("tmp"));
+        let cleaned = tokio::task::spawn_blocking(move || clean_image(&path, mime, &dir))
+            .await
+            .unwrap_or_else(|panicked| {
+                // A decoder bug on hostile bytes: keep them as a plain file.
+                tracing::warn!(error = %panicked, "image decoder panicked");
+                Ok(None)
+            });
+        match cleaned {
+            Ok(Some(clean)) => {
+                kept = clean.image;
+                thumb = Some(clean.thumb);
+                image = Some((clean.width, clean.height));
+            }
+            Ok(None) => mime = "application/octet-stream",
+            Err(ImageRefusal::TooLarge) => return Err(ApiError::ImageTooLarge),
+            Err(ImageRefusal::Io(err)) => return Err(io_error(err)),
+        }
+    }
+    if used.saturating_add(kept.size) > quota {
+        return Err(ApiError::QuotaExceeded(quota));
+    }
+    let thumb_sha256 = thumb.as_ref().map(|t| t.sha256.clone());
+    let (sha256, size) = (kept.sha256.clone(), kept.size);
+    let created = {
+        let uploads_dir = hub.uploads.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut created = Vec::new();
+            for kept in std::iter::once(kept).chain(thumb) {
+                let blob = blob_in(&uploads_dir, &kept.sha256);
+                if keep(kept.file, &blob)? {
+                    created.push(blob);
+                }
+            }
+            Ok(created)
+        })
         .await
         .expect("renaming does not panic")
-        .map_err(io_error)?;
+        .map_err(io_error)?
+    };
 
     let mut id = [0u8; 16];
     rand::fill(&mut id);
@@ -330,26 +408,33 @@ async fn receive(hub: &Hub, headers: &HeaderMap, request: Request) -> Result<Res
         id: URL_SAFE_NO_PAD.encode(id),
         name,
         size,
-        mime: sniff(&head).to_string(),
+        mime: mime.to_string(),
         sha256,
         uploader,
         uploaded_at: now_ms(),
+        width: image.map(|(w, _)| w),
+        height: image.map(|(_, h)| h),
+        thumb_sha256,
     };
     let stored = record.clone();
     if let Err(err) = hub.with_store(move |store| store.add_file(&stored)).await {
-        if created {
-            // Nobody else's record can point at bytes we just created.
-            let _ = tokio::fs::remove_file(hub.uploads.blob(&record.sha256)).await;
+        // Nobody else's record can point at bytes we just created.
+        for blob in created {
+            let _ = tokio::fs::remove_file(blob).await;
         }
         return Err(err.into());
     }
     tracing::info!(id = %record.id, size, mime = %record.mime, user = %record.uploader, "file uploaded");
+    let url = format!("/api/files/{}", record.id);
     let body = Uploaded {
-        url: format!("/api/files/{}", record.id),
+        thumb_url: record.thumb_sha256.as_ref().map(|_| format!("{url}/thumb")),
+        url,
         id: record.id,
         name: record.name,
         size,
         mime: record.mime,
+        width: record.width,
+        height: record.height,
     };
     Ok((
         StatusCode::CREATED,
@@ -357,6 +442,129 @@ async fn receive(hub: &Hub, headers: &HeaderMap, request: Request) -> Result<Res
         Json(body),
     )
         .into_response())
+}
+
+/// Where the bytes with this SHA-256 (hex) are kept under `dir`.
+fn blob_in(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(&sha256[..2]).join(sha256)
+}
+
+/// Bytes in a temporary file, whole, with their hash and length.
+struct Kept {
+    file: tempfile::NamedTempFile,
+    sha256: String,
+    size: u64,
+}
+
+impl Kept {
+    /// `bytes` written and synced to a new temporary file in `dir`.
+    fn write(bytes: &[u8], dir: &Path) -> std::io::Result<Kept> {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(bytes)?;
+        file.as_file().sync_all()?;
+        Ok(Kept {
+            file,
+            sha256: hex(&Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+        })
+    }
+}
+
+/// A cleaned image: re-encoded from its pixels, and its thumbnail.
+struct CleanImage {
+    image: Kept,
+    thumb: Kept,
+    width: u32,
+    height: u32,
+}
+
+/// Why an image was not kept.
+enum ImageRefusal {
+    /// Past [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_ALLOC`].
+    TooLarge,
+    Io(std::io::Error),
+}
+
+/// Decodes the image of type `mime` at `path` within the limits and
+/// re-encodes it and its thumbnail into temporary files in `dir`;
+/// `Ok(None)` if the bytes do not decode as that type. Blocking.
+fn clean_image(path: &Path, mime: &str, dir: &Path) -> Result<Option<CleanImage>, ImageRefusal> {
+    use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
+    let format = match mime {
+        "image/png" => ImageFormat::Png,
+        "image/jpeg" => ImageFormat::Jpeg,
+        "image/gif" => ImageFormat::Gif,
+        _ => ImageFormat::WebP,
+    };
+    let file = std::fs::File::open(path).map_err(ImageRefusal::Io)?;
+    let mut reader = ImageReader::new(std::io::BufReader::new(file));
+    reader.set_format(format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    let refused = |err: ImageError| match err {
+        ImageError::Limits(_) => Err(ImageRefusal::TooLarge),
+        ImageError::IoError(err) => Err(ImageRefusal::Io(err)),
+        _ => Ok(None),
+    };
+    let mut decoder = match reader.into_decoder() {
+        Ok(decoder) => decoder,
+        Err(err) => return refused(err),
+    };
+    // Not every decoder counts the pixels against `max_alloc` (PNG's does
+    // not): refuse by the header's size before a byte is inflated.
+    if decoder.total_bytes() > MAX_IMAGE_ALLOC {
+        return Err(ImageRefusal::TooLarge);
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut pixels = match DynamicImage::from_decoder(decoder) {
+        Ok(pixels) => pixels,
+        Err(err) => return refused(err),
+    };
+    pixels.apply_orientation(orientation);
+    let (width, height) = (pixels.width(), pixels.height());
+    let small = if width <= THUMB_SIDE && height <= THUMB_SIDE {
+        pixels.clone()
+    } else {
+        pixels.thumbnail(THUMB_SIDE, THUMB_SIDE)
+    };
+    let encode = |img: &DynamicImage, format: ImageFormat| -> Result<Vec<u8>, ImageRefusal> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let written = match format {
+            // JPEG has no alpha; GIF and WebP encoders take 8-bit RGBA.
+            ImageFormat::Jpeg => DynamicImage::ImageRgb8(img.to_rgb8()).write_with_encoder(
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY),
+            ),
+            ImageFormat::Gif | ImageFormat::WebP => {
+                DynamicImage::ImageRgba8(img.to_rgba8()).write_to(&mut out, format)
+            }
+            _ => img.write_to(&mut out, format),
+        };
+        match written {
+            Ok(()) => Ok(out.into_inner()),
+            Err(ImageError::IoError(err)) => Err(ImageRefusal::Io(err)),
+            Err(err) => Err(ImageRefusal::Io(std::io::Error::other(err))),
+        }
+    };
+    // Thumbnails: JPEG for photos, PNG (alpha kept) for the rest.
+    let thumb_format = if format == ImageFormat::Jpeg {
+        ImageFormat::Jpeg
+    } else {
+        ImageFormat::Png
+    };
+    let image = Kept::write(&encode(&pixels, format)?, dir).map_err(ImageRefusal::Io)?;
+    let thumb = Kept::write(&encode(&small, thumb_format)?, dir).map_err(ImageRefusal::Io)?;
+    Ok(Some(CleanImage {
+        image,
+        thumb,
+        width,
+        height,
+    }))
 }
 
 /// Moves the whole upload to `blob`; `false` if those bytes were already
@@ -385,18 +593,80 @@ async fn download(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let hub = &state.hub;
-    let token = Query::<DownloadQuery>::try_from_uri(request.uri())
-        .ok()
-        .and_then(|q| q.0.token);
-    let user = who(hub, &headers, token.as_deref()).await?;
-    let lookup = id.clone();
-    let file = hub.with_store(move |store| store.file(&lookup)).await?;
-    let Some(file) = file.filter(|f| name_key(&f.uploader) == name_key(&user)) else {
-        tracing::info!(%id, %user, "download refused: no such file for this user");
+    let file = visible(&state.hub, &id, &headers, query_token(&request)).await?;
+    let disposition = if is_image(&file.mime) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let disposition = content_disposition(disposition, &file.name);
+    serve(
+        &state.hub,
+        &file.sha256,
+        &file.mime,
+        &disposition,
+        &headers,
+        request,
+    )
+    .await
+}
+
+/// `GET /api/files/{id}/thumb`: an image's thumbnail (404 for other files).
+async fn thumbnail(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let file = visible(&state.hub, &id, &headers, query_token(&request)).await?;
+    let Some(thumb) = &file.thumb_sha256 else {
         return Err(ApiError::FileNotFound);
     };
-    let etag = HeaderValue::from_str(&format!("\"{}\"", file.sha256)).expect("hex is ASCII");
+    let mime = if file.mime == "image/jpeg" {
+        "image/jpeg"
+    } else {
+        "image/png"
+    };
+    let disposition = content_disposition("inline", &file.name);
+    serve(&state.hub, thumb, mime, &disposition, &headers, request).await
+}
+
+/// The `token` query parameter (a guest's upload token).
+fn query_token(request: &Request) -> Option<String> {
+    Query::<DownloadQuery>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.token)
+}
+
+/// The file `id` if the caller may see it; else the 404 of a missing file.
+async fn visible(
+    hub: &Hub,
+    id: &str,
+    headers: &HeaderMap,
+    token: Option<String>,
+) -> Result<FileRecord, ApiError> {
+    let user = who(hub, headers, token.as_deref()).await?;
+    let lookup = id.to_string();
+    let file = hub.with_store(move |store| store.file(&lookup)).await?;
+    match file.filter(|f| name_key(&f.uploader) == name_key(&user)) {
+        Some(file) => Ok(file),
+        None => {
+            tracing::info!(%id, %user, "download refused: no such file for this user");
+            Err(ApiError::FileNotFound)
+        }
+    }
+}
+
+/// Answers `request` with the bytes whose SHA-256 is `sha256`.
+async fn serve(
+    hub: &Hub,
+    sha256: &str,
+    mime: &str,
+    disposition: &str,
+    headers: &HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let etag = HeaderValue::from_str(&format!("\"{sha256}\"")).expect("hex is ASCII");
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -404,13 +674,13 @@ async fn download(
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mime: mime::Mime = file.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
-        let served = ServeFile::new_with_mime(hub.uploads.blob(&file.sha256), &mime)
+        let mime: mime::Mime = mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+        let served = ServeFile::new_with_mime(hub.uploads.blob(sha256), &mime)
             .oneshot(request)
             .await
             .expect("ServeFile is infallible");
         if served.status() == StatusCode::NOT_FOUND {
-            tracing::error!(id = %file.id, sha256 = %file.sha256, "a recorded file's bytes are missing");
+            tracing::error!(%sha256, "a recorded file's bytes are missing");
             return Err(ApiError::FileNotFound);
         }
         served.map(Body::new)
@@ -422,15 +692,9 @@ async fn download(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let disposition = if is_image(&file.mime) {
-        "inline"
-    } else {
-        "attachment"
-    };
     headers.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&content_disposition(disposition, &file.name))
-            .expect("the value is ASCII"),
+        HeaderValue::from_str(disposition).expect("the value is ASCII"),
     );
     Ok(response)
 }

@@ -255,8 +255,8 @@ async fn the_type_comes_from_the_bytes_never_the_name_or_header() {
         .starts_with("attachment;"));
     assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
 
-    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01";
-    let image = upload(&server, &token, "photo.txt", png).await;
+    let png = encode(&gradient(4, 3), image::ImageFormat::Png);
+    let image = upload(&server, &token, "photo.txt", &png).await;
     assert_eq!(image.json()["mime"], "image/png");
     let id = image.json()["id"].as_str().unwrap().to_string();
     let got = download(&server, &token, &id, &[]).await;
@@ -433,4 +433,167 @@ async fn a_bad_name_is_refused() {
         assert_eq!(refused.status, 422, "{name}");
         assert_eq!(refused.json()["error"], "invalid_file_name");
     }
+}
+
+/// An RGBA test image.
+fn gradient(width: u32, height: u32) -> image::DynamicImage {
+    image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(width, height, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 128, 255])
+    }))
+}
+
+fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    match format {
+        image::ImageFormat::Jpeg => image::DynamicImage::ImageRgb8(img.to_rgb8())
+            .write_to(&mut out, format)
+            .unwrap(),
+        _ => img.write_to(&mut out, format).unwrap(),
+    }
+    out.into_inner()
+}
+
+/// A PNG that says it is `width` × `height` RGBA, with no pixels: what a
+/// decompression bomb shows before it inflates.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
+    // The start of an IDAT of zeros (a bomb's would go on for hundreds
+    // of MiB inflated); the header is enough to refuse it.
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut zlib, &[0u8; 65536]).unwrap();
+    let mut idat = b"IDAT".to_vec();
+    idat.extend_from_slice(&zlib.finish().unwrap());
+    png.extend_from_slice(&(idat.len() as u32 - 4).to_be_bytes());
+    png.extend_from_slice(&idat);
+    png.extend_from_slice(&crc32fast::hash(&idat).to_be_bytes());
+    png.extend_from_slice(&[0, 0, 0, 0]);
+    png.extend_from_slice(b"IEND");
+    png.extend_from_slice(&crc32fast::hash(b"IEND").to_be_bytes());
+    png
+}
+
+fn decoded(bytes: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(bytes).expect("a decodable image")
+}
+
+#[tokio::test]
+async fn an_image_gets_its_size_and_a_thumbnail() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let png = encode(&gradient(640, 480), image::ImageFormat::Png);
+    let created = upload(&server, &token, "wide.png", &png).await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let file = created.json();
+    assert_eq!(file["mime"], "image/png");
+    assert_eq!(
+        (file["width"].as_u64(), file["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    let id = file["id"].as_str().unwrap().to_string();
+    assert_eq!(file["thumb_url"], format!("/api/files/{id}/thumb"));
+
+    let full = download(&server, &token, &id, &[]).await;
+    assert_eq!(full.header("content-type"), Some("image/png"));
+    let full = decoded(&full.body);
+    assert_eq!((full.width(), full.height()), (640, 480));
+    assert_eq!(
+        full.to_rgba8().get_pixel(100, 50),
+        gradient(640, 480).to_rgba8().get_pixel(100, 50)
+    );
+
+    let thumb = download(&server, &token, &format!("{id}/thumb"), &[]).await;
+    assert_eq!(thumb.status, 200);
+    assert_eq!(thumb.header("content-type"), Some("image/png"));
+    assert_eq!(
+        thumb.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    let thumb = decoded(&thumb.body);
+    assert_eq!((thumb.width(), thumb.height()), (320, 240));
+
+    // Other files have no thumbnail.
+    let other = upload(&server, &token, "a.txt", b"text").await;
+    let other_id = other.json()["id"].as_str().unwrap().to_string();
+    assert!(other.json().get("thumb_url").is_none());
+    let none = download(&server, &token, &format!("{other_id}/thumb"), &[]).await;
+    assert_eq!(none.status, 404);
+}
+
+#[tokio::test]
+async fn exif_and_gps_are_not_in_what_is_served() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let jpeg = encode(&gradient(64, 48), image::ImageFormat::Jpeg);
+    // An APP1 Exif segment right after SOI: a valid empty TIFF directory,
+    // then the GPS position a phone would have written.
+    let mut exif = b"Exif\0\0MM\0*\0\0\0\x08\0\0\0\0\0\0".to_vec();
+    exif.extend_from_slice(b"GPSLatitude=48.858370N;GPSLongitude=2.294481E");
+    let mut tagged = jpeg[..2].to_vec();
+    tagged.extend_from_slice(&[0xff, 0xe1]);
+    tagged.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    tagged.extend_from_slice(&exif);
+    tagged.extend_from_slice(&jpeg[2..]);
+    assert_eq!(decoded(&tagged).width(), 64, "the test image is valid");
+
+    let created = upload(&server, &token, "holiday.jpg", &tagged).await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert_eq!(created.json()["mime"], "image/jpeg");
+    assert_eq!(created.json()["width"], 64);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    for path in [id.clone(), format!("{id}/thumb")] {
+        let served = download(&server, &token, &path, &[]).await;
+        assert_eq!(served.status, 200);
+        assert_eq!(served.header("content-type"), Some("image/jpeg"));
+        let find = |needle: &[u8]| served.body.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !find(b"GPSLatitude") && !find(b"48.858370") && !find(b"Exif\0\0"),
+            "{path}"
+        );
+        assert_eq!(decoded(&served.body).height(), 48);
+    }
+    // What was uploaded is not kept either: only the cleaned bytes are.
+    for kept in kept_files(server.data.path()) {
+        let bytes = std::fs::read(&kept).unwrap();
+        assert!(!bytes.windows(11).any(|w| w == b"GPSLatitude"), "{kept}");
+    }
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_is_refused_from_its_header() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    // Too wide; and within the sides but too many bytes (11000² RGBA is 462 MiB).
+    for (w, h) in [(50_000, 50_000), (11_000, 11_000)] {
+        let refused = upload(&server, &token, "bomb.png", &png_claiming(w, h)).await;
+        assert_eq!(refused.status, 422, "{w}x{h}");
+        assert_eq!(refused.json()["error"], "image_too_large");
+    }
+    assert!(kept_files(server.data.path()).is_empty());
+    // Bytes that only look like an image are kept as a plain file.
+    let broken = upload(
+        &server,
+        &token,
+        "broken.png",
+        b"\x89PNG\r\n\x1a\nnot really",
+    )
+    .await;
+    assert_eq!(broken.status, 201);
+    assert_eq!(broken.json()["mime"], "application/octet-stream");
 }

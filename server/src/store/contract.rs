@@ -155,6 +155,9 @@ fn file(id: &str, uploader: &str, size: u64) -> FileRecord {
         sha256: "ab".repeat(32),
         uploader: uploader.into(),
         uploaded_at: 1_700_000_000_000,
+        width: None,
+        height: None,
+        thumb_sha256: None,
     }
 }
 
@@ -163,12 +166,19 @@ fn file(id: &str, uploader: &str, size: u64) -> FileRecord {
 pub fn files(store: &dyn Files) {
     assert_eq!(store.file("nope").unwrap(), None);
     assert_eq!(store.uploaded_bytes("alice").unwrap(), 0);
-    let first = file("f1", "Alice", 4);
+    let first = FileRecord {
+        width: Some(640),
+        height: Some(480),
+        thumb_sha256: Some("cd".repeat(32)),
+        ..file("f1", "Alice", 4)
+    };
     store.add_file(&first).unwrap();
     store.add_file(&file("f2", "alice", 6)).unwrap();
     store.add_file(&file("f3", "bob", 100)).unwrap();
     assert_eq!(store.file("f1").unwrap(), Some(first));
     assert_eq!(store.file("F1").unwrap(), None, "ids are exact");
+    let other = file("f3", "bob", 100);
+    assert_eq!(store.file("f3").unwrap(), Some(other));
     // Quotas are per name, whatever its case.
     assert_eq!(store.uploaded_bytes("ALICE").unwrap(), 10);
     assert_eq!(store.uploaded_bytes("bob").unwrap(), 100);

@@ -75,6 +75,11 @@ pub struct FileRecord {
     pub uploader: String,
     /// Milliseconds since the Unix epoch.
     pub uploaded_at: u64,
+    /// An image's size in pixels (`None` for other files).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Hex SHA-256 of an image's thumbnail.
+    pub thumb_sha256: Option<String>,
 }
 
 /// How long and how much to keep; `None` keeps everything.

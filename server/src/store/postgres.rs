@@ -112,6 +112,9 @@ const MIGRATIONS: &[&str] = &[
          uploaded_at BIGINT NOT NULL
      );
      CREATE INDEX files_uploader ON files (uploader_key);",
+    // 8: an image's size and thumbnail.
+    "ALTER TABLE files ADD COLUMN width BIGINT, ADD COLUMN height BIGINT,
+                      ADD COLUMN thumb_sha256 TEXT;",
 ];
 
 /// The channel on which a node passes a direct message's id to the others.
@@ -997,8 +1000,9 @@ impl Accounts for PgStore {
 impl Files for PgStore {
     fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
         self.client()?.execute(
-            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at,
+                                width, height, thumb_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &file.id,
                 &file.name,
@@ -1008,6 +1012,9 @@ impl Files for PgStore {
                 &file.uploader,
                 &name_key(&file.uploader),
                 &int(file.uploaded_at),
+                &file.width.map(i64::from),
+                &file.height.map(i64::from),
+                &file.thumb_sha256,
             ],
         )?;
         Ok(())
@@ -1017,7 +1024,8 @@ impl Files for PgStore {
         Ok(self
             .client()?
             .query_opt(
-                "SELECT id, name, size, mime, sha256, uploader, uploaded_at FROM files WHERE id = $1",
+                "SELECT id, name, size, mime, sha256, uploader, uploaded_at, width, height, thumb_sha256
+                 FROM files WHERE id = $1",
                 &[&id],
             )?
             .map(|row| FileRecord {
@@ -1028,6 +1036,9 @@ impl Files for PgStore {
                 sha256: row.get(4),
                 uploader: row.get(5),
                 uploaded_at: row.get::<_, i64>(6) as u64,
+                width: row.get::<_, Option<i64>>(7).map(|w| w as u32),
+                height: row.get::<_, Option<i64>>(8).map(|h| h as u32),
+                thumb_sha256: row.get(9),
             }))
     }
 

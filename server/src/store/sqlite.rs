@@ -63,6 +63,10 @@ const MIGRATIONS: &[&str] = &[
          uploaded_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX files_uploader ON files (uploader_key);",
+    // 4: an image's size and thumbnail.
+    "ALTER TABLE files ADD COLUMN width INTEGER;
+     ALTER TABLE files ADD COLUMN height INTEGER;
+     ALTER TABLE files ADD COLUMN thumb_sha256 TEXT;",
 ];
 
 pub struct SqliteStore {
@@ -348,8 +352,9 @@ impl Accounts for SqliteStore {
 impl Files for SqliteStore {
     fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
         self.writer.lock().execute(
-            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at,
+                                width, height, thumb_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 file.id,
                 file.name,
@@ -358,7 +363,10 @@ impl Files for SqliteStore {
                 file.sha256,
                 file.uploader,
                 name_key(&file.uploader),
-                file.uploaded_at as i64
+                file.uploaded_at as i64,
+                file.width,
+                file.height,
+                file.thumb_sha256
             ],
         )?;
         Ok(())
@@ -369,7 +377,8 @@ impl Files for SqliteStore {
             .reader
             .lock()
             .query_row(
-                "SELECT id, name, size, mime, sha256, uploader, uploaded_at FROM files WHERE id = ?1",
+                "SELECT id, name, size, mime, sha256, uploader, uploaded_at, width, height, thumb_sha256
+                 FROM files WHERE id = ?1",
                 [id],
                 |row| {
                     Ok(FileRecord {
@@ -380,6 +389,9 @@ impl Files for SqliteStore {
                         sha256: row.get(4)?,
                         uploader: row.get(5)?,
                         uploaded_at: row.get::<_, i64>(6)? as u64,
+                        width: row.get(7)?,
+                        height: row.get(8)?,
+                        thumb_sha256: row.get(9)?,
                     })
                 },
             )
