@@ -9,7 +9,10 @@
 //! `<data-dir>/files/ab/<sha256>` (content-addressed: the same bytes are
 //! kept once), then recorded in the store ([`Files`]) under a random id:
 //! the record is the commit point, so a refused or broken upload leaves no
-//! record and no bytes of its own. The type is decided from the bytes
+//! record and no bytes of its own. A store nodes share (PostgreSQL) also
+//! keeps the bytes ([`crate::store::Files::put_blob`], before the record),
+//! and a node that lacks a file's bytes fetches them from it at the first
+//! download ([`fetch`]): `files/` is then a cache. The type is decided from the bytes
 //! ([`sniff`]), never from the name or the request's headers.
 //!
 //! **Images** (PNG, JPEG, GIF, WebP by their bytes) are decoded on the
@@ -417,7 +420,19 @@ async fn receive(hub: &Hub, headers: &HeaderMap, request: Request) -> Result<Res
         thumb_sha256,
     };
     let stored = record.clone();
-    if let Err(err) = hub.with_store(move |store| store.add_file(&stored)).await {
+    let uploads_dir = hub.uploads.dir.clone();
+    let recorded = hub
+        .with_store(move |store| {
+            // Bytes first (for the other nodes of a cluster), the record last.
+            for sha256 in std::iter::once(&stored.sha256).chain(&stored.thumb_sha256) {
+                let mut bytes = std::fs::File::open(blob_in(&uploads_dir, sha256))
+                    .map_err(StoreError::Files)?;
+                store.put_blob(sha256, &mut bytes)?;
+            }
+            store.add_file(&stored)
+        })
+        .await;
+    if let Err(err) = recorded {
         // Nobody else's record can point at bytes we just created.
         for blob in created {
             let _ = tokio::fs::remove_file(blob).await;
@@ -657,6 +672,62 @@ async fn visible(
     }
 }
 
+/// Makes sure the bytes whose SHA-256 is `sha256` are in this node's
+/// `files/`: in a cluster another node may have taken the upload, and the
+/// store has them ([`crate::store::Files::get_blob`]). They are copied
+/// whole to a temporary file, checked against their hash, then renamed
+/// into place, so this directory is a cache any node can rebuild.
+async fn fetch(hub: &Hub, sha256: &str) -> Result<(), ApiError> {
+    let blob = hub.uploads.blob(sha256);
+    if tokio::fs::try_exists(&blob).await.unwrap_or(false) {
+        return Ok(());
+    }
+    let (dir, sha256) = (hub.uploads.dir.join("tmp"), sha256.to_string());
+    hub.with_store(move |store| {
+        std::fs::create_dir_all(&dir).map_err(StoreError::Files)?;
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(StoreError::Files)?;
+        let mut hashing = HashingWriter {
+            inner: std::io::BufWriter::new(tmp.reopen().map_err(StoreError::Files)?),
+            hasher: Sha256::new(),
+        };
+        if !store.get_blob(&sha256, &mut hashing)? {
+            return Ok(()); // served as missing below
+        }
+        let HashingWriter { inner, hasher } = hashing;
+        inner
+            .into_inner()
+            .map_err(|err| err.into_error())
+            .and_then(|file| file.sync_all())
+            .map_err(StoreError::Files)?;
+        if hex(&hasher.finalize()) != sha256 {
+            tracing::error!(%sha256, "the store's copy of a file does not match its hash");
+            return Ok(());
+        }
+        keep(tmp, &blob).map_err(StoreError::Files)?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Writes through to `inner`, hashing what it writes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Answers `request` with the bytes whose SHA-256 is `sha256`.
 async fn serve(
     hub: &Hub,
@@ -674,6 +745,7 @@ async fn serve(
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        fetch(hub, sha256).await?;
         let mime: mime::Mime = mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
         let served = ServeFile::new_with_mime(hub.uploads.blob(sha256), &mime)
             .oneshot(request)

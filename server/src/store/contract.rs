@@ -183,3 +183,25 @@ pub fn files(store: &dyn Files) {
     assert_eq!(store.uploaded_bytes("ALICE").unwrap(), 10);
     assert_eq!(store.uploaded_bytes("bob").unwrap(), 100);
 }
+
+/// What a store that nodes share must do with files' bytes
+/// ([`Files::put_blob`], [`Files::get_blob`]), on an empty store.
+pub fn shared_blobs(store: &dyn Files) {
+    let mut out = Vec::new();
+    assert!(!store.get_blob("h1", &mut out).unwrap());
+    assert!(out.is_empty());
+    // Over two chunks, so it spans three rows.
+    let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    store.put_blob("h1", &mut &bytes[..]).unwrap();
+    // Bytes are named by their hash: a second put keeps the first.
+    store.put_blob("h1", &mut &b"other"[..]).unwrap();
+    assert!(store.get_blob("h1", &mut out).unwrap());
+    assert_eq!(out, bytes);
+    let exact = vec![7u8; 1024 * 1024];
+    for (name, bytes) in [("empty", &[][..]), ("exact", &exact[..])] {
+        store.put_blob(name, &mut &bytes[..]).unwrap();
+        let mut out = Vec::new();
+        assert!(store.get_blob(name, &mut out).unwrap(), "{name}");
+        assert_eq!(out, bytes, "{name}");
+    }
+}

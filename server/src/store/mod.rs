@@ -346,6 +346,20 @@ pub trait Files: Send + Sync {
     /// The bytes of every file `uploader` (any case) has uploaded: what
     /// `--max-upload-bytes-per-user` bounds.
     fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError>;
+
+    /// Keeps the bytes whose SHA-256 (hex) is `sha256`, read from `bytes`,
+    /// where every node sharing the store can read them, all or nothing;
+    /// nothing if they are there already. A store one node owns keeps
+    /// nothing: the node's `files/` directory is the only copy.
+    fn put_blob(&self, _sha256: &str, _bytes: &mut dyn std::io::Read) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Writes the bytes [`Files::put_blob`] kept under `sha256` to `out`;
+    /// `false` (nothing written) if the store has none.
+    fn get_blob(&self, _sha256: &str, _out: &mut dyn std::io::Write) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// A place to keep what hubbub keeps: room messages, accounts and files,

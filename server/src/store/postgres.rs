@@ -115,7 +115,17 @@ const MIGRATIONS: &[&str] = &[
     // 8: an image's size and thumbnail.
     "ALTER TABLE files ADD COLUMN width BIGINT, ADD COLUMN height BIGINT,
                       ADD COLUMN thumb_sha256 TEXT;",
+    // 9: the bytes of files, so that every node can serve every file.
+    "CREATE TABLE blobs (
+         sha256 TEXT NOT NULL,
+         n INTEGER NOT NULL,
+         data BYTEA NOT NULL,
+         PRIMARY KEY (sha256, n)
+     );",
 ];
+
+/// Bytes per row of `blobs`.
+const BLOB_CHUNK: usize = 1024 * 1024;
 
 /// The channel on which a node passes a direct message's id to the others.
 const DIRECT_CHANNEL: &str = "hubbub_direct";
@@ -1040,6 +1050,64 @@ impl Files for PgStore {
                 height: row.get::<_, Option<i64>>(8).map(|h| h as u32),
                 thumb_sha256: row.get(9),
             }))
+    }
+
+    fn put_blob(&self, sha256: &str, bytes: &mut dyn std::io::Read) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        // Chunk 0 is written in the same transaction as the rest.
+        if tx
+            .query_opt(
+                "SELECT 1 FROM blobs WHERE sha256 = $1 AND n = 0",
+                &[&sha256],
+            )?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut chunk = vec![0u8; BLOB_CHUNK];
+        for n in 0i32.. {
+            let mut filled = 0;
+            while filled < chunk.len() {
+                match bytes
+                    .read(&mut chunk[filled..])
+                    .map_err(StoreError::Files)?
+                {
+                    0 => break,
+                    read => filled += read,
+                }
+            }
+            if filled == 0 && n > 0 {
+                break;
+            }
+            tx.execute(
+                "INSERT INTO blobs (sha256, n, data) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&sha256, &n, &&chunk[..filled]],
+            )?;
+            if filled < chunk.len() {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get_blob(&self, sha256: &str, out: &mut dyn std::io::Write) -> Result<bool, StoreError> {
+        let mut client = self.client()?;
+        // One chunk at a time: a file is never whole in memory.
+        for n in 0i32.. {
+            let Some(row) = client.query_opt(
+                "SELECT data FROM blobs WHERE sha256 = $1 AND n = $2",
+                &[&sha256, &n],
+            )?
+            else {
+                return Ok(n > 0);
+            };
+            out.write_all(row.get::<_, &[u8]>(0))
+                .map_err(StoreError::Files)?;
+        }
+        unreachable!("the chunks of one file end")
     }
 
     fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError> {
