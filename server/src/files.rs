@@ -7,12 +7,13 @@
 //! kept, as soon as its `Content-Length` or the bytes received pass
 //! `--max-file-bytes`. Once whole it is synced and renamed to
 //! `<data-dir>/files/ab/<sha256>` (content-addressed: the same bytes are
-//! kept once), then recorded in the store ([`Files`]) under a random id:
-//! the record is the commit point, so a refused or broken upload leaves no
-//! record and no bytes of its own. A store nodes share (PostgreSQL) also
-//! keeps the bytes ([`crate::store::Files::put_blob`], before the record),
-//! and a node that lacks a file's bytes fetches them from it at the first
-//! download ([`fetch`]): `files/` is then a cache. The type is decided from the bytes
+//! kept once), then recorded in the store ([`crate::store::Files`]) under
+//! a random id: the record is the commit point, so a refused or broken
+//! upload leaves no record and no bytes of its own. PostgreSQL also keeps
+//! the bytes ([`crate::store::Files::put_blob`], before the record), and a
+//! node that lacks a file's bytes fetches them from it at the first
+//! download (`fetch`): `files/` is then a cache, and every node of a
+//! cluster serves every file. The type is decided from the bytes
 //! ([`sniff`]), never from the name or the request's headers.
 //!
 //! **Images** (PNG, JPEG, GIF, WebP by their bytes) are decoded on the
@@ -32,15 +33,16 @@
 //! ([`Uploads::guest_token`]: an HMAC-SHA256 of its name, its connection
 //! and an expiry under a random key of this process, valid for
 //! [`GUEST_TOKEN_TTL`] and only while that connection is open under that
-//! name on this node). Per user:
-//! `--uploads-per-minute` (governor) and `--max-upload-bytes-per-user`.
+//! name on this node). Per user: `--uploads-per-minute` (governor) and
+//! `--max-upload-bytes-per-user`.
 //!
 //! **Download.** Only the uploader may fetch a file; to anyone else it does
 //! not exist (404, so ids cannot be probed). Served by tower-http's
 //! `ServeFile` (ranges, `HEAD`), with `ETag` (the SHA-256),
 //! `Cache-Control: private, max-age=31536000, immutable`, `nosniff`, and
 //! `Content-Disposition: attachment` for everything but the image types
-//! [`sniff`] recognizes.
+//! [`sniff`] recognizes. `GET /api/files/{id}/thumb` serves an image's
+//! thumbnail the same way.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -283,8 +285,8 @@ async fn upload(
     let result = receive(&state.hub, &headers, request).await;
     match &result {
         Ok(_) => {}
-        // Logged by its response, or where the body was cut.
-        Err(ApiError::Internal(_) | ApiError::BodyTimeout) => {}
+        // Logged by its response, where the body was cut, or by the origin check.
+        Err(ApiError::Internal(_) | ApiError::BodyTimeout | ApiError::ForbiddenOrigin) => {}
         Err(err) => tracing::info!(code = err.code(), "upload refused"),
     }
     result
@@ -660,7 +662,15 @@ async fn visible(
     headers: &HeaderMap,
     token: Option<String>,
 ) -> Result<FileRecord, ApiError> {
-    let user = who(hub, headers, token.as_deref()).await?;
+    let user = match who(hub, headers, token.as_deref()).await {
+        Ok(user) => user,
+        Err(err) => {
+            if !matches!(err, ApiError::Internal(_)) {
+                tracing::info!(code = err.code(), "download refused");
+            }
+            return Err(err);
+        }
+    };
     let lookup = id.to_string();
     let file = hub.with_store(move |store| store.file(&lookup)).await?;
     match file.filter(|f| name_key(&f.uploader) == name_key(&user)) {
