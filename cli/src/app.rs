@@ -500,6 +500,7 @@ mod tests {
             idle_timeout_ms: 60_000,
             server_time: 0,
             limits: Default::default(),
+            upload_token: None,
         }));
         assert_eq!(
             frames(resume),
@@ -577,6 +578,7 @@ mod tests {
             idle_timeout_ms: 60_000,
             server_time: 0,
             limits: Default::default(),
+            upload_token: None,
         }));
         assert_eq!(
             frames(resume),

@@ -316,6 +316,7 @@ mod tests {
                 idle_timeout_ms: 60_000,
                 server_time: 0,
                 limits: Limits::default(),
+                upload_token: None,
             },
             0,
         );

@@ -151,7 +151,7 @@ impl From<JsonRejection> for ApiError {
 }
 
 /// Whether `err` comes from a body [`crate::http::TimedBody`] cut.
-fn cut_for_slowness(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn cut_for_slowness(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(err) = next {
         if matches!(err.downcast_ref::<BodyError>(), Some(BodyError::TooSlow)) {
@@ -195,13 +195,33 @@ pub enum ApiError {
     /// With the methods the path allows.
     #[error("this endpoint takes {0}")]
     MethodNotAllowed(&'static str),
+    #[error(
+        "give the file a name (`?name=`): at most 255 characters, no control characters or slashes"
+    )]
+    InvalidFileName,
+    #[error("too many uploads; wait a minute")]
+    TooManyUploads,
+    #[error("the file is larger than {0} bytes")]
+    FileTooLarge(u64),
+    #[error("this upload would take your files past {0} bytes")]
+    QuotaExceeded(u64),
+    #[error("no such file")]
+    FileNotFound,
+    #[error("the image is too large to decode (at most {side} pixels a side, {mib} MiB decoded)", side = crate::files::MAX_IMAGE_SIDE, mib = crate::files::MAX_IMAGE_ALLOC >> 20)]
+    ImageTooLarge,
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
+            ApiError::InvalidFileName => "invalid_file_name",
+            ApiError::TooManyUploads => "too_many_uploads",
+            ApiError::FileTooLarge(_) => "file_too_large",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
+            ApiError::FileNotFound => "not_found",
+            ApiError::ImageTooLarge => "image_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::BadCredentials => "bad_credentials",
             ApiError::InvalidName(_) => "invalid_name",
@@ -236,7 +256,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::FileNotFound => StatusCode::NOT_FOUND,
+            ApiError::InvalidFileName | ApiError::ImageTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyUploads => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::FileTooLarge(_) | ApiError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(err) if err.is_unreachable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

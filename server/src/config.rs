@@ -156,6 +156,22 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_MAX_CONNS_PER_USER", default_value_t = 16)]
     pub max_conns_per_user: usize,
 
+    /// Largest file one upload may carry, in bytes; larger is refused
+    /// (`file_too_large`) as soon as its Content-Length or its bytes say so.
+    #[arg(long, env = "HUBBUB_MAX_FILE_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+
+    /// Uploads one user may start per minute (a burst of as many, then one
+    /// every 60/N seconds); one more is refused with `too_many_uploads`.
+    #[arg(long, env = "HUBBUB_UPLOADS_PER_MINUTE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub uploads_per_minute: u32,
+
+    /// Bytes of files one user may have uploaded in all; an upload past
+    /// it is refused with `quota_exceeded`.
+    #[arg(long, env = "HUBBUB_MAX_UPLOAD_BYTES_PER_USER", default_value_t = 1024 * 1024 * 1024)]
+    pub max_upload_bytes_per_user: u64,
+
     /// Most HTTP connections (every accepted connection until it upgrades to
     /// a WebSocket, TLS handshake included) from one client address; one more
     /// is closed at once. Behind a proxy this counts the proxy's connections.
@@ -298,5 +314,8 @@ mod tests {
         assert_eq!(config.body_min_rate, 1024);
         assert_eq!(config.max_http_conns_per_ip, 32);
         assert_eq!(config.max_http_conns, 1024);
+        assert_eq!(config.max_file_bytes, 25 * 1024 * 1024);
+        assert_eq!(config.uploads_per_minute, 20);
+        assert_eq!(config.max_upload_bytes_per_user, 1 << 30);
     }
 }

@@ -72,6 +72,8 @@ pub struct Hub {
     /// ([`Hub::hold_guest_name`]): striped by name key, so the last write
     /// of a name is its latest count without one lock for every name.
     holds: Box<[tokio::sync::Mutex<()>]>,
+    /// Where uploads go, guest upload tokens, the upload rate.
+    pub uploads: crate::files::Uploads,
     /// This hub, for the tasks it spawns.
     me: Weak<Hub>,
 }
@@ -102,6 +104,7 @@ impl Hub {
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             persist,
             registry: Registry::new(config.max_conns_per_ip),
+            uploads: crate::files::Uploads::new(&config),
             config,
             rooms: Mutex::default(),
             next_id: AtomicU64::new(1),

@@ -19,6 +19,7 @@
 //! - [`store`]: where messages and accounts are kept (SQLite, PostgreSQL
 //!   or memory), behind narrow traits.
 //! - [`auth`]: accounts, sessions, origin checks; who an upgrade is.
+//! - [`files`]: uploads and downloads of files (`/api/files`).
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
 //! - [`tls`]: https and wss with rustls (`--tls-cert`, `--tls-key`).
@@ -37,6 +38,7 @@ pub mod config;
 pub mod conn;
 pub mod echo;
 pub mod feed;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod metrics;
@@ -78,6 +80,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(auth::routes())
+        .merge(files::routes())
         .layer(DefaultBodyLimit::max(auth::API_BODY_LIMIT))
         .fallback(assets::serve)
         // Headers every response carries unless it set its own (the web

@@ -359,6 +359,11 @@ impl Session {
                             idle_timeout_ms: config.idle_timeout.as_millis() as u64,
                             server_time: now_ms(),
                             limits: config.limits(),
+                            upload_token: self.conn.account.is_none().then(|| {
+                                self.hub
+                                    .uploads
+                                    .guest_token(&claimed, self.conn.id, now_ms())
+                            }),
                         });
                         tracing::debug!(conn = self.conn.id, user = %claimed, "hello");
                         self.name = Some(claimed);

@@ -19,6 +19,9 @@ fn the_postgres_store_keeps_the_contract() {
     hubbub::store::contract::messages(&messages);
     let accounts = PgStore::open(&pg.database("accounts"), false).unwrap();
     hubbub::store::contract::accounts(&accounts);
+    let files = PgStore::open(&pg.database("files"), false).unwrap();
+    hubbub::store::contract::files(&files);
+    hubbub::store::contract::shared_blobs(&files);
     drop(messages);
     // Migrations ran once; opening again finds the schema and the data.
     let url = pg.url("messages");

@@ -105,6 +105,12 @@ pub enum ServerMsg {
         /// Server clock, milliseconds since the Unix epoch.
         server_time: u64,
         limits: Limits,
+        /// A guest's upload token: what authorizes its `POST /api/files`
+        /// and downloads (as `Authorization: Bearer`) for a day, while
+        /// this connection is open under this name. Absent for an account,
+        /// whose session does that.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_token: Option<String>,
     },
     /// Who is online in `room`: the answer to `join` and `who`.
     Presence { room: String, users: Vec<String> },
@@ -378,6 +384,7 @@ mod tests {
                 idle_timeout_ms: 60_000,
                 server_time: 1_700_000_000_000,
                 limits: Limits::default(),
+                upload_token: Some("g1.1700003600000.1.YWxpY2U.mac".into()),
             },
             ServerMsg::Presence {
                 room: room(),

@@ -166,18 +166,30 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         });
     let room_info = (text(), any::<usize>()).prop_map(|(room, members)| RoomInfo { room, members });
     prop_oneof![
-        (text(), any::<(u32, u64, u64, u64)>(), limits()).prop_map(
-            |(user, (protocol, heartbeat_ms, idle_timeout_ms, server_time), limits)| {
-                ServerMsg::Welcome {
+        (
+            text(),
+            any::<(u32, u64, u64, u64)>(),
+            limits(),
+            prop::option::of(text())
+        )
+            .prop_map(
+                |(
                     user,
-                    protocol,
-                    heartbeat_ms,
-                    idle_timeout_ms,
-                    server_time,
+                    (protocol, heartbeat_ms, idle_timeout_ms, server_time),
                     limits,
+                    upload_token,
+                )| {
+                    ServerMsg::Welcome {
+                        user,
+                        protocol,
+                        heartbeat_ms,
+                        idle_timeout_ms,
+                        server_time,
+                        limits,
+                        upload_token,
+                    }
                 }
-            }
-        ),
+            ),
         (text(), users()).prop_map(|(room, users)| ServerMsg::Presence { room, users }),
         (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
         (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),

@@ -848,6 +848,7 @@ mod tests {
             idle_timeout_ms: 3000,
             server_time: 0,
             limits: Limits::default(),
+            upload_token: None,
         });
         state
     }

@@ -126,6 +126,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             idle_timeout_ms: o.u64("idle_timeout_ms")?,
             server_time: o.u64("server_time")?,
             limits: limits(&value.field("limits")?)?,
+            upload_token: o.opt_str("upload_token")?,
         },
         "presence" => ServerMsg::Presence {
             room: o.str("room")?,
@@ -524,18 +525,32 @@ mod tests {
         });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
         prop_oneof![
-            (text(), any::<u32>(), (num(), num(), num()), limits).prop_map(
-                |(user, protocol, (heartbeat_ms, idle_timeout_ms, server_time), limits)| {
-                    ServerMsg::Welcome {
+            (
+                text(),
+                any::<u32>(),
+                (num(), num(), num()),
+                limits,
+                opt_text()
+            )
+                .prop_map(
+                    |(
                         user,
                         protocol,
-                        heartbeat_ms,
-                        idle_timeout_ms,
-                        server_time,
+                        (heartbeat_ms, idle_timeout_ms, server_time),
                         limits,
+                        upload_token,
+                    )| {
+                        ServerMsg::Welcome {
+                            user,
+                            protocol,
+                            heartbeat_ms,
+                            idle_timeout_ms,
+                            server_time,
+                            limits,
+                            upload_token,
+                        }
                     }
-                }
-            ),
+                ),
             (text(), users()).prop_map(|(room, users)| ServerMsg::Presence { room, users }),
             (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
             (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Accounts, Messages, Retention, StoredMessage, UserRecord};
+use super::{Accounts, FileRecord, Files, Messages, Retention, StoredMessage, UserRecord};
 
 fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
     StoredMessage {
@@ -144,4 +144,64 @@ pub fn accounts(store: &dyn Accounts) {
     store.delete_session("h1").unwrap();
     assert_eq!(store.session("h1", 0).unwrap(), None);
     store.delete_session("h1").unwrap();
+}
+
+fn file(id: &str, uploader: &str, size: u64) -> FileRecord {
+    FileRecord {
+        id: id.into(),
+        name: format!("{id}.png"),
+        size,
+        mime: "image/png".into(),
+        sha256: "ab".repeat(32),
+        uploader: uploader.into(),
+        uploaded_at: 1_700_000_000_000,
+        width: None,
+        height: None,
+        thumb_sha256: None,
+    }
+}
+
+/// The file behaviour every store must have, on an empty store; leaves
+/// 10 bytes uploaded by `Alice`.
+pub fn files(store: &dyn Files) {
+    assert_eq!(store.file("nope").unwrap(), None);
+    assert_eq!(store.uploaded_bytes("alice").unwrap(), 0);
+    let first = FileRecord {
+        width: Some(640),
+        height: Some(480),
+        thumb_sha256: Some("cd".repeat(32)),
+        ..file("f1", "Alice", 4)
+    };
+    store.add_file(&first).unwrap();
+    store.add_file(&file("f2", "alice", 6)).unwrap();
+    store.add_file(&file("f3", "bob", 100)).unwrap();
+    assert_eq!(store.file("f1").unwrap(), Some(first));
+    assert_eq!(store.file("F1").unwrap(), None, "ids are exact");
+    let other = file("f3", "bob", 100);
+    assert_eq!(store.file("f3").unwrap(), Some(other));
+    // Quotas are per name, whatever its case.
+    assert_eq!(store.uploaded_bytes("ALICE").unwrap(), 10);
+    assert_eq!(store.uploaded_bytes("bob").unwrap(), 100);
+}
+
+/// What a store that nodes share must do with files' bytes
+/// ([`Files::put_blob`], [`Files::get_blob`]), on an empty store.
+pub fn shared_blobs(store: &dyn Files) {
+    let mut out = Vec::new();
+    assert!(!store.get_blob("h1", &mut out).unwrap());
+    assert!(out.is_empty());
+    // Over two chunks, so it spans three rows.
+    let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    store.put_blob("h1", &mut &bytes[..]).unwrap();
+    // Bytes are named by their hash: a second put keeps the first.
+    store.put_blob("h1", &mut &b"other"[..]).unwrap();
+    assert!(store.get_blob("h1", &mut out).unwrap());
+    assert_eq!(out, bytes);
+    let exact = vec![7u8; 1024 * 1024];
+    for (name, bytes) in [("empty", &[][..]), ("exact", &exact[..])] {
+        store.put_blob(name, &mut &bytes[..]).unwrap();
+        let mut out = Vec::new();
+        assert!(store.get_blob(name, &mut out).unwrap(), "{name}");
+        assert_eq!(out, bytes, "{name}");
+    }
 }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    Accounts, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage,
-    UserRecord,
+    Accounts, FileRecord, Files, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError,
+    StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -24,6 +24,8 @@ pub struct MemoryStore {
     users: Mutex<HashMap<String, UserRecord>>,
     /// Sessions by token hash: (account name key, expires_at).
     sessions: Mutex<HashMap<String, (String, u64)>>,
+    /// Uploaded files by id.
+    files: Mutex<HashMap<String, FileRecord>>,
 }
 
 impl Messages for MemoryStore {
@@ -173,6 +175,28 @@ impl Accounts for MemoryStore {
     fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.sessions.lock().remove(token_hash);
         Ok(())
+    }
+}
+
+impl Files for MemoryStore {
+    fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        self.files.lock().insert(file.id.clone(), file.clone());
+        Ok(())
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        Ok(self.files.lock().get(id).cloned())
+    }
+
+    fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError> {
+        let key = name_key(uploader);
+        Ok(self
+            .files
+            .lock()
+            .values()
+            .filter(|f| name_key(&f.uploader) == key)
+            .map(|f| f.size)
+            .sum())
     }
 }
 

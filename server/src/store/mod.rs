@@ -3,6 +3,8 @@
 //!
 //! - [`Messages`]: room messages, numbering, history, catch-up, retention;
 //! - [`Accounts`]: accounts and their sessions;
+//! - [`Files`]: what is known of each uploaded file (its bytes are kept
+//!   apart, content-addressed: see [`crate::files`]);
 //! - [`NodePresence`]: what the nodes of a cluster tell each other
 //!   (presence, names held, direct messages, [`Signal`]s);
 //! - [`Commits`]: the cross-node feed's wake-up.
@@ -57,6 +59,29 @@ pub struct RoomRecord {
     pub client_ids: Vec<(String, String, u64)>,
 }
 
+/// An uploaded file, as recorded once its bytes are stored whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Random, unguessable (22 characters of base64url).
+    pub id: String,
+    /// The name the uploader gave (shown, never used as a path).
+    pub name: String,
+    pub size: u64,
+    /// Decided from the bytes ([`crate::files::sniff`]).
+    pub mime: String,
+    /// Hex SHA-256 of the bytes: where they are, and the `ETag`.
+    pub sha256: String,
+    /// Who uploaded it (the name as it was then).
+    pub uploader: String,
+    /// Milliseconds since the Unix epoch.
+    pub uploaded_at: u64,
+    /// An image's size in pixels (`None` for other files).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Hex SHA-256 of an image's thumbnail.
+    pub thumb_sha256: Option<String>,
+}
+
 /// How long and how much to keep; `None` keeps everything.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Retention {
@@ -102,6 +127,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("password hashing: {0}")]
     Hash(String),
+    #[error("file storage: {0}")]
+    Files(std::io::Error),
 }
 
 impl StoreError {
@@ -308,10 +335,37 @@ pub trait Accounts: Send + Sync {
     fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 }
 
-/// A place to keep what hubbub keeps: room messages and accounts, and,
-/// for a store several nodes share, what the nodes tell each other.
+/// What is known of uploaded files. Implementations are blocking.
+pub trait Files: Send + Sync {
+    /// Records an upload whose bytes are stored.
+    fn add_file(&self, file: &FileRecord) -> Result<(), StoreError>;
+
+    /// The file with this id.
+    fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError>;
+
+    /// The bytes of every file `uploader` (any case) has uploaded: what
+    /// `--max-upload-bytes-per-user` bounds.
+    fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError>;
+
+    /// Keeps the bytes whose SHA-256 (hex) is `sha256`, read from `bytes`,
+    /// where every node sharing the store can read them, all or nothing;
+    /// nothing if they are there already. A store one node owns keeps
+    /// nothing: the node's `files/` directory is the only copy.
+    fn put_blob(&self, _sha256: &str, _bytes: &mut dyn std::io::Read) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Writes the bytes [`Files::put_blob`] kept under `sha256` to `out`;
+    /// `false` (nothing written) if the store has none.
+    fn get_blob(&self, _sha256: &str, _out: &mut dyn std::io::Write) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+/// A place to keep what hubbub keeps: room messages, accounts and files,
+/// and, for a store several nodes share, what the nodes tell each other.
 /// Implementations are blocking.
-pub trait Store: Messages + Accounts + 'static {
+pub trait Store: Messages + Accounts + Files + 'static {
     /// News of what other nodes commit, for a store that nodes share
     /// (`None`: this node is the only writer).
     fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
@@ -337,6 +391,15 @@ mod tests {
     fn memory_store_keeps_the_contract() {
         contract::messages(&MemoryStore::default());
         contract::accounts(&MemoryStore::default());
+        contract::files(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_file_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::files(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.uploaded_bytes("alice").unwrap(), 10);
     }
 
     #[test]

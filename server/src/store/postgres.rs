@@ -33,8 +33,8 @@ use std::collections::HashMap;
 use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
-    Accounts, Commits, Held, Messages, News, NodePresence, Retention, RoomRecord, SessionRecord,
-    Signal, Store, StoreError, StoredMessage, UserRecord,
+    Accounts, Commits, FileRecord, Files, Held, Messages, News, NodePresence, Retention,
+    RoomRecord, SessionRecord, Signal, Store, StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -103,7 +103,32 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (name_key, node)
      );
      CREATE INDEX holds_node ON holds (node);",
+    // 7: uploaded files (their bytes are under the node's files/, by SHA-256).
+    "CREATE TABLE files (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         mime TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         uploader TEXT NOT NULL,
+         uploader_key TEXT NOT NULL,
+         uploaded_at BIGINT NOT NULL
+     );
+     CREATE INDEX files_uploader ON files (uploader_key);",
+    // 8: an image's size and thumbnail.
+    "ALTER TABLE files ADD COLUMN width BIGINT, ADD COLUMN height BIGINT,
+                      ADD COLUMN thumb_sha256 TEXT;",
+    // 9: the bytes of files, so that every node can serve every file.
+    "CREATE TABLE blobs (
+         sha256 TEXT NOT NULL,
+         n INTEGER NOT NULL,
+         data BYTEA NOT NULL,
+         PRIMARY KEY (sha256, n)
+     );",
 ];
+
+/// Bytes per row of `blobs`.
+const BLOB_CHUNK: usize = 1024 * 1024;
 
 /// The channel on which a node passes a direct message's id to the others.
 const DIRECT_CHANNEL: &str = "hubbub_direct";
@@ -1049,6 +1074,121 @@ impl Accounts for PgStore {
         self.client()?
             .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
         Ok(())
+    }
+}
+
+impl Files for PgStore {
+    fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        self.client()?.execute(
+            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at,
+                                width, height, thumb_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &file.id,
+                &file.name,
+                &int(file.size),
+                &file.mime,
+                &file.sha256,
+                &file.uploader,
+                &name_key(&file.uploader),
+                &int(file.uploaded_at),
+                &file.width.map(i64::from),
+                &file.height.map(i64::from),
+                &file.thumb_sha256,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT id, name, size, mime, sha256, uploader, uploaded_at, width, height, thumb_sha256
+                 FROM files WHERE id = $1",
+                &[&id],
+            )?
+            .map(|row| FileRecord {
+                id: row.get(0),
+                name: row.get(1),
+                size: row.get::<_, i64>(2) as u64,
+                mime: row.get(3),
+                sha256: row.get(4),
+                uploader: row.get(5),
+                uploaded_at: row.get::<_, i64>(6) as u64,
+                width: row.get::<_, Option<i64>>(7).map(|w| w as u32),
+                height: row.get::<_, Option<i64>>(8).map(|h| h as u32),
+                thumb_sha256: row.get(9),
+            }))
+    }
+
+    fn put_blob(&self, sha256: &str, bytes: &mut dyn std::io::Read) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        // Chunk 0 is written in the same transaction as the rest.
+        if tx
+            .query_opt(
+                "SELECT 1 FROM blobs WHERE sha256 = $1 AND n = 0",
+                &[&sha256],
+            )?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut chunk = vec![0u8; BLOB_CHUNK];
+        for n in 0i32.. {
+            let mut filled = 0;
+            while filled < chunk.len() {
+                match bytes
+                    .read(&mut chunk[filled..])
+                    .map_err(StoreError::Files)?
+                {
+                    0 => break,
+                    read => filled += read,
+                }
+            }
+            if filled == 0 && n > 0 {
+                break;
+            }
+            tx.execute(
+                "INSERT INTO blobs (sha256, n, data) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&sha256, &n, &&chunk[..filled]],
+            )?;
+            if filled < chunk.len() {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get_blob(&self, sha256: &str, out: &mut dyn std::io::Write) -> Result<bool, StoreError> {
+        let mut client = self.client()?;
+        // One chunk at a time: a file is never whole in memory.
+        for n in 0i32.. {
+            let Some(row) = client.query_opt(
+                "SELECT data FROM blobs WHERE sha256 = $1 AND n = $2",
+                &[&sha256, &n],
+            )?
+            else {
+                return Ok(n > 0);
+            };
+            out.write_all(row.get::<_, &[u8]>(0))
+                .map_err(StoreError::Files)?;
+        }
+        unreachable!("the chunks of one file end")
+    }
+
+    fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError> {
+        let total: i64 = self
+            .client()?
+            .query_one(
+                "SELECT COALESCE(SUM(size), 0)::BIGINT FROM files WHERE uploader_key = $1",
+                &[&name_key(uploader)],
+            )?
+            .get(0);
+        Ok(total as u64)
     }
 }
 

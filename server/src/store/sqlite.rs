@@ -16,8 +16,8 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Accounts, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage,
-    UserRecord,
+    Accounts, FileRecord, Files, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError,
+    StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -51,6 +51,22 @@ const MIGRATIONS: &[&str] = &[
          expires_at INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX sessions_expires_at ON sessions (expires_at);",
+    // 3: uploaded files (their bytes are under files/, by SHA-256).
+    "CREATE TABLE files (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         mime TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         uploader TEXT NOT NULL,
+         uploader_key TEXT NOT NULL,
+         uploaded_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX files_uploader ON files (uploader_key);",
+    // 4: an image's size and thumbnail.
+    "ALTER TABLE files ADD COLUMN width INTEGER;
+     ALTER TABLE files ADD COLUMN height INTEGER;
+     ALTER TABLE files ADD COLUMN thumb_sha256 TEXT;",
 ];
 
 pub struct SqliteStore {
@@ -330,6 +346,65 @@ impl Accounts for SqliteStore {
             .lock()
             .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
+    }
+}
+
+impl Files for SqliteStore {
+    fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        self.writer.lock().execute(
+            "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at,
+                                width, height, thumb_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                file.id,
+                file.name,
+                file.size as i64,
+                file.mime,
+                file.sha256,
+                file.uploader,
+                name_key(&file.uploader),
+                file.uploaded_at as i64,
+                file.width,
+                file.height,
+                file.thumb_sha256
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        Ok(self
+            .reader
+            .lock()
+            .query_row(
+                "SELECT id, name, size, mime, sha256, uploader, uploaded_at, width, height, thumb_sha256
+                 FROM files WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok(FileRecord {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        size: row.get::<_, i64>(2)? as u64,
+                        mime: row.get(3)?,
+                        sha256: row.get(4)?,
+                        uploader: row.get(5)?,
+                        uploaded_at: row.get::<_, i64>(6)? as u64,
+                        width: row.get(7)?,
+                        height: row.get(8)?,
+                        thumb_sha256: row.get(9)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn uploaded_bytes(&self, uploader: &str) -> Result<u64, StoreError> {
+        let total: i64 = self.reader.lock().query_row(
+            "SELECT COALESCE(SUM(size), 0) FROM files WHERE uploader_key = ?1",
+            [name_key(uploader)],
+            |row| row.get(0),
+        )?;
+        Ok(total as u64)
     }
 }
 

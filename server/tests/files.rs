@@ -1,0 +1,599 @@
+//! Uploads and downloads over real HTTP against a real server: who may,
+//! what is kept, how it is served, and every refusal.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use common::{http, TestServer, DEADLINE};
+use hubbub_protocol::ServerMsg;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response with its body as bytes.
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// How a request body is sent.
+enum Body<'a> {
+    None,
+    /// With its Content-Length.
+    Sized(&'a [u8]),
+    /// Chunked, no length said up front.
+    Chunked(&'a [u8]),
+    /// Only a Content-Length header, no bytes.
+    Declared(u64),
+}
+
+/// One request over a fresh connection, the response read whole.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Body<'_>,
+) -> Raw {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let mut bytes = Vec::new();
+    match body {
+        Body::None => head.push_str("\r\n"),
+        Body::Sized(b) => {
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len()));
+            bytes.extend_from_slice(b);
+        }
+        Body::Chunked(b) => {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            for chunk in b.chunks(512) {
+                bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                bytes.extend_from_slice(chunk);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+        }
+        Body::Declared(len) => head.push_str(&format!("Content-Length: {len}\r\n\r\n")),
+    }
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before it has read all of a
+    // refused body; what matters is its answer.
+    let _ = stream.write_all(&bytes).await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Raw {
+        status: status.parse().unwrap(),
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A guest connection named `name` and its upload token.
+async fn guest(server: &TestServer, name: &str) -> (common::Client, String) {
+    let mut client = common::Client::connect(&server.url()).await;
+    match client.hello(name).await {
+        ServerMsg::Welcome {
+            upload_token: Some(token),
+            ..
+        } => (client, token),
+        other => panic!("a guest's welcome carries an upload token: {other:?}"),
+    }
+}
+
+async fn upload(server: &TestServer, token: &str, name: &str, bytes: &[u8]) -> Raw {
+    request(
+        server.addr,
+        "POST",
+        &format!("/api/files?name={name}"),
+        &[
+            ("Authorization", &bearer(token)),
+            ("Content-Type", "image/png"),
+        ],
+        Body::Sized(bytes),
+    )
+    .await
+}
+
+async fn download(server: &TestServer, token: &str, id: &str, extra: &[(&str, &str)]) -> Raw {
+    let auth = bearer(token);
+    let mut headers = vec![("Authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    request(
+        server.addr,
+        "GET",
+        &format!("/api/files/{id}"),
+        &headers,
+        Body::None,
+    )
+    .await
+}
+
+/// Every file kept under the data directory's `files/`, temporary ones included.
+fn kept_files(data: &Path) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&data.join("files"), &mut out);
+    out
+}
+
+#[tokio::test]
+async fn a_guest_uploads_and_gets_the_same_bytes_back_with_caching_and_ranges() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let created = upload(&server, &token, "notes%20v2.bin", &bytes).await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let file = created.json();
+    assert_eq!(file["name"], "notes v2.bin");
+    assert_eq!(file["size"], 3000);
+    assert_eq!(file["mime"], "application/octet-stream");
+    let id = file["id"].as_str().unwrap().to_string();
+    assert_eq!(file["url"], format!("/api/files/{id}"));
+
+    // Kept once, content-addressed, nothing left in tmp/.
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let blob = server.data.path().join("files").join(&sha[..2]).join(&sha);
+    assert_eq!(std::fs::read(&blob).unwrap(), bytes);
+    assert_eq!(kept_files(server.data.path()), [blob.display().to_string()]);
+
+    let got = download(&server, &token, &id, &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, bytes);
+    assert_eq!(got.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        got.header("content-disposition"),
+        Some("attachment; filename=\"notes v2.bin\"; filename*=UTF-8''notes%20v2.bin")
+    );
+    assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        got.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    let etag = format!("\"{sha}\"");
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
+
+    // A browser's revalidation and a resumed download.
+    let same = download(&server, &token, &id, &[("If-None-Match", &etag)]).await;
+    assert_eq!(same.status, 304);
+    assert!(same.body.is_empty());
+    let part = download(&server, &token, &id, &[("Range", "bytes=1000-1009")]).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, bytes[1000..1010]);
+    assert_eq!(part.header("content-range"), Some("bytes 1000-1009/3000"));
+
+    // A link that cannot carry a header passes the token in the query.
+    let linked = request(
+        server.addr,
+        "GET",
+        &format!("/api/files/{id}?token={token}"),
+        &[],
+        Body::None,
+    )
+    .await;
+    assert_eq!(linked.status, 200);
+    assert_eq!(linked.body, bytes);
+
+    // The same bytes again: a new file (own id and name), stored once.
+    let again = upload(&server, &token, "copy.bin", &bytes).await;
+    assert_eq!(again.status, 201);
+    assert_ne!(again.json()["id"], id);
+    assert_eq!(kept_files(server.data.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn the_type_comes_from_the_bytes_never_the_name_or_header() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let html = b"<html><script>alert(document.cookie)</script></html>";
+    let spoofed = upload(&server, &token, "x.png", html).await;
+    assert_eq!(spoofed.status, 201);
+    assert_eq!(spoofed.json()["mime"], "application/octet-stream");
+    let id = spoofed.json()["id"].as_str().unwrap().to_string();
+    let got = download(&server, &token, &id, &[]).await;
+    assert_eq!(got.header("content-type"), Some("application/octet-stream"));
+    assert!(got
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment;"));
+    assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+
+    let png = encode(&gradient(4, 3), image::ImageFormat::Png);
+    let image = upload(&server, &token, "photo.txt", &png).await;
+    assert_eq!(image.json()["mime"], "image/png");
+    let id = image.json()["id"].as_str().unwrap().to_string();
+    let got = download(&server, &token, &id, &[]).await;
+    assert_eq!(got.header("content-type"), Some("image/png"));
+    assert!(got
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("inline;"));
+}
+
+#[tokio::test]
+async fn nobody_else_can_fetch_a_file_or_tell_it_exists() {
+    let server = TestServer::default().await;
+    let (_alice, alice_token) = guest(&server, "alice").await;
+    let (_bob, bob_token) = guest(&server, "bob").await;
+    let created = upload(&server, &alice_token, "secret.txt", b"for alice only").await;
+    let id = created.json()["id"].as_str().unwrap().to_string();
+
+    let theirs = download(&server, &bob_token, &id, &[]).await;
+    let unknown = download(&server, &bob_token, "AAAAAAAAAAAAAAAAAAAAAA", &[]).await;
+    assert_eq!(theirs.status, 404);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(theirs.body, unknown.body, "the same answer as for no file");
+    assert_eq!(theirs.json()["error"], "not_found");
+}
+
+#[tokio::test]
+async fn uploads_need_a_valid_token_of_an_open_connection() {
+    let server = TestServer::default().await;
+    let (alice, token) = guest(&server, "alice").await;
+    let (mut bob, _) = guest(&server, "bob").await;
+
+    let anonymous = request(
+        server.addr,
+        "POST",
+        "/api/files?name=a.txt",
+        &[],
+        Body::Sized(b"hi"),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.json()["error"], "unauthorized");
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(upload(&server, &forged, "a.txt", b"hi").await.status, 401);
+    let session = upload(&server, "not-a-session-token", "a.txt", b"hi").await;
+    assert_eq!(session.status, 401);
+    assert_eq!(session.json()["error"], "unauthorized");
+
+    // The token dies with its connection.
+    bob.join("lobby").await;
+    let mut alice = alice;
+    alice.join("lobby").await;
+    bob.recv_until(|m| common::joined(m, "lobby", "alice"))
+        .await;
+    drop(alice);
+    bob.recv_until(|m| common::left(m, "lobby", "alice")).await;
+    bob.drain().await;
+    let late = upload(&server, &token, "a.txt", b"hi").await;
+    assert_eq!(late.status, 401);
+    assert!(kept_files(server.data.path()).is_empty());
+}
+
+#[tokio::test]
+async fn an_account_uploads_with_its_session() {
+    let server = TestServer::default().await;
+    let registered = http(
+        server.addr,
+        "POST",
+        "/api/register",
+        &[],
+        Some(json!({"name": "Carol", "password": "correct horse"})),
+    )
+    .await;
+    assert_eq!(registered.status, 201);
+    let session = registered.json()["token"].as_str().unwrap().to_string();
+    let created = upload(&server, &session, "a.txt", b"hello").await;
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let cookie = format!("hubbub_session={session}");
+    let got = request(
+        server.addr,
+        "GET",
+        &format!("/api/files/{id}"),
+        &[("Cookie", &cookie)],
+        Body::None,
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, b"hello");
+    // Accounts get no guest token: their session does that.
+    let mut client = common::connect_with(&server.url(), &[("Authorization", &bearer(&session))])
+        .await
+        .unwrap();
+    match client.hello("Carol").await {
+        ServerMsg::Welcome { upload_token, .. } => assert_eq!(upload_token, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_upload_is_refused_with_nothing_kept() {
+    let server = TestServer::start(|c| c.max_file_bytes = 1000).await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let auth = bearer(&token);
+    let headers = [("Authorization", auth.as_str())];
+
+    // Declared too large: refused before a byte is read.
+    let declared = request(
+        server.addr,
+        "POST",
+        "/api/files?name=big.bin",
+        &headers,
+        Body::Declared(1001),
+    )
+    .await;
+    assert_eq!(declared.status, 413);
+    assert_eq!(declared.json()["error"], "file_too_large");
+
+    // Not declared: refused when the bytes pass the limit.
+    let big = vec![7u8; 2500];
+    let streamed = request(
+        server.addr,
+        "POST",
+        "/api/files?name=big.bin",
+        &headers,
+        Body::Chunked(&big),
+    )
+    .await;
+    assert_eq!(streamed.status, 413);
+    assert_eq!(streamed.json()["error"], "file_too_large");
+    assert!(kept_files(server.data.path()).is_empty());
+
+    // Exactly the limit is fine, chunked too.
+    let fits = request(
+        server.addr,
+        "POST",
+        "/api/files?name=fits.bin",
+        &headers,
+        Body::Chunked(&big[..1000]),
+    )
+    .await;
+    assert_eq!(fits.status, 201);
+    assert_eq!(fits.json()["size"], 1000);
+}
+
+#[tokio::test]
+async fn uploads_per_minute_and_bytes_per_user_are_bounded() {
+    let server = TestServer::start(|c| {
+        c.uploads_per_minute = 3;
+        c.max_upload_bytes_per_user = 10;
+    })
+    .await;
+    let (_alice, token) = guest(&server, "alice").await;
+    assert_eq!(upload(&server, &token, "a", b"123456").await.status, 201);
+    let over = upload(&server, &token, "b", b"123456").await;
+    assert_eq!(over.status, 413);
+    assert_eq!(over.json()["error"], "quota_exceeded");
+    assert_eq!(upload(&server, &token, "c", b"1234").await.status, 201);
+    let fast = upload(&server, &token, "d", b"").await;
+    assert_eq!(fast.status, 429);
+    assert_eq!(fast.json()["error"], "too_many_uploads");
+    // Another user has budgets of their own.
+    let (_bob, bob_token) = guest(&server, "bob").await;
+    assert_eq!(upload(&server, &bob_token, "e", b"12").await.status, 201);
+    assert_eq!(kept_files(server.data.path()).len(), 3);
+}
+
+#[tokio::test]
+async fn a_bad_name_is_refused() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    for name in ["", "..%2Fpasswd", "a%0Ab"] {
+        let refused = upload(&server, &token, name, b"x").await;
+        assert_eq!(refused.status, 422, "{name}");
+        assert_eq!(refused.json()["error"], "invalid_file_name");
+    }
+}
+
+/// An RGBA test image.
+fn gradient(width: u32, height: u32) -> image::DynamicImage {
+    image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(width, height, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 128, 255])
+    }))
+}
+
+fn encode(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    match format {
+        image::ImageFormat::Jpeg => image::DynamicImage::ImageRgb8(img.to_rgb8())
+            .write_to(&mut out, format)
+            .unwrap(),
+        _ => img.write_to(&mut out, format).unwrap(),
+    }
+    out.into_inner()
+}
+
+/// A PNG that says it is `width` × `height` RGBA, with no pixels: what a
+/// decompression bomb shows before it inflates.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
+    // The start of an IDAT of zeros (a bomb's would go on for hundreds
+    // of MiB inflated); the header is enough to refuse it.
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut zlib, &[0u8; 65536]).unwrap();
+    let mut idat = b"IDAT".to_vec();
+    idat.extend_from_slice(&zlib.finish().unwrap());
+    png.extend_from_slice(&(idat.len() as u32 - 4).to_be_bytes());
+    png.extend_from_slice(&idat);
+    png.extend_from_slice(&crc32fast::hash(&idat).to_be_bytes());
+    png.extend_from_slice(&[0, 0, 0, 0]);
+    png.extend_from_slice(b"IEND");
+    png.extend_from_slice(&crc32fast::hash(b"IEND").to_be_bytes());
+    png
+}
+
+fn decoded(bytes: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(bytes).expect("a decodable image")
+}
+
+#[tokio::test]
+async fn an_image_gets_its_size_and_a_thumbnail() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let png = encode(&gradient(640, 480), image::ImageFormat::Png);
+    let created = upload(&server, &token, "wide.png", &png).await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let file = created.json();
+    assert_eq!(file["mime"], "image/png");
+    assert_eq!(
+        (file["width"].as_u64(), file["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    let id = file["id"].as_str().unwrap().to_string();
+    assert_eq!(file["thumb_url"], format!("/api/files/{id}/thumb"));
+
+    let full = download(&server, &token, &id, &[]).await;
+    assert_eq!(full.header("content-type"), Some("image/png"));
+    let full = decoded(&full.body);
+    assert_eq!((full.width(), full.height()), (640, 480));
+    assert_eq!(
+        full.to_rgba8().get_pixel(100, 50),
+        gradient(640, 480).to_rgba8().get_pixel(100, 50)
+    );
+
+    let thumb = download(&server, &token, &format!("{id}/thumb"), &[]).await;
+    assert_eq!(thumb.status, 200);
+    assert_eq!(thumb.header("content-type"), Some("image/png"));
+    assert_eq!(
+        thumb.header("cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    let thumb = decoded(&thumb.body);
+    assert_eq!((thumb.width(), thumb.height()), (320, 240));
+
+    // Other files have no thumbnail.
+    let other = upload(&server, &token, "a.txt", b"text").await;
+    let other_id = other.json()["id"].as_str().unwrap().to_string();
+    assert!(other.json().get("thumb_url").is_none());
+    let none = download(&server, &token, &format!("{other_id}/thumb"), &[]).await;
+    assert_eq!(none.status, 404);
+}
+
+#[tokio::test]
+async fn exif_and_gps_are_not_in_what_is_served() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    let jpeg = encode(&gradient(64, 48), image::ImageFormat::Jpeg);
+    // An APP1 Exif segment right after SOI: a valid empty TIFF directory,
+    // then the GPS position a phone would have written.
+    let mut exif = b"Exif\0\0MM\0*\0\0\0\x08\0\0\0\0\0\0".to_vec();
+    exif.extend_from_slice(b"GPSLatitude=48.858370N;GPSLongitude=2.294481E");
+    let mut tagged = jpeg[..2].to_vec();
+    tagged.extend_from_slice(&[0xff, 0xe1]);
+    tagged.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    tagged.extend_from_slice(&exif);
+    tagged.extend_from_slice(&jpeg[2..]);
+    assert_eq!(decoded(&tagged).width(), 64, "the test image is valid");
+
+    let created = upload(&server, &token, "holiday.jpg", &tagged).await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert_eq!(created.json()["mime"], "image/jpeg");
+    assert_eq!(created.json()["width"], 64);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    for path in [id.clone(), format!("{id}/thumb")] {
+        let served = download(&server, &token, &path, &[]).await;
+        assert_eq!(served.status, 200);
+        assert_eq!(served.header("content-type"), Some("image/jpeg"));
+        let find = |needle: &[u8]| served.body.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !find(b"GPSLatitude") && !find(b"48.858370") && !find(b"Exif\0\0"),
+            "{path}"
+        );
+        assert_eq!(decoded(&served.body).height(), 48);
+    }
+    // What was uploaded is not kept either: only the cleaned bytes are.
+    for kept in kept_files(server.data.path()) {
+        let bytes = std::fs::read(&kept).unwrap();
+        assert!(!bytes.windows(11).any(|w| w == b"GPSLatitude"), "{kept}");
+    }
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_is_refused_from_its_header() {
+    let server = TestServer::default().await;
+    let (_alice, token) = guest(&server, "alice").await;
+    // Too wide; and within the sides but too many bytes (11000² RGBA is 462 MiB).
+    for (w, h) in [(50_000, 50_000), (11_000, 11_000)] {
+        let refused = upload(&server, &token, "bomb.png", &png_claiming(w, h)).await;
+        assert_eq!(refused.status, 422, "{w}x{h}");
+        assert_eq!(refused.json()["error"], "image_too_large");
+    }
+    assert!(kept_files(server.data.path()).is_empty());
+    // Bytes that only look like an image are kept as a plain file.
+    let broken = upload(
+        &server,
+        &token,
+        "broken.png",
+        b"\x89PNG\r\n\x1a\nnot really",
+    )
+    .await;
+    assert_eq!(broken.status, 201);
+    assert_eq!(broken.json()["mime"], "application/octet-stream");
+}
