@@ -245,6 +245,12 @@ impl Node {
             ANYWHERE.to_string(),
             hub.registry.local_users_if_changed(force),
         );
+        // Queued before the changes just read were made: out first.
+        for signal in hub.take_signals() {
+            if let Err(err) = presence.signal(&self.id, &signal) {
+                tracing::warn!(error = %err, "telling the other nodes failed");
+            }
+        }
         for (name, names) in &now {
             let Some(names) = names else { continue };
             let before = self.published.get(name);

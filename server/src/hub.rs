@@ -76,6 +76,11 @@ pub struct Hub {
     pub uploads: crate::files::Uploads,
     /// This hub, for the tasks it spawns.
     me: Weak<Hub>,
+    /// Signals the cluster thread sends before it publishes presence
+    /// ([`Hub::take_signals`]): a rename must reach the other nodes before
+    /// the presence that shows it, or they would announce a leave and a
+    /// join.
+    queued_signals: Mutex<Vec<Signal>>,
 }
 
 /// Stripes of [`Hub::holds`].
@@ -99,6 +104,7 @@ impl Hub {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             me: me.clone(),
+            queued_signals: Mutex::default(),
             metrics,
             store,
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
@@ -295,6 +301,11 @@ impl Hub {
         Ok(here + held.conns as usize)
     }
 
+    /// The signals to send before the next presence is published.
+    pub fn take_signals(&self) -> Vec<Signal> {
+        std::mem::take(&mut *self.queued_signals.lock())
+    }
+
     /// In a cluster, tells every other node `signal` (not waited for).
     pub fn signal(&self, signal: Signal) {
         if !self.clustered() {
@@ -353,13 +364,17 @@ impl Hub {
     ) -> Result<Name, (ErrorCode, String)> {
         let renamed = self.registry.rename(conn, old, new)?;
         self.sync_hold(names::name_key(old));
+        // Queued before the rooms change, so it goes out before any
+        // presence that shows the change (see `queued_signals`).
+        if self.clustered() {
+            self.queued_signals.lock().push(Signal::Renamed {
+                from: old.to_string(),
+                to: renamed.to_string(),
+            });
+        }
         for room in rooms {
             room.rename(conn, old, &renamed);
         }
-        self.signal(Signal::Renamed {
-            from: old.to_string(),
-            to: renamed.to_string(),
-        });
         Ok(renamed)
     }
 
