@@ -8,9 +8,25 @@ mod common;
 
 use common::postgres::Postgres;
 use common::*;
-use hubbub::store::{Messages, PgStore, StoreError};
+use hubbub::store::{Accounts, Messages, PgStore, Store, StoreError};
 use hubbub_protocol::ServerMsg;
 use serde_json::json;
+
+#[test]
+fn a_database_restart_costs_no_call_made_after_it() {
+    let pg = Postgres::start();
+    let store = PgStore::open(&pg.database("chat"), false).unwrap();
+    // A pooled connection, used once.
+    assert!(store.user("ann").unwrap().is_none());
+    pg.stop();
+    pg.restart();
+    // The pool checks a connection idle this long (a second) before
+    // using it; time is what is waited for here.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The dead connection is not handed out: the first call works.
+    assert!(store.user("ann").unwrap().is_none());
+    store.ping().unwrap();
+}
 
 #[test]
 fn the_postgres_store_keeps_the_contract() {

@@ -204,13 +204,22 @@ impl PgStore {
     /// A connection from the pool, or a new one.
     fn client(&self) -> Result<Lease<'_>, StoreError> {
         let pooled = loop {
-            match self.idle.lock().pop() {
+            let popped = self.idle.lock().pop();
+            match popped {
                 Some(pooled) if pooled.client.is_closed() => continue,
-                Some(pooled) => break pooled,
+                Some(mut pooled) => {
+                    if pooled.idle_since.elapsed() >= IDLE_CHECK
+                        && pooled.client.is_valid(Duration::from_secs(2)).is_err()
+                    {
+                        continue;
+                    }
+                    break pooled;
+                }
                 None => {
                     break Pooled {
                         client: self.connect()?,
                         statements: HashMap::new(),
+                        idle_since: std::time::Instant::now(),
                     }
                 }
             }
@@ -290,7 +299,14 @@ impl Drop for PgStore {
 struct Pooled {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    /// When it was handed back to the pool.
+    idle_since: std::time::Instant,
 }
+
+/// A connection idle longer than this is checked before it is used: a
+/// blocking client learns that the database went away (a restart) only
+/// when used, and the call that learns it fails.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// A pooled connection, handed back when dropped unless it broke.
 struct Lease<'a> {
@@ -326,7 +342,8 @@ impl std::ops::DerefMut for Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(pooled) = self.pooled.take() {
+        if let Some(mut pooled) = self.pooled.take() {
+            pooled.idle_since = std::time::Instant::now();
             let mut idle = self.store.idle.lock();
             if !pooled.client.is_closed() && idle.len() < POOL_IDLE {
                 idle.push(pooled);
