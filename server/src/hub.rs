@@ -26,7 +26,7 @@ use crate::outbox::{frame, Close, Flusher, Outbox};
 use crate::persist::Persister;
 use crate::registry::{Account, Conn, Registry};
 use crate::room::{Loaded, Name, Room, Said, CLIENT_ID_WINDOW};
-use crate::store::{Signal, Store, StoreError, StoredMessage};
+use crate::store::{NodePresence, Signal, Store, StoreError, StoredMessage};
 use crate::timers::{now_ms, Clock};
 
 /// How connections are closed when the server shuts down.
@@ -200,7 +200,7 @@ impl Hub {
     }
 
     /// In a cluster, takes the guest name `name` on every node, before the
-    /// hub's own table does ([`Hub::claim_name`], [`Hub::rename`]): refused
+    /// hub's own table does ([`Registry::claim_name`], [`Hub::rename`]): refused
     /// with `name_taken` while any other node has it. If the hub then
     /// refuses the name, [`Hub::forget_hold`] gives it back.
     pub async fn hold_guest_name(&self, name: &str) -> Result<(), (ErrorCode, String)> {
@@ -308,6 +308,18 @@ impl Hub {
 
     /// In a cluster, tells every other node `signal` (not waited for).
     pub fn signal(&self, signal: Signal) {
+        self.tell_others("telling the other nodes", move |presence, node| {
+            presence.signal(node, &signal)
+        });
+    }
+
+    /// In a cluster, runs `call` (with this node's id) on the blocking
+    /// pool, not waited for; a failure is logged as `what` failing.
+    fn tell_others(
+        &self,
+        what: &'static str,
+        call: impl FnOnce(&dyn NodePresence, &str) -> Result<(), StoreError> + Send + 'static,
+    ) {
         if !self.clustered() {
             return;
         }
@@ -317,8 +329,8 @@ impl Hub {
             let Some(presence) = store.node_presence() else {
                 return;
             };
-            if let Err(err) = presence.signal(&node, &signal) {
-                tracing::warn!(error = %err, "telling the other nodes failed");
+            if let Err(err) = call(presence, &node) {
+                tracing::warn!(error = %err, "{what} failed");
             }
         });
     }
@@ -574,7 +586,7 @@ impl Hub {
         to: &str,
         text: String,
     ) -> Result<(), (ErrorCode, String)> {
-        let cluster = self.store.node_presence().is_some();
+        let cluster = self.clustered();
         let to_key = names::name_key(to);
         // Every connection of the recipient here, and of the sender (so all
         // of the sender's tabs show what was said), each once.
@@ -600,21 +612,13 @@ impl Hub {
         for conn in targets {
             conn.outbox.push(&msg);
         }
-        if cluster {
-            // The other nodes deliver it to their connections of either
-            // side; not waited for (a direct message is not stored).
-            let store = Arc::clone(&self.store);
-            let node = self.node_id.clone();
-            let from = from.to_string();
-            tokio::task::spawn_blocking(move || {
-                let Some(presence) = store.node_presence() else {
-                    return;
-                };
-                if let Err(err) = presence.send_direct(&node, &to_name, &from, msg.as_str()) {
-                    tracing::warn!(error = %err, "passing a direct message to the other nodes failed");
-                }
-            });
-        }
+        // The other nodes deliver it to their connections of either side;
+        // not waited for (a direct message is not stored).
+        let from = from.to_string();
+        self.tell_others(
+            "passing a direct message to the other nodes",
+            move |presence, node| presence.send_direct(node, &to_name, &from, msg.as_str()),
+        );
         Ok(())
     }
 
