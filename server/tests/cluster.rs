@@ -634,44 +634,6 @@ async fn an_accounts_connection_cap_counts_its_sockets_on_every_node() {
     }
 }
 
-/// One request with a raw body over a fresh connection: status, headers
-/// (lowercase names) and body bytes.
-async fn raw_request(
-    addr: std::net::SocketAddr,
-    head: &str,
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{head}\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, raw[split + 4..].to_vec())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_uploaded_through_one_node_downloads_through_another() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
@@ -681,29 +643,32 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
     let bearer = account(&a, "alice").await;
     // Over one row of the store's chunks.
     let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 253) as u8).collect();
-    let (status, _, body) = raw_request(
+    let alices = [("Authorization", bearer.as_str())];
+    let up = http_raw(
         a.addr,
-        &format!("POST /api/files?name=report.bin HTTP/1.1\r\nAuthorization: {bearer}"),
-        &bytes,
+        "POST",
+        "/api/files?name=report.bin",
+        &alices,
+        Body::Sized(&bytes),
     )
     .await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let file: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let path = file["url"].as_str().unwrap().to_string();
+    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
+    let path = up.json()["url"].as_str().unwrap().to_string();
 
     // Node B never saw the upload: its data directory has no files/.
     assert!(!b.data.path().join("files").exists());
-    let get = format!("GET {path} HTTP/1.1\r\nAuthorization: {bearer}");
-    let (status, _, body) = raw_request(b.addr, &get, b"").await;
-    assert_eq!(status, 200);
-    assert_eq!(body, bytes);
-    let ranged = format!("{get}\r\nRange: bytes=1400000-1400009");
-    let (status, _, body) = raw_request(b.addr, &ranged, b"").await;
-    assert_eq!(status, 206);
-    assert_eq!(body, bytes[1_400_000..1_400_010]);
+    let got = http_raw(b.addr, "GET", &path, &alices, Body::None).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, bytes);
+    let ranged = [alices[0], ("Range", "bytes=1400000-1400009")];
+    let got = http_raw(b.addr, "GET", &path, &ranged, Body::None).await;
+    assert_eq!(got.status, 206);
+    assert_eq!(got.body, bytes[1_400_000..1_400_010]);
     // Someone else, on either node, gets the 404 of no file.
     let bob = account(&b, "bob").await;
-    let theirs = format!("GET {path} HTTP/1.1\r\nAuthorization: {bob}");
-    assert_eq!(raw_request(b.addr, &theirs, b"").await.0, 404);
-    assert_eq!(raw_request(a.addr, &theirs, b"").await.0, 404);
+    let theirs = [("Authorization", bob.as_str())];
+    for node in [&b, &a] {
+        let got = http_raw(node.addr, "GET", &path, &theirs, Body::None).await;
+        assert_eq!(got.status, 404);
+    }
 }

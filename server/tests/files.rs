@@ -3,104 +3,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 
-use common::{http, TestServer, DEADLINE};
+use common::{http, http_raw, Body, RawResponse, TestServer};
 use hubbub_protocol::ServerMsg;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A response with its body as bytes.
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// How a request body is sent.
-enum Body<'a> {
-    None,
-    /// With its Content-Length.
-    Sized(&'a [u8]),
-    /// Chunked, no length said up front.
-    Chunked(&'a [u8]),
-    /// Only a Content-Length header, no bytes.
-    Declared(u64),
-}
-
-/// One request over a fresh connection, the response read whole.
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Body<'_>,
-) -> Raw {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let mut bytes = Vec::new();
-    match body {
-        Body::None => head.push_str("\r\n"),
-        Body::Sized(b) => {
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len()));
-            bytes.extend_from_slice(b);
-        }
-        Body::Chunked(b) => {
-            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-            for chunk in b.chunks(512) {
-                bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                bytes.extend_from_slice(chunk);
-                bytes.extend_from_slice(b"\r\n");
-            }
-            bytes.extend_from_slice(b"0\r\n\r\n");
-        }
-        Body::Declared(len) => head.push_str(&format!("Content-Length: {len}\r\n\r\n")),
-    }
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (and close) before it has read all of a
-    // refused body; what matters is its answer.
-    let _ = stream.write_all(&bytes).await;
-    let mut raw = Vec::new();
-    let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Raw {
-        status: status.parse().unwrap(),
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
@@ -118,8 +26,8 @@ async fn guest(server: &TestServer, name: &str) -> (common::Client, String) {
     }
 }
 
-async fn upload(server: &TestServer, token: &str, name: &str, bytes: &[u8]) -> Raw {
-    request(
+async fn upload(server: &TestServer, token: &str, name: &str, bytes: &[u8]) -> RawResponse {
+    http_raw(
         server.addr,
         "POST",
         &format!("/api/files?name={name}"),
@@ -132,11 +40,16 @@ async fn upload(server: &TestServer, token: &str, name: &str, bytes: &[u8]) -> R
     .await
 }
 
-async fn download(server: &TestServer, token: &str, id: &str, extra: &[(&str, &str)]) -> Raw {
+async fn download(
+    server: &TestServer,
+    token: &str,
+    id: &str,
+    extra: &[(&str, &str)],
+) -> RawResponse {
     let auth = bearer(token);
     let mut headers = vec![("Authorization", auth.as_str())];
     headers.extend_from_slice(extra);
-    request(
+    http_raw(
         server.addr,
         "GET",
         &format!("/api/files/{id}"),
@@ -220,7 +133,7 @@ async fn a_guest_uploads_and_gets_the_same_bytes_back_with_caching_and_ranges() 
     assert_eq!(part.header("content-range"), Some("bytes 1000-1009/3000"));
 
     // A link that cannot carry a header passes the token in the query.
-    let linked = request(
+    let linked = http_raw(
         server.addr,
         "GET",
         &format!("/api/files/{id}?token={token}"),
@@ -289,7 +202,7 @@ async fn uploads_need_a_valid_token_of_an_open_connection() {
     let (alice, token) = guest(&server, "alice").await;
     let (mut bob, _) = guest(&server, "bob").await;
 
-    let anonymous = request(
+    let anonymous = http_raw(
         server.addr,
         "POST",
         "/api/files?name=a.txt",
@@ -336,7 +249,7 @@ async fn an_account_uploads_with_its_session() {
     assert_eq!(created.status, 201);
     let id = created.json()["id"].as_str().unwrap().to_string();
     let cookie = format!("hubbub_session={session}");
-    let got = request(
+    let got = http_raw(
         server.addr,
         "GET",
         &format!("/api/files/{id}"),
@@ -364,7 +277,7 @@ async fn an_oversized_upload_is_refused_with_nothing_kept() {
     let headers = [("Authorization", auth.as_str())];
 
     // Declared too large: refused before a byte is read.
-    let declared = request(
+    let declared = http_raw(
         server.addr,
         "POST",
         "/api/files?name=big.bin",
@@ -377,7 +290,7 @@ async fn an_oversized_upload_is_refused_with_nothing_kept() {
 
     // Not declared: refused when the bytes pass the limit.
     let big = vec![7u8; 2500];
-    let streamed = request(
+    let streamed = http_raw(
         server.addr,
         "POST",
         "/api/files?name=big.bin",
@@ -390,7 +303,7 @@ async fn an_oversized_upload_is_refused_with_nothing_kept() {
     assert!(kept_files(server.data.path()).is_empty());
 
     // Exactly the limit is fine, chunked too.
-    let fits = request(
+    let fits = http_raw(
         server.addr,
         "POST",
         "/api/files?name=fits.bin",

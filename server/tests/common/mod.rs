@@ -323,7 +323,8 @@ impl HttpResponse {
     }
 }
 
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`),
+/// with a JSON body if one is given.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
@@ -331,46 +332,109 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> HttpResponse {
+    let body = body.map(|b| b.to_string());
+    let mut all = headers.to_vec();
+    if body.is_some() {
+        all.push(("Content-Type", "application/json"));
+    }
+    let body = body.as_deref().unwrap_or_default().as_bytes();
+    let raw = http_raw(addr, method, path, &all, Body::Sized(body)).await;
+    HttpResponse {
+        status: raw.status,
+        headers: raw.headers,
+        body: String::from_utf8_lossy(&raw.body).into_owned(),
+    }
+}
+
+/// An HTTP response with its body as bytes, read whole.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// How a request body is sent ([`http_raw`]).
+pub enum Body<'a> {
+    None,
+    /// With its Content-Length.
+    Sized(&'a [u8]),
+    /// Chunked, no length said up front.
+    Chunked(&'a [u8]),
+    /// Only a Content-Length header, no bytes.
+    Declared(u64),
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`),
+/// the response read whole, its body as bytes.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Body<'_>,
+) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        request.push_str("Content-Type: application/json\r\n");
-    }
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    match body {
+        Body::None => head.push_str("\r\n"),
+        Body::Sized(b) => {
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len()));
+            bytes.extend_from_slice(b);
+        }
+        Body::Chunked(b) => {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            for chunk in b.chunks(512) {
+                bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                bytes.extend_from_slice(chunk);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+        }
+        Body::Declared(len) => head.push_str(&format!("Content-Length: {len}\r\n\r\n")),
+    }
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before it has read all of a
+    // refused body; what matters is its answer.
+    let _ = stream.write_all(&bytes).await;
     let mut raw = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
+    let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
         .await
-        .expect("response in time")
-        .unwrap();
-    let raw = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+        .expect("response in time");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    HttpResponse {
-        status,
+    RawResponse {
+        status: status.parse().unwrap(),
         headers,
-        body: body.to_string(),
+        body: raw[split + 4..].to_vec(),
     }
 }
 
