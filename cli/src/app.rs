@@ -523,6 +523,7 @@ mod tests {
             from: "bob".into(),
             text: format!("m{seq}"),
             sent_at: 0,
+            attachments: Vec::new(),
         })
     }
 
@@ -538,7 +539,8 @@ mod tests {
             [ClientMsg::Send {
                 room: "lobby".into(),
                 text: "hello there".into(),
-                client_id: Some("t-1".into())
+                client_id: Some("t-1".into()),
+                attachments: Vec::new(),
             }]
         );
         app.on_net(NetEvent::Server(ServerMsg::Left {
@@ -590,7 +592,8 @@ mod tests {
                 ClientMsg::Send {
                     room: "lobby".into(),
                     text: "typed while away".into(),
-                    client_id: Some("t-1".into())
+                    client_id: Some("t-1".into()),
+                    attachments: Vec::new(),
                 }
             ]
         );
@@ -626,7 +629,8 @@ mod tests {
             [ClientMsg::Direct {
                 to: "bob".into(),
                 text: "hi there".into(),
-                client_id: Some("t-1".into())
+                client_id: Some("t-1".into()),
+                attachments: Vec::new(),
             }]
         );
         assert_eq!(
@@ -647,7 +651,8 @@ mod tests {
             [ClientMsg::Send {
                 room: "lobby".into(),
                 text: "/me".into(),
-                client_id: Some("t-2".into())
+                client_id: Some("t-2".into()),
+                attachments: Vec::new(),
             }]
         );
         assert!(app.on_input("/dance").0.is_empty());

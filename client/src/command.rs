@@ -143,6 +143,7 @@ impl Command {
                 room: current.ok_or(CommandError::NoRoom)?.to_string(),
                 text,
                 client_id: None,
+                attachments: Vec::new(),
             },
             Command::Join(room) => ClientMsg::Join { room, since: None },
             Command::Leave(room) => ClientMsg::Leave {
@@ -156,6 +157,7 @@ impl Command {
                 to,
                 text,
                 client_id: None,
+                attachments: Vec::new(),
             },
             Command::Rename(name) => ClientMsg::Rename { name },
             Command::Quit => ClientMsg::Quit,
@@ -253,7 +255,8 @@ mod tests {
             Ok(Some(ClientMsg::Send {
                 room: "lobby".into(),
                 text: "hi".into(),
-                client_id: None
+                client_id: None,
+                attachments: Vec::new(),
             }))
         );
         assert_eq!(ok("hi").request(None), Err(CommandError::NoRoom));

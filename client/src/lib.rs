@@ -56,7 +56,7 @@
 //! // Every server frame, once: the tracker and the ledger learn from it.
 //! for frame in [
 //!     ServerMsg::Message { room: "lobby".into(), seq: 8, from: "me".into(),
-//!                          text: "hi all".into(), sent_at: 0 },
+//!                          text: "hi all".into(), sent_at: 0, attachments: vec![] },
 //!     ServerMsg::Ack { client_id: Some("3fa9-1".into()), room: Some("lobby".into()), seq: Some(8) },
 //! ] {
 //!     tracker.observe(&frame);
@@ -107,6 +107,7 @@ mod tests {
             from: "bob".into(),
             text: "hi".into(),
             sent_at: 0,
+            attachments: Vec::new(),
         });
         let mut pending = Pending::new("p");
         let send = pending.send("lobby", "still there?").unwrap();

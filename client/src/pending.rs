@@ -133,6 +133,7 @@ impl Pending {
             room: room.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
+            attachments: Vec::new(),
         })
     }
 
@@ -142,6 +143,7 @@ impl Pending {
             to: to.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
+            attachments: Vec::new(),
         })
     }
 
@@ -277,7 +279,8 @@ mod tests {
             ClientMsg::Send {
                 room: "lobby".into(),
                 text: "one".into(),
-                client_id: Some("ab12-1".into())
+                client_id: Some("ab12-1".into()),
+                attachments: Vec::new(),
             }
         );
         assert_eq!(
@@ -285,7 +288,8 @@ mod tests {
             ClientMsg::Direct {
                 to: "bob".into(),
                 text: "two".into(),
-                client_id: Some("ab12-2".into())
+                client_id: Some("ab12-2".into()),
+                attachments: Vec::new(),
             }
         );
         assert_eq!(p.get("ab12-2").unwrap().to(), Some("bob"));

@@ -165,6 +165,7 @@ mod tests {
             from: "bob".into(),
             text: "x".into(),
             sent_at: 0,
+            attachments: Vec::new(),
         }
     }
 
@@ -178,6 +179,7 @@ mod tests {
                     from: "bob".into(),
                     text: "x".into(),
                     sent_at: 0,
+                    attachments: Vec::new(),
                 })
                 .collect(),
             has_more: false,

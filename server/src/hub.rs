@@ -608,6 +608,7 @@ impl Hub {
             to: to_name.clone(),
             text,
             sent_at: now_ms(),
+            attachments: Vec::new(),
         });
         for conn in targets {
             conn.outbox.push(&msg);

@@ -61,6 +61,7 @@ impl Wire {
             from: msg.from.clone(),
             text: msg.text.clone(),
             sent_at: msg.sent_at,
+            attachments: Vec::new(),
         }
         .to_json();
         let mut header = [0; ws::MAX_SERVER_HEADER];
@@ -88,6 +89,7 @@ pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
         from: msg.from.clone(),
         text: msg.text.clone(),
         sent_at: msg.sent_at,
+        attachments: Vec::new(),
     }
 }
 

@@ -215,6 +215,7 @@ impl Session {
                 room,
                 text,
                 client_id,
+                ..
             } => {
                 let Some(joined) = self.room(&room) else {
                     return self.not_in_room(&room, client_id);
@@ -248,6 +249,7 @@ impl Session {
                 to,
                 text,
                 client_id,
+                ..
             } => {
                 if let Err((code, why)) = check_client_id(client_id.as_deref())
                     .and_then(|()| self.check_text(&text))

@@ -549,6 +549,7 @@ mod tests {
             from: "bob".into(),
             text: "hi\x1b[2J\r\nfake\tline\rover".into(),
             sent_at: 3_723_000,
+            attachments: Vec::new(),
         };
         render_frame(&mut renderer, &frame.to_json(), &mut out);
         render_frame(&mut renderer, "already rendered", &mut out);

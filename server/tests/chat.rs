@@ -51,6 +51,7 @@ async fn a_message_reaches_every_member_and_only_members() {
             from,
             text,
             sent_at,
+            ..
         } => {
             assert_eq!(
                 (room.as_str(), *s, from.as_str(), text.as_str()),

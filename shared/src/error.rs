@@ -44,11 +44,15 @@ pub enum ErrorCode {
     /// Not allowed for this user (e.g. renaming a registered account, or a
     /// guest where the server requires signing in).
     Forbidden,
+    /// An `attachments` id is not a file this user uploaded.
+    UnknownFile,
+    /// More `attachments` than `max_files_per_message`.
+    TooManyFiles,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadJson,
         ErrorCode::MissingType,
         ErrorCode::UnknownType,
@@ -67,6 +71,8 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
         ErrorCode::Forbidden,
+        ErrorCode::UnknownFile,
+        ErrorCode::TooManyFiles,
     ];
 
     /// The code spelled `code` on the wire (the inverse of [`Self::as_str`]),
@@ -96,6 +102,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnknownFile => "unknown_file",
+            ErrorCode::TooManyFiles => "too_many_files",
         }
     }
 }
@@ -132,7 +140,9 @@ mod tests {
                 | ErrorCode::UnknownUser
                 | ErrorCode::RateLimited
                 | ErrorCode::Unavailable
-                | ErrorCode::Forbidden => {}
+                | ErrorCode::Forbidden
+                | ErrorCode::UnknownFile
+                | ErrorCode::TooManyFiles => {}
             }
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

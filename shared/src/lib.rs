@@ -17,7 +17,9 @@ pub mod names;
 
 pub use error::ErrorCode;
 pub use limits::Limits;
-pub use msg::{decode_client, ClientMsg, DecodeError, HistoryMessage, RoomInfo, ServerMsg};
+pub use msg::{
+    decode_client, Attachment, ClientMsg, DecodeError, HistoryMessage, RoomInfo, ServerMsg,
+};
 
 /// Version of the protocol spoken by this build, sent in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;

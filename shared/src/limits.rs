@@ -19,6 +19,13 @@ pub struct Limits {
     /// Most messages one `history` answer carries.
     #[serde(default = "default_max_history")]
     pub max_history: usize,
+    /// Most `attachments` one `send` or `direct` may carry.
+    #[serde(default = "default_max_files_per_message")]
+    pub max_files_per_message: usize,
+}
+
+fn default_max_files_per_message() -> usize {
+    Limits::DEFAULT_MAX_FILES_PER_MESSAGE
 }
 
 fn default_max_history() -> usize {
@@ -30,6 +37,7 @@ impl Limits {
     pub const DEFAULT_MAX_TEXT_BYTES: usize = 16 * 1024;
     pub const DEFAULT_MAX_ROOMS: usize = 50;
     pub const DEFAULT_MAX_HISTORY: usize = 200;
+    pub const DEFAULT_MAX_FILES_PER_MESSAGE: usize = 10;
 }
 
 impl Default for Limits {
@@ -41,6 +49,7 @@ impl Default for Limits {
             max_room_chars: crate::names::MAX_ROOM_CHARS,
             max_rooms: Self::DEFAULT_MAX_ROOMS,
             max_history: Self::DEFAULT_MAX_HISTORY,
+            max_files_per_message: Self::DEFAULT_MAX_FILES_PER_MESSAGE,
         }
     }
 }

@@ -26,18 +26,24 @@ pub enum ClientMsg {
     Leave { room: String },
     /// Say `text` in `room`. `client_id` is the client's own id for this
     /// request, echoed in the `ack` (and in an `error`, if refused).
+    /// `attachments` are ids of files this user uploaded (`POST /api/files`);
+    /// with at least one, `text` (the caption) may be empty.
     Send {
         room: String,
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
-    /// Say `text` to one user, wherever they are.
+    /// Say `text` to one user, wherever they are; `attachments` as for `send`.
     Direct {
         to: String,
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Change this user's name.
     Rename { name: String },
@@ -86,6 +92,45 @@ pub struct HistoryMessage {
     pub from: String,
     pub text: String,
     pub sent_at: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file a message carries: a reference to an upload, never its bytes.
+/// The bytes are at [`Attachment::url`] over HTTP, for the room's members
+/// (or the two sides of a direct message) only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The upload's id (what `send` named).
+    pub id: String,
+    /// The name the uploader gave; shown, never trusted as a path or a type.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// The type the server found in the bytes (never the client's claim).
+    pub mime: String,
+    /// An image's size in pixels; with it, a thumbnail exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+impl Attachment {
+    /// Where the bytes are, relative to the server's origin.
+    pub fn url(&self) -> String {
+        format!("/api/files/{}", self.id)
+    }
+
+    /// Where an image's thumbnail is (`None` for other files).
+    pub fn thumb_url(&self) -> Option<String> {
+        self.width.map(|_| format!("/api/files/{}/thumb", self.id))
+    }
+
+    /// Whether clients show it inline (an image the server decoded).
+    pub fn is_image(&self) -> bool {
+        self.width.is_some()
+    }
 }
 
 /// A frame from the server.
@@ -129,6 +174,8 @@ pub enum ServerMsg {
         text: String,
         /// Milliseconds since the Unix epoch, by the server's clock.
         sent_at: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// Stored messages of `room`, oldest first: the answer to `history`, and
     /// to a `join` without `since` (or with a `since` too far behind to
@@ -159,6 +206,8 @@ pub enum ServerMsg {
         to: String,
         text: String,
         sent_at: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// A user changed name. With `room`, a member of that room did; without,
     /// it confirms the receiver's own rename.
@@ -307,6 +356,28 @@ fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn cat() -> Attachment {
+        Attachment {
+            id: "q3Yc0Jw1m3J8bT2kqE5XGA".into(),
+            name: "cat.png".into(),
+            size: 48_213,
+            mime: "image/png".into(),
+            width: Some(640),
+            height: Some(480),
+        }
+    }
+
+    fn notes() -> Attachment {
+        Attachment {
+            id: "Zm9vYmFyYmF6cXV4cXV1eA".into(),
+            name: "notes.pdf".into(),
+            size: 1_024,
+            mime: "application/pdf".into(),
+            width: None,
+            height: None,
+        }
+    }
+
     fn round_trip_client(msg: ClientMsg) {
         let json = serde_json::to_string(&msg).unwrap();
         assert_eq!(decode_client(&json).unwrap(), msg, "{json}");
@@ -348,16 +419,19 @@ mod tests {
                 room: room(),
                 text: "hi".into(),
                 client_id: Some("c-1".into()),
+                attachments: vec![],
             },
             ClientMsg::Send {
                 room: room(),
-                text: "hi".into(),
+                text: "".into(),
                 client_id: None,
+                attachments: vec!["q3Yc0Jw1m3J8bT2kqE5XGA".into()],
             },
             ClientMsg::Direct {
                 to: "bob".into(),
                 text: "psst".into(),
                 client_id: Some("c-2".into()),
+                attachments: vec!["q3Yc0Jw1m3J8bT2kqE5XGA".into()],
             },
             ClientMsg::Rename {
                 name: "carol".into(),
@@ -405,6 +479,15 @@ mod tests {
                 from: "alice".into(),
                 text: "<b>hi</b> \u{1F600}".into(),
                 sent_at: 1_700_000_000_000,
+                attachments: vec![],
+            },
+            ServerMsg::Message {
+                room: room(),
+                seq: 2,
+                from: "alice".into(),
+                text: "".into(),
+                sent_at: 1_700_000_000_000,
+                attachments: vec![cat(), notes()],
             },
             ServerMsg::History {
                 room: room(),
@@ -413,6 +496,7 @@ mod tests {
                     from: "alice".into(),
                     text: "first".into(),
                     sent_at: 1,
+                    attachments: vec![notes()],
                 }],
                 has_more: false,
                 before: Some(2),
@@ -440,6 +524,7 @@ mod tests {
                 to: "bob".into(),
                 text: "psst".into(),
                 sent_at: 1,
+                attachments: vec![cat()],
             },
             ServerMsg::Renamed {
                 room: Some(room()),
@@ -482,7 +567,8 @@ mod tests {
             ClientMsg::Send {
                 room: "lobby".into(),
                 text: "hi".into(),
-                client_id: Some("c-1".into())
+                client_id: Some("c-1".into()),
+                attachments: vec![],
             }
         );
         assert_eq!(
@@ -491,11 +577,22 @@ mod tests {
                 seq: 3,
                 from: "alice".into(),
                 text: "hi".into(),
-                sent_at: 5
+                sent_at: 5,
+                attachments: vec![],
             }
             .to_json(),
             r#"{"type":"message","room":"lobby","seq":3,"from":"alice","text":"hi","sent_at":5}"#
         );
+        assert_eq!(
+            serde_json::to_string(&cat()).unwrap(),
+            r#"{"id":"q3Yc0Jw1m3J8bT2kqE5XGA","name":"cat.png","size":48213,"mime":"image/png","width":640,"height":480}"#
+        );
+        assert_eq!(cat().url(), "/api/files/q3Yc0Jw1m3J8bT2kqE5XGA");
+        assert_eq!(
+            cat().thumb_url().as_deref(),
+            Some("/api/files/q3Yc0Jw1m3J8bT2kqE5XGA/thumb")
+        );
+        assert_eq!(notes().thumb_url(), None);
         assert_eq!(ServerMsg::Heartbeat.to_json(), r#"{"type":"heartbeat"}"#);
         assert_eq!(
             ServerMsg::LeaveOk {

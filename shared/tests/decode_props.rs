@@ -6,7 +6,8 @@
 //! inputs the fuzzer once found interesting are pinned in `regressions` below.
 
 use hubbub_protocol::{
-    decode_client, ClientMsg, DecodeError, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg,
+    decode_client, Attachment, ClientMsg, DecodeError, ErrorCode, HistoryMessage, Limits, RoomInfo,
+    ServerMsg,
 };
 use proptest::prelude::*;
 
@@ -102,20 +103,49 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
     prop::option::of(text())
 }
 
+fn ids() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(text(), 0..3)
+}
+
+fn attachments() -> impl Strategy<Value = Vec<Attachment>> {
+    let one = (
+        text(),
+        text(),
+        any::<u64>(),
+        text(),
+        any::<Option<(u32, u32)>>(),
+    )
+        .prop_map(|(id, name, size, mime, dims)| Attachment {
+            id,
+            name,
+            size,
+            mime,
+            width: dims.map(|d| d.0),
+            height: dims.map(|d| d.1),
+        });
+    prop::collection::vec(one, 0..3)
+}
+
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         text().prop_map(|name| ClientMsg::Hello { name }),
         (text(), any::<Option<u64>>()).prop_map(|(room, since)| ClientMsg::Join { room, since }),
         text().prop_map(|room| ClientMsg::Leave { room }),
-        (text(), text(), opt_text()).prop_map(|(room, text, client_id)| ClientMsg::Send {
-            room,
-            text,
-            client_id
+        (text(), text(), opt_text(), ids()).prop_map(|(room, text, client_id, attachments)| {
+            ClientMsg::Send {
+                room,
+                text,
+                client_id,
+                attachments,
+            }
         }),
-        (text(), text(), opt_text()).prop_map(|(to, text, client_id)| ClientMsg::Direct {
-            to,
-            text,
-            client_id
+        (text(), text(), opt_text(), ids()).prop_map(|(to, text, client_id, attachments)| {
+            ClientMsg::Direct {
+                to,
+                text,
+                client_id,
+                attachments,
+            }
         }),
         text().prop_map(|name| ClientMsg::Rename { name }),
         text().prop_map(|room| ClientMsg::Who { room }),
@@ -140,13 +170,14 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn limits() -> impl Strategy<Value = Limits> {
-    any::<[usize; 6]>().prop_map(|l| Limits {
+    any::<[usize; 7]>().prop_map(|l| Limits {
         max_frame_bytes: l[0],
         max_text_bytes: l[1],
         max_name_chars: l[2],
         max_room_chars: l[3],
         max_rooms: l[4],
         max_history: l[5],
+        max_files_per_message: l[6],
     })
 }
 
@@ -155,15 +186,15 @@ fn users() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn server_msg() -> impl Strategy<Value = ServerMsg> {
-    let history_message =
-        (any::<u64>(), text(), text(), any::<u64>()).prop_map(|(seq, from, text, sent_at)| {
-            HistoryMessage {
-                seq,
-                from,
-                text,
-                sent_at,
-            }
-        });
+    let history_message = (any::<u64>(), text(), text(), any::<u64>(), attachments()).prop_map(
+        |(seq, from, text, sent_at, attachments)| HistoryMessage {
+            seq,
+            from,
+            text,
+            sent_at,
+            attachments,
+        },
+    );
     let room_info = (text(), any::<usize>()).prop_map(|(room, members)| RoomInfo { room, members });
     prop_oneof![
         (
@@ -194,15 +225,24 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
         (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),
         text().prop_map(|room| ServerMsg::LeaveOk { room }),
-        (text(), any::<u64>(), text(), text(), any::<u64>()).prop_map(
-            |(room, seq, from, text, sent_at)| ServerMsg::Message {
-                room,
-                seq,
-                from,
-                text,
-                sent_at,
-            }
-        ),
+        (
+            text(),
+            any::<u64>(),
+            text(),
+            text(),
+            any::<u64>(),
+            attachments()
+        )
+            .prop_map(
+                |(room, seq, from, text, sent_at, attachments)| ServerMsg::Message {
+                    room,
+                    seq,
+                    from,
+                    text,
+                    sent_at,
+                    attachments,
+                }
+            ),
         (
             text(),
             prop::collection::vec(history_message, 0..4),
@@ -224,14 +264,15 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 seq,
             }
         }),
-        (text(), text(), text(), any::<u64>()).prop_map(|(from, to, text, sent_at)| {
-            ServerMsg::Direct {
+        (text(), text(), text(), any::<u64>(), attachments()).prop_map(
+            |(from, to, text, sent_at, attachments)| ServerMsg::Direct {
                 from,
                 to,
                 text,
                 sent_at,
+                attachments,
             }
-        }),
+        ),
         (opt_text(), text(), text()).prop_map(|(room, from, to)| ServerMsg::Renamed {
             room,
             from,

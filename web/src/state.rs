@@ -526,6 +526,7 @@ impl ChatState {
                 from,
                 text,
                 sent_at,
+                ..
             } => {
                 let target = Target::Room(room);
                 let own = self.is_me(&from);
@@ -594,6 +595,7 @@ impl ChatState {
                 to,
                 text,
                 sent_at,
+                ..
             } => {
                 let own = self.is_me(&from);
                 let target = Target::Direct(if own { to } else { from.clone() });
@@ -878,6 +880,7 @@ mod tests {
                     from: "bob".into(),
                     text: format!("m{seq}"),
                     sent_at: seq * 10,
+                    attachments: Vec::new(),
                 })
                 .collect(),
             has_more,
@@ -999,6 +1002,7 @@ mod tests {
             from: "u01".into(),
             text: "hi".into(),
             sent_at: now_ms(),
+            attachments: Vec::new(),
         });
         state.apply_server(left("u02"));
         state.apply_server(left("u03"));
@@ -1100,6 +1104,7 @@ mod tests {
             from: "al".into(),
             text: "hi".into(),
             sent_at: 10,
+            attachments: Vec::new(),
         };
         state.apply_server(msg.clone());
         state.apply_server(msg);
@@ -1112,6 +1117,7 @@ mod tests {
             from: "bob".into(),
             text: "new".into(),
             sent_at: 20,
+            attachments: Vec::new(),
         });
         assert_eq!(state.chat(&lobby).unwrap().entries.len(), 2);
     }
@@ -1181,6 +1187,7 @@ mod tests {
             to: "al".into(),
             text: "psst".into(),
             sent_at: 5,
+            attachments: Vec::new(),
         });
         let bob = Target::Direct("bob".into());
         assert_eq!(state.chat(&bob).unwrap().unread, 1);
@@ -1192,6 +1199,7 @@ mod tests {
             to: "bob".into(),
             text: "hi".into(),
             sent_at: 6,
+            attachments: Vec::new(),
         });
         assert_eq!(state.chat(&bob).unwrap().entries.len(), 2);
     }

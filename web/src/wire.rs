@@ -15,7 +15,9 @@
 //! tests, where a property test checks it against serde's own encoding of
 //! every message: the two codecs cannot drift apart unnoticed.
 
-use hubbub_protocol::{ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg};
+use hubbub_protocol::{
+    Attachment, ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg,
+};
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 
@@ -43,6 +45,7 @@ pub trait JsonOut {
     fn object() -> Self;
     fn set_str(&mut self, key: &str, value: &str);
     fn set_num(&mut self, key: &str, value: u64);
+    fn set_strs(&mut self, key: &str, values: &[String]);
 }
 
 /// Typed readers over a [`Json`] object.
@@ -93,6 +96,27 @@ impl<J: Json> Obj<'_, J> {
     fn strings(&self, key: &str) -> Option<Vec<String>> {
         self.list(key, J::string)
     }
+
+    /// A message's `attachments`; absent is none.
+    fn attachments(&self) -> Option<Vec<Attachment>> {
+        if self.0.field("attachments").is_none() {
+            return Some(Vec::new());
+        }
+        self.list("attachments", |a| {
+            if !a.is_object() {
+                return None;
+            }
+            let a = Obj(a);
+            Some(Attachment {
+                id: a.str("id")?,
+                name: a.str("name")?,
+                size: a.u64("size")?,
+                mime: a.str("mime")?,
+                width: a.opt("width", |n| u32::try_from(n.whole()?).ok())?,
+                height: a.opt("height", |n| u32::try_from(n.whole()?).ok())?,
+            })
+        })
+    }
 }
 
 fn limits<J: Json>(o: &J) -> Option<Limits> {
@@ -107,6 +131,10 @@ fn limits<J: Json>(o: &J) -> Option<Limits> {
         max_history: match o.0.field("max_history") {
             Some(n) => usize::try_from(n.whole()?).ok()?,
             None => Limits::DEFAULT_MAX_HISTORY,
+        },
+        max_files_per_message: match o.0.field("max_files_per_message") {
+            Some(n) => usize::try_from(n.whole()?).ok()?,
+            None => Limits::DEFAULT_MAX_FILES_PER_MESSAGE,
         },
     })
 }
@@ -149,6 +177,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             from: o.str("from")?,
             text: o.str("text")?,
             sent_at: o.u64("sent_at")?,
+            attachments: o.attachments()?,
         },
         "history" => ServerMsg::History {
             room: o.str("room")?,
@@ -162,6 +191,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
                     from: m.str("from")?,
                     text: m.str("text")?,
                     sent_at: m.u64("sent_at")?,
+                    attachments: m.attachments()?,
                 })
             })?,
             has_more: o.bool("has_more")?,
@@ -181,6 +211,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             to: o.str("to")?,
             text: o.str("text")?,
             sent_at: o.u64("sent_at")?,
+            attachments: o.attachments()?,
         },
         "renamed" => ServerMsg::Renamed {
             room: o.opt_str("room")?,
@@ -240,6 +271,15 @@ impl<O: JsonOut> Out<O> {
         }
     }
 
+    /// A list of strings, left out when empty (as serde's
+    /// `skip_serializing_if = "Vec::is_empty"` does).
+    fn strs(mut self, key: &str, values: &[String]) -> Out<O> {
+        if !values.is_empty() {
+            self.0.set_strs(key, values);
+        }
+        self
+    }
+
     fn opt_num(mut self, key: &str, value: Option<u64>) -> Out<O> {
         if let Some(value) = value {
             self.0.set_num(key, value);
@@ -260,18 +300,22 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             room,
             text,
             client_id,
+            attachments,
         } => Out::new("send")
             .str("room", room)
             .str("text", text)
-            .opt_str("client_id", client_id.as_deref()),
+            .opt_str("client_id", client_id.as_deref())
+            .strs("attachments", attachments),
         ClientMsg::Direct {
             to,
             text,
             client_id,
+            attachments,
         } => Out::new("direct")
             .str("to", to)
             .str("text", text)
-            .opt_str("client_id", client_id.as_deref()),
+            .opt_str("client_id", client_id.as_deref())
+            .strs("attachments", attachments),
         ClientMsg::Rename { name } => Out::new("rename").str("name", name),
         ClientMsg::Who { room } => Out::new("who").str("room", room),
         ClientMsg::Rooms => Out::new("rooms"),
@@ -343,6 +387,11 @@ impl JsonOut for Object {
             &JsValue::from_str(key),
             &JsValue::from_f64(value as f64),
         );
+    }
+
+    fn set_strs(&mut self, key: &str, values: &[String]) {
+        let array: Array = values.iter().map(|v| JsValue::from_str(v)).collect();
+        let _ = Reflect::set(self, &JsValue::from_str(key), &array);
     }
 }
 
@@ -429,6 +478,12 @@ mod tests {
                 .expect("an object")
                 .insert(key.into(), value.into());
         }
+
+        fn set_strs(&mut self, key: &str, values: &[String]) {
+            self.as_object_mut()
+                .expect("an object")
+                .insert(key.into(), values.into());
+        }
     }
 
     /// Any text, plus characters JSON must escape.
@@ -476,20 +531,44 @@ mod tests {
         prop::collection::vec(text(), 0..4)
     }
 
+    fn ids() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(text(), 0..3)
+    }
+
+    fn attachments() -> impl Strategy<Value = Vec<Attachment>> {
+        let one = (text(), text(), num(), text(), any::<Option<(u32, u32)>>()).prop_map(
+            |(id, name, size, mime, dims)| Attachment {
+                id,
+                name,
+                size,
+                mime,
+                width: dims.map(|d| d.0),
+                height: dims.map(|d| d.1),
+            },
+        );
+        prop::collection::vec(one, 0..3)
+    }
+
     fn client_msg() -> impl Strategy<Value = ClientMsg> {
         prop_oneof![
             text().prop_map(|name| ClientMsg::Hello { name }),
             (text(), opt_num()).prop_map(|(room, since)| ClientMsg::Join { room, since }),
             text().prop_map(|room| ClientMsg::Leave { room }),
-            (text(), text(), opt_text()).prop_map(|(room, text, client_id)| ClientMsg::Send {
-                room,
-                text,
-                client_id
+            (text(), text(), opt_text(), ids()).prop_map(|(room, text, client_id, attachments)| {
+                ClientMsg::Send {
+                    room,
+                    text,
+                    client_id,
+                    attachments,
+                }
             }),
-            (text(), text(), opt_text()).prop_map(|(to, text, client_id)| ClientMsg::Direct {
-                to,
-                text,
-                client_id
+            (text(), text(), opt_text(), ids()).prop_map(|(to, text, client_id, attachments)| {
+                ClientMsg::Direct {
+                    to,
+                    text,
+                    client_id,
+                    attachments,
+                }
             }),
             text().prop_map(|name| ClientMsg::Rename { name }),
             text().prop_map(|room| ClientMsg::Who { room }),
@@ -508,20 +587,23 @@ mod tests {
     }
 
     fn server_msg() -> impl Strategy<Value = ServerMsg> {
-        let history_message =
-            (num(), text(), text(), num()).prop_map(|(seq, from, text, sent_at)| HistoryMessage {
+        let history_message = (num(), text(), text(), num(), attachments()).prop_map(
+            |(seq, from, text, sent_at, attachments)| HistoryMessage {
                 seq,
                 from,
                 text,
                 sent_at,
-            });
-        let limits = prop::collection::vec(size(), 6).prop_map(|l| Limits {
+                attachments,
+            },
+        );
+        let limits = prop::collection::vec(size(), 7).prop_map(|l| Limits {
             max_frame_bytes: l[0],
             max_text_bytes: l[1],
             max_name_chars: l[2],
             max_room_chars: l[3],
             max_rooms: l[4],
             max_history: l[5],
+            max_files_per_message: l[6],
         });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
         prop_oneof![
@@ -555,15 +637,16 @@ mod tests {
             (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
             (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),
             text().prop_map(|room| ServerMsg::LeaveOk { room }),
-            (text(), num(), text(), text(), num()).prop_map(|(room, seq, from, text, sent_at)| {
-                ServerMsg::Message {
+            (text(), num(), text(), text(), num(), attachments()).prop_map(
+                |(room, seq, from, text, sent_at, attachments)| ServerMsg::Message {
                     room,
                     seq,
                     from,
                     text,
                     sent_at,
+                    attachments,
                 }
-            }),
+            ),
             (
                 text(),
                 prop::collection::vec(history_message, 0..4),
@@ -585,14 +668,15 @@ mod tests {
                     seq,
                 }
             }),
-            (text(), text(), text(), num()).prop_map(|(from, to, text, sent_at)| {
-                ServerMsg::Direct {
+            (text(), text(), text(), num(), attachments()).prop_map(
+                |(from, to, text, sent_at, attachments)| ServerMsg::Direct {
                     from,
                     to,
                     text,
                     sent_at,
+                    attachments,
                 }
-            }),
+            ),
             (opt_text(), text(), text()).prop_map(|(room, from, to)| ServerMsg::Renamed {
                 room,
                 from,
