@@ -27,15 +27,25 @@ struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Where uploaded files are kept; removed when dropped.
+    _data: tempfile::TempDir,
 }
 
 impl Server {
     /// A server on `addr` (port 0: any free port).
     async fn start_on(addr: &str) -> Server {
-        let config = Config {
+        Server::start_with(addr, |_| {}).await
+    }
+
+    /// A server on `addr`, with defaults except as `tweak` says.
+    async fn start_with(addr: &str, tweak: impl FnOnce(&mut Config)) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Config {
             store: StoreKind::Memory,
+            data_dir: data.path().to_path_buf(),
             ..Config::default()
         };
+        tweak(&mut config);
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -46,6 +56,7 @@ impl Server {
             addr,
             stop: Some(tx),
             task,
+            _data: data,
         }
     }
 
@@ -68,16 +79,24 @@ impl Server {
 }
 
 /// A WebSocket user.
-struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+struct Ws(
+    WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The upload token of its `welcome`.
+    Option<String>,
+);
 
 impl Ws {
     async fn join_as(server: &Server, name: &str, room: &str) -> Ws {
         let (ws, _) = tokio_tungstenite::connect_async(server.url())
             .await
             .unwrap();
-        let mut ws = Ws(ws);
+        let mut ws = Ws(ws, None);
         ws.send(json!({"type": "hello", "name": name})).await;
-        ws.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
+        if let ServerMsg::Welcome { upload_token, .. } =
+            ws.until(|m| matches!(m, ServerMsg::Welcome { .. })).await
+        {
+            ws.1 = upload_token;
+        }
         ws.send(json!({"type": "join", "room": room})).await;
         ws.until(|m| matches!(m, ServerMsg::Presence { .. })).await;
         ws
@@ -329,5 +348,49 @@ async fn it_reconnects_after_a_server_restart_and_sends_what_was_typed_meanwhile
         .await;
     assert!(!matches!(seen, ServerMsg::Error { .. }));
     carol.until("<carol> typed while away").await;
+    carol.finish().await;
+}
+
+/// A file of `len` bytes that are not all alike, in a fresh directory.
+fn temp_file(name: &str, len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    (dir, path, bytes)
+}
+
+#[tokio::test]
+async fn a_file_too_large_is_refused_with_the_servers_reason_and_nothing_is_sent() {
+    let server = Server::start_with("127.0.0.1:0", |c| c.max_file_bytes = 1000).await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+
+    // Well past the limit: refused from its Content-Length, before the body.
+    let (_dir, path, _) = temp_file("big.bin", 2 * 1024 * 1024);
+    carol
+        .type_line(&format!("/upload {} too big", path.display()))
+        .await;
+    carol.until("* uploading").await;
+    let line = carol.until("not sent").await.pop().unwrap();
+    assert!(
+        line.ends_with("big.bin not sent: the file is larger than 1000 bytes (file_too_large)"),
+        "{line}"
+    );
+    carol.type_line("/upload /no/such/file.txt").await;
+    let line = carol.until("not sent").await.pop().unwrap();
+    assert!(line.contains("cannot read /no/such/file.txt"), "{line}");
+
+    // Nothing reached the room: the next thing alice hears is this.
+    carol.type_line("after").await;
+    let next = alice
+        .until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    assert!(
+        matches!(&next, ServerMsg::Message { text, attachments, .. }
+        if text == "after" && attachments.is_empty()),
+        "{next:?}"
+    );
     carol.finish().await;
 }

@@ -29,7 +29,8 @@
 //! download link ([`http_base`]: the HTTP listener's scheme and port at the
 //! address this user reached the gateway on), carrying the user's guest
 //! upload token as `?token=` (the renderer takes it from the `welcome`),
-//! so `curl` or a browser can fetch it.
+//! so `curl` or a browser can fetch it. A gateway user cannot upload (it
+//! has no files to read): `/upload` says to use `hubbub-chat` or the web app.
 
 use std::future::poll_fn;
 use std::io;
@@ -254,6 +255,7 @@ impl Gateway {
                 None => self.mistake(CommandError::Usage("/leave ROOM")).await,
             },
             Command::Help => self.help().await,
+            Command::Upload { .. } => self.mistake(CommandError::NeedsLocalFiles).await,
             command @ (Command::Say(_)
             | Command::Who(_)
             | Command::Rooms

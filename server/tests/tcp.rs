@@ -25,19 +25,25 @@ struct Server {
     tcp: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Where uploaded files are kept; removed when dropped.
+    _data: tempfile::TempDir,
 }
 
 impl Server {
     async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
-        let mut config = Config {
-            store: StoreKind::Memory,
-            ..Config::default()
-        };
-        tweak(&mut config);
+        let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tcp = gateway.local_addr().unwrap();
+        let mut config = Config {
+            store: StoreKind::Memory,
+            data_dir: data.path().to_path_buf(),
+            // As `hubbub --listen ADDR` would: where the gateway's file links point.
+            listen: addr,
+            ..Config::default()
+        };
+        tweak(&mut config);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(hubbub::run_with_gateway(
             listener,
@@ -52,6 +58,7 @@ impl Server {
             tcp,
             shutdown: Some(tx),
             task,
+            _data: data,
         }
     }
 
@@ -466,4 +473,22 @@ async fn shutdown_tells_tcp_users_and_closes_them() {
         lines.last().unwrap().ends_with("* server shutting down"),
         "{lines:?}"
     );
+}
+
+#[tokio::test]
+async fn upload_on_the_gateway_says_where_files_can_be_sent_from() {
+    let server = Server::default().await;
+    let mut bob = server.nc("bob").await;
+    bob.send("/upload ./cat.png look").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            "! /upload sends a file from your own computer, which this connection \
+             cannot read: use hubbub-chat or the web app to send files"
+        ),
+        "{line}"
+    );
+    bob.send("/help").await;
+    bob.until("/upload PATH [TEXT]").await;
 }
