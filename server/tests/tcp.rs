@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{joined, left, Client, DEADLINE};
+use common::{http_raw, joined, left, Body, Client, DEADLINE};
 use hubbub::config::StoreKind;
 use hubbub::Config;
 use hubbub_protocol::ServerMsg;
@@ -473,6 +473,54 @@ async fn shutdown_tells_tcp_users_and_closes_them() {
         lines.last().unwrap().ends_with("* server shutting down"),
         "{lines:?}"
     );
+}
+
+#[tokio::test]
+async fn files_show_as_lines_whose_links_work_for_the_tcp_user() {
+    let server = Server::default().await;
+    let mut bob = server.nc("bob").await;
+    let mut alice = Client::connect(&format!("ws://{}/ws", server.addr)).await;
+    let ServerMsg::Welcome {
+        upload_token: Some(token),
+        ..
+    } = alice.hello("alice").await
+    else {
+        panic!("a guest gets an upload token");
+    };
+    alice.join("lobby").await;
+    bob.until("alice joined").await;
+
+    let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let uploaded = http_raw(
+        server.addr,
+        "POST",
+        "/api/files?name=notes%20v2.bin",
+        &[("Authorization", &format!("Bearer {token}"))],
+        Body::Sized(&bytes),
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{:?}", uploaded);
+    let id = uploaded.json()["id"].as_str().unwrap().to_string();
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "",
+                     "client_id": "f-1", "attachments": [id]}))
+        .await;
+
+    // No caption line; the file's line, with a link.
+    let line = bob.until("<alice>").await.pop().unwrap();
+    let prefix = format!(
+        "[lobby] <alice> file: notes v2.bin (2.9 KiB, application/octet-stream) \
+         http://{}/api/files/{id}?token=g1.",
+        server.addr
+    );
+    assert!(line[9..].starts_with(&prefix), "{line}");
+    let url = line.rsplit(' ').next().unwrap();
+    let path = url
+        .strip_prefix(&format!("http://{}", server.addr))
+        .unwrap();
+    let fetched = http_raw(server.addr, "GET", path, &[], Body::None).await;
+    assert_eq!(fetched.status, 200, "{fetched:?}");
+    assert_eq!(fetched.body, bytes, "the same bytes");
 }
 
 #[tokio::test]
