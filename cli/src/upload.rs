@@ -9,22 +9,26 @@
 //! the app's business: this module only moves bytes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{future, stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hubbub_client::url_component;
 use hubbub_protocol::Attachment;
 use hyper::body::Frame;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_util::io::ReaderStream;
 
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the body waits for `100 Continue` before going anyway.
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 /// Bytes read from the file per chunk of the body.
 const CHUNK: usize = 64 * 1024;
 /// Largest answer read: an upload's JSON or an error's.
@@ -121,18 +125,34 @@ pub async fn upload(base: &str, token: Option<&str>, path: &Path) -> Result<Atta
         .map_err(|err| format!("cannot talk to {base}: {err}"))?;
     let connection = tokio::spawn(connection);
 
-    let body =
-        StreamBody::new(ReaderStream::with_capacity(file, CHUNK).map_ok(Frame::<Bytes>::data));
+    // The body starts once the server says go (or after CONTINUE_WAIT).
+    let go = Arc::new(Notify::new());
+    let wait = {
+        let go = Arc::clone(&go);
+        async move {
+            let _ = tokio::time::timeout(CONTINUE_WAIT, go.notified()).await;
+        }
+    };
+    let chunks = stream::once(wait)
+        .filter_map(|()| future::ready(None))
+        .chain(ReaderStream::with_capacity(file, CHUNK));
+    let body = StreamBody::new(chunks.map_ok(Frame::<Bytes>::data));
     let mut request = Request::post(uri.path_and_query().expect("built with one").as_str())
         .header(HOST, authority.as_str())
         .header(CONTENT_LENGTH, meta.len())
-        .header(CONTENT_TYPE, "application/octet-stream");
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(EXPECT, "100-continue");
     if let Some(token) = token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
-    let request = request
+    let mut request = request
         .body(body)
         .map_err(|err| format!("cannot make the request: {err}"))?;
+    hyper::ext::on_informational(&mut request, move |response| {
+        if response.status() == StatusCode::CONTINUE {
+            go.notify_one();
+        }
+    });
     let response = sender
         .send_request(request)
         .await
