@@ -16,7 +16,7 @@
 //! ([`Request::Upload`], with this connection's upload token); once it is
 //! stored ([`NetEvent::Uploaded`]) its message enters the pending ledger
 //! like any other, so a reconnect resends it with the same `client_id`.
-//! Quitting waits for uploads under way.
+//! Quitting waits for uploads under way and the `ack` of their messages.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -70,6 +70,8 @@ pub struct App {
     uploading: usize,
     /// `/quit` came while uploads were under way: quit after the last.
     quit_after_uploads: bool,
+    /// Uploads typed while the link was down: started after the next welcome.
+    queued_uploads: Vec<UploadJob>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -107,6 +109,7 @@ impl App {
             welcomed_once: false,
             uploading: 0,
             quit_after_uploads: false,
+            queued_uploads: Vec::new(),
         }
     }
 
@@ -211,12 +214,22 @@ impl App {
                 self.error(out, text);
             }
         }
-        if self.quit_after_uploads && self.uploading == 0 {
+        self.quit_when_done(requests);
+    }
+
+    /// After a `/quit` that waited for uploads: quits once they are done
+    /// and their messages acknowledged (an `ack` comes after the message
+    /// itself, so the user sees it), or at once if the link is down.
+    fn quit_when_done(&mut self, requests: &mut Vec<Request>) {
+        let settled = self.pending.is_empty() || !self.link.is_connected();
+        if self.quit_after_uploads && self.uploading == 0 && settled {
+            self.quit_after_uploads = false;
             requests.push(Request::Frame(ClientMsg::Quit));
         }
     }
 
-    /// `/upload`: asks the connection task to upload the file.
+    /// `/upload`: asks the connection task to upload the file, now or,
+    /// while the link is down, after the next welcome (with its token).
     fn upload(
         &mut self,
         requests: &mut Vec<Request>,
@@ -225,31 +238,46 @@ impl App {
         path: &str,
         caption: String,
     ) {
-        let target = match (to, &self.current) {
+        // The room being joined to become current counts as current.
+        let target = match (to, self.current.as_ref().or(self.switch_to.as_ref())) {
             (Some(to), _) => Target::User(to),
             (None, Some(room)) => Target::Room(room.clone()),
             (None, None) => return self.error(out, CommandError::NoRoom.to_string()),
         };
-        if !self.link.is_connected() {
-            return self.error(out, "not connected: try again once the link is back");
-        }
-        let Some(token) = self.renderer.upload_token().map(String::from) else {
-            // A guest's token names the connection and the name it had.
-            return self.error(
-                out,
-                "this connection may not upload: the server gave no upload token, \
-                 or a rename ended it (restart hubbub-chat to send files)",
-            );
-        };
-        let path = upload::local_path(path);
-        let text = format!("uploading {}", path.display());
-        self.notice(out, None, text);
-        self.uploading += 1;
-        requests.push(Request::Upload(UploadJob {
-            path,
+        let job = UploadJob {
+            path: upload::local_path(path),
             target,
             caption,
+            token: None,
+        };
+        self.uploading += 1;
+        if self.link.is_connected() {
+            self.start_upload(requests, out, job);
+        } else {
+            let text = format!("will upload {} once connected", job.path.display());
+            self.notice(out, None, text);
+            self.queued_uploads.push(job);
+        }
+    }
+
+    /// Hands `job` to the connection task with this connection's upload token.
+    fn start_upload(&mut self, requests: &mut Vec<Request>, out: &mut Vec<Line>, job: UploadJob) {
+        let Some(token) = self.renderer.upload_token().map(String::from) else {
+            // A guest's token names the connection and the name it had.
+            self.uploading = self.uploading.saturating_sub(1);
+            let text = format!(
+                "{} not sent: this connection may not upload (the server gave no \
+                 upload token, or a rename ended it: restart hubbub-chat to send files)",
+                job.path.display()
+            );
+            self.error(out, text);
+            return self.quit_when_done(requests);
+        };
+        let text = format!("uploading {}", job.path.display());
+        self.notice(out, None, text);
+        requests.push(Request::Upload(UploadJob {
             token: Some(token),
+            ..job
         }));
     }
 
@@ -288,6 +316,9 @@ impl App {
                 self.joining.extend(self.tracker.rooms().map(String::from));
                 let resume = resume_frames(&self.tracker, &self.pending);
                 requests.extend(resume.into_iter().map(Request::Frame));
+                for job in std::mem::take(&mut self.queued_uploads) {
+                    self.start_upload(requests, out, job);
+                }
             }
             ServerMsg::Presence { room, users } => {
                 let member = self.joining.remove(&room) || self.rooms.contains_key(&room);
@@ -395,6 +426,9 @@ impl App {
             | ServerMsg::Typing { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => self.push_all(out, lines),
+        }
+        if settled.is_some() {
+            self.quit_when_done(requests);
         }
     }
 
@@ -769,6 +803,37 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_typed_while_away_starts_after_the_next_welcome() {
+        let mut app = app();
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::ZERO,
+        });
+        let (requests, lines) = app.on_input("/upload /tmp/a.txt hi");
+        assert!(requests.is_empty());
+        assert_eq!(lines[0].text, "will upload /tmp/a.txt once connected");
+        app.on_net(NetEvent::Open);
+        let (requests, _) = app.on_net(NetEvent::Server(welcome()));
+        let uploads: Vec<&UploadJob> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Upload(job) => Some(job),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            uploads,
+            [&UploadJob {
+                path: "/tmp/a.txt".into(),
+                target: Target::Room("lobby".into()),
+                caption: "hi".into(),
+                token: Some("g1.t".into()),
+            }]
+        );
+    }
+
+    #[test]
     fn quitting_waits_for_uploads_under_way() {
         let mut app = app();
         let (requests, _) = app.on_input("/upload /tmp/a.txt");
@@ -780,9 +845,32 @@ mod tests {
         assert!(requests.is_empty());
         assert_eq!(lines[0].text, "quitting once 1 upload(s) are done");
         let (requests, _) = app.on_net(NetEvent::Uploaded {
-            job,
+            job: job.clone(),
             result: Err("gone".into()),
         });
+        assert_eq!(frames(requests), [ClientMsg::Quit]);
+
+        // A stored upload: its message is written, and the quit follows its ack.
+        app.on_input("/upload /tmp/a.txt");
+        app.on_input("/quit");
+        let file = hubbub_protocol::Attachment {
+            id: "up1".into(),
+            name: "a.txt".into(),
+            size: 1,
+            mime: "application/octet-stream".into(),
+            width: None,
+            height: None,
+        };
+        let (requests, _) = app.on_net(NetEvent::Uploaded {
+            job,
+            result: Ok(file),
+        });
+        assert!(matches!(&frames(requests)[..], [ClientMsg::Send { .. }]));
+        let (requests, _) = app.on_net(NetEvent::Server(ServerMsg::Ack {
+            client_id: Some("t-1".into()),
+            room: Some("lobby".into()),
+            seq: Some(1),
+        }));
         assert_eq!(frames(requests), [ClientMsg::Quit]);
     }
 

@@ -478,10 +478,12 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
     let (status, got) = http_get(&server, link.strip_prefix(&base).unwrap()).await;
     assert_eq!((status, got), (200, bytes.clone()));
 
-    // To one user: a direct message with the file and no caption.
+    // To one user: a direct message with the file and no caption, typed
+    // as the last line: the end of input quits only once it is acked.
     carol
         .type_line(&format!("/upload @alice \"{}\"", path.display()))
         .await;
+    let rest = carol.finish().await;
     let dm = alice.until(|m| matches!(m, ServerMsg::Direct { .. })).await;
     assert!(
         matches!(&dm, ServerMsg::Direct { from, text, attachments, .. }
@@ -489,10 +491,12 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
                 && attachments[0].size == 5000),
         "{dm:?}"
     );
-    let line = carol.until("[dm to alice]").await.pop().unwrap();
+    let shown = rest
+        .iter()
+        .position(|l| l.contains("[dm to alice] <carol> file: report v2.bin"));
+    let bye = rest.iter().position(|l| l.contains("disconnected: bye"));
     assert!(
-        line.contains("[dm to alice] <carol> file: report v2.bin"),
-        "{line}"
+        matches!((shown, bye), (Some(s), Some(b)) if s < b),
+        "{rest:#?}"
     );
-    carol.finish().await;
 }
