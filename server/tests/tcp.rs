@@ -39,8 +39,6 @@ impl Server {
         let mut config = Config {
             store: StoreKind::Memory,
             data_dir: data.path().to_path_buf(),
-            // As `hubbub --listen ADDR` would: where the gateway's file links point.
-            listen: addr,
             ..Config::default()
         };
         tweak(&mut config);
