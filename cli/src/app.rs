@@ -266,8 +266,8 @@ impl App {
             // A guest's token names the connection and the name it had.
             self.uploading = self.uploading.saturating_sub(1);
             let text = format!(
-                "{} not sent: this connection may not upload (the server gave no \
-                 upload token, or a rename ended it: restart hubbub-chat to send files)",
+                "{} not sent: this connection may not upload (the server gave it no \
+                 upload token: restart hubbub-chat to send files)",
                 job.path.display()
             );
             self.error(out, text);
@@ -367,6 +367,7 @@ impl App {
                 room: Some(room),
                 from,
                 to,
+                ..
             } => {
                 if let Some(view) = self.rooms.get_mut(&room) {
                     view.users.remove(&from);
@@ -378,6 +379,7 @@ impl App {
                 room: None,
                 from,
                 to,
+                ..
             } => {
                 for view in self.rooms.values_mut() {
                     if view.users.remove(&from) {
@@ -877,10 +879,12 @@ mod tests {
     #[test]
     fn without_an_upload_token_upload_says_why() {
         let mut app = app();
+        // A server that sends no new token with a rename.
         app.on_net(NetEvent::Server(ServerMsg::Renamed {
             room: None,
             from: "alice".into(),
             to: "al".into(),
+            upload_token: None,
         }));
         let (requests, lines) = app.on_input("/upload /tmp/a.txt");
         assert!(requests.is_empty());

@@ -375,15 +375,22 @@ impl Renderer {
                 room: Some(room),
                 from,
                 to,
+                ..
             } => vec![Line::notice(
                 now_ms,
                 Some(room),
                 format!("{from} is now {to}"),
             )],
-            ServerMsg::Renamed { room: None, to, .. } => {
+            ServerMsg::Renamed {
+                room: None,
+                to,
+                upload_token,
+                ..
+            } => {
                 self.me = Some(to.clone());
-                // The token was for the old name: the server no longer takes it.
-                self.upload_token = None;
+                // The token was for the old name; the server sends one for
+                // the new (a server before that sends none: no links then).
+                self.upload_token = upload_token.clone();
                 vec![Line::notice(now_ms, None, format!("you are {to} now"))]
             }
             ServerMsg::Rooms { rooms } if rooms.is_empty() => {
@@ -567,6 +574,7 @@ mod tests {
                     room: Some(room()),
                     from: "bob".into(),
                     to: "bobby".into(),
+                    upload_token: None,
                 },
                 vec!["[lobby] * bob is now bobby"],
             ),
@@ -622,7 +630,8 @@ mod tests {
                 ServerMsg::Renamed {
                     room: None,
                     from: "alice".into(),
-                    to: "al".into()
+                    to: "al".into(),
+                    upload_token: None,
                 }
             ),
             ["* you are al now"]
@@ -764,7 +773,7 @@ mod tests {
     }
 
     #[test]
-    fn a_guest_link_carries_its_upload_token_until_a_rename() {
+    fn a_guest_link_carries_the_upload_token_of_its_latest_name() {
         let mut r = Renderer::new();
         r.set_http_base("https://chat.example");
         r.render(
@@ -789,6 +798,17 @@ mod tests {
                 room: None,
                 from: "alice".into(),
                 to: "al".into(),
+                upload_token: Some("g1.18.4.YWw.n".into()),
+            },
+            0,
+        );
+        assert_eq!(r.upload_token(), Some("g1.18.4.YWw.n"));
+        r.render(
+            &ServerMsg::Renamed {
+                room: None,
+                from: "al".into(),
+                to: "alf".into(),
+                upload_token: None,
             },
             0,
         );

@@ -685,6 +685,7 @@ impl Room {
                 room: Some(self.name.clone()),
                 from: old.to_string(),
                 to: new.to_string(),
+                upload_token: None,
             });
             for member in state.members.values().filter(|m| m.conn.id != conn.id) {
                 member.conn.outbox.push(&notice);
@@ -713,6 +714,7 @@ impl Room {
                 room: Some(self.name.clone()),
                 from: from.to_string(),
                 to: to.to_string(),
+                upload_token: None,
             }));
         } else if state.changed.remove(from) {
             state.changed.insert(Arc::clone(to));

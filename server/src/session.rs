@@ -300,10 +300,16 @@ impl Session {
                 }
                 match renamed {
                     Ok(renamed) => {
+                        // The welcome's token was for the old name.
+                        let token = self
+                            .hub
+                            .uploads
+                            .guest_token(&renamed, self.conn.id, now_ms());
                         self.conn.send(&ServerMsg::Renamed {
                             room: None,
                             from: name.to_string(),
                             to: new,
+                            upload_token: Some(token),
                         });
                         self.name = Some(renamed);
                     }

@@ -559,7 +559,8 @@ async fn renames_and_typing_reach_members_on_other_nodes() {
         Some(&ServerMsg::Renamed {
             room: Some("lobby".into()),
             from: "amy".into(),
-            to: "amelia".into()
+            to: "amelia".into(),
+            upload_token: None,
         })
     );
     // One rename, not also a departure and an arrival: by the time cy,

@@ -780,3 +780,24 @@ async fn files_no_message_carries_are_deleted_with_their_bytes() {
     until_gone(&server, &token, &sent).await;
     assert_eq!(kept_files(server.data.path()), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_guests_rename_brings_a_new_upload_token() {
+    let server = TestServer::default().await;
+    let (mut alice, old) = guest(&server, "alice").await;
+    alice.send(json!({"type":"rename","name":"alicia"})).await;
+    let ServerMsg::Renamed {
+        upload_token: Some(new),
+        ..
+    } = alice
+        .recv_until(|m| matches!(m, ServerMsg::Renamed { .. }))
+        .await
+    else {
+        panic!("the rename carries a new token")
+    };
+    assert_eq!(upload(&server, &old, "a.txt", b"old").await.status, 401);
+    let created = upload(&server, &new, "a.txt", b"new").await;
+    assert_eq!(created.status, 201);
+    let id = id_of(&created);
+    assert_eq!(download(&server, &new, &id, &[]).await.body, b"new");
+}

@@ -210,12 +210,15 @@ pub enum ServerMsg {
         attachments: Vec<Attachment>,
     },
     /// A user changed name. With `room`, a member of that room did; without,
-    /// it confirms the receiver's own rename.
+    /// it confirms the receiver's own rename, and for a guest carries its
+    /// new `upload_token` (the one of its `welcome` ends with the old name).
     Renamed {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
         from: String,
         to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_token: Option<String>,
     },
     /// The answer to `rooms`.
     Rooms { rooms: Vec<RoomInfo> },
@@ -530,11 +533,13 @@ mod tests {
                 room: Some(room()),
                 from: "alice".into(),
                 to: "al".into(),
+                upload_token: None,
             },
             ServerMsg::Renamed {
                 room: None,
                 from: "alice".into(),
                 to: "al".into(),
+                upload_token: Some("g1.1700003600000.1.YWw.bWFj.mac".into()),
             },
             ServerMsg::Rooms {
                 rooms: vec![RoomInfo {

@@ -273,10 +273,13 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 attachments,
             }
         ),
-        (opt_text(), text(), text()).prop_map(|(room, from, to)| ServerMsg::Renamed {
-            room,
-            from,
-            to
+        (opt_text(), text(), text(), opt_text()).prop_map(|(room, from, to, upload_token)| {
+            ServerMsg::Renamed {
+                room,
+                from,
+                to,
+                upload_token,
+            }
         }),
         prop::collection::vec(room_info, 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
         (text(), text()).prop_map(|(room, user)| ServerMsg::Typing { room, user }),

@@ -617,6 +617,7 @@ impl ChatState {
                 room: None,
                 from,
                 to,
+                ..
             } => {
                 self.me = Some(to.clone());
                 self.wanted_name = Some(to.clone());
@@ -633,6 +634,7 @@ impl ChatState {
                 room: Some(room),
                 from,
                 to,
+                ..
             } => {
                 let target = Target::Room(room);
                 if let Some(chat) = self.chat_mut(&target) {
@@ -958,6 +960,7 @@ mod tests {
             room: Some("lobby".into()),
             from: "zed".into(),
             to: "zoe".into(),
+            upload_token: None,
         });
         let chat = state.chat(&lobby).unwrap();
         assert_eq!(chat.members, names(&["al", "Carol", "zoe"]));
@@ -1032,6 +1035,7 @@ mod tests {
             room: None,
             from: "al".into(),
             to: "alice".into(),
+            upload_token: None,
         });
         assert_eq!(state.me.as_deref(), Some("alice"));
         assert_eq!(

@@ -217,6 +217,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             room: o.opt_str("room")?,
             from: o.str("from")?,
             to: o.str("to")?,
+            upload_token: o.opt_str("upload_token")?,
         },
         "rooms" => ServerMsg::Rooms {
             rooms: o.list("rooms", |r| {
@@ -677,10 +678,13 @@ mod tests {
                     attachments,
                 }
             ),
-            (opt_text(), text(), text()).prop_map(|(room, from, to)| ServerMsg::Renamed {
-                room,
-                from,
-                to
+            (opt_text(), text(), text(), opt_text()).prop_map(|(room, from, to, upload_token)| {
+                ServerMsg::Renamed {
+                    room,
+                    from,
+                    to,
+                    upload_token,
+                }
             }),
             prop::collection::vec(room_info, 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
             (text(), text()).prop_map(|(room, user)| ServerMsg::Typing { room, user }),
