@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
 use hubbub_client::{Link, Pending};
-use hubbub_protocol::{ErrorCode, Limits, ServerMsg};
+use hubbub_protocol::{Attachment, ClientMsg, ErrorCode, Limits, ServerMsg};
 use yew::prelude::*;
 
 use crate::fmt::now_ms;
@@ -63,6 +63,8 @@ pub enum Entry {
         sent_at: u64,
         /// Sent by this user (under the name it had then).
         own: bool,
+        /// The files it carries (`text` is then an optional caption).
+        files: Vec<Attachment>,
     },
     /// A rename or other notice, shown apart from messages.
     System { id: u64, text: String, at: u64 },
@@ -224,21 +226,47 @@ impl<T> std::ops::Deref for Copied<T> {
     }
 }
 
-/// The connection task's one ledger of own messages on their way, shared
-/// for reading, with the number of its last change: two `Ledger`s are equal
-/// when no change came in between.
+/// The upload ids of the ledger's sends that carry files, by `client_id`.
+/// The client core's ledger records a send's text only; every frame written
+/// from it (the first time and on each resend, with the same `client_id`)
+/// gets its `attachments` from here ([`with_files`]).
+pub type Files = Rc<RefCell<Vec<(String, Vec<String>)>>>;
+
+/// `msg` (a `send` or `direct` from the ledger) with its files.
+pub fn with_files(files: &[(String, Vec<String>)], mut msg: ClientMsg) -> ClientMsg {
+    if let ClientMsg::Send {
+        client_id: Some(id),
+        attachments,
+        ..
+    }
+    | ClientMsg::Direct {
+        client_id: Some(id),
+        attachments,
+        ..
+    } = &mut msg
+    {
+        if let Some((_, ids)) = files.iter().find(|(c, _)| c == id) {
+            attachments.clone_from(ids);
+        }
+    }
+    msg
+}
+
+/// The connection task's one ledger of own messages on their way (and
+/// their files), shared for reading, with the number of its last change:
+/// two `Ledger`s are equal when no change came in between.
 #[derive(Debug, Clone)]
-pub struct Ledger(Rc<RefCell<Pending>>, u64);
+pub struct Ledger(Rc<RefCell<Pending>>, Files, u64);
 
 impl Ledger {
-    pub fn new(ledger: Rc<RefCell<Pending>>, version: u64) -> Ledger {
-        Ledger(ledger, version)
+    pub fn new(ledger: Rc<RefCell<Pending>>, files: Files, version: u64) -> Ledger {
+        Ledger(ledger, files, version)
     }
 }
 
 impl PartialEq for Ledger {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0) && self.1 == other.1
+        Rc::ptr_eq(&self.0, &other.0) && self.2 == other.2
     }
 }
 
@@ -271,6 +299,9 @@ pub struct ChatState {
     pub notice: Option<Notice>,
     /// The server's limits (defaults until `welcome`).
     pub limits: Limits,
+    /// A guest's upload token from the last `welcome` (`None` for an
+    /// account, whose cookie authorizes its uploads and downloads).
+    pub upload_token: Option<String>,
     /// Whether `GET /api/session` has answered; the first screen waits for it.
     pub session_checked: bool,
     /// The account signed in with; `None` for a guest (or nobody).
@@ -296,7 +327,7 @@ impl ChatState {
             .or_else(|| chats.first().map(|c| c.target.clone()));
         ChatState {
             link: Link::Idle,
-            pending: Ledger::new(Rc::new(RefCell::new(Pending::new(""))), 0),
+            pending: Ledger::new(Rc::new(RefCell::new(Pending::new(""))), Files::default(), 0),
             me: None,
             wanted_name: name,
             name_error: None,
@@ -305,6 +336,7 @@ impl ChatState {
             directory: Vec::new(),
             notice: None,
             limits: Limits::default(),
+            upload_token: None,
             session_checked: false,
             account: None,
             guests: true,
@@ -326,8 +358,10 @@ impl ChatState {
         self.current.as_ref().and_then(|t| self.chat(t))
     }
 
-    /// Own messages on their way to `target`, oldest first.
+    /// Own messages on their way to `target`, oldest first, with their
+    /// files.
     pub fn pending_for(&self, target: &Target) -> Vec<PendingSend> {
+        let files = self.pending.1.borrow();
         self.pending
             .0
             .borrow()
@@ -336,7 +370,10 @@ impl ChatState {
                 Target::Room(room) => p.room() == Some(room.as_str()),
                 Target::Direct(user) => p.to() == Some(user.as_str()),
             })
-            .cloned()
+            .map(|p| PendingSend {
+                request: with_files(&files, p.request.clone()),
+                ..p.clone()
+            })
             .collect()
     }
 
@@ -478,7 +515,13 @@ impl ChatState {
 
     fn apply_server(&mut self, msg: ServerMsg) {
         match msg {
-            ServerMsg::Welcome { user, limits, .. } => {
+            ServerMsg::Welcome {
+                user,
+                limits,
+                upload_token,
+                ..
+            } => {
+                self.upload_token = upload_token;
                 self.me = Some(user.clone());
                 self.wanted_name = Some(user);
                 self.name_error = None;
@@ -526,7 +569,7 @@ impl ChatState {
                 from,
                 text,
                 sent_at,
-                ..
+                attachments,
             } => {
                 let target = Target::Room(room);
                 let own = self.is_me(&from);
@@ -545,6 +588,7 @@ impl ChatState {
                     text,
                     sent_at,
                     own,
+                    files: attachments,
                 });
                 if !own {
                     self.bump_unread(&target);
@@ -583,6 +627,7 @@ impl ChatState {
                         text: m.text,
                         sent_at: m.sent_at,
                         own,
+                        files: m.attachments,
                     });
                 }
             }
@@ -595,7 +640,7 @@ impl ChatState {
                 to,
                 text,
                 sent_at,
-                ..
+                attachments,
             } => {
                 let own = self.is_me(&from);
                 let target = Target::Direct(if own { to } else { from.clone() });
@@ -608,6 +653,7 @@ impl ChatState {
                     text,
                     sent_at,
                     own,
+                    files: attachments,
                 });
                 if !own {
                     self.bump_unread(&target);
@@ -1089,15 +1135,19 @@ mod tests {
         let mut ledger = Pending::new("p");
         ledger.send("lobby", "hi").unwrap();
         ledger.direct("bob", "psst").unwrap();
+        // The direct message carries a file; what the ledger shows has it.
+        let files: Files = Rc::new(RefCell::new(vec![("p-2".into(), names(&["f1"]))]));
         state = reduce(
             state,
-            Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), 1)),
+            Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), files, 1)),
         );
         assert_eq!(state.pending_for(&lobby)[0].text(), "hi");
-        assert_eq!(
-            state.pending_for(&Target::Direct("bob".into()))[0].text(),
-            "psst"
-        );
+        assert!(matches!(&state.pending_for(&lobby)[0].request,
+            ClientMsg::Send { attachments, .. } if attachments.is_empty()));
+        let psst = &state.pending_for(&Target::Direct("bob".into()))[0];
+        assert_eq!(psst.text(), "psst");
+        assert!(matches!(&psst.request,
+            ClientMsg::Direct { attachments, .. } if *attachments == names(&["f1"])));
         let msg = ServerMsg::Message {
             room: "lobby".into(),
             seq: 1,
@@ -1202,5 +1252,113 @@ mod tests {
             attachments: Vec::new(),
         });
         assert_eq!(state.chat(&bob).unwrap().entries.len(), 2);
+    }
+
+    fn photo(id: &str) -> Attachment {
+        Attachment {
+            id: id.into(),
+            name: format!("{id}.png"),
+            size: 1234,
+            mime: "image/png".into(),
+            width: Some(640),
+            height: Some(480),
+        }
+    }
+
+    #[test]
+    fn attachments_stay_with_their_message_everywhere() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        let files = |state: &ChatState, target: &Target| -> Vec<Vec<String>> {
+            state
+                .chat(target)
+                .unwrap()
+                .entries
+                .iter()
+                .filter_map(|e| match &**e {
+                    Entry::Message { files, .. } => {
+                        Some(files.iter().map(|f| f.id.clone()).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut old = match history(&[1], false, None, false) {
+            ServerMsg::History { messages, .. } => messages,
+            _ => unreachable!(),
+        };
+        old[0].attachments = vec![photo("h1")];
+        state.apply_server(ServerMsg::History {
+            room: "lobby".into(),
+            messages: old,
+            has_more: false,
+            before: None,
+            resync: false,
+        });
+        // A message of files only: no caption.
+        state.apply_server(ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 2,
+            from: "bob".into(),
+            text: String::new(),
+            sent_at: 20,
+            attachments: vec![photo("m1"), photo("m2")],
+        });
+        assert_eq!(
+            files(&state, &lobby),
+            vec![names(&["h1"]), names(&["m1", "m2"])]
+        );
+        state.apply_server(ServerMsg::Direct {
+            from: "bob".into(),
+            to: "al".into(),
+            text: "look".into(),
+            sent_at: 30,
+            attachments: vec![photo("d1")],
+        });
+        assert_eq!(
+            files(&state, &Target::Direct("bob".into())),
+            vec![names(&["d1"])]
+        );
+    }
+
+    #[test]
+    fn each_welcome_brings_the_current_upload_token() {
+        let mut state = welcomed();
+        assert_eq!(state.upload_token, None);
+        let welcome = |token: Option<&str>| ServerMsg::Welcome {
+            user: "al".into(),
+            protocol: 1,
+            heartbeat_ms: 1000,
+            idle_timeout_ms: 3000,
+            server_time: 0,
+            limits: Limits {
+                max_files_per_message: 3,
+                ..Limits::default()
+            },
+            upload_token: token.map(str::to_string),
+        };
+        state.apply_server(welcome(Some("g1.a")));
+        assert_eq!(state.upload_token.as_deref(), Some("g1.a"));
+        assert_eq!(state.limits.max_files_per_message, 3);
+        state.apply_server(welcome(Some("g1.b")));
+        assert_eq!(state.upload_token.as_deref(), Some("g1.b"));
+        // Signed in now: the cookie authorizes, no token.
+        state.apply_server(welcome(None));
+        assert_eq!(state.upload_token, None);
+    }
+
+    #[test]
+    fn a_ledger_frame_gets_its_files_and_no_other() {
+        let files = vec![("c-2".to_string(), names(&["u1", "u2"]))];
+        let send = |id: &str| ClientMsg::Send {
+            room: "lobby".into(),
+            text: String::new(),
+            client_id: Some(id.into()),
+            attachments: Vec::new(),
+        };
+        assert!(matches!(with_files(&files, send("c-2")),
+            ClientMsg::Send { attachments, .. } if attachments == names(&["u1", "u2"])));
+        assert_eq!(with_files(&files, send("c-1")), send("c-1"));
+        assert_eq!(with_files(&files, ClientMsg::Rooms), ClientMsg::Rooms);
     }
 }
