@@ -129,6 +129,10 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_RETENTION_AGE", value_parser = humantime::parse_duration)]
     pub retention_age: Option<Duration>,
 
+    /// How often retention runs (with one of the two above).
+    #[arg(long, env = "HUBBUB_RETENTION_INTERVAL", default_value = "1min", value_parser = positive_duration)]
+    pub retention_interval: Duration,
+
     /// Whether people may chat without an account (`on`/`off`). Guests
     /// pick a name in `hello`; a registered name is never theirs to take.
     #[arg(long, env = "HUBBUB_GUESTS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
@@ -171,6 +175,18 @@ pub struct Config {
     /// it is refused with `quota_exceeded`.
     #[arg(long, env = "HUBBUB_MAX_UPLOAD_BYTES_PER_USER", default_value_t = 1024 * 1024 * 1024)]
     pub max_upload_bytes_per_user: u64,
+
+    /// Most files one message (`send` or `direct`) may carry; more is
+    /// refused with `too_many_files`.
+    #[arg(long, env = "HUBBUB_MAX_FILES_PER_MESSAGE", default_value_t = Limits::DEFAULT_MAX_FILES_PER_MESSAGE,
+          value_parser = at_least_one)]
+    pub max_files_per_message: usize,
+
+    /// How long an upload that no message carries is kept: an upload never
+    /// sent, and the files of messages retention dropped, are deleted
+    /// (their bytes too, once no file has them) when older than this.
+    #[arg(long, env = "HUBBUB_UNSENT_FILE_TTL", default_value = "1day", value_parser = positive_duration)]
+    pub unsent_file_ttl: Duration,
 
     /// Most HTTP connections (every accepted connection until it upgrades to
     /// a WebSocket, TLS handshake included) from one client address; one more
@@ -236,6 +252,24 @@ fn on_off(value: &str) -> Result<bool, String> {
     }
 }
 
+/// A count above zero.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// A duration above zero, as humantime writes it (`90s`, `1day`).
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// Which [`crate::store::Store`] keeps messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
@@ -278,6 +312,7 @@ impl Config {
             max_text_bytes: self.max_text_bytes,
             max_rooms: self.max_rooms,
             max_history: Limits::DEFAULT_MAX_HISTORY,
+            max_files_per_message: self.max_files_per_message,
             ..Limits::default()
         }
     }

@@ -36,8 +36,16 @@
 //! name on this node). Per user: `--uploads-per-minute` (governor) and
 //! `--max-upload-bytes-per-user`.
 //!
-//! **Download.** Only the uploader may fetch a file; to anyone else it does
-//! not exist (404, so ids cannot be probed). Served by tower-http's
+//! **Download.** Its uploader may fetch a file, and so may ([`may_read`]) a
+//! member (now, on any node) of a room whose stored messages carry it, and
+//! a user a direct message carrying it was sent to; to anyone else it does
+//! not exist (404, so ids cannot be probed). Which files a message carries
+//! is checked when it is sent (`crate::session`: only the sender's own
+//! uploads), and recorded with it ([`crate::store::Files::file_readers`]).
+//!
+//! **Deleting.** [`collect`] deletes, now and then, what no message carries
+//! any more (uploads never sent, files of messages retention dropped), and
+//! the bytes no file has. Served by tower-http's
 //! `ServeFile` (ranges, `HEAD`), with `ETag` (the SHA-256),
 //! `Cache-Control: private, max-age=31536000, immutable`, `nosniff`, and
 //! `Content-Disposition: attachment` for everything but the image types
@@ -70,7 +78,7 @@ use crate::auth::{self, ApiError, AppState};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::registry::ConnId;
-use crate::store::{FileRecord, StoreError};
+use crate::store::{FileReaders, FileRecord, StoreError};
 use crate::timers::now_ms;
 
 /// How long a guest's upload token is valid at most.
@@ -105,6 +113,10 @@ pub struct Uploads {
     rate: DefaultKeyedRateLimiter<String>,
     /// Bounds the images being decoded at once ([`DECODERS`]).
     decoders: tokio::sync::Semaphore,
+    /// Held (shared) by an upload from putting its bytes in `files/` to
+    /// recording them, and (exclusive) by [`collect`] while it deletes
+    /// bytes no file has: the same bytes uploaded meanwhile stay.
+    gate: tokio::sync::RwLock<()>,
 }
 
 impl Uploads {
@@ -117,6 +129,7 @@ impl Uploads {
             key,
             rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
             decoders: tokio::sync::Semaphore::new(DECODERS),
+            gate: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -390,6 +403,7 @@ async fn receive(hub: &Hub, headers: &HeaderMap, request: Request) -> Result<Res
     }
     let thumb_sha256 = thumb.as_ref().map(|t| t.sha256.clone());
     let (sha256, size) = (kept.sha256.clone(), kept.size);
+    let _gate = hub.uploads.gate.read().await;
     let created = {
         let uploads_dir = hub.uploads.dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -672,13 +686,111 @@ async fn visible(
         }
     };
     let lookup = id.to_string();
-    let file = hub.with_store(move |store| store.file(&lookup)).await?;
-    match file.filter(|f| name_key(&f.uploader) == name_key(&user)) {
-        Some(file) => Ok(file),
-        None => {
-            tracing::info!(%id, %user, "download refused: no such file for this user");
-            Err(ApiError::FileNotFound)
+    let (file, readers) = hub
+        .with_store(move |store| {
+            let Some(file) = store.file(&lookup)? else {
+                return Ok((None, FileReaders::default()));
+            };
+            let readers = store.file_readers(&lookup)?;
+            Ok((Some(file), readers))
+        })
+        .await?;
+    let Some(file) = file else {
+        tracing::info!(%id, %user, "download refused: no such file");
+        return Err(ApiError::FileNotFound);
+    };
+    if may_read(hub, &user, &file, readers).await? {
+        Ok(file)
+    } else {
+        tracing::info!(%id, %user, "download refused: not the uploader nor a reader");
+        Err(ApiError::FileNotFound)
+    }
+}
+
+/// Whether `user` may read `file`: its uploader; a user a direct message
+/// gave it to; a member now, on any node, of a room whose messages carry it.
+async fn may_read(
+    hub: &Hub,
+    user: &str,
+    file: &FileRecord,
+    readers: FileReaders,
+) -> Result<bool, ApiError> {
+    let key = name_key(user);
+    if name_key(&file.uploader) == key || readers.users.contains(&key) {
+        return Ok(true);
+    }
+    if readers
+        .rooms
+        .iter()
+        .any(|room| hub.room(room).is_some_and(|r| r.has_member(user)))
+    {
+        return Ok(true);
+    }
+    if readers.rooms.is_empty() || !hub.clustered() {
+        return Ok(false);
+    }
+    // A member through another node (this one may not have the room open).
+    let node = hub.node_id.clone();
+    let elsewhere = hub
+        .with_store(move |store| match store.node_presence() {
+            Some(presence) => presence.others(&node, &readers.rooms),
+            None => Ok(Vec::new()),
+        })
+        .await?;
+    Ok(elsewhere.iter().any(|(_, name, _)| name_key(name) == key))
+}
+
+/// Deletes, now and then, the files no message carries any more
+/// ([`crate::store::Files::collect_files`]): uploads never sent, older than
+/// `--unsent-file-ttl`, and the files of messages retention dropped; a
+/// direct message's share lasts as long as `--retention-age` keeps
+/// messages. Bytes no file has any more leave `files/` (and the store).
+pub async fn collect(hub: std::sync::Arc<Hub>) {
+    let ttl = hub.config.unsent_file_ttl;
+    let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(600));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
         }
+        let now = now_ms();
+        let uploaded_before = now.saturating_sub(ttl.as_millis() as u64);
+        let shared_before = hub
+            .config
+            .retention_age
+            .map_or(0, |age| now.saturating_sub(age.as_millis() as u64));
+        let unused = match hub
+            .with_store(move |store| store.collect_files(uploaded_before, shared_before))
+            .await
+        {
+            Ok(unused) => unused,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot collect unused files");
+                continue;
+            }
+        };
+        if unused.is_empty() {
+            continue;
+        }
+        let _gate = hub.uploads.gate.write().await;
+        let mut removed = 0;
+        for sha256 in unused {
+            // The same bytes may have been uploaded again since.
+            let check = sha256.clone();
+            if let Ok(false) = hub
+                .with_store(move |store| store.bytes_in_use(&check))
+                .await
+            {
+                if tokio::fs::remove_file(hub.uploads.blob(&sha256))
+                    .await
+                    .is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        tracing::info!(removed, "unused files deleted");
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
+use hubbub_protocol::{close, names, Attachment, ErrorCode, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -91,7 +91,7 @@ impl Hub {
         let metrics = Metrics::new();
         let persist = Persister::start(
             Arc::clone(&store),
-            config.retention(),
+            (config.retention(), config.retention_interval),
             config.commit_window,
             Arc::clone(&metrics),
         );
@@ -195,7 +195,7 @@ impl Hub {
     }
 
     /// Whether this node shares its store with other nodes (`--cluster`).
-    fn clustered(&self) -> bool {
+    pub fn clustered(&self) -> bool {
         self.store.node_presence().is_some()
     }
 
@@ -504,6 +504,7 @@ impl Hub {
         from: &str,
         text: String,
         client_id: Option<String>,
+        attachments: Vec<Attachment>,
     ) -> Result<Said, (ErrorCode, String)> {
         if self.persist.is_failing() {
             return Err((
@@ -512,9 +513,20 @@ impl Hub {
             ));
         }
         let said = room
-            .say(conn, from, names::name_key(from), text, client_id, |msg| {
-                self.persist.submit(Arc::clone(room), msg)
-            })
+            .say(
+                conn,
+                names::name_key(from),
+                StoredMessage {
+                    room: room.name.clone(),
+                    seq: 0,
+                    from: from.to_string(),
+                    text,
+                    sent_at: 0,
+                    client_id,
+                    attachments,
+                },
+                |msg| self.persist.submit(Arc::clone(room), msg),
+            )
             .ok_or_else(|| {
                 (
                     ErrorCode::Unavailable,
@@ -576,6 +588,25 @@ impl Hub {
         Ok(infos)
     }
 
+    /// Lets `to` read the files `ids` before a direct message shows them:
+    /// `unknown_user` if `to` is not online here or on another node.
+    pub async fn share_files(&self, to: &str, ids: &[String]) -> Result<(), (ErrorCode, String)> {
+        let key = names::name_key(to);
+        let online = self.registry.user(&key).is_some()
+            || (self.clustered() && self.registry.remote_user(&key).is_some());
+        if !online {
+            return Err((ErrorCode::UnknownUser, format!("{to:?} is not online")));
+        }
+        let ids = ids.to_vec();
+        self.with_store(move |store| store.share_files(&ids, &key, now_ms()))
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "cannot share files");
+                let why = "the files cannot be shared right now; retry shortly";
+                (ErrorCode::Unavailable, why.to_string())
+            })
+    }
+
     /// Delivers a direct message to `to` and echoes it to the sender, on
     /// this node and, in a cluster, through the other nodes (where the
     /// recipient or the sender's other tabs may be).
@@ -585,6 +616,7 @@ impl Hub {
         from: &str,
         to: &str,
         text: String,
+        attachments: Vec<Attachment>,
     ) -> Result<(), (ErrorCode, String)> {
         let cluster = self.clustered();
         let to_key = names::name_key(to);
@@ -608,7 +640,7 @@ impl Hub {
             to: to_name.clone(),
             text,
             sent_at: now_ms(),
-            attachments: Vec::new(),
+            attachments,
         });
         for conn in targets {
             conn.outbox.push(&msg);

@@ -163,6 +163,7 @@ pub async fn run_with_gateway(
     // Nodes sharing the store: their commits land in our room logs.
     let cluster = cluster::Cluster::start(&hub, store).map_err(std::io::Error::other)?;
     let heartbeat = tokio::spawn(timers::run(Arc::clone(&hub)));
+    let collector = tokio::spawn(files::collect(Arc::clone(&hub)));
     let flusher = tokio::spawn(Arc::clone(&hub.flusher).run(hub.config.write_coalesce));
     // Stops accepting when the hub begins shutting down; its connections
     // are closed (1001) with the others and tracked by `hub.tasks`.
@@ -204,6 +205,7 @@ pub async fn run_with_gateway(
         );
     }
     heartbeat.abort();
+    collector.abort();
     flusher.abort();
     if let Some(thread) = cluster.and_then(cluster::Cluster::stop) {
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;

@@ -35,8 +35,6 @@ use crate::timers::now_ms;
 pub const MAX_BATCH: usize = 4096;
 /// Most messages waiting for the persist thread; past it `send` gets `unavailable`.
 pub const QUEUE_CAPACITY: usize = 65_536;
-/// How often retention is applied.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 struct Job {
     room: Arc<Room>,
@@ -55,7 +53,7 @@ impl Persister {
     /// Starts the persist thread over `store`.
     pub fn start(
         store: Arc<dyn Store>,
-        retention: Retention,
+        retention: (Retention, Duration),
         window: Duration,
         metrics: Arc<Metrics>,
     ) -> Persister {
@@ -107,7 +105,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 fn persist_loop(
     store: Arc<dyn Store>,
     rx: Receiver<Job>,
-    retention: Retention,
+    (retention, prune_every): (Retention, Duration),
     window: Duration,
     metrics: Arc<Metrics>,
     failing: Arc<AtomicBool>,
@@ -118,14 +116,14 @@ fn persist_loop(
     let mut rooms = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        if prunes && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+        if prunes && last_prune.is_none_or(|at| at.elapsed() >= prune_every) {
             last_prune = Some(Instant::now());
             match store.prune(retention, now_ms()) {
                 Ok(dropped) => tracing::debug!(dropped, "retention applied"),
                 Err(err) => tracing::error!(error = %err, "retention failed"),
             }
         }
-        let first = match rx.recv_timeout(PRUNE_EVERY) {
+        let first = match rx.recv_timeout(prune_every) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,

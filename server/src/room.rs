@@ -61,7 +61,7 @@ impl Wire {
             from: msg.from.clone(),
             text: msg.text.clone(),
             sent_at: msg.sent_at,
-            attachments: Vec::new(),
+            attachments: msg.attachments.clone(),
         }
         .to_json();
         let mut header = [0; ws::MAX_SERVER_HEADER];
@@ -89,7 +89,7 @@ pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
         from: msg.from.clone(),
         text: msg.text.clone(),
         sent_at: msg.sent_at,
-        attachments: Vec::new(),
+        attachments: msg.attachments.clone(),
     }
 }
 
@@ -544,19 +544,19 @@ impl Room {
         idle
     }
 
-    /// Gives a message from `from` (whose key is `user`) the next `seq`, or
-    /// recognises a retry of its `client_id`. `submit` hands it to the
-    /// persist thread; if it refuses, nothing changes.
+    /// Gives `draft` (a message from the user whose key is `user`; its
+    /// `seq` and `sent_at` are set here) the next `seq`, or recognises a
+    /// retry of its `client_id`. `submit` hands it to the persist thread;
+    /// if it refuses, nothing changes.
     pub fn say(
         &self,
         conn: &Arc<Conn>,
-        from: &str,
         user: String,
-        text: String,
-        client_id: Option<String>,
+        draft: StoredMessage,
         submit: impl FnOnce(StoredMessage) -> bool,
     ) -> Option<Said> {
         let mut state = self.state.lock();
+        let client_id = draft.client_id.clone();
         let key = client_id.as_ref().map(|id| (user, id.clone()));
         if let Some(key) = &key {
             // Committed: ack it again. Not yet: ack it with the first.
@@ -576,12 +576,9 @@ impl Room {
         // gives the final one at commit.
         let seq = state.last_seq + 1;
         let msg = StoredMessage {
-            room: self.name.clone(),
             seq,
-            from: from.to_string(),
-            text,
             sent_at: crate::timers::now_ms(),
-            client_id: client_id.clone(),
+            ..draft
         };
         if !submit(msg) {
             return None;
@@ -592,6 +589,11 @@ impl Room {
             ackers: vec![(Arc::clone(conn), client_id)],
         });
         Some(Said::Queued)
+    }
+
+    /// Whether `name` is a member now, here or on another node.
+    pub fn has_member(&self, name: &str) -> bool {
+        self.state.lock().is_online(name)
     }
 
     /// Who is online now (here or on another node), sorted.

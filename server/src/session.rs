@@ -10,7 +10,8 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use hubbub_protocol::{
-    close, decode_client, names, ClientMsg, ErrorCode, HistoryMessage, ServerMsg, PROTOCOL_VERSION,
+    close, decode_client, names, Attachment, ClientMsg, ErrorCode, HistoryMessage, ServerMsg,
+    PROTOCOL_VERSION,
 };
 
 use crate::hub::Hub;
@@ -18,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{frame, Close};
 use crate::registry::Conn;
 use crate::room::{history_message, Name, Room, Said};
-use crate::store::Signal;
+use crate::store::{FileRecord, Signal, StoreError};
 use crate::timers::now_ms;
 
 /// Requests per second a connection may sustain, with a burst allowance
@@ -215,19 +216,26 @@ impl Session {
                 room,
                 text,
                 client_id,
-                ..
+                attachments,
             } => {
                 let Some(joined) = self.room(&room) else {
                     return self.not_in_room(&room, client_id);
                 };
-                if let Err((code, why)) =
-                    check_client_id(client_id.as_deref()).and_then(|()| self.check_text(&text))
+                let files = match check_client_id(client_id.as_deref())
+                    .and_then(|()| self.check_text(&text, !attachments.is_empty()))
                 {
-                    return self.reply_error_for(code, why, Some(&room), client_id);
-                }
+                    Ok(()) => self.attachments(attachments, &name).await,
+                    Err(refused) => Err(refused),
+                };
+                let files = match files {
+                    Ok(files) => files,
+                    Err((code, why)) => {
+                        return self.reply_error_for(code, why, Some(&room), client_id)
+                    }
+                };
                 match self
                     .hub
-                    .say(joined, &self.conn, &name, text, client_id.clone())
+                    .say(joined, &self.conn, &name, text, client_id.clone(), files)
                 {
                     Ok(Said::Queued | Said::Waiting) => {} // acked once durable
                     Ok(Said::Duplicate(seq)) => {
@@ -249,12 +257,24 @@ impl Session {
                 to,
                 text,
                 client_id,
-                ..
+                attachments,
             } => {
-                if let Err((code, why)) = check_client_id(client_id.as_deref())
-                    .and_then(|()| self.check_text(&text))
-                    .and_then(|()| self.hub.direct(&self.conn, &name, &to, text))
-                {
+                let mut sent = check_client_id(client_id.as_deref())
+                    .and_then(|()| self.check_text(&text, !attachments.is_empty()));
+                if sent.is_ok() && !attachments.is_empty() {
+                    // The recipient may fetch them as soon as it sees them.
+                    sent = match self.attachments(attachments.clone(), &name).await {
+                        Ok(files) => self
+                            .hub
+                            .share_files(&to, &attachments)
+                            .await
+                            .and_then(|()| self.hub.direct(&self.conn, &name, &to, text, files)),
+                        Err(refused) => Err(refused),
+                    };
+                } else if sent.is_ok() {
+                    sent = self.hub.direct(&self.conn, &name, &to, text, Vec::new());
+                }
+                if let Err((code, why)) = sent {
                     return self.reply_error_for(code, why, None, client_id);
                 }
                 self.conn.send(&ServerMsg::Ack {
@@ -491,9 +511,62 @@ impl Session {
         );
     }
 
-    fn check_text(&self, text: &str) -> Result<(), (ErrorCode, String)> {
+    /// The files `ids` as a message of `name` carries them: each an upload
+    /// of `name`'s, at most `--max-files-per-message`, each once.
+    async fn attachments(
+        &self,
+        ids: Vec<String>,
+        name: &str,
+    ) -> Result<Vec<Attachment>, (ErrorCode, String)> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max = self.hub.config.max_files_per_message;
+        if ids.len() > max {
+            let why = format!("a message carries at most {max} files");
+            return Err((ErrorCode::TooManyFiles, why));
+        }
+        if let Some(twice) = ids
+            .iter()
+            .enumerate()
+            .find(|(i, id)| ids[..*i].contains(id))
+        {
+            let why = format!("file {:?} is attached twice", twice.1);
+            return Err((ErrorCode::BadField, why));
+        }
+        let lookup = ids.clone();
+        let found = self
+            .hub
+            .with_store(move |store| {
+                lookup
+                    .iter()
+                    .map(|id| store.file(id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|err: StoreError| {
+                tracing::error!(error = %err, "cannot look up attachments");
+                let why = "files cannot be attached right now; retry shortly";
+                (ErrorCode::Unavailable, why.to_string())
+            })?;
+        let me = names::name_key(name);
+        ids.iter()
+            .zip(found)
+            .map(|(id, file): (&String, Option<FileRecord>)| match file {
+                Some(file) if names::name_key(&file.uploader) == me => Ok(file.attachment()),
+                _ => {
+                    let shown: String = id.chars().take(64).collect();
+                    let why = format!("no file {shown:?} uploaded by you");
+                    Err((ErrorCode::UnknownFile, why))
+                }
+            })
+            .collect()
+    }
+
+    /// `text` as a message may say it; empty only with files.
+    fn check_text(&self, text: &str, with_files: bool) -> Result<(), (ErrorCode, String)> {
         let max = self.hub.config.max_text_bytes;
-        if text.trim().is_empty() {
+        if text.trim().is_empty() && !with_files {
             Err((ErrorCode::EmptyText, "the message is empty".into()))
         } else if text.contains('\0') {
             // No store keeps it alike (PostgreSQL's text refuses it), and no

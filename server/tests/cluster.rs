@@ -640,6 +640,7 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
     let url = tokio::task::block_in_place(|| pg.database("chat"));
     let a = node(&url, Duration::from_secs(10)).await;
     let b = node(&url, Duration::from_secs(10)).await;
+    let c = node(&url, Duration::from_secs(10)).await;
     let bearer = account(&a, "alice").await;
     // Over one row of the store's chunks.
     let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 253) as u8).collect();
@@ -664,10 +665,51 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
     let got = http_raw(b.addr, "GET", &path, &ranged, Body::None).await;
     assert_eq!(got.status, 206);
     assert_eq!(got.body, bytes[1_400_000..1_400_010]);
-    // Someone else, on either node, gets the 404 of no file.
+    // Someone else, on any node, gets the 404 of no file.
     let bob = account(&b, "bob").await;
     let theirs = [("Authorization", bob.as_str())];
-    for node in [&b, &a] {
+    for node in [&b, &a, &c] {
+        let got = http_raw(node.addr, "GET", &path, &theirs, Body::None).await;
+        assert_eq!(got.status, 404);
+    }
+
+    // Sent in a room, through node A, to bob in it through node B.
+    let mut alices_tab = account_member(&a, &bearer).await;
+    let mut bobs_tab = account_member(&b, &bob).await;
+    // Node A knows bob is in the room once alice is told so.
+    alices_tab
+        .recv_until(|m| common::joined(m, "lobby", "bob"))
+        .await;
+    let id = up.json()["id"].as_str().unwrap().to_string();
+    alices_tab
+        .send(json!({"type":"send","room":"lobby","text":"the report",
+                     "client_id":"r-1","attachments":[id]}))
+        .await;
+    let got = bobs_tab
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    let ServerMsg::Message { attachments, .. } = got else {
+        unreachable!()
+    };
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(
+        (attachments[0].id.as_str(), attachments[0].name.as_str()),
+        (id.as_str(), "report.bin")
+    );
+    assert_eq!(attachments[0].size, bytes.len() as u64);
+    // Bob may read it through every node: B (his), A (the room is open
+    // there, bob a member from afar) and C (the room is not open there).
+    for node in [&b, &a, &c] {
+        let got = http_raw(node.addr, "GET", &path, &theirs, Body::None).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, bytes);
+    }
+    // Once he leaves the room, nowhere.
+    bobs_tab.send(json!({"type":"leave","room":"lobby"})).await;
+    alices_tab
+        .recv_until(|m| common::left(m, "lobby", "bob"))
+        .await;
+    for node in [&b, &a, &c] {
         let got = http_raw(node.addr, "GET", &path, &theirs, Body::None).await;
         assert_eq!(got.status, 404);
     }

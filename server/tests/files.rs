@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{http, http_raw, Body, RawResponse, TestServer};
-use hubbub_protocol::ServerMsg;
+use hubbub_protocol::{Attachment, ServerMsg};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -509,4 +509,274 @@ async fn a_decompression_bomb_is_refused_from_its_header() {
     .await;
     assert_eq!(broken.status, 201);
     assert_eq!(broken.json()["mime"], "application/octet-stream");
+}
+
+/// The id of an upload's JSON answer.
+fn id_of(created: &RawResponse) -> String {
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    created.json()["id"].as_str().unwrap().to_string()
+}
+
+/// A file's thumbnail, with the token in the query as an `<img>` sends it.
+async fn thumbnail(server: &TestServer, token: &str, id: &str) -> RawResponse {
+    let path = format!("/api/files/{id}/thumb?token={token}");
+    http_raw(server.addr, "GET", &path, &[], Body::None).await
+}
+
+#[tokio::test]
+async fn a_file_sent_in_a_room_reaches_its_members_and_only_them() {
+    let server = TestServer::default().await;
+    let (mut alice, alice_token) = guest(&server, "alice").await;
+    let (mut bob, bob_token) = guest(&server, "bob").await;
+    let (mut carol, carol_token) = guest(&server, "carol").await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+    let png = encode(&gradient(40, 30), image::ImageFormat::Png);
+    let image = upload(&server, &alice_token, "cat.png", &png).await;
+    let image_size = image.json()["size"].as_u64().unwrap();
+    let image_id = id_of(&image);
+    let notes_id = id_of(&upload(&server, &alice_token, "notes.txt", b"hello notes").await);
+    // Not sent yet: the uploader's alone.
+    assert_eq!(
+        download(&server, &bob_token, &image_id, &[]).await.status,
+        404
+    );
+
+    alice
+        .send(
+            json!({"type":"send","room":"lobby","text":"","client_id":"c-1",
+                     "attachments":[image_id, notes_id]}),
+        )
+        .await;
+    let ServerMsg::Message {
+        from,
+        text,
+        attachments,
+        ..
+    } = bob
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((from.as_str(), text.as_str()), ("alice", ""));
+    assert_eq!(
+        attachments,
+        [
+            Attachment {
+                id: image_id.clone(),
+                name: "cat.png".into(),
+                size: image_size,
+                mime: "image/png".into(),
+                width: Some(40),
+                height: Some(30),
+            },
+            Attachment {
+                id: notes_id.clone(),
+                name: "notes.txt".into(),
+                size: 11,
+                mime: "application/octet-stream".into(),
+                width: None,
+                height: None,
+            }
+        ]
+    );
+    assert!(matches!(
+        alice
+            .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
+            .await,
+        ServerMsg::Ack { seq: Some(1), .. }
+    ));
+
+    // A member gets the bytes the uploader gets, and the thumbnail.
+    let mine = download(&server, &alice_token, &image_id, &[]).await;
+    let his = download(&server, &bob_token, &image_id, &[]).await;
+    assert_eq!((his.status, &his.body), (200, &mine.body));
+    assert_eq!(thumbnail(&server, &bob_token, &image_id).await.status, 200);
+    let notes = download(&server, &bob_token, &notes_id, &[]).await;
+    assert_eq!(notes.body, b"hello notes");
+
+    // Not a member: the 404 of no file, thumbnail included.
+    let outside = download(&server, &carol_token, &image_id, &[]).await;
+    assert_eq!(
+        (outside.status, outside.json()["error"].clone()),
+        (404, json!("not_found"))
+    );
+    assert_eq!(
+        thumbnail(&server, &carol_token, &image_id).await.status,
+        404
+    );
+    // A newcomer's history carries the files, and it may read them.
+    let ServerMsg::History { messages, .. } = carol.join_with_history("lobby").await else {
+        panic!("history on join")
+    };
+    assert_eq!(messages[0].attachments, attachments);
+    assert_eq!(
+        download(&server, &carol_token, &notes_id, &[]).await.status,
+        200
+    );
+    // Leaving the room ends it.
+    carol.send(json!({"type":"leave","room":"lobby"})).await;
+    carol
+        .recv_until(|m| matches!(m, ServerMsg::LeaveOk { .. }))
+        .await;
+    assert_eq!(
+        download(&server, &carol_token, &notes_id, &[]).await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn attachments_are_checked() {
+    let server = TestServer::start(|c| c.max_files_per_message = 2).await;
+    let mut alice = common::Client::connect(&server.url()).await;
+    let ServerMsg::Welcome {
+        limits,
+        upload_token: Some(alice_token),
+        ..
+    } = alice.hello("alice").await
+    else {
+        panic!("a welcome")
+    };
+    assert_eq!(limits.max_files_per_message, 2);
+    let (_bob, bob_token) = guest(&server, "bob").await;
+    alice.join("lobby").await;
+    let mine: Vec<String> = futures_util::future::join_all(
+        ["a.bin", "b.bin", "c.bin"]
+            .map(|name| upload(&server, &alice_token, name, name.as_bytes())),
+    )
+    .await
+    .iter()
+    .map(id_of)
+    .collect();
+    let bobs = id_of(&upload(&server, &bob_token, "bob.bin", b"bob's").await);
+
+    for (attachments, text, code) in [
+        (json!(["AAAAAAAAAAAAAAAAAAAAAA"]), "", "unknown_file"),
+        (json!([bobs]), "not mine", "unknown_file"),
+        (json!(mine), "three", "too_many_files"),
+        (json!([mine[0], mine[0]]), "twice", "bad_field"),
+        (json!([]), " ", "empty_text"),
+    ] {
+        alice
+            .send(
+                json!({"type":"send","room":"lobby","text":text,"client_id":"x",
+                         "attachments":attachments}),
+            )
+            .await;
+        let refused = alice
+            .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+            .await;
+        assert!(
+            matches!(&refused, ServerMsg::Error { code: c, client_id: Some(id), room: Some(r), .. }
+                     if c.as_str() == code && id == "x" && r == "lobby"),
+            "{refused:?}"
+        );
+    }
+    // The same in a direct message.
+    alice
+        .send(json!({"type":"direct","to":"bob","text":"","client_id":"d",
+                     "attachments":[bobs]}))
+        .await;
+    alice.expect_error("unknown_file").await;
+    // Nothing of that was said; two of her own files, with no caption, are.
+    alice
+        .send(
+            json!({"type":"send","room":"lobby","text":"","client_id":"ok",
+                     "attachments":[mine[0], mine[1]]}),
+        )
+        .await;
+    let said = alice
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    assert!(
+        matches!(said, ServerMsg::Message { seq: 1, ref attachments, .. } if attachments.len() == 2)
+    );
+}
+
+#[tokio::test]
+async fn a_direct_message_gives_its_files_to_its_recipient_only() {
+    let server = TestServer::default().await;
+    let (mut alice, alice_token) = guest(&server, "alice").await;
+    let (mut bob, bob_token) = guest(&server, "bob").await;
+    let (_carol, carol_token) = guest(&server, "carol").await;
+    let id = id_of(&upload(&server, &alice_token, "psst.txt", b"between us").await);
+    alice
+        .send(
+            json!({"type":"direct","to":"zed","text":"","client_id":"d-0",
+                     "attachments":[id]}),
+        )
+        .await;
+    alice.expect_error("unknown_user").await;
+    alice
+        .send(
+            json!({"type":"direct","to":"bob","text":"for you","client_id":"d-1",
+                     "attachments":[id]}),
+        )
+        .await;
+    let got = bob
+        .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
+        .await;
+    assert!(
+        matches!(&got, ServerMsg::Direct { text, attachments, .. }
+                 if text == "for you" && attachments.len() == 1 && attachments[0].id == id),
+        "{got:?}"
+    );
+    assert_eq!(
+        download(&server, &bob_token, &id, &[]).await.body,
+        b"between us"
+    );
+    assert_eq!(download(&server, &carol_token, &id, &[]).await.status, 404);
+}
+
+/// Waits until `id` is gone for `token`'s user (the collector runs on its
+/// own clock; there is no event to wait for).
+async fn until_gone(server: &TestServer, token: &str, id: &str) {
+    let gone = async {
+        while download(server, token, id, &[]).await.status != 404 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), gone)
+        .await
+        .expect("the file was collected");
+}
+
+#[tokio::test]
+async fn files_no_message_carries_are_deleted_with_their_bytes() {
+    let server = TestServer::start(|c| {
+        c.retention_count = Some(1);
+        c.retention_interval = std::time::Duration::from_millis(100);
+        c.unsent_file_ttl = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (mut alice, token) = guest(&server, "alice").await;
+    alice.join("lobby").await;
+    let sent = id_of(&upload(&server, &token, "sent.bin", b"carried by a message").await);
+    alice
+        .send(
+            json!({"type":"send","room":"lobby","text":"","client_id":"c-1",
+                     "attachments":[sent]}),
+        )
+        .await;
+    alice
+        .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+    let unsent = id_of(&upload(&server, &token, "unsent.bin", b"never sent").await);
+    assert_eq!(kept_files(server.data.path()).len(), 2);
+
+    // Never sent: gone after its time, bytes too; the sent one stays.
+    until_gone(&server, &token, &unsent).await;
+    assert_eq!(download(&server, &token, &sent, &[]).await.status, 200);
+    assert_eq!(kept_files(server.data.path()).len(), 1);
+
+    // Retention drops the message that carried it: gone too.
+    alice.say("lobby", "pushes the first one out", "c-2").await;
+    until_gone(&server, &token, &sent).await;
+    assert_eq!(kept_files(server.data.path()), Vec::<String>::new());
 }

@@ -38,6 +38,8 @@ fn the_postgres_store_keeps_the_contract() {
     let files = PgStore::open(&pg.database("files"), false).unwrap();
     hubbub::store::contract::files(&files);
     hubbub::store::contract::shared_blobs(&files);
+    let attachments = PgStore::open(&pg.database("attachments"), false).unwrap();
+    hubbub::store::contract::attachments(&attachments);
     drop(messages);
     // Migrations ran once; opening again finds the schema and the data.
     let url = pg.url("messages");

@@ -5,7 +5,11 @@
 
 use std::time::Duration;
 
-use super::{Accounts, FileRecord, Files, Messages, Retention, StoredMessage, UserRecord};
+use hubbub_protocol::Attachment;
+
+use super::{
+    Accounts, FileReaders, FileRecord, Files, Messages, Retention, Store, StoredMessage, UserRecord,
+};
 
 fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
     StoredMessage {
@@ -15,6 +19,7 @@ fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
         text: format!("m{seq}"),
         sent_at,
         client_id: Some(format!("c-{seq}")),
+        attachments: Vec::new(),
     }
 }
 
@@ -204,4 +209,98 @@ pub fn shared_blobs(store: &dyn Files) {
         assert!(store.get_blob(name, &mut out).unwrap(), "{name}");
         assert_eq!(out, bytes, "{name}");
     }
+}
+
+/// What every store must do with files that messages carry, on an empty
+/// store: a message keeps its attachments, its room may read them, a direct
+/// message's recipient may read what it gave, and what nothing refers to
+/// any more is collected, its bytes with it once no file has them.
+pub fn attachments(store: &dyn Store) {
+    let (bytes, thumb, other) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
+    let image = FileRecord {
+        sha256: bytes.clone(),
+        thumb_sha256: Some(thumb.clone()),
+        width: Some(2),
+        height: Some(1),
+        uploaded_at: 1_000,
+        ..file("f1", "alice", 10)
+    };
+    let same_bytes = FileRecord {
+        id: "f2".into(),
+        thumb_sha256: None,
+        ..image.clone()
+    };
+    let given = FileRecord {
+        sha256: other.clone(),
+        uploaded_at: 1_000,
+        ..file("f3", "bob", 5)
+    };
+    for f in [&image, &same_bytes, &given] {
+        store.add_file(f).unwrap();
+    }
+    let carried = Attachment {
+        id: "f1".into(),
+        name: "f1.png".into(),
+        size: 10,
+        mime: "image/png".into(),
+        width: Some(2),
+        height: Some(1),
+    };
+    let first = StoredMessage {
+        attachments: vec![carried],
+        text: String::new(),
+        ..msg("r", 1, 2_000)
+    };
+    store.append(std::slice::from_ref(&first)).unwrap();
+    store.append(&[msg("r", 2, 2_001)]).unwrap();
+    assert_eq!(
+        store.history("r", None, 10).unwrap()[0],
+        first,
+        "kept whole"
+    );
+    assert_eq!(store.after("r", 0, 10).unwrap()[0], first);
+    assert_eq!(
+        store.file_readers("f1").unwrap(),
+        FileReaders {
+            rooms: vec!["r".into()],
+            users: vec![]
+        }
+    );
+    store.share_files(&["f3".into()], "carol", 2_000).unwrap();
+    assert_eq!(store.file_readers("f3").unwrap().users, ["carol"]);
+    assert_eq!(store.file_readers("f2").unwrap(), FileReaders::default());
+
+    // Too new to collect; then f2, never sent, goes, but its bytes are f1's.
+    assert_eq!(store.collect_files(1_000, 0).unwrap(), Vec::<String>::new());
+    assert!(store.file("f2").unwrap().is_some());
+    assert_eq!(store.collect_files(5_000, 0).unwrap(), Vec::<String>::new());
+    assert_eq!(store.file("f2").unwrap(), None);
+    assert!(store.bytes_in_use(&bytes).unwrap());
+
+    // Retention drops the message that carried f1: f1 goes with its bytes.
+    store
+        .prune(
+            Retention {
+                max_count: Some(1),
+                max_age: None,
+            },
+            3_000,
+        )
+        .unwrap();
+    assert_eq!(store.file_readers("f1").unwrap(), FileReaders::default());
+    let mut gone = store.collect_files(5_000, 0).unwrap();
+    gone.sort();
+    assert_eq!(gone, [bytes.clone(), thumb.clone()]);
+    assert_eq!(store.file("f1").unwrap(), None);
+    assert!(!store.bytes_in_use(&bytes).unwrap() && !store.bytes_in_use(&thumb).unwrap());
+    assert_eq!(
+        store.uploaded_bytes("alice").unwrap(),
+        0,
+        "the quota is freed"
+    );
+
+    // A share lasts until it is older than what retention keeps.
+    assert!(store.file("f3").unwrap().is_some());
+    assert_eq!(store.collect_files(5_000, 3_000).unwrap(), [other]);
+    assert_eq!(store.file("f3").unwrap(), None);
 }

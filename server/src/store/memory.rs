@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    Accounts, FileRecord, Files, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError,
-    StoredMessage, UserRecord,
+    Accounts, FileReaders, FileRecord, Files, Messages, Retention, RoomRecord, SessionRecord,
+    Store, StoreError, StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -26,6 +26,8 @@ pub struct MemoryStore {
     sessions: Mutex<HashMap<String, (String, u64)>>,
     /// Uploaded files by id.
     files: Mutex<HashMap<String, FileRecord>>,
+    /// Files direct messages gave: (file id, reader's name key, at).
+    shares: Mutex<Vec<(String, String, u64)>>,
 }
 
 impl Messages for MemoryStore {
@@ -197,6 +199,85 @@ impl Files for MemoryStore {
             .filter(|f| name_key(&f.uploader) == key)
             .map(|f| f.size)
             .sum())
+    }
+
+    fn share_files(&self, ids: &[String], user: &str, at_ms: u64) -> Result<(), StoreError> {
+        let mut shares = self.shares.lock();
+        shares.extend(ids.iter().map(|id| (id.clone(), user.to_string(), at_ms)));
+        Ok(())
+    }
+
+    fn file_readers(&self, id: &str) -> Result<FileReaders, StoreError> {
+        // Every stored message is looked at: this store is for tests and
+        // benchmarks, not for a server with files.
+        let mut rooms: Vec<String> = self
+            .rooms
+            .lock()
+            .iter()
+            .filter(|(_, log)| {
+                log.messages
+                    .iter()
+                    .any(|m| m.attachments.iter().any(|a| a.id == id))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        rooms.sort();
+        let mut users: Vec<String> = self
+            .shares
+            .lock()
+            .iter()
+            .filter(|(file, _, _)| file == id)
+            .map(|(_, user, _)| user.clone())
+            .collect();
+        users.sort();
+        users.dedup();
+        Ok(FileReaders { rooms, users })
+    }
+
+    fn collect_files(
+        &self,
+        uploaded_before_ms: u64,
+        shared_before_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut shares = self.shares.lock();
+        shares.retain(|(_, _, at)| *at >= shared_before_ms);
+        let carried: std::collections::HashSet<String> = self
+            .rooms
+            .lock()
+            .values()
+            .flat_map(|log| log.messages.iter())
+            .flat_map(|m| m.attachments.iter().map(|a| a.id.clone()))
+            .chain(shares.iter().map(|(id, _, _)| id.clone()))
+            .collect();
+        let mut files = self.files.lock();
+        let mut gone = Vec::new();
+        files.retain(|id, f| {
+            let keep = f.uploaded_at >= uploaded_before_ms || carried.contains(id);
+            if !keep {
+                gone.extend(
+                    [Some(f.sha256.clone()), f.thumb_sha256.clone()]
+                        .into_iter()
+                        .flatten(),
+                );
+            }
+            keep
+        });
+        gone.sort();
+        gone.dedup();
+        gone.retain(|sha| {
+            !files
+                .values()
+                .any(|f| &f.sha256 == sha || f.thumb_sha256.as_ref() == Some(sha))
+        });
+        Ok(gone)
+    }
+
+    fn bytes_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .files
+            .lock()
+            .values()
+            .any(|f| f.sha256 == sha256 || f.thumb_sha256.as_deref() == Some(sha256)))
     }
 }
 

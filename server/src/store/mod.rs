@@ -28,6 +28,8 @@ mod sqlite;
 
 use std::time::Duration;
 
+use hubbub_protocol::Attachment;
+
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
 
@@ -45,6 +47,36 @@ pub struct StoredMessage {
     pub sent_at: u64,
     /// The sender's id for the request, for idempotent retries.
     pub client_id: Option<String>,
+    /// Files the message carries (references to uploads, never bytes).
+    /// Storing the message also records that its room may read them
+    /// ([`Files::file_readers`]).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A message's attachments as a store keeps them: JSON, `None` for none.
+fn attachments_to_json(attachments: &[Attachment]) -> Option<String> {
+    (!attachments.is_empty())
+        .then(|| serde_json::to_string(attachments).expect("attachments serialize"))
+}
+
+/// The attachments [`attachments_to_json`] kept.
+fn attachments_from_json(json: Option<&str>) -> Vec<Attachment> {
+    match json {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(json).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "a stored message's attachments do not decode");
+            Vec::new()
+        }),
+    }
+}
+
+/// Who may read an uploaded file besides its uploader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReaders {
+    /// Rooms with a stored message that carries it: their members may.
+    pub rooms: Vec<String>,
+    /// Name keys of users a direct message gave it to.
+    pub users: Vec<String>,
 }
 
 /// What the hub needs to open a room.
@@ -80,6 +112,20 @@ pub struct FileRecord {
     pub height: Option<u32>,
     /// Hex SHA-256 of an image's thumbnail.
     pub thumb_sha256: Option<String>,
+}
+
+impl FileRecord {
+    /// The file as a message carries it.
+    pub fn attachment(&self) -> Attachment {
+        Attachment {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            mime: self.mime.clone(),
+            width: self.width,
+            height: self.height,
+        }
+    }
 }
 
 /// How long and how much to keep; `None` keeps everything.
@@ -355,6 +401,30 @@ pub trait Files: Send + Sync {
         Ok(())
     }
 
+    /// Records that a direct message gave the files `ids` to the user whose
+    /// name key is `user` (at `at_ms`, for retention by age).
+    fn share_files(&self, ids: &[String], user: &str, at_ms: u64) -> Result<(), StoreError>;
+
+    /// Who may read the file `id` besides its uploader.
+    fn file_readers(&self, id: &str) -> Result<FileReaders, StoreError>;
+
+    /// Forgets every file uploaded before `uploaded_before_ms` that no
+    /// stored message carries and no direct message gave anyone (so an
+    /// upload never sent, and the files of messages retention dropped),
+    /// with the direct-message shares older than `shared_before_ms`.
+    /// Gives the SHA-256 of bytes no file refers to any more (a store
+    /// that keeps bytes drops its copy): the node removes them from its
+    /// `files/` ([`Files::bytes_in_use`] first, under its upload gate).
+    fn collect_files(
+        &self,
+        uploaded_before_ms: u64,
+        shared_before_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Whether a file refers to the bytes whose SHA-256 is `sha256` (as its
+    /// bytes or its thumbnail).
+    fn bytes_in_use(&self, sha256: &str) -> Result<bool, StoreError>;
+
     /// Writes the bytes [`Files::put_blob`] kept under `sha256` to `out`;
     /// `false` (nothing written) if the store has none.
     fn get_blob(&self, _sha256: &str, _out: &mut dyn std::io::Write) -> Result<bool, StoreError> {
@@ -392,6 +462,13 @@ mod tests {
         contract::messages(&MemoryStore::default());
         contract::accounts(&MemoryStore::default());
         contract::files(&MemoryStore::default());
+        contract::attachments(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_attachment_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::attachments(&SqliteStore::open(dir.path()).unwrap());
     }
 
     #[test]

@@ -33,8 +33,9 @@ use std::collections::HashMap;
 use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
-    Accounts, Commits, FileRecord, Files, Held, Messages, News, NodePresence, Retention,
-    RoomRecord, SessionRecord, Signal, Store, StoreError, StoredMessage, UserRecord,
+    attachments_from_json, attachments_to_json, Accounts, Commits, FileReaders, FileRecord, Files,
+    Held, Messages, News, NodePresence, Retention, RoomRecord, SessionRecord, Signal, Store,
+    StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -125,6 +126,18 @@ const MIGRATIONS: &[&str] = &[
          data BYTEA NOT NULL,
          PRIMARY KEY (sha256, n)
      );",
+    // 10: files in messages: the message keeps their description; who may
+    // read a file is a row per message (room, seq) or direct share (reader).
+    "ALTER TABLE messages ADD COLUMN attachments TEXT;
+     CREATE TABLE file_refs (
+         file_id TEXT NOT NULL,
+         room TEXT,
+         seq BIGINT,
+         reader TEXT,
+         at BIGINT NOT NULL
+     );
+     CREATE INDEX file_refs_file ON file_refs (file_id);
+     CREATE INDEX file_refs_message ON file_refs (room, seq);",
 ];
 
 /// Bytes per row of `blobs`.
@@ -154,6 +167,8 @@ const MAX_NOTICE: usize = 7900;
 
 /// Advisory lock key taken while migrating (`'hubbub'` in ASCII, then 1).
 const MIGRATE_LOCK: i64 = 0x6875_6262_7562_0001;
+/// Advisory lock taken by [`Files::collect_files`].
+const COLLECT_LOCK: i64 = 0x6875_6262_7562_0003;
 /// Advisory lock key a running node holds (see the module docs).
 pub const NODE_LOCK: i64 = 0x6875_6262_7562_0002;
 /// Most idle connections the pool keeps.
@@ -383,9 +398,10 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 /// Inserts messages (their `seq` given) with one statement.
 /// Stores a batch of messages: one statement whatever its size.
-const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
+const INSERT_MESSAGES: &str =
+    "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments)
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
-                          $5::bigint[], $6::text[])";
+                          $5::bigint[], $6::text[], $7::text[])";
 
 fn insert(
     tx: &mut postgres::Transaction<'_>,
@@ -398,7 +414,35 @@ fn insert(
     let texts: Vec<&str> = batch.iter().map(|m| m.text.as_str()).collect();
     let sent: Vec<i64> = batch.iter().map(|m| int(m.sent_at)).collect();
     let ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
-    tx.execute(statement, &[&rooms, &seqs, &senders, &texts, &sent, &ids])?;
+    let files: Vec<Option<String>> = batch
+        .iter()
+        .map(|m| attachments_to_json(&m.attachments))
+        .collect();
+    tx.execute(
+        statement,
+        &[&rooms, &seqs, &senders, &texts, &sent, &ids, &files],
+    )?;
+    // Who may read what the messages carry: their rooms (rare; no
+    // statement when none do).
+    let carried: Vec<(&str, &str, i64, i64)> = batch
+        .iter()
+        .flat_map(|m| {
+            m.attachments
+                .iter()
+                .map(|a| (a.id.as_str(), m.room.as_str(), int(m.seq), int(m.sent_at)))
+        })
+        .collect();
+    if !carried.is_empty() {
+        let ids: Vec<&str> = carried.iter().map(|c| c.0).collect();
+        let rooms: Vec<&str> = carried.iter().map(|c| c.1).collect();
+        let seqs: Vec<i64> = carried.iter().map(|c| c.2).collect();
+        let at: Vec<i64> = carried.iter().map(|c| c.3).collect();
+        tx.execute(
+            "INSERT INTO file_refs (file_id, room, seq, at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
+            &[&ids, &rooms, &seqs, &at],
+        )?;
+    }
     Ok(())
 }
 
@@ -754,6 +798,7 @@ fn row_to_message(room: &str, row: &postgres::Row) -> StoredMessage {
         text: row.get(2),
         sent_at: row.get::<_, i64>(3) as u64,
         client_id: row.get(4),
+        attachments: attachments_from_json(row.get(5)),
     }
 }
 
@@ -765,7 +810,7 @@ fn page(
     limit: usize,
 ) -> Result<Vec<StoredMessage>, StoreError> {
     let rows = client.query(
-        "SELECT seq, sender, text, sent_at, client_id FROM messages
+        "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
          WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
         &[&room, &int(before), &(limit as i64)],
     )?;
@@ -968,7 +1013,7 @@ impl Messages for PgStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut client = self.client()?;
         let page = client.prepared(
-            "SELECT seq, sender, text, sent_at, client_id FROM messages
+            "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
              WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )?;
         let rows = client.query(&page, &[&room, &int(after), &(limit as i64)])?;
@@ -985,7 +1030,7 @@ impl Messages for PgStore {
         // One round trip for every room a commit notice named.
         let mut client = self.client()?;
         let between = client.prepared(
-            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.room
+            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments, m.room
              FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS s (room, after, upto)
              JOIN messages m ON m.room = s.room AND m.seq > s.after AND m.seq <= s.upto
              ORDER BY m.room, m.seq",
@@ -993,7 +1038,7 @@ impl Messages for PgStore {
         let rows = client.query(&between, &[&rooms, &afters, &uptos])?;
         Ok(rows
             .iter()
-            .map(|row| row_to_message(row.get(5), row))
+            .map(|row| row_to_message(row.get(6), row))
             .collect())
     }
 
@@ -1020,6 +1065,14 @@ impl Messages for PgStore {
             let cutoff = now_ms.saturating_sub(age.as_millis() as u64);
             dropped +=
                 client.execute("DELETE FROM messages WHERE sent_at < $1", &[&int(cutoff)])?;
+        }
+        if dropped > 0 {
+            // What the dropped messages carried is theirs no more.
+            client.execute(
+                "DELETE FROM file_refs r WHERE r.room IS NOT NULL AND NOT EXISTS (
+                     SELECT 1 FROM messages m WHERE m.room = r.room AND m.seq = r.seq)",
+                &[],
+            )?;
         }
         Ok(dropped)
     }
@@ -1206,6 +1259,86 @@ impl Files for PgStore {
             )?
             .get(0);
         Ok(total as u64)
+    }
+
+    fn share_files(&self, ids: &[String], user: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.client()?.execute(
+            "INSERT INTO file_refs (file_id, reader, at) SELECT unnest($1::text[]), $2, $3",
+            &[&ids, &user, &int(at_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn file_readers(&self, id: &str) -> Result<FileReaders, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT DISTINCT room, reader FROM file_refs WHERE file_id = $1",
+            &[&id],
+        )?;
+        let mut readers = FileReaders::default();
+        for row in rows {
+            match (
+                row.get::<_, Option<String>>(0),
+                row.get::<_, Option<String>>(1),
+            ) {
+                (Some(room), _) => readers.rooms.push(room),
+                (None, Some(user)) => readers.users.push(user),
+                (None, None) => {}
+            }
+        }
+        readers.rooms.sort();
+        readers.users.sort();
+        Ok(readers)
+    }
+
+    fn collect_files(
+        &self,
+        uploaded_before_ms: u64,
+        shared_before_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        // Every node collects; one at a time.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&COLLECT_LOCK])?;
+        tx.execute(
+            "DELETE FROM file_refs WHERE room IS NULL AND at < $1",
+            &[&int(shared_before_ms)],
+        )?;
+        let gone = tx.query(
+            "DELETE FROM files f WHERE f.uploaded_at < $1
+             AND NOT EXISTS (SELECT 1 FROM file_refs r WHERE r.file_id = f.id)
+             RETURNING f.sha256, f.thumb_sha256",
+            &[&int(uploaded_before_ms)],
+        )?;
+        let mut candidates: Vec<String> = gone
+            .iter()
+            .flat_map(|row| [Some(row.get(0)), row.get::<_, Option<String>>(1)])
+            .flatten()
+            .collect();
+        candidates.sort();
+        candidates.dedup();
+        let unused: Vec<String> = tx
+            .query(
+                "SELECT c FROM unnest($1::text[]) AS c WHERE NOT EXISTS (
+                     SELECT 1 FROM files f WHERE f.sha256 = c OR f.thumb_sha256 = c)
+                 ORDER BY c",
+                &[&candidates],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        tx.execute("DELETE FROM blobs WHERE sha256 = ANY($1)", &[&unused])?;
+        tx.commit()?;
+        Ok(unused)
+    }
+
+    fn bytes_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT 1 FROM files WHERE sha256 = $1 OR thumb_sha256 = $1 LIMIT 1",
+                &[&sha256],
+            )?
+            .is_some())
     }
 }
 

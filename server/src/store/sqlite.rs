@@ -16,8 +16,8 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Accounts, FileRecord, Files, Messages, Retention, RoomRecord, SessionRecord, Store, StoreError,
-    StoredMessage, UserRecord,
+    attachments_from_json, attachments_to_json, Accounts, FileReaders, FileRecord, Files, Messages,
+    Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -67,6 +67,18 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE files ADD COLUMN width INTEGER;
      ALTER TABLE files ADD COLUMN height INTEGER;
      ALTER TABLE files ADD COLUMN thumb_sha256 TEXT;",
+    // 5: files in messages: the message keeps their description; who may
+    // read a file is a row per message (room, seq) or direct share (reader).
+    "ALTER TABLE messages ADD COLUMN attachments TEXT;
+     CREATE TABLE file_refs (
+         file_id TEXT NOT NULL,
+         room TEXT,
+         seq INTEGER,
+         reader TEXT,
+         at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX file_refs_file ON file_refs (file_id);
+     CREATE INDEX file_refs_message ON file_refs (room, seq);",
 ];
 
 pub struct SqliteStore {
@@ -123,6 +135,7 @@ fn row_to_message(room: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Store
         text: row.get(2)?,
         sent_at: row.get::<_, i64>(3)? as u64,
         client_id: row.get(4)?,
+        attachments: attachments_from_json(row.get_ref(5)?.as_str_or_null()?),
     })
 }
 
@@ -134,7 +147,7 @@ fn page(
     limit: usize,
 ) -> Result<Vec<StoredMessage>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, sender, text, sent_at, client_id FROM messages
+        "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
          WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
     )?;
     let before = i64::try_from(before).unwrap_or(i64::MAX);
@@ -185,8 +198,8 @@ impl Messages for SqliteStore {
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (room, seq, sender, text, sent_at, client_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut bump = tx.prepare_cached(
                 "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
@@ -199,9 +212,21 @@ impl Messages for SqliteStore {
                     msg.from,
                     msg.text,
                     msg.sent_at as i64,
-                    msg.client_id
+                    msg.client_id,
+                    attachments_to_json(&msg.attachments)
                 ])?;
                 bump.execute(params![msg.room, msg.seq as i64])?;
+                for file in &msg.attachments {
+                    tx.prepare_cached(
+                        "INSERT INTO file_refs (file_id, room, seq, at) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        file.id,
+                        msg.room,
+                        msg.seq as i64,
+                        msg.sent_at as i64
+                    ])?;
+                }
             }
         }
         tx.commit()?;
@@ -225,7 +250,7 @@ impl Messages for SqliteStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, sender, text, sent_at, client_id FROM messages
+            "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
              WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
@@ -266,6 +291,14 @@ impl Messages for SqliteStore {
             let cutoff = now_ms.saturating_sub(age.as_millis() as u64);
             dropped +=
                 conn.execute("DELETE FROM messages WHERE sent_at < ?1", [cutoff as i64])? as u64;
+        }
+        if dropped > 0 {
+            // What the dropped messages carried is theirs no more.
+            conn.execute(
+                "DELETE FROM file_refs WHERE room IS NOT NULL AND NOT EXISTS (
+                     SELECT 1 FROM messages m WHERE m.room = file_refs.room AND m.seq = file_refs.seq)",
+                [],
+            )?;
         }
         Ok(dropped)
     }
@@ -406,6 +439,85 @@ impl Files for SqliteStore {
         )?;
         Ok(total as u64)
     }
+
+    fn share_files(&self, ids: &[String], user: &str, at_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock();
+        let tx = conn.transaction()?;
+        for id in ids {
+            tx.prepare_cached("INSERT INTO file_refs (file_id, reader, at) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, user, at_ms as i64])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn file_readers(&self, id: &str) -> Result<FileReaders, StoreError> {
+        let conn = self.reader.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT DISTINCT room, reader FROM file_refs WHERE file_id = ?1")?;
+        let mut readers = FileReaders::default();
+        let rows = stmt.query_map([id], |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, Option<String>>(1)?,
+            ))
+        })?;
+        for row in rows {
+            match row? {
+                (Some(room), _) => readers.rooms.push(room),
+                (None, Some(user)) => readers.users.push(user),
+                (None, None) => {}
+            }
+        }
+        Ok(readers)
+    }
+
+    fn collect_files(
+        &self,
+        uploaded_before_ms: u64,
+        shared_before_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.writer.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM file_refs WHERE room IS NULL AND at < ?1",
+            [shared_before_ms as i64],
+        )?;
+        let gone = {
+            let mut stmt = tx.prepare(
+                "DELETE FROM files WHERE uploaded_at < ?1
+                 AND NOT EXISTS (SELECT 1 FROM file_refs r WHERE r.file_id = files.id)
+                 RETURNING sha256, thumb_sha256",
+            )?;
+            let rows = stmt.query_map([uploaded_before_ms as i64], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let mut unused = Vec::new();
+        for sha256 in gone
+            .into_iter()
+            .flat_map(|(bytes, thumb)| [Some(bytes), thumb])
+            .flatten()
+        {
+            if !unused.contains(&sha256) && !in_use(&tx, &sha256)? {
+                unused.push(sha256);
+            }
+        }
+        tx.commit()?;
+        Ok(unused)
+    }
+
+    fn bytes_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
+        in_use(&self.reader.lock(), sha256)
+    }
+}
+
+/// Whether a file's bytes or thumbnail are the bytes `sha256`.
+fn in_use(conn: &Connection, sha256: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM files WHERE sha256 = ?1 OR thumb_sha256 = ?1 LIMIT 1")?
+        .exists([sha256])?)
 }
 
 impl Store for SqliteStore {}
