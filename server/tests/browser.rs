@@ -30,6 +30,13 @@
 //! installs it; `HUBBUB_AXE` overrides) finds no serious violation on the
 //! sign-in screen, in a room, with no room, and on a phone.
 //!
+//! Images and files (issue 14): a file over the server's limit shows its
+//! refusal on the upload; two images picked at once go with a caption, a
+//! text file alone; the other member sees the thumbnails loaded and sized,
+//! opens the lightbox (focus, →, Esc) and downloads the file byte for byte
+//! with a guest's token; an image in a direct message reaches its
+//! recipient.
+//!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
 //! (`scripts/build-web.sh`); without them the test fails and says how to get
@@ -1323,7 +1330,8 @@ async fn uploads_done(page: &Client, n: usize) {
 /// Escape closes and gives the focus back to the thumbnail), and downloads
 /// the text file from its card with the same bytes (both are guests: every
 /// link carries the upload token). A file over the server's limit shows the
-/// server's refusal on that upload, and Send waits for nothing refused.
+/// server's refusal on that upload. Then bob sends ann an image in a direct
+/// message, and she sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_and_files_in_messages() {
     let bundle = repo_root().join("web/dist/index.html");
@@ -1481,6 +1489,38 @@ async fn images_and_files_in_messages() {
         .await
         .expect("download notes.txt");
     assert_eq!(downloaded, json!(notes_text));
+
+    // A direct message carries files too; its recipient may see them.
+    click(&bob, "button[aria-label='Send a direct message to ann']").await;
+    wait_until(
+        &bob,
+        "the conversation with ann open",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '@ann'",
+        vec![],
+    )
+    .await;
+    bob.find(Locator::Css("#attach-input"))
+        .await
+        .expect("the file picker")
+        .send_keys(&path(&dog))
+        .await
+        .expect("pick dog.jpg");
+    uploads_done(&bob, 1).await;
+    fill(&bob, "#composer-input", "for you").await;
+    click(&bob, "button.send").await;
+    click(&ann, ".nav-link[aria-label^='@bob']").await;
+    sees_message(&ann, "for you", DEADLINE).await;
+    wait_until(
+        &ann,
+        "the direct message's image loaded",
+        DEADLINE,
+        "const img = document.querySelector('.message .attachments .thumb img');
+         return !!img && img.complete && img.naturalWidth > 0 && img.alt === 'dog.jpg'",
+        vec![],
+    )
+    .await;
+    screenshot(&ann, "files-direct").await;
 
     ann.close().await.expect("close ann");
     bob.close().await.expect("close bob");
