@@ -1330,8 +1330,9 @@ async fn uploads_done(page: &Client, n: usize) {
 /// Escape closes and gives the focus back to the thumbnail), and downloads
 /// the text file from its card with the same bytes (both are guests: every
 /// link carries the upload token). A file over the server's limit shows the
-/// server's refusal on that upload. Then bob sends ann an image in a direct
-/// message, and she sees it.
+/// server's refusal on that upload. A file dropped on the chat and an image
+/// pasted into the message box go too. Then bob sends ann an image in a
+/// direct message, and she sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_and_files_in_messages() {
     let bundle = repo_root().join("web/dist/index.html");
@@ -1478,6 +1479,18 @@ async fn images_and_files_in_messages() {
     )
     .await;
 
+    // A click on the backdrop (not on the image) closes it too.
+    click(&bob, ".message .thumb").await;
+    element(&bob, ".lightbox img", true).await;
+    bob.execute("document.querySelector('.lightbox img').click()", vec![])
+        .await
+        .expect("click the image");
+    element(&bob, ".lightbox", true).await;
+    bob.execute("document.querySelector('.lightbox').click()", vec![])
+        .await
+        .expect("click the backdrop");
+    element(&bob, ".lightbox", false).await;
+
     // The card's link downloads the very bytes.
     let downloaded = bob
         .execute_async(
@@ -1489,6 +1502,51 @@ async fn images_and_files_in_messages() {
         .await
         .expect("download notes.txt");
     assert_eq!(downloaded, json!(notes_text));
+
+    // Dropped on the chat and pasted into the message box (the events a
+    // browser fires, with files built in the page): a pasted image is named
+    // after the moment.
+    let dropped = ann
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const thumb = document.querySelector('.message .thumb img').src;
+             fetch(thumb).then(r => r.blob()).then(png => {
+                 const drop = new DataTransfer();
+                 drop.items.add(new File(['dropped bytes'], 'dropped.txt', {type: 'text/plain'}));
+                 const chat = document.querySelector('main.chat');
+                 chat.dispatchEvent(new DragEvent('dragover', {dataTransfer: drop, bubbles: true, cancelable: true}));
+                 const over = chat.classList.contains('dropping');
+                 chat.dispatchEvent(new DragEvent('drop', {dataTransfer: drop, bubbles: true, cancelable: true}));
+                 const paste = new DataTransfer();
+                 paste.items.add(new File([png], 'image.png', {type: 'image/png'}));
+                 document.getElementById('composer-input').dispatchEvent(
+                     new ClipboardEvent('paste', {clipboardData: paste, bubbles: true, cancelable: true}));
+                 done(over && !chat.classList.contains('dropping'));
+             }, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("drop and paste");
+    assert_eq!(
+        dropped,
+        json!(true),
+        "the drop zone shows while files are over the chat"
+    );
+    uploads_done(&ann, 2).await;
+    click(&ann, "button.send").await;
+    wait_until(
+        &bob,
+        "the dropped file and the pasted image",
+        DEADLINE,
+        "const last = [...document.querySelectorAll('.message .attachments')].pop();
+         const card = last?.querySelector('a.file-card');
+         const img = last?.querySelector('.thumb img');
+         return !!card && card.textContent === 'dropped.txt'
+             && !!img && img.complete && img.naturalWidth > 0
+             && /^pasted-[0-9]{8}-[0-9]{6}[.]png$/.test(img.alt)",
+        vec![],
+    )
+    .await;
 
     // A direct message carries files too; its recipient may see them.
     click(&bob, "button[aria-label='Send a direct message to ann']").await;

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
-use web_sys::{ClipboardEvent, Element};
+use web_sys::{ClipboardEvent, DataTransfer, Element, FileList};
 use yew::prelude::*;
 
 use super::composer::{Composer, Drafts};
@@ -80,9 +80,12 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
         let uploads = props.drafts.1.clone();
         let target = chat.target.clone();
         Callback::from(move |e: DragEvent| {
-            e.prevent_default();
-            dropping(&e, false);
-            uploads.add(&target, e.data_transfer().and_then(|d| d.files()), false);
+            // Text dropped in the message box goes in as text.
+            if let Some(files) = files_of(e.data_transfer()) {
+                e.prevent_default();
+                dropping(&e, false);
+                uploads.add(&target, Some(files), false);
+            }
         })
     };
     let onpaste = {
@@ -90,11 +93,10 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
         let target = chat.target.clone();
         Callback::from(move |e: Event| {
             let e: ClipboardEvent = e.unchecked_into();
-            let files = e.clipboard_data().and_then(|d| d.files());
             // Text pastes as text; files become uploads.
-            if files.as_ref().is_some_and(|f| f.length() > 0) {
+            if let Some(files) = files_of(e.clipboard_data()) {
                 e.prevent_default();
-                uploads.add(&target, files, true);
+                uploads.add(&target, Some(files), true);
             }
         })
     };
@@ -128,12 +130,20 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
     }
 }
 
+/// The files a drop or a paste carries, if any.
+fn files_of(data: Option<DataTransfer>) -> Option<FileList> {
+    data?.files().filter(|f| f.length() > 0)
+}
+
 /// Marks the chat as a drop target for the files dragged over it, or not.
+/// (Yew listens at the app's root, so the chat is found from the event's
+/// target, not its `currentTarget`.)
 fn dropping(e: &DragEvent, on: bool) {
-    if let Some(chat) = e
-        .current_target()
+    let chat = e
+        .target()
         .and_then(|t| t.dyn_into::<Element>().ok())
-    {
+        .and_then(|t| t.closest(".chat").ok().flatten());
+    if let Some(chat) = chat {
         chat.set_class_name(if on { "chat dropping" } else { "chat" });
     }
 }

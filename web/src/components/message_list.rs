@@ -360,7 +360,8 @@ fn lightbox(
     let onclick = Callback::from(move |e: MouseEvent| {
         if let Some(button) = closest(&e, "[data-go]") {
             go(button.get_attribute("data-go").filter(|id| !id.is_empty()));
-        } else if e.target() == e.current_target() {
+        } else if closest(&e, ".lightbox > img").is_none() {
+            // (Yew listens at the app's root: `currentTarget` is not this.)
             go(None);
         }
     });
