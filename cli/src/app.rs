@@ -11,6 +11,12 @@
 //! pending ledger (sends not acknowledged yet, resent after a reconnect).
 //! Each server frame is handled here once: the tracker and the ledger learn
 //! from it, then the view changes and its lines are rendered.
+//!
+//! `/upload` asks the connection task to upload the file over HTTP
+//! ([`Request::Upload`], with this connection's upload token); once it is
+//! stored ([`NetEvent::Uploaded`]) its message enters the pending ledger
+//! like any other, so a reconnect resends it with the same `client_id`.
+//! Quitting waits for uploads under way and the `ack` of their messages.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -20,6 +26,7 @@ use hubbub_client::{resume_frames, Line, Link, Pending, Renderer, ResumeTracker,
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 use crate::net::{NetEvent, Request};
+use crate::upload::{self, Target, UploadJob};
 
 /// Most lines kept for the message pane.
 const MAX_LOG: usize = 5_000;
@@ -59,6 +66,12 @@ pub struct App {
     /// Whether any connection was welcomed: a name refused after that is
     /// our own old connection, not yet gone.
     welcomed_once: bool,
+    /// Uploads under way.
+    uploading: usize,
+    /// `/quit` came while uploads were under way: quit after the last.
+    quit_after_uploads: bool,
+    /// Uploads typed while the link was down: started after the next welcome.
+    queued_uploads: Vec<UploadJob>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -76,6 +89,10 @@ impl App {
     /// A client named `name` that will join `rooms`, the first becoming
     /// current; `id_prefix` makes its `client_id`s its own.
     pub fn new(url: &str, name: &str, rooms: &[String], id_prefix: &str) -> App {
+        let mut renderer = Renderer::new();
+        if let Ok(base) = upload::http_base(url) {
+            renderer.set_http_base(base);
+        }
         App {
             url: url.to_string(),
             name: name.to_string(),
@@ -88,8 +105,11 @@ impl App {
             done: false,
             tracker: ResumeTracker::with_rooms(rooms),
             pending: Pending::new(id_prefix),
-            renderer: Renderer::new(),
+            renderer,
             welcomed_once: false,
+            uploading: 0,
+            quit_after_uploads: false,
+            queued_uploads: Vec::new(),
         }
     }
 
@@ -159,8 +179,106 @@ impl App {
                 self.done = true;
             }
             NetEvent::Server(msg) => self.apply(msg, &mut requests, &mut out),
+            NetEvent::Uploaded { job, result } => {
+                self.uploaded(job, result, &mut requests, &mut out)
+            }
         }
         (requests, out)
+    }
+
+    /// An upload finished: its message goes through the pending ledger.
+    fn uploaded(
+        &mut self,
+        job: UploadJob,
+        result: Result<hubbub_protocol::Attachment, String>,
+        requests: &mut Vec<Request>,
+        out: &mut Vec<Line>,
+    ) {
+        self.uploading = self.uploading.saturating_sub(1);
+        match result {
+            Ok(file) => {
+                let files = vec![file.id];
+                let send = match &job.target {
+                    Target::Room(room) => self.pending.send_files(room, &job.caption, files),
+                    Target::User(to) => self.pending.direct_files(to, &job.caption, files),
+                };
+                match send {
+                    // Else written after the next welcome, like any send.
+                    Ok(send) if self.link.is_connected() => requests.push(Request::Frame(send)),
+                    Ok(_) => {}
+                    Err(full) => self.error(out, full.to_string()),
+                }
+            }
+            Err(why) => {
+                let text = format!("{} not sent: {why}", job.path.display());
+                self.error(out, text);
+            }
+        }
+        self.quit_when_done(requests);
+    }
+
+    /// After a `/quit` that waited for uploads: quits once they are done
+    /// and their messages acknowledged (an `ack` comes after the message
+    /// itself, so the user sees it), or at once if the link is down.
+    fn quit_when_done(&mut self, requests: &mut Vec<Request>) {
+        let settled = self.pending.is_empty() || !self.link.is_connected();
+        if self.quit_after_uploads && self.uploading == 0 && settled {
+            self.quit_after_uploads = false;
+            requests.push(Request::Frame(ClientMsg::Quit));
+        }
+    }
+
+    /// `/upload`: asks the connection task to upload the file, now or,
+    /// while the link is down, after the next welcome (with its token).
+    fn upload(
+        &mut self,
+        requests: &mut Vec<Request>,
+        out: &mut Vec<Line>,
+        to: Option<String>,
+        path: &str,
+        caption: String,
+    ) {
+        // The room being joined to become current counts as current.
+        let target = match (to, self.current.as_ref().or(self.switch_to.as_ref())) {
+            (Some(to), _) => Target::User(to),
+            (None, Some(room)) => Target::Room(room.clone()),
+            (None, None) => return self.error(out, CommandError::NoRoom.to_string()),
+        };
+        let job = UploadJob {
+            path: upload::local_path(path),
+            target,
+            caption,
+            token: None,
+        };
+        self.uploading += 1;
+        if self.link.is_connected() {
+            self.start_upload(requests, out, job);
+        } else {
+            let text = format!("will upload {} once connected", job.path.display());
+            self.notice(out, None, text);
+            self.queued_uploads.push(job);
+        }
+    }
+
+    /// Hands `job` to the connection task with this connection's upload token.
+    fn start_upload(&mut self, requests: &mut Vec<Request>, out: &mut Vec<Line>, job: UploadJob) {
+        let Some(token) = self.renderer.upload_token().map(String::from) else {
+            // A guest's token names the connection and the name it had.
+            self.uploading = self.uploading.saturating_sub(1);
+            let text = format!(
+                "{} not sent: this connection may not upload (the server gave no \
+                 upload token, or a rename ended it: restart hubbub-chat to send files)",
+                job.path.display()
+            );
+            self.error(out, text);
+            return self.quit_when_done(requests);
+        };
+        let text = format!("uploading {}", job.path.display());
+        self.notice(out, None, text);
+        requests.push(Request::Upload(UploadJob {
+            token: Some(token),
+            ..job
+        }));
     }
 
     /// One server frame: the tracker and the ledger learn from it, then the
@@ -198,6 +316,9 @@ impl App {
                 self.joining.extend(self.tracker.rooms().map(String::from));
                 let resume = resume_frames(&self.tracker, &self.pending);
                 requests.extend(resume.into_iter().map(Request::Frame));
+                for job in std::mem::take(&mut self.queued_uploads) {
+                    self.start_upload(requests, out, job);
+                }
             }
             ServerMsg::Presence { room, users } => {
                 let member = self.joining.remove(&room) || self.rooms.contains_key(&room);
@@ -305,6 +426,9 @@ impl App {
             | ServerMsg::Typing { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => self.push_all(out, lines),
+        }
+        if settled.is_some() {
+            self.quit_when_done(requests);
         }
     }
 
@@ -438,6 +562,14 @@ impl App {
                     self.notice(&mut out, None, format!("  {line}"));
                 }
             }
+            Command::Upload { to, path, caption } => {
+                self.upload(&mut requests, &mut out, to, &path, caption)
+            }
+            Command::Quit if self.uploading > 0 => {
+                self.quit_after_uploads = true;
+                let text = format!("quitting once {} upload(s) are done", self.uploading);
+                self.notice(&mut out, None, text);
+            }
             // Quit goes to the connection whatever its state: it ends it.
             Command::Quit => requests.push(Request::Frame(ClientMsg::Quit)),
             command @ (Command::Who(_) | Command::Rooms | Command::Rename(_)) => {
@@ -480,6 +612,7 @@ mod tests {
             .map(|r| match r {
                 Request::Frame(msg) => msg,
                 Request::Reconnect { why } => panic!("reconnect: {why}"),
+                Request::Upload(job) => panic!("upload: {job:?}"),
             })
             .collect()
     }
@@ -493,15 +626,7 @@ mod tests {
                 name: "alice".into()
             }]
         );
-        let (resume, _) = app.on_net(NetEvent::Server(ServerMsg::Welcome {
-            user: "alice".into(),
-            protocol: 1,
-            heartbeat_ms: 25_000,
-            idle_timeout_ms: 60_000,
-            server_time: 0,
-            limits: Default::default(),
-            upload_token: None,
-        }));
+        let (resume, _) = app.on_net(NetEvent::Server(welcome()));
         assert_eq!(
             frames(resume),
             [ClientMsg::Join {
@@ -514,6 +639,18 @@ mod tests {
             users: vec!["bob".into()],
         }));
         app
+    }
+
+    fn welcome() -> ServerMsg {
+        ServerMsg::Welcome {
+            user: "alice".into(),
+            protocol: 1,
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            server_time: 0,
+            limits: Default::default(),
+            upload_token: Some("g1.t".into()),
+        }
     }
 
     fn message(seq: u64) -> NetEvent {
@@ -603,6 +740,151 @@ mod tests {
             seq: Some(6),
         }));
         assert!(app.pending().is_empty());
+    }
+
+    #[test]
+    fn an_upload_is_sent_as_a_message_and_resent_after_a_reconnect() {
+        let mut app = app();
+        let (requests, lines) = app.on_input("/upload /tmp/cat.png look");
+        let [Request::Upload(job)] = &requests[..] else {
+            panic!("{requests:?}");
+        };
+        assert_eq!(job.target, Target::Room("lobby".into()));
+        assert_eq!(job.caption, "look");
+        assert_eq!(job.token.as_deref(), Some("g1.t"));
+        assert!(lines[0].text.starts_with("uploading /tmp/cat.png"));
+
+        // The link drops while the file uploads: its message waits.
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::from_millis(100),
+        });
+        let file = hubbub_protocol::Attachment {
+            id: "up1".into(),
+            name: "cat.png".into(),
+            size: 3,
+            mime: "image/png".into(),
+            width: Some(1),
+            height: Some(1),
+        };
+        let (now, _) = app.on_net(NetEvent::Uploaded {
+            job: job.clone(),
+            result: Ok(file),
+        });
+        assert!(now.is_empty(), "nothing written while the link is down");
+        app.on_net(NetEvent::Open);
+        let (resume, _) = app.on_net(NetEvent::Server(welcome()));
+        assert_eq!(
+            frames(resume)[1],
+            ClientMsg::Send {
+                room: "lobby".into(),
+                text: "look".into(),
+                client_id: Some("t-1".into()),
+                attachments: vec!["up1".into()],
+            }
+        );
+
+        // A refused upload sends nothing and says why.
+        let (requests, _) = app.on_input("/upload @bob /tmp/x.bin");
+        let [Request::Upload(job)] = &requests[..] else {
+            panic!("{requests:?}");
+        };
+        assert_eq!(job.target, Target::User("bob".into()));
+        let (requests, lines) = app.on_net(NetEvent::Uploaded {
+            job: job.clone(),
+            result: Err("too big (file_too_large)".into()),
+        });
+        assert!(requests.is_empty());
+        assert_eq!(
+            lines[0].body(),
+            "! /tmp/x.bin not sent: too big (file_too_large)"
+        );
+    }
+
+    #[test]
+    fn an_upload_typed_while_away_starts_after_the_next_welcome() {
+        let mut app = app();
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::ZERO,
+        });
+        let (requests, lines) = app.on_input("/upload /tmp/a.txt hi");
+        assert!(requests.is_empty());
+        assert_eq!(lines[0].text, "will upload /tmp/a.txt once connected");
+        app.on_net(NetEvent::Open);
+        let (requests, _) = app.on_net(NetEvent::Server(welcome()));
+        let uploads: Vec<&UploadJob> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Upload(job) => Some(job),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            uploads,
+            [&UploadJob {
+                path: "/tmp/a.txt".into(),
+                target: Target::Room("lobby".into()),
+                caption: "hi".into(),
+                token: Some("g1.t".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn quitting_waits_for_uploads_under_way() {
+        let mut app = app();
+        let (requests, _) = app.on_input("/upload /tmp/a.txt");
+        let [Request::Upload(job)] = &requests[..] else {
+            panic!("{requests:?}");
+        };
+        let job = job.clone();
+        let (requests, lines) = app.on_input("/quit");
+        assert!(requests.is_empty());
+        assert_eq!(lines[0].text, "quitting once 1 upload(s) are done");
+        let (requests, _) = app.on_net(NetEvent::Uploaded {
+            job: job.clone(),
+            result: Err("gone".into()),
+        });
+        assert_eq!(frames(requests), [ClientMsg::Quit]);
+
+        // A stored upload: its message is written, and the quit follows its ack.
+        app.on_input("/upload /tmp/a.txt");
+        app.on_input("/quit");
+        let file = hubbub_protocol::Attachment {
+            id: "up1".into(),
+            name: "a.txt".into(),
+            size: 1,
+            mime: "application/octet-stream".into(),
+            width: None,
+            height: None,
+        };
+        let (requests, _) = app.on_net(NetEvent::Uploaded {
+            job,
+            result: Ok(file),
+        });
+        assert!(matches!(&frames(requests)[..], [ClientMsg::Send { .. }]));
+        let (requests, _) = app.on_net(NetEvent::Server(ServerMsg::Ack {
+            client_id: Some("t-1".into()),
+            room: Some("lobby".into()),
+            seq: Some(1),
+        }));
+        assert_eq!(frames(requests), [ClientMsg::Quit]);
+    }
+
+    #[test]
+    fn without_an_upload_token_upload_says_why() {
+        let mut app = app();
+        app.on_net(NetEvent::Server(ServerMsg::Renamed {
+            room: None,
+            from: "alice".into(),
+            to: "al".into(),
+        }));
+        let (requests, lines) = app.on_input("/upload /tmp/a.txt");
+        assert!(requests.is_empty());
+        assert!(lines[0].text.contains("restart hubbub-chat"), "{lines:?}");
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! - [`net`]: the connection: the WebSocket and reconnecting with backoff.
 //! - [`app`]: state, no I/O; commands, rendering, resume and the pending
 //!   ledger come from the client core (`hubbub-client`).
+//! - [`upload`]: `/upload`, a file streamed to the server over HTTP.
 //! - [`plain`] and [`tui`]: the two front ends.
 
 mod app;
 mod net;
 mod plain;
 mod tui;
+mod upload;
 
 use std::io::IsTerminal;
 use std::time::Duration;

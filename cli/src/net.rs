@@ -9,6 +9,9 @@
 //! meant for an older connection is dropped, as the app keeps what matters
 //! (the pending ledger, the resume tracker) and resends it after `welcome`.
 //!
+//! Uploads ([`Request::Upload`]) run on tasks of their own, beside the
+//! socket, whatever its state; each reports [`NetEvent::Uploaded`].
+//!
 //! Reconnecting: the core's [`Backoff`] (exponential, full jitter, capped),
 //! reset once a connection is welcomed. A close code that says "do not
 //! reconnect" (1000, 4500–4999) ends the task. A link silent for 2.5
@@ -18,10 +21,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hubbub_client::{close_why, Backoff};
-use hubbub_protocol::{close, ClientMsg, ServerMsg};
+use hubbub_protocol::{close, Attachment, ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::upload::{self, UploadJob};
 
 /// How long connecting and `hello` may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +52,8 @@ pub enum Request {
     Frame(ClientMsg),
     /// Drop the current connection and try again after a backoff.
     Reconnect { why: String },
+    /// Upload this file over HTTP; [`NetEvent::Uploaded`] tells how it went.
+    Upload(UploadJob),
 }
 
 /// What the connection tells the rest of the client.
@@ -66,6 +73,11 @@ pub enum NetEvent {
     Ended { why: String },
     /// A frame from the server.
     Server(ServerMsg),
+    /// An upload finished: the file as the server keeps it, or why not.
+    Uploaded {
+        job: UploadJob,
+        result: Result<Attachment, String>,
+    },
 }
 
 /// How one connection ended.
@@ -104,6 +116,10 @@ pub async fn run(
     let emit = |event| {
         let _ = events.send(event);
     };
+    let uploads = Uploads {
+        base: upload::http_base(&opts.url),
+        events: events.clone(),
+    };
     let mut backoff = Backoff::new(
         opts.retry_base.as_millis() as u64,
         opts.retry_max.as_millis() as u64,
@@ -113,7 +129,7 @@ pub async fn run(
         emit(NetEvent::Connecting {
             attempt: backoff.attempt(),
         });
-        let why = match connection(&opts.url, &mut requests, &emit, &mut backoff).await {
+        let why = match connection(&opts.url, &mut requests, &emit, &uploads, &mut backoff).await {
             Outcome::Done(why) => {
                 emit(NetEvent::Ended { why });
                 return;
@@ -137,10 +153,32 @@ pub async fn run(
                         emit(NetEvent::Ended { why: "bye".into() });
                         return;
                     }
+                    Some(Request::Upload(job)) => uploads.start(job),
                     Some(Request::Frame(_) | Request::Reconnect { .. }) => {}
                 },
             }
         }
+    }
+}
+
+/// Starts uploads, each on its own task.
+struct Uploads {
+    /// The server's HTTP origin, from its WebSocket URL.
+    base: Result<String, String>,
+    events: mpsc::UnboundedSender<NetEvent>,
+}
+
+impl Uploads {
+    fn start(&self, job: UploadJob) {
+        let base = self.base.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = match base {
+                Ok(base) => upload::upload(&base, job.token.as_deref(), &job.path).await,
+                Err(why) => Err(why),
+            };
+            let _ = events.send(NetEvent::Uploaded { job, result });
+        });
     }
 }
 
@@ -149,6 +187,7 @@ async fn connection(
     url: &str,
     requests: &mut mpsc::UnboundedReceiver<Request>,
     emit: &impl Fn(NetEvent),
+    uploads: &Uploads,
     backoff: &mut Backoff,
 ) -> Outcome {
     let connect = tokio_tungstenite::connect_async(url);
@@ -173,6 +212,10 @@ async fn connection(
                     Some(Request::Reconnect { why }) => {
                         let _ = ws.close(None).await;
                         return Outcome::Lost(why);
+                    }
+                    Some(Request::Upload(job)) => {
+                        uploads.start(job);
+                        continue;
                     }
                     Some(Request::Frame(msg)) => msg,
                 };

@@ -1,11 +1,10 @@
 //! Plain line mode: each stdin line is a message or a slash command; each
 //! event is printed as one line (`HH:MM:SS [room] <alice> hi`), flushed at
-//! once. The end of stdin means `/quit`.
+//! once. The end of stdin means `/quit` (which waits for uploads under way).
 
 use std::io::Write;
 
 use hubbub_client::Line;
-use hubbub_protocol::ClientMsg;
 use tokio::io::{AsyncBufRead, Lines};
 use tokio::sync::mpsc;
 
@@ -23,10 +22,11 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         let (sends, lines) = tokio::select! {
             line = stdin.next_line(), if reading => match line {
                 Ok(Some(line)) => app.on_input(&line),
-                // The end of input (or unreadable input) is a quit.
+                // The end of input (or unreadable input) is a quit, once
+                // the uploads under way are done.
                 Ok(None) | Err(_) => {
                     reading = false;
-                    (vec![Request::Frame(ClientMsg::Quit)], Vec::new())
+                    app.on_input("/quit")
                 }
             },
             event = events.recv() => match event {

@@ -27,15 +27,25 @@ struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Where uploaded files are kept; removed when dropped.
+    _data: tempfile::TempDir,
 }
 
 impl Server {
     /// A server on `addr` (port 0: any free port).
     async fn start_on(addr: &str) -> Server {
-        let config = Config {
+        Server::start_with(addr, |_| {}).await
+    }
+
+    /// A server on `addr`, with defaults except as `tweak` says.
+    async fn start_with(addr: &str, tweak: impl FnOnce(&mut Config)) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Config {
             store: StoreKind::Memory,
+            data_dir: data.path().to_path_buf(),
             ..Config::default()
         };
+        tweak(&mut config);
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -46,6 +56,7 @@ impl Server {
             addr,
             stop: Some(tx),
             task,
+            _data: data,
         }
     }
 
@@ -68,16 +79,24 @@ impl Server {
 }
 
 /// A WebSocket user.
-struct Ws(WebSocketStream<MaybeTlsStream<TcpStream>>);
+struct Ws(
+    WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The upload token of its `welcome`.
+    Option<String>,
+);
 
 impl Ws {
     async fn join_as(server: &Server, name: &str, room: &str) -> Ws {
         let (ws, _) = tokio_tungstenite::connect_async(server.url())
             .await
             .unwrap();
-        let mut ws = Ws(ws);
+        let mut ws = Ws(ws, None);
         ws.send(json!({"type": "hello", "name": name})).await;
-        ws.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
+        if let ServerMsg::Welcome { upload_token, .. } =
+            ws.until(|m| matches!(m, ServerMsg::Welcome { .. })).await
+        {
+            ws.1 = upload_token;
+        }
         ws.send(json!({"type": "join", "room": room})).await;
         ws.until(|m| matches!(m, ServerMsg::Presence { .. })).await;
         ws
@@ -330,4 +349,154 @@ async fn it_reconnects_after_a_server_restart_and_sends_what_was_typed_meanwhile
     assert!(!matches!(seen, ServerMsg::Error { .. }));
     carol.until("<carol> typed while away").await;
     carol.finish().await;
+}
+
+/// `GET path` on `server` over plain HTTP/1.1: the status and the body.
+async fn http_get(server: &Server, path: &str) -> (u16, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within the deadline")
+        .unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole head");
+    let head = String::from_utf8_lossy(&answer[..end]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("content-length"),
+        "not chunked: {head}"
+    );
+    (status, answer[end + 4..].to_vec())
+}
+
+/// A file of `len` bytes that are not all alike, in a fresh directory.
+fn temp_file(name: &str, len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    (dir, path, bytes)
+}
+
+#[tokio::test]
+async fn a_file_too_large_is_refused_with_the_servers_reason_and_nothing_is_sent() {
+    let server = Server::start_with("127.0.0.1:0", |c| c.max_file_bytes = 1000).await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+
+    // Well past the limit: refused from its Content-Length, before the body.
+    let (_dir, path, _) = temp_file("big.bin", 2 * 1024 * 1024);
+    carol
+        .type_line(&format!("/upload {} too big", path.display()))
+        .await;
+    carol.until("* uploading").await;
+    let line = carol.until("not sent").await.pop().unwrap();
+    assert!(
+        line.ends_with("big.bin not sent: the file is larger than 1000 bytes (file_too_large)"),
+        "{line}"
+    );
+    carol.type_line("/upload /no/such/file.txt").await;
+    let line = carol.until("not sent").await.pop().unwrap();
+    assert!(line.contains("cannot read /no/such/file.txt"), "{line}");
+
+    // Nothing reached the room: the next thing alice hears is this.
+    carol.type_line("after").await;
+    let next = alice
+        .until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    assert!(
+        matches!(&next, ServerMsg::Message { text, attachments, .. }
+        if text == "after" && attachments.is_empty()),
+        "{next:?}"
+    );
+    carol.finish().await;
+}
+
+#[tokio::test]
+async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let token = alice.1.clone().expect("a guest's upload token");
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+
+    let (_dir, path, bytes) = temp_file("report v2.bin", 5000);
+    carol
+        .type_line(&format!("/upload \"{}\" the report", path.display()))
+        .await;
+    let line = carol.until("* uploading").await.pop().unwrap();
+    assert!(
+        line.ends_with(&format!("* uploading {}", path.display())),
+        "{line}"
+    );
+    let msg = alice
+        .until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "carol"))
+        .await;
+    let ServerMsg::Message {
+        text, attachments, ..
+    } = msg
+    else {
+        unreachable!()
+    };
+    assert_eq!(text, "the report");
+    let [file] = &attachments[..] else {
+        panic!("one file: {attachments:?}");
+    };
+    assert_eq!(
+        (file.name.as_str(), file.size, file.mime.as_str()),
+        ("report v2.bin", 5000, "application/octet-stream")
+    );
+    // Another member downloads the very bytes.
+    let (status, got) = http_get(&server, &format!("/api/files/{}?token={token}", file.id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, bytes);
+
+    // carol sees her message come back: the caption, then the file's line,
+    // whose link works for her as printed.
+    carol.until("[lobby] <carol> the report").await;
+    let line = carol.until("<carol> file:").await.pop().unwrap();
+    let base = format!("http://{}", server.addr);
+    assert!(
+        line.contains(&format!(
+            "[lobby] <carol> file: report v2.bin (4.9 KiB, application/octet-stream) \
+             {base}/api/files/{}?token=g1.",
+            file.id
+        )),
+        "{line}"
+    );
+    let link = line.rsplit(' ').next().unwrap();
+    let (status, got) = http_get(&server, link.strip_prefix(&base).unwrap()).await;
+    assert_eq!((status, got), (200, bytes.clone()));
+
+    // To one user: a direct message with the file and no caption, typed
+    // as the last line: the end of input quits only once it is acked.
+    carol
+        .type_line(&format!("/upload @alice \"{}\"", path.display()))
+        .await;
+    let rest = carol.finish().await;
+    let dm = alice.until(|m| matches!(m, ServerMsg::Direct { .. })).await;
+    assert!(
+        matches!(&dm, ServerMsg::Direct { from, text, attachments, .. }
+            if from == "carol" && text.is_empty() && attachments.len() == 1
+                && attachments[0].size == 5000),
+        "{dm:?}"
+    );
+    let shown = rest
+        .iter()
+        .position(|l| l.contains("[dm to alice] <carol> file: report v2.bin"));
+    let bye = rest.iter().position(|l| l.contains("disconnected: bye"));
+    assert!(
+        matches!((shown, bye), (Some(s), Some(b)) if s < b),
+        "{rest:#?}"
+    );
 }

@@ -4,7 +4,13 @@
 //! A line that is not a command is said in the current room; `//TEXT` says
 //! `/TEXT`. Commands (case-insensitive, with short aliases):
 //! `/join ROOM`, `/leave [ROOM]`, `/who [ROOM]`, `/rooms`, `/msg USER TEXT`,
-//! `/rename NAME`, `/quit`, `/help`. A leading `#` on a room is allowed.
+//! `/upload [@USER] PATH [TEXT]`, `/rename NAME`, `/quit`, `/help`. A
+//! leading `#` on a room is allowed; a `PATH` with spaces is written in
+//! double quotes.
+//!
+//! `/upload` reads a file on the user's own computer, so only a client
+//! that runs there (`hubbub-chat`) can do it; [`Command::request`] refuses
+//! it with [`CommandError::NeedsLocalFiles`], which the TCP gateway shows.
 //!
 //! [`parse`] only reads the line; what a command does to a client's state
 //! (the current room, the pending ledger) is the client's business.
@@ -28,15 +34,21 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("/rooms", "every room and how many are in it"),
     ("/msg USER TEXT", "a direct message to USER"),
+    (
+        "/upload PATH [TEXT]",
+        "send a file, TEXT its caption, to the current room \
+         (/upload @USER PATH [TEXT]: to USER); hubbub-chat only",
+    ),
     ("/rename NAME", "change your name"),
     ("/quit", "leave"),
     ("/help", "this help"),
 ];
 
-/// The help as aligned lines (`/join ROOM      join ROOM …`), without indent.
+/// The help as aligned lines (`/join ROOM          join ROOM …`), without indent.
 pub fn help_lines() -> impl Iterator<Item = String> {
+    let width = HELP.iter().map(|(usage, _)| usage.len()).max().unwrap_or(0);
     HELP.iter()
-        .map(|(usage, does)| format!("{usage:<15} {does}"))
+        .map(move |(usage, does)| format!("{usage:<width$} {does}"))
 }
 
 /// One typed line, understood.
@@ -54,6 +66,14 @@ pub enum Command {
     Rooms,
     /// `/msg USER TEXT` (`/m`).
     Msg { to: String, text: String },
+    /// `/upload [@USER] PATH [TEXT]` (`/up`): send the file at `path` (as typed,
+    /// not resolved) with `caption` (may be empty) to the current room, or
+    /// to `to` as a direct message.
+    Upload {
+        to: Option<String>,
+        path: String,
+        caption: String,
+    },
     /// `/rename NAME` (`/nick`).
     Rename(String),
     /// `/quit` (`/exit`).
@@ -73,6 +93,8 @@ pub enum CommandError {
     /// Text to say, or a command that defaults to the current room, while
     /// there is no current room.
     NoRoom,
+    /// `/upload` where no local file can be read (the TCP gateway).
+    NeedsLocalFiles,
 }
 
 impl fmt::Display for CommandError {
@@ -83,6 +105,10 @@ impl fmt::Display for CommandError {
                 write!(f, "unknown command /{word}; /help lists them")
             }
             CommandError::NoRoom => f.write_str("you are in no room: /join ROOM first"),
+            CommandError::NeedsLocalFiles => f.write_str(
+                "/upload sends a file from your own computer, which this connection \
+                 cannot read: use hubbub-chat or the web app to send files",
+            ),
         }
     }
 }
@@ -118,6 +144,7 @@ pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
             }),
             _ => Err(CommandError::Usage("/msg USER TEXT")),
         },
+        "upload" | "up" => parse_upload(rest),
         "rename" | "nick" => match split_word(rest).0 {
             "" => Err(CommandError::Usage("/rename NAME")),
             name => Ok(Command::Rename(name.to_string())),
@@ -159,11 +186,43 @@ impl Command {
                 client_id: None,
                 attachments: Vec::new(),
             },
+            Command::Upload { .. } => return Err(CommandError::NeedsLocalFiles),
             Command::Rename(name) => ClientMsg::Rename { name },
             Command::Quit => ClientMsg::Quit,
             Command::Help => return Ok(None),
         }))
     }
+}
+
+/// The arguments of `/upload`: `[@USER] PATH [CAPTION]`, `PATH` in double
+/// quotes if it holds spaces.
+fn parse_upload(rest: &str) -> Result<Command, CommandError> {
+    const USAGE: CommandError = CommandError::Usage("/upload [@USER] PATH [TEXT]");
+    let (to, rest) = match rest.strip_prefix('@') {
+        Some(after) => {
+            let (to, rest) = split_word(after);
+            if to.is_empty() {
+                return Err(USAGE);
+            }
+            (Some(to.to_string()), rest)
+        }
+        None => (None, rest),
+    };
+    let (path, caption) = match rest.strip_prefix('"') {
+        Some(quoted) => {
+            let end = quoted.find('"').ok_or(USAGE)?;
+            (&quoted[..end], quoted[end + 1..].trim_start())
+        }
+        None => split_word(rest),
+    };
+    if path.is_empty() {
+        return Err(USAGE);
+    }
+    Ok(Command::Upload {
+        to,
+        path: path.to_string(),
+        caption: caption.trim_end().to_string(),
+    })
 }
 
 /// Typed input made safe to send: control characters other than tab are
@@ -222,6 +281,22 @@ mod tests {
             }
         );
         assert_eq!(ok("/m bob x"), ok("/msg bob x"));
+        assert_eq!(
+            ok("/upload ./cat.png  look at her "),
+            Command::Upload {
+                to: None,
+                path: "./cat.png".into(),
+                caption: "look at her".into()
+            }
+        );
+        assert_eq!(
+            ok("/up @bob \"my notes.pdf\""),
+            Command::Upload {
+                to: Some("bob".into()),
+                path: "my notes.pdf".into(),
+                caption: String::new()
+            }
+        );
         assert_eq!(ok("/rename carol"), Command::Rename("carol".into()));
         assert_eq!(ok("/nick carol"), Command::Rename("carol".into()));
         assert_eq!(ok("/quit"), Command::Quit);
@@ -237,6 +312,11 @@ mod tests {
         assert_eq!(err("/msg bob"), CommandError::Usage("/msg USER TEXT"));
         assert_eq!(err("/msg bob   "), CommandError::Usage("/msg USER TEXT"));
         assert_eq!(err("/rename"), CommandError::Usage("/rename NAME"));
+        let upload = CommandError::Usage("/upload [@USER] PATH [TEXT]");
+        assert_eq!(err("/upload"), upload);
+        assert_eq!(err("/upload @bob"), upload);
+        assert_eq!(err("/upload @ x"), upload);
+        assert_eq!(err("/upload \"unclosed"), upload);
         assert_eq!(
             err("/dance").to_string(),
             "unknown command /dance; /help lists them"
@@ -282,6 +362,13 @@ mod tests {
             }))
         );
         assert_eq!(ok("/help").request(lobby), Ok(None));
+        assert_eq!(
+            ok("/upload x.png").request(lobby),
+            Err(CommandError::NeedsLocalFiles)
+        );
+        assert!(CommandError::NeedsLocalFiles
+            .to_string()
+            .contains("use hubbub-chat or the web app"));
         assert_eq!(ok("/quit").request(None), Ok(Some(ClientMsg::Quit)));
     }
 
@@ -291,11 +378,11 @@ mod tests {
         assert_eq!(lines.len(), HELP.len());
         assert_eq!(
             lines[0],
-            "TEXT            say TEXT in the current room (//TEXT says /TEXT)"
+            "TEXT                say TEXT in the current room (//TEXT says /TEXT)"
         );
         assert!(lines
             .iter()
-            .any(|l| l.starts_with("/msg USER TEXT  a direct message")));
+            .any(|l| l.starts_with("/msg USER TEXT      a direct message")));
         for (usage, _) in HELP.iter().skip(1) {
             let command = usage.split(' ').next().unwrap();
             assert!(parse(command).is_some(), "{command} parses");

@@ -79,7 +79,7 @@ pub use backoff::Backoff;
 pub use command::{clean_line, help_lines, parse, Command, CommandError, HELP};
 pub use link::{close_why, Link};
 pub use pending::{Pending, PendingFull, PendingSend, Settled};
-pub use render::{defang, utc_clock, Kind, Line, Renderer};
+pub use render::{defang, human_size, url_component, utc_clock, Kind, Line, Renderer};
 pub use resume::ResumeTracker;
 
 use hubbub_protocol::ClientMsg;

@@ -129,21 +129,43 @@ impl Pending {
 
     /// Records a `send` of `text` to `room` and gives the frame to write.
     pub fn send(&mut self, room: &str, text: &str) -> Result<ClientMsg, PendingFull> {
+        self.send_files(room, text, Vec::new())
+    }
+
+    /// Records a `send` of `text` (a caption, may be empty) with the
+    /// uploads `attachments` (their ids) to `room`; gives the frame to write.
+    pub fn send_files(
+        &mut self,
+        room: &str,
+        text: &str,
+        attachments: Vec<String>,
+    ) -> Result<ClientMsg, PendingFull> {
         self.push(|client_id| ClientMsg::Send {
             room: room.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
-            attachments: Vec::new(),
+            attachments,
         })
     }
 
     /// Records a `direct` of `text` to `to` and gives the frame to write.
     pub fn direct(&mut self, to: &str, text: &str) -> Result<ClientMsg, PendingFull> {
+        self.direct_files(to, text, Vec::new())
+    }
+
+    /// Records a `direct` of `text` with the uploads `attachments` to `to`;
+    /// gives the frame to write.
+    pub fn direct_files(
+        &mut self,
+        to: &str,
+        text: &str,
+        attachments: Vec<String>,
+    ) -> Result<ClientMsg, PendingFull> {
         self.push(|client_id| ClientMsg::Direct {
             to: to.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
-            attachments: Vec::new(),
+            attachments,
         })
     }
 
@@ -334,6 +356,23 @@ mod tests {
         assert!(p.dismiss("x-1").is_some());
         assert!(p.is_empty());
         assert_eq!(p.retry("x-1"), None);
+    }
+
+    #[test]
+    fn a_file_goes_again_after_a_reconnect_with_its_id() {
+        let mut p = Pending::new("f");
+        let room = p.send_files("lobby", "", vec!["up1".into()]).unwrap();
+        let dm = p.direct_files("bob", "here", vec!["up2".into()]).unwrap();
+        assert_eq!(
+            dm,
+            ClientMsg::Direct {
+                to: "bob".into(),
+                text: "here".into(),
+                client_id: Some("f-2".into()),
+                attachments: vec!["up2".into()],
+            }
+        );
+        assert_eq!(p.resend().collect::<Vec<_>>(), [room, dm]);
     }
 
     #[test]

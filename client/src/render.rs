@@ -8,13 +8,23 @@
 //! (`[lobby] <alice> hi`, `* notice`, `! error`) or, timestamped and safe
 //! for a bare terminal, with [`Line::to_terminal`].
 //!
+//! A message's attachments (docs/protocol.md, "Files") come after its
+//! caption (left out when empty), one line each, in the message's own kind
+//! so they read as the sender's: `[lobby] <bob> image: cat.png (47.1 KiB,
+//! image/png, 640x480) http://host:8080/api/files/ID?token=…`. The links
+//! are absolute: the renderer's owner tells it the server's HTTP origin
+//! ([`Renderer::set_http_base`]); a guest's `upload_token`, learned from
+//! its `welcome` (and forgotten on its own rename, which ends it), is put in
+//! the query so the link opens in a browser or `curl` for that user.
+//!
 //! Safety (docs/protocol.md, "Raw TCP gateway"): control characters in what
 //! others wrote become U+FFFD, so nobody can send terminal escape sequences;
 //! a line break (LF or CRLF) continues on an indented line, so nobody can
 //! fake a line from someone else. A lone CR would move the cursor back over
 //! the start of the line: it too becomes U+FFFD.
 
-use hubbub_protocol::ServerMsg;
+use hubbub_protocol::{Attachment, ServerMsg};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// What kind of line a [`Line`] is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,10 +152,46 @@ pub fn defang(text: &str) -> String {
         .collect()
 }
 
-/// Renders frames as lines; remembers who "me" is.
+/// A size in bytes as people read it: `512 B`, `47.1 KiB`, `25.0 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// What [`url_component`] leaves as it is: the unreserved characters of
+/// RFC 3986.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` made safe as one URL path segment or query value: everything but
+/// the unreserved characters percent-encoded (UTF-8).
+pub fn url_component(text: &str) -> String {
+    utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
+/// Renders frames as lines; remembers who "me" is, and what makes a file's
+/// link work for this user.
 #[derive(Debug, Clone, Default)]
 pub struct Renderer {
     me: Option<String>,
+    /// The server's HTTP origin (`http://127.0.0.1:8080`), without a final
+    /// slash; without it, links are relative (`/api/files/ID`).
+    http_base: Option<String>,
+    /// This guest's upload token (from `welcome`), which also authorizes
+    /// its downloads: appended to links as `?token=`.
+    upload_token: Option<String>,
 }
 
 impl Renderer {
@@ -162,12 +208,87 @@ impl Renderer {
         self.me.as_deref() == Some(name)
     }
 
+    /// Sets the server's HTTP origin that file links start with, e.g.
+    /// `http://127.0.0.1:8080` (a final `/` is dropped).
+    pub fn set_http_base(&mut self, base: impl Into<String>) {
+        let base: String = base.into();
+        self.http_base = Some(base.trim_end_matches('/').to_string());
+    }
+
+    /// The server's HTTP origin, if set.
+    pub fn http_base(&self) -> Option<&str> {
+        self.http_base.as_deref()
+    }
+
+    /// This guest's upload token, from the latest `welcome`; `None` for an
+    /// account, before a welcome, and after an own rename (which ends it).
+    pub fn upload_token(&self) -> Option<&str> {
+        self.upload_token.as_deref()
+    }
+
+    /// Where this user downloads `file`: absolute once the HTTP origin is
+    /// set, with `?token=` for a guest.
+    pub fn file_url(&self, file: &Attachment) -> String {
+        let mut url = format!(
+            "{}/api/files/{}",
+            self.http_base.as_deref().unwrap_or(""),
+            url_component(&file.id)
+        );
+        if let Some(token) = &self.upload_token {
+            url.push_str("?token=");
+            url.push_str(&url_component(token));
+        }
+        url
+    }
+
+    /// One line's text for `file`: `image: cat.png (47.1 KiB, image/png,
+    /// 640x480) URL`, or `file: notes.pdf (2.0 MiB, application/pdf) URL`.
+    /// The name is defanged to one row whatever it holds.
+    pub fn attachment_text(&self, file: &Attachment) -> String {
+        let what = if file.is_image() { "image" } else { "file" };
+        let mut facts = format!("{}, {}", human_size(file.size), defang(&file.mime));
+        if let (Some(w), Some(h)) = (file.width, file.height) {
+            facts.push_str(&format!(", {w}x{h}"));
+        }
+        format!(
+            "{what}: {} ({facts}) {}",
+            defang(&file.name),
+            self.file_url(file)
+        )
+    }
+
+    /// A message's lines: its caption (unless it is empty and files carry
+    /// the message), then one line per file, all of the same kind and time.
+    fn message_lines(
+        &self,
+        at_ms: u64,
+        room: Option<&str>,
+        kind: Kind,
+        text: &str,
+        files: &[Attachment],
+    ) -> Vec<Line> {
+        let line = |text: String| Line {
+            at_ms,
+            room: room.map(String::from),
+            kind: kind.clone(),
+            text,
+        };
+        let caption = (!text.is_empty() || files.is_empty()).then(|| line(text.to_string()));
+        caption
+            .into_iter()
+            .chain(files.iter().map(|f| line(self.attachment_text(f))))
+            .collect()
+    }
+
     /// The lines for one frame, `now_ms` being the time for lines that have
     /// no time of their own.
     pub fn render(&mut self, msg: &ServerMsg, now_ms: u64) -> Vec<Line> {
         match msg {
-            ServerMsg::Welcome { user, .. } => {
+            ServerMsg::Welcome {
+                user, upload_token, ..
+            } => {
                 self.me = Some(user.clone());
+                self.upload_token = upload_token.clone();
                 vec![Line::notice(
                     now_ms,
                     None,
@@ -196,13 +317,15 @@ impl Renderer {
                 from,
                 text,
                 sent_at,
+                attachments,
                 ..
-            } => vec![Line {
-                at_ms: *sent_at,
-                room: Some(room.clone()),
-                kind: Kind::Message { from: from.clone() },
-                text: text.clone(),
-            }],
+            } => self.message_lines(
+                *sent_at,
+                Some(room),
+                Kind::Message { from: from.clone() },
+                text,
+                attachments,
+            ),
             ServerMsg::History {
                 room,
                 messages,
@@ -218,13 +341,16 @@ impl Renderer {
                 });
                 resynced
                     .into_iter()
-                    .chain(messages.iter().map(|m| Line {
-                        at_ms: m.sent_at,
-                        room: Some(room.clone()),
-                        kind: Kind::Message {
-                            from: m.from.clone(),
-                        },
-                        text: m.text.clone(),
+                    .chain(messages.iter().flat_map(|m| {
+                        self.message_lines(
+                            m.sent_at,
+                            Some(room),
+                            Kind::Message {
+                                from: m.from.clone(),
+                            },
+                            &m.text,
+                            &m.attachments,
+                        )
                     }))
                     .collect()
             }
@@ -233,17 +359,18 @@ impl Renderer {
                 to,
                 text,
                 sent_at,
-                ..
-            } => vec![Line {
-                at_ms: *sent_at,
-                room: None,
-                kind: Kind::Direct {
+                attachments,
+            } => self.message_lines(
+                *sent_at,
+                None,
+                Kind::Direct {
                     from: from.clone(),
                     to: to.clone(),
                     outgoing: self.is_me(from),
                 },
-                text: text.clone(),
-            }],
+                text,
+                attachments,
+            ),
             ServerMsg::Renamed {
                 room: Some(room),
                 from,
@@ -255,6 +382,8 @@ impl Renderer {
             )],
             ServerMsg::Renamed { room: None, to, .. } => {
                 self.me = Some(to.clone());
+                // The token was for the old name: the server no longer takes it.
+                self.upload_token = None;
                 vec![Line::notice(now_ms, None, format!("you are {to} now"))]
             }
             ServerMsg::Rooms { rooms } if rooms.is_empty() => {
@@ -546,5 +675,136 @@ mod tests {
     #[test]
     fn defang_keeps_one_row() {
         assert_eq!(defang("a\nb\tc\x1b"), "a\u{FFFD}b\tc\u{FFFD}");
+    }
+
+    fn cat() -> Attachment {
+        Attachment {
+            id: "q3Yc0Jw1".into(),
+            name: "cat.png".into(),
+            size: 48_213,
+            mime: "image/png".into(),
+            width: Some(640),
+            height: Some(480),
+        }
+    }
+
+    fn notes() -> Attachment {
+        Attachment {
+            id: "n0tes".into(),
+            name: "notes\x1b[2J\nfake.txt".into(),
+            size: 512,
+            mime: "application/octet-stream".into(),
+            width: None,
+            height: None,
+        }
+    }
+
+    #[test]
+    fn attachments_read_as_lines_with_absolute_links() {
+        let mut r = welcomed("alice");
+        r.set_http_base("http://127.0.0.1:8080/");
+        let msg = ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 1,
+            from: "bob".into(),
+            text: "look".into(),
+            sent_at: 7,
+            attachments: vec![cat(), notes()],
+        };
+        let lines = r.render(&msg, 0);
+        assert!(lines.iter().all(|l| l.at_ms == 7));
+        assert_eq!(
+            lines.iter().map(Line::body).collect::<Vec<_>>(),
+            [
+                "[lobby] <bob> look",
+                "[lobby] <bob> image: cat.png (47.1 KiB, image/png, 640x480) \
+                 http://127.0.0.1:8080/api/files/q3Yc0Jw1",
+                // A name cannot clear the screen or start a line of its own.
+                "[lobby] <bob> file: notes\u{FFFD}[2J\u{FFFD}fake.txt (512 B, \
+                 application/octet-stream) http://127.0.0.1:8080/api/files/n0tes",
+            ]
+        );
+        assert!(!lines[2].to_terminal("00:00:00").contains('\n'));
+    }
+
+    #[test]
+    fn an_empty_caption_leaves_just_the_files() {
+        let mut r = welcomed("alice");
+        let direct = ServerMsg::Direct {
+            from: "alice".into(),
+            to: "bob".into(),
+            text: String::new(),
+            sent_at: 1,
+            attachments: vec![cat()],
+        };
+        // No HTTP origin set: the link is relative.
+        assert_eq!(
+            bodies(&mut r, direct),
+            ["[dm to bob] <alice> image: cat.png (47.1 KiB, image/png, 640x480) /api/files/q3Yc0Jw1"]
+        );
+        let history = ServerMsg::History {
+            room: "lobby".into(),
+            messages: vec![HistoryMessage {
+                seq: 3,
+                from: "bob".into(),
+                text: String::new(),
+                sent_at: 1,
+                attachments: vec![notes()],
+            }],
+            has_more: false,
+            before: None,
+            resync: false,
+        };
+        let lines = bodies(&mut r, history);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("[lobby] <bob> file: notes"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_guest_link_carries_its_upload_token_until_a_rename() {
+        let mut r = Renderer::new();
+        r.set_http_base("https://chat.example");
+        r.render(
+            &ServerMsg::Welcome {
+                user: "alice".into(),
+                protocol: 1,
+                heartbeat_ms: 25_000,
+                idle_timeout_ms: 60_000,
+                server_time: 0,
+                limits: Limits::default(),
+                upload_token: Some("g1.17.4.YWxpY2U.m+/=".into()),
+            },
+            0,
+        );
+        assert_eq!(r.upload_token(), Some("g1.17.4.YWxpY2U.m+/="));
+        assert_eq!(
+            r.file_url(&cat()),
+            "https://chat.example/api/files/q3Yc0Jw1?token=g1.17.4.YWxpY2U.m%2B%2F%3D"
+        );
+        r.render(
+            &ServerMsg::Renamed {
+                room: None,
+                from: "alice".into(),
+                to: "al".into(),
+            },
+            0,
+        );
+        assert_eq!(r.upload_token(), None);
+        assert_eq!(
+            r.file_url(&cat()),
+            "https://chat.example/api/files/q3Yc0Jw1"
+        );
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(25 * 1024 * 1024), "25.0 MiB");
+        assert_eq!(human_size(3 * 1024 * 1024 * 1024 + 1), "3.0 GiB");
     }
 }

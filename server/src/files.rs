@@ -30,11 +30,12 @@
 //!
 //! **Who.** An account, by its session cookie or bearer token (as for
 //! `/ws`); a guest, by the upload token its `welcome` carried
-//! ([`Uploads::guest_token`]: an HMAC-SHA256 of its name, its connection
-//! and an expiry under a random key of this process, valid for
-//! [`GUEST_TOKEN_TTL`] and only while that connection is open under that
-//! name on this node). Per user: `--uploads-per-minute` (governor) and
-//! `--max-upload-bytes-per-user`.
+//! ([`Uploads::guest_token`]: an HMAC-SHA256 of its name, its node and
+//! connection and an expiry, valid for [`GUEST_TOKEN_TTL`] and only while
+//! that connection is open under that name; the key is random per process,
+//! or in a cluster the nodes' shared one, and another node takes the token
+//! while the node that made it holds the name for a guest). Per user:
+//! `--uploads-per-minute` (governor) and `--max-upload-bytes-per-user`.
 //!
 //! **Download.** Its uploader may fetch a file, and so may ([`may_read`]) a
 //! member (now, on any node) of a room whose stored messages carry it, and
@@ -107,8 +108,12 @@ const JPEG_QUALITY: u8 = 88;
 pub struct Uploads {
     /// `<data-dir>/files`.
     dir: PathBuf,
-    /// Signs guest upload tokens; random at each start, so a restart ends them.
+    /// Signs guest upload tokens: random at each start of a lone node (a
+    /// restart ends them), shared by the nodes of a cluster (any node
+    /// verifies any node's).
     key: [u8; 32],
+    /// This node's id, in the tokens it makes.
+    node: String,
     /// Uploads per user (by name key) per minute.
     rate: DefaultKeyedRateLimiter<String>,
     /// Bounds the images being decoded at once ([`DECODERS`]).
@@ -120,13 +125,13 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    pub fn new(config: &Config) -> Uploads {
-        let mut key = [0u8; 32];
-        rand::fill(&mut key);
+    /// The uploads of node `node`, whose guest tokens `key` signs.
+    pub fn new(config: &Config, node: &str, key: [u8; 32]) -> Uploads {
         let per_minute = NonZeroU32::new(config.uploads_per_minute).unwrap_or(NonZeroU32::MIN);
         Uploads {
             dir: config.data_dir.join("files"),
             key,
+            node: node.to_string(),
             rate: RateLimiter::keyed(Quota::per_minute(per_minute)),
             decoders: tokio::sync::Semaphore::new(DECODERS),
             gate: tokio::sync::RwLock::new(()),
@@ -139,30 +144,39 @@ impl Uploads {
         mac
     }
 
-    /// A token that lets the guest `name` on connection `conn` upload
-    /// until `now_ms` plus [`GUEST_TOKEN_TTL`]:
-    /// `g1.<expiry ms>.<conn>.<name, base64url>.<HMAC, base64url>`.
+    /// A token that lets the guest `name` on this node's connection `conn`
+    /// upload until `now_ms` plus [`GUEST_TOKEN_TTL`]: `g1.<expiry ms>.<conn>.
+    /// <name, base64url>.<node, base64url>.<HMAC, base64url>`.
     pub fn guest_token(&self, name: &str, conn: ConnId, now_ms: u64) -> String {
         let expires = now_ms + GUEST_TOKEN_TTL.as_millis() as u64;
-        let signed = format!("{expires}.{conn}.{}", URL_SAFE_NO_PAD.encode(name));
+        let signed = format!(
+            "{expires}.{conn}.{}.{}",
+            URL_SAFE_NO_PAD.encode(name),
+            URL_SAFE_NO_PAD.encode(&self.node)
+        );
         let mac = URL_SAFE_NO_PAD.encode(self.mac(&signed).finalize().into_bytes());
         format!("{GUEST_PREFIX}{signed}.{mac}")
     }
 
-    /// The guest name and connection `token` was made for, if it is ours
-    /// and unexpired.
-    fn verify_guest_token(&self, token: &str, now_ms: u64) -> Option<(String, ConnId)> {
+    /// The guest name, node and connection `token` was made for, if it is
+    /// signed with our key and unexpired.
+    fn verify_guest_token(&self, token: &str, now_ms: u64) -> Option<GuestToken> {
         let signed_and_mac = token.strip_prefix(GUEST_PREFIX)?;
         let (signed, mac) = signed_and_mac.rsplit_once('.')?;
         let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
         self.mac(signed).verify_slice(&mac).ok()?;
-        let mut parts = signed.splitn(3, '.');
-        let (expires, conn, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut parts = signed.splitn(4, '.');
+        let (expires, conn, name, node) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if expires.parse::<u64>().ok()? <= now_ms {
             return None;
         }
-        let name = String::from_utf8(URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
-        Some((name, conn.parse().ok()?))
+        let text = |b64: &str| String::from_utf8(URL_SAFE_NO_PAD.decode(b64).ok()?).ok();
+        Some(GuestToken {
+            name: text(name)?,
+            node: text(node)?,
+            conn: conn.parse().ok()?,
+        })
     }
 
     /// Where the bytes with this SHA-256 (hex) are kept.
@@ -243,6 +257,15 @@ struct Uploaded {
     thumb_url: Option<String>,
 }
 
+/// What a guest upload token says.
+#[derive(Debug, PartialEq, Eq)]
+struct GuestToken {
+    name: String,
+    /// The node whose connection `conn` it was made for.
+    node: String,
+    conn: ConnId,
+}
+
 /// Who is asking: an account's name, or a connected guest's.
 async fn who(hub: &Hub, headers: &HeaderMap, token: Option<&str>) -> Result<String, ApiError> {
     let bearer = headers
@@ -252,15 +275,27 @@ async fn who(hub: &Hub, headers: &HeaderMap, token: Option<&str>) -> Result<Stri
         .map(str::trim)
         .filter(|t| t.starts_with(GUEST_PREFIX));
     if let Some(token) = token.or(bearer) {
-        let (name, conn) = hub
+        let GuestToken { name, node, conn } = hub
             .uploads
             .verify_guest_token(token, now_ms())
             .ok_or(ApiError::Unauthorized)?;
-        // Only while that very connection is open under that name.
-        let connected = hub
-            .registry
-            .user(&name_key(&name))
-            .is_some_and(|(_, conns)| conns.iter().any(|c| c.id == conn && c.account.is_none()));
+        let key = name_key(&name);
+        let connected = if node == hub.node_id {
+            // Only while that very connection is open under that name.
+            hub.registry
+                .user(&key)
+                .is_some_and(|(_, conns)| conns.iter().any(|c| c.id == conn && c.account.is_none()))
+        } else if hub.clustered() {
+            // Another node's guest: while that node holds the name for a
+            // guest (guest names are one guest's on every node).
+            hub.with_store(move |store| match store.node_presence() {
+                Some(presence) => presence.guest_holds(&node, &key),
+                None => Ok(false),
+            })
+            .await?
+        } else {
+            false
+        };
         return if connected {
             Ok(name)
         } else {
@@ -935,12 +970,17 @@ mod tests {
 
     #[test]
     fn guest_tokens_are_signed_and_expire() {
-        let uploads = Uploads::new(&Config::default());
+        let uploads = Uploads::new(&Config::default(), "n1", [1; 32]);
         let token = uploads.guest_token("Zoë", 7, 1_000);
-        assert_eq!(
-            uploads.verify_guest_token(&token, 1_000),
-            Some(("Zoë".to_string(), 7))
-        );
+        let zoes = GuestToken {
+            name: "Zoë".into(),
+            node: "n1".into(),
+            conn: 7,
+        };
+        assert_eq!(uploads.verify_guest_token(&token, 1_000), Some(zoes));
+        // Another node with the cluster's key verifies it too.
+        let other_node = Uploads::new(&Config::default(), "n2", [1; 32]);
+        assert!(other_node.verify_guest_token(&token, 1_000).is_some());
         let ttl = GUEST_TOKEN_TTL.as_millis() as u64;
         assert_eq!(
             uploads.verify_guest_token(&token, 1_000 + ttl),
@@ -949,15 +989,18 @@ mod tests {
         );
         // Another name, connection, expiry or process key does not verify.
         let (_, mac) = token.rsplit_once('.').unwrap();
-        let zoe = URL_SAFE_NO_PAD.encode("Zoë");
-        let later = format!("g1.{}.7.{zoe}.{mac}", 1_000 + 2 * ttl);
+        let (zoe, n1) = (URL_SAFE_NO_PAD.encode("Zoë"), URL_SAFE_NO_PAD.encode("n1"));
+        let later = format!("g1.{}.7.{zoe}.{n1}.{mac}", 1_000 + 2 * ttl);
         assert_eq!(uploads.verify_guest_token(&later, 1_000), None);
-        let other_conn = format!("g1.{}.8.{zoe}.{mac}", 1_000 + ttl);
+        let other_conn = format!("g1.{}.8.{zoe}.{n1}.{mac}", 1_000 + ttl);
         assert_eq!(uploads.verify_guest_token(&other_conn, 1_000), None);
         let bob = URL_SAFE_NO_PAD.encode("bob");
-        let other_name = format!("g1.{}.7.{bob}.{mac}", 1_000 + ttl);
+        let other_name = format!("g1.{}.7.{bob}.{n1}.{mac}", 1_000 + ttl);
         assert_eq!(uploads.verify_guest_token(&other_name, 1_000), None);
-        let restarted = Uploads::new(&Config::default());
+        let n2 = URL_SAFE_NO_PAD.encode("n2");
+        let moved = format!("g1.{}.7.{zoe}.{n2}.{mac}", 1_000 + ttl);
+        assert_eq!(uploads.verify_guest_token(&moved, 1_000), None);
+        let restarted = Uploads::new(&Config::default(), "n1", [2; 32]);
         assert_eq!(restarted.verify_guest_token(&token, 1_000), None);
         assert_eq!(uploads.verify_guest_token("g1.garbage", 1_000), None);
     }

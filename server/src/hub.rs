@@ -86,6 +86,27 @@ pub struct Hub {
 /// Stripes of [`Hub::holds`].
 const HOLD_STRIPES: usize = 64;
 
+/// The key of guest upload tokens: random for a lone node, the cluster's
+/// for a node that shares its store (so any node verifies any node's).
+fn upload_key(store: &dyn Store) -> [u8; 32] {
+    let mut fresh = [0u8; 32];
+    rand::fill(&mut fresh);
+    let Some(presence) = store.node_presence() else {
+        return fresh;
+    };
+    // A blocking store call, off any async runtime (this runs at start).
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| presence.shared_secret("guest_upload_tokens", &fresh))
+            .join()
+            .expect("store calls do not panic")
+    })
+    .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "no shared upload token key: guests' tokens work on this node only");
+            fresh
+        })
+}
+
 impl Hub {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
         let metrics = Metrics::new();
@@ -99,6 +120,7 @@ impl Hub {
             // Fresh at each start: a restarted node is a new node.
             format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
         });
+        let uploads = crate::files::Uploads::new(&config, &node_id, upload_key(&*store));
         Arc::new_cyclic(|me| Hub {
             holds: (0..HOLD_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -110,7 +132,7 @@ impl Hub {
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
             persist,
             registry: Registry::new(config.max_conns_per_ip),
-            uploads: crate::files::Uploads::new(&config),
+            uploads,
             config,
             rooms: Mutex::default(),
             next_id: AtomicU64::new(1),

@@ -154,9 +154,12 @@ pub async fn run(
 pub async fn run_with_gateway(
     listener: TcpListener,
     gateway: Option<TcpListener>,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Where HTTP really is (port 0 bound to a free one): the gateway's file
+    // links point there.
+    config.listen = listener.local_addr()?;
     let shutdown_timeout = config.shutdown_timeout;
     let store = config.open_store().map_err(std::io::Error::other)?;
     let hub = Hub::new(config, Arc::clone(&store));

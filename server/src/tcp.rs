@@ -24,9 +24,17 @@
 //! break continues on an indented line; see [`Line::to_terminal`]), so
 //! nobody can send terminal escape sequences to a bare terminal or fake a
 //! line from someone else.
+//!
+//! Files: a message's attachments are lines of their own with an absolute
+//! download link ([`http_base`]: the HTTP listener's scheme and port at the
+//! address this user reached the gateway on), carrying the user's guest
+//! upload token as `?token=` (the renderer takes it from the `welcome`),
+//! so `curl` or a browser can fetch it. A gateway user cannot upload (it
+//! has no files to read): `/upload` says to use `hubbub-chat` or the web app.
 
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -39,6 +47,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
+use crate::config::Config;
 use crate::feed::{Feed, Fill};
 use crate::hub::Hub;
 use crate::outbox::{Batch, Close};
@@ -85,9 +94,13 @@ pub async fn accept_loop(hub: Arc<Hub>, listener: TcpListener) {
                     continue;
                 };
                 let _ = socket.set_nodelay(true);
+                let base = socket
+                    .local_addr()
+                    .ok()
+                    .and_then(|local| http_base(&hub.config, local));
                 let task_hub = Arc::clone(&hub);
                 hub.tasks.spawn(async move {
-                    serve(task_hub, socket).await;
+                    serve(task_hub, socket, base).await;
                     drop(slot);
                 });
             }
@@ -99,9 +112,32 @@ pub async fn accept_loop(hub: Arc<Hub>, listener: TcpListener) {
     }
 }
 
-/// Serves one line-based connection until it closes. Generic over the
-/// stream so it can be driven without a socket.
-pub async fn serve<S>(hub: Arc<Hub>, stream: S)
+/// The HTTP origin a gateway user reached at `local` (the gateway socket's
+/// own address) downloads files from: the HTTP listener's scheme and port,
+/// at its address if it listens on one, else at the address the user
+/// reached. `None` when the listener's port is not known (configured as 0).
+pub fn http_base(config: &Config, local: SocketAddr) -> Option<String> {
+    let port = config.listen.port();
+    if port == 0 {
+        return None;
+    }
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let ip = if config.listen.ip().is_unspecified() {
+        local.ip().to_canonical()
+    } else {
+        config.listen.ip()
+    };
+    Some(format!("{scheme}://{}", SocketAddr::new(ip, port)))
+}
+
+/// Serves one line-based connection until it closes; file links start with
+/// `http_base` (see [`http_base`]). Generic over the stream so it can be
+/// driven without a socket.
+pub async fn serve<S>(hub: Arc<Hub>, stream: S, http_base: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -109,11 +145,15 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let mut lines = LineReader::new(reader, hub.config.max_frame_bytes);
     let done = CancellationToken::new();
+    let mut renderer = Renderer::new();
+    if let Some(base) = http_base {
+        renderer.set_http_base(base);
+    }
     let write_task = tokio::spawn(write_loop(
         writer,
         Arc::clone(&hub),
         Arc::clone(&conn),
-        hub.config.idle_timeout,
+        renderer,
         done.clone(),
     ));
     let mut gateway = Gateway {
@@ -215,6 +255,7 @@ impl Gateway {
                 None => self.mistake(CommandError::Usage("/leave ROOM")).await,
             },
             Command::Help => self.help().await,
+            Command::Upload { .. } => self.mistake(CommandError::NeedsLocalFiles).await,
             command @ (Command::Say(_)
             | Command::Who(_)
             | Command::Rooms
@@ -411,21 +452,21 @@ impl Sink for LineSink<'_> {
 }
 
 /// Writes what the connection's feed hands over (its outbox, its rooms'
-/// messages), rendered as text lines, one write and flush per batch; on a
-/// close, a last line says why. A socket that takes nothing for
+/// messages), rendered as text lines by `renderer`, one write and flush per
+/// batch; on a close, a last line says why. A socket that takes nothing for
 /// `write_timeout` is closed.
 async fn write_loop<W>(
     mut writer: W,
     hub: Arc<Hub>,
     conn: Arc<Conn>,
-    idle: Duration,
+    mut renderer: Renderer,
     done: CancellationToken,
 ) where
     W: AsyncWrite + Unpin,
 {
+    let idle = hub.config.idle_timeout;
     let outbox = &conn.outbox;
     let mut feed = Feed::default();
-    let mut renderer = Renderer::new();
     let mut out = Vec::with_capacity(4 * 1024);
     loop {
         out.clear();
@@ -557,6 +598,36 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "01:02:03 [lobby] <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\nalready rendered\n"
         );
+    }
+
+    #[test]
+    fn links_point_at_the_http_listener_as_the_user_reached_the_gateway() {
+        let at = |listen: &str, tls: bool, local: &str| {
+            let config = Config {
+                listen: listen.parse().unwrap(),
+                tls_cert: tls.then(|| "cert.pem".into()),
+                ..Config::default()
+            };
+            http_base(&config, local.parse().unwrap())
+        };
+        assert_eq!(
+            at("0.0.0.0:8080", false, "10.1.2.3:7000").as_deref(),
+            Some("http://10.1.2.3:8080")
+        );
+        assert_eq!(
+            at("[::]:8443", true, "[::ffff:127.0.0.1]:7000").as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+        assert_eq!(
+            at("[::]:8080", false, "[::1]:7000").as_deref(),
+            Some("http://[::1]:8080")
+        );
+        assert_eq!(
+            at("127.0.0.2:8080", false, "127.0.0.1:7000").as_deref(),
+            Some("http://127.0.0.2:8080"),
+            "an HTTP listener on one address is reached there"
+        );
+        assert_eq!(at("127.0.0.1:0", false, "127.0.0.1:7000"), None);
     }
 
     #[test]

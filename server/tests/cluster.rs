@@ -714,3 +714,64 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
         assert_eq!(got.status, 404);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guests_upload_token_works_through_every_node_while_it_holds_its_name() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut ann = Client::connect(&nodes[0].url()).await;
+    let ServerMsg::Welcome {
+        upload_token: Some(token),
+        ..
+    } = ann.hello("ann").await
+    else {
+        panic!("a guest's welcome carries an upload token")
+    };
+    ann.join("lobby").await;
+    let auth = format!("Bearer {token}");
+    // Uploaded through node B, though ann's socket is on node A.
+    let up = http_raw(
+        nodes[1].addr,
+        "POST",
+        "/api/files?name=hi.txt",
+        &[("Authorization", &auth)],
+        Body::Sized(b"from a guest"),
+    )
+    .await;
+    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
+    let id = up.json()["id"].as_str().unwrap().to_string();
+    let mut bo = Client::connect(&nodes[2].url()).await;
+    let ServerMsg::Welcome {
+        upload_token: Some(bos_token),
+        ..
+    } = bo.hello("bo").await
+    else {
+        panic!("a guest's welcome carries an upload token")
+    };
+    bo.join("lobby").await;
+    ann.recv_until(|m| common::joined(m, "lobby", "bo")).await;
+    ann.send(json!({"type":"send","room":"lobby","text":"","client_id":"g-1","attachments":[id]}))
+        .await;
+    bo.recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    // Bo, on node C, reads it through node A with the token in the query.
+    let path = format!("/api/files/{id}?token={bos_token}");
+    let got = http_raw(nodes[0].addr, "GET", &path, &[], Body::None).await;
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"from a guest"[..])
+    );
+    // Once ann is gone, her token is good nowhere.
+    drop(ann);
+    bo.recv_until(|m| common::left(m, "lobby", "ann")).await;
+    for node in &nodes {
+        let refused = http_raw(
+            node.addr,
+            "POST",
+            "/api/files?name=late.txt",
+            &[("Authorization", &auth)],
+            Body::Sized(b"too late"),
+        )
+        .await;
+        assert_eq!(refused.status, 401);
+    }
+}

@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{joined, left, Client, DEADLINE};
+use common::{http_raw, joined, left, Body, Client, DEADLINE};
 use hubbub::config::StoreKind;
 use hubbub::Config;
 use hubbub_protocol::ServerMsg;
@@ -25,19 +25,23 @@ struct Server {
     tcp: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Where uploaded files are kept; removed when dropped.
+    _data: tempfile::TempDir,
 }
 
 impl Server {
     async fn start(tweak: impl FnOnce(&mut Config)) -> Server {
-        let mut config = Config {
-            store: StoreKind::Memory,
-            ..Config::default()
-        };
-        tweak(&mut config);
+        let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tcp = gateway.local_addr().unwrap();
+        let mut config = Config {
+            store: StoreKind::Memory,
+            data_dir: data.path().to_path_buf(),
+            ..Config::default()
+        };
+        tweak(&mut config);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(hubbub::run_with_gateway(
             listener,
@@ -52,6 +56,7 @@ impl Server {
             tcp,
             shutdown: Some(tx),
             task,
+            _data: data,
         }
     }
 
@@ -466,4 +471,70 @@ async fn shutdown_tells_tcp_users_and_closes_them() {
         lines.last().unwrap().ends_with("* server shutting down"),
         "{lines:?}"
     );
+}
+
+#[tokio::test]
+async fn files_show_as_lines_whose_links_work_for_the_tcp_user() {
+    let server = Server::default().await;
+    let mut bob = server.nc("bob").await;
+    let mut alice = Client::connect(&format!("ws://{}/ws", server.addr)).await;
+    let ServerMsg::Welcome {
+        upload_token: Some(token),
+        ..
+    } = alice.hello("alice").await
+    else {
+        panic!("a guest gets an upload token");
+    };
+    alice.join("lobby").await;
+    bob.until("alice joined").await;
+
+    let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let uploaded = http_raw(
+        server.addr,
+        "POST",
+        "/api/files?name=notes%20v2.bin",
+        &[("Authorization", &format!("Bearer {token}"))],
+        Body::Sized(&bytes),
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{:?}", uploaded);
+    let id = uploaded.json()["id"].as_str().unwrap().to_string();
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "",
+                     "client_id": "f-1", "attachments": [id]}))
+        .await;
+
+    // No caption line; the file's line, with a link.
+    let line = bob.until("<alice>").await.pop().unwrap();
+    let prefix = format!(
+        "[lobby] <alice> file: notes v2.bin (2.9 KiB, application/octet-stream) \
+         http://{}/api/files/{id}?token=g1.",
+        server.addr
+    );
+    assert!(line[9..].starts_with(&prefix), "{line}");
+    let url = line.rsplit(' ').next().unwrap();
+    let path = url
+        .strip_prefix(&format!("http://{}", server.addr))
+        .unwrap();
+    let fetched = http_raw(server.addr, "GET", path, &[], Body::None).await;
+    assert_eq!(fetched.status, 200, "{fetched:?}");
+    assert_eq!(fetched.body, bytes, "the same bytes");
+}
+
+#[tokio::test]
+async fn upload_on_the_gateway_says_where_files_can_be_sent_from() {
+    let server = Server::default().await;
+    let mut bob = server.nc("bob").await;
+    bob.send("/upload ./cat.png look").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            "! /upload sends a file from your own computer, which this connection \
+             cannot read: use hubbub-chat or the web app to send files"
+        ),
+        "{line}"
+    );
+    bob.send("/help").await;
+    bob.until("/upload PATH [TEXT]").await;
 }

@@ -175,6 +175,8 @@ pub enum StoreError {
     Hash(String),
     #[error("file storage: {0}")]
     Files(std::io::Error),
+    #[error("the store holds something malformed: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
@@ -273,6 +275,12 @@ pub trait NodePresence: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Who holds the name whose key is `key` on nodes other than `node`.
     fn held_elsewhere(&self, node: &str, key: &str) -> Result<Held, StoreError>;
+    /// Whether `node` holds the name whose key is `key` for a guest.
+    fn guest_holds(&self, node: &str, key: &str) -> Result<bool, StoreError>;
+    /// The secret every node uses for `name`: the first node's `fresh`
+    /// one, kept in the store (e.g. the key of guest upload tokens, so
+    /// that any node verifies another's).
+    fn shared_secret(&self, name: &str, fresh: &[u8; 32]) -> Result<[u8; 32], StoreError>;
 }
 
 /// A subscription to the commits of every node sharing a store (see

@@ -138,6 +138,11 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX file_refs_file ON file_refs (file_id);
      CREATE INDEX file_refs_message ON file_refs (room, seq);",
+    // 11: secrets the nodes of a cluster share (the guest upload token key).
+    "CREATE TABLE secrets (
+         name TEXT PRIMARY KEY,
+         value BYTEA NOT NULL
+     );",
 ];
 
 /// Bytes per row of `blobs`.
@@ -750,6 +755,30 @@ impl NodePresence for PgStore {
         }
         tx.commit()?;
         Ok(true)
+    }
+
+    fn guest_holds(&self, node: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT 1 FROM holds WHERE name_key = $1 AND node = $2 AND guest AND conns > 0",
+                &[&key, &node],
+            )?
+            .is_some())
+    }
+
+    fn shared_secret(&self, name: &str, fresh: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let mut client = self.client()?;
+        client.execute(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &&fresh[..]],
+        )?;
+        let value: Vec<u8> = client
+            .query_one("SELECT value FROM secrets WHERE name = $1", &[&name])?
+            .get(0);
+        value
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("the shared secret {name:?} is not 32 bytes")))
     }
 
     fn held_elsewhere(&self, node: &str, key: &str) -> Result<Held, StoreError> {
