@@ -42,7 +42,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::fmt::now_ms;
-use crate::state::{with_files, Action, ChatState, Files, Ledger, Target};
+use crate::state::{Action, ChatState, Ledger, Target};
 use crate::storage;
 use crate::wire;
 
@@ -120,8 +120,6 @@ pub struct LinkTask {
     /// Sends not acknowledged yet, resent after a reconnect: the one ledger,
     /// which the UI reads (never writes) through [`Ledger`].
     pending: Rc<RefCell<Pending>>,
-    /// The files of the ledger's sends that carry some.
-    files: Files,
     /// Counts the ledger's changes, so the UI knows to draw it again.
     pending_version: u64,
     backoff: Backoff,
@@ -142,7 +140,6 @@ impl LinkTask {
             idle_timeout_ms: 60_000,
             tracker: ResumeTracker::with_rooms(rooms),
             pending: Rc::new(RefCell::new(Pending::new(prefix))),
-            files: Files::default(),
             pending_version: 0,
             backoff: Backoff::new(BACKOFF_BASE_MS, BACKOFF_CAP_MS).with_floor(BACKOFF_FLOOR_MS),
             dispatch,
@@ -155,22 +152,11 @@ impl LinkTask {
 
     /// Shows the UI the ledger as it is now.
     fn show_pending(&mut self) {
-        let pending = self.pending.borrow();
-        self.files
-            .borrow_mut()
-            .retain(|(id, _)| pending.get(id).is_some());
-        drop(pending);
         self.pending_version += 1;
         self.dispatch.dispatch(Action::Pending(Ledger::new(
             self.pending.clone(),
-            self.files.clone(),
             self.pending_version,
         )));
-    }
-
-    /// `msg` from the ledger, with its files.
-    fn with_files(&self, msg: ClientMsg) -> ClientMsg {
-        with_files(&self.files.borrow(), msg)
     }
 
     fn save_rooms(&self) {
@@ -211,19 +197,11 @@ impl LinkTask {
                 files,
             } => {
                 let sent = match target {
-                    Target::Room(room) => self.pending.borrow_mut().send(&room, &text),
-                    Target::Direct(to) => self.pending.borrow_mut().direct(&to, &text),
+                    Target::Room(room) => self.pending.borrow_mut().send_files(&room, &text, files),
+                    Target::Direct(to) => self.pending.borrow_mut().direct_files(&to, &text, files),
                 };
-                if let (
-                    Ok(ClientMsg::Send { client_id, .. } | ClientMsg::Direct { client_id, .. }),
-                    false,
-                ) = (&sent, files.is_empty())
-                {
-                    let id = client_id.clone().unwrap_or_default();
-                    self.files.borrow_mut().push((id, files));
-                }
                 self.show_pending();
-                sent.ok().map(|msg| self.with_files(msg))
+                sent.ok()
             }
             Command::Dismiss(client_id) => {
                 self.pending.borrow_mut().dismiss(&client_id);
@@ -737,7 +715,7 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                     }
                     task.welcomed_once = true;
                     let frames = resume_frames(&task.tracker, &task.pending.borrow());
-                    for frame in frames.into_iter().map(|f| task.with_files(f)) {
+                    for frame in frames {
                         if send(&mut sink, &frame).await.is_err() {
                             return lost();
                         }

@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
 use hubbub_client::{Link, Pending};
-use hubbub_protocol::{Attachment, ClientMsg, ErrorCode, Limits, ServerMsg};
+use hubbub_protocol::{Attachment, ErrorCode, Limits, ServerMsg};
 use yew::prelude::*;
 
 use crate::fmt::now_ms;
@@ -226,47 +226,21 @@ impl<T> std::ops::Deref for Copied<T> {
     }
 }
 
-/// The upload ids of the ledger's sends that carry files, by `client_id`.
-/// The client core's ledger records a send's text only; every frame written
-/// from it (the first time and on each resend, with the same `client_id`)
-/// gets its `attachments` from here ([`with_files`]).
-pub type Files = Rc<RefCell<Vec<(String, Vec<String>)>>>;
-
-/// `msg` (a `send` or `direct` from the ledger) with its files.
-pub fn with_files(files: &[(String, Vec<String>)], mut msg: ClientMsg) -> ClientMsg {
-    if let ClientMsg::Send {
-        client_id: Some(id),
-        attachments,
-        ..
-    }
-    | ClientMsg::Direct {
-        client_id: Some(id),
-        attachments,
-        ..
-    } = &mut msg
-    {
-        if let Some((_, ids)) = files.iter().find(|(c, _)| c == id) {
-            attachments.clone_from(ids);
-        }
-    }
-    msg
-}
-
-/// The connection task's one ledger of own messages on their way (and
-/// their files), shared for reading, with the number of its last change:
-/// two `Ledger`s are equal when no change came in between.
+/// The connection task's one ledger of own messages on their way, shared
+/// for reading, with the number of its last change: two `Ledger`s are equal
+/// when no change came in between.
 #[derive(Debug, Clone)]
-pub struct Ledger(Rc<RefCell<Pending>>, Files, u64);
+pub struct Ledger(Rc<RefCell<Pending>>, u64);
 
 impl Ledger {
-    pub fn new(ledger: Rc<RefCell<Pending>>, files: Files, version: u64) -> Ledger {
-        Ledger(ledger, files, version)
+    pub fn new(ledger: Rc<RefCell<Pending>>, version: u64) -> Ledger {
+        Ledger(ledger, version)
     }
 }
 
 impl PartialEq for Ledger {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0) && self.2 == other.2
+        Rc::ptr_eq(&self.0, &other.0) && self.1 == other.1
     }
 }
 
@@ -327,7 +301,7 @@ impl ChatState {
             .or_else(|| chats.first().map(|c| c.target.clone()));
         ChatState {
             link: Link::Idle,
-            pending: Ledger::new(Rc::new(RefCell::new(Pending::new(""))), Files::default(), 0),
+            pending: Ledger::new(Rc::new(RefCell::new(Pending::new(""))), 0),
             me: None,
             wanted_name: name,
             name_error: None,
@@ -358,10 +332,8 @@ impl ChatState {
         self.current.as_ref().and_then(|t| self.chat(t))
     }
 
-    /// Own messages on their way to `target`, oldest first, with their
-    /// files.
+    /// Own messages on their way to `target`, oldest first.
     pub fn pending_for(&self, target: &Target) -> Vec<PendingSend> {
-        let files = self.pending.1.borrow();
         self.pending
             .0
             .borrow()
@@ -370,10 +342,7 @@ impl ChatState {
                 Target::Room(room) => p.room() == Some(room.as_str()),
                 Target::Direct(user) => p.to() == Some(user.as_str()),
             })
-            .map(|p| PendingSend {
-                request: with_files(&files, p.request.clone()),
-                ..p.clone()
-            })
+            .cloned()
             .collect()
     }
 
@@ -873,6 +842,7 @@ impl Reducible for ChatState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubbub_protocol::ClientMsg;
 
     #[test]
     fn join_names_reads_well() {
@@ -1134,12 +1104,11 @@ mod tests {
         let lobby = Target::Room("lobby".into());
         let mut ledger = Pending::new("p");
         ledger.send("lobby", "hi").unwrap();
-        ledger.direct("bob", "psst").unwrap();
         // The direct message carries a file; what the ledger shows has it.
-        let files: Files = Rc::new(RefCell::new(vec![("p-2".into(), names(&["f1"]))]));
+        ledger.direct_files("bob", "psst", names(&["f1"])).unwrap();
         state = reduce(
             state,
-            Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), files, 1)),
+            Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), 1)),
         );
         assert_eq!(state.pending_for(&lobby)[0].text(), "hi");
         assert!(matches!(&state.pending_for(&lobby)[0].request,
@@ -1345,20 +1314,5 @@ mod tests {
         // Signed in now: the cookie authorizes, no token.
         state.apply_server(welcome(None));
         assert_eq!(state.upload_token, None);
-    }
-
-    #[test]
-    fn a_ledger_frame_gets_its_files_and_no_other() {
-        let files = vec![("c-2".to_string(), names(&["u1", "u2"]))];
-        let send = |id: &str| ClientMsg::Send {
-            room: "lobby".into(),
-            text: String::new(),
-            client_id: Some(id.into()),
-            attachments: Vec::new(),
-        };
-        assert!(matches!(with_files(&files, send("c-2")),
-            ClientMsg::Send { attachments, .. } if attachments == names(&["u1", "u2"])));
-        assert_eq!(with_files(&files, send("c-1")), send("c-1"));
-        assert_eq!(with_files(&files, ClientMsg::Rooms), ClientMsg::Rooms);
     }
 }
