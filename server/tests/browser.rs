@@ -30,6 +30,13 @@
 //! installs it; `HUBBUB_AXE` overrides) finds no serious violation on the
 //! sign-in screen, in a room, with no room, and on a phone.
 //!
+//! Images and files (issue 14): a file over the server's limit shows its
+//! refusal on the upload; two images picked at once go with a caption, a
+//! text file alone; the other member sees the thumbnails loaded and sized,
+//! opens the lightbox (focus, →, Esc) and downloads the file byte for byte
+//! with a guest's token; an image in a direct message reaches its
+//! recipient.
+//!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
 //! (`scripts/build-web.sh`); without them the test fails and says how to get
@@ -1290,5 +1297,290 @@ async fn forms_focus_layout_and_accessibility() {
     screenshot(&phone, "forms-4-phone").await;
     page.close().await.expect("close the session");
     phone.close().await.expect("close the session");
+    server.kill().await;
+}
+
+/// A gradient image encoded as `format`, saved at `path`.
+fn save_image(path: &Path, width: u32, height: u32, format: image::ImageFormat) {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    img.save_with_format(path, format)
+        .expect("save a test image");
+}
+
+/// Waits until the page's uploads are all uploaded (`n` of them).
+async fn uploads_done(page: &Client, n: usize) {
+    wait_until(
+        page,
+        &format!("{n} uploads done"),
+        DEADLINE,
+        "const all = document.querySelectorAll('.uploads .upload');
+         return all.length === arguments[0]
+             && [...all].every(u => u.classList.contains('done'))",
+        vec![json!(n)],
+    )
+    .await;
+}
+
+/// Issue 14 in the browser: ann picks two images and sends them with a
+/// caption, then a text file alone; bob, in the same room, sees the images
+/// inline (thumbnails loaded, sized before they load) under the caption,
+/// opens one in the lightbox (focus moves in, → goes to the next image,
+/// Escape closes and gives the focus back to the thumbnail), and downloads
+/// the text file from its card with the same bytes (both are guests: every
+/// link carries the upload token). A file over the server's limit shows the
+/// server's refusal on that upload. A file dropped on the chat and an image
+/// pasted into the message box go too. Then bob sends ann an image in a
+/// direct message, and she sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_and_files_in_messages() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
+        bundle.display()
+    );
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let files = tempfile::tempdir().expect("a dir for the files to upload");
+    let server =
+        Server::start_with("127.0.0.1:0", data.path(), &["--max-file-bytes", "100000"]).await;
+    let base = format!("http://{}/", server.addr);
+    let driver = Driver::start().await;
+    let ann = driver.session(&profiles.path().join("ann"), false).await;
+    let bob = driver.session(&profiles.path().join("bob"), false).await;
+    sign_in_and_join(&ann, &base, "ann", "pics").await;
+    sign_in_and_join(&bob, &base, "bob", "pics").await;
+
+    let cat = files.path().join("cat.png");
+    let dog = files.path().join("dog.jpg");
+    let notes = files.path().join("notes.txt");
+    let big = files.path().join("big.bin");
+    save_image(&cat, 640, 480, image::ImageFormat::Png);
+    save_image(&dog, 300, 600, image::ImageFormat::Jpeg);
+    let notes_text = "<b>not markup</b> & some notes\n";
+    std::fs::write(&notes, notes_text).expect("write notes.txt");
+    std::fs::write(&big, vec![7u8; 150_000]).expect("write big.bin");
+    let path = |p: &Path| p.to_str().expect("a UTF-8 temp path").to_string();
+
+    // Over the limit: the server's refusal shows on that upload, and
+    // removing it leaves nothing to send.
+    let picker = ann
+        .find(Locator::Css("#attach-input"))
+        .await
+        .expect("the file picker");
+    picker.send_keys(&path(&big)).await.expect("pick big.bin");
+    wait_until(
+        &ann,
+        "big.bin refused",
+        DEADLINE,
+        "const u = document.querySelector('.uploads .upload.failed');
+         return !!u && u.textContent.includes('big.bin')
+             && /large|limit|bytes/i.test(u.querySelector('.upload-status').textContent)",
+        vec![],
+    )
+    .await;
+    screenshot(&ann, "files-refused").await;
+    click(&ann, ".uploads .upload.failed button").await;
+    element(&ann, ".uploads .upload", false).await;
+
+    // Two images at once, with a caption.
+    picker
+        .send_keys(&format!("{}\n{}", path(&cat), path(&dog)))
+        .await
+        .expect("pick two images");
+    uploads_done(&ann, 2).await;
+    fill(&ann, "#composer-input", "our pets").await;
+    click(&ann, "button.send").await;
+    element(&ann, ".uploads .upload", false).await;
+    // A file alone: no caption needed.
+    picker
+        .send_keys(&path(&notes))
+        .await
+        .expect("pick notes.txt");
+    uploads_done(&ann, 1).await;
+    click(&ann, "button.send").await;
+
+    // bob sees the caption and both images inline, loaded, sized to fit
+    // 320 pixels before they load.
+    sees_message(&bob, "our pets", DEADLINE).await;
+    wait_until(
+        &bob,
+        "two thumbnails loaded",
+        DEADLINE,
+        "const imgs = [...document.querySelectorAll('.message .attachments .thumb img')];
+         return imgs.length === 2
+             && imgs.every(i => i.complete && i.naturalWidth > 0)
+             && imgs[0].getAttribute('width') === '320' && imgs[0].getAttribute('height') === '240'
+             && imgs[1].getAttribute('width') === '160' && imgs[1].getAttribute('height') === '320'
+             && imgs[0].alt === 'cat.png' && imgs[1].alt === 'dog.jpg'
+             && imgs.every(i => i.src.includes('/thumb?token='))",
+        vec![],
+    )
+    .await;
+    // The text file is a card, never an image, its name shown as text.
+    wait_until(
+        &bob,
+        "notes.txt as a card",
+        DEADLINE,
+        "const card = document.querySelector('.message a.file-card');
+         return !!card && card.textContent === 'notes.txt'
+             && !card.querySelector('img') && !card.querySelector('b')
+             && card.dataset.size === '31 B'",
+        vec![],
+    )
+    .await;
+    screenshot(&bob, "files-inline").await;
+
+    // The lightbox: the full image, focus inside, → to the next, Escape
+    // closes and the thumbnail has the focus again.
+    click(&bob, ".message .thumb").await;
+    wait_until(
+        &bob,
+        "the lightbox showing cat.png",
+        DEADLINE,
+        "const box = document.querySelector('.lightbox');
+         const img = box?.querySelector('img');
+         return !!img && img.complete && img.naturalWidth === 640
+             && document.activeElement === box
+             && box.dataset.caption === 'cat.png · 1 of 2'",
+        vec![],
+    )
+    .await;
+    screenshot(&bob, "files-lightbox").await;
+    let active = bob.active_element().await.expect("the focused element");
+    active
+        .send_keys(&char::from(Key::Right).to_string())
+        .await
+        .expect("press →");
+    wait_until(
+        &bob,
+        "the lightbox showing dog.jpg",
+        DEADLINE,
+        "const img = document.querySelector('.lightbox img');
+         return !!img && img.complete && img.naturalWidth === 300
+             && document.querySelector('.lightbox').dataset.caption === 'dog.jpg · 2 of 2'",
+        vec![],
+    )
+    .await;
+    let active = bob.active_element().await.expect("the focused element");
+    active
+        .send_keys(&char::from(Key::Escape).to_string())
+        .await
+        .expect("press Escape");
+    wait_until(
+        &bob,
+        "the lightbox closed, focus back on the thumbnail",
+        DEADLINE,
+        "return !document.querySelector('.lightbox')
+             && document.activeElement?.classList.contains('thumb')",
+        vec![],
+    )
+    .await;
+
+    // A click on the backdrop (not on the image) closes it too.
+    click(&bob, ".message .thumb").await;
+    element(&bob, ".lightbox img", true).await;
+    bob.execute("document.querySelector('.lightbox img').click()", vec![])
+        .await
+        .expect("click the image");
+    element(&bob, ".lightbox", true).await;
+    bob.execute("document.querySelector('.lightbox').click()", vec![])
+        .await
+        .expect("click the backdrop");
+    element(&bob, ".lightbox", false).await;
+
+    // The card's link downloads the very bytes.
+    let downloaded = bob
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const href = document.querySelector('.message a.file-card').href;
+             fetch(href).then(r => r.text()).then(done, e => done('failed: ' + e))",
+            vec![],
+        )
+        .await
+        .expect("download notes.txt");
+    assert_eq!(downloaded, json!(notes_text));
+
+    // Dropped on the chat and pasted into the message box (the events a
+    // browser fires, with files built in the page): a pasted image is named
+    // after the moment.
+    let dropped = ann
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const thumb = document.querySelector('.message .thumb img').src;
+             fetch(thumb).then(r => r.blob()).then(png => {
+                 const drop = new DataTransfer();
+                 drop.items.add(new File(['dropped bytes'], 'dropped.txt', {type: 'text/plain'}));
+                 const chat = document.querySelector('main.chat');
+                 chat.dispatchEvent(new DragEvent('dragover', {dataTransfer: drop, bubbles: true, cancelable: true}));
+                 const over = chat.classList.contains('dropping');
+                 chat.dispatchEvent(new DragEvent('drop', {dataTransfer: drop, bubbles: true, cancelable: true}));
+                 const paste = new DataTransfer();
+                 paste.items.add(new File([png], 'image.png', {type: 'image/png'}));
+                 document.getElementById('composer-input').dispatchEvent(
+                     new ClipboardEvent('paste', {clipboardData: paste, bubbles: true, cancelable: true}));
+                 done(over && !chat.classList.contains('dropping'));
+             }, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("drop and paste");
+    assert_eq!(
+        dropped,
+        json!(true),
+        "the drop zone shows while files are over the chat"
+    );
+    uploads_done(&ann, 2).await;
+    click(&ann, "button.send").await;
+    wait_until(
+        &bob,
+        "the dropped file and the pasted image",
+        DEADLINE,
+        "const last = [...document.querySelectorAll('.message .attachments')].pop();
+         const card = last?.querySelector('a.file-card');
+         const img = last?.querySelector('.thumb img');
+         return !!card && card.textContent === 'dropped.txt'
+             && !!img && img.complete && img.naturalWidth > 0
+             && /^pasted-[0-9]{8}-[0-9]{6}[.]png$/.test(img.alt)",
+        vec![],
+    )
+    .await;
+
+    // A direct message carries files too; its recipient may see them.
+    click(&bob, "button[aria-label='Send a direct message to ann']").await;
+    wait_until(
+        &bob,
+        "the conversation with ann open",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '@ann'",
+        vec![],
+    )
+    .await;
+    bob.find(Locator::Css("#attach-input"))
+        .await
+        .expect("the file picker")
+        .send_keys(&path(&dog))
+        .await
+        .expect("pick dog.jpg");
+    uploads_done(&bob, 1).await;
+    fill(&bob, "#composer-input", "for you").await;
+    click(&bob, "button.send").await;
+    click(&ann, ".nav-link[aria-label^='@bob']").await;
+    sees_message(&ann, "for you", DEADLINE).await;
+    wait_until(
+        &ann,
+        "the direct message's image loaded",
+        DEADLINE,
+        "const img = document.querySelector('.message .attachments .thumb img');
+         return !!img && img.complete && img.naturalWidth > 0 && img.alt === 'dog.jpg'",
+        vec![],
+    )
+    .await;
+    screenshot(&ann, "files-direct").await;
+
+    ann.close().await.expect("close ann");
+    bob.close().await.expect("close bob");
     server.kill().await;
 }

@@ -100,7 +100,8 @@ async fn credentials(path: &str, name: &str, password: &str) -> Result<String, A
     field(&answer, "user").as_string().ok_or(ApiError::Network)
 }
 
-fn field(object: &JsValue, name: &str) -> JsValue {
+/// `object[name]` (`undefined` when it has no such field).
+pub fn field(object: &JsValue, name: &str) -> JsValue {
     Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED)
 }
 

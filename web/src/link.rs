@@ -74,10 +74,12 @@ pub enum Command {
     SignOut,
     Join(String),
     Leave(String),
-    /// Say `text` to a room or a user; it waits in the ledger until acked.
+    /// Say `text` to a room or a user, with the uploads `files`; it waits
+    /// in the ledger until acked.
     Send {
         target: Target,
         text: String,
+        files: Vec<String>,
     },
     /// Forget a send the server refused.
     Dismiss(String),
@@ -189,10 +191,14 @@ impl LinkTask {
                 self.save_rooms();
                 Some(leave)
             }
-            Command::Send { target, text } => {
+            Command::Send {
+                target,
+                text,
+                files,
+            } => {
                 let sent = match target {
-                    Target::Room(room) => self.pending.borrow_mut().send(&room, &text),
-                    Target::Direct(to) => self.pending.borrow_mut().direct(&to, &text),
+                    Target::Room(room) => self.pending.borrow_mut().send_files(&room, &text, files),
+                    Target::Direct(to) => self.pending.borrow_mut().direct_files(&to, &text, files),
                 };
                 self.show_pending();
                 sent.ok()

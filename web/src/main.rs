@@ -8,6 +8,7 @@
 //! - [`hooks`]: `use_chat`, the state and the handle to change it;
 //! - [`components`]: the UI, one component per file;
 //! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
+//! - [`upload`]: files on their way to the server, per chat;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
 
 mod api;
@@ -17,6 +18,7 @@ mod hooks;
 mod link;
 mod state;
 mod storage;
+mod upload;
 mod wire;
 
 use gloo_timers::callback::Interval;
@@ -24,12 +26,12 @@ use hubbub_client::Link;
 use yew::prelude::*;
 
 use components::auth::AuthScreen;
-use components::chat_view::{ChatView, EmptyChat};
+use components::chat_view::{chat_view, empty_chat, ChatViewProps, EmptyChatProps};
 use components::composer::Drafts;
-use components::notice::NoticeToast;
-use components::presence::Presence;
-use components::room_list::RoomList;
-use components::status::ConnectionStatus;
+use components::notice::{notice_toast, use_notice_expiry, NoticeProps};
+use components::presence::{presence, PresenceProps};
+use components::room_list::{room_list, RoomListProps};
+use components::status::{connection_status, StatusProps};
 use components::user_menu::UserMenu;
 use hooks::{use_chat, UseChatHandle};
 use state::{Action, Copied, Target};
@@ -56,6 +58,7 @@ fn app() -> Html {
     let drafts = use_memo((), |_| Drafts::default());
     use_remember_current(&chat);
     use_typing_expiry(&chat);
+    use_notice_expiry(&chat);
 
     if !chat.session_checked {
         // Until `GET /api/session` answers (normally a few milliseconds).
@@ -76,6 +79,10 @@ fn app() -> Html {
                 on_guest={chat.callback(|chat, name| chat.sign_in(name))} />
         };
     }
+    drafts.1.configure(
+        chat.upload_token.as_deref(),
+        chat.limits.max_files_per_message,
+    );
     chat_app(&chat, panel, &drafts)
 }
 
@@ -140,7 +147,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             };
             let on_send = {
                 let target = target.clone();
-                chat.callback(move |chat, text| chat.send(target.clone(), text))
+                chat.callback(move |chat, (text, files)| chat.send(target.clone(), text, files))
             };
             let on_typing = {
                 let room = room.clone();
@@ -151,21 +158,34 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             });
             html! {
                 <>
-                    <ChatView chat={current.clone()} {connected}
-                        me={chat.display_name().map(|n| AttrValue::from(n.to_string()))}
-                        pending={Copied(std::rc::Rc::new(chat.pending_for(&target)))}
-                        max_bytes={chat.limits.max_text_bytes}
-                        drafts={drafts.clone()} {on_send} {on_typing}
-                        on_dismiss={chat.callback(|chat, id| chat.dismiss(id))} {on_load_older}
-                        on_members={toggle(Panel::Members)} />
+                    { chat_view(&ChatViewProps {
+                        chat: current.clone(),
+                        connected,
+                        me: chat.display_name().map(|n| AttrValue::from(n.to_string())),
+                        pending: Copied(std::rc::Rc::new(chat.pending_for(&target))),
+                        max_bytes: chat.limits.max_text_bytes,
+                        drafts: drafts.clone(),
+                        token: chat.upload_token.clone().map(AttrValue::from),
+                        on_send,
+                        on_typing,
+                        on_dismiss: chat.callback(|chat, id| chat.dismiss(id)),
+                        on_load_older,
+                        on_members: toggle(Panel::Members),
+                    }) }
                     <aside id="people" class="sidebar sidebar-right" aria-label="People">
-                        <Presence chat={current.clone()} me={chat.me.clone().map(AttrValue::from)}
-                            {partner_online} {on_direct} />
+                        { presence(&PresenceProps {
+                            chat: current.clone(),
+                            me: chat.me.clone().map(AttrValue::from),
+                            partner_online,
+                            on_direct,
+                        }) }
                     </aside>
                 </>
             }
         }
-        None => html! { <EmptyChat on_join={on_join.clone()} /> },
+        None => empty_chat(&EmptyChatProps {
+            on_join: on_join.clone(),
+        }),
     };
 
     let panel_class = match *panel {
@@ -207,15 +227,17 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                 <button class="icon-button rooms-toggle" type="button"
                     onclick={toggle(Panel::Rooms).reform(|_: MouseEvent| ())}
                     aria-label="Show rooms" aria-expanded={(*panel == Panel::Rooms).to_string()}>
-                    <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-                        <path d="M4 7h16M4 12h16M4 17h16" stroke="currentColor" stroke-width="2" stroke-linecap="round" />
-                    </svg>
+                    <span class="icon icon-menu" aria-hidden="true"></span>
                     if unread > 0 {
                         <span class="dot-badge" aria-hidden="true"></span>
                     }
                 </button>
                 <div class="brand"><span class="brand-mark" aria-hidden="true">{ "#" }</span>{ "hubbub" }</div>
-                <ConnectionStatus link={chat.link.clone()} now_s={fmt::now_ms() / 1000} on_retry={chat.callback(|chat, ()| chat.retry_now())} />
+                { connection_status(&StatusProps {
+                    link: chat.link.clone(),
+                    now_s: fmt::now_ms() / 1000,
+                    on_retry: chat.callback(|chat, ()| chat.retry_now()),
+                }) }
                 <div class="topbar-end">
                     <UserMenu name={AttrValue::from(chat.display_name().unwrap_or_default().to_string())}
                         account={chat.account.is_some()} {connected}
@@ -225,16 +247,23 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             </header>
             <div class="layout">
                 <nav class="sidebar sidebar-left" aria-label="Rooms and conversations">
-                    <RoomList chats={chat.chats.clone()} current={chat.current.clone()}
-                        directory={chat.directory.clone()} {on_open}
-                        on_close={chat.callback(|chat, target| chat.close(target))} {on_join}
-                        on_refresh={chat.callback(|chat, ()| chat.list_rooms())} />
+                    { room_list(&RoomListProps {
+                        chats: chat.chats.clone(),
+                        current: chat.current.clone(),
+                        directory: chat.directory.clone(),
+                        on_open,
+                        on_close: chat.callback(|chat, target| chat.close(target)),
+                        on_join,
+                        on_refresh: chat.callback(|chat, ()| chat.list_rooms()),
+                    }) }
                 </nav>
                 { main }
                 <div class="scrim" onclick={close_panel} aria-hidden="true"></div>
             </div>
-            <NoticeToast notice={chat.notice.clone()}
-                on_dismiss={chat.callback(|chat, ()| chat.dispatch(Action::DismissNotice))} />
+            { notice_toast(&NoticeProps {
+                notice: chat.notice.clone(),
+                on_dismiss: chat.callback(|chat, ()| chat.dispatch(Action::DismissNotice)),
+            }) }
         </div>
     }
 }

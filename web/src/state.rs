@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
 use hubbub_client::{Link, Pending};
-use hubbub_protocol::{ErrorCode, Limits, ServerMsg};
+use hubbub_protocol::{Attachment, ErrorCode, Limits, ServerMsg};
 use yew::prelude::*;
 
 use crate::fmt::now_ms;
@@ -63,6 +63,8 @@ pub enum Entry {
         sent_at: u64,
         /// Sent by this user (under the name it had then).
         own: bool,
+        /// The files it carries (`text` is then an optional caption).
+        files: Vec<Attachment>,
     },
     /// A rename or other notice, shown apart from messages.
     System { id: u64, text: String, at: u64 },
@@ -271,6 +273,9 @@ pub struct ChatState {
     pub notice: Option<Notice>,
     /// The server's limits (defaults until `welcome`).
     pub limits: Limits,
+    /// A guest's upload token from the last `welcome` (`None` for an
+    /// account, whose cookie authorizes its uploads and downloads).
+    pub upload_token: Option<String>,
     /// Whether `GET /api/session` has answered; the first screen waits for it.
     pub session_checked: bool,
     /// The account signed in with; `None` for a guest (or nobody).
@@ -305,6 +310,7 @@ impl ChatState {
             directory: Vec::new(),
             notice: None,
             limits: Limits::default(),
+            upload_token: None,
             session_checked: false,
             account: None,
             guests: true,
@@ -478,7 +484,13 @@ impl ChatState {
 
     fn apply_server(&mut self, msg: ServerMsg) {
         match msg {
-            ServerMsg::Welcome { user, limits, .. } => {
+            ServerMsg::Welcome {
+                user,
+                limits,
+                upload_token,
+                ..
+            } => {
+                self.upload_token = upload_token;
                 self.me = Some(user.clone());
                 self.wanted_name = Some(user);
                 self.name_error = None;
@@ -526,7 +538,7 @@ impl ChatState {
                 from,
                 text,
                 sent_at,
-                ..
+                attachments,
             } => {
                 let target = Target::Room(room);
                 let own = self.is_me(&from);
@@ -545,6 +557,7 @@ impl ChatState {
                     text,
                     sent_at,
                     own,
+                    files: attachments,
                 });
                 if !own {
                     self.bump_unread(&target);
@@ -583,6 +596,7 @@ impl ChatState {
                         text: m.text,
                         sent_at: m.sent_at,
                         own,
+                        files: m.attachments,
                     });
                 }
             }
@@ -595,7 +609,7 @@ impl ChatState {
                 to,
                 text,
                 sent_at,
-                ..
+                attachments,
             } => {
                 let own = self.is_me(&from);
                 let target = Target::Direct(if own { to } else { from.clone() });
@@ -608,6 +622,7 @@ impl ChatState {
                     text,
                     sent_at,
                     own,
+                    files: attachments,
                 });
                 if !own {
                     self.bump_unread(&target);
@@ -829,6 +844,7 @@ impl Reducible for ChatState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubbub_protocol::ClientMsg;
 
     #[test]
     fn join_names_reads_well() {
@@ -1092,16 +1108,19 @@ mod tests {
         let lobby = Target::Room("lobby".into());
         let mut ledger = Pending::new("p");
         ledger.send("lobby", "hi").unwrap();
-        ledger.direct("bob", "psst").unwrap();
+        // The direct message carries a file; what the ledger shows has it.
+        ledger.direct_files("bob", "psst", names(&["f1"])).unwrap();
         state = reduce(
             state,
             Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), 1)),
         );
         assert_eq!(state.pending_for(&lobby)[0].text(), "hi");
-        assert_eq!(
-            state.pending_for(&Target::Direct("bob".into()))[0].text(),
-            "psst"
-        );
+        assert!(matches!(&state.pending_for(&lobby)[0].request,
+            ClientMsg::Send { attachments, .. } if attachments.is_empty()));
+        let psst = &state.pending_for(&Target::Direct("bob".into()))[0];
+        assert_eq!(psst.text(), "psst");
+        assert!(matches!(&psst.request,
+            ClientMsg::Direct { attachments, .. } if *attachments == names(&["f1"])));
         let msg = ServerMsg::Message {
             room: "lobby".into(),
             seq: 1,
@@ -1206,5 +1225,98 @@ mod tests {
             attachments: Vec::new(),
         });
         assert_eq!(state.chat(&bob).unwrap().entries.len(), 2);
+    }
+
+    fn photo(id: &str) -> Attachment {
+        Attachment {
+            id: id.into(),
+            name: format!("{id}.png"),
+            size: 1234,
+            mime: "image/png".into(),
+            width: Some(640),
+            height: Some(480),
+        }
+    }
+
+    #[test]
+    fn attachments_stay_with_their_message_everywhere() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        let files = |state: &ChatState, target: &Target| -> Vec<Vec<String>> {
+            state
+                .chat(target)
+                .unwrap()
+                .entries
+                .iter()
+                .filter_map(|e| match &**e {
+                    Entry::Message { files, .. } => {
+                        Some(files.iter().map(|f| f.id.clone()).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut old = match history(&[1], false, None, false) {
+            ServerMsg::History { messages, .. } => messages,
+            _ => unreachable!(),
+        };
+        old[0].attachments = vec![photo("h1")];
+        state.apply_server(ServerMsg::History {
+            room: "lobby".into(),
+            messages: old,
+            has_more: false,
+            before: None,
+            resync: false,
+        });
+        // A message of files only: no caption.
+        state.apply_server(ServerMsg::Message {
+            room: "lobby".into(),
+            seq: 2,
+            from: "bob".into(),
+            text: String::new(),
+            sent_at: 20,
+            attachments: vec![photo("m1"), photo("m2")],
+        });
+        assert_eq!(
+            files(&state, &lobby),
+            vec![names(&["h1"]), names(&["m1", "m2"])]
+        );
+        state.apply_server(ServerMsg::Direct {
+            from: "bob".into(),
+            to: "al".into(),
+            text: "look".into(),
+            sent_at: 30,
+            attachments: vec![photo("d1")],
+        });
+        assert_eq!(
+            files(&state, &Target::Direct("bob".into())),
+            vec![names(&["d1"])]
+        );
+    }
+
+    #[test]
+    fn each_welcome_brings_the_current_upload_token() {
+        let mut state = welcomed();
+        assert_eq!(state.upload_token, None);
+        let welcome = |token: Option<&str>| ServerMsg::Welcome {
+            user: "al".into(),
+            protocol: 1,
+            heartbeat_ms: 1000,
+            idle_timeout_ms: 3000,
+            server_time: 0,
+            limits: Limits {
+                max_files_per_message: 3,
+                ..Limits::default()
+            },
+            upload_token: token.map(str::to_string),
+        };
+        state.apply_server(welcome(Some("g1.a")));
+        assert_eq!(state.upload_token.as_deref(), Some("g1.a"));
+        assert_eq!(state.limits.max_files_per_message, 3);
+        state.apply_server(welcome(Some("g1.b")));
+        assert_eq!(state.upload_token.as_deref(), Some("g1.b"));
+        // Signed in now: the cookie authorizes, no token.
+        state.apply_server(welcome(None));
+        assert_eq!(state.upload_token, None);
     }
 }

@@ -1,8 +1,11 @@
 //! The middle column for one chat: its header, timeline, who is typing and
-//! the composer.
+//! the composer. Files dropped anywhere on it, or pasted into it, are
+//! uploaded for the chat's next message.
 
 use std::rc::Rc;
 
+use wasm_bindgen::JsCast;
+use web_sys::{ClipboardEvent, DataTransfer, Element, FileList};
 use yew::prelude::*;
 
 use super::composer::{Composer, Drafts};
@@ -21,7 +24,10 @@ pub struct ChatViewProps {
     pub pending: Copied<Vec<PendingSend>>,
     pub max_bytes: usize,
     pub drafts: Drafts,
-    pub on_send: Callback<String>,
+    /// A guest's upload token, for file links (`None` for an account).
+    pub token: Option<AttrValue>,
+    /// Send the text (a caption, with files) and the upload ids.
+    pub on_send: Callback<(String, Vec<String>)>,
     pub on_typing: Callback<()>,
     pub on_dismiss: Callback<String>,
     pub on_load_older: Callback<u64>,
@@ -29,7 +35,8 @@ pub struct ChatViewProps {
     pub on_members: Callback<()>,
 }
 
-#[function_component(ChatView)]
+// A plain function, not a component: a component costs the bundle its own
+// copy of Yew's lifecycle code, and this one keeps no state.
 pub fn chat_view(props: &ChatViewProps) -> Html {
     let chat = &props.chat;
     let (title, subtitle) = match &chat.target {
@@ -56,8 +63,46 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
         _ => "Several people are typing…".to_string(),
     };
     let members = props.on_members.reform(|_: MouseEvent| ());
+    // Files dragged over the chat: it says so (class `dropping`, set on
+    // the element itself: no state to keep), and takes them if dropped.
+    let ondragover = Callback::from(|e: DragEvent| {
+        if e.data_transfer()
+            .is_some_and(|d| d.types().includes(&"Files".into(), 0))
+        {
+            e.prevent_default();
+            dropping(&e, true);
+        }
+    });
+    // While files are over it the chat is covered by its drop zone (CSS),
+    // so leaving that is leaving the chat, not entering a child.
+    let ondragleave = Callback::from(|e: DragEvent| dropping(&e, false));
+    let ondrop = {
+        let uploads = props.drafts.1.clone();
+        let target = chat.target.clone();
+        Callback::from(move |e: DragEvent| {
+            // Text dropped in the message box goes in as text.
+            if let Some(files) = files_of(e.data_transfer()) {
+                e.prevent_default();
+                dropping(&e, false);
+                uploads.add(&target, Some(files), false);
+            }
+        })
+    };
+    let onpaste = {
+        let uploads = props.drafts.1.clone();
+        let target = chat.target.clone();
+        Callback::from(move |e: Event| {
+            let e: ClipboardEvent = e.unchecked_into();
+            // Text pastes as text; files become uploads.
+            if let Some(files) = files_of(e.clipboard_data()) {
+                e.prevent_default();
+                uploads.add(&target, Some(files), true);
+            }
+        })
+    };
     html! {
-        <main class="chat" aria-labelledby="chat-title">
+        <main class="chat" aria-labelledby="chat-title"
+            {ondragover} {ondragleave} {ondrop} {onpaste}>
             <header class="chat-header">
                 <div class="chat-heading">
                     <h1 id="chat-title" class="chat-title">{ title }</h1>
@@ -65,11 +110,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 </div>
                 <button class="button small members-toggle" type="button" onclick={members}
                     aria-controls="people">
-                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
-                        <circle cx="9" cy="8" r="3.2" fill="none" stroke="currentColor" stroke-width="1.8" />
-                        <path d="M3 19c.8-3.2 3.2-5 6-5s5.2 1.8 6 5M15.5 5.2a3 3 0 0 1 0 5.6M17.5 14.2c1.8.7 3 2.4 3.5 4.8"
-                            fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" />
-                    </svg>
+                    <span class="icon icon-people" aria-hidden="true"></span>
                     if matches!(chat.target, Target::Room(_)) {
                         { chat.members.len().to_string() }<span class="sr-only">{ " online" }</span>
                     } else {
@@ -78,6 +119,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 </button>
             </header>
             <MessageList chat={chat.clone()} connected={props.connected} me={props.me.clone()}
+                token={props.token.clone()}
                 pending={props.pending.clone()} on_dismiss={props.on_dismiss.clone()}
                 on_load_older={props.on_load_older.clone()} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
@@ -88,6 +130,24 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
     }
 }
 
+/// The files a drop or a paste carries, if any.
+fn files_of(data: Option<DataTransfer>) -> Option<FileList> {
+    data?.files().filter(|f| f.length() > 0)
+}
+
+/// Marks the chat as a drop target for the files dragged over it, or not.
+/// (Yew listens at the app's root, so the chat is found from the event's
+/// target, not its `currentTarget`.)
+fn dropping(e: &DragEvent, on: bool) {
+    let chat = e
+        .target()
+        .and_then(|t| t.dyn_into::<Element>().ok())
+        .and_then(|t| t.closest(".chat").ok().flatten());
+    if let Some(chat) = chat {
+        chat.set_class_name(if on { "chat dropping" } else { "chat" });
+    }
+}
+
 #[derive(Properties, PartialEq)]
 pub struct EmptyChatProps {
     /// Join (or create) a room.
@@ -95,7 +155,8 @@ pub struct EmptyChatProps {
 }
 
 /// Shown when no chat is open: how to start.
-#[function_component(EmptyChat)]
+// A plain function, not a component: a component costs the bundle its own
+// copy of Yew's lifecycle code, and this one keeps no state.
 pub fn empty_chat(props: &EmptyChatProps) -> Html {
     let lobby = props.on_join.reform(|_: MouseEvent| "lobby".to_string());
     html! {

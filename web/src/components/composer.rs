@@ -1,23 +1,31 @@
 //! The message box: Enter sends, Shift+Enter starts a new line. What is typed
 //! stays (per chat) while offline or while another chat is open.
+//!
+//! Files come in with the attach button (or are dropped or pasted on the
+//! chat), each with its progress and a button to cancel or remove it. Send
+//! waits until they are all uploaded, then sends one message: the text as
+//! an optional caption and the uploads as its `attachments`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use web_sys::HtmlTextAreaElement;
+use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use crate::fmt::now_ms;
+use crate::fmt::size;
 use crate::state::Target;
+use crate::upload::{Progress, Upload, Uploads};
 
 /// At most one `typing` notice per this many milliseconds.
 const TYPING_EVERY_MS: u64 = 3_000;
 
-/// Unsent text per chat, shared by every composer of the page. A list, not
-/// a map: there are only as many drafts as open chats (at most a few
-/// dozen), and a `HashMap` of its own would cost the bundle ~1 KB.
+/// Unsent text per chat, and the files for the next messages, shared by
+/// every composer of the page. A list, not a map: there are only as many
+/// drafts as open chats (at most a few dozen), and a `HashMap` of its own
+/// would cost the bundle ~1 KB.
 #[derive(Clone, Default)]
-pub struct Drafts(Rc<RefCell<Vec<(Target, String)>>>);
+pub struct Drafts(Rc<RefCell<Vec<(Target, String)>>>, pub Uploads);
 
 impl PartialEq for Drafts {
     fn eq(&self, other: &Self) -> bool {
@@ -56,7 +64,8 @@ pub struct ComposerProps {
     /// The server's `max_text_bytes`.
     pub max_bytes: usize,
     pub connected: bool,
-    pub on_send: Callback<String>,
+    /// Send the text and the upload ids.
+    pub on_send: Callback<(String, Vec<String>)>,
     /// Called while typing in a room, at most every few seconds.
     pub on_typing: Callback<()>,
 }
@@ -66,6 +75,13 @@ pub fn composer(props: &ComposerProps) -> Html {
     let text = use_state(|| props.drafts.get(&props.target));
     let last_typing = use_mut_ref(|| 0u64);
     let area = use_node_ref();
+    let picker = use_node_ref();
+    // Drawn again when an upload moves on. (A `use_state::<bool>`, of
+    // which the app has others, rather than a hook type of its own; its
+    // `set` always draws again.)
+    let redraw = use_state(|| false);
+    let uploads = &props.drafts.1;
+    uploads.on_change(Callback::from(move |()| redraw.set(true)));
     {
         let area = area.clone();
         use_effect_with(props.target.clone(), move |_| {
@@ -76,7 +92,9 @@ pub fn composer(props: &ComposerProps) -> Html {
     }
     let bytes = text.len();
     let too_long = bytes > props.max_bytes;
-    let blank = text.trim().is_empty();
+    let target = &props.target;
+    let (busy, ready) = uploads.state(target);
+    let blank = text.trim().is_empty() && !ready;
     let submit = {
         let text = text.clone();
         let drafts = props.drafts.clone();
@@ -85,14 +103,37 @@ pub fn composer(props: &ComposerProps) -> Html {
         let max = props.max_bytes;
         move || {
             let body = text.trim_end().to_string();
-            if body.trim().is_empty() || body.len() > max {
+            if blank || busy || body.len() > max {
                 return;
             }
-            on_send.emit(body);
+            on_send.emit((body, drafts.1.take(&target)));
             drafts.set(&target, String::new());
             text.set(String::new());
         }
     };
+    let pick = {
+        let picker = picker.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(input) = picker.cast::<HtmlInputElement>() {
+                input.click();
+            }
+        })
+    };
+    let picked = {
+        let uploads = uploads.clone();
+        let target = target.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            uploads.add(&target, input.files(), false);
+            // The same file can be picked again.
+            input.set_value("");
+        })
+    };
+    let files = uploads.with(target, |list| {
+        list.iter()
+            .map(|u| view_upload(u, uploads))
+            .collect::<Html>()
+    });
     let oninput = {
         let text = text.clone();
         let drafts = props.drafts.clone();
@@ -126,20 +167,27 @@ pub fn composer(props: &ComposerProps) -> Html {
     let label = format!("Message {}", props.target.label());
     html! {
         <form class="composer" {onsubmit}>
+            <ul class="uploads" aria-label="Files to send">{ files }</ul>
+            <button class="button attach" type="button" onclick={pick}
+                aria-label="Attach files" title="Attach files">
+                <span class="icon icon-attach" aria-hidden="true"></span>
+            </button>
+            <input ref={picker} id="attach-input" type="file" multiple=true class="sr-only"
+                tabindex="-1" aria-hidden="true" onchange={picked} />
             <label for="composer-input" class="sr-only">{ label.clone() }</label>
             <textarea id="composer-input" ref={area} class="composer-input" rows="1"
                 placeholder={label} value={(*text).clone()} {oninput} {onkeydown}
                 aria-describedby="composer-help"
                 aria-invalid={too_long.to_string()} />
-            <button class="button primary send" type="submit" disabled={blank || too_long}
+            <button class="button primary send" type="submit" disabled={blank || too_long || busy}
                 aria-label="Send message">
-                <svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
-                    <path d="M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z" fill="currentColor" />
-                </svg>
+                <span class="icon icon-send" aria-hidden="true"></span>
             </button>
             <p id="composer-help" class={classes!("composer-help", too_long.then_some("error"))}>
                 if too_long {
                     { format!("Too long: {bytes} of {} bytes.", props.max_bytes) }
+                } else if busy {
+                    { "Uploading… Send is ready when the files are." }
                 } else if props.connected {
                     // Touch screens have no Shift key to speak of: say nothing.
                     <span class="key-hint">{ "Enter to send · Shift+Enter for a new line" }</span>
@@ -148,6 +196,34 @@ pub fn composer(props: &ComposerProps) -> Html {
                 }
             </p>
         </form>
+    }
+}
+
+/// One file of the next message: its name, size and progress (or why it
+/// was refused), and a button to cancel or remove it.
+fn view_upload(upload: &Upload, uploads: &Uploads) -> Html {
+    let remove = {
+        let uploads = uploads.clone();
+        let key = upload.key;
+        Callback::from(move |_: MouseEvent| uploads.remove(key))
+    };
+    let (class, status, action) = match &upload.progress {
+        Progress::Sending(sent) => (
+            "upload sending",
+            html! { <progress max={upload.size.to_string()} value={sent.to_string()}
+            aria-label={format!("Uploading {}", upload.name)} /> },
+            "Cancel",
+        ),
+        Progress::Done(_) => ("upload done", html! { size(upload.size) }, "Remove"),
+        Progress::Failed(why) => ("upload failed", html! { why.clone() }, "Remove"),
+    };
+    html! {
+        <li key={upload.key} {class}>
+            <span class="upload-name">{ upload.name.clone() }</span>
+            <span class="upload-status" role={(class == "upload failed").then_some("alert")}>{ status }</span>
+            <button class="icon-button" type="button" onclick={remove}
+                aria-label={format!("{action} {}", upload.name)} title={action}>{ "×" }</button>
+        </li>
     }
 }
 

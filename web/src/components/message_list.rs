@@ -7,14 +7,23 @@
 //! nears the top (or with the button), and the message being read stays
 //! where it was on screen: the distance to the bottom of the list is kept
 //! across the render that adds them.
+//!
+//! Attachments: an image shows as its thumbnail (sized before it loads, so
+//! nothing jumps) and opens full size in a lightbox (Esc closes it, ← and →
+//! go through the chat's images, focus comes back to the thumbnail); any
+//! other file is a card with a download link. Only what the server decoded
+//! as an image is ever put in an `<img>`. A guest's links carry its upload
+//! token, which changes with each `welcome`.
 
 use std::rc::Rc;
 
-use web_sys::Element;
+use hubbub_protocol::{Attachment, ClientMsg};
+use wasm_bindgen::JsCast;
+use web_sys::{Element, HtmlElement};
 use yew::prelude::*;
 
 use super::user_menu::{avatar_class, initial};
-use crate::fmt::{full_time, iso_time, short_time};
+use crate::fmt::{fit, full_time, iso_time, short_time, size};
 use hubbub_client::pending::PendingSend;
 
 use crate::state::{presence_text, Chat, Copied, Entry};
@@ -25,6 +34,9 @@ const GROUP_MS: u64 = 5 * 60 * 1000;
 const STICK_PX: i32 = 80;
 /// Within this many pixels of the top, older messages load by themselves.
 const LOAD_OLDER_PX: i32 = 200;
+/// Thumbnails are shown at most this many pixels a side (the server makes
+/// them this size).
+const THUMB_PX: u32 = 320;
 
 #[derive(Properties, PartialEq)]
 pub struct MessageListProps {
@@ -32,6 +44,8 @@ pub struct MessageListProps {
     pub connected: bool,
     /// This user's name, shown on own messages still on their way.
     pub me: Option<AttrValue>,
+    /// A guest's upload token, for file links (`None` for an account).
+    pub token: Option<AttrValue>,
     /// Own messages on their way to this chat, oldest first.
     pub pending: Copied<Vec<PendingSend>>,
     /// Forget a refused message (by `client_id`).
@@ -52,6 +66,8 @@ struct Scroll {
     asked: Option<u64>,
     /// The first and last entry shown by the last render, and the chat.
     shown: Option<(String, Option<u64>, Option<u64>)>,
+    /// What opened the lightbox, to give the focus back to.
+    opener: Option<HtmlElement>,
 }
 
 #[function_component(MessageList)]
@@ -62,6 +78,7 @@ pub fn message_list(props: &MessageListProps) -> Html {
         from_bottom: 0,
         asked: None,
         shown: None,
+        opener: None,
     });
     // Whether messages arrived below the view while scrolled up.
     let unseen = use_state(|| false);
@@ -146,6 +163,46 @@ pub fn message_list(props: &MessageListProps) -> Html {
             unseen.set(false);
         })
     };
+    // The chat's images, in order, for the lightbox.
+    let images: Vec<&Attachment> = chat
+        .entries
+        .iter()
+        .flat_map(|e| match &**e {
+            Entry::Message { files, .. } => files.as_slice(),
+            _ => &[],
+        })
+        .filter(|f| f.is_image())
+        .collect();
+    // The id of the image in the lightbox.
+    let shown = use_state(|| None::<String>);
+    let dialog = use_node_ref();
+    {
+        // An opened lightbox takes the focus (its keys work at once).
+        let dialog = dialog.clone();
+        use_effect_with(shown.is_some(), move |open| {
+            if let (true, Some(el)) = (*open, dialog.cast::<HtmlElement>()) {
+                let _ = el.focus();
+            }
+        });
+    }
+    let token = props.token.as_deref();
+    // One listener per message's files: a click on a thumbnail opens it
+    // (a click with a modifier key does what it does on any link).
+    let open = {
+        let shown = shown.clone();
+        let scroll = scroll.clone();
+        Callback::from(move |e: MouseEvent| {
+            let Some(thumb) = closest(&e, ".thumb") else {
+                return;
+            };
+            if e.ctrl_key() || e.meta_key() || e.shift_key() {
+                return;
+            }
+            e.prevent_default();
+            shown.set(thumb.get_attribute("data-id"));
+            scroll.borrow_mut().opener = thumb.dyn_into().ok();
+        })
+    };
     let mut previous: Option<&Entry> = None;
     let items = chat.entries.iter().map(|entry| {
         let continued = matches!(
@@ -156,7 +213,7 @@ pub fn message_list(props: &MessageListProps) -> Html {
             ) if a == b && t1.saturating_sub(*t0) < GROUP_MS
         );
         previous = Some(entry);
-        view_entry(entry, continued)
+        view_entry(entry, continued, token, &open)
     });
     // Pending messages continue the last group if it is our own.
     let after_own = matches!(
@@ -205,11 +262,132 @@ pub fn message_list(props: &MessageListProps) -> Html {
                     { "New messages ↓" }
                 </button>
             }
+            { lightbox(&images, &shown, &scroll, &dialog, token) }
         </div>
     }
 }
 
-fn view_entry(entry: &Entry, continued: bool) -> Html {
+/// `path` with a guest's upload token, which links cannot carry in a header.
+fn link(path: String, token: Option<&str>) -> String {
+    match token {
+        Some(token) => format!("{path}?token={token}"),
+        None => path,
+    }
+}
+
+/// The element matching `selector` that an event happened in (itself or
+/// an ancestor).
+fn closest(e: &MouseEvent, selector: &str) -> Option<Element> {
+    let target: Element = e.target()?.dyn_into().ok()?;
+    target.closest(selector).ok()?
+}
+
+/// A message's files: an image as its thumbnail, sized before it loads,
+/// that opens the lightbox (`data-id`, one listener for them all); any
+/// other file as a card whose icon and size (`data-size`) the stylesheet
+/// draws. Only what the server decoded as an image gets an `<img>`.
+fn view_files(files: &[Attachment], token: Option<&str>, open: &Callback<MouseEvent>) -> Html {
+    let items = files.iter().map(|file| {
+        let href = link(file.url(), token);
+        match (file.thumb_url(), file.width, file.height) {
+            (Some(thumb), Some(w), Some(h)) => {
+                let (w, h) = fit(w, h, THUMB_PX);
+                html! {
+                    <a class="thumb" {href} data-id={file.id.clone()}>
+                        <img src={link(thumb, token)} width={w.to_string()} height={h.to_string()}
+                            alt={file.name.clone()} loading="lazy" />
+                    </a>
+                }
+            }
+            _ => html! {
+                <a class="file-card" {href} download={file.name.clone()} data-size={size(file.size)}>
+                    { file.name.clone() }
+                </a>
+            },
+        }
+    });
+    html! { <div class="attachments" onclick={open.clone()}>{ for items }</div> }
+}
+
+/// The image `shown` full size over the page, with the chat's others a key
+/// away (its buttons say where with `data-go`: an image's id, or nothing to
+/// close); closing gives the focus back to what opened it.
+fn lightbox(
+    images: &[&Attachment],
+    shown: &UseStateHandle<Option<String>>,
+    scroll: &Rc<std::cell::RefCell<Scroll>>,
+    dialog: &NodeRef,
+    token: Option<&str>,
+) -> Html {
+    let Some(at) = images.iter().position(|i| Some(&i.id) == shown.as_ref()) else {
+        return html! {};
+    };
+    let image = images[at];
+    let count = images.len();
+    let prev = images[(at + count - 1) % count].id.clone();
+    let next = images[(at + 1) % count].id.clone();
+    let go = {
+        let shown = shown.clone();
+        let scroll = scroll.clone();
+        let dialog = dialog.clone();
+        move |to: Option<String>| {
+            let focus = match to {
+                Some(_) => dialog.cast::<HtmlElement>(),
+                None => scroll.borrow_mut().opener.take(),
+            };
+            if let Some(el) = focus {
+                let _ = el.focus();
+            }
+            shown.set(to);
+        }
+    };
+    let onkeydown = {
+        let go = go.clone();
+        let (prev, next) = (prev.clone(), next.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            let to = match e.key().as_str() {
+                "Escape" => None,
+                "ArrowLeft" => Some(prev.clone()),
+                "ArrowRight" => Some(next.clone()),
+                _ => return,
+            };
+            e.prevent_default();
+            e.stop_propagation();
+            go(to);
+        })
+    };
+    // A button goes where it says; a click on the backdrop closes.
+    let onclick = Callback::from(move |e: MouseEvent| {
+        if let Some(button) = closest(&e, "[data-go]") {
+            go(button.get_attribute("data-go").filter(|id| !id.is_empty()));
+        } else if closest(&e, ".lightbox > img").is_none() {
+            // (Yew listens at the app's root: `currentTarget` is not this.)
+            go(None);
+        }
+    });
+    html! {
+        <div class="lightbox" ref={dialog.clone()} role="dialog" aria-modal="true"
+            aria-label={image.name.clone()} tabindex="-1" {onkeydown} {onclick}
+            data-caption={format!("{} · {} of {count}", image.name, at + 1)}>
+            <img src={link(image.url(), token)} alt={image.name.clone()} />
+            if count > 1 {
+                <button type="button" class="lightbox-button prev" data-go={prev}
+                    aria-label="Previous image">{ "‹" }</button>
+                <button type="button" class="lightbox-button next" data-go={next}
+                    aria-label="Next image">{ "›" }</button>
+            }
+            <button type="button" class="lightbox-button close" data-go=""
+                aria-label="Close">{ "×" }</button>
+        </div>
+    }
+}
+
+fn view_entry(
+    entry: &Entry,
+    continued: bool,
+    token: Option<&str>,
+    open: &Callback<MouseEvent>,
+) -> Html {
     match entry {
         Entry::Presence {
             id,
@@ -234,6 +412,7 @@ fn view_entry(entry: &Entry, continued: bool) -> Html {
             text,
             sent_at,
             own,
+            files,
             ..
         } => html! {
             <li key={*id} class={classes!("message", own.then_some("own"), continued.then_some("continued"))}
@@ -255,7 +434,12 @@ fn view_entry(entry: &Entry, continued: bool) -> Html {
                             <time datetime={iso_time(*sent_at)} title={full_time(*sent_at)}>{ short_time(*sent_at) }</time>
                         </div>
                     }
-                    <p class="text">{ text.clone() }</p>
+                    if !text.is_empty() {
+                        <p class="text">{ text.clone() }</p>
+                    }
+                    if !files.is_empty() {
+                        { view_files(files, token, open) }
+                    }
                 </div>
             </li>
         },
@@ -274,6 +458,15 @@ fn view_pending(
         (Some((_, why)), _) => ("failed", format!("Not sent: {why}")),
         (None, true) => ("sending", "Sending…".to_string()),
         (None, false) => ("queued", "Queued · sends when reconnected".to_string()),
+    };
+    // Its files are named once the server has them; until then, counted.
+    let text = match &pending.request {
+        ClientMsg::Send { attachments, .. } | ClientMsg::Direct { attachments, .. }
+            if !attachments.is_empty() =>
+        {
+            format!("{} 📎 {}", pending.text(), attachments.len())
+        }
+        _ => pending.text().to_string(),
     };
     let dismiss = on_dismiss.reform({
         let id = pending.client_id.clone();
@@ -294,7 +487,7 @@ fn view_pending(
                         <span class="you-tag">{ "you" }</span>
                     </div>
                 }
-                <p class="text">{ pending.text().to_string() }</p>
+                <p class="text">{ text }</p>
                 <p class="pending-state">
                     { label }
                     if pending.failed.is_some() {

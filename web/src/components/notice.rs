@@ -3,6 +3,9 @@
 use gloo_timers::callback::Timeout;
 use yew::prelude::*;
 
+use crate::hooks::UseChatHandle;
+use crate::state::Action;
+
 use crate::state::Notice;
 
 /// How long a notice stays up unless dismissed.
@@ -14,15 +17,20 @@ pub struct NoticeProps {
     pub on_dismiss: Callback<()>,
 }
 
-#[function_component(NoticeToast)]
+/// Takes a notice down after [`NOTICE_MS`] (a hook of the app: the toast
+/// itself is a plain function, not a component, which would cost the
+/// bundle its own copy of Yew's lifecycle code).
+#[hook]
+pub fn use_notice_expiry(chat: &UseChatHandle) {
+    let chat = chat.clone();
+    use_effect_with(chat.notice.as_ref().map(|n| n.id), move |id| {
+        let timer =
+            id.map(|_| Timeout::new(NOTICE_MS, move || chat.dispatch(Action::DismissNotice)));
+        move || drop(timer)
+    });
+}
+
 pub fn notice_toast(props: &NoticeProps) -> Html {
-    {
-        let on_dismiss = props.on_dismiss.clone();
-        use_effect_with(props.notice.as_ref().map(|n| n.id), move |id| {
-            let timer = id.map(|_| Timeout::new(NOTICE_MS, move || on_dismiss.emit(())));
-            move || drop(timer)
-        });
-    }
     let Some(notice) = &props.notice else {
         return html! {};
     };

@@ -17,7 +17,8 @@ pub struct PresenceProps {
     pub on_direct: Callback<String>,
 }
 
-#[function_component(Presence)]
+// A plain function, not a component: a component costs the bundle its own
+// copy of Yew's lifecycle code, and this one keeps no state.
 pub fn presence(props: &PresenceProps) -> Html {
     let me = props.me.as_deref();
     match &props.chat.target {
@@ -59,10 +60,7 @@ pub fn presence(props: &PresenceProps) -> Html {
                                         <button class="icon-button member-action" type="button" onclick={direct}
                                             aria-label={format!("Send a direct message to {user}")}
                                             title="Direct message">
-                                            <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
-                                                <path d="M4 5h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H9l-4 3v-3H4a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1z"
-                                                    fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round" />
-                                            </svg>
+                                            <span class="icon icon-message" aria-hidden="true"></span>
                                         </button>
                                     }
                                 </li>

@@ -21,7 +21,8 @@ pub struct RoomListProps {
     pub on_refresh: Callback<()>,
 }
 
-#[function_component(RoomList)]
+// A plain function, not a component: a component costs the bundle its own
+// copy of Yew's lifecycle code, and this one keeps no state.
 pub fn room_list(props: &RoomListProps) -> Html {
     let rooms: Vec<&Rc<Chat>> = props
         .chats

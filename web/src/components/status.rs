@@ -16,7 +16,8 @@ pub struct StatusProps {
     pub on_retry: Callback<()>,
 }
 
-#[function_component(ConnectionStatus)]
+// A plain function, not a component: a component costs the bundle its own
+// copy of Yew's lifecycle code, and this one keeps no state.
 pub fn connection_status(props: &StatusProps) -> Html {
     let (text, retry) = match &props.link {
         Link::Connected => ("Connected".to_string(), false),

@@ -92,9 +92,14 @@ impl UseChatHandle {
         self.dispatch(Action::Close(target));
     }
 
-    /// Send `text` to `target` now, or as soon as the link is back.
-    pub fn send(&self, target: Target, text: String) {
-        self.command(Command::Send { target, text });
+    /// Send `text` (a caption, if there are `files`) and the uploads
+    /// `files` to `target` now, or as soon as the link is back.
+    pub fn send(&self, target: Target, text: String, files: Vec<String>) {
+        self.command(Command::Send {
+            target,
+            text,
+            files,
+        });
     }
 
     /// Forget a message the server refused.
