@@ -632,9 +632,11 @@ impl ChatState {
                 room: None,
                 from,
                 to,
-                ..
+                upload_token,
             } => {
                 self.me = Some(to.clone());
+                // The old token was for the old name.
+                self.upload_token = upload_token;
                 self.wanted_name = Some(to.clone());
                 for chat in &mut self.chats {
                     if chat.members.contains(&from) {
@@ -1315,6 +1317,14 @@ mod tests {
         assert_eq!(state.limits.max_files_per_message, 3);
         state.apply_server(welcome(Some("g1.b")));
         assert_eq!(state.upload_token.as_deref(), Some("g1.b"));
+        // A rename brings the token of the new name.
+        state.apply_server(ServerMsg::Renamed {
+            room: None,
+            from: "al".into(),
+            to: "alf".into(),
+            upload_token: Some("g1.c".into()),
+        });
+        assert_eq!(state.upload_token.as_deref(), Some("g1.c"));
         // Signed in now: the cookie authorizes, no token.
         state.apply_server(welcome(None));
         assert_eq!(state.upload_token, None);
