@@ -1464,6 +1464,23 @@ async fn images_and_files_in_messages() {
         vec![],
     )
     .await;
+    // A modal dialog keeps the focus: Tab goes round its three buttons.
+    for _ in 0..4 {
+        let active = bob.active_element().await.expect("the focused element");
+        active
+            .send_keys(&char::from(Key::Tab).to_string())
+            .await
+            .expect("press Tab");
+    }
+    let inside = bob
+        .execute(
+            "const box = document.querySelector('.lightbox');
+             return document.activeElement.tagName === 'BUTTON' && box.contains(document.activeElement)",
+            vec![],
+        )
+        .await
+        .expect("where the focus is");
+    assert_eq!(inside, json!(true), "Tab stays in the lightbox");
     let active = bob.active_element().await.expect("the focused element");
     active
         .send_keys(&char::from(Key::Escape).to_string())
