@@ -1464,6 +1464,23 @@ async fn images_and_files_in_messages() {
         vec![],
     )
     .await;
+    // A modal dialog keeps the focus: Tab goes round its three buttons.
+    for _ in 0..4 {
+        let active = bob.active_element().await.expect("the focused element");
+        active
+            .send_keys(&char::from(Key::Tab).to_string())
+            .await
+            .expect("press Tab");
+    }
+    let inside = bob
+        .execute(
+            "const box = document.querySelector('.lightbox');
+             return document.activeElement.tagName === 'BUTTON' && box.contains(document.activeElement)",
+            vec![],
+        )
+        .await
+        .expect("where the focus is");
+    assert_eq!(inside, json!(true), "Tab stays in the lightbox");
     let active = bob.active_element().await.expect("the focused element");
     active
         .send_keys(&char::from(Key::Escape).to_string())
@@ -1521,7 +1538,17 @@ async fn images_and_files_in_messages() {
                  paste.items.add(new File([png], 'image.png', {type: 'image/png'}));
                  document.getElementById('composer-input').dispatchEvent(
                      new ClipboardEvent('paste', {clipboardData: paste, bubbles: true, cancelable: true}));
-                 done(over && !chat.classList.contains('dropping'));
+                 // Beside the chat a file is refused (the browser would
+                 // open it in place of the app), text is not.
+                 const beside = document.querySelector('.topbar');
+                 const file = new DragEvent('drop', {dataTransfer: drop, bubbles: true, cancelable: true});
+                 beside.dispatchEvent(file);
+                 const words = new DataTransfer();
+                 words.setData('text/plain', 'just words');
+                 const text = new DragEvent('drop', {dataTransfer: words, bubbles: true, cancelable: true});
+                 beside.dispatchEvent(text);
+                 done(over && !chat.classList.contains('dropping')
+                      && file.defaultPrevented && !text.defaultPrevented);
              }, e => done('failed: ' + e));",
             vec![],
         )
@@ -1530,7 +1557,7 @@ async fn images_and_files_in_messages() {
     assert_eq!(
         dropped,
         json!(true),
-        "the drop zone shows while files are over the chat"
+        "the drop zone shows while files are over the chat; a file dropped beside it is refused"
     );
     uploads_done(&ann, 2).await;
     click(&ann, "button.send").await;

@@ -26,7 +26,7 @@ use hubbub_client::Link;
 use yew::prelude::*;
 
 use components::auth::AuthScreen;
-use components::chat_view::{chat_view, empty_chat, ChatViewProps, EmptyChatProps};
+use components::chat_view::{carries_files, chat_view, empty_chat, ChatViewProps, EmptyChatProps};
 use components::composer::Drafts;
 use components::notice::{notice_toast, use_notice_expiry, NoticeProps};
 use components::presence::{presence, PresenceProps};
@@ -212,6 +212,13 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         let panel = panel.clone();
         Callback::from(move |_: MouseEvent| panel.set(Panel::None))
     };
+    // Files dropped beside the chat (a sidebar, the top bar) are refused,
+    // not opened by the browser in place of the app; text drops as ever.
+    let refuse_files = Callback::from(|e: DragEvent| {
+        if carries_files(&e) {
+            e.prevent_default();
+        }
+    });
     let classes = classes!(
         "app",
         panel_class,
@@ -219,7 +226,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         current.is_none().then_some("no-chat")
     );
     html! {
-        <div class={classes} {onkeydown}>
+        <div class={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
             if current.is_some() {
                 <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
             }

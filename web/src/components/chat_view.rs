@@ -66,9 +66,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
     // Files dragged over the chat: it says so (class `dropping`, set on
     // the element itself: no state to keep), and takes them if dropped.
     let ondragover = Callback::from(|e: DragEvent| {
-        if e.data_transfer()
-            .is_some_and(|d| d.types().includes(&"Files".into(), 0))
-        {
+        if carries_files(&e) {
             e.prevent_default();
             dropping(&e, true);
         }
@@ -133,6 +131,12 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
 /// The files a drop or a paste carries, if any.
 fn files_of(data: Option<DataTransfer>) -> Option<FileList> {
     data?.files().filter(|f| f.length() > 0)
+}
+
+/// Whether files (not text) are being dragged.
+pub fn carries_files(e: &DragEvent) -> bool {
+    e.data_transfer()
+        .is_some_and(|d| d.types().includes(&"Files".into(), 0))
 }
 
 /// Marks the chat as a drop target for the files dragged over it, or not.

@@ -344,11 +344,18 @@ fn lightbox(
     let onkeydown = {
         let go = go.clone();
         let (prev, next) = (prev.clone(), next.clone());
+        let dialog = dialog.clone();
         Callback::from(move |e: KeyboardEvent| {
             let to = match e.key().as_str() {
                 "Escape" => None,
                 "ArrowLeft" => Some(prev.clone()),
                 "ArrowRight" => Some(next.clone()),
+                "Tab" => {
+                    // A modal dialog keeps the focus: Tab cycles its buttons.
+                    e.prevent_default();
+                    cycle_focus(&dialog, e.shift_key());
+                    return;
+                }
                 _ => return,
             };
             e.prevent_default();
@@ -379,6 +386,40 @@ fn lightbox(
             <button type="button" class="lightbox-button close" data-go=""
                 aria-label="Close">{ "×" }</button>
         </div>
+    }
+}
+
+/// Moves the focus to the next (`back`: previous) button of `dialog`,
+/// around from the last to the first.
+fn cycle_focus(dialog: &NodeRef, back: bool) {
+    let Some(dialog) = dialog.cast::<Element>() else {
+        return;
+    };
+    let Ok(buttons) = dialog.query_selector_all("button") else {
+        return;
+    };
+    let n = buttons.length();
+    if n == 0 {
+        return;
+    }
+    let focused = dialog.owner_document().and_then(|d| d.active_element());
+    let at = (0..n).find(|&i| {
+        buttons
+            .get(i)
+            .zip(focused.as_ref())
+            .is_some_and(|(b, f)| b.is_same_node(Some(f)))
+    });
+    let to = match (at, back) {
+        (Some(i), false) => (i + 1) % n,
+        (Some(i), true) => (i + n - 1) % n,
+        (None, false) => 0,
+        (None, true) => n - 1,
+    };
+    if let Some(button) = buttons
+        .get(to)
+        .and_then(|b| b.dyn_into::<HtmlElement>().ok())
+    {
+        let _ = button.focus();
     }
 }
 
