@@ -151,6 +151,15 @@ pub fn accounts(store: &dyn Accounts) {
     store.delete_session("h1").unwrap();
 }
 
+/// Keeps `f`'s bytes (some; a store that keeps bytes checks they are
+/// there), then records it.
+fn add(store: &dyn Files, f: &FileRecord) {
+    for sha256 in std::iter::once(&f.sha256).chain(&f.thumb_sha256) {
+        store.put_blob(sha256, &mut &b"bytes"[..]).unwrap();
+    }
+    store.add_file(f).unwrap();
+}
+
 fn file(id: &str, uploader: &str, size: u64) -> FileRecord {
     FileRecord {
         id: id.into(),
@@ -177,9 +186,9 @@ pub fn files(store: &dyn Files) {
         thumb_sha256: Some("cd".repeat(32)),
         ..file("f1", "Alice", 4)
     };
-    store.add_file(&first).unwrap();
-    store.add_file(&file("f2", "alice", 6)).unwrap();
-    store.add_file(&file("f3", "bob", 100)).unwrap();
+    add(store, &first);
+    add(store, &file("f2", "alice", 6));
+    add(store, &file("f3", "bob", 100));
     assert_eq!(store.file("f1").unwrap(), Some(first));
     assert_eq!(store.file("F1").unwrap(), None, "ids are exact");
     let other = file("f3", "bob", 100);
@@ -209,6 +218,13 @@ pub fn shared_blobs(store: &dyn Files) {
         assert!(store.get_blob(name, &mut out).unwrap(), "{name}");
         assert_eq!(out, bytes, "{name}");
     }
+    // A file is recorded only with its bytes there.
+    let without = FileRecord {
+        sha256: "ef".repeat(32),
+        ..file("f9", "alice", 1)
+    };
+    assert!(store.add_file(&without).is_err());
+    assert_eq!(store.file("f9").unwrap(), None);
 }
 
 /// What every store must do with files that messages carry, on an empty
@@ -236,7 +252,7 @@ pub fn attachments(store: &dyn Store) {
         ..file("f3", "bob", 5)
     };
     for f in [&image, &same_bytes, &given] {
-        store.add_file(f).unwrap();
+        add(store, f);
     }
     let carried = Attachment {
         id: "f1".into(),

@@ -156,6 +156,10 @@ const SIGNAL_CHANNEL: &str = "hubbub_signal";
 
 /// Advisory lock class for holding one name (see [`NodePresence::hold`]).
 const HOLD_LOCK_CLASS: i32 = 0x6875_6262;
+/// Advisory lock class for one file's bytes: shared by [`Files::add_file`]
+/// (the bytes must still be there when the record is), exclusive by
+/// [`Files::collect_files`] (while it deletes bytes no file has).
+const BLOB_LOCK_CLASS: i32 = 0x6875_6263;
 
 /// The channel on which a node tells the others in which rooms its
 /// presence changed.
@@ -1178,7 +1182,29 @@ impl Accounts for PgStore {
 
 impl Files for PgStore {
     fn add_file(&self, file: &FileRecord) -> Result<(), StoreError> {
-        self.client()?.execute(
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        // Bytes the collector deleted between their `put_blob` (which found
+        // them there) and this record would be lost: refused instead.
+        let mut hashes: Vec<&String> = std::iter::once(&file.sha256)
+            .chain(&file.thumb_sha256)
+            .collect();
+        hashes.sort();
+        for sha256 in hashes {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+                &[&BLOB_LOCK_CLASS, sha256],
+            )?;
+            let kept =
+                tx.query_opt("SELECT 1 FROM blobs WHERE sha256 = $1 AND n = 0", &[sha256])?;
+            if kept.is_none() {
+                return Err(StoreError::Files(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("the bytes {sha256} are not in the database: upload again"),
+                )));
+            }
+        }
+        tx.execute(
             "INSERT INTO files (id, name, size, mime, sha256, uploader, uploader_key, uploaded_at,
                                 width, height, thumb_sha256)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -1196,6 +1222,7 @@ impl Files for PgStore {
                 &file.thumb_sha256,
             ],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -1345,6 +1372,13 @@ impl Files for PgStore {
             .collect();
         candidates.sort();
         candidates.dedup();
+        // No file can be recorded with these bytes from here to the commit.
+        for sha256 in &candidates {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&BLOB_LOCK_CLASS, sha256],
+            )?;
+        }
         let unused: Vec<String> = tx
             .query(
                 "SELECT c FROM unnest($1::text[]) AS c WHERE NOT EXISTS (
