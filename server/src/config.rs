@@ -162,7 +162,7 @@ pub struct Config {
 
     /// Largest file one upload may carry, in bytes; larger is refused
     /// (`file_too_large`) as soon as its Content-Length or its bytes say so.
-    #[arg(long, env = "HUBBUB_MAX_FILE_BYTES", default_value_t = 25 * 1024 * 1024)]
+    #[arg(long, env = "HUBBUB_MAX_FILE_BYTES", default_value_t = Limits::DEFAULT_MAX_FILE_BYTES)]
     pub max_file_bytes: u64,
 
     /// Uploads one user may start per minute (a burst of as many, then one
@@ -313,6 +313,7 @@ impl Config {
             max_rooms: self.max_rooms,
             max_history: Limits::DEFAULT_MAX_HISTORY,
             max_files_per_message: self.max_files_per_message,
+            max_file_bytes: self.max_file_bytes,
             ..Limits::default()
         }
     }

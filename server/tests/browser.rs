@@ -1364,8 +1364,8 @@ async fn images_and_files_in_messages() {
     std::fs::write(&big, vec![7u8; 150_000]).expect("write big.bin");
     let path = |p: &Path| p.to_str().expect("a UTF-8 temp path").to_string();
 
-    // Over the limit: the server's refusal shows on that upload, and
-    // removing it leaves nothing to send.
+    // Over the limit (`welcome` says it): refused on that upload before a
+    // byte is sent, and removing it leaves nothing to send.
     let picker = ann
         .find(Locator::Css("#attach-input"))
         .await

@@ -22,6 +22,14 @@ pub struct Limits {
     /// Most `attachments` one `send` or `direct` may carry.
     #[serde(default = "default_max_files_per_message")]
     pub max_files_per_message: usize,
+    /// Largest file one upload may be (`POST /api/files`); a client refuses
+    /// a larger one before sending a byte.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+fn default_max_file_bytes() -> u64 {
+    Limits::DEFAULT_MAX_FILE_BYTES
 }
 
 fn default_max_files_per_message() -> usize {
@@ -38,6 +46,7 @@ impl Limits {
     pub const DEFAULT_MAX_ROOMS: usize = 50;
     pub const DEFAULT_MAX_HISTORY: usize = 200;
     pub const DEFAULT_MAX_FILES_PER_MESSAGE: usize = 10;
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 }
 
 impl Default for Limits {
@@ -50,6 +59,7 @@ impl Default for Limits {
             max_rooms: Self::DEFAULT_MAX_ROOMS,
             max_history: Self::DEFAULT_MAX_HISTORY,
             max_files_per_message: Self::DEFAULT_MAX_FILES_PER_MESSAGE,
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
         }
     }
 }

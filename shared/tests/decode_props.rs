@@ -170,7 +170,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn limits() -> impl Strategy<Value = Limits> {
-    any::<[usize; 7]>().prop_map(|l| Limits {
+    (any::<[usize; 7]>(), any::<u64>()).prop_map(|(l, file)| Limits {
         max_frame_bytes: l[0],
         max_text_bytes: l[1],
         max_name_chars: l[2],
@@ -178,6 +178,7 @@ fn limits() -> impl Strategy<Value = Limits> {
         max_rooms: l[4],
         max_history: l[5],
         max_files_per_message: l[6],
+        max_file_bytes: file,
     })
 }
 

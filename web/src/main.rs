@@ -82,6 +82,7 @@ fn app() -> Html {
     drafts.1.configure(
         chat.upload_token.as_deref(),
         chat.limits.max_files_per_message,
+        chat.limits.max_file_bytes,
     );
     chat_app(&chat, panel, &drafts)
 }

@@ -18,6 +18,7 @@ use web_sys::{File, FileList, ProgressEvent, XmlHttpRequest};
 use yew::Callback;
 
 use crate::api::{field, sentence};
+use crate::fmt::size;
 use crate::state::Target;
 
 /// Where one upload is.
@@ -56,6 +57,8 @@ struct Inner {
     token: Option<String>,
     /// The server's `max_files_per_message`.
     max_files: usize,
+    /// The server's `max_file_bytes`.
+    max_bytes: u64,
     /// Draws the composer on screen again.
     redraw: Option<Callback<()>>,
 }
@@ -72,10 +75,11 @@ impl PartialEq for Uploads {
 
 impl Uploads {
     /// Takes the current credentials and limit (from the last `welcome`).
-    pub fn configure(&self, token: Option<&str>, max_files: usize) {
+    pub fn configure(&self, token: Option<&str>, max_files: usize, max_bytes: u64) {
         let mut inner = self.0.borrow_mut();
         inner.token = token.map(str::to_string);
         inner.max_files = max_files;
+        inner.max_bytes = max_bytes;
     }
 
     /// Who to draw again when an upload moves on.
@@ -131,6 +135,12 @@ impl Uploads {
             upload.progress = Progress::Failed(format!(
                 "At most {} files fit in one message.",
                 inner.max_files
+            ));
+        } else if upload.size > inner.max_bytes {
+            // Refused before a byte goes (the server would, from its length).
+            upload.progress = Progress::Failed(format!(
+                "Larger than the server takes ({}).",
+                size(inner.max_bytes)
             ));
         } else {
             match self.start(key, &upload.name, &file, inner.token.as_deref()) {

@@ -136,6 +136,10 @@ fn limits<J: Json>(o: &J) -> Option<Limits> {
             Some(n) => usize::try_from(n.whole()?).ok()?,
             None => Limits::DEFAULT_MAX_FILES_PER_MESSAGE,
         },
+        max_file_bytes: match o.0.field("max_file_bytes") {
+            Some(n) => n.whole()?,
+            None => Limits::DEFAULT_MAX_FILE_BYTES,
+        },
     })
 }
 
@@ -597,7 +601,7 @@ mod tests {
                 attachments,
             },
         );
-        let limits = prop::collection::vec(size(), 7).prop_map(|l| Limits {
+        let limits = (prop::collection::vec(size(), 7), num()).prop_map(|(l, file)| Limits {
             max_frame_bytes: l[0],
             max_text_bytes: l[1],
             max_name_chars: l[2],
@@ -605,6 +609,7 @@ mod tests {
             max_rooms: l[4],
             max_history: l[5],
             max_files_per_message: l[6],
+            max_file_bytes: file,
         });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
         prop_oneof![
