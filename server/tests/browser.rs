@@ -74,6 +74,16 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Fails the test, saying what to do, when the web bundle is not built.
+fn require_bundle() {
+    let bundle = repo_root().join("web/dist/index.html");
+    assert!(
+        bundle.is_file(),
+        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
+        bundle.display()
+    );
+}
+
 /// The first of `names` found on PATH (or the override in `env`).
 fn find_binary(env: &str, names: &[&str]) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
@@ -485,12 +495,7 @@ async fn screenshot(page: &Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
-    let bundle = repo_root().join("web/dist/index.html");
-    assert!(
-        bundle.is_file(),
-        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
-        bundle.display()
-    );
+    require_bundle();
     let data = tempfile::tempdir().expect("a data dir");
     let profiles = tempfile::tempdir().expect("a profile dir");
 
@@ -641,12 +646,7 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_register_sign_out_sign_in_and_guests_off() {
-    let bundle = repo_root().join("web/dist/index.html");
-    assert!(
-        bundle.is_file(),
-        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
-        bundle.display()
-    );
+    require_bundle();
     let data = tempfile::tempdir().expect("a data dir");
     let profiles = tempfile::tempdir().expect("a profile dir");
     let server = Server::start("127.0.0.1:0", data.path()).await;
@@ -1335,12 +1335,7 @@ async fn uploads_done(page: &Client, n: usize) {
 /// direct message, and she sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_and_files_in_messages() {
-    let bundle = repo_root().join("web/dist/index.html");
-    assert!(
-        bundle.is_file(),
-        "browser test: the web bundle is not built ({} is missing); run scripts/build-web.sh",
-        bundle.display()
-    );
+    require_bundle();
     let data = tempfile::tempdir().expect("a data dir");
     let profiles = tempfile::tempdir().expect("a profile dir");
     let files = tempfile::tempdir().expect("a dir for the files to upload");

@@ -73,16 +73,7 @@ pub fn seconds(ms: u32) -> u32 {
 
 /// `20261130-210512`: the local time, for names of pasted images.
 pub fn stamp(ms: u64) -> String {
-    let d = date(ms);
-    format!(
-        "{}{:02}{:02}-{:02}{:02}{:02}",
-        d.get_full_year(),
-        d.get_month() + 1,
-        d.get_date(),
-        d.get_hours(),
-        d.get_minutes(),
-        d.get_seconds()
-    )
+    full_time(ms).replace(['-', ':'], "").replace(' ', "-")
 }
 
 /// `512 B`, `48.2 kB`, `3.1 MB`: a file's size for people (powers of 1000,

@@ -79,6 +79,23 @@ pub struct FileReaders {
     pub users: Vec<String>,
 }
 
+impl FileReaders {
+    /// From `file_refs` rows: `(room, reader)`, one of them set.
+    fn from_refs(rows: impl IntoIterator<Item = (Option<String>, Option<String>)>) -> FileReaders {
+        let mut readers = FileReaders::default();
+        for row in rows {
+            match row {
+                (Some(room), _) => readers.rooms.push(room),
+                (None, Some(user)) => readers.users.push(user),
+                (None, None) => {}
+            }
+        }
+        readers.rooms.sort();
+        readers.users.sort();
+        readers
+    }
+}
+
 /// What the hub needs to open a room.
 #[derive(Debug, Default)]
 pub struct RoomRecord {

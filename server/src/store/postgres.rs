@@ -1330,20 +1330,9 @@ impl Files for PgStore {
             "SELECT DISTINCT room, reader FROM file_refs WHERE file_id = $1",
             &[&id],
         )?;
-        let mut readers = FileReaders::default();
-        for row in rows {
-            match (
-                row.get::<_, Option<String>>(0),
-                row.get::<_, Option<String>>(1),
-            ) {
-                (Some(room), _) => readers.rooms.push(room),
-                (None, Some(user)) => readers.users.push(user),
-                (None, None) => {}
-            }
-        }
-        readers.rooms.sort();
-        readers.users.sort();
-        Ok(readers)
+        Ok(FileReaders::from_refs(
+            rows.iter().map(|row| (row.get(0), row.get(1))),
+        ))
     }
 
     fn collect_files(

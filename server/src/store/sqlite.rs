@@ -455,21 +455,10 @@ impl Files for SqliteStore {
         let conn = self.reader.lock();
         let mut stmt =
             conn.prepare_cached("SELECT DISTINCT room, reader FROM file_refs WHERE file_id = ?1")?;
-        let mut readers = FileReaders::default();
-        let rows = stmt.query_map([id], |row| {
-            Ok((
-                row.get::<_, Option<String>>(0)?,
-                row.get::<_, Option<String>>(1)?,
-            ))
-        })?;
-        for row in rows {
-            match row? {
-                (Some(room), _) => readers.rooms.push(room),
-                (None, Some(user)) => readers.users.push(user),
-                (None, None) => {}
-            }
-        }
-        Ok(readers)
+        let rows = stmt
+            .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FileReaders::from_refs(rows))
     }
 
     fn collect_files(
