@@ -85,13 +85,7 @@ async fn a_guest_uploads_and_gets_the_same_bytes_back_with_caching_and_ranges() 
     let (_alice, token) = guest(&server, "alice").await;
     let bytes: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
     let created = upload(&server, &token, "notes%20v2.bin", &bytes).await;
-    assert_eq!(
-        created.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
-    let file = created.json();
+    let file = created.created();
     assert_eq!(file["name"], "notes v2.bin");
     assert_eq!(file["size"], 3000);
     assert_eq!(file["mime"], "application/octet-stream");
@@ -402,13 +396,7 @@ async fn an_image_gets_its_size_and_a_thumbnail() {
     let (_alice, token) = guest(&server, "alice").await;
     let png = encode(&gradient(640, 480), image::ImageFormat::Png);
     let created = upload(&server, &token, "wide.png", &png).await;
-    assert_eq!(
-        created.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
-    let file = created.json();
+    let file = created.created();
     assert_eq!(file["mime"], "image/png");
     assert_eq!(
         (file["width"].as_u64(), file["height"].as_u64()),
@@ -461,15 +449,10 @@ async fn exif_and_gps_are_not_in_what_is_served() {
     assert_eq!(decoded(&tagged).width(), 64, "the test image is valid");
 
     let created = upload(&server, &token, "holiday.jpg", &tagged).await;
-    assert_eq!(
-        created.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
-    assert_eq!(created.json()["mime"], "image/jpeg");
-    assert_eq!(created.json()["width"], 64);
-    let id = created.json()["id"].as_str().unwrap().to_string();
+    let file = created.created();
+    assert_eq!(file["mime"], "image/jpeg");
+    assert_eq!(file["width"], 64);
+    let id = file["id"].as_str().unwrap().to_string();
     for path in [id.clone(), format!("{id}/thumb")] {
         let served = download(&server, &token, &path, &[]).await;
         assert_eq!(served.status, 200);
@@ -513,13 +496,7 @@ async fn a_decompression_bomb_is_refused_from_its_header() {
 
 /// The id of an upload's JSON answer.
 fn id_of(created: &RawResponse) -> String {
-    assert_eq!(
-        created.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
-    created.json()["id"].as_str().unwrap().to_string()
+    created.created()["id"].as_str().unwrap().to_string()
 }
 
 /// A file's thumbnail, with the token in the query as an `<img>` sends it.
