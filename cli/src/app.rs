@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError};
-use hubbub_client::{resume_frames, Line, Link, Pending, Renderer, ResumeTracker, Settled};
+use hubbub_client::{resume_frames, Line, Link, Pending, Renderer, ResumeTracker, Settled, Unread};
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 use crate::net::{NetEvent, Request};
@@ -38,8 +38,6 @@ const HELP_KEYS: &[&str] =
 #[derive(Debug, Default)]
 pub struct RoomView {
     pub users: BTreeSet<String>,
-    /// Messages since the room was last the current one.
-    pub unread: usize,
 }
 
 pub struct App {
@@ -63,6 +61,9 @@ pub struct App {
     pending: Pending,
     /// Server frames as lines; knows who "me" is.
     renderer: Renderer,
+    /// Read markers and unread counts: the current room is read as its
+    /// messages arrive, and the server tells the user's other clients.
+    unread: Unread,
     /// Whether any connection was welcomed: a name refused after that is
     /// our own old connection, not yet gone.
     welcomed_once: bool,
@@ -106,6 +107,7 @@ impl App {
             tracker: ResumeTracker::with_rooms(rooms),
             pending: Pending::new(id_prefix),
             renderer,
+            unread: Unread::new(),
             welcomed_once: false,
             uploading: 0,
             quit_after_uploads: false,
@@ -302,6 +304,7 @@ impl App {
             messages.retain(|m| self.tracker.is_new(room, m.seq));
         }
         self.tracker.observe(&msg);
+        self.unread.observe(&msg);
         let settled = self.pending.settle(&msg);
         let lines = self.renderer.render(&msg, now_ms());
         match msg {
@@ -332,7 +335,7 @@ impl App {
                 self.push_all(out, lines);
                 if member && (self.switch_to.as_ref() == Some(&room) || self.current.is_none()) {
                     self.switch_to = None;
-                    self.switch(out, room);
+                    self.switch(out, requests, room);
                 }
             }
             ServerMsg::Joined { room, users } => {
@@ -353,14 +356,15 @@ impl App {
             }
             ServerMsg::LeaveOk { room } => {
                 self.push_all(out, lines);
-                self.left_room(out, &room);
+                self.left_room(out, requests, &room);
             }
-            ServerMsg::Message { room, .. } => {
-                self.count_unread(&room, 1);
-                self.push_all(out, lines);
-            }
-            ServerMsg::History { room, messages, .. } => {
-                self.count_unread(&room, messages.len());
+            ServerMsg::Message { room, .. }
+            | ServerMsg::History { room, .. }
+            | ServerMsg::Read { room, .. } => {
+                // Shown in the current room: read.
+                if self.current.as_deref() == Some(room.as_str()) {
+                    requests.extend(self.unread.seen_all(&room).map(Request::Frame));
+                }
                 self.push_all(out, lines);
             }
             ServerMsg::Renamed {
@@ -440,38 +444,33 @@ impl App {
         }
     }
 
-    fn count_unread(&mut self, room: &str, n: usize) {
-        let current = self.current.as_deref() == Some(room);
-        if let Some(view) = self.rooms.get_mut(room) {
-            if !current {
-                view.unread += n;
-            }
-        }
+    /// Messages in `room` past the user's read marker, said by others.
+    pub fn unread(&self, room: &str) -> u64 {
+        self.unread.unread(room)
     }
 
     /// This connection is no longer in `room`: another becomes current.
-    fn left_room(&mut self, out: &mut Vec<Line>, room: &str) {
+    fn left_room(&mut self, out: &mut Vec<Line>, requests: &mut Vec<Request>, room: &str) {
         self.rooms.remove(room);
         self.joining.remove(room);
         if self.current.as_deref() == Some(room) {
             self.current = None;
             match self.rooms.keys().next().cloned() {
-                Some(next) => self.switch(out, next),
+                Some(next) => self.switch(out, requests, next),
                 None => self.notice(out, None, "you are in no room now: /join ROOM"),
             }
         }
     }
 
-    fn switch(&mut self, out: &mut Vec<Line>, room: String) {
-        if let Some(view) = self.rooms.get_mut(&room) {
-            view.unread = 0;
-        }
+    fn switch(&mut self, out: &mut Vec<Line>, requests: &mut Vec<Request>, room: String) {
+        requests.extend(self.unread.seen_all(&room).map(Request::Frame));
         self.notice(out, Some(&room), format!("you are talking in {room} now"));
         self.current = Some(room);
     }
 
-    /// Makes the next joined room current (Tab in the TUI).
-    pub fn next_room(&mut self) {
+    /// Makes the next joined room current (Tab in the TUI): returns the
+    /// `read` to send for it, if it had unread messages.
+    pub fn next_room(&mut self) -> Option<Request> {
         let next = match &self.current {
             Some(current) => self
                 .rooms
@@ -484,12 +483,10 @@ impl App {
                 .map(|(room, _)| room.clone()),
             None => self.rooms.keys().next().cloned(),
         };
-        if let Some(room) = next {
-            if let Some(view) = self.rooms.get_mut(&room) {
-                view.unread = 0;
-            }
-            self.current = Some(room);
-        }
+        let room = next?;
+        let read = self.unread.seen_all(&room).map(Request::Frame);
+        self.current = Some(room);
+        read
     }
 
     /// Handles one typed line.
@@ -533,7 +530,9 @@ impl App {
                 Ok(_) => {}
                 Err(full) => self.error(&mut out, full.to_string()),
             },
-            Command::Join(room) if self.rooms.contains_key(&room) => self.switch(&mut out, room),
+            Command::Join(room) if self.rooms.contains_key(&room) => {
+                self.switch(&mut out, &mut requests, room)
+            }
             Command::Join(room) => {
                 self.joining.insert(room.clone());
                 self.switch_to = Some(room.clone());
@@ -550,7 +549,7 @@ impl App {
                     } else {
                         // The server forgot us with the old connection.
                         self.notice(&mut out, Some(&room), format!("you left {room}"));
-                        self.left_room(&mut out, &room);
+                        self.left_room(&mut out, &mut requests, &room);
                     }
                 }
                 None => self.error(&mut out, CommandError::Usage("/leave ROOM").to_string()),

@@ -76,7 +76,9 @@ pub async fn run(
                             input.pop();
                         }
                         KeyCode::Tab => {
-                            app.next_room();
+                            if let Some(read) = app.next_room() {
+                                let _ = requests.send(read);
+                            }
                             scroll = 0;
                         }
                         KeyCode::PageUp => scroll = scroll.saturating_add(PAGE),
@@ -189,11 +191,12 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
 
     // Rooms (current marked, unread counted), then who is online here.
     let mut side: Vec<Line> = Vec::new();
-    for (room, view) in &app.rooms {
+    for room in app.rooms.keys() {
         let current = app.current.as_ref() == Some(room);
         let mut text = format!("{} {room}", if current { ">" } else { " " });
-        if view.unread > 0 {
-            text.push_str(&format!(" ({})", view.unread));
+        let unread = app.unread(room);
+        if unread > 0 {
+            text.push_str(&format!(" ({unread})"));
         }
         let style = if current {
             Style::default().add_modifier(Modifier::BOLD)

@@ -16,6 +16,7 @@
 //! | [`pending`] | the [`Pending`] ledger: sends not acknowledged yet, keyed by `client_id`, resent after a reconnect |
 //! | [`backoff`] | the reconnect [`Backoff`] policy: exponential, full jitter, capped |
 //! | [`link`] | [`Link`], the state of the connection as a user sees it |
+//! | [`unread`] | [`Unread`]: read markers and unread counts per room, and the `read` to send for what was seen |
 //!
 //! Names, used the same way in every client and in the docs: *pending* is
 //! the client's ledger of unacknowledged messages (the server's per-connection
@@ -74,6 +75,7 @@ pub mod link;
 pub mod pending;
 pub mod render;
 pub mod resume;
+pub mod unread;
 
 pub use backoff::Backoff;
 pub use command::{clean_line, help_lines, parse, Command, CommandError, HELP};
@@ -81,6 +83,7 @@ pub use link::{close_why, Link};
 pub use pending::{Pending, PendingFull, PendingSend, Settled};
 pub use render::{defang, human_size, url_component, utc_clock, Kind, Line, Renderer};
 pub use resume::ResumeTracker;
+pub use unread::Unread;
 
 use hubbub_protocol::ClientMsg;
 

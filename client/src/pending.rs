@@ -250,6 +250,7 @@ impl Pending {
             | ServerMsg::Renamed { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
+            | ServerMsg::Read { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => None,
         }

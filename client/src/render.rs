@@ -410,10 +410,11 @@ impl Renderer {
             ServerMsg::Error { code, message, .. } => {
                 vec![Line::error(now_ms, None, format!("{message} ({code})"))]
             }
-            // The message itself is the news; typing, pong and heartbeat
-            // have nothing to say in a line-based view.
+            // The message itself is the news; typing, read markers, pong
+            // and heartbeat have nothing to say in a line-based view.
             ServerMsg::Ack { .. }
             | ServerMsg::Typing { .. }
+            | ServerMsg::Read { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => Vec::new(),
         }

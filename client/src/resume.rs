@@ -146,6 +146,7 @@ impl ResumeTracker {
             | ServerMsg::Renamed { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
+            | ServerMsg::Read { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => {}
         }

@@ -25,7 +25,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::outbox::{frame, Close, Flusher, Outbox};
 use crate::persist::Persister;
 use crate::registry::{Account, Conn, Registry};
-use crate::room::{Loaded, Name, Room, Said, CLIENT_ID_WINDOW};
+use crate::room::{JoinMarker, Loaded, Name, Room, Said, CLIENT_ID_WINDOW};
 use crate::store::{NodePresence, Signal, Store, StoreError, StoredMessage};
 use crate::timers::{now_ms, Clock};
 
@@ -357,6 +357,30 @@ impl Hub {
         });
     }
 
+    /// Tells every connection of the account `user` that its read marker
+    /// in `room` is now `seq`: here, and through the other nodes.
+    pub fn tell_read(&self, user: &str, room: String, seq: u64) {
+        self.deliver_read(user, &room, seq);
+        self.signal(Signal::Read {
+            user: user.to_string(),
+            room,
+            seq,
+        });
+    }
+
+    /// Sends `read` to this node's connections of `user`.
+    fn deliver_read(&self, user: &str, room: &str, seq: u64) {
+        if let Some((_, conns)) = self.registry.user(&names::name_key(user)) {
+            let msg = frame(&ServerMsg::Read {
+                room: room.to_string(),
+                seq,
+            });
+            for conn in conns {
+                conn.outbox.push(&msg);
+            }
+        }
+    }
+
     /// Acts on what another node signalled, for the connections here.
     pub fn signalled(&self, signal: Signal) {
         match signal {
@@ -367,6 +391,7 @@ impl Hub {
                     room.typing(0, &user);
                 }
             }
+            Signal::Read { user, room, seq } => self.deliver_read(&user, &room, seq),
             Signal::Renamed { from, to } => {
                 self.registry.rename_remote_user(&from, &to);
                 let to = Name::from(to);
@@ -456,13 +481,16 @@ impl Hub {
     /// after `since` (resume: from the room's log, or the store for what the
     /// log no longer holds) or the latest history; then live messages.
     /// Returns the room, which stays loaded while `conn` is a member.
+    /// `marker` is the read marker to send behind the history; the
+    /// answer carries the room's last `seq` at the join.
     pub async fn join(
         &self,
         room_name: &str,
         conn: &Arc<Conn>,
         name: &Name,
         since: Option<u64>,
-    ) -> Result<Arc<Room>, StoreError> {
+        marker: JoinMarker,
+    ) -> Result<(Arc<Room>, u64), StoreError> {
         loop {
             let room = self.open_room(room_name).await?;
             if let Some(since) = since {
@@ -481,8 +509,9 @@ impl Hub {
                 }
             }
             let history = self.config.history;
-            if room.join(conn, name, since, history, self.config.presence_interval) {
-                return Ok(room);
+            let presence_interval = self.config.presence_interval;
+            if let Some(last) = room.join(conn, name, since, history, presence_interval, marker) {
+                return Ok((room, last));
             }
             // Evicted between the lookup and the lock: open it again.
         }

@@ -246,6 +246,18 @@ impl RoomState {
     }
 }
 
+/// The read marker a join sends behind the history (docs/protocol.md,
+/// "Read markers and unread counts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinMarker {
+    /// None (a guest's resume: its client keeps its own).
+    Nothing,
+    /// The user's marker, as stored.
+    At(u64),
+    /// A first join: what the room has is read.
+    End,
+}
+
 /// What the store knows of a room when it is opened.
 pub struct Loaded {
     pub last_seq: u64,
@@ -467,7 +479,10 @@ impl Room {
     /// writer delivers every message after it, from the log or the store.
     /// `resync`: `since` cannot be honoured (ahead of the room, or older
     /// than what the store keeps), so fresh history is sent, marked so.
-    /// Returns `false` if the room was closed meanwhile (open it again).
+    /// `marker`: the read marker to send right behind the history (so
+    /// nothing comes between them). Returns the room's last `seq` at the
+    /// join (what [`JoinMarker::End`] sent), or `None` if the room was
+    /// closed meanwhile (open it again).
     pub fn join(
         self: &Arc<Room>,
         conn: &Arc<Conn>,
@@ -475,10 +490,11 @@ impl Room {
         since: Option<u64>,
         history: usize,
         presence_interval: Duration,
-    ) -> bool {
+        marker: JoinMarker,
+    ) -> Option<u64> {
         let mut state = self.state.lock();
         if state.closed {
-            return false;
+            return None;
         }
         let snapshot = match &state.snapshot {
             Some(snapshot) => snapshot.clone(),
@@ -514,6 +530,17 @@ impl Room {
                 conn.outbox.join(Arc::clone(self), delivered);
             }
         }
+        let marker = match marker {
+            JoinMarker::Nothing => None,
+            JoinMarker::At(seq) => Some(seq),
+            JoinMarker::End => Some(delivered),
+        };
+        if let Some(seq) = marker {
+            conn.send(&ServerMsg::Read {
+                room: self.name.clone(),
+                seq,
+            });
+        }
         let member = Member {
             name: Arc::clone(name),
             conn: Arc::clone(conn),
@@ -521,7 +548,7 @@ impl Room {
         if state.add(conn.id, member) {
             self.presence_changed(&mut state, presence_interval);
         }
-        true
+        Some(delivered)
     }
 
     /// Removes connection `id`; its writer stops reading the log.

@@ -18,7 +18,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::{frame, Close};
 use crate::registry::Conn;
-use crate::room::{history_message, Name, Room, Said};
+use crate::room::{history_message, JoinMarker, Name, Room, Said};
 use crate::store::{FileRecord, Signal, StoreError};
 use crate::timers::now_ms;
 
@@ -347,6 +347,7 @@ impl Session {
                     self.not_in_room(&room, None);
                 }
             }
+            ClientMsg::Read { room, seq } => self.read(room, seq, &name).await,
             ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
             ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
                 code: close::NORMAL,
@@ -415,6 +416,7 @@ impl Session {
                     | ClientMsg::Leave { room }
                     | ClientMsg::Who { room }
                     | ClientMsg::History { room, .. }
+                    | ClientMsg::Read { room, .. }
                     | ClientMsg::Typing { room } => (Some(room), None),
                     _ => (None, None),
                 };
@@ -465,8 +467,21 @@ impl Session {
             );
             return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
         }
-        match self.hub.join(&room, &self.conn, name, since).await {
-            Ok(joined) => {
+        let marker = match self.stored_marker(&room, since.is_some()).await {
+            Ok(marker) => marker,
+            Err(err) => {
+                // The room works without it; the client counts from what
+                // it has.
+                tracing::warn!(error = %err, %room, "cannot read a read marker");
+                JoinMarker::Nothing
+            }
+        };
+        match self.hub.join(&room, &self.conn, name, since, marker).await {
+            Ok((joined, last)) => {
+                if marker == JoinMarker::End && self.conn.account.is_some() {
+                    // A first join marked the room read: keep it so.
+                    self.store_marker(name, &room, last);
+                }
                 if !self.in_room(&room) {
                     // Grow by one past the first: most connections are in
                     // one room, and few in many.
@@ -477,6 +492,70 @@ impl Session {
             Err(err) => {
                 tracing::error!(error = %err, %room, "cannot load a room");
                 let why = "the room's history cannot be read now; retry shortly".to_string();
+                self.reply_error_for(ErrorCode::Unavailable, why, Some(&room), None);
+            }
+        }
+    }
+
+    /// The read marker a join of `room` sends behind its history. An
+    /// account's is stored; a first join without `since` marks what the
+    /// room has as read. A guest's marker is its client's (a guest name
+    /// has one connection): a fresh join starts it at the room's end, a
+    /// resume leaves it to the client.
+    async fn stored_marker(&self, room: &str, resumed: bool) -> Result<JoinMarker, StoreError> {
+        let fresh = if resumed {
+            JoinMarker::Nothing
+        } else {
+            JoinMarker::End
+        };
+        let (Some(_), Some(name)) = (&self.conn.account, &self.name) else {
+            return Ok(fresh);
+        };
+        let (user, room) = (name.to_string(), room.to_string());
+        let stored = self
+            .hub
+            .with_store(move |store| store.read_marker(&user, &room))
+            .await?;
+        Ok(stored.map_or(fresh, JoinMarker::At))
+    }
+
+    /// Stores `name`'s marker in `room` at `seq` (never back), not waited
+    /// for: what a first join showed as read.
+    fn store_marker(&self, name: &str, room: &str, seq: u64) {
+        let (user, room) = (name.to_string(), room.to_string());
+        let hub = Arc::clone(&self.hub);
+        tokio::spawn(async move {
+            let stored = hub
+                .with_store(move |store| store.mark_read(&user, &room, seq))
+                .await;
+            if let Err(err) = stored {
+                tracing::warn!(error = %err, "cannot store a read marker");
+            }
+        });
+    }
+
+    /// `read`: moves this user's marker in `room` to `seq` (at most the
+    /// room's last message). An account's is stored and every connection
+    /// of the account hears of it, on every node; a guest's is echoed.
+    async fn read(&self, room: String, seq: u64, name: &Name) {
+        let Some(joined) = self.room(&room) else {
+            return self.not_in_room(&room, None);
+        };
+        let seq = seq.min(joined.delivered());
+        if self.conn.account.is_none() {
+            return self.conn.send(&ServerMsg::Read { room, seq });
+        }
+        let (user, key) = (name.to_string(), room.clone());
+        match self
+            .hub
+            .with_store(move |store| store.mark_read(&user, &key, seq))
+            .await
+        {
+            Ok(marker) if marker == seq => self.hub.tell_read(name, room, seq),
+            Ok(_) => {} // another connection read further, and said so
+            Err(err) => {
+                tracing::error!(error = %err, %room, "cannot store a read marker");
+                let why = "the read marker cannot be stored now; retry shortly".to_string();
                 self.reply_error_for(ErrorCode::Unavailable, why, Some(&room), None);
             }
         }

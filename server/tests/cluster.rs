@@ -590,6 +590,43 @@ async fn renames_and_typing_reach_members_on_other_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_read_marker_reaches_its_tabs_on_every_node() {
+    let (_pg, nodes) = three_nodes().await;
+    let bearer = account(&nodes[0], "ann").await;
+    let mut ann = account_member(&nodes[0], &bearer).await;
+    let mut ann2 = account_member(&nodes[2], &bearer).await;
+    let mut ben = member(&nodes[1], "ben").await;
+    let seq = ben.say("lobby", "read me", "r-1").await;
+    ann.recv_until(|m| matches!(m, ServerMsg::Message { seq: s, .. } if *s == seq))
+        .await;
+    ann.send(json!({"type":"read","room":"lobby","seq":seq}))
+        .await;
+    let told = ServerMsg::Read {
+        room: "lobby".into(),
+        seq,
+    };
+    for tab in [&mut ann, &mut ann2] {
+        let read = tab
+            .recv_until(|m| matches!(m, ServerMsg::Read { .. }))
+            .await;
+        assert_eq!(read, told);
+    }
+    // Stored in the shared database: a new tab on the third node is told.
+    let mut ann3 = connect_with(&nodes[1].url(), &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    ann3.hello("ann").await;
+    ann3.send(json!({"type":"join","room":"lobby"})).await;
+    let read = ann3
+        .recv_until(|m| matches!(m, ServerMsg::Read { .. }))
+        .await;
+    assert_eq!(read, told);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accounts_connection_cap_counts_its_sockets_on_every_node() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let url = tokio::task::block_in_place(|| pg.database("chat"));

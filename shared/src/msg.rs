@@ -62,6 +62,10 @@ pub enum ClientMsg {
     },
     /// Tell the room this user is typing.
     Typing { room: String },
+    /// This user has read `room` up to `seq` (what the client showed). The
+    /// server keeps the furthest (an account's across logins, a guest's
+    /// for its session) and tells the user's other connections.
+    Read { room: String, seq: u64 },
     /// Application-level ping; answered by `pong` with the same `id`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,7 +78,7 @@ pub enum ClientMsg {
 /// The `type` tags of [`ClientMsg`], to tell an unknown type from a bad field.
 const CLIENT_TYPES: &[&str] = &[
     "hello", "join", "leave", "send", "direct", "rename", "who", "rooms", "history", "typing",
-    "ping", "quit",
+    "read", "ping", "quit",
 ];
 
 /// One room in a `rooms` answer.
@@ -224,6 +228,11 @@ pub enum ServerMsg {
     Rooms { rooms: Vec<RoomInfo> },
     /// `user` is typing in `room`.
     Typing { room: String, user: String },
+    /// This user's read marker in `room`: every message up to `seq` is
+    /// read. Sent after each `join` (a first join marks what is already
+    /// there as read) and whenever another connection of the same user
+    /// reads further. Unread = the room's messages past `seq`.
+    Read { room: String, seq: u64 },
     /// The answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -442,6 +451,10 @@ mod tests {
             ClientMsg::Who { room: room() },
             ClientMsg::Rooms,
             ClientMsg::Typing { room: room() },
+            ClientMsg::Read {
+                room: room(),
+                seq: 41,
+            },
             ClientMsg::Ping { id: Some(7) },
             ClientMsg::Ping { id: None },
             ClientMsg::Quit,
@@ -550,6 +563,10 @@ mod tests {
             ServerMsg::Typing {
                 room: room(),
                 user: "bob".into(),
+            },
+            ServerMsg::Read {
+                room: room(),
+                seq: 41,
             },
             ServerMsg::Pong { id: Some(7) },
             ServerMsg::Heartbeat,

@@ -690,7 +690,9 @@ impl ChatState {
                 client_id,
                 room,
             } => self.apply_error(code, message, client_id, room),
-            ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
+            // Unread counts here are still this page's own (messages that
+            // came while another chat was open).
+            ServerMsg::Read { .. } | ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
         }
     }
 

@@ -239,6 +239,10 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             room: o.str("room")?,
             user: o.str("user")?,
         },
+        "read" => ServerMsg::Read {
+            room: o.str("room")?,
+            seq: o.u64("seq")?,
+        },
         "pong" => ServerMsg::Pong {
             id: o.opt_u64("id")?,
         },
@@ -333,6 +337,9 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             .opt_num("before", *before)
             .opt_num("limit", limit.map(u64::from)),
         ClientMsg::Typing { room } => Out::new("typing").str("room", room),
+        ClientMsg::Read { room, seq } => Out::new("read")
+            .str("room", room)
+            .opt_num("seq", Some(*seq)),
         ClientMsg::Ping { id } => Out::new("ping").opt_num("id", *id),
         ClientMsg::Quit => Out::new("quit"),
     };
@@ -586,6 +593,7 @@ mod tests {
                 }
             }),
             text().prop_map(|room| ClientMsg::Typing { room }),
+            (text(), num()).prop_map(|(room, seq)| ClientMsg::Read { room, seq }),
             opt_num().prop_map(|id| ClientMsg::Ping { id }),
             Just(ClientMsg::Quit),
         ]
@@ -693,6 +701,7 @@ mod tests {
             }),
             prop::collection::vec(room_info, 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
             (text(), text()).prop_map(|(room, user)| ServerMsg::Typing { room, user }),
+            (text(), num()).prop_map(|(room, seq)| ServerMsg::Read { room, seq }),
             opt_num().prop_map(|id| ServerMsg::Pong { id }),
             Just(ServerMsg::Heartbeat),
             (

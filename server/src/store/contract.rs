@@ -149,6 +149,21 @@ pub fn accounts(store: &dyn Accounts) {
     store.delete_session("h1").unwrap();
     assert_eq!(store.session("h1", 0).unwrap(), None);
     store.delete_session("h1").unwrap();
+
+    // Read markers: per account (ignoring case) and room, never back.
+    assert_eq!(store.read_marker("alice", "lobby").unwrap(), None);
+    assert_eq!(store.mark_read("alice", "lobby", 7).unwrap(), 7);
+    assert_eq!(
+        store.mark_read("ALICE", "lobby", 3).unwrap(),
+        7,
+        "never back"
+    );
+    assert_eq!(store.read_marker("Alice", "lobby").unwrap(), Some(7));
+    assert_eq!(store.mark_read("alice", "lobby", 9).unwrap(), 9);
+    assert_eq!(store.read_marker("alice", "kitchen").unwrap(), None);
+    assert_eq!(store.read_marker("bob", "lobby").unwrap(), None);
+    assert_eq!(store.mark_read("alice", "kitchen", 0).unwrap(), 0);
+    assert_eq!(store.read_marker("alice", "kitchen").unwrap(), Some(0));
 }
 
 /// Keeps `f`'s bytes (some; a store that keeps bytes checks they are

@@ -28,6 +28,8 @@ pub struct MemoryStore {
     files: Mutex<HashMap<String, FileRecord>>,
     /// Files direct messages gave: (file id, reader's name key, at).
     shares: Mutex<Vec<(String, String, u64)>>,
+    /// Read markers by (account name key, room).
+    reads: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Messages for MemoryStore {
@@ -177,6 +179,18 @@ impl Accounts for MemoryStore {
     fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.sessions.lock().remove(token_hash);
         Ok(())
+    }
+
+    fn read_marker(&self, name: &str, room: &str) -> Result<Option<u64>, StoreError> {
+        let key = (name_key(name), room.to_string());
+        Ok(self.reads.lock().get(&key).copied())
+    }
+
+    fn mark_read(&self, name: &str, room: &str, seq: u64) -> Result<u64, StoreError> {
+        let mut reads = self.reads.lock();
+        let marker = reads.entry((name_key(name), room.to_string())).or_default();
+        *marker = (*marker).max(seq);
+        Ok(*marker)
     }
 }
 

@@ -236,6 +236,13 @@ pub enum Signal {
     Typing { room: String, user: String },
     /// The guest `from` is now called `to`.
     Renamed { from: String, to: String },
+    /// The account `user` has read `room` up to `seq` (the marker is
+    /// stored already): for its connections on the other nodes.
+    Read {
+        user: String,
+        room: String,
+        seq: u64,
+    },
 }
 
 /// Who holds a name on the other nodes of a cluster ([`NodePresence::held_elsewhere`]).
@@ -404,6 +411,14 @@ pub trait Accounts: Send + Sync {
 
     /// Ends a session (logout). Ending an unknown one is not an error.
     fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// How far account `name` has read `room` (its read marker), if it
+    /// ever has.
+    fn read_marker(&self, name: &str, room: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Moves `name`'s read marker in `room` to `seq`, never back; the
+    /// marker after the call (at least `seq`).
+    fn mark_read(&self, name: &str, room: &str, seq: u64) -> Result<u64, StoreError>;
 }
 
 /// What is known of uploaded files. Implementations are blocking.
@@ -510,6 +525,7 @@ mod tests {
         contract::accounts(&SqliteStore::open(dir.path()).unwrap());
         let reopened = SqliteStore::open(dir.path()).unwrap();
         assert!(reopened.user("ALICE").unwrap().is_some());
+        assert_eq!(reopened.read_marker("alice", "lobby").unwrap(), Some(9));
     }
 
     #[test]

@@ -143,6 +143,13 @@ const MIGRATIONS: &[&str] = &[
          name TEXT PRIMARY KEY,
          value BYTEA NOT NULL
      );",
+    // 12: how far each account has read each room.
+    "CREATE TABLE read_markers (
+         name_key TEXT NOT NULL,
+         room TEXT NOT NULL,
+         seq BIGINT NOT NULL,
+         PRIMARY KEY (name_key, room)
+     );",
 ];
 
 /// Bytes per row of `blobs`.
@@ -519,6 +526,7 @@ fn encode_signal(node: &str, signal: &Signal) -> String {
         Signal::LoggedOut { token_hash } => format!("{node}\nlogout\n{token_hash}"),
         Signal::Typing { room, user } => format!("{node}\ntyping\n{room}\n{user}"),
         Signal::Renamed { from, to } => format!("{node}\nrenamed\n{from}\n{to}"),
+        Signal::Read { user, room, seq } => format!("{node}\nread\n{user}\n{room}\n{seq}"),
     }
 }
 
@@ -537,6 +545,11 @@ fn decode_signal(payload: &str) -> Option<(String, Signal)> {
         "renamed" => Signal::Renamed {
             from: field()?,
             to: field()?,
+        },
+        "read" => Signal::Read {
+            user: field()?,
+            room: field()?,
+            seq: field()?.parse().ok()?,
         },
         // From a newer node: not for us.
         _ => return None,
@@ -1178,6 +1191,27 @@ impl Accounts for PgStore {
             .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
         Ok(())
     }
+
+    fn read_marker(&self, name: &str, room: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT seq FROM read_markers WHERE name_key = $1 AND room = $2",
+                &[&name_key(name), &room],
+            )?
+            .map(|row| row.get::<_, i64>(0) as u64))
+    }
+
+    fn mark_read(&self, name: &str, room: &str, seq: u64) -> Result<u64, StoreError> {
+        let row = self.client()?.query_one(
+            "INSERT INTO read_markers (name_key, room, seq) VALUES ($1, $2, $3)
+             ON CONFLICT (name_key, room)
+             DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)
+             RETURNING seq",
+            &[&name_key(name), &room, &int(seq)],
+        )?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
 }
 
 impl Files for PgStore {
@@ -1434,6 +1468,11 @@ mod tests {
             Signal::Renamed {
                 from: "ann".into(),
                 to: "anna".into(),
+            },
+            Signal::Read {
+                user: "Zoë".into(),
+                room: "lobby".into(),
+                seq: 42,
             },
         ];
         for signal in signals {

@@ -79,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;
      CREATE INDEX file_refs_file ON file_refs (file_id);
      CREATE INDEX file_refs_message ON file_refs (room, seq);",
+    // 6: how far each account has read each room.
+    "CREATE TABLE read_markers (
+         name_key TEXT NOT NULL,
+         room TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         PRIMARY KEY (name_key, room)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 pub struct SqliteStore {
@@ -379,6 +386,30 @@ impl Accounts for SqliteStore {
             .lock()
             .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
+    }
+
+    fn read_marker(&self, name: &str, room: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .reader
+            .lock()
+            .query_row(
+                "SELECT seq FROM read_markers WHERE name_key = ?1 AND room = ?2",
+                params![name_key(name), room],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|seq| seq as u64))
+    }
+
+    fn mark_read(&self, name: &str, room: &str, seq: u64) -> Result<u64, StoreError> {
+        let marker: i64 = self.writer.lock().query_row(
+            "INSERT INTO read_markers (name_key, room, seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name_key, room) DO UPDATE SET seq = max(seq, excluded.seq)
+             RETURNING seq",
+            params![name_key(name), room, seq as i64],
+            |row| row.get(0),
+        )?;
+        Ok(marker as u64)
     }
 }
 

@@ -127,7 +127,7 @@ impl Client {
     }
 
     /// Joins `room`; returns the presence snapshot and the history that
-    /// followed it.
+    /// followed it (and checks the read marker that follows a first join).
     pub async fn join_full(&mut self, room: &str) -> (Vec<String>, ServerMsg) {
         self.send(json!({"type": "join", "room": room})).await;
         let users = match self.recv().await {
@@ -139,6 +139,10 @@ impl Client {
             matches!(&history, ServerMsg::History { room: r, .. } if r == room),
             "{history:?}"
         );
+        match self.recv().await {
+            ServerMsg::Read { room: r, .. } if r == room => {}
+            other => panic!("expected the read marker of {room}, got {other:?}"),
+        }
         (users, history)
     }
 
