@@ -689,6 +689,60 @@ mod tests {
     }
 
     #[test]
+    fn the_current_room_is_read_as_shown_and_the_others_count_unread() {
+        let mut app = app();
+        let read = |room: &str, seq| ClientMsg::Read {
+            room: room.into(),
+            seq,
+        };
+        app.on_net(NetEvent::Server(ServerMsg::Read {
+            room: "lobby".into(),
+            seq: 0,
+        }));
+        // The current room: shown, so read.
+        assert_eq!(frames(app.on_net(message(1)).0), [read("lobby", 1)]);
+        // Another room: counted until it becomes current.
+        app.on_input("/join kitchen");
+        let kitchen = |seq| {
+            NetEvent::Server(ServerMsg::Message {
+                room: "kitchen".into(),
+                seq,
+                from: "bob".into(),
+                text: "hi".into(),
+                sent_at: 0,
+                attachments: Vec::new(),
+            })
+        };
+        app.on_net(NetEvent::Server(ServerMsg::Presence {
+            room: "kitchen".into(),
+            users: vec![],
+        }));
+        app.on_net(NetEvent::Server(ServerMsg::Read {
+            room: "kitchen".into(),
+            seq: 4,
+        }));
+        assert_eq!(app.current.as_deref(), Some("kitchen"));
+        assert!(
+            frames(app.on_net(message(2)).0).is_empty(),
+            "lobby is not shown"
+        );
+        assert!(frames(app.on_net(message(3)).0).is_empty());
+        assert_eq!(app.unread("lobby"), 2);
+        assert_eq!(frames(app.on_net(kitchen(5)).0), [read("kitchen", 5)]);
+        assert_eq!(app.next_room(), Some(Request::Frame(read("lobby", 3))));
+        assert_eq!(app.unread("lobby"), 0);
+        // Read on another device: the count follows.
+        app.on_net(kitchen(6));
+        app.on_net(kitchen(7));
+        assert_eq!(app.unread("kitchen"), 2);
+        app.on_net(NetEvent::Server(ServerMsg::Read {
+            room: "kitchen".into(),
+            seq: 7,
+        }));
+        assert_eq!(app.unread("kitchen"), 0);
+    }
+
+    #[test]
     fn repeated_messages_after_a_resume_are_shown_once() {
         let mut app = app();
         assert_eq!(app.on_net(message(1)).1.len(), 1);
