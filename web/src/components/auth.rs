@@ -12,7 +12,6 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::name_picker::NamePicker;
 
 /// Shortest and longest password the server accepts, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
@@ -74,6 +73,8 @@ pub fn auth_screen(props: &AuthProps) -> Html {
     let touched = use_state(|| false);
     let busy = use_state(|| false);
     let error = use_state(|| None::<String>);
+    // The guest form's name, from the one the server refused, if any.
+    let guest = use_state(|| props.guest_name.as_deref().unwrap_or_default().to_string());
     let first = use_node_ref();
     {
         // Focus the first field whenever the form changes.
@@ -93,10 +94,16 @@ pub fn auth_screen(props: &AuthProps) -> Html {
         let mode = mode.clone();
         let error = error.clone();
         let touched = touched.clone();
+        let guest = guest.clone();
+        let start = props.guest_name.clone();
         Callback::from(move |_: MouseEvent| {
             mode.set(m);
             error.set(None);
             touched.set(false);
+            if m == Mode::Guest {
+                // The guest form starts afresh each time it is opened.
+                guest.set(start.as_deref().unwrap_or_default().to_string());
+            }
         })
     };
     let on_input = |field: &UseStateHandle<String>| {
@@ -179,8 +186,7 @@ pub fn auth_screen(props: &AuthProps) -> Html {
     let form = if mode_now == Mode::Guest {
         html! {
             <>
-                <NamePicker initial={props.guest_name.clone()} error={props.guest_error.clone()}
-                    on_submit={props.on_guest.clone()} />
+                { guest_form(props, &guest, &touched, &first) }
                 <button id="back-to-sign-in" type="button" class="link-button back-link"
                     onclick={set_mode(Mode::SignIn)}>
                     { "Have an account? Sign in" }
@@ -282,6 +288,73 @@ pub fn auth_screen(props: &AuthProps) -> Html {
                 }
             </div>
         </main>
+    }
+}
+
+/// The guest form: the display name to chat under without an account.
+/// (Part of the sign-in screen, not a component of its own: each component
+/// costs the bundle its own copy of Yew's lifecycle code.)
+fn guest_form(
+    props: &AuthProps,
+    name: &UseStateHandle<String>,
+    touched: &UseStateHandle<bool>,
+    input: &NodeRef,
+) -> Html {
+    let problem = validate_name(name.trim()).err();
+    // Say what is wrong as soon as something is typed (an empty field is
+    // only wrong once submitted), like the room field does.
+    let typed = !name.trim().is_empty();
+    let shown_error = if **touched || typed {
+        problem.clone()
+    } else {
+        None
+    }
+    .map(AttrValue::from)
+    .or_else(|| props.guest_error.clone().filter(|_| problem.is_none()));
+    let oninput = {
+        let name = name.clone();
+        Callback::from(move |e: InputEvent| {
+            name.set(e.target_unchecked_into::<HtmlInputElement>().value());
+        })
+    };
+    let onsubmit = {
+        let name = name.clone();
+        let touched = touched.clone();
+        let on_guest = props.on_guest.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            touched.set(true);
+            let value = name.trim().to_string();
+            if validate_name(&value).is_ok() {
+                on_guest.emit(value);
+            }
+        })
+    };
+    html! {
+        <form class="auth-form" {onsubmit} novalidate=true aria-label="Continue as a guest">
+            <label for="name-input" class="field-label">{ "Display name" }</label>
+            <input
+                id="name-input"
+                ref={input.clone()}
+                class={classes!("input", shown_error.is_some().then_some("invalid"))}
+                type="text"
+                autocomplete="nickname"
+                autocapitalize="off"
+                spellcheck="false"
+                maxlength={MAX_NAME_CHARS.to_string()}
+                placeholder="e.g. ada"
+                value={(**name).clone()}
+                aria-invalid={shown_error.is_some().to_string()}
+                aria-describedby="name-help"
+                {oninput}
+            />
+            <p id="name-help" class={classes!("help", shown_error.is_some().then_some("error"))} role="alert">
+                { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters. Registered names need signing in.")) }
+            </p>
+            <button class="button primary wide" type="submit">
+                { "Start chatting" }
+            </button>
+        </form>
     }
 }
 

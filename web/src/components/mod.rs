@@ -5,7 +5,6 @@ pub mod auth;
 pub mod chat_view;
 pub mod composer;
 pub mod message_list;
-pub mod name_picker;
 pub mod notice;
 pub mod presence;
 pub mod room_list;
