@@ -25,14 +25,15 @@ use gloo_timers::callback::Interval;
 use hubbub_client::Link;
 use yew::prelude::*;
 
-use components::auth::AuthScreen;
+use components::auth::AuthProps;
 use components::chat_view::{carries_files, chat_view, empty_chat, ChatViewProps, EmptyChatProps};
 use components::composer::Drafts;
 use components::notice::{notice_toast, use_notice_expiry, NoticeProps};
+use components::part::{Part, PartProps, Piece};
 use components::presence::{presence, PresenceProps};
 use components::room_list::{room_list, RoomListProps};
 use components::status::{connection_status, StatusProps};
-use components::user_menu::UserMenu;
+use components::user_menu::UserMenuProps;
 use hooks::{use_chat, UseChatHandle};
 use state::{Action, Copied, Target};
 
@@ -51,8 +52,10 @@ enum Panel {
     Members,
 }
 
-#[function_component(App)]
-fn app() -> Html {
+/// The whole app (the root [`Part`]): loading, the sign-in screen, or the
+/// chat.
+#[hook]
+fn use_app() -> Html {
     let chat = use_chat();
     let panel = use_state(|| Panel::None);
     let drafts = use_memo((), |_| Drafts::default());
@@ -70,13 +73,14 @@ fn app() -> Html {
     }
     if chat.link == Link::Idle {
         return html! {
-            <AuthScreen
-                guests={chat.guests}
-                notice={chat.auth_notice.clone().map(AttrValue::from)}
-                guest_name={chat.wanted_name.clone().map(AttrValue::from)}
-                guest_error={chat.name_error.clone().map(AttrValue::from)}
-                on_signed_in={chat.callback(|chat, user| chat.signed_in(user))}
-                on_guest={chat.callback(|chat, name| chat.sign_in(name))} />
+            <Part key="auth" piece={Piece::Auth(AuthProps {
+                guests: chat.guests,
+                notice: chat.auth_notice.clone().map(AttrValue::from),
+                guest_name: chat.wanted_name.clone().map(AttrValue::from),
+                guest_error: chat.name_error.clone().map(AttrValue::from),
+                on_signed_in: chat.callback(|chat, user| chat.signed_in(user)),
+                on_guest: chat.callback(|chat, name| chat.sign_in(name)),
+            })} />
         };
     }
     drafts.1.configure(
@@ -108,7 +112,7 @@ fn use_typing_expiry(chat: &UseChatHandle) {
 }
 
 /// The signed-in app: top bar, rooms, the open chat and who is in it. (A
-/// plain function of [`App`], not a component of its own: a component
+/// plain function of [`use_app`], not a part of its own: a component
 /// costs the bundle ~4 KB gzipped of Yew's per-component code.)
 fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts) -> Html {
     let connected = chat.link.is_connected();
@@ -247,10 +251,13 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                     on_retry: chat.callback(|chat, ()| chat.retry_now()),
                 }) }
                 <div class="topbar-end">
-                    <UserMenu name={AttrValue::from(chat.display_name().unwrap_or_default().to_string())}
-                        account={chat.account.is_some()} {connected}
-                        on_rename={chat.callback(|chat, name| chat.rename(name))}
-                        on_sign_out={chat.callback(|chat, ()| chat.sign_out())} />
+                    <Part key="user-menu" piece={Piece::UserMenu(UserMenuProps {
+                        name: AttrValue::from(chat.display_name().unwrap_or_default().to_string()),
+                        account: chat.account.is_some(),
+                        connected,
+                        on_rename: chat.callback(|chat, name| chat.rename(name)),
+                        on_sign_out: chat.callback(|chat, ()| chat.sign_out()),
+                    })} />
                 </div>
             </header>
             <div class="layout">
@@ -277,5 +284,5 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
 }
 
 fn main() {
-    yew::Renderer::<App>::new().render();
+    yew::Renderer::<Part>::with_props(PartProps { piece: Piece::App }).render();
 }

@@ -24,7 +24,7 @@ enum Mode {
     Guest,
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct AuthProps {
     /// Whether the server takes guests (the guest form is offered only then).
     pub guests: bool,
@@ -58,8 +58,9 @@ pub fn confirm_problem(password: &str, confirm: &str) -> Option<&'static str> {
     }
 }
 
-#[function_component(AuthScreen)]
-pub fn auth_screen(props: &AuthProps) -> Html {
+/// The sign-in screen (a [`Piece`](super::part::Piece) of its own).
+#[hook]
+pub fn use_auth_screen(props: &AuthProps) -> Html {
     let mode = use_state(|| {
         if props.guests && props.guest_error.is_some() {
             Mode::Guest

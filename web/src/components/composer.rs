@@ -57,7 +57,7 @@ impl Drafts {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct ComposerProps {
     pub target: Target,
     pub drafts: Drafts,
@@ -70,8 +70,9 @@ pub struct ComposerProps {
     pub on_typing: Callback<()>,
 }
 
-#[function_component(Composer)]
-pub fn composer(props: &ComposerProps) -> Html {
+/// The message box of one chat (a [`Piece`](super::part::Piece) of its own).
+#[hook]
+pub fn use_composer(props: &ComposerProps) -> Html {
     let text = use_state(|| props.drafts.get(&props.target));
     let last_typing = use_mut_ref(|| 0u64);
     let area = use_node_ref();

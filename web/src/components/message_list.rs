@@ -38,7 +38,7 @@ const LOAD_OLDER_PX: i32 = 200;
 /// them this size).
 const THUMB_PX: u32 = 320;
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct MessageListProps {
     pub chat: Rc<Chat>,
     pub connected: bool,
@@ -70,8 +70,9 @@ struct Scroll {
     opener: Option<HtmlElement>,
 }
 
-#[function_component(MessageList)]
-pub fn message_list(props: &MessageListProps) -> Html {
+/// The timeline (a [`Piece`](super::part::Piece) of its own).
+#[hook]
+pub fn use_message_list(props: &MessageListProps) -> Html {
     let scroller = use_node_ref();
     let scroll = use_mut_ref(|| Scroll {
         stick: true,

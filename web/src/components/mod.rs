@@ -6,6 +6,7 @@ pub mod chat_view;
 pub mod composer;
 pub mod message_list;
 pub mod notice;
+pub mod part;
 pub mod presence;
 pub mod room_list;
 pub mod status;

@@ -7,6 +7,7 @@ use hubbub_protocol::names::{validate_room, MAX_ROOM_CHARS};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::part::{Part, Piece};
 use crate::state::{Chat, Target};
 
 #[derive(Properties, PartialEq)]
@@ -83,7 +84,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
                 } else {
                     <ul class="nav-list">{ for rooms.into_iter().map(item) }</ul>
                 }
-                <JoinForm on_join={props.on_join.clone()} />
+                <Part key="join-form" piece={Piece::JoinForm(JoinFormProps { on_join: props.on_join.clone() })} />
             </section>
             if !directs.is_empty() {
                 <section aria-labelledby="directs-heading">
@@ -124,14 +125,15 @@ pub fn room_list(props: &RoomListProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct JoinFormProps {
     pub on_join: Callback<String>,
 }
 
 /// "Join or create a room": lower-cases as you type and explains bad names.
-#[function_component(JoinForm)]
-pub fn join_form(props: &JoinFormProps) -> Html {
+/// (A [`Piece`](super::part::Piece) of its own.)
+#[hook]
+pub fn use_join_form(props: &JoinFormProps) -> Html {
     let value = use_state(String::new);
     let error = use_state(|| None::<String>);
     let oninput = {

@@ -6,7 +6,7 @@ use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct UserMenuProps {
     pub name: AttrValue,
     /// Signed in with an account (no rename; a sign-out menu instead).
@@ -20,10 +20,9 @@ pub struct UserMenuProps {
 /// Your name; opens a small menu: "Sign out" for an account, "Change name"
 /// and "Sign in or create an account" for a guest. For a guest renaming,
 /// the rename form in its place. (One component for the menu and the
-/// form: each component costs the bundle its own copy of Yew's lifecycle
-/// code.)
-#[function_component(UserMenu)]
-pub fn user_menu(props: &UserMenuProps) -> Html {
+/// form; a [`Piece`](super::part::Piece) of its own.)
+#[hook]
+pub fn use_user_menu(props: &UserMenuProps) -> Html {
     let open = use_state(|| false);
     let editing = use_state(|| false);
     let draft = use_state(String::new);
