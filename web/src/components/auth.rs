@@ -73,7 +73,8 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
     let confirm = use_state(String::new);
     let touched = use_state(|| false);
     let busy = use_state(|| false);
-    let error = use_state(|| None::<String>);
+    // The server's answer to the last attempt (empty: none).
+    let error = use_state(String::new);
     // The guest form's name, from the one the server refused, if any.
     let guest = use_state(|| props.guest_name.as_deref().unwrap_or_default().to_string());
     let first = use_node_ref();
@@ -99,7 +100,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
         let start = props.guest_name.clone();
         Callback::from(move |_: MouseEvent| {
             mode.set(m);
-            error.set(None);
+            error.set(String::new());
             touched.set(false);
             if m == Mode::Guest {
                 // The guest form starts afresh each time it is opened.
@@ -112,7 +113,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
         let error = error.clone();
         Callback::from(move |e: InputEvent| {
             field.set(e.target_unchecked_into::<HtmlInputElement>().value());
-            error.set(None);
+            error.set(String::new());
         })
     };
 
@@ -158,7 +159,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                 busy.set(false);
                 match answer {
                     Ok(account) => on_signed_in.emit(account),
-                    Err(err) => error.set(Some(err.message())),
+                    Err(err) => error.set(err.message()),
                 }
             });
         })
@@ -249,7 +250,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                         { pw_error.unwrap_or_default() }
                     </p>
                 }
-                <p id="auth-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
+                <p id="auth-error" class="help error" role="alert">{ (*error).clone() }</p>
                 <button id="auth-submit" class="button primary wide" type="submit" disabled={*busy}
                     aria-busy={busy.to_string()}>
                     { match (register, *busy) {

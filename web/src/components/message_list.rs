@@ -174,13 +174,13 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         })
         .filter(|f| f.is_image())
         .collect();
-    // The id of the image in the lightbox.
-    let shown = use_state(|| None::<String>);
+    // The id of the image in the lightbox (empty: it is closed).
+    let shown = use_state(String::new);
     let dialog = use_node_ref();
     {
         // An opened lightbox takes the focus (its keys work at once).
         let dialog = dialog.clone();
-        use_effect_with(shown.is_some(), move |open| {
+        use_effect_with(!shown.is_empty(), move |open| {
             if let (true, Some(el)) = (*open, dialog.cast::<HtmlElement>()) {
                 let _ = el.focus();
             }
@@ -200,7 +200,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                 return;
             }
             e.prevent_default();
-            shown.set(thumb.get_attribute("data-id"));
+            shown.set(thumb.get_attribute("data-id").unwrap_or_default());
             scroll.borrow_mut().opener = thumb.dyn_into().ok();
         })
     };
@@ -315,12 +315,12 @@ fn view_files(files: &[Attachment], token: Option<&str>, open: &Callback<MouseEv
 /// close); closing gives the focus back to what opened it.
 fn lightbox(
     images: &[&Attachment],
-    shown: &UseStateHandle<Option<String>>,
+    shown: &UseStateHandle<String>,
     scroll: &Rc<std::cell::RefCell<Scroll>>,
     dialog: &NodeRef,
     token: Option<&str>,
 ) -> Html {
-    let Some(at) = images.iter().position(|i| Some(&i.id) == shown.as_ref()) else {
+    let Some(at) = images.iter().position(|i| i.id == **shown) else {
         return html! {};
     };
     let image = images[at];
@@ -339,7 +339,7 @@ fn lightbox(
             if let Some(el) = focus {
                 let _ = el.focus();
             }
-            shown.set(to);
+            shown.set(to.unwrap_or_default());
         }
     };
     let onkeydown = {

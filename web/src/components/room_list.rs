@@ -135,7 +135,8 @@ pub struct JoinFormProps {
 #[hook]
 pub fn use_join_form(props: &JoinFormProps) -> Html {
     let value = use_state(String::new);
-    let error = use_state(|| None::<String>);
+    // Why the name was refused (empty: it was not).
+    let error = use_state(String::new);
     let oninput = {
         let value = value.clone();
         let error = error.clone();
@@ -143,7 +144,7 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
             let input = e.target_unchecked_into::<HtmlInputElement>();
             let text = input.value().trim().to_ascii_lowercase().replace(' ', "-");
             let text = text.trim_start_matches('#').to_string();
-            error.set(None);
+            error.set(String::new());
             value.set(text);
         })
     };
@@ -158,7 +159,7 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
                     on_join.emit((*value).clone());
                     value.set(String::new());
                 }
-                Err(why) => error.set(Some(why)),
+                Err(why) => error.set(why),
             }
         })
     };
@@ -166,16 +167,16 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
         <form class="join-form" {onsubmit} novalidate=true>
             <label for="join-input" class="sr-only">{ "Join or create a room" }</label>
             <div class="input-row">
-                <input id="join-input" class={classes!("input", "input-small", error.is_some().then_some("invalid"))}
+                <input id="join-input" class={classes!("input", "input-small", (!error.is_empty()).then_some("invalid"))}
                     type="text" placeholder="Join or create a room" autocomplete="off"
                     autocapitalize="off" spellcheck="false"
                     maxlength={MAX_ROOM_CHARS.to_string()}
                     value={(*value).clone()} {oninput}
-                    aria-invalid={error.is_some().to_string()}
+                    aria-invalid={(!error.is_empty()).to_string()}
                     aria-describedby="join-error" />
                 <button class="button small" type="submit" aria-label="Join room">{ "Join" }</button>
             </div>
-            <p id="join-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
+            <p id="join-error" class="help error" role="alert">{ (*error).clone() }</p>
         </form>
     }
 }
