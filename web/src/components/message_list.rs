@@ -22,7 +22,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement};
 use yew::prelude::*;
 
-use super::user_menu::{avatar_class, initial};
+use super::user_menu::avatar;
 use crate::fmt::{fit, full_time, iso_time, short_time, size};
 use hubbub_client::pending::PendingSend;
 
@@ -439,13 +439,13 @@ fn view_entry(
         } => html! {
             <li key={*id} class="system presence-notice">
                 <span class="system-text">{ presence_text(joined, left) }</span>
-                <time datetime={iso_time(*at)} title={full_time(*at)}>{ short_time(*at) }</time>
+                { time(*at) }
             </li>
         },
         Entry::System { id, text, at } => html! {
             <li key={*id} class="system">
                 <span class="system-text">{ text.clone() }</span>
-                <time datetime={iso_time(*at)} title={full_time(*at)}>{ short_time(*at) }</time>
+                { time(*at) }
             </li>
         },
         Entry::Message {
@@ -461,10 +461,10 @@ fn view_entry(
                 data-from={from.clone()}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
-                        <time datetime={iso_time(*sent_at)} title={full_time(*sent_at)}>{ short_time(*sent_at) }</time>
+                        { time(*sent_at) }
                     </span>
                 } else {
-                    <span class={classes!("avatar", avatar_class(from))} aria-hidden="true">{ initial(from) }</span>
+                    { avatar(from, "avatar") }
                 }
                 <div class="message-body">
                     if !continued {
@@ -473,7 +473,7 @@ fn view_entry(
                             if *own {
                                 <span class="you-tag">{ "you" }</span>
                             }
-                            <time datetime={iso_time(*sent_at)} title={full_time(*sent_at)}>{ short_time(*sent_at) }</time>
+                            { time(*sent_at) }
                         </div>
                     }
                     if !text.is_empty() {
@@ -486,6 +486,13 @@ fn view_entry(
             </li>
         },
     }
+}
+
+/// When something happened: `14:05`, the full date and time as its
+/// tooltip. (One function for all of them: each `html!` element is code in
+/// the bundle.)
+fn time(at: u64) -> Html {
+    html! { <time datetime={iso_time(at)} title={full_time(at)}>{ short_time(at) }</time> }
 }
 
 /// An own message not yet confirmed; `header` is the name to head it with
@@ -518,7 +525,7 @@ fn view_pending(
         <li key={pending.client_id.clone()}
             class={classes!("message", "own", "pending", state, header.is_none().then_some("continued"))}>
             if let Some(name) = header {
-                <span class={classes!("avatar", avatar_class(name))} aria-hidden="true">{ initial(name) }</span>
+                { avatar(name, "avatar") }
             } else {
                 <span class="gutter" aria-hidden="true"></span>
             }

@@ -144,9 +144,7 @@ fn account_menu(
         <div class="account-menu" {onkeydown}>
             <button class="user-button" type="button" onclick={toggle} ref={button.clone()}
                 aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu">
-                <span class={classes!("avatar", "avatar-small", avatar_class(&props.name))} aria-hidden="true">
-                    { initial(&props.name) }
-                </span>
+                { avatar(&props.name, "avatar avatar-small") }
                 <span class="user-name">{ props.name.clone() }</span>
                 <span class="sr-only">
                     { if guest { " (guest): menu" } else { " (account): menu" } }
@@ -185,10 +183,14 @@ pub fn initial(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One of eight avatar colours, stable per name.
-pub fn avatar_class(name: &str) -> String {
+/// A name's avatar: its initial on one of eight colours, stable per name
+/// (`hue-0` to `hue-7`), with the classes `class`. (One function for
+/// every avatar of the app: each `html!` element is code in the bundle.)
+pub fn avatar(name: &str, class: &'static str) -> Html {
     let hash = name.bytes().fold(5381u32, |h, b| {
         h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase())
     });
-    format!("hue-{}", hash % 8)
+    html! {
+        <span class={format!("{class} hue-{}", hash % 8)} aria-hidden="true">{ initial(name) }</span>
+    }
 }
