@@ -224,12 +224,18 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             e.prevent_default();
         }
     });
-    let classes = classes!(
-        "app",
-        panel_class,
-        (!connected).then_some("offline"),
-        current.is_none().then_some("no-chat")
-    );
+    // Plain strings, not `classes!` (each use is code in the bundle).
+    let mut classes = String::from("app");
+    for (on, class) in [
+        (panel_class.is_some(), panel_class.unwrap_or_default()),
+        (!connected, "offline"),
+        (current.is_none(), "no-chat"),
+    ] {
+        if on {
+            classes.push(' ');
+            classes.push_str(class);
+        }
+    }
     html! {
         <div class={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
             if current.is_some() {

@@ -178,7 +178,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
     };
     let tab = |m: Mode, label: &'static str, id: &'static str| {
         html! {
-            <button {id} type="button" class={classes!("tab", (mode_now == m).then_some("active"))}
+            <button {id} type="button" class={if mode_now == m { "tab active" } else { "tab" }}
                 aria-pressed={(mode_now == m).to_string()} onclick={set_mode(m)}>
                 { label }
             </button>
@@ -208,7 +208,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
         };
         let password_field = |id: &'static str, auto: &'static str, help: &'static str| {
             html! {
-                <input {id} class={classes!("input", pw_error.is_some().then_some("invalid"))}
+                <input {id} class={if pw_error.is_some() { "input invalid" } else { "input" }}
                     type="password" autocomplete={auto} value={(*password).clone()}
                     maxlength={PASSWORD_CHARS.end().to_string()}
                     aria-invalid={pw_error.is_some().to_string()} aria-describedby={help}
@@ -220,33 +220,33 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                 aria-label={if register { "Create an account" } else { "Sign in" }}>
                 <label for="account-name" class="field-label">{ "Name" }</label>
                 <input id="account-name" ref={first.clone()}
-                    class={classes!("input", name_error.is_some().then_some("invalid"))}
+                    class={if name_error.is_some() { "input invalid" } else { "input" }}
                     type="text" autocomplete="username" autocapitalize="off" spellcheck="false"
                     maxlength={MAX_NAME_CHARS.to_string()} value={(*name).clone()}
                     aria-invalid={name_error.is_some().to_string()} aria-describedby="account-name-help"
                     required=true oninput={on_input(&name)} />
-                <p id="account-name-help" class={classes!("help", name_error.is_some().then_some("error"))}>
+                <p id="account-name-help" class={if name_error.is_some() { "help error" } else { "help" }}>
                     { name_error.unwrap_or_else(|| name_help.into()) }
                 </p>
                 if register {
                     <label for="register-password" class="field-label">{ "Password" }</label>
                     { password_field("register-password", "new-password", "password-rules") }
-                    <p id="password-rules" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                    <p id="password-rules" class={if pw_error.is_some() { "help error" } else { "help" }}>
                         { pw_error.unwrap_or("8 to 256 characters.") }
                     </p>
                     <label for="register-confirm" class="field-label">{ "Confirm password" }</label>
-                    <input id="register-confirm" class={classes!("input", confirm_error.is_some().then_some("invalid"))}
+                    <input id="register-confirm" class={if confirm_error.is_some() { "input invalid" } else { "input" }}
                         type="password" autocomplete="new-password" value={(*confirm).clone()}
                         maxlength={PASSWORD_CHARS.end().to_string()}
                         aria-invalid={confirm_error.is_some().to_string()} aria-describedby="password-help"
                         required=true oninput={on_input(&confirm)} />
-                    <p id="password-help" class={classes!("help", confirm_error.is_some().then_some("error"))}>
+                    <p id="password-help" class={if confirm_error.is_some() { "help error" } else { "help" }}>
                         { confirm_error.unwrap_or_default() }
                     </p>
                 } else {
                     <label for="login-password" class="field-label">{ "Password" }</label>
                     { password_field("login-password", "current-password", "password-help") }
-                    <p id="password-help" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                    <p id="password-help" class={if pw_error.is_some() { "help error" } else { "help" }}>
                         { pw_error.unwrap_or_default() }
                     </p>
                 }
@@ -338,7 +338,7 @@ fn guest_form(
             <input
                 id="name-input"
                 ref={input.clone()}
-                class={classes!("input", shown_error.is_some().then_some("invalid"))}
+                class={if shown_error.is_some() { "input invalid" } else { "input" }}
                 type="text"
                 autocomplete="nickname"
                 autocapitalize="off"
@@ -350,7 +350,7 @@ fn guest_form(
                 aria-describedby="name-help"
                 {oninput}
             />
-            <p id="name-help" class={classes!("help", shown_error.is_some().then_some("error"))} role="alert">
+            <p id="name-help" class={if shown_error.is_some() { "help error" } else { "help" }} role="alert">
                 { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters. Registered names need signing in.")) }
             </p>
             <button class="button primary wide" type="submit">

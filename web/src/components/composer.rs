@@ -184,7 +184,7 @@ pub fn use_composer(props: &ComposerProps) -> Html {
                 aria-label="Send message">
                 <span class="icon icon-send" aria-hidden="true"></span>
             </button>
-            <p id="composer-help" class={classes!("composer-help", too_long.then_some("error"))}>
+            <p id="composer-help" class={if too_long { "composer-help error" } else { "composer-help" }}>
                 if too_long {
                     { format!("Too long: {bytes} of {} bytes.", props.max_bytes) }
                 } else if busy {

@@ -457,7 +457,12 @@ fn view_entry(
             files,
             ..
         } => html! {
-            <li key={*id} class={classes!("message", own.then_some("own"), continued.then_some("continued"))}
+            <li key={*id} class={match (own, continued) {
+                (false, false) => "message",
+                (false, true) => "message continued",
+                (true, false) => "message own",
+                (true, true) => "message own continued",
+            }}
                 data-from={from.clone()}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
@@ -504,10 +509,17 @@ fn view_pending(
     on_dismiss: &Callback<String>,
 ) -> Html {
     let (state, label) = match (&pending.failed, connected) {
-        (Some((_, why)), _) => ("failed", format!("Not sent: {why}")),
-        (None, true) => ("sending", "Sending…".to_string()),
-        (None, false) => ("queued", "Queued · sends when reconnected".to_string()),
+        (Some((_, why)), _) => ("message own pending failed", format!("Not sent: {why}")),
+        (None, true) => ("message own pending sending", "Sending…".to_string()),
+        (None, false) => (
+            "message own pending queued",
+            "Queued · sends when reconnected".to_string(),
+        ),
     };
+    let mut class = String::from(state);
+    if header.is_none() {
+        class.push_str(" continued");
+    }
     // Its files are named once the server has them; until then, counted.
     let text = match &pending.request {
         ClientMsg::Send { attachments, .. } | ClientMsg::Direct { attachments, .. }
@@ -523,7 +535,7 @@ fn view_pending(
     });
     html! {
         <li key={pending.client_id.clone()}
-            class={classes!("message", "own", "pending", state, header.is_none().then_some("continued"))}>
+            {class}>
             if let Some(name) = header {
                 { avatar(name, "avatar") }
             } else {

@@ -57,7 +57,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
         };
         let label = target.label();
         html! {
-            <li key={label.clone()} class={classes!("nav-item", active.then_some("active"))}>
+            <li key={label.clone()} class={if active { "nav-item active" } else { "nav-item" }}>
                 <button class="nav-link" type="button" onclick={open}
                     aria-current={active.then_some("page")}
                     aria-label={if chat.unread > 0 { format!("{label}, {} unread", chat.unread) } else { label.clone() }}>
@@ -167,7 +167,7 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
         <form class="join-form" {onsubmit} novalidate=true>
             <label for="join-input" class="sr-only">{ "Join or create a room" }</label>
             <div class="input-row">
-                <input id="join-input" class={classes!("input", "input-small", (!error.is_empty()).then_some("invalid"))}
+                <input id="join-input" class={if !error.is_empty() { "input input-small invalid" } else { "input input-small" }}
                     type="text" placeholder="Join or create a room" autocomplete="off"
                     autocapitalize="off" spellcheck="false"
                     maxlength={MAX_ROOM_CHARS.to_string()}
