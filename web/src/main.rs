@@ -34,6 +34,7 @@ use components::presence::{presence, PresenceProps};
 use components::room_list::{room_list, RoomListProps};
 use components::status::{connection_status, StatusProps};
 use components::user_menu::UserMenuProps;
+use fmt::flag;
 use hooks::{use_chat, UseChatHandle};
 use state::{Action, Copied, Target};
 
@@ -244,7 +245,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             <header class="topbar">
                 <button class="icon-button rooms-toggle" type="button"
                     onclick={toggle(Panel::Rooms).reform(|_: MouseEvent| ())}
-                    aria-label="Show rooms" aria-expanded={(*panel == Panel::Rooms).to_string()}>
+                    aria-label="Show rooms" aria-expanded={flag(*panel == Panel::Rooms)}>
                     <span class="icon icon-menu" aria-hidden="true"></span>
                     if unread > 0 {
                         <span class="dot-badge" aria-hidden="true"></span>

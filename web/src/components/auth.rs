@@ -11,6 +11,8 @@ use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
 use crate::api;
 
 /// Shortest and longest password the server accepts, in characters.
@@ -179,7 +181,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
     let tab = |m: Mode, label: &'static str, id: &'static str| {
         html! {
             <button {id} type="button" class={if mode_now == m { "tab active" } else { "tab" }}
-                aria-pressed={(mode_now == m).to_string()} onclick={set_mode(m)}>
+                aria-pressed={flag(mode_now == m)} onclick={set_mode(m)}>
                 { label }
             </button>
         }
@@ -211,7 +213,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                 <input {id} class={if pw_error.is_some() { "input invalid" } else { "input" }}
                     type="password" autocomplete={auto} value={(*password).clone()}
                     maxlength={PASSWORD_CHARS.end().to_string()}
-                    aria-invalid={pw_error.is_some().to_string()} aria-describedby={help}
+                    aria-invalid={flag(pw_error.is_some())} aria-describedby={help}
                     required=true oninput={on_input(&password)} />
             }
         };
@@ -223,7 +225,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                     class={if name_error.is_some() { "input invalid" } else { "input" }}
                     type="text" autocomplete="username" autocapitalize="off" spellcheck="false"
                     maxlength={MAX_NAME_CHARS.to_string()} value={(*name).clone()}
-                    aria-invalid={name_error.is_some().to_string()} aria-describedby="account-name-help"
+                    aria-invalid={flag(name_error.is_some())} aria-describedby="account-name-help"
                     required=true oninput={on_input(&name)} />
                 <p id="account-name-help" class={if name_error.is_some() { "help error" } else { "help" }}>
                     { name_error.unwrap_or_else(|| name_help.into()) }
@@ -238,7 +240,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                     <input id="register-confirm" class={if confirm_error.is_some() { "input invalid" } else { "input" }}
                         type="password" autocomplete="new-password" value={(*confirm).clone()}
                         maxlength={PASSWORD_CHARS.end().to_string()}
-                        aria-invalid={confirm_error.is_some().to_string()} aria-describedby="password-help"
+                        aria-invalid={flag(confirm_error.is_some())} aria-describedby="password-help"
                         required=true oninput={on_input(&confirm)} />
                     <p id="password-help" class={if confirm_error.is_some() { "help error" } else { "help" }}>
                         { confirm_error.unwrap_or_default() }
@@ -252,7 +254,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                 }
                 <p id="auth-error" class="help error" role="alert">{ (*error).clone() }</p>
                 <button id="auth-submit" class="button primary wide" type="submit" disabled={*busy}
-                    aria-busy={busy.to_string()}>
+                    aria-busy={flag(*busy)}>
                     { match (register, *busy) {
                         (false, false) => "Sign in",
                         (false, true) => "Signing in…",
@@ -346,7 +348,7 @@ fn guest_form(
                 maxlength={MAX_NAME_CHARS.to_string()}
                 placeholder="e.g. ada"
                 value={(**name).clone()}
-                aria-invalid={shown_error.is_some().to_string()}
+                aria-invalid={flag(shown_error.is_some())}
                 aria-describedby="name-help"
                 {oninput}
             />

@@ -12,6 +12,8 @@ use std::rc::Rc;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
 use crate::fmt::now_ms;
 use crate::fmt::size;
 use crate::state::Target;
@@ -179,7 +181,7 @@ pub fn use_composer(props: &ComposerProps) -> Html {
             <textarea id="composer-input" ref={area} class="composer-input" rows="1"
                 placeholder={label} value={(*text).clone()} {oninput} {onkeydown}
                 aria-describedby="composer-help"
-                aria-invalid={too_long.to_string()} />
+                aria-invalid={flag(too_long)} />
             <button class="button primary send" type="submit" disabled={blank || too_long || busy}
                 aria-label="Send message">
                 <span class="icon icon-send" aria-hidden="true"></span>

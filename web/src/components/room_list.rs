@@ -7,6 +7,8 @@ use hubbub_protocol::names::{validate_room, MAX_ROOM_CHARS};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
 use super::part::{Part, Piece};
 use crate::state::{Chat, Target};
 
@@ -172,7 +174,7 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
                     autocapitalize="off" spellcheck="false"
                     maxlength={MAX_ROOM_CHARS.to_string()}
                     value={(*value).clone()} {oninput}
-                    aria-invalid={(!error.is_empty()).to_string()}
+                    aria-invalid={flag(!error.is_empty())}
                     aria-describedby="join-error" />
                 <button class="button small" type="submit" aria-label="Join room">{ "Join" }</button>
             </div>

@@ -6,6 +6,8 @@ use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
 #[derive(PartialEq)]
 pub struct UserMenuProps {
     pub name: AttrValue,
@@ -83,7 +85,7 @@ pub fn use_user_menu(props: &UserMenuProps) -> Html {
             <input id="rename-input" ref={input} class="input input-small" type="text"
                 maxlength={MAX_NAME_CHARS.to_string()} value={(*draft).clone()} {oninput}
                 autocomplete="nickname" spellcheck="false"
-                aria-invalid={problem.is_some().to_string()}
+                aria-invalid={flag(problem.is_some())}
                 title={problem.clone().unwrap_or_default()} />
             <button class="button primary small" type="submit"
                 disabled={problem.is_some() || !props.connected}
@@ -143,7 +145,7 @@ fn account_menu(
     html! {
         <div class="account-menu" {onkeydown}>
             <button class="user-button" type="button" onclick={toggle} ref={button.clone()}
-                aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu">
+                aria-haspopup="true" aria-expanded={flag(**open)} aria-controls="account-menu">
                 { avatar(&props.name, "avatar avatar-small") }
                 <span class="user-name">{ props.name.clone() }</span>
                 <span class="sr-only">
