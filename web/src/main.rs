@@ -113,8 +113,8 @@ fn use_typing_expiry(chat: &UseChatHandle) {
 }
 
 /// The signed-in app: top bar, rooms, the open chat and who is in it. (A
-/// plain function of [`use_app`], not a part of its own: a component
-/// costs the bundle ~4 KB gzipped of Yew's per-component code.)
+/// plain function of [`use_app`], which holds its state, not a part of
+/// its own.)
 fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts) -> Html {
     let connected = chat.link.is_connected();
     let toggle = |p: Panel| {
