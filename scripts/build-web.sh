@@ -19,6 +19,19 @@ for tool in trunk wasm-bindgen wasm-opt; do
     }
 done
 
+# A panic's message names its source file, and the path of the crates.io
+# sources on this machine (~/.cargo/registry/src/index.crates.io-<hash>/)
+# is most of each name: the wasm names them from the crate's directory on
+# (`yew-0.23.0/src/...`). For the wasm target only (cargo's
+# target.<triple>.rustflags; a RUSTFLAGS set by hand wins over it). Cargo
+# keeps these builds apart from a bare `trunk build --release`'s, so the
+# first run after a checkout builds the dependencies once more.
+remap=""
+for src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+    remap="$remap --remap-path-prefix=$src="
+done
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-}$remap"
+
 # The wasm is built with the `web-release` cargo profile (whole-program LTO,
 # one codegen unit, abort on panic, opt-level z; see the workspace
 # Cargo.toml), which web/index.html names for release builds.
