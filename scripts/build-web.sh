@@ -19,10 +19,61 @@ for tool in trunk wasm-bindgen wasm-opt; do
     }
 done
 
+# A panic's message names its source file, and the path of the crates.io
+# sources on this machine (~/.cargo/registry/src/index.crates.io-<hash>/)
+# is most of each name: the wasm names them from the crate's directory on
+# (`yew-0.23.0/src/...`). For the wasm target only (cargo's
+# target.<triple>.rustflags; a RUSTFLAGS set by hand wins over it). Cargo
+# keeps these builds apart from a bare `trunk build --release`'s, so the
+# first run after a checkout builds the dependencies once more.
+remap=""
+for src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+    remap="$remap --remap-path-prefix=$src="
+done
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-}$remap"
+
 # The wasm is built with the `web-release` cargo profile (whole-program LTO,
 # one codegen unit, abort on panic, opt-level z; see the workspace
 # Cargo.toml), which web/index.html names for release builds.
 trunk build --release --offline "$@"
+
+sri() { printf 'sha384-%s' "$(openssl dgst -sha384 -binary "$1" | base64 -w0)"; }
+
+# wasm-bindgen names each of the wasm's ~200 imports after the JS it calls
+# plus a hash (`__wbg_focus_d5e2fdbdb56416f0`), once in the wasm and once in
+# the glue: ~4 KB gzipped of names. wasm-opt shortens them, the exports and
+# the import module in the wasm (with one more -Oz, which the short names
+# let shrink a little further) and prints what it renamed;
+# scripts/wasm-names.cjs renames the same in the glue, or stops the build if
+# the glue is not as expected. This pass reads the wasm's target features
+# section to know the features it may use, and then strips it (index.html's
+# params keep it for this reason). index.html's `integrity` of both files
+# is then recomputed (the browser refuses a file whose hash differs).
+wasms=(web/dist/*_bg.wasm)
+[ ${#wasms[@]} = 1 ] || {
+    echo "build-web: expected one wasm in web/dist, found ${#wasms[@]}" >&2
+    exit 1
+}
+wasm="${wasms[0]}"
+names="$(mktemp)"
+trap 'rm -f "$names"' EXIT
+glue="${wasm%_bg.wasm}.js"
+# Replaces index.html's integrity `$1` (of a file since changed) with `$2`'s.
+reintegrity() {
+    grep -qF "integrity=\"$1\"" web/dist/index.html || {
+        echo "build-web: web/dist/index.html has no integrity $1 for $2" >&2
+        exit 1
+    }
+    sed -i "s|integrity=\"$1\"|integrity=\"$(sri "$2")\"|" web/dist/index.html
+}
+wasm_sri=$(sri "$wasm")
+glue_sri=$(sri "$glue")
+wasm-opt "$wasm" -Oz --minify-imports-and-exports-and-modules --strip-target-features \
+    --output "$wasm.min" >"$names"
+mv "$wasm.min" "$wasm"
+node scripts/wasm-names.cjs "$names" "$glue"
+reintegrity "$wasm_sri" "$wasm"
+reintegrity "$glue_sri" "$glue"
 
 # wasm-bindgen's JS glue is part of the budget and trunk's own minifier cannot
 # parse it, so terser minifies it here; index.html's `integrity` for it is
@@ -32,16 +83,11 @@ terser="$TOOLS_DIR/node_modules/terser/bin/terser"
     echo "build-web: terser is missing; run scripts/setup.sh" >&2
     exit 1
 }
-sri() { printf 'sha384-%s' "$(openssl dgst -sha384 -binary "$1" | base64 -w0)"; }
 for js in web/dist/*.js; do
     before=$(sri "$js")
-    grep -qF "integrity=\"$before\"" web/dist/index.html || {
-        echo "build-web: web/dist/index.html has no integrity $before for $js" >&2
-        exit 1
-    }
     node "$terser" "$js" --module --compress --mangle --output "$js.min"
     mv "$js.min" "$js"
-    sed -i "s|integrity=\"$before\"|integrity=\"$(sri "$js")\"|" web/dist/index.html
+    reintegrity "$before" "$js"
 done
 
 # trunk names the wasm and the glue after wasm-bindgen's output, before
@@ -49,16 +95,11 @@ done
 # under the same name, which the server marks immutable (a returning browser
 # would then fail the integrity check on its cached copy). Name them after
 # the bytes served instead.
-wasms=(web/dist/*_bg.wasm)
-[ ${#wasms[@]} = 1 ] || {
-    echo "build-web: expected one wasm in web/dist, found ${#wasms[@]}" >&2
-    exit 1
-}
-base=$(basename "${wasms[0]}" _bg.wasm) # hubbub-web-0123456789abcdef
-served="${base%-*}-$(cat "web/dist/$base.js" "${wasms[0]}" | sha256sum | cut -c1-16)"
+base=$(basename "$wasm" _bg.wasm) # hubbub-web-0123456789abcdef
+served="${base%-*}-$(cat "web/dist/$base.js" "$wasm" | sha256sum | cut -c1-16)"
 if [ "$served" != "$base" ]; then
     mv "web/dist/$base.js" "web/dist/$served.js"
-    mv "${wasms[0]}" "web/dist/${served}_bg.wasm"
+    mv "$wasm" "web/dist/${served}_bg.wasm"
     sed -i "s|/$base\([._]\)|/$served\1|g" web/dist/index.html
 fi
 

@@ -66,6 +66,16 @@ pub fn iso_time(ms: u64) -> String {
     String::from(date(ms).to_iso_string())
 }
 
+/// `true` or `false`, for ARIA states: a static string, not a `String`
+/// made (and copied into the page) on every render.
+pub fn flag(on: bool) -> &'static str {
+    if on {
+        "true"
+    } else {
+        "false"
+    }
+}
+
 /// Whole seconds, rounded up, for "retrying in 3 s".
 pub fn seconds(ms: u32) -> u32 {
     ms.div_ceil(1000)

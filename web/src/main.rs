@@ -25,14 +25,16 @@ use gloo_timers::callback::Interval;
 use hubbub_client::Link;
 use yew::prelude::*;
 
-use components::auth::AuthScreen;
+use components::auth::AuthProps;
 use components::chat_view::{carries_files, chat_view, empty_chat, ChatViewProps, EmptyChatProps};
 use components::composer::Drafts;
 use components::notice::{notice_toast, use_notice_expiry, NoticeProps};
+use components::part::{Part, PartProps, Piece};
 use components::presence::{presence, PresenceProps};
 use components::room_list::{room_list, RoomListProps};
 use components::status::{connection_status, StatusProps};
-use components::user_menu::UserMenu;
+use components::user_menu::UserMenuProps;
+use fmt::flag;
 use hooks::{use_chat, UseChatHandle};
 use state::{Action, Copied, Target};
 
@@ -51,8 +53,10 @@ enum Panel {
     Members,
 }
 
-#[function_component(App)]
-fn app() -> Html {
+/// The whole app (the root [`Part`]): loading, the sign-in screen, or the
+/// chat.
+#[hook]
+fn use_app() -> Html {
     let chat = use_chat();
     let panel = use_state(|| Panel::None);
     let drafts = use_memo((), |_| Drafts::default());
@@ -70,13 +74,14 @@ fn app() -> Html {
     }
     if chat.link == Link::Idle {
         return html! {
-            <AuthScreen
-                guests={chat.guests}
-                notice={chat.auth_notice.clone().map(AttrValue::from)}
-                guest_name={chat.wanted_name.clone().map(AttrValue::from)}
-                guest_error={chat.name_error.clone().map(AttrValue::from)}
-                on_signed_in={chat.callback(|chat, user| chat.signed_in(user))}
-                on_guest={chat.callback(|chat, name| chat.sign_in(name))} />
+            <Part key="auth" piece={Piece::Auth(AuthProps {
+                guests: chat.guests,
+                notice: chat.auth_notice.clone().map(AttrValue::from),
+                guest_name: chat.wanted_name.clone().map(AttrValue::from),
+                guest_error: chat.name_error.clone().map(AttrValue::from),
+                on_signed_in: chat.callback(|chat, user| chat.signed_in(user)),
+                on_guest: chat.callback(|chat, name| chat.sign_in(name)),
+            })} />
         };
     }
     drafts.1.configure(
@@ -108,8 +113,8 @@ fn use_typing_expiry(chat: &UseChatHandle) {
 }
 
 /// The signed-in app: top bar, rooms, the open chat and who is in it. (A
-/// plain function of [`App`], not a component of its own: a component
-/// costs the bundle ~4 KB gzipped of Yew's per-component code.)
+/// plain function of [`use_app`], which holds its state, not a part of
+/// its own.)
 fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts) -> Html {
     let connected = chat.link.is_connected();
     let toggle = |p: Panel| {
@@ -220,12 +225,18 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             e.prevent_default();
         }
     });
-    let classes = classes!(
-        "app",
-        panel_class,
-        (!connected).then_some("offline"),
-        current.is_none().then_some("no-chat")
-    );
+    // Plain strings, not `classes!` (each use is code in the bundle).
+    let mut classes = String::from("app");
+    for (on, class) in [
+        (panel_class.is_some(), panel_class.unwrap_or_default()),
+        (!connected, "offline"),
+        (current.is_none(), "no-chat"),
+    ] {
+        if on {
+            classes.push(' ');
+            classes.push_str(class);
+        }
+    }
     html! {
         <div class={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
             if current.is_some() {
@@ -234,7 +245,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             <header class="topbar">
                 <button class="icon-button rooms-toggle" type="button"
                     onclick={toggle(Panel::Rooms).reform(|_: MouseEvent| ())}
-                    aria-label="Show rooms" aria-expanded={(*panel == Panel::Rooms).to_string()}>
+                    aria-label="Show rooms" aria-expanded={flag(*panel == Panel::Rooms)}>
                     <span class="icon icon-menu" aria-hidden="true"></span>
                     if unread > 0 {
                         <span class="dot-badge" aria-hidden="true"></span>
@@ -247,10 +258,13 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                     on_retry: chat.callback(|chat, ()| chat.retry_now()),
                 }) }
                 <div class="topbar-end">
-                    <UserMenu name={AttrValue::from(chat.display_name().unwrap_or_default().to_string())}
-                        account={chat.account.is_some()} {connected}
-                        on_rename={chat.callback(|chat, name| chat.rename(name))}
-                        on_sign_out={chat.callback(|chat, ()| chat.sign_out())} />
+                    <Part key="user-menu" piece={Piece::UserMenu(UserMenuProps {
+                        name: AttrValue::from(chat.display_name().unwrap_or_default().to_string()),
+                        account: chat.account.is_some(),
+                        connected,
+                        on_rename: chat.callback(|chat, name| chat.rename(name)),
+                        on_sign_out: chat.callback(|chat, ()| chat.sign_out()),
+                    })} />
                 </div>
             </header>
             <div class="layout">
@@ -277,5 +291,5 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
 }
 
 fn main() {
-    yew::Renderer::<App>::new().render();
+    yew::Renderer::<Part>::with_props(PartProps { piece: Piece::App }).render();
 }

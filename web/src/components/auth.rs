@@ -11,8 +11,9 @@ use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
 use crate::api;
-use crate::components::name_picker::NamePicker;
 
 /// Shortest and longest password the server accepts, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
@@ -25,7 +26,7 @@ enum Mode {
     Guest,
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct AuthProps {
     /// Whether the server takes guests (the guest form is offered only then).
     pub guests: bool,
@@ -59,8 +60,9 @@ pub fn confirm_problem(password: &str, confirm: &str) -> Option<&'static str> {
     }
 }
 
-#[function_component(AuthScreen)]
-pub fn auth_screen(props: &AuthProps) -> Html {
+/// The sign-in screen (a [`Piece`](super::part::Piece) of its own).
+#[hook]
+pub fn use_auth_screen(props: &AuthProps) -> Html {
     let mode = use_state(|| {
         if props.guests && props.guest_error.is_some() {
             Mode::Guest
@@ -73,7 +75,10 @@ pub fn auth_screen(props: &AuthProps) -> Html {
     let confirm = use_state(String::new);
     let touched = use_state(|| false);
     let busy = use_state(|| false);
-    let error = use_state(|| None::<String>);
+    // The server's answer to the last attempt (empty: none).
+    let error = use_state(String::new);
+    // The guest form's name, from the one the server refused, if any.
+    let guest = use_state(|| props.guest_name.as_deref().unwrap_or_default().to_string());
     let first = use_node_ref();
     {
         // Focus the first field whenever the form changes.
@@ -93,10 +98,16 @@ pub fn auth_screen(props: &AuthProps) -> Html {
         let mode = mode.clone();
         let error = error.clone();
         let touched = touched.clone();
+        let guest = guest.clone();
+        let start = props.guest_name.clone();
         Callback::from(move |_: MouseEvent| {
             mode.set(m);
-            error.set(None);
+            error.set(String::new());
             touched.set(false);
+            if m == Mode::Guest {
+                // The guest form starts afresh each time it is opened.
+                guest.set(start.as_deref().unwrap_or_default().to_string());
+            }
         })
     };
     let on_input = |field: &UseStateHandle<String>| {
@@ -104,7 +115,7 @@ pub fn auth_screen(props: &AuthProps) -> Html {
         let error = error.clone();
         Callback::from(move |e: InputEvent| {
             field.set(e.target_unchecked_into::<HtmlInputElement>().value());
-            error.set(None);
+            error.set(String::new());
         })
     };
 
@@ -150,7 +161,7 @@ pub fn auth_screen(props: &AuthProps) -> Html {
                 busy.set(false);
                 match answer {
                     Ok(account) => on_signed_in.emit(account),
-                    Err(err) => error.set(Some(err.message())),
+                    Err(err) => error.set(err.message()),
                 }
             });
         })
@@ -169,8 +180,8 @@ pub fn auth_screen(props: &AuthProps) -> Html {
     };
     let tab = |m: Mode, label: &'static str, id: &'static str| {
         html! {
-            <button {id} type="button" class={classes!("tab", (mode_now == m).then_some("active"))}
-                aria-pressed={(mode_now == m).to_string()} onclick={set_mode(m)}>
+            <button {id} type="button" class={if mode_now == m { "tab active" } else { "tab" }}
+                aria-pressed={flag(mode_now == m)} onclick={set_mode(m)}>
                 { label }
             </button>
         }
@@ -179,8 +190,7 @@ pub fn auth_screen(props: &AuthProps) -> Html {
     let form = if mode_now == Mode::Guest {
         html! {
             <>
-                <NamePicker initial={props.guest_name.clone()} error={props.guest_error.clone()}
-                    on_submit={props.on_guest.clone()} />
+                { guest_form(props, &guest, &touched, &first) }
                 <button id="back-to-sign-in" type="button" class="link-button back-link"
                     onclick={set_mode(Mode::SignIn)}>
                     { "Have an account? Sign in" }
@@ -200,10 +210,10 @@ pub fn auth_screen(props: &AuthProps) -> Html {
         };
         let password_field = |id: &'static str, auto: &'static str, help: &'static str| {
             html! {
-                <input {id} class={classes!("input", pw_error.is_some().then_some("invalid"))}
+                <input {id} class={if pw_error.is_some() { "input invalid" } else { "input" }}
                     type="password" autocomplete={auto} value={(*password).clone()}
                     maxlength={PASSWORD_CHARS.end().to_string()}
-                    aria-invalid={pw_error.is_some().to_string()} aria-describedby={help}
+                    aria-invalid={flag(pw_error.is_some())} aria-describedby={help}
                     required=true oninput={on_input(&password)} />
             }
         };
@@ -212,39 +222,39 @@ pub fn auth_screen(props: &AuthProps) -> Html {
                 aria-label={if register { "Create an account" } else { "Sign in" }}>
                 <label for="account-name" class="field-label">{ "Name" }</label>
                 <input id="account-name" ref={first.clone()}
-                    class={classes!("input", name_error.is_some().then_some("invalid"))}
+                    class={if name_error.is_some() { "input invalid" } else { "input" }}
                     type="text" autocomplete="username" autocapitalize="off" spellcheck="false"
                     maxlength={MAX_NAME_CHARS.to_string()} value={(*name).clone()}
-                    aria-invalid={name_error.is_some().to_string()} aria-describedby="account-name-help"
+                    aria-invalid={flag(name_error.is_some())} aria-describedby="account-name-help"
                     required=true oninput={on_input(&name)} />
-                <p id="account-name-help" class={classes!("help", name_error.is_some().then_some("error"))}>
+                <p id="account-name-help" class={if name_error.is_some() { "help error" } else { "help" }}>
                     { name_error.unwrap_or_else(|| name_help.into()) }
                 </p>
                 if register {
                     <label for="register-password" class="field-label">{ "Password" }</label>
                     { password_field("register-password", "new-password", "password-rules") }
-                    <p id="password-rules" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                    <p id="password-rules" class={if pw_error.is_some() { "help error" } else { "help" }}>
                         { pw_error.unwrap_or("8 to 256 characters.") }
                     </p>
                     <label for="register-confirm" class="field-label">{ "Confirm password" }</label>
-                    <input id="register-confirm" class={classes!("input", confirm_error.is_some().then_some("invalid"))}
+                    <input id="register-confirm" class={if confirm_error.is_some() { "input invalid" } else { "input" }}
                         type="password" autocomplete="new-password" value={(*confirm).clone()}
                         maxlength={PASSWORD_CHARS.end().to_string()}
-                        aria-invalid={confirm_error.is_some().to_string()} aria-describedby="password-help"
+                        aria-invalid={flag(confirm_error.is_some())} aria-describedby="password-help"
                         required=true oninput={on_input(&confirm)} />
-                    <p id="password-help" class={classes!("help", confirm_error.is_some().then_some("error"))}>
+                    <p id="password-help" class={if confirm_error.is_some() { "help error" } else { "help" }}>
                         { confirm_error.unwrap_or_default() }
                     </p>
                 } else {
                     <label for="login-password" class="field-label">{ "Password" }</label>
                     { password_field("login-password", "current-password", "password-help") }
-                    <p id="password-help" class={classes!("help", pw_error.is_some().then_some("error"))}>
+                    <p id="password-help" class={if pw_error.is_some() { "help error" } else { "help" }}>
                         { pw_error.unwrap_or_default() }
                     </p>
                 }
-                <p id="auth-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
+                <p id="auth-error" class="help error" role="alert">{ (*error).clone() }</p>
                 <button id="auth-submit" class="button primary wide" type="submit" disabled={*busy}
-                    aria-busy={busy.to_string()}>
+                    aria-busy={flag(*busy)}>
                     { match (register, *busy) {
                         (false, false) => "Sign in",
                         (false, true) => "Signing in…",
@@ -282,6 +292,73 @@ pub fn auth_screen(props: &AuthProps) -> Html {
                 }
             </div>
         </main>
+    }
+}
+
+/// The guest form: the display name to chat under without an account.
+/// (Part of the sign-in screen, not a component of its own: each component
+/// costs the bundle its own copy of Yew's lifecycle code.)
+fn guest_form(
+    props: &AuthProps,
+    name: &UseStateHandle<String>,
+    touched: &UseStateHandle<bool>,
+    input: &NodeRef,
+) -> Html {
+    let problem = validate_name(name.trim()).err();
+    // Say what is wrong as soon as something is typed (an empty field is
+    // only wrong once submitted), like the room field does.
+    let typed = !name.trim().is_empty();
+    let shown_error = if **touched || typed {
+        problem.clone()
+    } else {
+        None
+    }
+    .map(AttrValue::from)
+    .or_else(|| props.guest_error.clone().filter(|_| problem.is_none()));
+    let oninput = {
+        let name = name.clone();
+        Callback::from(move |e: InputEvent| {
+            name.set(e.target_unchecked_into::<HtmlInputElement>().value());
+        })
+    };
+    let onsubmit = {
+        let name = name.clone();
+        let touched = touched.clone();
+        let on_guest = props.on_guest.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            touched.set(true);
+            let value = name.trim().to_string();
+            if validate_name(&value).is_ok() {
+                on_guest.emit(value);
+            }
+        })
+    };
+    html! {
+        <form class="auth-form" {onsubmit} novalidate=true aria-label="Continue as a guest">
+            <label for="name-input" class="field-label">{ "Display name" }</label>
+            <input
+                id="name-input"
+                ref={input.clone()}
+                class={if shown_error.is_some() { "input invalid" } else { "input" }}
+                type="text"
+                autocomplete="nickname"
+                autocapitalize="off"
+                spellcheck="false"
+                maxlength={MAX_NAME_CHARS.to_string()}
+                placeholder="e.g. ada"
+                value={(**name).clone()}
+                aria-invalid={flag(shown_error.is_some())}
+                aria-describedby="name-help"
+                {oninput}
+            />
+            <p id="name-help" class={if shown_error.is_some() { "help error" } else { "help" }} role="alert">
+                { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters. Registered names need signing in.")) }
+            </p>
+            <button class="button primary wide" type="submit">
+                { "Start chatting" }
+            </button>
+        </form>
     }
 }
 

@@ -8,8 +8,9 @@ use wasm_bindgen::JsCast;
 use web_sys::{ClipboardEvent, DataTransfer, Element, FileList};
 use yew::prelude::*;
 
-use super::composer::{Composer, Drafts};
-use super::message_list::MessageList;
+use super::composer::{ComposerProps, Drafts};
+use super::message_list::MessageListProps;
+use super::part::{Part, Piece};
 use crate::fmt::now_ms;
 use hubbub_client::pending::PendingSend;
 
@@ -116,14 +117,25 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                     }
                 </button>
             </header>
-            <MessageList chat={chat.clone()} connected={props.connected} me={props.me.clone()}
-                token={props.token.clone()}
-                pending={props.pending.clone()} on_dismiss={props.on_dismiss.clone()}
-                on_load_older={props.on_load_older.clone()} />
+            <Part key="message-list" piece={Piece::MessageList(MessageListProps {
+                chat: chat.clone(),
+                connected: props.connected,
+                me: props.me.clone(),
+                token: props.token.clone(),
+                pending: props.pending.clone(),
+                on_dismiss: props.on_dismiss.clone(),
+                on_load_older: props.on_load_older.clone(),
+            })} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
-            <Composer key={chat.target.label()} target={chat.target.clone()} drafts={props.drafts.clone()}
-                max_bytes={props.max_bytes} connected={props.connected}
-                on_send={props.on_send.clone()} on_typing={props.on_typing.clone()} />
+            // Keyed by chat: each chat's message box is a part of its own.
+            <Part key={chat.target.label()} piece={Piece::Composer(ComposerProps {
+                target: chat.target.clone(),
+                drafts: props.drafts.clone(),
+                max_bytes: props.max_bytes,
+                connected: props.connected,
+                on_send: props.on_send.clone(),
+                on_typing: props.on_typing.clone(),
+            })} />
         </main>
     }
 }

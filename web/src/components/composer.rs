@@ -12,6 +12,8 @@ use std::rc::Rc;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
 use crate::fmt::now_ms;
 use crate::fmt::size;
 use crate::state::Target;
@@ -57,7 +59,7 @@ impl Drafts {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct ComposerProps {
     pub target: Target,
     pub drafts: Drafts,
@@ -70,8 +72,9 @@ pub struct ComposerProps {
     pub on_typing: Callback<()>,
 }
 
-#[function_component(Composer)]
-pub fn composer(props: &ComposerProps) -> Html {
+/// The message box of one chat (a [`Piece`](super::part::Piece) of its own).
+#[hook]
+pub fn use_composer(props: &ComposerProps) -> Html {
     let text = use_state(|| props.drafts.get(&props.target));
     let last_typing = use_mut_ref(|| 0u64);
     let area = use_node_ref();
@@ -178,12 +181,12 @@ pub fn composer(props: &ComposerProps) -> Html {
             <textarea id="composer-input" ref={area} class="composer-input" rows="1"
                 placeholder={label} value={(*text).clone()} {oninput} {onkeydown}
                 aria-describedby="composer-help"
-                aria-invalid={too_long.to_string()} />
+                aria-invalid={flag(too_long)} />
             <button class="button primary send" type="submit" disabled={blank || too_long || busy}
                 aria-label="Send message">
                 <span class="icon icon-send" aria-hidden="true"></span>
             </button>
-            <p id="composer-help" class={classes!("composer-help", too_long.then_some("error"))}>
+            <p id="composer-help" class={if too_long { "composer-help error" } else { "composer-help" }}>
                 if too_long {
                     { format!("Too long: {bytes} of {} bytes.", props.max_bytes) }
                 } else if busy {

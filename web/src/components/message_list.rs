@@ -22,7 +22,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement};
 use yew::prelude::*;
 
-use super::user_menu::{avatar_class, initial};
+use super::user_menu::avatar;
 use crate::fmt::{fit, full_time, iso_time, short_time, size};
 use hubbub_client::pending::PendingSend;
 
@@ -38,7 +38,7 @@ const LOAD_OLDER_PX: i32 = 200;
 /// them this size).
 const THUMB_PX: u32 = 320;
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct MessageListProps {
     pub chat: Rc<Chat>,
     pub connected: bool,
@@ -70,8 +70,9 @@ struct Scroll {
     opener: Option<HtmlElement>,
 }
 
-#[function_component(MessageList)]
-pub fn message_list(props: &MessageListProps) -> Html {
+/// The timeline (a [`Piece`](super::part::Piece) of its own).
+#[hook]
+pub fn use_message_list(props: &MessageListProps) -> Html {
     let scroller = use_node_ref();
     let scroll = use_mut_ref(|| Scroll {
         stick: true,
@@ -173,13 +174,13 @@ pub fn message_list(props: &MessageListProps) -> Html {
         })
         .filter(|f| f.is_image())
         .collect();
-    // The id of the image in the lightbox.
-    let shown = use_state(|| None::<String>);
+    // The id of the image in the lightbox (empty: it is closed).
+    let shown = use_state(String::new);
     let dialog = use_node_ref();
     {
         // An opened lightbox takes the focus (its keys work at once).
         let dialog = dialog.clone();
-        use_effect_with(shown.is_some(), move |open| {
+        use_effect_with(!shown.is_empty(), move |open| {
             if let (true, Some(el)) = (*open, dialog.cast::<HtmlElement>()) {
                 let _ = el.focus();
             }
@@ -199,7 +200,7 @@ pub fn message_list(props: &MessageListProps) -> Html {
                 return;
             }
             e.prevent_default();
-            shown.set(thumb.get_attribute("data-id"));
+            shown.set(thumb.get_attribute("data-id").unwrap_or_default());
             scroll.borrow_mut().opener = thumb.dyn_into().ok();
         })
     };
@@ -314,12 +315,12 @@ fn view_files(files: &[Attachment], token: Option<&str>, open: &Callback<MouseEv
 /// close); closing gives the focus back to what opened it.
 fn lightbox(
     images: &[&Attachment],
-    shown: &UseStateHandle<Option<String>>,
+    shown: &UseStateHandle<String>,
     scroll: &Rc<std::cell::RefCell<Scroll>>,
     dialog: &NodeRef,
     token: Option<&str>,
 ) -> Html {
-    let Some(at) = images.iter().position(|i| Some(&i.id) == shown.as_ref()) else {
+    let Some(at) = images.iter().position(|i| i.id == **shown) else {
         return html! {};
     };
     let image = images[at];
@@ -338,7 +339,7 @@ fn lightbox(
             if let Some(el) = focus {
                 let _ = el.focus();
             }
-            shown.set(to);
+            shown.set(to.unwrap_or_default());
         }
     };
     let onkeydown = {
@@ -438,13 +439,13 @@ fn view_entry(
         } => html! {
             <li key={*id} class="system presence-notice">
                 <span class="system-text">{ presence_text(joined, left) }</span>
-                <time datetime={iso_time(*at)} title={full_time(*at)}>{ short_time(*at) }</time>
+                { time(*at) }
             </li>
         },
         Entry::System { id, text, at } => html! {
             <li key={*id} class="system">
                 <span class="system-text">{ text.clone() }</span>
-                <time datetime={iso_time(*at)} title={full_time(*at)}>{ short_time(*at) }</time>
+                { time(*at) }
             </li>
         },
         Entry::Message {
@@ -456,14 +457,19 @@ fn view_entry(
             files,
             ..
         } => html! {
-            <li key={*id} class={classes!("message", own.then_some("own"), continued.then_some("continued"))}
+            <li key={*id} class={match (own, continued) {
+                (false, false) => "message",
+                (false, true) => "message continued",
+                (true, false) => "message own",
+                (true, true) => "message own continued",
+            }}
                 data-from={from.clone()}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
-                        <time datetime={iso_time(*sent_at)} title={full_time(*sent_at)}>{ short_time(*sent_at) }</time>
+                        { time(*sent_at) }
                     </span>
                 } else {
-                    <span class={classes!("avatar", avatar_class(from))} aria-hidden="true">{ initial(from) }</span>
+                    { avatar(from, "avatar") }
                 }
                 <div class="message-body">
                     if !continued {
@@ -472,7 +478,7 @@ fn view_entry(
                             if *own {
                                 <span class="you-tag">{ "you" }</span>
                             }
-                            <time datetime={iso_time(*sent_at)} title={full_time(*sent_at)}>{ short_time(*sent_at) }</time>
+                            { time(*sent_at) }
                         </div>
                     }
                     if !text.is_empty() {
@@ -487,6 +493,13 @@ fn view_entry(
     }
 }
 
+/// When something happened: `14:05`, the full date and time as its
+/// tooltip. (One function for all of them: each `html!` element is code in
+/// the bundle.)
+fn time(at: u64) -> Html {
+    html! { <time datetime={iso_time(at)} title={full_time(at)}>{ short_time(at) }</time> }
+}
+
 /// An own message not yet confirmed; `header` is the name to head it with
 /// when it starts a group.
 fn view_pending(
@@ -496,10 +509,17 @@ fn view_pending(
     on_dismiss: &Callback<String>,
 ) -> Html {
     let (state, label) = match (&pending.failed, connected) {
-        (Some((_, why)), _) => ("failed", format!("Not sent: {why}")),
-        (None, true) => ("sending", "Sending…".to_string()),
-        (None, false) => ("queued", "Queued · sends when reconnected".to_string()),
+        (Some((_, why)), _) => ("message own pending failed", format!("Not sent: {why}")),
+        (None, true) => ("message own pending sending", "Sending…".to_string()),
+        (None, false) => (
+            "message own pending queued",
+            "Queued · sends when reconnected".to_string(),
+        ),
     };
+    let mut class = String::from(state);
+    if header.is_none() {
+        class.push_str(" continued");
+    }
     // Its files are named once the server has them; until then, counted.
     let text = match &pending.request {
         ClientMsg::Send { attachments, .. } | ClientMsg::Direct { attachments, .. }
@@ -515,9 +535,9 @@ fn view_pending(
     });
     html! {
         <li key={pending.client_id.clone()}
-            class={classes!("message", "own", "pending", state, header.is_none().then_some("continued"))}>
+            {class}>
             if let Some(name) = header {
-                <span class={classes!("avatar", avatar_class(name))} aria-hidden="true">{ initial(name) }</span>
+                { avatar(name, "avatar") }
             } else {
                 <span class="gutter" aria-hidden="true"></span>
             }

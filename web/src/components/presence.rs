@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use super::user_menu::{avatar_class, initial};
+use super::user_menu::avatar;
 use crate::state::{Chat, Target};
 
 #[derive(Properties, PartialEq)]
@@ -27,9 +27,9 @@ pub fn presence(props: &PresenceProps) -> Html {
                 <h2 id="presence-heading" class="section-title">{ "Conversation" }</h2>
                 <ul class="member-list">
                     <li class="member">
-                        <span class={classes!("avatar", avatar_class(user))} aria-hidden="true">{ initial(user) }</span>
+                        { avatar(user, "avatar") }
                         <span class="member-name">{ user.clone() }</span>
-                        <span class={classes!("presence-dot", props.partner_online.then_some("online"))}
+                        <span class={if props.partner_online { "presence-dot online" } else { "presence-dot" }}
                             title={if props.partner_online { "online" } else { "not seen in your rooms" }}></span>
                     </li>
                 </ul>
@@ -52,7 +52,7 @@ pub fn presence(props: &PresenceProps) -> Html {
                             });
                             html! {
                                 <li key={user.clone()} class="member" data-user={user.clone()}>
-                                    <span class={classes!("avatar", avatar_class(user))} aria-hidden="true">{ initial(user) }</span>
+                                    { avatar(user, "avatar") }
                                     <span class="member-name">{ user.clone() }</span>
                                     if is_me {
                                         <span class="you-tag">{ "you" }</span>

@@ -7,6 +7,9 @@ use hubbub_protocol::names::{validate_room, MAX_ROOM_CHARS};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::fmt::flag;
+
+use super::part::{Part, Piece};
 use crate::state::{Chat, Target};
 
 #[derive(Properties, PartialEq)]
@@ -56,7 +59,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
         };
         let label = target.label();
         html! {
-            <li key={label.clone()} class={classes!("nav-item", active.then_some("active"))}>
+            <li key={label.clone()} class={if active { "nav-item active" } else { "nav-item" }}>
                 <button class="nav-link" type="button" onclick={open}
                     aria-current={active.then_some("page")}
                     aria-label={if chat.unread > 0 { format!("{label}, {} unread", chat.unread) } else { label.clone() }}>
@@ -83,7 +86,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
                 } else {
                     <ul class="nav-list">{ for rooms.into_iter().map(item) }</ul>
                 }
-                <JoinForm on_join={props.on_join.clone()} />
+                <Part key="join-form" piece={Piece::JoinForm(JoinFormProps { on_join: props.on_join.clone() })} />
             </section>
             if !directs.is_empty() {
                 <section aria-labelledby="directs-heading">
@@ -124,16 +127,18 @@ pub fn room_list(props: &RoomListProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
+#[derive(PartialEq)]
 pub struct JoinFormProps {
     pub on_join: Callback<String>,
 }
 
 /// "Join or create a room": lower-cases as you type and explains bad names.
-#[function_component(JoinForm)]
-pub fn join_form(props: &JoinFormProps) -> Html {
+/// (A [`Piece`](super::part::Piece) of its own.)
+#[hook]
+pub fn use_join_form(props: &JoinFormProps) -> Html {
     let value = use_state(String::new);
-    let error = use_state(|| None::<String>);
+    // Why the name was refused (empty: it was not).
+    let error = use_state(String::new);
     let oninput = {
         let value = value.clone();
         let error = error.clone();
@@ -141,7 +146,7 @@ pub fn join_form(props: &JoinFormProps) -> Html {
             let input = e.target_unchecked_into::<HtmlInputElement>();
             let text = input.value().trim().to_ascii_lowercase().replace(' ', "-");
             let text = text.trim_start_matches('#').to_string();
-            error.set(None);
+            error.set(String::new());
             value.set(text);
         })
     };
@@ -156,7 +161,7 @@ pub fn join_form(props: &JoinFormProps) -> Html {
                     on_join.emit((*value).clone());
                     value.set(String::new());
                 }
-                Err(why) => error.set(Some(why)),
+                Err(why) => error.set(why),
             }
         })
     };
@@ -164,16 +169,16 @@ pub fn join_form(props: &JoinFormProps) -> Html {
         <form class="join-form" {onsubmit} novalidate=true>
             <label for="join-input" class="sr-only">{ "Join or create a room" }</label>
             <div class="input-row">
-                <input id="join-input" class={classes!("input", "input-small", error.is_some().then_some("invalid"))}
+                <input id="join-input" class={if !error.is_empty() { "input input-small invalid" } else { "input input-small" }}
                     type="text" placeholder="Join or create a room" autocomplete="off"
                     autocapitalize="off" spellcheck="false"
                     maxlength={MAX_ROOM_CHARS.to_string()}
                     value={(*value).clone()} {oninput}
-                    aria-invalid={error.is_some().to_string()}
+                    aria-invalid={flag(!error.is_empty())}
                     aria-describedby="join-error" />
                 <button class="button small" type="submit" aria-label="Join room">{ "Join" }</button>
             </div>
-            <p id="join-error" class="help error" role="alert">{ (*error).clone().unwrap_or_default() }</p>
+            <p id="join-error" class="help error" role="alert">{ (*error).clone() }</p>
         </form>
     }
 }

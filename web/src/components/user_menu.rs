@@ -6,7 +6,9 @@ use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
-#[derive(Properties, PartialEq)]
+use crate::fmt::flag;
+
+#[derive(PartialEq)]
 pub struct UserMenuProps {
     pub name: AttrValue,
     /// Signed in with an account (no rename; a sign-out menu instead).
@@ -17,11 +19,17 @@ pub struct UserMenuProps {
     pub on_sign_out: Callback<()>,
 }
 
-#[function_component(UserMenu)]
-pub fn user_menu(props: &UserMenuProps) -> Html {
+/// Your name; opens a small menu: "Sign out" for an account, "Change name"
+/// and "Sign in or create an account" for a guest. For a guest renaming,
+/// the rename form in its place. (One component for the menu and the
+/// form; a [`Piece`](super::part::Piece) of its own.)
+#[hook]
+pub fn use_user_menu(props: &UserMenuProps) -> Html {
+    let open = use_state(|| false);
     let editing = use_state(|| false);
     let draft = use_state(String::new);
     let input = use_node_ref();
+    let button = use_node_ref();
     {
         let input = input.clone();
         use_effect_with(*editing, move |editing| {
@@ -33,23 +41,8 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
             }
         });
     }
-    let open = {
-        let editing = editing.clone();
-        let draft = draft.clone();
-        let name = props.name.clone();
-        Callback::from(move |_: MouseEvent| {
-            draft.set(name.to_string());
-            editing.set(true);
-        })
-    };
-    if props.account {
-        return html! { <AccountMenu name={props.name.clone()} on_sign_out={props.on_sign_out.clone()} /> };
-    }
-    if !*editing {
-        return html! {
-            <AccountMenu name={props.name.clone()} on_sign_out={props.on_sign_out.clone()}
-                on_change_name={Some(open)} />
-        };
+    if props.account || !*editing {
+        return account_menu(props, &open, &button, &editing, &draft);
     }
     let problem = validate_name(draft.trim()).err();
     let cancel = {
@@ -92,7 +85,7 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
             <input id="rename-input" ref={input} class="input input-small" type="text"
                 maxlength={MAX_NAME_CHARS.to_string()} value={(*draft).clone()} {oninput}
                 autocomplete="nickname" spellcheck="false"
-                aria-invalid={problem.is_some().to_string()}
+                aria-invalid={flag(problem.is_some())}
                 title={problem.clone().unwrap_or_default()} />
             <button class="button primary small" type="submit"
                 disabled={problem.is_some() || !props.connected}
@@ -104,21 +97,15 @@ pub fn user_menu(props: &UserMenuProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
-struct AccountMenuProps {
-    name: AttrValue,
-    on_sign_out: Callback<()>,
-    /// Set for a guest: the menu offers renaming, and signing in instead of out.
-    #[prop_or_default]
-    on_change_name: Option<Callback<MouseEvent>>,
-}
-
-/// Your name; opens a small menu: "Sign out" for an account, "Change name"
-/// and "Sign in or create an account" for a guest.
-#[function_component(AccountMenu)]
-fn account_menu(props: &AccountMenuProps) -> Html {
-    let open = use_state(|| false);
-    let button = use_node_ref();
+/// The name button and, when `open`, its menu. A guest's "Change name"
+/// starts editing `draft`, from the current name.
+fn account_menu(
+    props: &UserMenuProps,
+    open: &UseStateHandle<bool>,
+    button: &NodeRef,
+    editing: &UseStateHandle<bool>,
+    draft: &UseStateHandle<String>,
+) -> Html {
     let toggle = {
         let open = open.clone();
         Callback::from(move |_: MouseEvent| open.set(!*open))
@@ -145,27 +132,27 @@ fn account_menu(props: &AccountMenuProps) -> Html {
             on_sign_out.emit(());
         })
     };
-    let change_name = props.on_change_name.clone().map(|on_change_name| {
-        let open = open.clone();
-        Callback::from(move |e: MouseEvent| {
+    let guest = !props.account;
+    let change_name = guest.then(|| {
+        let (open, editing, draft) = (open.clone(), editing.clone(), draft.clone());
+        let name = props.name.clone();
+        Callback::from(move |_: MouseEvent| {
             open.set(false);
-            on_change_name.emit(e);
+            draft.set(name.to_string());
+            editing.set(true);
         })
     });
-    let guest = change_name.is_some();
     html! {
         <div class="account-menu" {onkeydown}>
-            <button class="user-button" type="button" onclick={toggle} ref={button}
-                aria-haspopup="true" aria-expanded={open.to_string()} aria-controls="account-menu">
-                <span class={classes!("avatar", "avatar-small", avatar_class(&props.name))} aria-hidden="true">
-                    { initial(&props.name) }
-                </span>
+            <button class="user-button" type="button" onclick={toggle} ref={button.clone()}
+                aria-haspopup="true" aria-expanded={flag(**open)} aria-controls="account-menu">
+                { avatar(&props.name, "avatar avatar-small") }
                 <span class="user-name">{ props.name.clone() }</span>
                 <span class="sr-only">
                     { if guest { " (guest): menu" } else { " (account): menu" } }
                 </span>
             </button>
-            if *open {
+            if **open {
                 <div id="account-menu" class="menu card">
                     <p class="menu-label muted small">
                         { if guest { "Chatting as a guest" } else { "Signed in as" } }
@@ -198,10 +185,14 @@ pub fn initial(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One of eight avatar colours, stable per name.
-pub fn avatar_class(name: &str) -> String {
+/// A name's avatar: its initial on one of eight colours, stable per name
+/// (`hue-0` to `hue-7`), with the classes `class`. (One function for
+/// every avatar of the app: each `html!` element is code in the bundle.)
+pub fn avatar(name: &str, class: &'static str) -> Html {
     let hash = name.bytes().fold(5381u32, |h, b| {
         h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase())
     });
-    format!("hue-{}", hash % 8)
+    html! {
+        <span class={format!("{class} hue-{}", hash % 8)} aria-hidden="true">{ initial(name) }</span>
+    }
 }
