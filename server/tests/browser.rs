@@ -37,6 +37,11 @@
 //! with a guest's token; an image in a direct message reaches its
 //! recipient.
 //!
+//! Unread counts and read markers (issue 15): messages in a room not on
+//! screen are counted in the room list and the tab's title; a read in the
+//! account's other tab lowers the count; opening the room puts "New
+//! messages" where the user left off and the read reaches the other tab.
+//!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
 //! (`scripts/build-web.sh`); without them the test fails and says how to get
@@ -1604,5 +1609,177 @@ async fn images_and_files_in_messages() {
 
     ann.close().await.expect("close ann");
     bob.close().await.expect("close bob");
+    server.kill().await;
+}
+
+/// The nav link of `label` (`#lobby`) says `n` unread in its accessible
+/// name ("#lobby, 3 unread"; just "#lobby" at 0).
+async fn unread_is(page: &Client, label: &str, n: u32) {
+    let name = if n == 0 {
+        label.to_string()
+    } else {
+        format!("{label}, {n} unread")
+    };
+    wait_until(
+        page,
+        &format!("{name:?} in the room list"),
+        DEADLINE,
+        "return [...document.querySelectorAll('.nav-link')]
+            .some(b => b.getAttribute('aria-label') === arguments[0])",
+        vec![json!(name)],
+    )
+    .await;
+}
+
+async fn title_is(page: &Client, title: &str) {
+    wait_until(
+        page,
+        &format!("the title {title:?}"),
+        DEADLINE,
+        "return document.title === arguments[0]",
+        vec![json!(title)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_and_read_markers_follow_the_account() {
+    require_bundle();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}/");
+    let ws = format!("ws://{addr}/ws");
+    // dana's account; her second tab is a WebSocket of the same session kind.
+    let body = json!({"name": "dana", "password": "correct horse battery"});
+    let created = common::http(addr, "POST", "/api/register", &[], Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let login = common::http(addr, "POST", "/api/login", &[], Some(body)).await;
+    let bearer = format!("Bearer {}", login.json()["token"].as_str().unwrap());
+
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("dana"), false).await;
+    page.set_window_size(1280, 800)
+        .await
+        .expect("a wide window");
+    page.goto(&base).await.expect("open the app");
+    fill(&page, "#account-name", "dana").await;
+    fill(&page, "#login-password", "correct horse battery").await;
+    click(&page, "#auth-submit").await;
+    status_is(&page, "connected", DEADLINE).await;
+    join_room(&page, "dana", "lobby").await;
+    join_room(&page, "dana", "kitchen").await;
+    title_is(&page, "hubbub").await;
+
+    // bob says three things in lobby while dana looks at kitchen.
+    let mut bob = common::Client::connect(&ws).await;
+    bob.hello("bob").await;
+    bob.join("lobby").await;
+    for i in 1..=3 {
+        bob.say("lobby", &format!("unread {i}"), &format!("u{i}"))
+            .await;
+    }
+    unread_is(&page, "#lobby", 3).await;
+    title_is(&page, "(3) hubbub").await;
+    screenshot(&page, "unread-1-counted").await;
+
+    // Read in dana's other tab: the page's count follows.
+    let mut tab = common::connect_with(&ws, &[("authorization", &bearer)])
+        .await
+        .expect("dana's second tab");
+    tab.hello("dana").await;
+    tab.join("lobby").await;
+    tab.send(json!({"type": "read", "room": "lobby", "seq": 1}))
+        .await;
+    let echo = tab
+        .recv_until(|m| matches!(m, hubbub_protocol::ServerMsg::Read { .. }))
+        .await;
+    assert!(
+        matches!(echo, hubbub_protocol::ServerMsg::Read { seq: 1, .. }),
+        "{echo:?}"
+    );
+    unread_is(&page, "#lobby", 2).await;
+    title_is(&page, "(2) hubbub").await;
+
+    // Opening lobby: "New messages" sits where she left off, the room is
+    // read, and her other tab hears it.
+    click(&page, "button.nav-link[aria-label^='#lobby']").await;
+    wait_until(
+        &page,
+        "the divider above \"unread 2\"",
+        DEADLINE,
+        "const d = document.querySelector('.messages .divider');
+         return !!d && d.textContent === 'New messages'
+             && d.nextElementSibling?.querySelector('.text')?.textContent === 'unread 2'",
+        vec![],
+    )
+    .await;
+    unread_is(&page, "#lobby", 0).await;
+    title_is(&page, "hubbub").await;
+    let read = tab
+        .recv_until(|m| matches!(m, hubbub_protocol::ServerMsg::Read { .. }))
+        .await;
+    assert_eq!(
+        read,
+        hubbub_protocol::ServerMsg::Read {
+            room: "lobby".into(),
+            seq: 3
+        }
+    );
+    screenshot(&page, "unread-2-divider").await;
+
+    // A message that comes while she is looking is read at once: no count.
+    bob.say("lobby", "seen live", "u4").await;
+    sees_message(&page, "seen live", DEADLINE).await;
+    let read = tab
+        .recv_until(|m| matches!(m, hubbub_protocol::ServerMsg::Read { .. }))
+        .await;
+    assert_eq!(
+        read,
+        hubbub_protocol::ServerMsg::Read {
+            room: "lobby".into(),
+            seq: 4
+        }
+    );
+    title_is(&page, "hubbub").await;
+
+    // Links and the Markdown subset, never HTML, never a script link.
+    bob.say(
+        "lobby",
+        "**bold** _it_ `x<y` see https://example.com/a?b=1. <b>no</b> javascript:alert(1)",
+        "u5",
+    )
+    .await;
+    wait_until(
+        &page,
+        "the formatted message",
+        DEADLINE,
+        "const p = [...document.querySelectorAll('.message .text')].pop();
+         const a = p?.querySelector('a');
+         return !!p && p.querySelector('strong')?.textContent === 'bold'
+             && p.querySelector('em')?.textContent === 'it'
+             && p.querySelector('code')?.textContent === 'x<y'
+             && p.querySelectorAll('a').length === 1
+             && a.getAttribute('href') === 'https://example.com/a?b=1'
+             && a.target === '_blank' && a.rel === 'noopener noreferrer'
+             && !p.querySelector('b')
+             && p.textContent.endsWith('<b>no</b> javascript:alert(1)')",
+        vec![],
+    )
+    .await;
+    bob.say("lobby", "> quoted\n```\nlet x = *y*;\n```", "u6")
+        .await;
+    wait_until(
+        &page,
+        "a quote and a code block",
+        DEADLINE,
+        "const m = [...document.querySelectorAll('.message .message-body')].pop();
+         return m?.querySelector('blockquote')?.textContent === 'quoted'
+             && m?.querySelector('pre code')?.textContent === 'let x = *y*;'",
+        vec![],
+    )
+    .await;
+    screenshot(&page, "unread-3-formatting").await;
     server.kill().await;
 }

@@ -92,6 +92,11 @@ pub enum Command {
         before: u64,
     },
     Typing(String),
+    /// The user has seen `room` up to `seq`.
+    Read {
+        room: String,
+        seq: u64,
+    },
     /// Skip the rest of the backoff delay (or reconnect after a stop).
     RetryNow,
     /// The browser's `online` (true) or `offline` (false) event.
@@ -216,6 +221,7 @@ impl LinkTask {
                 limit: None,
             }),
             Command::Typing(room) => Some(ClientMsg::Typing { room }),
+            Command::Read { room, seq } => Some(ClientMsg::Read { room, seq }),
             Command::RetryNow | Command::Network(_) => None,
         }
     }

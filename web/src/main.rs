@@ -16,6 +16,7 @@ mod components;
 mod fmt;
 mod hooks;
 mod link;
+mod markup;
 mod state;
 mod storage;
 mod upload;
@@ -159,6 +160,10 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                 let room = room.clone();
                 chat.callback(move |chat, ()| room.iter().for_each(|r| chat.typing(r.clone())))
             };
+            let on_seen = {
+                let room = room.clone();
+                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.seen(r.clone())))
+            };
             let on_load_older = chat.callback(move |chat, before| {
                 room.iter().for_each(|r| chat.load_older(r.clone(), before))
             });
@@ -176,6 +181,8 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                         on_typing,
                         on_dismiss: chat.callback(|chat, id| chat.dismiss(id)),
                         on_load_older,
+                        on_seen,
+                        visible: chat.visible,
                         on_members: toggle(Panel::Members),
                     }) }
                     <aside id="people" class="sidebar sidebar-right" aria-label="People">
@@ -205,6 +212,18 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         .filter(|c| Some(&c.target) != chat.current.as_ref())
         .map(|c| c.unread)
         .sum();
+    // The tab's title counts every unread message: "(3) hubbub".
+    let total: u32 = chat.chats.iter().map(|c| c.unread).sum();
+    let title = if total > 0 {
+        format!("({total}) hubbub")
+    } else {
+        "hubbub".to_string()
+    };
+    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        if document.title() != title {
+            document.set_title(&title);
+        }
+    }
     // Escape closes an open drawer.
     let onkeydown = {
         let panel = panel.clone();

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
-use hubbub_client::{Link, Pending};
+use hubbub_client::{Link, Pending, Unread};
 use hubbub_protocol::{Attachment, ErrorCode, Limits, ServerMsg};
 use yew::prelude::*;
 
@@ -119,8 +119,13 @@ pub struct Chat {
     /// Who is online in the room, sorted (empty for direct conversations).
     pub members: Vec<String>,
     pub entries: Vec<Rc<Entry>>,
-    /// Messages that arrived while another chat was open.
+    /// Unread messages: for a room, past the user's read marker (kept by
+    /// the server, [`ChatState::reads`]); for a direct conversation, those
+    /// that arrived while another chat was open.
     pub unread: u32,
+    /// Where the "new messages" divider goes: after this `seq` (the read
+    /// marker when the user came to the room with unread messages).
+    pub divider: Option<u64>,
     /// Who is typing, with when to stop showing it.
     pub typing: Vec<(String, u64)>,
     /// Whether the server has older messages than the first one shown.
@@ -134,6 +139,7 @@ impl Chat {
             members: Vec::new(),
             entries: Vec::new(),
             unread: 0,
+            divider: None,
             typing: Vec::new(),
             has_more: false,
         }
@@ -285,6 +291,10 @@ pub struct ChatState {
     /// Why the sign-in screen is showing (signed out elsewhere, session
     /// expired, guests turned off).
     pub auth_notice: Option<String>,
+    /// Read markers and unread counts of the rooms (the client core's).
+    pub reads: Unread,
+    /// Times the tab became visible: what is on screen then is read.
+    pub visible: u32,
     /// Source of local ids for entries and notices.
     next_id: u64,
 }
@@ -315,6 +325,8 @@ impl ChatState {
             account: None,
             guests: true,
             auth_notice: None,
+            reads: Unread::new(),
+            visible: 0,
             next_id: 1,
         }
     }
@@ -460,9 +472,38 @@ impl ChatState {
 
     fn open(&mut self, target: Target) {
         if let Some(chat) = self.chat_mut(&target) {
-            chat.unread = 0;
+            chat.divider = None;
+            if let Target::Direct(_) = target {
+                chat.unread = 0;
+            }
         }
         self.current = Some(target);
+        self.divide();
+    }
+
+    /// The user comes to the chat on screen (opened it, or the tab became
+    /// visible): with unread messages, the divider goes at the marker.
+    fn divide(&mut self) {
+        let Some(Target::Room(room)) = self.current.clone() else {
+            return;
+        };
+        let marker = self.reads.read(&room);
+        let unread = self.reads.unread(&room);
+        if let Some(chat) = self.chat_mut(&Target::Room(room)) {
+            if unread > 0 && chat.divider.is_none() {
+                chat.divider = marker;
+            }
+        }
+    }
+
+    /// A room's count follows its read marker.
+    fn count_unread(&mut self, room: &str) {
+        let unread = self.reads.unread(room).min(u32::MAX as u64) as u32;
+        if let Some(chat) = self.chat_mut(&Target::Room(room.to_string())) {
+            if chat.unread != unread {
+                chat.unread = unread;
+            }
+        }
     }
 
     fn close(&mut self, target: &Target) {
@@ -483,6 +524,20 @@ impl ChatState {
     }
 
     fn apply_server(&mut self, msg: ServerMsg) {
+        // A page load's first marker for the room on screen places the
+        // divider, as opening the room would.
+        let first_marker =
+            matches!(&msg, ServerMsg::Read { room, .. } if self.reads.read(room).is_none());
+        self.reads.observe(&msg);
+        if let ServerMsg::Message { room, .. }
+        | ServerMsg::History { room, .. }
+        | ServerMsg::Read { room, .. } = &msg
+        {
+            self.count_unread(room);
+            if first_marker {
+                self.divide();
+            }
+        }
         match msg {
             ServerMsg::Welcome {
                 user,
@@ -559,9 +614,6 @@ impl ChatState {
                     own,
                     files: attachments,
                 });
-                if !own {
-                    self.bump_unread(&target);
-                }
             }
             ServerMsg::History {
                 room,
@@ -690,8 +742,7 @@ impl ChatState {
                 client_id,
                 room,
             } => self.apply_error(code, message, client_id, room),
-            // Unread counts here are still this page's own (messages that
-            // came while another chat was open).
+            // Counted above, with the messages.
             ServerMsg::Read { .. } | ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
         }
     }
@@ -770,6 +821,8 @@ pub enum Action {
     DismissNotice,
     /// Drop `typing` notices whose time is up.
     ExpireTyping,
+    /// The tab became visible.
+    Visible,
 }
 
 impl Reducible for ChatState {
@@ -832,6 +885,10 @@ impl Reducible for ChatState {
             }
             Action::Close(target) => state.close(&target),
             Action::DismissNotice => state.notice = None,
+            Action::Visible => {
+                state.visible += 1;
+                state.divide();
+            }
             Action::ExpireTyping => {
                 let now = now_ms();
                 for chat in &mut state.chats {
@@ -1204,6 +1261,48 @@ mod tests {
         let state = reduce(state, Action::SignIn("bo".into()));
         assert!(state.auth_notice.is_none());
         assert_eq!(state.link, Link::Connecting { attempt: 0 });
+    }
+
+    #[test]
+    fn a_rooms_unread_count_and_divider_follow_the_read_marker() {
+        let mut state = ChatState::new(
+            Some("al".into()),
+            vec!["lobby".into(), "kitchen".into()],
+            Some(Target::Room("kitchen".into())),
+        );
+        state.apply_server(ServerMsg::Welcome {
+            user: "al".into(),
+            protocol: 1,
+            heartbeat_ms: 1000,
+            idle_timeout_ms: 3000,
+            server_time: 0,
+            limits: Limits::default(),
+            upload_token: None,
+        });
+        let lobby = Target::Room("lobby".into());
+        let read = |seq| ServerMsg::Read {
+            room: "lobby".into(),
+            seq,
+        };
+        state.apply_server(history(&[1, 2, 3], false, None, false));
+        state.apply_server(read(1));
+        assert_eq!(state.chat(&lobby).unwrap().unread, 2);
+        // Read in another tab: the count follows.
+        state.apply_server(read(2));
+        assert_eq!(state.chat(&lobby).unwrap().unread, 1);
+        assert_eq!(state.chat(&lobby).unwrap().divider, None);
+        // Coming to the room puts the divider at the marker; it stays
+        // there once the room is read.
+        state = reduce(state, Action::Open(lobby.clone()));
+        assert_eq!(state.chat(&lobby).unwrap().divider, Some(2));
+        assert_eq!(state.chat(&lobby).unwrap().unread, 1, "opened is not read");
+        state.apply_server(read(3));
+        assert_eq!(state.chat(&lobby).unwrap().unread, 0);
+        assert_eq!(state.chat(&lobby).unwrap().divider, Some(2));
+        state = reduce(state, Action::Open(Target::Room("kitchen".into())));
+        assert_eq!(state.chat(&lobby).unwrap().divider, Some(2));
+        state = reduce(state, Action::Open(lobby.clone()));
+        assert_eq!(state.chat(&lobby).unwrap().divider, None, "nothing new");
     }
 
     #[test]

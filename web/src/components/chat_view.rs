@@ -32,6 +32,10 @@ pub struct ChatViewProps {
     pub on_typing: Callback<()>,
     pub on_dismiss: Callback<String>,
     pub on_load_older: Callback<u64>,
+    /// The end of the chat is on screen.
+    pub on_seen: Callback<()>,
+    /// Times the tab became visible.
+    pub visible: u32,
     /// Show the member list (on narrow screens it is a drawer).
     pub on_members: Callback<()>,
 }
@@ -125,6 +129,8 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 pending: props.pending.clone(),
                 on_dismiss: props.on_dismiss.clone(),
                 on_load_older: props.on_load_older.clone(),
+                on_seen: props.on_seen.clone(),
+                visible: props.visible,
             })} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
             // Keyed by chat: each chat's message box is a part of its own.

@@ -52,6 +52,10 @@ pub struct MessageListProps {
     pub on_dismiss: Callback<String>,
     /// Fetch the messages before this `seq`.
     pub on_load_older: Callback<u64>,
+    /// The end of the chat is on screen (read, if the tab is visible).
+    pub on_seen: Callback<()>,
+    /// Times the tab became visible ([`crate::state::ChatState::visible`]).
+    pub visible: u32,
 }
 
 /// What the list remembers between renders (not shown, so not state).
@@ -100,38 +104,46 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             Some(Entry::Message { own: false, .. })
         );
         let pending = props.pending.len();
-        use_effect_with((now, news, pending), move |(now, news, _)| {
-            let Some(el) = scroller.cast::<Element>() else {
-                return;
-            };
-            let mut s = scroll.borrow_mut();
-            let before = s.shown.replace(now.clone());
-            let same_chat = before.as_ref().is_some_and(|b| b.0 == now.0);
-            let older_in_front = same_chat && before.as_ref().is_some_and(|b| b.1 != now.1);
-            let newer_below = same_chat && before.as_ref().is_some_and(|b| b.2 != now.2);
-            if !same_chat || s.stick {
-                el.set_scroll_top(el.scroll_height());
-                s.stick = true;
-                if *unseen {
-                    unseen.set(false);
+        let on_seen = props.on_seen.clone();
+        use_effect_with(
+            (now, news, pending, props.visible),
+            move |(now, news, ..)| {
+                let Some(el) = scroller.cast::<Element>() else {
+                    return;
+                };
+                let mut s = scroll.borrow_mut();
+                let before = s.shown.replace(now.clone());
+                let same_chat = before.as_ref().is_some_and(|b| b.0 == now.0);
+                let older_in_front = same_chat && before.as_ref().is_some_and(|b| b.1 != now.1);
+                let newer_below = same_chat && before.as_ref().is_some_and(|b| b.2 != now.2);
+                if !same_chat || s.stick {
+                    el.set_scroll_top(el.scroll_height());
+                    s.stick = true;
+                    if *unseen {
+                        unseen.set(false);
+                    }
+                } else {
+                    if older_in_front {
+                        // Keep what was on screen where it was.
+                        el.set_scroll_top(el.scroll_height() - el.client_height() - s.from_bottom);
+                        s.asked = None;
+                    }
+                    if newer_below && *news && !*unseen {
+                        unseen.set(true);
+                    }
                 }
-            } else {
-                if older_in_front {
-                    // Keep what was on screen where it was.
-                    el.set_scroll_top(el.scroll_height() - el.client_height() - s.from_bottom);
-                    s.asked = None;
+                s.from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+                if s.stick {
+                    on_seen.emit(());
                 }
-                if newer_below && *news && !*unseen {
-                    unseen.set(true);
-                }
-            }
-            s.from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
-        });
+            },
+        );
     }
     let onscroll = {
         let scroll = scroll.clone();
         let unseen = unseen.clone();
         let on_load_older = props.on_load_older.clone();
+        let on_seen = props.on_seen.clone();
         let connected = props.connected;
         Callback::from(move |e: Event| {
             let el: Element = e.target_unchecked_into();
@@ -139,8 +151,11 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             let mut s = scroll.borrow_mut();
             s.from_bottom = from_bottom;
             s.stick = from_bottom < STICK_PX;
-            if s.stick && *unseen {
-                unseen.set(false);
+            if s.stick {
+                on_seen.emit(());
+                if *unseen {
+                    unseen.set(false);
+                }
             }
             if let Some(first) = first_seq {
                 if connected && el.scroll_top() < LOAD_OLDER_PX && s.asked != Some(first) {
@@ -154,10 +169,12 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         let scroller = scroller.clone();
         let scroll = scroll.clone();
         let unseen = unseen.clone();
+        let on_seen = props.on_seen.clone();
         Callback::from(move |_: MouseEvent| {
             if let Some(el) = scroller.cast::<Element>() {
                 el.set_scroll_top(el.scroll_height());
             }
+            on_seen.emit(());
             let mut s = scroll.borrow_mut();
             s.stick = true;
             s.from_bottom = 0;
@@ -205,8 +222,12 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         })
     };
     let mut previous: Option<&Entry> = None;
-    let items = chat.entries.iter().map(|entry| {
-        let continued = matches!(
+    // "New messages" above the first one past the marker the user came
+    // with (someone else's).
+    let mut divider = chat.divider;
+    let mut items = Vec::with_capacity(chat.entries.len() + 1);
+    for entry in &chat.entries {
+        let mut continued = matches!(
             (previous, &**entry),
             (
                 Some(Entry::Message { from: a, sent_at: t0, .. }),
@@ -214,8 +235,25 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             ) if a == b && t1.saturating_sub(*t0) < GROUP_MS
         );
         previous = Some(entry);
-        view_entry(entry, continued, token, &open)
-    });
+        if let (
+            Entry::Message {
+                seq: Some(seq),
+                own: false,
+                ..
+            },
+            Some(marker),
+        ) = (&**entry, divider)
+        {
+            if *seq > marker {
+                divider = None;
+                continued = false;
+                items.push(html! {
+                    <li key="new" class="divider" role="separator"><span>{ "New messages" }</span></li>
+                });
+            }
+        }
+        items.push(view_entry(entry, continued, token, &open));
+    }
     // Pending messages continue the last group if it is our own.
     let after_own = matches!(
         chat.entries.last().map(|e| &**e),
@@ -482,7 +520,7 @@ fn view_entry(
                         </div>
                     }
                     if !text.is_empty() {
-                        <p class="text">{ text.clone() }</p>
+                        { crate::markup::view_text(text) }
                     }
                     if !files.is_empty() {
                         { view_files(files, token, open) }

@@ -15,6 +15,8 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::link::{self, Command, LinkTask};
+use hubbub_protocol::ServerMsg;
+
 use crate::state::{Action, ChatState, Target};
 use crate::storage;
 
@@ -123,6 +125,23 @@ impl UseChatHandle {
         self.command(Command::Typing(room));
     }
 
+    /// The end of `room` is on screen: if the tab is visible, it is read
+    /// up to there, here at once and then on the server (which tells the
+    /// user's other tabs and devices).
+    pub fn seen(&self, room: String) {
+        let hidden = web_sys::window()
+            .and_then(|w| w.document())
+            .is_none_or(|d| d.hidden());
+        let Some(seq) = self.reads.read_to_end(&room).filter(|_| !hidden) else {
+            return;
+        };
+        self.dispatch(Action::Server(ServerMsg::Read {
+            room: room.clone(),
+            seq,
+        }));
+        self.command(Command::Read { room, seq });
+    }
+
     pub fn retry_now(&self) {
         self.command(Command::RetryNow);
     }
@@ -143,10 +162,10 @@ pub fn use_chat() -> UseChatHandle {
         let name = state.wanted_name.clone();
         use_effect_with((), move |_| {
             if let Some(rx) = channel.1.borrow_mut().take() {
-                let task = LinkTask::new(name, storage::rooms(), dispatcher);
+                let task = LinkTask::new(name, storage::rooms(), dispatcher.clone());
                 wasm_bindgen_futures::spawn_local(link::run(task, rx));
             }
-            network_events(channel.0.clone())
+            network_events(channel.0.clone(), dispatcher)
         });
     }
     UseChatHandle {
@@ -156,21 +175,37 @@ pub fn use_chat() -> UseChatHandle {
 }
 
 /// Tells the connection task when the browser goes offline or online: it
-/// drops a link that cannot work and reconnects the moment it can. Returns
-/// what removes the listeners. (In the one effect that starts the task: an
-/// effect of its own would cost the bundle a hook's worth of code.)
-fn network_events(commands: UnboundedSender<Command>) -> impl FnOnce() {
+/// drops a link that cannot work and reconnects the moment it can; and the
+/// state when the tab becomes visible (what is on screen then is read).
+/// Returns what removes the listeners. (In the one effect that starts the
+/// task: an effect of its own would cost the bundle a hook's worth of code.)
+fn network_events(
+    commands: UnboundedSender<Command>,
+    dispatcher: UseReducerDispatcher<ChatState>,
+) -> impl FnOnce() {
     let window = web_sys::window().expect("the app runs in a browser window");
-    let listen = |online: bool| {
+    let document = window.document();
+    let listen = |event: &'static str| {
         let commands = commands.clone();
-        let closure = Closure::<dyn Fn()>::new(move || {
-            let _ = commands.unbounded_send(Command::Network(online));
+        let dispatcher = dispatcher.clone();
+        let document = document.clone();
+        let closure = Closure::<dyn Fn()>::new(move || match event {
+            "online" | "offline" => {
+                let _ = commands.unbounded_send(Command::Network(event == "online"));
+            }
+            _ if document.as_ref().is_some_and(|d| !d.hidden()) => {
+                dispatcher.dispatch(Action::Visible)
+            }
+            _ => {}
         });
-        let event = if online { "online" } else { "offline" };
         let _ = window.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
         (event, closure)
     };
-    let listeners = [listen(true), listen(false)];
+    let listeners = [
+        listen("online"),
+        listen("offline"),
+        listen("visibilitychange"),
+    ];
     move || {
         for (event, closure) in &listeners {
             let _ =
