@@ -33,7 +33,7 @@ use std::rc::Rc;
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::stream::SplitSink;
-use futures::{select, FutureExt, SinkExt, StreamExt};
+use futures::{select_biased, FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker};
@@ -462,7 +462,11 @@ async fn wait_offline(
             return true;
         }
         let mut tick = TimeoutFuture::new(left.min(1_000) as u32).fuse();
-        let command = select! {
+        // `select_biased!` (polls in the order written) rather than
+        // `select!` (a random order, and a random number generator in the
+        // bundle): a tick and a command ready together both run, one
+        // turn of the loop apart.
+        let command = select_biased! {
             _ = tick => {
                 task.link(waiting.clone());
                 continue;
@@ -605,7 +609,8 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
         let sending = send(&mut sink, &hello).fuse();
         futures::pin_mut!(sending);
         let mut timer = TimeoutFuture::new(HELLO_TIMEOUT_MS as u32).fuse();
-        select! {
+        // (A `hello` sent as the time runs out counts as sent.)
+        select_biased! {
             sent = sending => sent.is_ok(),
             _ = timer => false,
         }
@@ -621,7 +626,13 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
             let mut timer = TimeoutFuture::new(wait.min(u32::MAX as u64) as u32).fuse();
             let mut frame = stream.next().fuse();
             let mut command = commands.next().fuse();
-            select! {
+            // In the order written (`select_biased!`, see above): a frame
+            // ready first, then a command, then the timer. Frames come in
+            // through the event loop, so a turn drains only what arrived
+            // since the last one and a command waits at most that long;
+            // the timer is looked at once neither is ready (a frame heard
+            // is what the liveness check wants to know anyway).
+            select_biased! {
                 f = frame => Event::Frame(f),
                 c = command => Event::Command(c),
                 _ = timer => Event::Timer,

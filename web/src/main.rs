@@ -6,7 +6,8 @@
 //! - [`link`]: the connection task (transport and resume, on the client
 //!   core `hubbub-client`);
 //! - [`hooks`]: `use_chat`, the state and the handle to change it;
-//! - [`components`]: the UI, one component per file;
+//! - [`components`]: the UI, one piece per file, all in one component
+//!   type ([`components::part::Part`]);
 //! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
 //! - [`upload`]: files on their way to the server, per chat;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.

@@ -296,8 +296,8 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
 }
 
 /// The guest form: the display name to chat under without an account.
-/// (Part of the sign-in screen, not a component of its own: each component
-/// costs the bundle its own copy of Yew's lifecycle code.)
+/// (Part of the sign-in screen's piece, with its state, not a piece of its
+/// own.)
 fn guest_form(
     props: &AuthProps,
     name: &UseStateHandle<String>,

@@ -1,5 +1,7 @@
-//! The UI pieces. Each component owns its props and reports what the user
-//! did through callbacks; none of them touches the socket.
+//! The UI pieces, one per file. Each owns its props and reports what the
+//! user did through callbacks; none of them touches the socket. A piece
+//! with state of its own is a view hook run by the app's one component
+//! type, [`part::Part`]; the others are plain functions of their props.
 
 pub mod auth;
 pub mod chat_view;

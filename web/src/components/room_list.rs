@@ -133,7 +133,7 @@ pub struct JoinFormProps {
 }
 
 /// "Join or create a room": lower-cases as you type and explains bad names.
-/// (A [`Piece`](super::part::Piece) of its own.)
+/// (A [`Piece`] of its own.)
 #[hook]
 pub fn use_join_form(props: &JoinFormProps) -> Html {
     let value = use_state(String::new);

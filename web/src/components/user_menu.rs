@@ -21,8 +21,8 @@ pub struct UserMenuProps {
 
 /// Your name; opens a small menu: "Sign out" for an account, "Change name"
 /// and "Sign in or create an account" for a guest. For a guest renaming,
-/// the rename form in its place. (One component for the menu and the
-/// form; a [`Piece`](super::part::Piece) of its own.)
+/// the rename form in its place. (One [`Piece`](super::part::Piece) for
+/// the menu and the form.)
 #[hook]
 pub fn use_user_menu(props: &UserMenuProps) -> Html {
     let open = use_state(|| false);
