@@ -693,6 +693,8 @@ impl ChatState {
             // Unread counts here are still this page's own (messages that
             // came while another chat was open).
             ServerMsg::Read { .. } | ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
+            // Search is not shown by the web app yet (it never asks).
+            ServerMsg::SearchResults { .. } => {}
         }
     }
 
