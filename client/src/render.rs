@@ -692,6 +692,35 @@ mod tests {
     }
 
     #[test]
+    fn search_lines_belong_to_no_room_so_every_view_shows_them() {
+        let mut r = welcomed("alice");
+        let hit = SearchHit {
+            room: "kitchen".into(),
+            seq: 2,
+            from: "bob".into(),
+            text: "lunch".into(),
+            sent_at: 5_000,
+            attachments: vec![cat()],
+        };
+        let msg = ServerMsg::SearchResults {
+            query: "lunch".into(),
+            results: vec![hit],
+            next: None,
+        };
+        let lines = r.render(&msg, 9_000);
+        assert_eq!(lines.len(), 3, "head, text, file: {lines:?}");
+        assert!(lines.iter().all(|l| l.room.is_none()));
+        assert_eq!(lines[0].at_ms, 9_000);
+        assert!(
+            lines[1..].iter().all(|l| l.at_ms == 5_000),
+            "when it was said"
+        );
+        assert!(lines[2]
+            .body()
+            .starts_with("[kitchen] <bob> image: cat.png"));
+    }
+
+    #[test]
     fn an_own_rename_changes_who_me_is() {
         let mut r = welcomed("alice");
         assert_eq!(
