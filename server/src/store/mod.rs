@@ -622,6 +622,36 @@ mod tests {
     }
 
     #[test]
+    fn migrating_an_sqlite_store_indexes_the_messages_it_already_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let said = StoredMessage {
+            room: "lobby".into(),
+            seq: 1,
+            from: "ann".into(),
+            text: "Lunch at noon?".into(),
+            sent_at: 1000,
+            client_id: None,
+            attachments: Vec::new(),
+        };
+        store.append(std::slice::from_ref(&said)).unwrap();
+        drop(store);
+        // Back to the schema before search (6), messages kept.
+        let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
+        conn.execute_batch("DROP TABLE messages_fts; PRAGMA user_version = 6;")
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let query = SearchQuery {
+            words: search_words("lunch"),
+            room: None,
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(store.search(&query).unwrap(), [said]);
+    }
+
+    #[test]
     fn a_search_cursor_round_trips_and_a_bad_one_is_refused() {
         let cursor = SearchCursor {
             sent_at: 1_700_000_000_000,

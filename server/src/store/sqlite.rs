@@ -364,7 +364,10 @@ impl Messages for SqliteStore {
                      SELECT 1 FROM messages m WHERE m.room = file_refs.room AND m.seq = file_refs.seq)",
                 [],
             )?;
-            // Nor are their words found.
+            // Nor are their words found. (One pass over the index, each row
+            // a primary-key lookup; a row left behind by a crash between
+            // the two deletes is never returned, as search joins messages,
+            // and goes with the next prune.)
             conn.execute(
                 "DELETE FROM messages_fts WHERE NOT EXISTS (
                      SELECT 1 FROM messages m
