@@ -428,6 +428,7 @@ impl App {
             }
             ServerMsg::Direct { .. }
             | ServerMsg::Rooms { .. }
+            | ServerMsg::SearchResults { .. }
             | ServerMsg::Ack { .. }
             | ServerMsg::Typing { .. }
             | ServerMsg::Pong { .. }
@@ -573,16 +574,17 @@ impl App {
             }
             // Quit goes to the connection whatever its state: it ends it.
             Command::Quit => requests.push(Request::Frame(ClientMsg::Quit)),
-            command @ (Command::Who(_) | Command::Rooms | Command::Rename(_)) => {
-                match command.request(self.current.as_deref()) {
-                    Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
-                    Ok(Some(_)) => {
-                        self.error(&mut out, "not connected: try again once the link is back")
-                    }
-                    Ok(None) => {}
-                    Err(mistake) => self.error(&mut out, mistake.to_string()),
+            command @ (Command::Who(_)
+            | Command::Rooms
+            | Command::Search { .. }
+            | Command::Rename(_)) => match command.request(self.current.as_deref()) {
+                Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
+                Ok(Some(_)) => {
+                    self.error(&mut out, "not connected: try again once the link is back")
                 }
-            }
+                Ok(None) => {}
+                Err(mistake) => self.error(&mut out, mistake.to_string()),
+            },
         }
         (requests, out)
     }

@@ -140,6 +140,15 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
                 ),
                 Style::default(),
             ),
+            Kind::Hit { room, from } => (
+                Span::styled(
+                    format!("[{room}] <{from}> "),
+                    Style::default()
+                        .fg(color_of(from))
+                        .add_modifier(Modifier::BOLD),
+                ),
+                Style::default(),
+            ),
             Kind::Direct { from, to, outgoing } => (
                 Span::styled(
                     if *outgoing {

@@ -285,6 +285,31 @@ async fn a_scripted_session_with_every_command() {
 }
 
 #[tokio::test]
+async fn search_shows_what_was_said_in_a_room_the_user_is_not_in() {
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "kitchen").await;
+    alice
+        .send(json!({"type": "send", "room": "kitchen", "text": "Lunch at noon?", "client_id": "l-1"}))
+        .await;
+    alice.until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+    let mut carol = Chat::start(&server, "carol").await;
+
+    carol.type_line("/search lunch").await;
+    let head = carol.until("result for").await.pop().unwrap();
+    let hit = carol.until("<alice>").await.pop().unwrap();
+    assert!(
+        head.ends_with("* 1 result for \"lunch\", newest first"),
+        "{head}"
+    );
+    assert!(hit.ends_with("[kitchen] <alice> Lunch at noon?"), "{hit}");
+    carol.type_line("/search #lobby lunch").await;
+    carol.until("* no results for \"lunch\"").await;
+    carol.type_line("/search").await;
+    carol.until("! usage: /search [#ROOM] WORDS").await;
+    carol.finish().await;
+}
+
+#[tokio::test]
 async fn what_others_write_cannot_drive_the_terminal_or_fake_a_line() {
     let server = Server::start().await;
     let mut alice = Ws::join_as(&server, "alice", "lobby").await;

@@ -4,9 +4,10 @@
 //! A line that is not a command is said in the current room; `//TEXT` says
 //! `/TEXT`. Commands (case-insensitive, with short aliases):
 //! `/join ROOM`, `/leave [ROOM]`, `/who [ROOM]`, `/rooms`, `/msg USER TEXT`,
-//! `/upload [@USER] PATH [TEXT]`, `/rename NAME`, `/quit`, `/help`. A
-//! leading `#` on a room is allowed; a `PATH` with spaces is written in
-//! double quotes.
+//! `/search [#ROOM] WORDS`, `/upload [@USER] PATH [TEXT]`, `/rename NAME`,
+//! `/quit`, `/help`. A leading `#` on a room is allowed (for `/search`,
+//! it is what marks the room); a `PATH` with spaces is written in double
+//! quotes.
 //!
 //! `/upload` reads a file on the user's own computer, so only a client
 //! that runs there (`hubbub-chat`) can do it; [`Command::request`] refuses
@@ -34,6 +35,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("/rooms", "every room and how many are in it"),
     ("/msg USER TEXT", "a direct message to USER"),
+    (
+        "/search [#ROOM] WORDS",
+        "the newest stored room messages with every one of WORDS (only in ROOM with #ROOM)",
+    ),
     (
         "/upload PATH [TEXT]",
         "send a file, TEXT its caption, to the current room \
@@ -66,6 +71,9 @@ pub enum Command {
     Rooms,
     /// `/msg USER TEXT` (`/m`).
     Msg { to: String, text: String },
+    /// `/search [#ROOM] WORDS` (`/find`): stored room messages with every
+    /// word, only in `room` if given.
+    Search { room: Option<String>, words: String },
     /// `/upload [@USER] PATH [TEXT]` (`/up`): send the file at `path` (as typed,
     /// not resolved) with `caption` (may be empty) to the current room, or
     /// to `to` as a direct message.
@@ -115,6 +123,8 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
+const SEARCH_USAGE: CommandError = CommandError::Usage("/search [#ROOM] WORDS");
+
 /// Reads one typed line (already cleaned, see [`clean_line`]). `None` for a
 /// blank line, which does nothing.
 pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
@@ -144,6 +154,23 @@ pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
             }),
             _ => Err(CommandError::Usage("/msg USER TEXT")),
         },
+        "search" | "find" => {
+            let (room, words) = match rest.strip_prefix('#') {
+                Some(after) => {
+                    let (room, words) = split_word(after);
+                    (Some(room.to_string()), words)
+                }
+                None => (None, rest),
+            };
+            match (room, words.trim_end()) {
+                (Some(room), _) if room.is_empty() => Err(SEARCH_USAGE),
+                (_, "") => Err(SEARCH_USAGE),
+                (room, words) => Ok(Command::Search {
+                    room,
+                    words: words.to_string(),
+                }),
+            }
+        }
         "upload" | "up" => parse_upload(rest),
         "rename" | "nick" => match split_word(rest).0 {
             "" => Err(CommandError::Usage("/rename NAME")),
@@ -185,6 +212,12 @@ impl Command {
                 text,
                 client_id: None,
                 attachments: Vec::new(),
+            },
+            Command::Search { room, words } => ClientMsg::Search {
+                query: words,
+                room,
+                before: None,
+                limit: None,
             },
             Command::Upload { .. } => return Err(CommandError::NeedsLocalFiles),
             Command::Rename(name) => ClientMsg::Rename { name },
@@ -297,6 +330,29 @@ mod tests {
                 caption: String::new()
             }
         );
+        assert_eq!(
+            ok("/search  Lunch \"tacos\" "),
+            Command::Search {
+                room: None,
+                words: "Lunch \"tacos\"".into()
+            }
+        );
+        assert_eq!(
+            ok("/find #kitchen lunch"),
+            Command::Search {
+                room: Some("kitchen".into()),
+                words: "lunch".into()
+            }
+        );
+        assert_eq!(
+            ok("/search #kitchen lunch").request(None),
+            Ok(Some(ClientMsg::Search {
+                query: "lunch".into(),
+                room: Some("kitchen".into()),
+                before: None,
+                limit: None,
+            }))
+        );
         assert_eq!(ok("/rename carol"), Command::Rename("carol".into()));
         assert_eq!(ok("/nick carol"), Command::Rename("carol".into()));
         assert_eq!(ok("/quit"), Command::Quit);
@@ -312,6 +368,11 @@ mod tests {
         assert_eq!(err("/msg bob"), CommandError::Usage("/msg USER TEXT"));
         assert_eq!(err("/msg bob   "), CommandError::Usage("/msg USER TEXT"));
         assert_eq!(err("/rename"), CommandError::Usage("/rename NAME"));
+        let search = CommandError::Usage("/search [#ROOM] WORDS");
+        assert_eq!(err("/search"), search);
+        assert_eq!(err("/search   "), search);
+        assert_eq!(err("/search #kitchen"), search);
+        assert_eq!(err("/search # lunch"), search);
         let upload = CommandError::Usage("/upload [@USER] PATH [TEXT]");
         assert_eq!(err("/upload"), upload);
         assert_eq!(err("/upload @bob"), upload);
@@ -378,11 +439,11 @@ mod tests {
         assert_eq!(lines.len(), HELP.len());
         assert_eq!(
             lines[0],
-            "TEXT                say TEXT in the current room (//TEXT says /TEXT)"
+            "TEXT                  say TEXT in the current room (//TEXT says /TEXT)"
         );
         assert!(lines
             .iter()
-            .any(|l| l.starts_with("/msg USER TEXT      a direct message")));
+            .any(|l| l.starts_with("/msg USER TEXT        a direct message")));
         for (usage, _) in HELP.iter().skip(1) {
             let command = usage.split(' ').next().unwrap();
             assert!(parse(command).is_some(), "{command} parses");

@@ -251,6 +251,7 @@ impl Pending {
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
             | ServerMsg::Read { .. }
+            | ServerMsg::SearchResults { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => None,
         }

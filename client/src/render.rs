@@ -31,6 +31,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 pub enum Kind {
     /// Something said in a room.
     Message { from: String },
+    /// A message a search found in `room` (shown whatever room is current).
+    Hit { room: String, from: String },
     /// A direct message; `outgoing` when this user sent it.
     Direct {
         from: String,
@@ -89,6 +91,7 @@ impl Line {
             .unwrap_or_default();
         match &self.kind {
             Kind::Message { from } => format!("{room}<{from}> {}", self.text),
+            Kind::Hit { room, from } => format!("[{room}] <{from}> {}", self.text),
             Kind::Direct {
                 from,
                 to,
@@ -407,6 +410,34 @@ impl Renderer {
                     format!("rooms: {}", rooms.join(", ")),
                 )]
             }
+            ServerMsg::SearchResults {
+                query,
+                results,
+                next,
+            } => {
+                let head = match results.len() {
+                    0 => format!("no results for \"{query}\""),
+                    1 => format!("1 result for \"{query}\", newest first"),
+                    n => format!("{n} results for \"{query}\", newest first"),
+                };
+                let more = next.as_ref().map(|_| {
+                    let text = format!(
+                        "showing the newest {}; add words to narrow the search",
+                        results.len()
+                    );
+                    Line::notice(now_ms, None, text)
+                });
+                std::iter::once(Line::notice(now_ms, None, head))
+                    .chain(results.iter().flat_map(|hit| {
+                        let kind = Kind::Hit {
+                            room: hit.room.clone(),
+                            from: hit.from.clone(),
+                        };
+                        self.message_lines(hit.sent_at, None, kind, &hit.text, &hit.attachments)
+                    }))
+                    .chain(more)
+                    .collect()
+            }
             ServerMsg::Error { code, message, .. } => {
                 vec![Line::error(now_ms, None, format!("{message} ({code})"))]
             }
@@ -440,7 +471,7 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
-    use hubbub_protocol::{ErrorCode, HistoryMessage, Limits, RoomInfo};
+    use hubbub_protocol::{ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit};
 
     use super::*;
 
@@ -596,6 +627,44 @@ mod tests {
                 vec!["* rooms: kitchen (1), lobby (2)"],
             ),
             (
+                ServerMsg::SearchResults {
+                    query: "lunch".into(),
+                    results: vec![],
+                    next: None,
+                },
+                vec!["* no results for \"lunch\""],
+            ),
+            (
+                ServerMsg::SearchResults {
+                    query: "Lunch".into(),
+                    results: vec![
+                        SearchHit {
+                            room: "kitchen".into(),
+                            seq: 2,
+                            from: "bob".into(),
+                            text: "lunch is ready".into(),
+                            sent_at: 2,
+                            attachments: vec![],
+                        },
+                        SearchHit {
+                            room: room(),
+                            seq: 9,
+                            from: "alice".into(),
+                            text: "lunch?".into(),
+                            sent_at: 1,
+                            attachments: vec![],
+                        },
+                    ],
+                    next: Some("1.9.lobby".into()),
+                },
+                vec![
+                    "* 2 results for \"Lunch\", newest first",
+                    "[kitchen] <bob> lunch is ready",
+                    "[lobby] <alice> lunch?",
+                    "* showing the newest 2; add words to narrow the search",
+                ],
+            ),
+            (
                 ServerMsg::error(ErrorCode::NameTaken, "\"Alice\" is taken"),
                 vec!["! \"Alice\" is taken (name_taken)"],
             ),
@@ -620,6 +689,35 @@ mod tests {
         for (msg, want) in cases {
             assert_eq!(bodies(&mut r, msg.clone()), want, "{msg:?}");
         }
+    }
+
+    #[test]
+    fn search_lines_belong_to_no_room_so_every_view_shows_them() {
+        let mut r = welcomed("alice");
+        let hit = SearchHit {
+            room: "kitchen".into(),
+            seq: 2,
+            from: "bob".into(),
+            text: "lunch".into(),
+            sent_at: 5_000,
+            attachments: vec![cat()],
+        };
+        let msg = ServerMsg::SearchResults {
+            query: "lunch".into(),
+            results: vec![hit],
+            next: None,
+        };
+        let lines = r.render(&msg, 9_000);
+        assert_eq!(lines.len(), 3, "head, text, file: {lines:?}");
+        assert!(lines.iter().all(|l| l.room.is_none()));
+        assert_eq!(lines[0].at_ms, 9_000);
+        assert!(
+            lines[1..].iter().all(|l| l.at_ms == 5_000),
+            "when it was said"
+        );
+        assert!(lines[2]
+            .body()
+            .starts_with("[kitchen] <bob> image: cat.png"));
     }
 
     #[test]

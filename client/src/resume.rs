@@ -147,6 +147,7 @@ impl ResumeTracker {
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
             | ServerMsg::Read { .. }
+            | ServerMsg::SearchResults { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat => {}
         }

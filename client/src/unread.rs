@@ -103,6 +103,9 @@ impl Unread {
             | ServerMsg::Pong { .. }
             | ServerMsg::Heartbeat
             | ServerMsg::Error { .. } => {}
+            // Found messages are old news, of rooms maybe not joined: they
+            // neither count nor read.
+            ServerMsg::SearchResults { .. } => {}
         }
     }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use hubbub_protocol::{
-    close, decode_client, names, Attachment, ClientMsg, ErrorCode, HistoryMessage, ServerMsg,
-    PROTOCOL_VERSION,
+    close, decode_client, names, Attachment, ClientMsg, ErrorCode, HistoryMessage, Limits,
+    SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 
 use crate::hub::Hub;
@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{frame, Close};
 use crate::registry::Conn;
 use crate::room::{history_message, JoinMarker, Name, Room, Said};
-use crate::store::{FileRecord, Signal, StoreError};
+use crate::store::{search_words, FileRecord, SearchCursor, SearchQuery, Signal, StoreError};
 use crate::timers::now_ms;
 
 /// Requests per second a connection may sustain, with a burst allowance
@@ -348,6 +348,12 @@ impl Session {
                 }
             }
             ClientMsg::Read { room, seq } => self.read(room, seq, &name).await,
+            ClientMsg::Search {
+                query,
+                room,
+                before,
+                limit,
+            } => self.search(query, room, before, limit).await,
             ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
             ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
                 code: close::NORMAL,
@@ -418,6 +424,7 @@ impl Session {
                     | ClientMsg::History { room, .. }
                     | ClientMsg::Read { room, .. }
                     | ClientMsg::Typing { room } => (Some(room), None),
+                    ClientMsg::Search { room, .. } => (room, None),
                     _ => (None, None),
                 };
                 self.reply_error_for(
@@ -583,6 +590,92 @@ impl Session {
                 tracing::error!(error = %err, %room, "cannot read history");
                 let why = "history cannot be read now; retry shortly".to_string();
                 self.reply_error_for(ErrorCode::Unavailable, why, Some(&room), None);
+            }
+        }
+    }
+
+    /// `search`: every room's stored messages are public (anyone may
+    /// join a room and page through its history), so any of them may be
+    /// found; direct messages are not stored, so never are.
+    async fn search(
+        &self,
+        query: String,
+        room: Option<String>,
+        before: Option<String>,
+        limit: Option<u32>,
+    ) {
+        let refuse = |code, why: String| self.reply_error_for(code, why, room.as_deref(), None);
+        if let Some(Err(why)) = room.as_deref().map(names::validate_room) {
+            return refuse(ErrorCode::InvalidRoom, why);
+        }
+        if query.len() > Limits::MAX_SEARCH_BYTES {
+            let why = format!(
+                "a search query is at most {} bytes",
+                Limits::MAX_SEARCH_BYTES
+            );
+            return refuse(ErrorCode::BadField, why);
+        }
+        let words = search_words(&query);
+        if words.is_empty() {
+            let why = "a search query needs at least one word (letters or digits)";
+            return refuse(ErrorCode::BadField, why.to_string());
+        }
+        if words.len() > Limits::MAX_SEARCH_WORDS {
+            let why = format!(
+                "a search query has at most {} words",
+                Limits::MAX_SEARCH_WORDS
+            );
+            return refuse(ErrorCode::BadField, why);
+        }
+        let before = match before.as_deref().map(SearchCursor::decode) {
+            None => None,
+            Some(Some(cursor)) => Some(cursor),
+            Some(None) => {
+                let why = "\"before\" is not the \"next\" of a search_results frame";
+                return refuse(ErrorCode::BadField, why.to_string());
+            }
+        };
+        let limit = limit.map_or(Limits::DEFAULT_SEARCH_RESULTS, |l| {
+            (l as usize).clamp(1, Limits::MAX_SEARCH_RESULTS)
+        });
+        // One more than asked tells whether there is a next page.
+        let search = SearchQuery {
+            words,
+            room: room.clone(),
+            before,
+            limit: limit + 1,
+        };
+        match self
+            .hub
+            .with_store(move |store| store.search(&search))
+            .await
+        {
+            Ok(mut found) => {
+                let next = (found.len() > limit).then(|| {
+                    found.truncate(limit);
+                    SearchCursor::at(&found[limit - 1]).encode()
+                });
+                let results = found
+                    .into_iter()
+                    .map(|m| SearchHit {
+                        room: m.room,
+                        seq: m.seq,
+                        from: m.from,
+                        text: m.text,
+                        sent_at: m.sent_at,
+                        attachments: m.attachments,
+                    })
+                    .collect();
+                self.conn.send(&ServerMsg::SearchResults {
+                    query,
+                    results,
+                    next,
+                });
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot search messages");
+                let why = "messages cannot be searched now; retry shortly".to_string();
+                refuse(ErrorCode::Unavailable, why);
             }
         }
     }

@@ -260,6 +260,7 @@ impl Gateway {
             | Command::Who(_)
             | Command::Rooms
             | Command::Msg { .. }
+            | Command::Search { .. }
             | Command::Rename(_)
             | Command::Quit) => match command.request(self.current.as_deref()) {
                 Ok(Some(request)) => self.session.on_request(request).await,

@@ -627,6 +627,31 @@ async fn an_accounts_read_marker_reaches_its_tabs_on_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_said_through_one_node_is_found_through_another() {
+    let (_pg, nodes) = three_nodes().await;
+    let mut ann = member(&nodes[0], "ann").await;
+    ann.say("lobby", "Lunch at the harbour?", "s-1").await;
+    // A user of another node, in no room, finds it once it is acked.
+    let mut ben = nodes[1].join_as("ben").await;
+    ben.send(json!({"type": "search", "query": "harbour LUNCH"}))
+        .await;
+    match ben.recv().await {
+        ServerMsg::SearchResults { results, next, .. } => {
+            let found: Vec<_> = results
+                .iter()
+                .map(|h| (h.room.as_str(), h.seq, h.from.as_str(), h.text.as_str()))
+                .collect();
+            assert_eq!(found, [("lobby", 1, "ann", "Lunch at the harbour?")]);
+            assert_eq!(next, None);
+        }
+        other => panic!("expected search_results, got {other:?}"),
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accounts_connection_cap_counts_its_sockets_on_every_node() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let url = tokio::task::block_in_place(|| pg.database("chat"));

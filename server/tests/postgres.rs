@@ -40,6 +40,8 @@ fn the_postgres_store_keeps_the_contract() {
     hubbub::store::contract::shared_blobs(&files);
     let attachments = PgStore::open(&pg.database("attachments"), false).unwrap();
     hubbub::store::contract::attachments(&attachments);
+    let search = PgStore::open(&pg.database("search"), false).unwrap();
+    hubbub::store::contract::search(&search);
     drop(messages);
     // Migrations ran once; opening again finds the schema and the data.
     let url = pg.url("messages");

@@ -259,6 +259,7 @@ async fn every_slash_command() {
         "/who",
         "/rooms",
         "/msg USER TEXT",
+        "/search [#ROOM] WORDS",
         "/rename NAME",
         "/quit",
     ] {
@@ -537,4 +538,76 @@ async fn upload_on_the_gateway_says_where_files_can_be_sent_from() {
     );
     bob.send("/help").await;
     bob.until("/upload PATH [TEXT]").await;
+}
+
+#[tokio::test]
+async fn search_finds_stored_messages_of_every_room_as_lines() {
+    let server = Server::start(|c| c.store = StoreKind::Sqlite).await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    alice.send(json!({"type": "join", "room": "kitchen"})).await;
+    alice
+        .recv_until(|m| matches!(m, ServerMsg::Presence { room, .. } if room == "kitchen"))
+        .await;
+    alice.say("lobby", "Lunch at noon?", "l-1").await;
+    alice.say("kitchen", "the lunch\nis ready", "l-2").await;
+    alice.say("kitchen", "dinner later", "l-3").await;
+    let mut bob = server.nc("bob").await;
+
+    // Both rooms, the newest first, each hit at the time it was said.
+    bob.send("/search LUNCH").await;
+    let head = bob.until("results for").await.pop().unwrap();
+    assert!(
+        stamped(&head, "* 2 results for \"LUNCH\", newest first"),
+        "{head}"
+    );
+    let first = bob.line().await.unwrap();
+    assert!(stamped(&first, "[kitchen] <alice> the lunch"), "{first}");
+    // A line break in a message continues on an indented line.
+    assert_eq!(bob.line().await.unwrap(), "         is ready");
+    let second = bob.line().await.unwrap();
+    assert!(
+        stamped(&second, "[lobby] <alice> Lunch at noon?"),
+        "{second}"
+    );
+
+    // Only one room; nothing found; what is wrong with a query.
+    bob.send("/search #lobby lunch").await;
+    bob.until("* 1 result for \"lunch\"").await;
+    let only = bob.line().await.unwrap();
+    assert!(stamped(&only, "[lobby] <alice> Lunch at noon?"), "{only}");
+    bob.send("/find breakfast").await;
+    bob.until("* no results for \"breakfast\"").await;
+    bob.send("/search").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(stamped(&line, "! usage: /search [#ROOM] WORDS"), "{line}");
+    bob.send("/search ***").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(line.ends_with("(bad_field)"), "{line}");
+
+    // More than a page: the newest 20, and a word on how to see fewer.
+    for i in 0..21 {
+        alice
+            .say("lobby", &format!("ping {i}"), &format!("p-{i}"))
+            .await;
+    }
+    // (bob is in lobby: the live messages first.)
+    bob.until("> ping 20").await;
+    bob.send("/search ping").await;
+    let lines = bob.until("showing the newest").await;
+    assert!(lines
+        .iter()
+        .any(|l| l.ends_with("* 20 results for \"ping\", newest first")));
+    assert_eq!(lines.iter().filter(|l| l.contains("> ping ")).count(), 20);
+    assert!(
+        stamped(
+            lines.last().unwrap(),
+            "* showing the newest 20; add words to narrow the search"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.ends_with("> ping 0")),
+        "the oldest is left out"
+    );
+    server.shutdown().await;
 }

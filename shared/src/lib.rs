@@ -18,7 +18,8 @@ pub mod names;
 pub use error::ErrorCode;
 pub use limits::Limits;
 pub use msg::{
-    decode_client, Attachment, ClientMsg, DecodeError, HistoryMessage, RoomInfo, ServerMsg,
+    decode_client, Attachment, ClientMsg, DecodeError, HistoryMessage, RoomInfo, SearchHit,
+    ServerMsg,
 };
 
 /// Version of the protocol spoken by this build, sent in `welcome`.

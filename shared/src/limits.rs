@@ -47,6 +47,13 @@ impl Limits {
     pub const DEFAULT_MAX_HISTORY: usize = 200;
     pub const DEFAULT_MAX_FILES_PER_MESSAGE: usize = 10;
     pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
+    /// Longest `search` query in bytes (UTF-8).
+    pub const MAX_SEARCH_BYTES: usize = 200;
+    /// Most words one `search` query may hold.
+    pub const MAX_SEARCH_WORDS: usize = 10;
+    /// Most hits one `search_results` page carries (and its default).
+    pub const MAX_SEARCH_RESULTS: usize = 50;
+    pub const DEFAULT_SEARCH_RESULTS: usize = 20;
 }
 
 impl Default for Limits {

@@ -66,6 +66,18 @@ pub enum ClientMsg {
     /// server keeps the furthest (an account's across logins, a guest's
     /// for its session) and tells the user's other connections.
     Read { room: String, seq: u64 },
+    /// Find stored room messages holding every word of `query` (whole
+    /// words, ignoring case), newest first; only in `room` if given.
+    /// `before` is the `next` of the previous `search_results` page.
+    Search {
+        query: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Application-level ping; answered by `pong` with the same `id`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +90,7 @@ pub enum ClientMsg {
 /// The `type` tags of [`ClientMsg`], to tell an unknown type from a bad field.
 const CLIENT_TYPES: &[&str] = &[
     "hello", "join", "leave", "send", "direct", "rename", "who", "rooms", "history", "typing",
-    "read", "ping", "quit",
+    "read", "search", "ping", "quit",
 ];
 
 /// One room in a `rooms` answer.
@@ -92,6 +104,18 @@ pub struct RoomInfo {
 /// One stored message of a room, as carried by `history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryMessage {
+    pub seq: u64,
+    pub from: String,
+    pub text: String,
+    pub sent_at: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// One message a `search` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub room: String,
     pub seq: u64,
     pub from: String,
     pub text: String,
@@ -233,6 +257,16 @@ pub enum ServerMsg {
     /// there as read) and whenever another connection of the same user
     /// reads further. Unread = the room's messages past `seq`.
     Read { room: String, seq: u64 },
+    /// The answer to `search`: the messages found, newest first.
+    SearchResults {
+        /// The `query` of the request this answers.
+        query: String,
+        results: Vec<SearchHit>,
+        /// Where the next (older) page starts: the `before` of the next
+        /// `search`. Absent when nothing older matches.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
     /// The answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -455,6 +489,18 @@ mod tests {
                 room: room(),
                 seq: 41,
             },
+            ClientMsg::Search {
+                query: "lunch plans".into(),
+                room: Some(room()),
+                before: Some("1700000000000.4.lobby".into()),
+                limit: Some(10),
+            },
+            ClientMsg::Search {
+                query: "lunch".into(),
+                room: None,
+                before: None,
+                limit: None,
+            },
             ClientMsg::Ping { id: Some(7) },
             ClientMsg::Ping { id: None },
             ClientMsg::Quit,
@@ -567,6 +613,23 @@ mod tests {
             ServerMsg::Read {
                 room: room(),
                 seq: 41,
+            },
+            ServerMsg::SearchResults {
+                query: "lunch".into(),
+                results: vec![SearchHit {
+                    room: room(),
+                    seq: 4,
+                    from: "bob".into(),
+                    text: "Lunch?".into(),
+                    sent_at: 1_700_000_000_000,
+                    attachments: vec![],
+                }],
+                next: Some("1700000000000.4.lobby".into()),
+            },
+            ServerMsg::SearchResults {
+                query: "nothing".into(),
+                results: vec![],
+                next: None,
             },
             ServerMsg::Pong { id: Some(7) },
             ServerMsg::Heartbeat,

@@ -769,6 +769,8 @@ impl ChatState {
             } => self.apply_error(code, message, client_id, room),
             // Counted above, with the messages.
             ServerMsg::Read { .. } | ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
+            // Search is not shown by the web app yet (it never asks).
+            ServerMsg::SearchResults { .. } => {}
         }
     }
 

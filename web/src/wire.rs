@@ -16,7 +16,7 @@
 //! every message: the two codecs cannot drift apart unnoticed.
 
 use hubbub_protocol::{
-    Attachment, ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg,
+    Attachment, ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit, ServerMsg,
 };
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
@@ -243,6 +243,24 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             room: o.str("room")?,
             seq: o.u64("seq")?,
         },
+        "search_results" => ServerMsg::SearchResults {
+            query: o.str("query")?,
+            results: o.list("results", |h| {
+                if !h.is_object() {
+                    return None;
+                }
+                let h = Obj(h);
+                Some(SearchHit {
+                    room: h.str("room")?,
+                    seq: h.u64("seq")?,
+                    from: h.str("from")?,
+                    text: h.str("text")?,
+                    sent_at: h.u64("sent_at")?,
+                    attachments: h.attachments()?,
+                })
+            })?,
+            next: o.opt_str("next")?,
+        },
         "pong" => ServerMsg::Pong {
             id: o.opt_u64("id")?,
         },
@@ -340,6 +358,16 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
         ClientMsg::Read { room, seq } => Out::new("read")
             .str("room", room)
             .opt_num("seq", Some(*seq)),
+        ClientMsg::Search {
+            query,
+            room,
+            before,
+            limit,
+        } => Out::new("search")
+            .str("query", query)
+            .opt_str("room", room.as_deref())
+            .opt_str("before", before.as_deref())
+            .opt_num("limit", limit.map(u64::from)),
         ClientMsg::Ping { id } => Out::new("ping").opt_num("id", *id),
         ClientMsg::Quit => Out::new("quit"),
     };
@@ -438,7 +466,9 @@ mod tests {
     //! refused by both or read alike. Run natively on `serde_json::Value`
     //! (the browser's values implement the same two traits).
 
-    use hubbub_protocol::{ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, ServerMsg};
+    use hubbub_protocol::{
+        ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit, ServerMsg,
+    };
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
@@ -594,6 +624,14 @@ mod tests {
             }),
             text().prop_map(|room| ClientMsg::Typing { room }),
             (text(), num()).prop_map(|(room, seq)| ClientMsg::Read { room, seq }),
+            (text(), opt_text(), opt_text(), any::<Option<u32>>()).prop_map(
+                |(query, room, before, limit)| ClientMsg::Search {
+                    query,
+                    room,
+                    before,
+                    limit,
+                }
+            ),
             opt_num().prop_map(|id| ClientMsg::Ping { id }),
             Just(ClientMsg::Quit),
         ]
@@ -620,6 +658,16 @@ mod tests {
             max_file_bytes: file,
         });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
+        let hit = (text(), num(), text(), text(), num(), attachments()).prop_map(
+            |(room, seq, from, text, sent_at, attachments)| SearchHit {
+                room,
+                seq,
+                from,
+                text,
+                sent_at,
+                attachments,
+            },
+        );
         prop_oneof![
             (
                 text(),
@@ -702,6 +750,13 @@ mod tests {
             prop::collection::vec(room_info, 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
             (text(), text()).prop_map(|(room, user)| ServerMsg::Typing { room, user }),
             (text(), num()).prop_map(|(room, seq)| ServerMsg::Read { room, seq }),
+            (text(), prop::collection::vec(hit, 0..4), opt_text()).prop_map(
+                |(query, results, next)| ServerMsg::SearchResults {
+                    query,
+                    results,
+                    next,
+                }
+            ),
             opt_num().prop_map(|id| ServerMsg::Pong { id }),
             Just(ServerMsg::Heartbeat),
             (

@@ -8,7 +8,8 @@ use std::time::Duration;
 use hubbub_protocol::Attachment;
 
 use super::{
-    Accounts, FileReaders, FileRecord, Files, Messages, Retention, Store, StoredMessage, UserRecord,
+    search_words, Accounts, FileReaders, FileRecord, Files, Messages, Retention, SearchCursor,
+    SearchQuery, Store, StoredMessage, UserRecord,
 };
 
 fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
@@ -118,6 +119,161 @@ pub fn messages(store: &dyn Messages) {
     );
     // The sequence survives pruning.
     assert_eq!(store.load_room("lobby", 10, 10).unwrap().last_seq, 5);
+}
+
+/// `(room, seq)` of what `store` finds for `query` (in `room`, after
+/// `before`, at most `limit`).
+fn found(
+    store: &dyn Messages,
+    query: &str,
+    room: Option<&str>,
+    before: Option<SearchCursor>,
+    limit: usize,
+) -> Vec<(String, u64)> {
+    let query = SearchQuery {
+        words: search_words(query),
+        room: room.map(String::from),
+        before,
+        limit,
+    };
+    store
+        .search(&query)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.room, m.seq))
+        .collect()
+}
+
+/// The search behaviour every store must have, on an empty store. Leaves
+/// messages with "lunch" stored.
+pub fn search(store: &dyn Messages) {
+    let said = |room: &str, seq, sent_at, text: &str| StoredMessage {
+        text: text.into(),
+        ..msg(room, seq, sent_at)
+    };
+    store
+        .append(&[
+            said("lobby", 1, 1000, "Lunch at noon?"),
+            said("lobby", 2, 2000, "lunch: tacos or pizza"),
+            said("kitchen", 1, 2000, "LUNCH is ready"),
+            said("lobby", 3, 3000, "launch the rocket"),
+            said("lobby", 4, 4000, "we had lunches"),
+            said("kitchen", 2, 5000, "tacos for lunch, near the door"),
+            said("lobby", 5, 6000, r#"say "quoted" * OR NEAR(x) -minus"#),
+        ])
+        .unwrap();
+    let at = |room: &str, seq| (room.to_string(), seq);
+
+    // Whole words, ignoring case; newest first, then by room and seq
+    // (descending) at the same time.
+    let lunch = [
+        at("kitchen", 2),
+        at("lobby", 2),
+        at("kitchen", 1),
+        at("lobby", 1),
+    ];
+    assert_eq!(found(store, "lunch", None, None, 10), lunch);
+    assert_eq!(found(store, "LUNCH", None, None, 10), lunch);
+    // Every word is needed.
+    assert_eq!(
+        found(store, "Tacos lunch", None, None, 10),
+        [at("kitchen", 2), at("lobby", 2)]
+    );
+    assert!(found(store, "lunch rocket", None, None, 10).is_empty());
+    assert!(
+        found(store, "lunc", None, None, 10).is_empty(),
+        "whole words"
+    );
+    // Only in one room.
+    assert_eq!(
+        found(store, "lunch", Some("kitchen"), None, 10),
+        [at("kitchen", 2), at("kitchen", 1)]
+    );
+    assert!(found(store, "lunch", Some("nowhere"), None, 10).is_empty());
+
+    // Page by page, one at a time: the same, no gap, no repeat.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let query = SearchQuery {
+            words: search_words("lunch"),
+            room: None,
+            before: before.clone(),
+            limit: 1,
+        };
+        let page = store.search(&query).unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(SearchCursor::at(last));
+        paged.extend(page.iter().map(|m| (m.room.clone(), m.seq)));
+        assert!(paged.len() <= lunch.len(), "paging goes on: {paged:?}");
+    }
+    assert_eq!(paged, lunch);
+    // Many at one instant in two rooms, in pages of 5.
+    let burst: Vec<_> = (1..=12u64)
+        .map(|i| {
+            said(
+                if i % 2 == 0 { "a" } else { "b" },
+                i.div_ceil(2),
+                7000,
+                "ping",
+            )
+        })
+        .collect();
+    store.append(&burst).unwrap();
+    let mut paged = Vec::new();
+    let mut before = None;
+    for _ in 0..4 {
+        let page = found(store, "ping", None, before.clone(), 5);
+        if let Some((room, seq)) = page.last() {
+            before = Some(SearchCursor {
+                sent_at: 7000,
+                room: room.clone(),
+                seq: *seq,
+            });
+        }
+        paged.extend(page);
+    }
+    let mut expected: Vec<_> = burst.iter().map(|m| (m.room.clone(), m.seq)).collect();
+    expected.sort_by(|x, y| y.cmp(x));
+    assert_eq!(paged, expected);
+
+    // What looks like FTS5 or tsquery syntax is only words.
+    let quoted = [at("lobby", 5)];
+    assert_eq!(
+        found(store, r#""quoted" NEAR( -minus*"#, None, None, 10),
+        quoted
+    );
+    assert_eq!(found(store, r#"quoted" x)"#, None, None, 10), quoted);
+    assert_eq!(
+        found(store, "OR", None, None, 10),
+        [at("lobby", 5), at("lobby", 2)]
+    );
+    assert_eq!(found(store, "* - NEAR x", None, None, 10), quoted);
+
+    // A message retention dropped is not found.
+    store
+        .prune(
+            Retention {
+                max_count: None,
+                max_age: Some(Duration::from_millis(8_500)),
+            },
+            10_000,
+        )
+        .unwrap();
+    assert_eq!(found(store, "lunch", None, None, 10), &lunch[..3]);
+    store
+        .prune(
+            Retention {
+                max_count: Some(4),
+                max_age: None,
+            },
+            10_000,
+        )
+        .unwrap();
+    // lobby keeps 2..=5: lobby 1 is gone already; kitchen keeps both.
+    assert_eq!(found(store, "lunch", None, None, 10), &lunch[..3]);
+    let a: Vec<_> = found(store, "ping", Some("a"), None, 10);
+    assert_eq!(a, [at("a", 6), at("a", 5), at("a", 4), at("a", 3)]);
 }
 
 /// The account behaviour every store must have, on an empty store.

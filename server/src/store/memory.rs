@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    Accounts, FileReaders, FileRecord, Files, Messages, Retention, RoomRecord, SessionRecord,
-    Store, StoreError, StoredMessage, UserRecord,
+    search_words, Accounts, FileReaders, FileRecord, Files, Messages, Retention, RoomRecord,
+    SearchQuery, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -112,6 +112,23 @@ impl Messages for MemoryStore {
             .take(limit)
             .map(|(_, n)| n.clone())
             .collect())
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError> {
+        // A scan of everything: this store is for tests and benchmarks.
+        let rooms = self.rooms.lock();
+        let mut found: Vec<&StoredMessage> = rooms
+            .iter()
+            .filter(|(name, _)| query.room.as_ref().is_none_or(|room| room == *name))
+            .flat_map(|(_, log)| &log.messages)
+            .filter(|m| query.before.as_ref().is_none_or(|at| at.is_before(m)))
+            .filter(|m| {
+                let words = search_words(&m.text);
+                query.words.iter().all(|word| words.contains(word))
+            })
+            .collect();
+        found.sort_by(|x, y| (y.sent_at, &y.room, y.seq).cmp(&(x.sent_at, &x.room, x.seq)));
+        Ok(found.into_iter().take(query.limit).cloned().collect())
     }
 
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {

@@ -145,6 +145,76 @@ impl FileRecord {
     }
 }
 
+/// A search of stored room messages ([`Messages::search`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// What to find, from [`search_words`]: every one must be in a
+    /// message, as a whole word, ignoring case. Never empty.
+    pub words: Vec<String>,
+    /// Only in this room.
+    pub room: Option<String>,
+    /// Only messages after this one in the order of results (older):
+    /// where the previous page ended.
+    pub before: Option<SearchCursor>,
+    /// At most this many messages.
+    pub limit: usize,
+}
+
+/// A message's place in the order of search results: newest first, by
+/// `sent_at`, then `room`, then `seq`, all descending (a total order:
+/// `(room, seq)` is unique). On the wire it is `"<sent_at>.<seq>.<room>"`,
+/// which clients pass back without reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchCursor {
+    pub sent_at: u64,
+    pub room: String,
+    pub seq: u64,
+}
+
+impl SearchCursor {
+    /// Where `msg` is in the order of results.
+    pub fn at(msg: &StoredMessage) -> SearchCursor {
+        SearchCursor {
+            sent_at: msg.sent_at,
+            room: msg.room.clone(),
+            seq: msg.seq,
+        }
+    }
+
+    /// The cursor [`SearchCursor::encode`] made; `None` if `text` is not one.
+    pub fn decode(text: &str) -> Option<SearchCursor> {
+        let mut parts = text.splitn(3, '.');
+        let sent_at = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        let room = parts.next()?;
+        hubbub_protocol::names::validate_room(room).ok()?;
+        Some(SearchCursor {
+            sent_at,
+            room: room.to_string(),
+            seq,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.sent_at, self.seq, self.room)
+    }
+
+    /// Whether `msg` comes after this cursor in the order of results.
+    pub fn is_before(&self, msg: &StoredMessage) -> bool {
+        (msg.sent_at, msg.room.as_str(), msg.seq) < (self.sent_at, self.room.as_str(), self.seq)
+    }
+}
+
+/// The words of a search query or a message: its runs of letters and
+/// digits, lowercased. What is between them (`"`, `*`, `-`, `(`, spaces…)
+/// only separates them, so no query is ever syntax to a store.
+pub fn search_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// How long and how much to keep; `None` keeps everything.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Retention {
@@ -386,6 +456,12 @@ pub trait Messages: Send + Sync {
     /// first, at most `limit`: the directory's recently active rooms.
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;
 
+    /// Up to `query.limit` stored messages holding every word of
+    /// `query.words` (whole, ignoring case), newest first in the order
+    /// [`SearchCursor`] describes, after `query.before` if given. A
+    /// message retention dropped is not found.
+    fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError>;
+
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
 }
@@ -500,6 +576,7 @@ mod tests {
     #[test]
     fn memory_store_keeps_the_contract() {
         contract::messages(&MemoryStore::default());
+        contract::search(&MemoryStore::default());
         contract::accounts(&MemoryStore::default());
         contract::files(&MemoryStore::default());
         contract::attachments(&MemoryStore::default());
@@ -526,6 +603,84 @@ mod tests {
         let reopened = SqliteStore::open(dir.path()).unwrap();
         assert!(reopened.user("ALICE").unwrap().is_some());
         assert_eq!(reopened.read_marker("alice", "lobby").unwrap(), Some(9));
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_search_contract_and_its_index_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::search(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        let found = reopened
+            .search(&SearchQuery {
+                words: search_words("lunch"),
+                room: None,
+                before: None,
+                limit: 100,
+            })
+            .unwrap();
+        assert!(!found.is_empty(), "the index is on disk");
+    }
+
+    #[test]
+    fn migrating_an_sqlite_store_indexes_the_messages_it_already_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let said = StoredMessage {
+            room: "lobby".into(),
+            seq: 1,
+            from: "ann".into(),
+            text: "Lunch at noon?".into(),
+            sent_at: 1000,
+            client_id: None,
+            attachments: Vec::new(),
+        };
+        store.append(std::slice::from_ref(&said)).unwrap();
+        drop(store);
+        // Back to the schema before search (6), messages kept.
+        let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
+        conn.execute_batch("DROP TABLE messages_fts; PRAGMA user_version = 6;")
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let query = SearchQuery {
+            words: search_words("lunch"),
+            room: None,
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(store.search(&query).unwrap(), [said]);
+    }
+
+    #[test]
+    fn a_search_cursor_round_trips_and_a_bad_one_is_refused() {
+        let cursor = SearchCursor {
+            sent_at: 1_700_000_000_000,
+            room: "a-b_c".into(),
+            seq: 42,
+        };
+        assert_eq!(cursor.encode(), "1700000000000.42.a-b_c");
+        assert_eq!(SearchCursor::decode(&cursor.encode()), Some(cursor));
+        for bad in [
+            "",
+            "1.2",
+            "x.2.lobby",
+            "1.x.lobby",
+            "1.2.",
+            "-1.2.lobby",
+            "1.2.Lobby",
+            "1.2.a.b",
+        ] {
+            assert_eq!(SearchCursor::decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_words_are_runs_of_letters_and_digits_lowercased() {
+        assert_eq!(
+            search_words(" \"Lunch\" OR near(tacos*) -Zoë 42 "),
+            ["lunch", "or", "near", "tacos", "zoë", "42"]
+        );
+        assert!(search_words("*** \"\" -").is_empty());
     }
 
     #[test]

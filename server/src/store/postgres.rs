@@ -34,8 +34,8 @@ use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
     attachments_from_json, attachments_to_json, Accounts, Commits, FileReaders, FileRecord, Files,
-    Held, Messages, News, NodePresence, Retention, RoomRecord, SessionRecord, Signal, Store,
-    StoreError, StoredMessage, UserRecord,
+    Held, Messages, News, NodePresence, Retention, RoomRecord, SearchQuery, SessionRecord, Signal,
+    Store, StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -150,6 +150,9 @@ const MIGRATIONS: &[&str] = &[
          seq BIGINT NOT NULL,
          PRIMARY KEY (name_key, room)
      );",
+    // 13: full-text search: the words of every message ('simple': case
+    // folded, no stemming, no stop words, like the SQLite store's FTS5).
+    "CREATE INDEX messages_words ON messages USING GIN (to_tsvector('simple', text));",
 ];
 
 /// Bytes per row of `blobs`.
@@ -1095,6 +1098,36 @@ impl Messages for PgStore {
             &[&int(since_ms), &(limit as i64)],
         )?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError> {
+        // The words are letters and digits only; plainto_tsquery AND-s
+        // them and reads no operators. The expression is the index's.
+        // Rooms compare byte by byte ("C"), as the other stores do.
+        let words = query.words.join(" ");
+        let (sent_at, room, seq) = match &query.before {
+            Some(at) => (int(at.sent_at), at.room.as_str(), int(at.seq)),
+            None => (i64::MAX, "", i64::MAX),
+        };
+        let rows = self.client()?.query(
+            "SELECT seq, sender, text, sent_at, client_id, attachments, room FROM messages
+             WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', $1)
+               AND ($2::text IS NULL OR room = $2)
+               AND (sent_at, room COLLATE \"C\", seq) < ($3, $4::text COLLATE \"C\", $5)
+             ORDER BY sent_at DESC, room COLLATE \"C\" DESC, seq DESC LIMIT $6",
+            &[
+                &words,
+                &query.room,
+                &sent_at,
+                &room,
+                &seq,
+                &(query.limit as i64),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| row_to_message(row.get(6), row))
+            .collect())
     }
 
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {

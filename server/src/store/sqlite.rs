@@ -17,7 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     attachments_from_json, attachments_to_json, Accounts, FileReaders, FileRecord, Files, Messages,
-    Retention, RoomRecord, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
+    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
+    UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -86,6 +87,14 @@ const MIGRATIONS: &[&str] = &[
          seq INTEGER NOT NULL,
          PRIMARY KEY (name_key, room)
      ) STRICT, WITHOUT ROWID;",
+    // 7: full-text search: an FTS5 index of every stored message's words
+    // (letters and digits, case folded, diacritics kept so that it finds
+    // what the other stores find), with the message's key.
+    "CREATE VIRTUAL TABLE messages_fts USING fts5 (
+         text, room UNINDEXED, seq UNINDEXED,
+         tokenize = 'unicode61 remove_diacritics 0'
+     );
+     INSERT INTO messages_fts (text, room, seq) SELECT text, room, seq FROM messages;",
 ];
 
 pub struct SqliteStore {
@@ -132,6 +141,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         tracing::info!(version = i + 1, "database schema migrated");
     }
     Ok(())
+}
+
+/// A `u64` as SQLite's INTEGER, saturating.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn row_to_message(room: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
@@ -208,6 +222,8 @@ impl Messages for SqliteStore {
                 "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
+            let mut index = tx
+                .prepare_cached("INSERT INTO messages_fts (text, room, seq) VALUES (?1, ?2, ?3)")?;
             let mut bump = tx.prepare_cached(
                 "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
@@ -222,6 +238,7 @@ impl Messages for SqliteStore {
                     msg.client_id,
                     attachments_to_json(&msg.attachments)
                 ])?;
+                index.execute(params![msg.text, msg.room, msg.seq as i64])?;
                 bump.execute(params![msg.room, msg.seq as i64])?;
                 for file in &msg.attachments {
                     tx.prepare_cached(
@@ -283,6 +300,47 @@ impl Messages for SqliteStore {
         Ok(rooms)
     }
 
+    fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError> {
+        // Each word an FTS5 string ("…", inner quotes doubled), the strings
+        // AND-ed: whatever the user typed, never FTS5 syntax.
+        let fts_query = query
+            .words
+            .iter()
+            .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        // Without a cursor, before everything (no message is sent at
+        // i64::MAX).
+        let (sent_at, room, seq) = match &query.before {
+            Some(at) => (int(at.sent_at), at.room.as_str(), int(at.seq)),
+            None => (i64::MAX, "", i64::MAX),
+        };
+        let conn = self.reader.lock();
+        // The newest matches: every row the index has for the words, then
+        // the order of results (sent_at, room, seq, descending).
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments, m.room
+             FROM messages_fts f JOIN messages m ON m.room = f.room AND m.seq = f.seq
+             WHERE messages_fts MATCH ?1 AND (?2 IS NULL OR f.room = ?2)
+               AND (m.sent_at, m.room, m.seq) < (?3, ?4, ?5)
+             ORDER BY m.sent_at DESC, m.room DESC, m.seq DESC LIMIT ?6",
+        )?;
+        let found = stmt
+            .query_map(
+                params![
+                    fts_query,
+                    query.room,
+                    sent_at,
+                    room,
+                    seq,
+                    query.limit as i64
+                ],
+                |row| row_to_message(&row.get::<_, String>(6)?, row),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(found)
+    }
+
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError> {
         let conn = self.writer.lock();
         let mut dropped = 0;
@@ -304,6 +362,16 @@ impl Messages for SqliteStore {
             conn.execute(
                 "DELETE FROM file_refs WHERE room IS NOT NULL AND NOT EXISTS (
                      SELECT 1 FROM messages m WHERE m.room = file_refs.room AND m.seq = file_refs.seq)",
+                [],
+            )?;
+            // Nor are their words found. (One pass over the index, each row
+            // a primary-key lookup; a row left behind by a crash between
+            // the two deletes is never returned, as search joins messages,
+            // and goes with the next prune.)
+            conn.execute(
+                "DELETE FROM messages_fts WHERE NOT EXISTS (
+                     SELECT 1 FROM messages m
+                     WHERE m.room = messages_fts.room AND m.seq = messages_fts.seq)",
                 [],
             )?;
         }
