@@ -42,6 +42,10 @@
 //! account's other tab lowers the count; opening the room puts "New
 //! messages" where the user left off and the read reaches the other tab.
 //!
+//! Search (issue 15): the words are found in every room, newest first,
+//! marked in each result (as text); a result opens its room, joining it,
+//! at the message, with older history loaded back to it.
+//!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
 //! (`scripts/build-web.sh`); without them the test fails and says how to get
@@ -1781,5 +1785,85 @@ async fn unread_counts_and_read_markers_follow_the_account() {
     )
     .await;
     screenshot(&page, "unread-3-formatting").await;
+    page.close().await.expect("close the session");
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_messages_and_opens_the_room_at_one() {
+    require_bundle();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    // bob says 61 things at once: past the default burst.
+    let server = Server::start_with("127.0.0.1:0", data.path(), &["--burst", "100"]).await;
+    let base = format!("http://{}/", server.addr);
+    let ws = format!("ws://{}/ws", server.addr);
+    // bob's "lunch" in kitchen is older than the history a join shows.
+    let mut bob = common::Client::connect(&ws).await;
+    bob.hello("bob").await;
+    bob.join("kitchen").await;
+    bob.say("kitchen", "lunch at noon?", "k0").await;
+    for i in 1..=60 {
+        bob.say("kitchen", &format!("filler {i}"), &format!("k{i}"))
+            .await;
+    }
+    let mut cat = common::Client::connect(&ws).await;
+    cat.hello("cat").await;
+    cat.join("lobby").await;
+    cat.say("lobby", "Lunch was great <b>really</b>", "l1")
+        .await;
+
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("sue"), false).await;
+    page.set_window_size(1280, 800)
+        .await
+        .expect("a wide window");
+    sign_in_and_join(&page, &base, "sue", "lobby").await;
+    fill(&page, "#search-input", "LUNCH").await;
+    page.find(Locator::Css("#search-input"))
+        .await
+        .expect("the search field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("search");
+    wait_until(
+        &page,
+        "two results, newest first, the word marked",
+        DEADLINE,
+        "const hits = [...document.querySelectorAll('.hits .hit')];
+         return hits.length === 2
+             && hits[0].querySelector('.hit-text').textContent === 'Lunch was great <b>really</b>'
+             && hits[0].querySelector('mark')?.textContent === 'Lunch'
+             && !hits[0].querySelector('b')
+             && hits[1].querySelector('.hit-room').textContent === '#kitchen'
+             && hits[1].querySelector('mark')?.textContent === 'lunch'",
+        vec![],
+    )
+    .await;
+    screenshot(&page, "search-1-results").await;
+    accessible(&page, &axe_source(), "the search results").await;
+
+    // The kitchen result: the room opens (joined), older history loads
+    // back to the message, and it is on screen, marked.
+    page.execute(
+        "[...document.querySelectorAll('.hits .hit')][1].click()",
+        vec![],
+    )
+    .await
+    .expect("click the kitchen result");
+    wait_until(
+        &page,
+        "the found message in view",
+        DEADLINE,
+        "const m = document.querySelector('.message[aria-current]');
+         if (!m || document.getElementById('chat-title')?.textContent !== '#kitchen') return false;
+         const r = m.getBoundingClientRect(), t = document.querySelector('.timeline').getBoundingClientRect();
+         return m.querySelector('.text')?.textContent === 'lunch at noon?'
+             && r.top >= t.top - 1 && r.bottom <= t.bottom + 1",
+        vec![],
+    )
+    .await;
+    screenshot(&page, "search-2-found").await;
+    page.close().await.expect("close the session");
     server.kill().await;
 }

@@ -92,6 +92,11 @@ pub enum Command {
         before: u64,
     },
     Typing(String),
+    /// Search for `query`, from the cursor `before` (the next page).
+    Search {
+        query: String,
+        before: Option<String>,
+    },
     /// The user has seen `room` up to `seq`.
     Read {
         room: String,
@@ -222,6 +227,12 @@ impl LinkTask {
             }),
             Command::Typing(room) => Some(ClientMsg::Typing { room }),
             Command::Read { room, seq } => Some(ClientMsg::Read { room, seq }),
+            Command::Search { query, before } => Some(ClientMsg::Search {
+                query,
+                room: None,
+                before,
+                limit: None,
+            }),
             Command::RetryNow | Command::Network(_) => None,
         }
     }

@@ -34,6 +34,7 @@ use components::notice::{notice_toast, use_notice_expiry, NoticeProps};
 use components::part::{Part, PartProps, Piece};
 use components::presence::{presence, PresenceProps};
 use components::room_list::{room_list, RoomListProps};
+use components::search::{search_form, search_results, SearchProps};
 use components::status::{connection_status, StatusProps};
 use components::user_menu::UserMenuProps;
 use fmt::flag;
@@ -142,8 +143,26 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
     let on_direct = and_close(|chat, user| chat.open(Target::Direct(user)));
 
     let current = chat.current_chat().cloned();
-    let main = match &current {
-        Some(current) => {
+    let found = match (&chat.found, &current) {
+        (Some((room, seq)), Some(c)) if c.target == Target::Room(room.clone()) => Some(*seq),
+        _ => None,
+    };
+    // An open search shows in place of the chat.
+    let main = match (&current, chat.search.clone()) {
+        (_, Some(search)) => search_results(&SearchProps {
+            search,
+            connected,
+            on_show: {
+                let panel = panel.clone();
+                chat.callback(move |chat, (room, seq)| {
+                    chat.show_found(room, seq);
+                    panel.set(Panel::None);
+                })
+            },
+            on_more: chat.callback(|chat, ()| chat.search_more()),
+            on_close: chat.callback(|chat, ()| chat.dispatch(Action::CloseSearch)),
+        }),
+        (Some(current), None) => {
             let target = current.target.clone();
             let room = match &target {
                 Target::Room(room) => Some(room.clone()),
@@ -184,6 +203,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                         on_load_older,
                         on_seen,
                         visible: chat.visible,
+                        found,
                         on_members: toggle(Panel::Members),
                     }) }
                     <aside id="people" class="sidebar sidebar-right" aria-label="People">
@@ -197,7 +217,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                 </>
             }
         }
-        None => empty_chat(&EmptyChatProps {
+        (None, None) => empty_chat(&EmptyChatProps {
             on_join: on_join.clone(),
         }),
     };
@@ -250,7 +270,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
     for (on, class) in [
         (panel_class.is_some(), panel_class.unwrap_or_default()),
         (!connected, "offline"),
-        (current.is_none(), "no-chat"),
+        (current.is_none() || chat.search.is_some(), "no-chat"),
     ] {
         if on {
             classes.push(' ');
@@ -259,7 +279,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
     }
     html! {
         <div class={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
-            if current.is_some() {
+            if current.is_some() && chat.search.is_none() {
                 <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
             }
             <header class="topbar">
@@ -289,6 +309,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             </header>
             <div class="layout">
                 <nav class="sidebar sidebar-left" aria-label="Rooms and conversations">
+                    { search_form(&and_close(|chat, query| chat.search(query))) }
                     { room_list(&RoomListProps {
                         chats: chat.chats.clone(),
                         current: chat.current.clone(),

@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
 use hubbub_client::{Link, Pending, Unread};
-use hubbub_protocol::{Attachment, ErrorCode, Limits, ServerMsg};
+use hubbub_protocol::{Attachment, ErrorCode, Limits, SearchHit, ServerMsg};
 use yew::prelude::*;
 
 use crate::fmt::now_ms;
@@ -110,6 +110,19 @@ pub fn presence_text(joined: &[(String, u64)], left: &[(String, u64)]) -> String
             join_names(&names(left))
         ),
     }
+}
+
+/// A message search and what it found: the results show in place of the
+/// chat while the state has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    pub query: String,
+    /// Newest first, page after page.
+    pub hits: Vec<SearchHit>,
+    /// Where the next (older) page starts, if there is one.
+    pub next: Option<String>,
+    /// Waiting for the server's answer.
+    pub busy: bool,
 }
 
 /// A room or a direct conversation, with what the UI shows for it.
@@ -318,8 +331,13 @@ pub struct ChatState {
     pub auth_notice: Option<String>,
     /// Read markers and unread counts of the rooms (the client core's).
     pub reads: Unread,
-    /// Times the tab became visible: what is on screen then is read.
+    /// Times the tab became visible (or a held-back `read` came due):
+    /// what is on screen then is read.
     pub visible: u32,
+    /// The open search, if any.
+    pub search: Option<Rc<Search>>,
+    /// A message to bring into view (a search result): room and `seq`.
+    pub found: Option<(String, u64)>,
     /// Source of local ids for entries and notices.
     next_id: u64,
 }
@@ -352,6 +370,8 @@ impl ChatState {
             auth_notice: None,
             reads: Unread::new(),
             visible: 0,
+            search: None,
+            found: None,
             next_id: 1,
         }
     }
@@ -496,6 +516,13 @@ impl ChatState {
     }
 
     fn open(&mut self, target: Target) {
+        if self
+            .found
+            .as_ref()
+            .is_some_and(|(room, _)| target != Target::Room(room.clone()))
+        {
+            self.found = None;
+        }
         if let Some(chat) = self.chat_mut(&target) {
             chat.divider = None;
             if let Target::Direct(_) = target {
@@ -767,10 +794,20 @@ impl ChatState {
                 client_id,
                 room,
             } => self.apply_error(code, message, client_id, room),
+            ServerMsg::SearchResults {
+                query,
+                results,
+                next,
+            } => {
+                if let Some(search) = self.search.as_mut().filter(|s| s.query == query) {
+                    let search = Rc::make_mut(search);
+                    search.hits.extend(results);
+                    search.next = next;
+                    search.busy = false;
+                }
+            }
             // Counted above, with the messages.
             ServerMsg::Read { .. } | ServerMsg::Pong { .. } | ServerMsg::Heartbeat => {}
-            // Search is not shown by the web app yet (it never asks).
-            ServerMsg::SearchResults { .. } => {}
         }
     }
 
@@ -784,6 +821,10 @@ impl ChatState {
         // A refused send shows as failed, from the ledger.
         if client_id.is_some() {
             return;
+        }
+        // A refused search is no longer under way.
+        if let Some(search) = self.search.as_mut().filter(|s| s.busy) {
+            Rc::make_mut(search).busy = false;
         }
         match (code, room) {
             (ErrorCode::InvalidRoom | ErrorCode::TooManyRooms, Some(room)) => {
@@ -850,6 +891,15 @@ pub enum Action {
     ExpireTyping,
     /// The tab became visible.
     Visible,
+    /// Look again at what is on screen (a `read` held back is due).
+    Recheck,
+    /// Search for these words (a new search).
+    Search(String),
+    /// Ask for the next page of the open search.
+    SearchMore,
+    CloseSearch,
+    /// Close the search and show this message of this room.
+    ShowFound(String, u64),
 }
 
 impl Reducible for ChatState {
@@ -912,6 +962,26 @@ impl Reducible for ChatState {
             }
             Action::Close(target) => state.close(&target),
             Action::DismissNotice => state.notice = None,
+            Action::Search(query) => {
+                state.search = Some(Rc::new(Search {
+                    query,
+                    hits: Vec::new(),
+                    next: None,
+                    busy: true,
+                }));
+            }
+            Action::SearchMore => {
+                if let Some(search) = state.search.as_mut() {
+                    Rc::make_mut(search).busy = true;
+                }
+            }
+            Action::CloseSearch => state.search = None,
+            Action::ShowFound(room, seq) => {
+                state.search = None;
+                state.found = Some((room.clone(), seq));
+                state.open(Target::Room(room));
+            }
+            Action::Recheck => state.visible += 1,
             Action::Visible => {
                 state.visible += 1;
                 state.divide();
@@ -1345,6 +1415,56 @@ mod tests {
         assert_eq!(state.chat(&lobby).unwrap().divider, Some(2));
         state = reduce(state, Action::Open(lobby.clone()));
         assert_eq!(state.chat(&lobby).unwrap().divider, None, "nothing new");
+    }
+
+    #[test]
+    fn a_search_gathers_its_pages_and_a_result_opens_its_room_at_the_message() {
+        let mut state = welcomed();
+        let hit = |seq| SearchHit {
+            room: "kitchen".into(),
+            seq,
+            from: "bob".into(),
+            text: "lunch?".into(),
+            sent_at: seq,
+            attachments: Vec::new(),
+        };
+        state = reduce(state, Action::Search("lunch".into()));
+        assert!(state.search.as_ref().unwrap().busy);
+        state.apply_server(ServerMsg::SearchResults {
+            query: "lunch".into(),
+            results: vec![hit(9), hit(8)],
+            next: Some("8.8.kitchen".into()),
+        });
+        // An answer to an older search is not this one's.
+        state.apply_server(ServerMsg::SearchResults {
+            query: "dinner".into(),
+            results: vec![hit(1)],
+            next: None,
+        });
+        state = reduce(state, Action::SearchMore);
+        state.apply_server(ServerMsg::SearchResults {
+            query: "lunch".into(),
+            results: vec![hit(3)],
+            next: None,
+        });
+        let search = state.search.clone().unwrap();
+        let seqs: Vec<u64> = search.hits.iter().map(|h| h.seq).collect();
+        assert_eq!(
+            (seqs, search.next.clone(), search.busy),
+            (vec![9, 8, 3], None, false)
+        );
+        // A refused search is not left "searching".
+        state = reduce(state, Action::Search("".into()));
+        state.apply_server(ServerMsg::error(ErrorCode::BadField, "empty"));
+        assert!(!state.search.as_ref().unwrap().busy);
+
+        state = reduce(state, Action::ShowFound("kitchen".into(), 8));
+        assert!(state.search.is_none());
+        assert_eq!(state.current, Some(Target::Room("kitchen".into())));
+        assert_eq!(state.found, Some(("kitchen".into(), 8)));
+        // Going elsewhere forgets it.
+        state = reduce(state, Action::Open(Target::Room("lobby".into())));
+        assert_eq!(state.found, None);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct ChatViewProps {
     pub on_seen: Callback<()>,
     /// Times the tab became visible.
     pub visible: u32,
+    /// The `seq` of a message to bring into view (a search result).
+    pub found: Option<u64>,
     /// Show the member list (on narrow screens it is a drawer).
     pub on_members: Callback<()>,
 }
@@ -131,6 +133,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 on_load_older: props.on_load_older.clone(),
                 on_seen: props.on_seen.clone(),
                 visible: props.visible,
+                found: props.found,
             })} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
             // Keyed by chat: each chat's message box is a part of its own.

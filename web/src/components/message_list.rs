@@ -56,6 +56,9 @@ pub struct MessageListProps {
     pub on_seen: Callback<()>,
     /// Times the tab became visible ([`crate::state::ChatState::visible`]).
     pub visible: u32,
+    /// The `seq` of a message to bring into view (a search result): older
+    /// pages are loaded until it is there.
+    pub found: Option<u64>,
 }
 
 /// What the list remembers between renders (not shown, so not state).
@@ -72,6 +75,8 @@ struct Scroll {
     shown: Option<(String, Option<u64>, Option<u64>)>,
     /// What opened the lightbox, to give the focus back to.
     opener: Option<HtmlElement>,
+    /// The found message last brought into view.
+    brought: Option<u64>,
 }
 
 /// The timeline (a [`Piece`](super::part::Piece) of its own).
@@ -84,6 +89,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         asked: None,
         shown: None,
         opener: None,
+        brought: None,
     });
     // Whether messages arrived below the view while scrolled up.
     let unseen = use_state(|| false);
@@ -105,9 +111,11 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         );
         let pending = props.pending.len();
         let on_seen = props.on_seen.clone();
+        let on_load_older = props.on_load_older.clone();
+        let connected = props.connected;
         use_effect_with(
-            (now, news, pending, props.visible),
-            move |(now, news, ..)| {
+            (now, news, pending, props.visible, props.found),
+            move |(now, news, _, _, found)| {
                 let Some(el) = scroller.cast::<Element>() else {
                     return;
                 };
@@ -130,6 +138,20 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                     }
                     if newer_below && *news && !*unseen {
                         unseen.set(true);
+                    }
+                }
+                // A search result: into view once it is loaded, older
+                // pages first if it is before them.
+                if let Some(seq) = found.filter(|f| s.brought != Some(*f)) {
+                    if let Ok(Some(msg)) = el.query_selector(".message[aria-current]") {
+                        msg.scroll_into_view();
+                        s.stick = false;
+                        s.brought = Some(seq);
+                    } else if let Some(first) = first_seq.filter(|&first| first > seq) {
+                        if connected && s.asked != Some(first) {
+                            s.asked = Some(first);
+                            on_load_older.emit(first);
+                        }
                     }
                 }
                 s.from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
@@ -252,7 +274,9 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                 });
             }
         }
-        items.push(view_entry(entry, continued, token, &open));
+        let found =
+            matches!(&**entry, Entry::Message { seq: Some(s), .. } if Some(*s) == props.found);
+        items.push(view_entry(entry, continued, found, token, &open));
     }
     // Pending messages continue the last group if it is our own.
     let after_own = matches!(
@@ -465,6 +489,7 @@ fn cycle_focus(dialog: &NodeRef, back: bool) {
 fn view_entry(
     entry: &Entry,
     continued: bool,
+    found: bool,
     token: Option<&str>,
     open: &Callback<MouseEvent>,
 ) -> Html {
@@ -501,7 +526,7 @@ fn view_entry(
                 (true, false) => "message own",
                 (true, true) => "message own continued",
             }}
-                data-from={from.clone()}>
+                data-from={from.clone()} aria-current={found.then_some("true")}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
                         { time(*sent_at) }

@@ -11,5 +11,6 @@ pub mod notice;
 pub mod part;
 pub mod presence;
 pub mod room_list;
+pub mod search;
 pub mod status;
 pub mod user_menu;

@@ -125,9 +125,48 @@ impl UseChatHandle {
         self.command(Command::Typing(room));
     }
 
+    /// Search every room's messages for the words of `query`.
+    pub fn search(&self, query: String) {
+        if query.is_empty() {
+            return;
+        }
+        self.dispatch(Action::Search(query.clone()));
+        self.command(Command::Search {
+            query,
+            before: None,
+        });
+    }
+
+    /// The next page of the open search.
+    pub fn search_more(&self) {
+        if let Some(search) = self.search.as_ref().filter(|s| !s.busy) {
+            if let Some(next) = search.next.clone() {
+                self.dispatch(Action::SearchMore);
+                self.command(Command::Search {
+                    query: search.query.clone(),
+                    before: Some(next),
+                });
+            }
+        }
+    }
+
+    /// Show message `seq` of `room` (a search result), joining the room
+    /// if need be.
+    pub fn show_found(&self, room: String, seq: u64) {
+        if self.chat(&Target::Room(room.clone())).is_none() {
+            self.command(Command::Join(room.clone()));
+        }
+        self.dispatch(Action::ShowFound(room, seq));
+    }
+
     /// The end of `room` is on screen: if the tab is visible, it is read
     /// up to there, here at once and then on the server (which tells the
     /// user's other tabs and devices).
+    ///
+    /// At most one `read` a second goes out (a busy room would otherwise
+    /// spend the user's request budget, and a store write each, on reads):
+    /// one asked for sooner is made when the second is up, from what is
+    /// on screen then.
     pub fn seen(&self, room: String) {
         let hidden = web_sys::window()
             .and_then(|w| w.document())
@@ -135,6 +174,20 @@ impl UseChatHandle {
         let Some(seq) = self.reads.read_to_end(&room).filter(|_| !hidden) else {
             return;
         };
+        let now = js_sys::Date::now();
+        let wait = READ_SENT_AT.get() + READ_EVERY_MS - now;
+        if wait > 0.0 {
+            if !READ_QUEUED.replace(true) {
+                let dispatcher = self.state.dispatcher();
+                gloo_timers::callback::Timeout::new(wait as u32, move || {
+                    READ_QUEUED.set(false);
+                    dispatcher.dispatch(Action::Recheck);
+                })
+                .forget();
+            }
+            return;
+        }
+        READ_SENT_AT.set(now);
         self.dispatch(Action::Server(ServerMsg::Read {
             room: room.clone(),
             seq,
@@ -145,6 +198,16 @@ impl UseChatHandle {
     pub fn retry_now(&self) {
         self.command(Command::RetryNow);
     }
+}
+
+/// The least time between two `read`s, in milliseconds.
+const READ_EVERY_MS: f64 = 1_000.0;
+
+thread_local! {
+    /// When the last `read` went out ([`UseChatHandle::seen`]).
+    static READ_SENT_AT: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+    /// Whether a later look at what is on screen is set.
+    static READ_QUEUED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The chat state and the connection that feeds it.
