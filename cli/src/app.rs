@@ -64,6 +64,12 @@ pub struct App {
     /// Read markers and unread counts: the current room is read as its
     /// messages arrive, and the server tells the user's other clients.
     unread: Unread,
+    /// When the last `read` went out: at most one each `read_every_ms`,
+    /// so a busy room does not spend the request budget on reads.
+    last_read_ms: u64,
+    pub read_every_ms: u64,
+    /// A `read` held back by that, sent with the next frame after it.
+    read_owed: Option<ClientMsg>,
     /// Whether any connection was welcomed: a name refused after that is
     /// our own old connection, not yet gone.
     welcomed_once: bool,
@@ -108,6 +114,9 @@ impl App {
             pending: Pending::new(id_prefix),
             renderer,
             unread: Unread::new(),
+            last_read_ms: 0,
+            read_every_ms: 1_000,
+            read_owed: None,
             welcomed_once: false,
             uploading: 0,
             quit_after_uploads: false,
@@ -363,7 +372,7 @@ impl App {
             | ServerMsg::Read { room, .. } => {
                 // Shown in the current room: read.
                 if self.current.as_deref() == Some(room.as_str()) {
-                    requests.extend(self.unread.seen_all(&room).map(Request::Frame));
+                    requests.extend(self.read_shown(&room));
                 }
                 self.push_all(out, lines);
             }
@@ -437,12 +446,34 @@ impl App {
         if settled.is_some() {
             self.quit_when_done(requests);
         }
+        // A read held back goes with the first frame after its time
+        // (behind the joins, after a reconnect).
+        requests.extend(self.owed_read());
     }
 
     fn push_all(&mut self, out: &mut Vec<Line>, lines: Vec<Line>) {
         for line in lines {
             self.push(out, line);
         }
+    }
+
+    /// `room` is shown to its end: read here at once; the server is told
+    /// now, or (at most one `read` each `read_every_ms`) with a later frame.
+    fn read_shown(&mut self, room: &str) -> Option<Request> {
+        let read = self.unread.seen_all(room)?;
+        self.read_owed = Some(read);
+        self.owed_read()
+    }
+
+    /// The `read` held back, if it may go now.
+    fn owed_read(&mut self) -> Option<Request> {
+        let now = now_ms();
+        if now.saturating_sub(self.last_read_ms) < self.read_every_ms {
+            return None;
+        }
+        let read = self.read_owed.take()?;
+        self.last_read_ms = now;
+        Some(Request::Frame(read))
     }
 
     /// Messages in `room` past the user's read marker, said by others.
@@ -464,7 +495,7 @@ impl App {
     }
 
     fn switch(&mut self, out: &mut Vec<Line>, requests: &mut Vec<Request>, room: String) {
-        requests.extend(self.unread.seen_all(&room).map(Request::Frame));
+        requests.extend(self.read_shown(&room));
         self.notice(out, Some(&room), format!("you are talking in {room} now"));
         self.current = Some(room);
     }
@@ -485,7 +516,7 @@ impl App {
             None => self.rooms.keys().next().cloned(),
         };
         let room = next?;
-        let read = self.unread.seen_all(&room).map(Request::Frame);
+        let read = self.read_shown(&room);
         self.current = Some(room);
         read
     }
@@ -693,6 +724,7 @@ mod tests {
     #[test]
     fn the_current_room_is_read_as_shown_and_the_others_count_unread() {
         let mut app = app();
+        app.read_every_ms = 0;
         let read = |room: &str, seq| ClientMsg::Read {
             room: room.into(),
             seq,
@@ -742,6 +774,37 @@ mod tests {
             seq: 7,
         }));
         assert_eq!(app.unread("kitchen"), 0);
+    }
+
+    #[test]
+    fn reads_are_held_to_one_each_interval_and_the_last_goes_later() {
+        let mut app = app();
+        app.read_every_ms = 60_000;
+        app.on_net(NetEvent::Server(ServerMsg::Read {
+            room: "lobby".into(),
+            seq: 0,
+        }));
+        let read = |seq| {
+            Request::Frame(ClientMsg::Read {
+                room: "lobby".into(),
+                seq,
+            })
+        };
+        assert_eq!(app.on_net(message(1)).0, [read(1)]);
+        // Within the interval: read here, told later.
+        assert!(app.on_net(message(2)).0.is_empty());
+        assert!(app.on_net(message(3)).0.is_empty());
+        assert_eq!(app.unread("lobby"), 0);
+        // The interval is up: the next frame carries the latest read.
+        app.read_every_ms = 0;
+        assert_eq!(
+            app.on_net(NetEvent::Server(ServerMsg::Heartbeat)).0,
+            [read(3)]
+        );
+        assert!(app
+            .on_net(NetEvent::Server(ServerMsg::Heartbeat))
+            .0
+            .is_empty());
     }
 
     #[test]

@@ -1018,7 +1018,16 @@ mod tests {
 
     /// A state welcomed as `al`, in `lobby`.
     fn welcomed() -> ChatState {
-        let mut state = ChatState::new(Some("al".into()), vec!["lobby".into()], None);
+        welcomed_in(&["lobby"], None)
+    }
+
+    /// A state welcomed as `al`, in `rooms`, showing `current`.
+    fn welcomed_in(rooms: &[&str], current: Option<&str>) -> ChatState {
+        let mut state = ChatState::new(
+            Some("al".into()),
+            rooms.iter().map(|r| r.to_string()).collect(),
+            current.map(|r| Target::Room(r.into())),
+        );
         state.apply_server(ServerMsg::Welcome {
             user: "al".into(),
             protocol: 1,
@@ -1377,20 +1386,7 @@ mod tests {
 
     #[test]
     fn a_rooms_unread_count_and_divider_follow_the_read_marker() {
-        let mut state = ChatState::new(
-            Some("al".into()),
-            vec!["lobby".into(), "kitchen".into()],
-            Some(Target::Room("kitchen".into())),
-        );
-        state.apply_server(ServerMsg::Welcome {
-            user: "al".into(),
-            protocol: 1,
-            heartbeat_ms: 1000,
-            idle_timeout_ms: 3000,
-            server_time: 0,
-            limits: Limits::default(),
-            upload_token: None,
-        });
+        let mut state = welcomed_in(&["lobby", "kitchen"], Some("kitchen"));
         let lobby = Target::Room("lobby".into());
         let read = |seq| ServerMsg::Read {
             room: "lobby".into(),
