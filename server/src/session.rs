@@ -474,7 +474,7 @@ impl Session {
             );
             return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
         }
-        let marker = match self.stored_marker(&room, since.is_some()).await {
+        let marker = match self.stored_marker(name, &room, since.is_some()).await {
             Ok(marker) => marker,
             Err(err) => {
                 // The room works without it; the client counts from what
@@ -509,15 +509,20 @@ impl Session {
     /// room has as read. A guest's marker is its client's (a guest name
     /// has one connection): a fresh join starts it at the room's end, a
     /// resume leaves it to the client.
-    async fn stored_marker(&self, room: &str, resumed: bool) -> Result<JoinMarker, StoreError> {
+    async fn stored_marker(
+        &self,
+        name: &str,
+        room: &str,
+        resumed: bool,
+    ) -> Result<JoinMarker, StoreError> {
         let fresh = if resumed {
             JoinMarker::Nothing
         } else {
             JoinMarker::End
         };
-        let (Some(_), Some(name)) = (&self.conn.account, &self.name) else {
+        if self.conn.account.is_none() {
             return Ok(fresh);
-        };
+        }
         let (user, room) = (name.to_string(), room.to_string());
         let stored = self
             .hub

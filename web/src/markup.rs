@@ -180,7 +180,9 @@ pub fn inline<'a>(text: &'a str, out: &mut Vec<Span<'a>>) {
     }
 }
 
-fn is_word(b: u8) -> bool {
+/// Whether byte `b` belongs to a word: an ASCII letter or digit, or any
+/// byte of a character beyond ASCII (search marks words the same way).
+pub fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
 

@@ -93,6 +93,11 @@ impl<J: Json> Obj<'_, J> {
         self.0.field(key)?.each(item)
     }
 
+    /// A list of objects, each read by `item`; anything else in it fails.
+    fn objects<T>(&self, key: &str, item: impl Fn(Obj<'_, J>) -> Option<T>) -> Option<Vec<T>> {
+        self.list(key, |v| if v.is_object() { item(Obj(v)) } else { None })
+    }
+
     fn strings(&self, key: &str) -> Option<Vec<String>> {
         self.list(key, J::string)
     }
@@ -102,11 +107,7 @@ impl<J: Json> Obj<'_, J> {
         if self.0.field("attachments").is_none() {
             return Some(Vec::new());
         }
-        self.list("attachments", |a| {
-            if !a.is_object() {
-                return None;
-            }
-            let a = Obj(a);
+        self.objects("attachments", |a| {
             Some(Attachment {
                 id: a.str("id")?,
                 name: a.str("name")?,
@@ -185,11 +186,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
         },
         "history" => ServerMsg::History {
             room: o.str("room")?,
-            messages: o.list("messages", |m| {
-                if !m.is_object() {
-                    return None;
-                }
-                let m = Obj(m);
+            messages: o.objects("messages", |m| {
                 Some(HistoryMessage {
                     seq: m.u64("seq")?,
                     from: m.str("from")?,
@@ -224,11 +221,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             upload_token: o.opt_str("upload_token")?,
         },
         "rooms" => ServerMsg::Rooms {
-            rooms: o.list("rooms", |r| {
-                if !r.is_object() {
-                    return None;
-                }
-                let r = Obj(r);
+            rooms: o.objects("rooms", |r| {
                 Some(RoomInfo {
                     room: r.str("room")?,
                     members: r.usize("members")?,
@@ -245,11 +238,7 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
         },
         "search_results" => ServerMsg::SearchResults {
             query: o.str("query")?,
-            results: o.list("results", |h| {
-                if !h.is_object() {
-                    return None;
-                }
-                let h = Obj(h);
+            results: o.objects("results", |h| {
                 Some(SearchHit {
                     room: h.str("room")?,
                     seq: h.u64("seq")?,

@@ -14,6 +14,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::fmt::{full_time, short_time};
+use crate::markup::is_word;
 use crate::state::Search;
 
 /// The search field; `on_search` gets what was typed, trimmed.
@@ -119,18 +120,17 @@ fn words(query: &str) -> Vec<&str> {
 /// letters ignoring case, as the server does; others as typed).
 fn marked(text: &str, words: &[&str]) -> Html {
     let bytes = text.as_bytes();
-    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
     let mut out: Vec<Html> = Vec::new();
     let (mut plain, mut i) = (0, 0);
     while i < bytes.len() {
-        let starts_word = i == 0 || !word_byte(bytes[i - 1]);
+        let starts_word = i == 0 || !is_word(bytes[i - 1]);
         let hit = starts_word
             .then(|| {
                 words.iter().find(|w| {
                     let end = i + w.len();
                     end <= bytes.len()
                         && bytes[i..end].eq_ignore_ascii_case(w.as_bytes())
-                        && (end == bytes.len() || !word_byte(bytes[end]))
+                        && (end == bytes.len() || !is_word(bytes[end]))
                 })
             })
             .flatten();
