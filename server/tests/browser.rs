@@ -385,7 +385,7 @@ async fn click(page: &Client, css: &str) {
         .unwrap_or_else(|err| panic!("click {css}: {err}"));
 }
 
-/// Types `text` into the (empty) field `css`.
+/// Types `text` into the field `css`, in place of what it held.
 async fn fill(page: &Client, css: &str, text: &str) {
     let field = page
         .wait()
@@ -393,7 +393,19 @@ async fn fill(page: &Client, css: &str, text: &str) {
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|err| panic!("{css} shows: {err}"));
-    field.clear().await.expect("clear the field");
+    replace_text(&field, text).await;
+}
+
+/// Replaces what `field` holds with `text` as a user does: select all,
+/// then type. (WebDriver's clear fires no `input` event, so a field the
+/// app keeps in its state got its old value back when the app happened
+/// to render again before the first key: "bob" + "robert".)
+async fn replace_text(field: &fantoccini::elements::Element, text: &str) {
+    let select_all = format!("{}a{}", char::from(Key::Control), char::from(Key::Null));
+    field
+        .send_keys(&select_all)
+        .await
+        .expect("select the field's text");
     field.send_keys(text).await.expect("type into the field");
 }
 
@@ -612,8 +624,7 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
         .for_element(Locator::Css("#rename-input"))
         .await
         .expect("the rename form");
-    rename.clear().await.expect("clear the old name");
-    rename.send_keys("robert").await.expect("type a new name");
+    replace_text(&rename, "robert").await;
     rename
         .send_keys(&char::from(Key::Enter).to_string())
         .await
