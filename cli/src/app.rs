@@ -689,6 +689,9 @@ mod tests {
 
     fn message(seq: u64) -> NetEvent {
         NetEvent::Server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq,
             from: "bob".into(),
@@ -708,6 +711,7 @@ mod tests {
         assert_eq!(
             frames(requests),
             [ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "hello there".into(),
                 client_id: Some("t-1".into()),
@@ -739,6 +743,9 @@ mod tests {
         app.on_input("/join kitchen");
         let kitchen = |seq| {
             NetEvent::Server(ServerMsg::Message {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 room: "kitchen".into(),
                 seq,
                 from: "bob".into(),
@@ -847,6 +854,7 @@ mod tests {
                     since: Some(5)
                 },
                 ClientMsg::Send {
+                    reply_to: None,
                     room: "lobby".into(),
                     text: "typed while away".into(),
                     client_id: Some("t-1".into()),
@@ -898,6 +906,7 @@ mod tests {
         assert_eq!(
             frames(resume)[1],
             ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "look".into(),
                 client_id: Some("t-1".into()),
@@ -1053,6 +1062,7 @@ mod tests {
         assert_eq!(
             frames(app.on_input("//me").0),
             [ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "/me".into(),
                 client_id: Some("t-2".into()),

@@ -194,6 +194,7 @@ impl Command {
         };
         Ok(Some(match self {
             Command::Say(text) => ClientMsg::Send {
+                reply_to: None,
                 room: current.ok_or(CommandError::NoRoom)?.to_string(),
                 text,
                 client_id: None,
@@ -394,6 +395,7 @@ mod tests {
         assert_eq!(
             ok("hi").request(lobby),
             Ok(Some(ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "hi".into(),
                 client_id: None,

@@ -105,6 +105,9 @@ mod tests {
         let mut tracker = ResumeTracker::new();
         tracker.join("lobby");
         tracker.observe(&ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 7,
             from: "bob".into(),

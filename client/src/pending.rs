@@ -141,6 +141,7 @@ impl Pending {
         attachments: Vec<String>,
     ) -> Result<ClientMsg, PendingFull> {
         self.push(|client_id| ClientMsg::Send {
+            reply_to: None,
             room: room.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
@@ -301,6 +302,7 @@ mod tests {
         assert_eq!(
             first,
             ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "one".into(),
                 client_id: Some("ab12-1".into()),

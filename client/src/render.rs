@@ -543,6 +543,9 @@ mod tests {
             ),
             (
                 ServerMsg::Message {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     room: room(),
                     seq: 1,
                     from: "bob".into(),
@@ -557,6 +560,9 @@ mod tests {
                     room: room(),
                     messages: vec![
                         HistoryMessage {
+                            event: None,
+                            mentions: Vec::new(),
+                            reply_to: None,
                             seq: 1,
                             from: "bob".into(),
                             text: "one".into(),
@@ -564,6 +570,9 @@ mod tests {
                             attachments: Vec::new(),
                         },
                         HistoryMessage {
+                            event: None,
+                            mentions: Vec::new(),
+                            reply_to: None,
                             seq: 2,
                             from: "alice".into(),
                             text: "two".into(),
@@ -812,6 +821,9 @@ mod tests {
         let mut r = welcomed("alice");
         r.set_http_base("http://127.0.0.1:8080/");
         let msg = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "bob".into(),
@@ -853,6 +865,9 @@ mod tests {
         let history = ServerMsg::History {
             room: "lobby".into(),
             messages: vec![HistoryMessage {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 seq: 3,
                 from: "bob".into(),
                 text: String::new(),

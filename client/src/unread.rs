@@ -176,6 +176,9 @@ mod tests {
 
     fn message(seq: u64, from: &str) -> ServerMsg {
         ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq,
             from: from.into(),
@@ -200,6 +203,9 @@ mod tests {
             room: "lobby".into(),
             messages: (1..=3)
                 .map(|seq| HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq,
                     from: "bob".into(),
                     text: "x".into(),

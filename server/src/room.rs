@@ -56,6 +56,9 @@ impl Wire {
     /// bytes, whether it comes from the log or from the store.
     pub fn of(msg: &StoredMessage) -> Wire {
         let json = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: msg.room.clone(),
             seq: msg.seq,
             from: msg.from.clone(),
@@ -85,6 +88,9 @@ impl Wire {
 /// A stored message as `history` carries it.
 pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
     HistoryMessage {
+        event: None,
+        mentions: Vec::new(),
+        reply_to: None,
         seq: msg.seq,
         from: msg.from.clone(),
         text: msg.text.clone(),

@@ -213,6 +213,7 @@ impl Session {
                 }
             }
             ClientMsg::Send {
+                reply_to: _,
                 room,
                 text,
                 client_id,
@@ -354,6 +355,21 @@ impl Session {
                 before,
                 limit,
             } => self.search(query, room, before, limit).await,
+            // INTERIM (branch proto only): the server helper replaces this.
+            ClientMsg::Edit {
+                room, client_id, ..
+            }
+            | ClientMsg::Delete {
+                room, client_id, ..
+            }
+            | ClientMsg::React {
+                room, client_id, ..
+            } => self.reply_error_for(
+                ErrorCode::Unavailable,
+                "not built yet".into(),
+                Some(&room),
+                client_id,
+            ),
             ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
             ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
                 code: close::NORMAL,
@@ -406,6 +422,21 @@ impl Session {
                     Err((code, why)) => self.reply_error(code, why),
                 }
             }
+            // INTERIM (branch proto only): the server helper replaces this.
+            ClientMsg::Edit {
+                room, client_id, ..
+            }
+            | ClientMsg::Delete {
+                room, client_id, ..
+            }
+            | ClientMsg::React {
+                room, client_id, ..
+            } => self.reply_error_for(
+                ErrorCode::Unavailable,
+                "not built yet".into(),
+                Some(&room),
+                client_id,
+            ),
             ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
             ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
                 code: close::NORMAL,
@@ -415,6 +446,15 @@ impl Session {
             other => {
                 let (room, client_id) = match other {
                     ClientMsg::Send {
+                        room, client_id, ..
+                    }
+                    | ClientMsg::Edit {
+                        room, client_id, ..
+                    }
+                    | ClientMsg::Delete {
+                        room, client_id, ..
+                    }
+                    | ClientMsg::React {
                         room, client_id, ..
                     } => (Some(room), client_id),
                     ClientMsg::Direct { client_id, .. } => (None, client_id),

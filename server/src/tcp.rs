@@ -586,6 +586,9 @@ mod tests {
         let mut renderer = Renderer::new();
         let mut out = Vec::new();
         let frame = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "bob".into(),

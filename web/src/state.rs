@@ -640,6 +640,9 @@ impl ChatState {
                 self.presence(&target, &others, false);
             }
             ServerMsg::Message {
+                reply_to: _,
+                mentions: _,
+                event: _,
                 room,
                 seq,
                 from,
@@ -1061,6 +1064,9 @@ mod tests {
             messages: seqs
                 .iter()
                 .map(|&seq| hubbub_protocol::HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq,
                     from: "bob".into(),
                     text: format!("m{seq}"),
@@ -1198,6 +1204,9 @@ mod tests {
         );
         // A message ends the run; what follows starts a new line.
         state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "u01".into(),
@@ -1304,6 +1313,9 @@ mod tests {
         assert!(matches!(&psst.request,
             ClientMsg::Direct { attachments, .. } if *attachments == names(&["f1"])));
         let msg = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "al".into(),
@@ -1317,6 +1329,9 @@ mod tests {
         assert_eq!(chat.entries.len(), 1);
         // A restarted server may reuse a seq for a different message.
         state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "bob".into(),
@@ -1531,6 +1546,9 @@ mod tests {
         });
         // A message of files only: no caption.
         state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 2,
             from: "bob".into(),

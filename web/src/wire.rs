@@ -46,6 +46,7 @@ pub trait JsonOut {
     fn set_str(&mut self, key: &str, value: &str);
     fn set_num(&mut self, key: &str, value: u64);
     fn set_strs(&mut self, key: &str, values: &[String]);
+    fn set_bool(&mut self, key: &str, value: bool);
 }
 
 /// Typed readers over a [`Json`] object.
@@ -123,6 +124,7 @@ impl<J: Json> Obj<'_, J> {
 fn limits<J: Json>(o: &J) -> Option<Limits> {
     let o = Obj(o);
     Some(Limits {
+        edit_window_ms: Limits::DEFAULT_EDIT_WINDOW_MS,
         max_frame_bytes: o.usize("max_frame_bytes")?,
         max_text_bytes: o.usize("max_text_bytes")?,
         max_name_chars: o.usize("max_name_chars")?,
@@ -177,6 +179,9 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             room: o.str("room")?,
         },
         "message" => ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: o.str("room")?,
             seq: o.u64("seq")?,
             from: o.str("from")?,
@@ -188,6 +193,9 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             room: o.str("room")?,
             messages: o.objects("messages", |m| {
                 Some(HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq: m.u64("seq")?,
                     from: m.str("from")?,
                     text: m.str("text")?,
@@ -296,6 +304,16 @@ impl<O: JsonOut> Out<O> {
         self
     }
 
+    fn num(mut self, key: &str, value: u64) -> Out<O> {
+        self.0.set_num(key, value);
+        self
+    }
+
+    fn bool(mut self, key: &str, value: bool) -> Out<O> {
+        self.0.set_bool(key, value);
+        self
+    }
+
     fn opt_num(mut self, key: &str, value: Option<u64>) -> Out<O> {
         if let Some(value) = value {
             self.0.set_num(key, value);
@@ -317,11 +335,43 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             text,
             client_id,
             attachments,
+            reply_to,
         } => Out::new("send")
             .str("room", room)
             .str("text", text)
             .opt_str("client_id", client_id.as_deref())
-            .strs("attachments", attachments),
+            .strs("attachments", attachments)
+            .opt_num("reply_to", *reply_to),
+        ClientMsg::Edit {
+            room,
+            seq,
+            text,
+            client_id,
+        } => Out::new("edit")
+            .str("room", room)
+            .num("seq", *seq)
+            .str("text", text)
+            .opt_str("client_id", client_id.as_deref()),
+        ClientMsg::Delete {
+            room,
+            seq,
+            client_id,
+        } => Out::new("delete")
+            .str("room", room)
+            .num("seq", *seq)
+            .opt_str("client_id", client_id.as_deref()),
+        ClientMsg::React {
+            room,
+            seq,
+            emoji,
+            on,
+            client_id,
+        } => Out::new("react")
+            .str("room", room)
+            .num("seq", *seq)
+            .str("emoji", emoji)
+            .bool("on", *on)
+            .opt_str("client_id", client_id.as_deref()),
         ClientMsg::Direct {
             to,
             text,
@@ -344,9 +394,7 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             .opt_num("before", *before)
             .opt_num("limit", limit.map(u64::from)),
         ClientMsg::Typing { room } => Out::new("typing").str("room", room),
-        ClientMsg::Read { room, seq } => Out::new("read")
-            .str("room", room)
-            .opt_num("seq", Some(*seq)),
+        ClientMsg::Read { room, seq } => Out::new("read").str("room", room).num("seq", *seq),
         ClientMsg::Search {
             query,
             room,
@@ -421,6 +469,10 @@ impl JsonOut for Object {
     fn set_strs(&mut self, key: &str, values: &[String]) {
         let array: Array = values.iter().map(|v| JsValue::from_str(v)).collect();
         let _ = Reflect::set(self, &JsValue::from_str(key), &array);
+    }
+
+    fn set_bool(&mut self, key: &str, value: bool) {
+        let _ = Reflect::set(self, &JsValue::from_str(key), &JsValue::from_bool(value));
     }
 }
 
@@ -515,6 +567,12 @@ mod tests {
                 .expect("an object")
                 .insert(key.into(), values.into());
         }
+
+        fn set_bool(&mut self, key: &str, value: bool) {
+            self.as_object_mut()
+                .expect("an object")
+                .insert(key.into(), value.into());
+        }
     }
 
     /// Any text, plus characters JSON must escape.
@@ -587,6 +645,7 @@ mod tests {
             text().prop_map(|room| ClientMsg::Leave { room }),
             (text(), text(), opt_text(), ids()).prop_map(|(room, text, client_id, attachments)| {
                 ClientMsg::Send {
+                    reply_to: None,
                     room,
                     text,
                     client_id,
@@ -629,6 +688,9 @@ mod tests {
     fn server_msg() -> impl Strategy<Value = ServerMsg> {
         let history_message = (num(), text(), text(), num(), attachments()).prop_map(
             |(seq, from, text, sent_at, attachments)| HistoryMessage {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 seq,
                 from,
                 text,
@@ -637,6 +699,7 @@ mod tests {
             },
         );
         let limits = (prop::collection::vec(size(), 7), num()).prop_map(|(l, file)| Limits {
+            edit_window_ms: Limits::DEFAULT_EDIT_WINDOW_MS,
             max_frame_bytes: l[0],
             max_text_bytes: l[1],
             max_name_chars: l[2],
@@ -690,6 +753,9 @@ mod tests {
             text().prop_map(|room| ServerMsg::LeaveOk { room }),
             (text(), num(), text(), text(), num(), attachments()).prop_map(
                 |(room, seq, from, text, sent_at, attachments)| ServerMsg::Message {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     room,
                     seq,
                     from,
