@@ -255,9 +255,7 @@ impl RoomState {
             .pending
             .iter_mut()
             .find(|p| p.key.as_ref() == Some(key))?;
-        pending
-            .ackers
-            .push((Arc::clone(conn), Some(key.1.clone())));
+        pending.ackers.push((Arc::clone(conn), Some(key.1.clone())));
         Some(Said::Waiting)
     }
 

@@ -279,7 +279,10 @@ impl Session {
                 room,
                 seq,
                 client_id,
-            } => self.change(room, seq, Change::Delete, client_id, &name).await,
+            } => {
+                self.change(room, seq, Change::Delete, client_id, &name)
+                    .await
+            }
             ClientMsg::React {
                 room,
                 seq,

@@ -538,7 +538,10 @@ pub fn events(store: &dyn Store) {
             },
         ])
         .unwrap();
-    assert_eq!(store.message("lobby", 3).unwrap().unwrap().reply_to, Some(quote));
+    assert_eq!(
+        store.message("lobby", 3).unwrap().unwrap().reply_to,
+        Some(quote)
+    );
     assert_eq!(
         store.message("lobby", 1).unwrap().unwrap().mentions,
         ["Bob"]
@@ -599,7 +602,11 @@ pub fn events(store: &dyn Store) {
 
     let mut emoji = store.reaction_emoji("lobby", 1).unwrap();
     emoji.sort();
-    assert_eq!(emoji, ["🎉", "👍"], "carol's 👍 and bob's 🎉 (twice is once)");
+    assert_eq!(
+        emoji,
+        ["🎉", "👍"],
+        "carol's 👍 and bob's 🎉 (twice is once)"
+    );
     assert!(store.reaction_emoji("lobby", 2).unwrap().is_empty());
     assert!(store.reaction_emoji("lobby", 4).unwrap().is_empty());
 

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    deleted_quote, search_words, Fold, Accounts, FileReaders, FileRecord, Files, Messages, Retention, RoomRecord,
-    SearchQuery, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
+    deleted_quote, search_words, Accounts, FileReaders, FileRecord, Files, Fold, Messages,
+    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
+    UserRecord,
 };
 use hubbub_protocol::names::name_key;
 

@@ -34,9 +34,9 @@ use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
     attachments_from_json, attachments_to_json, deleted_quote, from_json, mentions_to_json,
-    to_json, Accounts, Fold, Commits, FileReaders, FileRecord, Files,
-    Held, Messages, News, NodePresence, Retention, RoomRecord, SearchQuery, SessionRecord, Signal,
-    Store, StoreError, StoredMessage, UserRecord,
+    to_json, Accounts, Commits, FileReaders, FileRecord, Files, Fold, Held, Messages, News,
+    NodePresence, Retention, RoomRecord, SearchQuery, SessionRecord, Signal, Store, StoreError,
+    StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -469,7 +469,10 @@ fn insert(
         .iter()
         .map(|m| m.reply_to.as_ref().map(|q| int(q.seq)))
         .collect();
-    let mentions: Vec<Option<String>> = batch.iter().map(|m| mentions_to_json(&m.mentions)).collect();
+    let mentions: Vec<Option<String>> = batch
+        .iter()
+        .map(|m| mentions_to_json(&m.mentions))
+        .collect();
     let events: Vec<Option<String>> = batch.iter().map(|m| to_json(m.event.as_ref())).collect();
     tx.execute(
         statement,

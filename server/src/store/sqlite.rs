@@ -17,9 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     attachments_from_json, attachments_to_json, deleted_quote, from_json, mentions_to_json,
-    to_json, Accounts, Fold, FileReaders, FileRecord, Files, Messages,
-    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
-    UserRecord,
+    to_json, Accounts, FileReaders, FileRecord, Files, Fold, Messages, Retention, RoomRecord,
+    SearchQuery, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -242,12 +241,14 @@ fn fold(tx: &rusqlite::Transaction<'_>, msg: &StoredMessage) -> Result<(), Store
                 .execute(params![room, int(target)])?;
             tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND seq = ?2")?
                 .execute(params![room, int(target)])?;
-            tx.prepare_cached("UPDATE messages SET reply_to = ?3 WHERE room = ?1 AND reply_seq = ?2")?
-                .execute(params![
-                    room,
-                    int(target),
-                    to_json(Some(&deleted_quote(target, &sender)))
-                ])?;
+            tx.prepare_cached(
+                "UPDATE messages SET reply_to = ?3 WHERE room = ?1 AND reply_seq = ?2",
+            )?
+            .execute(params![
+                room,
+                int(target),
+                to_json(Some(&deleted_quote(target, &sender)))
+            ])?;
         }
         Fold::React { target, emoji, on } => {
             let user = name_key(&msg.from);
