@@ -764,7 +764,10 @@ mod tests {
             before: None,
             limit: 10,
         };
-        assert_eq!(store.search(&query("lunch")).unwrap(), [said.clone()]);
+        assert_eq!(
+            store.search(&query("lunch")).unwrap(),
+            std::slice::from_ref(&said)
+        );
         // Migration 8 found each message's index row: an edit replaces
         // its words, a delete drops them.
         let edit = StoredMessage {
