@@ -52,8 +52,11 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// The frame of a stored message. The same message always makes the same
-    /// bytes, whether it comes from the log or from the store.
+    /// The frame of a stored message, with its reply quote, mentions and
+    /// event. The same message makes the same bytes from the log or from
+    /// the store, until a later edit or delete is folded into it: the
+    /// store then gives it as it is now, the log as it was said (the event
+    /// that changed it follows it in both).
     pub fn of(msg: &StoredMessage) -> Wire {
         let json = ServerMsg::Message {
             event: msg.event.clone(),
