@@ -52,13 +52,16 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// The frame of a stored message. The same message always makes the same
-    /// bytes, whether it comes from the log or from the store.
+    /// The frame of a stored message, with its reply quote, mentions and
+    /// event. The same message makes the same bytes from the log or from
+    /// the store, until a later edit or delete is folded into it: the
+    /// store then gives it as it is now, the log as it was said (the event
+    /// that changed it follows it in both).
     pub fn of(msg: &StoredMessage) -> Wire {
         let json = ServerMsg::Message {
-            event: None,
-            mentions: Vec::new(),
-            reply_to: None,
+            event: msg.event.clone(),
+            mentions: msg.mentions.clone(),
+            reply_to: msg.reply_to.clone(),
             room: msg.room.clone(),
             seq: msg.seq,
             from: msg.from.clone(),
@@ -88,9 +91,9 @@ impl Wire {
 /// A stored message as `history` carries it.
 pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
     HistoryMessage {
-        event: None,
-        mentions: Vec::new(),
-        reply_to: None,
+        event: msg.event.clone(),
+        mentions: msg.mentions.clone(),
+        reply_to: msg.reply_to.clone(),
         seq: msg.seq,
         from: msg.from.clone(),
         text: msg.text.clone(),
@@ -243,6 +246,20 @@ impl RoomState {
                 }
             }
         }
+    }
+
+    /// A request `key` (sender key, client_id) already said: committed,
+    /// ack it again; not yet, `conn` is acked with the first.
+    fn retried(&mut self, conn: &Arc<Conn>, key: &(String, String)) -> Option<Said> {
+        if let Some(&seq) = self.client_ids.get(key) {
+            return Some(Said::Duplicate(seq));
+        }
+        let pending = self
+            .pending
+            .iter_mut()
+            .find(|p| p.key.as_ref() == Some(key))?;
+        pending.ackers.push((Arc::clone(conn), Some(key.1.clone())));
+        Some(Said::Waiting)
     }
 
     /// The `seq` of the oldest message in the log (one past the last
@@ -592,17 +609,8 @@ impl Room {
         let client_id = draft.client_id.clone();
         let key = client_id.as_ref().map(|id| (user, id.clone()));
         if let Some(key) = &key {
-            // Committed: ack it again. Not yet: ack it with the first.
-            if let Some(&seq) = state.client_ids.get(key) {
-                return Some(Said::Duplicate(seq));
-            }
-            if let Some(pending) = state
-                .pending
-                .iter_mut()
-                .find(|p| p.key.as_ref() == Some(key))
-            {
-                pending.ackers.push((Arc::clone(conn), client_id));
-                return Some(Said::Waiting);
+            if let Some(said) = state.retried(conn, key) {
+                return Some(said);
             }
         }
         // The next number as this node sees it; a store that nodes share
@@ -622,6 +630,18 @@ impl Room {
             ackers: vec![(Arc::clone(conn), client_id)],
         });
         Some(Said::Queued)
+    }
+
+    /// What became of an earlier request of the user whose key is `user`
+    /// with this `client_id`, if this room remembers it ([`Said::Duplicate`]
+    /// or [`Said::Waiting`], `conn` then acked with it); `None` if it is
+    /// new. A retried edit, deletion or reaction is recognised here before
+    /// it is checked again: its target may have changed since (deleted, out
+    /// of the edit window), and the first one's answer is the answer.
+    pub fn retried(&self, conn: &Arc<Conn>, user: String, client_id: &str) -> Option<Said> {
+        self.state
+            .lock()
+            .retried(conn, &(user, client_id.to_string()))
     }
 
     /// Whether `name` is a member now, here or on another node.
