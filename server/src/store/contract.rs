@@ -642,4 +642,19 @@ pub fn events(store: &dyn Store) {
         Some(&("alice".to_string(), "c-14".to_string(), 14)),
         "retries of events are recognised like any message's"
     );
+
+    // Deleting an edited message takes its earlier texts with it: the edit
+    // rows keep their place in the stream, not their words.
+    store
+        .append(&[event(15, "alice", "", Event::Delete { target: 1 })])
+        .unwrap();
+    let edit = store.message("lobby", 4).unwrap().unwrap();
+    assert_eq!(edit.event, Some(Event::Edit { target: 1 }));
+    assert_eq!(edit.text, "", "the edit's text went with the message");
+    assert_eq!(
+        store.message("lobby", 13).unwrap().unwrap().text,
+        "eventful",
+        "an edit of another target is left alone"
+    );
+    assert!(hits("lunch").is_empty() && hits("one").is_empty());
 }

@@ -10,6 +10,7 @@ use super::{
     UserRecord,
 };
 use hubbub_protocol::names::name_key;
+use hubbub_protocol::Event;
 
 #[derive(Default)]
 struct RoomLog {
@@ -52,6 +53,13 @@ impl RoomLog {
                 gone.deleted = true;
                 let quote = deleted_quote(target, &gone.from);
                 self.reactions.remove(&target);
+                // Its earlier texts, in the edit rows that replaced them.
+                for edit in &mut self.messages {
+                    if edit.event == Some(Event::Edit { target }) {
+                        edit.text.clear();
+                        edit.mentions.clear();
+                    }
+                }
                 for reply in &mut self.messages {
                     if reply.reply_to.as_ref().is_some_and(|q| q.seq == target) {
                         reply.reply_to = Some(quote.clone());

@@ -687,9 +687,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         contract::events(&SqliteStore::open(dir.path()).unwrap());
         let reopened = SqliteStore::open(dir.path()).unwrap();
-        let edited = reopened.message("lobby", 1).unwrap().unwrap();
-        assert_eq!(edited.text, "lunch at one");
+        let edited = reopened.message("lobby", 13).unwrap().unwrap();
+        assert_eq!(edited.text, "eventful");
+        assert!(reopened.message("lobby", 1).unwrap().unwrap().deleted);
         assert!(reopened.message("lobby", 2).unwrap().unwrap().deleted);
+        assert_eq!(reopened.message("lobby", 4).unwrap().unwrap().text, "");
     }
 
     #[test]

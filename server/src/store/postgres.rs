@@ -549,6 +549,14 @@ fn fold(tx: &mut postgres::Transaction<'_>, msg: &StoredMessage) -> Result<(), S
                 return Ok(());
             };
             let sender: String = gone.get(0);
+            // Its earlier texts, in the edit rows that replaced them.
+            tx.execute(
+                "UPDATE messages SET text = '', mentions = NULL
+                 WHERE room = $1 AND seq > $2 AND event IS NOT NULL
+                   AND event::jsonb ->> 'kind' = 'edit'
+                   AND (event::jsonb ->> 'target')::bigint = $2",
+                &[&room, &int(target)],
+            )?;
             tx.execute(
                 "DELETE FROM file_refs WHERE room = $1 AND seq = $2",
                 &[&room, &int(target)],

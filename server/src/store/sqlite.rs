@@ -237,6 +237,14 @@ fn fold(tx: &rusqlite::Transaction<'_>, msg: &StoredMessage) -> Result<(), Store
                 tx.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
                     .execute([rowid])?;
             }
+            // Its earlier texts, in the edit rows that replaced them.
+            tx.prepare_cached(
+                "UPDATE messages SET text = '', mentions = NULL
+                 WHERE room = ?1 AND seq > ?2 AND event IS NOT NULL
+                   AND json_extract(event, '$.kind') = 'edit'
+                   AND json_extract(event, '$.target') = ?2",
+            )?
+            .execute(params![room, int(target)])?;
             tx.prepare_cached("DELETE FROM file_refs WHERE room = ?1 AND seq = ?2")?
                 .execute(params![room, int(target)])?;
             tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND seq = ?2")?
