@@ -228,7 +228,7 @@ async fn a_scripted_session_with_every_command() {
         .send(json!({"type": "send", "room": "lobby", "text": "hi carol"}))
         .await;
     let line = carol.until("<alice>").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> hi carol"), "{line}");
+    assert!(line.ends_with("[lobby] #1 <alice> hi carol"), "{line}");
 
     // Terminal client → WebSocket user.
     carol.type_line("hello alice").await;
@@ -320,7 +320,10 @@ async fn what_others_write_cannot_drive_the_terminal_or_fake_a_line() {
                      "text": "evil\x1b[2J\r\n00:00:00 [lobby] <bob> fake\rover"}))
         .await;
     let line = carol.until("<alice> evil").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> evil\u{FFFD}[2J"), "{line}");
+    assert!(
+        line.ends_with("[lobby] #1 <alice> evil\u{FFFD}[2J"),
+        "{line}"
+    );
     // The line break continues indented; the lone CR shows as U+FFFD.
     let next = carol.until("fake").await.pop().unwrap();
     assert_eq!(next, "         00:00:00 [lobby] <bob> fake\u{FFFD}over");
@@ -488,12 +491,12 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
 
     // carol sees her message come back: the caption, then the file's line,
     // whose link works for her as printed.
-    carol.until("[lobby] <carol> the report").await;
+    carol.until("[lobby] #1 <carol> the report").await;
     let line = carol.until("<carol> file:").await.pop().unwrap();
     let base = format!("http://{}", server.addr);
     assert!(
         line.contains(&format!(
-            "[lobby] <carol> file: report v2.bin (4.9 KiB, application/octet-stream) \
+            "[lobby] #1 <carol> file: report v2.bin (4.9 KiB, application/octet-stream) \
              {base}/api/files/{}?token=g1.",
             file.id
         )),

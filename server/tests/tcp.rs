@@ -181,7 +181,7 @@ async fn tcp_and_websocket_users_chat_both_ways_and_see_each_others_notices() {
     // WebSocket → TCP.
     alice.say("lobby", "hi bob", "c-1").await;
     let line = bob.until("<alice>").await.pop().unwrap();
-    assert!(stamped(&line, "[lobby] <alice> hi bob"), "{line}");
+    assert!(stamped(&line, "[lobby] #1 <alice> hi bob"), "{line}");
 
     // TCP → WebSocket; bob sees his own line come back like everyone else.
     bob.send("hello alice").await;
@@ -198,7 +198,7 @@ async fn tcp_and_websocket_users_chat_both_ways_and_see_each_others_notices() {
         other => panic!("{other:?}"),
     }
     let line = bob.until("<bob>").await.pop().unwrap();
-    assert!(stamped(&line, "[lobby] <bob> hello alice"), "{line}");
+    assert!(stamped(&line, "[lobby] #2 <bob> hello alice"), "{line}");
 
     // Another TCP user comes and goes: the WebSocket user sees both notices.
     let mut carol = server.nc("carol").await;
@@ -364,7 +364,7 @@ async fn every_slash_command() {
     bob.until("you are talking in lobby now").await;
     bob.send("//shrug").await;
     let line = bob.until("<bobby>").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <bobby> /shrug"), "{line}");
+    assert!(line.ends_with("[lobby] #1 <bobby> /shrug"), "{line}");
 
     // /quit: a last line, then the server closes; alice hears the offline notice.
     bob.send("/quit").await;
@@ -445,7 +445,10 @@ async fn long_lines_bad_utf8_and_control_characters_are_handled() {
         .say("lobby", "evil\x1b[2J\n00:00:00 [lobby] <carol> fake", "c-1")
         .await;
     let line = bob.until("<alice>").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> evil\u{FFFD}[2J"), "{line}");
+    assert!(
+        line.ends_with("[lobby] #2 <alice> evil\u{FFFD}[2J"),
+        "{line}"
+    );
     let next = bob.line().await.unwrap();
     assert_eq!(next, "         00:00:00 [lobby] <carol> fake");
 
@@ -453,7 +456,10 @@ async fn long_lines_bad_utf8_and_control_characters_are_handled() {
     // it shows as U+FFFD, like any other control character.
     alice.say("lobby", "real\rfake", "c-2").await;
     let line = bob.until("<alice> real").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> real\u{FFFD}fake"), "{line}");
+    assert!(
+        line.ends_with("[lobby] #3 <alice> real\u{FFFD}fake"),
+        "{line}"
+    );
 
     // Still chatting after all that.
     bob.send("still here").await;
@@ -508,7 +514,7 @@ async fn files_show_as_lines_whose_links_work_for_the_tcp_user() {
     // No caption line; the file's line, with a link.
     let line = bob.until("<alice>").await.pop().unwrap();
     let prefix = format!(
-        "[lobby] <alice> file: notes v2.bin (2.9 KiB, application/octet-stream) \
+        "[lobby] #1 <alice> file: notes v2.bin (2.9 KiB, application/octet-stream) \
          http://{}/api/files/{id}?token=g1.",
         server.addr
     );
@@ -610,4 +616,60 @@ async fn search_finds_stored_messages_of_every_room_as_lines() {
         "the oldest is left out"
     );
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn message_commands_say_what_is_wrong_before_sending_anything() {
+    let server = Server::default().await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    let mut bob = server.nc("bob").await;
+    alice.recv_until(|m| joined(m, "lobby", "bob")).await;
+
+    // Nothing shown yet to default to: how to name a message instead.
+    bob.send("/edit hello").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            "! no message of yours shown in this room yet: name one, /edit #SEQ TEXT"
+        ),
+        "{line}"
+    );
+    bob.send("/react 👍").await;
+    bob.until("! no message by someone else shown in this room yet: name one, /react #SEQ EMOJI")
+        .await;
+    // Not one emoji: refused here, with the ones to try.
+    bob.send("/react #1 thumbs up").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            "! a reaction is one emoji: react with one emoji, e.g. 👍 ❤️ 😂 🎉 😮 😢"
+        ),
+        "{line}"
+    );
+    bob.send("/delete 3").await;
+    bob.until("! usage: /delete [#SEQ]").await;
+    bob.send("/reply #2").await;
+    bob.until("! usage: /reply [#SEQ] TEXT").await;
+    bob.send("/help").await;
+    for usage in [
+        "/reply [#SEQ] TEXT",
+        "/edit [#SEQ] TEXT",
+        "/delete [#SEQ]",
+        "/react [#SEQ] EMOJI",
+        "/unreact [#SEQ] EMOJI",
+    ] {
+        bob.until(usage).await;
+    }
+
+    // None of it reached the room: the next message alice hears is this.
+    bob.send("still here").await;
+    let next = alice
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    assert!(
+        matches!(&next, ServerMsg::Message { text, event: None, .. } if text == "still here"),
+        "{next:?}"
+    );
 }
