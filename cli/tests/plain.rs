@@ -528,3 +528,61 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
         "{rest:#?}"
     );
 }
+
+/// Needs the server side of edits, deletions, reactions, replies and
+/// mentions (docs/protocol.md, "Edits, deletions and reactions").
+#[tokio::test]
+async fn messages_are_answered_edited_reacted_to_and_deleted_from_the_terminal() {
+    use hubbub_protocol::Event;
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "are we on?"}))
+        .await;
+    carol.until("[lobby] #1 <alice> are we on?").await;
+
+    carol.type_line("/reply yes, tomorrow").await;
+    carol
+        .until("[lobby] #2 <carol> ↳ #1 alice: are we on? | yes, tomorrow")
+        .await;
+    let reply = alice
+        .until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "carol"))
+        .await;
+    assert!(
+        matches!(&reply, ServerMsg::Message { reply_to: Some(q), .. } if q.seq == 1),
+        "{reply:?}"
+    );
+    carol.type_line("/edit yes, at 9").await;
+    carol.until("[lobby] * carol edited #2: yes, at 9").await;
+    carol.type_line("/react 🎉").await;
+    carol.until("[lobby] * carol reacted 🎉 to #1").await;
+    carol.type_line("/delete").await;
+    carol.until("[lobby] * carol deleted #2").await;
+    for want in ["edit", "react", "delete"] {
+        let got = alice
+            .until(|m| matches!(m, ServerMsg::Message { event: Some(_), .. }))
+            .await;
+        let ServerMsg::Message {
+            event: Some(event), ..
+        } = got
+        else {
+            unreachable!()
+        };
+        let kind = match event {
+            Event::Edit { target: 2 } => "edit",
+            Event::React { target: 1, .. } => "react",
+            Event::Delete { target: 2 } => "delete",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind, want);
+    }
+
+    // A mention of carol is marked on her screen.
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "@carol look"}))
+        .await;
+    carol.until("@ [lobby] #6 <alice> @carol look").await;
+    carol.finish().await;
+}
