@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hubbub_protocol::{HistoryMessage, ServerMsg};
+use hubbub_protocol::{Event, HistoryMessage, ServerMsg};
 use parking_lot::Mutex;
 use tungstenite::Utf8Bytes;
 
@@ -54,9 +54,8 @@ pub struct Wire {
 impl Wire {
     /// The frame of a stored message, with its reply quote, mentions and
     /// event. The same message makes the same bytes from the log or from
-    /// the store, until a later edit or delete is folded into it: the
-    /// store then gives it as it is now, the log as it was said (the event
-    /// that changed it follows it in both).
+    /// the store: both fold a later edit or delete into it when it commits
+    /// (the event that changed it follows it in both).
     pub fn of(msg: &StoredMessage) -> Wire {
         let json = ServerMsg::Message {
             event: msg.event.clone(),
@@ -457,9 +456,26 @@ impl Room {
         Ok(true)
     }
 
-    /// Appends the next committed message to the log.
+    /// Appends the next committed message to the log. An edit or deletion
+    /// is folded into the log's copies of what it changes, as the store
+    /// folds it at commit ([`crate::store::fold_messages`]): history served
+    /// from the log is what the store would serve, and a deleted message's
+    /// words leave memory too. A member whose cursor is behind a changed
+    /// message gets it as it is now, then the event: applying it again
+    /// changes nothing.
     fn push_to_log(&self, state: &mut RoomState, msg: StoredMessage) {
         let seq = msg.seq;
+        if matches!(msg.event, Some(Event::Edit { .. } | Event::Delete { .. })) {
+            let changed =
+                crate::store::fold_messages(&msg, state.log.iter_mut().map(|e| &mut e.msg));
+            for entry in state
+                .log
+                .iter_mut()
+                .filter(|e| changed.contains(&e.msg.seq))
+            {
+                entry.wire = Wire::of(&entry.msg);
+            }
+        }
         let wire = Wire::of(&msg);
         state.log.push_back(Entry { msg, wire });
         if state.log.len() > self.log_cap {

@@ -5,12 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    deleted_quote, search_words, Accounts, FileReaders, FileRecord, Files, Fold, Messages,
+    fold_messages, search_words, Accounts, FileReaders, FileRecord, Files, Fold, Messages,
     Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
     UserRecord,
 };
 use hubbub_protocol::names::name_key;
-use hubbub_protocol::Event;
 
 #[derive(Default)]
 struct RoomLog {
@@ -33,38 +32,14 @@ impl RoomLog {
     fn fold(&mut self, msg: &StoredMessage) {
         match Fold::of(msg) {
             None => {}
-            Some(Fold::Edit {
-                target,
-                text,
-                mentions,
-            }) => {
-                if let Some(target) = self.live(target) {
-                    target.text = text.to_string();
-                    target.mentions = mentions.to_vec();
-                }
+            Some(Fold::Edit { .. }) => {
+                fold_messages(msg, self.messages.iter_mut());
             }
             Some(Fold::Delete { target }) => {
-                let Some(gone) = self.live(target) else {
-                    return;
-                };
-                gone.text.clear();
-                gone.attachments.clear();
-                gone.mentions.clear();
-                gone.deleted = true;
-                let quote = deleted_quote(target, &gone.from);
-                self.reactions.remove(&target);
-                // Its earlier texts, in the edit rows that replaced them.
-                for edit in &mut self.messages {
-                    if edit.event == Some(Event::Edit { target }) {
-                        edit.text.clear();
-                        edit.mentions.clear();
-                    }
+                if self.live(target).is_some() {
+                    self.reactions.remove(&target);
                 }
-                for reply in &mut self.messages {
-                    if reply.reply_to.as_ref().is_some_and(|q| q.seq == target) {
-                        reply.reply_to = Some(quote.clone());
-                    }
-                }
+                fold_messages(msg, self.messages.iter_mut());
             }
             Some(Fold::React { target, emoji, on }) => {
                 if self.live(target).is_none() {

@@ -106,6 +106,72 @@ impl<'a> Fold<'a> {
     }
 }
 
+/// Applies the edit or deletion `event` to the messages of its room it
+/// changes, among `msgs` (any run of the room's messages, in order), as
+/// every store does at commit: an edit gives a live target (a message, not
+/// deleted) its text and mentions; a deletion empties the target and marks
+/// it deleted, and empties the edits of it and the quotes of it in
+/// replies. Reactions are not kept in messages: nothing to do for them.
+/// Returns the `seq`s of the messages it changed. The in-memory store and
+/// each room's log ([`crate::room`]) fold by it, so that what they serve
+/// is what the store serves.
+pub fn fold_messages<'m>(
+    event: &StoredMessage,
+    msgs: impl IntoIterator<Item = &'m mut StoredMessage>,
+) -> Vec<u64> {
+    let mut changed = Vec::new();
+    match Fold::of(event) {
+        Some(Fold::Edit {
+            target,
+            text,
+            mentions,
+        }) => {
+            if let Some(msg) = msgs
+                .into_iter()
+                .find(|m| m.seq == target && m.event.is_none() && !m.deleted)
+            {
+                msg.text = text.to_string();
+                msg.mentions = mentions.to_vec();
+                changed.push(target);
+            }
+        }
+        Some(Fold::Delete { target }) => {
+            let mut msgs: Vec<&mut StoredMessage> = msgs.into_iter().collect();
+            // A target that is there but not live (an event, or deleted
+            // already) is nobody's to delete. One that is not there (older
+            // than the run) was live when the delete was checked.
+            if msgs
+                .iter()
+                .any(|m| m.seq == target && (m.event.is_some() || m.deleted))
+            {
+                return changed;
+            }
+            for msg in msgs.iter_mut() {
+                if msg.seq == target {
+                    msg.text.clear();
+                    msg.attachments.clear();
+                    msg.mentions.clear();
+                    msg.deleted = true;
+                } else if msg.event == Some(Event::Edit { target }) && !msg.text.is_empty() {
+                    msg.text.clear();
+                    msg.mentions.clear();
+                } else if let Some(quote) = msg
+                    .reply_to
+                    .as_mut()
+                    .filter(|q| q.seq == target && !q.text.is_empty())
+                {
+                    *quote = deleted_quote(target, &quote.from);
+                } else {
+                    continue;
+                }
+                changed.push(msg.seq);
+            }
+        }
+        Some(Fold::React { .. }) | None => {}
+    }
+    changed
+}
+
 /// The quote replies keep of a deleted message: who, no text.
 fn deleted_quote(seq: u64, from: &str) -> Quote {
     Quote {
