@@ -1177,6 +1177,8 @@ pub enum Action {
     EditLast,
     /// Answer this message with the next one (`None`: do not).
     Reply(Option<Quote>),
+    /// Say this over the app.
+    Notice(String),
 }
 
 impl Reducible for ChatState {
@@ -1261,6 +1263,7 @@ impl Reducible for ChatState {
             Action::Editing(seq) => state.editing = seq,
             Action::EditLast => state.edit_last(),
             Action::Reply(quote) => state.reply = quote,
+            Action::Notice(text) => state.notify(text),
             Action::Recheck => state.visible += 1,
             Action::Visible => {
                 state.visible += 1;

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use hubbub_protocol::emoji::validate_emoji;
 use hubbub_protocol::{Attachment, ClientMsg, Quote};
 use wasm_bindgen::JsCast;
-use web_sys::{Element, HtmlElement, HtmlInputElement, HtmlTextAreaElement};
+use web_sys::{Element, HtmlElement};
 use yew::prelude::*;
 
 use super::message_tools::{self as tools, CLOSED, CONFIRMING, PICKING};
@@ -397,84 +397,76 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             e.stop_propagation();
         })
     };
-    let on_save = {
-        let (chat, room) = (chat.clone(), room.clone());
+    // The edit form saves; the picker's field sends another emoji than
+    // the quick six (one, or a notice says why not).
+    let onsubmit = {
+        let (chat, room, me, menu) = (chat.clone(), room.clone(), me.clone(), menu.clone());
         let (on_change, on_action) = (props.on_change.clone(), props.on_action.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let Some(seq) = seq_of(e.target()) else {
-                return;
-            };
-            let form: Element = e.target_unchecked_into();
-            let Some(area) = form
-                .query_selector("textarea")
-                .ok()
-                .flatten()
-                .and_then(|a| a.dyn_into::<HtmlTextAreaElement>().ok())
+            let (
+                Some(seq),
+                Some(Entry::Message {
+                    text: old,
+                    files,
+                    reactions,
+                    ..
+                }),
+            ) = (
+                seq_of(e.target()),
+                seq_of(e.target()).and_then(|s| chat.message(s)),
+            )
             else {
                 return;
             };
-            let text = area.value().trim_end().to_string();
-            if let Some(Entry::Message {
-                text: old, files, ..
-            }) = chat.message(seq)
-            {
-                if text.trim().is_empty() && files.is_empty() {
+            let form: Element = e.target_unchecked_into();
+            let value = form
+                .query_selector("input,textarea")
+                .ok()
+                .flatten()
+                .map(|f| {
+                    js_sys::Reflect::get(&f, &"value".into())
+                        .ok()
+                        .and_then(|v| v.as_string())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            let room = room.clone();
+            if form.class_name() == "emoji-form" {
+                let emoji = value.trim().to_string();
+                if let Err(why) = validate_emoji(&emoji) {
+                    on_action.emit(Action::Notice(format!("Not a reaction: {why}.")));
                     return;
                 }
-                if text != *old {
-                    on_change.emit(ClientMsg::Edit {
-                        room: room.clone(),
-                        seq,
-                        text,
-                        client_id: None,
-                    });
-                }
+                let on = !reactions
+                    .iter()
+                    .any(|(e, users)| *e == emoji && users.iter().any(|u| *u == *me));
+                on_change.emit(ClientMsg::React {
+                    room,
+                    seq,
+                    emoji,
+                    on,
+                    client_id: None,
+                });
+                menu.set((0, CLOSED));
+                return;
+            }
+            let text = value.trim_end().to_string();
+            if text.trim().is_empty() && files.is_empty() {
+                return;
+            }
+            if text != *old {
+                on_change.emit(ClientMsg::Edit {
+                    room,
+                    seq,
+                    text,
+                    client_id: None,
+                });
             }
             on_action.emit(Action::Editing(None));
             focus("#composer-input");
         })
     };
-    // Another emoji than the quick six: one, or the field says why not.
-    let on_other = {
-        let (chat, room, me, menu) = (chat.clone(), room.clone(), me.clone(), menu.clone());
-        let on_change = props.on_change.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            let Some(seq) = seq_of(e.target()) else {
-                return;
-            };
-            let form: Element = e.target_unchecked_into();
-            let Some(input) = form
-                .query_selector("input")
-                .ok()
-                .flatten()
-                .and_then(|i| i.dyn_into::<HtmlInputElement>().ok())
-            else {
-                return;
-            };
-            let emoji = input.value().trim().to_string();
-            if let Err(why) = validate_emoji(&emoji) {
-                input.set_custom_validity(&why);
-                input.report_validity();
-                return;
-            }
-            let on = !matches!(chat.message(seq), Some(Entry::Message { reactions, .. })
-                if reactions.iter().any(|(e, users)| *e == emoji && users.iter().any(|u| *u == *me)));
-            on_change.emit(ClientMsg::React {
-                room: room.clone(),
-                seq,
-                emoji,
-                on,
-                client_id: None,
-            });
-            menu.set((0, CLOSED));
-        })
-    };
-    let on_input = Callback::from(|e: InputEvent| {
-        e.target_unchecked_into::<HtmlInputElement>()
-            .set_custom_validity("");
-    });
     let view = View {
         found: props.found,
         token,
@@ -484,9 +476,6 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         editing: props.editing,
         menu: *menu,
         connected: props.connected,
-        on_save: &on_save,
-        on_other: &on_other,
-        on_input: &on_input,
     };
     let mut previous: Option<&Entry> = None;
     // "New messages" above the first one past the marker the user came
@@ -557,7 +546,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                         <p class="muted">{ format!("This is the start of {}. Say hello!", chat.target.label()) }</p>
                     </div>
                 }
-                <ol class="messages" onclick={act} {onkeydown}>
+                <ol class="messages" onclick={act} {onkeydown} {onsubmit}>
                     { for items }
                     { for pending }
                 </ol>
@@ -740,9 +729,6 @@ struct View<'a> {
     editing: Option<u64>,
     menu: (u64, u8),
     connected: bool,
-    on_save: &'a Callback<SubmitEvent>,
-    on_other: &'a Callback<SubmitEvent>,
-    on_input: &'a Callback<InputEvent>,
 }
 
 fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
@@ -789,7 +775,6 @@ fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
             let editing = seq.is_some() && *seq == view.editing;
             // Only room messages that are still there can be acted on.
             let live = seq.filter(|_| !deleted && !editing);
-            let menu = |open| live.is_some_and(|s| view.menu == (s, open));
             html! {
             <li key={*id} {class} data-seq={seq.map(|s| s.to_string())}
                 data-from={from.clone()} aria-current={found.then_some("true")}>
@@ -816,27 +801,22 @@ fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
                     if *deleted {
                         <p class="text deleted">{ "message deleted" }</p>
                     } else if editing {
-                        { tools::edit_form(text, view.on_save) }
+                        { tools::edit_form(text) }
                     } else if !text.is_empty() {
                         { crate::markup::view_text(text, view.me) }
-                    }
-                    if *edited && !editing {
-                        <span class="edited muted small">{ "(edited)" }</span>
                     }
                     if !files.is_empty() {
                         { view_files(files, view.token, view.open) }
                     }
-                    { tools::reactions(reactions, view.me) }
-                    if menu(CONFIRMING) {
-                        { tools::confirm_delete() }
-                    }
-                    if menu(PICKING) {
-                        { tools::picker(reactions, view.me, view.on_other, view.on_input) }
-                    }
+                    { tools::under(
+                        *edited && !editing,
+                        reactions,
+                        view.me,
+                        live.filter(|s| view.menu.0 == *s).map_or(CLOSED, |_| view.menu.1),
+                        live.map(|_| (*own, *sent_at > view.edit_after)),
+                        view.connected,
+                    ) }
                 </div>
-                if live.is_some() {
-                    { tools::toolbar(*own, *sent_at > view.edit_after, menu(PICKING), view.connected) }
-                }
             </li>
             }
         }
