@@ -108,6 +108,8 @@ struct Scroll {
     opener: Option<HtmlElement>,
     /// The found message last brought into view.
     brought: Option<u64>,
+    /// The message whose picker or delete question was open last, and which.
+    menu: (u64, u8),
 }
 
 /// The timeline (a [`Piece`](super::part::Piece) of its own).
@@ -121,6 +123,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         shown: None,
         opener: None,
         brought: None,
+        menu: (0, CLOSED),
     });
     // Whether messages arrived below the view while scrolled up.
     let unseen = use_state(|| false);
@@ -278,15 +281,23 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
     let menu = use_state(|| (0u64, CLOSED));
     {
         // What opens takes the focus: the picker's first emoji, the
-        // delete question's button, the edit field (its text selected).
+        // delete question's button, the edit field. What closes gives it
+        // back to the action that opened it (drawn anew by then).
         let key = (*menu, props.editing);
-        use_effect_with(key, |((_, open), editing)| match (*open, editing) {
-            (PICKING, _) => focus(".picker button"),
-            (CONFIRMING, _) => focus(".confirm .danger"),
-            (_, Some(_)) => {
-                focus("#edit-input");
+        let scroll = scroll.clone();
+        use_effect_with(key, move |((seq, open), editing)| {
+            let was = std::mem::replace(&mut scroll.borrow_mut().menu, (*seq, *open));
+            match (*open, editing) {
+                (PICKING, _) => focus(".picker button"),
+                (CONFIRMING, _) => focus(".confirm .danger"),
+                (_, Some(_)) => focus("#edit-input"),
+                _ if was.1 != CLOSED => focus(&format!(
+                    ".message[data-seq=\"{}\"] [data-act={}]",
+                    was.0,
+                    if was.1 == PICKING { "react" } else { "delete" }
+                )),
+                _ => {}
             }
-            _ => {}
         });
     }
     let me = props.me.clone().unwrap_or_default();
@@ -369,14 +380,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             };
             let edit = target.closest(".edit-form").ok().flatten();
             match (e.key().as_str(), edit) {
-                ("Escape", _) if menu.1 != CLOSED => {
-                    let act = if menu.1 == PICKING { "react" } else { "delete" };
-                    focus(&format!(
-                        ".message[data-seq=\"{}\"] [data-act={act}]",
-                        menu.0
-                    ));
-                    menu.set((0, CLOSED));
-                }
+                ("Escape", _) if menu.1 != CLOSED => menu.set((0, CLOSED)),
                 ("Escape", Some(_)) => {
                     on_action.emit(Action::Editing(None));
                     focus("#composer-input");
