@@ -57,7 +57,8 @@
 //! // Every server frame, once: the tracker and the ledger learn from it.
 //! for frame in [
 //!     ServerMsg::Message { room: "lobby".into(), seq: 8, from: "me".into(),
-//!                          text: "hi all".into(), sent_at: 0, attachments: vec![] },
+//!                          text: "hi all".into(), sent_at: 0, attachments: vec![],
+//!                          reply_to: None, mentions: vec![], event: None },
 //!     ServerMsg::Ack { client_id: Some("3fa9-1".into()), room: Some("lobby".into()), seq: Some(8) },
 //! ] {
 //!     tracker.observe(&frame);
