@@ -290,7 +290,18 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             match (*open, editing) {
                 (PICKING, _) => focus(".picker button"),
                 (CONFIRMING, _) => focus(".confirm .danger"),
-                (_, Some(_)) => focus("#edit-input"),
+                (_, Some(_)) => {
+                    // The caret at the end of the text, ready to go on.
+                    focus("#edit-input");
+                    if let Some(area) = web_sys::window()
+                        .and_then(|w| w.document())
+                        .and_then(|d| d.get_element_by_id("edit-input"))
+                        .and_then(|a| a.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
+                    {
+                        let end = area.value().encode_utf16().count() as u32;
+                        let _ = area.set_selection_range(end, end);
+                    }
+                }
                 _ if was.1 != CLOSED => focus(&format!(
                     ".message[data-seq=\"{}\"] [data-act={}]",
                     was.0,
