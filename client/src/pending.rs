@@ -156,8 +156,19 @@ impl Pending {
         text: &str,
         attachments: Vec<String>,
     ) -> Result<ClientMsg, PendingFull> {
+        self.reply(room, text, attachments, None)
+    }
+
+    /// [`Pending::send_files`] answering message `reply_to` of the room.
+    pub fn reply(
+        &mut self,
+        room: &str,
+        text: &str,
+        attachments: Vec<String>,
+        reply_to: Option<u64>,
+    ) -> Result<ClientMsg, PendingFull> {
         self.push(|client_id| ClientMsg::Send {
-            reply_to: None,
+            reply_to,
             room: room.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
@@ -361,6 +372,15 @@ mod tests {
             }
         );
         assert_eq!(p.get("ab12-2").unwrap().to(), Some("bob"));
+        let reply = p.reply("lobby", "yes", Vec::new(), Some(41)).unwrap();
+        assert!(matches!(
+            reply,
+            ClientMsg::Send {
+                reply_to: Some(41),
+                ..
+            }
+        ));
+        p.dismiss("ab12-3");
         assert_eq!(p.get("ab12-1").unwrap().room(), Some("lobby"));
         assert_eq!(
             p.resend().collect::<Vec<_>>(),

@@ -85,14 +85,13 @@ impl Unread {
     fn heard(&mut self, room: &str, seq: u64, from: &str, event: bool, mentions: &[String]) {
         let me = self.me.clone();
         let mine = me.as_deref() == Some(from);
+        // The server spells a mention as the user's name is spelled, as
+        // `welcome` does; folding ASCII case on top costs nothing, where
+        // `names::name_key` (Unicode lower case) would bring the Unicode
+        // case tables into the web app's bundle (~10 KB gzipped).
         let mentioned = !mine
             && !event
-            && me.is_some_and(|me| {
-                let me = hubbub_protocol::names::name_key(&me);
-                mentions
-                    .iter()
-                    .any(|m| hubbub_protocol::names::name_key(m) == me)
-            });
+            && me.is_some_and(|me| mentions.iter().any(|m| m.eq_ignore_ascii_case(&me)));
         let marker = self.marker(room);
         marker.last = marker.last.max(seq);
         if marker.read.is_some_and(|r| seq <= r) {

@@ -16,7 +16,8 @@
 //! every message: the two codecs cannot drift apart unnoticed.
 
 use hubbub_protocol::{
-    Attachment, ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit, ServerMsg,
+    Attachment, ClientMsg, ErrorCode, Event, HistoryMessage, Limits, Quote, RoomInfo, SearchHit,
+    ServerMsg,
 };
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
@@ -119,12 +120,48 @@ impl<J: Json> Obj<'_, J> {
             })
         })
     }
+
+    /// A message's `reply_to`, `mentions` (absent is none) and `event`.
+    #[allow(clippy::type_complexity)]
+    fn extras(&self) -> Option<(Option<Quote>, Vec<String>, Option<Event>)> {
+        let reply_to = self.opt("reply_to", |q| {
+            let q = Obj(q).object()?;
+            Some(Quote {
+                seq: q.u64("seq")?,
+                from: q.str("from")?,
+                text: q.str("text")?,
+            })
+        })?;
+        let mentions = match self.0.field("mentions") {
+            Some(_) => self.strings("mentions")?,
+            None => Vec::new(),
+        };
+        let event = self.opt("event", |e| {
+            let e = Obj(e).object()?;
+            let target = e.u64("target")?;
+            Some(match e.str("kind")?.as_str() {
+                "edit" => Event::Edit { target },
+                "delete" => Event::Delete { target },
+                "react" => Event::React {
+                    target,
+                    emoji: e.str("emoji")?,
+                    on: e.bool("on")?,
+                },
+                _ => return None,
+            })
+        })?;
+        Some((reply_to, mentions, event))
+    }
+
+    /// This value if it is an object.
+    fn object(self) -> Option<Self> {
+        self.0.is_object().then_some(self)
+    }
 }
 
 fn limits<J: Json>(o: &J) -> Option<Limits> {
     let o = Obj(o);
     Some(Limits {
-        edit_window_ms: Limits::DEFAULT_EDIT_WINDOW_MS,
         max_frame_bytes: o.usize("max_frame_bytes")?,
         max_text_bytes: o.usize("max_text_bytes")?,
         max_name_chars: o.usize("max_name_chars")?,
@@ -142,6 +179,10 @@ fn limits<J: Json>(o: &J) -> Option<Limits> {
         max_file_bytes: match o.0.field("max_file_bytes") {
             Some(n) => n.whole()?,
             None => Limits::DEFAULT_MAX_FILE_BYTES,
+        },
+        edit_window_ms: match o.0.field("edit_window_ms") {
+            Some(n) => n.whole()?,
+            None => Limits::DEFAULT_EDIT_WINDOW_MS,
         },
     })
 }
@@ -178,29 +219,33 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
         "leave_ok" => ServerMsg::LeaveOk {
             room: o.str("room")?,
         },
-        "message" => ServerMsg::Message {
-            event: None,
-            mentions: Vec::new(),
-            reply_to: None,
-            room: o.str("room")?,
-            seq: o.u64("seq")?,
-            from: o.str("from")?,
-            text: o.str("text")?,
-            sent_at: o.u64("sent_at")?,
-            attachments: o.attachments()?,
-        },
+        "message" => {
+            let (reply_to, mentions, event) = o.extras()?;
+            ServerMsg::Message {
+                room: o.str("room")?,
+                seq: o.u64("seq")?,
+                from: o.str("from")?,
+                text: o.str("text")?,
+                sent_at: o.u64("sent_at")?,
+                attachments: o.attachments()?,
+                reply_to,
+                mentions,
+                event,
+            }
+        }
         "history" => ServerMsg::History {
             room: o.str("room")?,
             messages: o.objects("messages", |m| {
+                let (reply_to, mentions, event) = m.extras()?;
                 Some(HistoryMessage {
-                    event: None,
-                    mentions: Vec::new(),
-                    reply_to: None,
                     seq: m.u64("seq")?,
                     from: m.str("from")?,
                     text: m.str("text")?,
                     sent_at: m.u64("sent_at")?,
                     attachments: m.attachments()?,
+                    reply_to,
+                    mentions,
+                    event,
                 })
             })?,
             has_more: o.bool("has_more")?,
@@ -643,15 +688,37 @@ mod tests {
             text().prop_map(|name| ClientMsg::Hello { name }),
             (text(), opt_num()).prop_map(|(room, since)| ClientMsg::Join { room, since }),
             text().prop_map(|room| ClientMsg::Leave { room }),
-            (text(), text(), opt_text(), ids()).prop_map(|(room, text, client_id, attachments)| {
-                ClientMsg::Send {
-                    reply_to: None,
+            (text(), text(), opt_text(), ids(), opt_num()).prop_map(
+                |(room, text, client_id, attachments, reply_to)| ClientMsg::Send {
+                    reply_to,
                     room,
                     text,
                     client_id,
                     attachments,
                 }
+            ),
+            (text(), num(), text(), opt_text()).prop_map(|(room, seq, text, client_id)| {
+                ClientMsg::Edit {
+                    room,
+                    seq,
+                    text,
+                    client_id,
+                }
             }),
+            (text(), num(), opt_text()).prop_map(|(room, seq, client_id)| ClientMsg::Delete {
+                room,
+                seq,
+                client_id,
+            }),
+            (text(), num(), text(), any::<bool>(), opt_text()).prop_map(
+                |(room, seq, emoji, on, client_id)| ClientMsg::React {
+                    room,
+                    seq,
+                    emoji,
+                    on,
+                    client_id,
+                }
+            ),
             (text(), text(), opt_text(), ids()).prop_map(|(to, text, client_id, attachments)| {
                 ClientMsg::Direct {
                     to,
@@ -685,12 +752,28 @@ mod tests {
         ]
     }
 
+    /// A reply's quote, mentions and an event: what a message may carry
+    /// besides its text and files.
+    fn extras() -> impl Strategy<Value = (Option<Quote>, Vec<String>, Option<Event>)> {
+        let quote = (num(), text(), text()).prop_map(|(seq, from, text)| Quote { seq, from, text });
+        let event = prop_oneof![
+            num().prop_map(|target| Event::Edit { target }),
+            num().prop_map(|target| Event::Delete { target }),
+            (num(), text(), any::<bool>()).prop_map(|(target, emoji, on)| Event::React {
+                target,
+                emoji,
+                on
+            }),
+        ];
+        (prop::option::of(quote), users(), prop::option::of(event))
+    }
+
     fn server_msg() -> impl Strategy<Value = ServerMsg> {
-        let history_message = (num(), text(), text(), num(), attachments()).prop_map(
-            |(seq, from, text, sent_at, attachments)| HistoryMessage {
-                event: None,
-                mentions: Vec::new(),
-                reply_to: None,
+        let history_message = (num(), text(), text(), num(), attachments(), extras()).prop_map(
+            |(seq, from, text, sent_at, attachments, (reply_to, mentions, event))| HistoryMessage {
+                event,
+                mentions,
+                reply_to,
                 seq,
                 from,
                 text,
@@ -698,17 +781,18 @@ mod tests {
                 attachments,
             },
         );
-        let limits = (prop::collection::vec(size(), 7), num()).prop_map(|(l, file)| Limits {
-            edit_window_ms: Limits::DEFAULT_EDIT_WINDOW_MS,
-            max_frame_bytes: l[0],
-            max_text_bytes: l[1],
-            max_name_chars: l[2],
-            max_room_chars: l[3],
-            max_rooms: l[4],
-            max_history: l[5],
-            max_files_per_message: l[6],
-            max_file_bytes: file,
-        });
+        let limits =
+            (prop::collection::vec(size(), 7), num(), num()).prop_map(|(l, file, edit)| Limits {
+                edit_window_ms: edit,
+                max_frame_bytes: l[0],
+                max_text_bytes: l[1],
+                max_name_chars: l[2],
+                max_room_chars: l[3],
+                max_rooms: l[4],
+                max_history: l[5],
+                max_files_per_message: l[6],
+                max_file_bytes: file,
+            });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
         let hit = (text(), num(), text(), text(), num(), attachments()).prop_map(
             |(room, seq, from, text, sent_at, attachments)| SearchHit {
@@ -751,19 +835,30 @@ mod tests {
             (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
             (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),
             text().prop_map(|room| ServerMsg::LeaveOk { room }),
-            (text(), num(), text(), text(), num(), attachments()).prop_map(
-                |(room, seq, from, text, sent_at, attachments)| ServerMsg::Message {
-                    event: None,
-                    mentions: Vec::new(),
-                    reply_to: None,
-                    room,
-                    seq,
-                    from,
-                    text,
-                    sent_at,
-                    attachments,
-                }
-            ),
+            (
+                text(),
+                num(),
+                text(),
+                text(),
+                num(),
+                attachments(),
+                extras()
+            )
+                .prop_map(
+                    |(room, seq, from, text, sent_at, attachments, (reply_to, mentions, event))| {
+                        ServerMsg::Message {
+                            event,
+                            mentions,
+                            reply_to,
+                            room,
+                            seq,
+                            from,
+                            text,
+                            sent_at,
+                            attachments,
+                        }
+                    }
+                ),
             (
                 text(),
                 prop::collection::vec(history_message, 0..4),
