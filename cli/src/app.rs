@@ -7,9 +7,12 @@
 //! What every client shares comes from the client core (`hubbub-client`):
 //! the commands and their help ([`command::parse`], the same grammar as the
 //! TCP gateway's), server frames as lines ([`Renderer`]), the resume
-//! tracker (rooms and the last `seq` of each, rejoined with `since`) and the
-//! pending ledger (sends not acknowledged yet, resent after a reconnect).
-//! Each server frame is handled here once: the tracker and the ledger learn
+//! tracker (rooms and the last `seq` of each, rejoined with `since`), the
+//! pending ledger (sends, edits, deletions and reactions not acknowledged
+//! yet, resent after a reconnect), the unread counts (mentions of the user
+//! apart) and the latest messages shown ([`Recent`]: what `/edit`,
+//! `/delete`, `/react` and `/reply` act on without a `#SEQ`). Each server
+//! frame is handled here once: the tracker, the ledger and the counts learn
 //! from it, then the view changes and its lines are rendered.
 //!
 //! `/upload` asks the connection task to upload the file over HTTP
@@ -22,7 +25,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError};
-use hubbub_client::{resume_frames, Line, Link, Pending, Renderer, ResumeTracker, Settled, Unread};
+use hubbub_client::{
+    resume_frames, Line, Link, Pending, Recent, Renderer, ResumeTracker, Settled, Unread,
+};
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 use crate::net::{NetEvent, Request};
@@ -64,6 +69,9 @@ pub struct App {
     /// Read markers and unread counts: the current room is read as its
     /// messages arrive, and the server tells the user's other clients.
     unread: Unread,
+    /// The latest messages shown per room: what a message command without
+    /// `#SEQ` acts on.
+    recent: Recent,
     /// When the last `read` went out: at most one each `read_every_ms`,
     /// so a busy room does not spend the request budget on reads.
     last_read_ms: u64,
@@ -114,6 +122,7 @@ impl App {
             pending: Pending::new(id_prefix),
             renderer,
             unread: Unread::new(),
+            recent: Recent::new(),
             last_read_ms: 0,
             read_every_ms: 1_000,
             read_owed: None,
@@ -314,6 +323,7 @@ impl App {
         }
         self.tracker.observe(&msg);
         self.unread.observe(&msg);
+        self.recent.observe(&msg);
         let settled = self.pending.settle(&msg);
         let lines = self.renderer.render(&msg, now_ms());
         match msg {
@@ -481,6 +491,17 @@ impl App {
         self.unread.unread(room)
     }
 
+    /// Unread messages in `room` that mention the user (counted in
+    /// [`App::unread`] too).
+    pub fn mentions(&self, room: &str) -> u64 {
+        self.unread.mentions(room)
+    }
+
+    /// Unread mentions of the user in every room.
+    pub fn total_mentions(&self) -> u64 {
+        self.unread.total_mentions()
+    }
+
     /// This connection is no longer in `room`: another becomes current.
     fn left_room(&mut self, out: &mut Vec<Line>, requests: &mut Vec<Request>, room: &str) {
         self.rooms.remove(room);
@@ -547,21 +568,24 @@ impl App {
         };
         let connected = self.link.is_connected();
         match command {
-            Command::Say(text) => match self.current.clone() {
-                // Into the ledger first: written now if the link is up,
-                // else after the next welcome.
-                Some(room) => match self.pending.send(&room, &text) {
-                    Ok(send) if connected => requests.push(Request::Frame(send)),
-                    Ok(_) => {}
-                    Err(full) => self.error(&mut out, full.to_string()),
-                },
-                None => self.error(&mut out, CommandError::NoRoom.to_string()),
-            },
-            Command::Msg { to, text } => match self.pending.direct(&to, &text) {
-                Ok(send) if connected => requests.push(Request::Frame(send)),
-                Ok(_) => {}
-                Err(full) => self.error(&mut out, full.to_string()),
-            },
+            // Messages and changes to them: into the ledger first, written
+            // now if the link is up, else after the next welcome.
+            command @ (Command::Say(_)
+            | Command::Msg { .. }
+            | Command::Reply { .. }
+            | Command::Edit { .. }
+            | Command::Delete(_)
+            | Command::React { .. }) => {
+                let tracked = command
+                    .request(self.current.as_deref(), &self.recent)
+                    .map(|request| request.map(|request| self.pending.track(request)));
+                match tracked {
+                    Ok(Some(Ok(request))) if connected => requests.push(Request::Frame(request)),
+                    Ok(Some(Ok(_)) | None) => {}
+                    Ok(Some(Err(full))) => self.error(&mut out, full.to_string()),
+                    Err(mistake) => self.error(&mut out, mistake.to_string()),
+                }
+            }
             Command::Join(room) if self.rooms.contains_key(&room) => {
                 self.switch(&mut out, &mut requests, room)
             }
@@ -608,7 +632,7 @@ impl App {
             command @ (Command::Who(_)
             | Command::Rooms
             | Command::Search { .. }
-            | Command::Rename(_)) => match command.request(self.current.as_deref()) {
+            | Command::Rename(_)) => match command.request(self.current.as_deref(), &self.recent) {
                 Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
                 Ok(Some(_)) => {
                     self.error(&mut out, "not connected: try again once the link is back")
@@ -689,6 +713,9 @@ mod tests {
 
     fn message(seq: u64) -> NetEvent {
         NetEvent::Server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq,
             from: "bob".into(),
@@ -708,6 +735,7 @@ mod tests {
         assert_eq!(
             frames(requests),
             [ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "hello there".into(),
                 client_id: Some("t-1".into()),
@@ -739,6 +767,9 @@ mod tests {
         app.on_input("/join kitchen");
         let kitchen = |seq| {
             NetEvent::Server(ServerMsg::Message {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 room: "kitchen".into(),
                 seq,
                 from: "bob".into(),
@@ -847,6 +878,7 @@ mod tests {
                     since: Some(5)
                 },
                 ClientMsg::Send {
+                    reply_to: None,
                     room: "lobby".into(),
                     text: "typed while away".into(),
                     client_id: Some("t-1".into()),
@@ -898,6 +930,7 @@ mod tests {
         assert_eq!(
             frames(resume)[1],
             ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "look".into(),
                 client_id: Some("t-1".into()),
@@ -1053,6 +1086,7 @@ mod tests {
         assert_eq!(
             frames(app.on_input("//me").0),
             [ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "/me".into(),
                 client_id: Some("t-2".into()),
@@ -1061,6 +1095,137 @@ mod tests {
         );
         assert!(app.on_input("/dance").0.is_empty());
         assert!(app.on_input("/msg bob").0.is_empty());
+    }
+
+    fn said(seq: u64, from: &str, mentions: &[&str]) -> NetEvent {
+        NetEvent::Server(ServerMsg::Message {
+            event: None,
+            mentions: mentions.iter().map(|m| m.to_string()).collect(),
+            reply_to: None,
+            room: "lobby".into(),
+            seq,
+            from: from.into(),
+            text: format!("m{seq}"),
+            sent_at: 0,
+            attachments: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn edits_deletions_reactions_and_replies_go_through_the_ledger() {
+        let mut app = app();
+        app.on_net(said(1, "alice", &[]));
+        app.on_net(said(2, "bob", &[]));
+        let (requests, lines) = app.on_input("/edit fixed");
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(
+            frames(requests),
+            [ClientMsg::Edit {
+                room: "lobby".into(),
+                seq: 1,
+                text: "fixed".into(),
+                client_id: Some("t-1".into()),
+            }]
+        );
+        assert_eq!(
+            frames(app.on_input("/react 🎉").0),
+            [ClientMsg::React {
+                room: "lobby".into(),
+                seq: 2,
+                emoji: "🎉".into(),
+                on: true,
+                client_id: Some("t-2".into()),
+            }]
+        );
+        assert_eq!(
+            frames(app.on_input("/reply #1 yes").0),
+            [ClientMsg::Send {
+                reply_to: Some(1),
+                room: "lobby".into(),
+                text: "yes".into(),
+                client_id: Some("t-3".into()),
+                attachments: Vec::new(),
+            }]
+        );
+        // A bad emoji is caught here: nothing is sent.
+        let (requests, lines) = app.on_input("/react :)");
+        assert!(requests.is_empty());
+        assert!(
+            lines[0].body().starts_with("! a reaction is one emoji"),
+            "{lines:?}"
+        );
+        // The edit's ack settles it like a send's.
+        app.on_net(NetEvent::Server(ServerMsg::Ack {
+            client_id: Some("t-1".into()),
+            room: Some("lobby".into()),
+            seq: Some(3),
+        }));
+        assert_eq!(app.pending().len(), 2);
+
+        // Typed while away, and what was not acked yet: sent again with
+        // the same ids after the next welcome.
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::ZERO,
+        });
+        assert!(app.on_input("/delete").0.is_empty());
+        app.on_net(NetEvent::Open);
+        let resent: Vec<Option<String>> = frames(app.on_net(NetEvent::Server(welcome())).0)
+            .into_iter()
+            .filter_map(|frame| match frame {
+                ClientMsg::React { client_id, .. }
+                | ClientMsg::Send { client_id, .. }
+                | ClientMsg::Delete { client_id, .. } => Some(client_id),
+                _ => None,
+            })
+            .collect();
+        let ids = ["t-2", "t-3", "t-4"].map(|id| Some(id.to_string()));
+        assert_eq!(resent, ids);
+
+        // A refusal is said once and leaves the ledger.
+        let (_, lines) = app.on_net(NetEvent::Server(ServerMsg::Error {
+            code: ErrorCode::NotAuthor,
+            message: "not your message".into(),
+            client_id: Some("t-4".into()),
+            room: Some("lobby".into()),
+        }));
+        assert_eq!(lines[0].body(), "! not your message (not_author)");
+        assert!(app.pending().get("t-4").is_none());
+    }
+
+    #[test]
+    fn without_a_message_to_default_to_the_command_says_how_to_name_one() {
+        let mut app = app();
+        let (requests, lines) = app.on_input("/edit oops");
+        assert!(requests.is_empty());
+        assert_eq!(
+            lines[0].body(),
+            "! no message of yours shown in this room yet: name one, /edit #SEQ TEXT"
+        );
+        assert!(app.pending().is_empty());
+    }
+
+    #[test]
+    fn mentions_of_the_user_are_marked_and_counted_apart() {
+        let mut app = app();
+        app.on_input("/join kitchen");
+        app.on_net(NetEvent::Server(ServerMsg::Presence {
+            room: "kitchen".into(),
+            users: vec![],
+        }));
+        app.on_net(NetEvent::Server(ServerMsg::Read {
+            room: "lobby".into(),
+            seq: 0,
+        }));
+        let (_, lines) = app.on_net(said(1, "bob", &["Alice"]));
+        assert_eq!(lines[0].body(), "@ [lobby] #1 <bob> m1");
+        let (_, lines) = app.on_net(said(2, "bob", &["carol"]));
+        assert_eq!(lines[0].body(), "[lobby] #2 <bob> m2");
+        assert_eq!((app.unread("lobby"), app.mentions("lobby")), (2, 1));
+        assert_eq!(app.total_mentions(), 1);
+        app.next_room();
+        assert_eq!(app.total_mentions(), 0, "read once shown");
     }
 
     #[test]

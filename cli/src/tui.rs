@@ -1,13 +1,16 @@
 //! The full-screen view (ratatui + crossterm): the current room's messages
-//! on the left, rooms and who is online on the right, the input line below,
-//! and a status line with the connection state.
+//! on the left (each with its handle `#SEQ`, a reply with its quote, a
+//! message that mentions the user in bold behind a yellow `@`), rooms with
+//! their unread counts (mentions apart, `@N`) and who is online on the
+//! right, the input line below, and a status line with the connection
+//! state.
 //!
 //! Keys: Enter sends the line, Tab switches to the next room, PgUp/PgDn
 //! scroll, Esc or Ctrl-C quits (twice: at once, without waiting for the server).
 
 use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
-use hubbub_client::{defang, Kind, Link};
+use hubbub_client::{defang, quote_text, Kind, Link};
 use hubbub_protocol::ClientMsg;
 use ratatui::layout::{Constraint, Layout, Position};
 use ratatui::style::{Color, Modifier, Style};
@@ -124,6 +127,9 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
 
     // Messages of the current room, plus what belongs to no room.
     let dim = Style::default().fg(Color::DarkGray);
+    let mark = Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD);
     let mut lines: Vec<Line> = Vec::new();
     for entry in app
         .log
@@ -131,26 +137,43 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
         .filter(|e| e.room.is_none() || e.room == app.current)
     {
         let (head, style) = match &entry.kind {
-            Kind::Message { from } => (
-                Span::styled(
+            Kind::Message {
+                from,
+                seq,
+                mention,
+                quote,
+            } => {
+                let mut head = Vec::new();
+                if *mention {
+                    head.push(Span::styled("@ ", mark));
+                }
+                head.push(Span::styled(format!("#{seq} "), dim));
+                head.push(Span::styled(
                     format!("<{from}> "),
                     Style::default()
                         .fg(color_of(from))
                         .add_modifier(Modifier::BOLD),
-                ),
-                Style::default(),
-            ),
+                ));
+                if let Some(quote) = quote {
+                    head.push(Span::styled(quote_text(quote), dim));
+                }
+                let style = match mention {
+                    true => Style::default().add_modifier(Modifier::BOLD),
+                    false => Style::default(),
+                };
+                (head, style)
+            }
             Kind::Hit { room, from } => (
-                Span::styled(
+                vec![Span::styled(
                     format!("[{room}] <{from}> "),
                     Style::default()
                         .fg(color_of(from))
                         .add_modifier(Modifier::BOLD),
-                ),
+                )],
                 Style::default(),
             ),
             Kind::Direct { from, to, outgoing } => (
-                Span::styled(
+                vec![Span::styled(
                     if *outgoing {
                         format!("[dm to {to}] <{from}> ")
                     } else {
@@ -159,12 +182,12 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
                     Style::default()
                         .fg(Color::LightMagenta)
                         .add_modifier(Modifier::BOLD),
-                ),
+                )],
                 Style::default().fg(Color::LightMagenta),
             ),
-            Kind::Notice => (Span::styled("* ", dim), dim),
+            Kind::Notice => (vec![Span::styled("* ", dim)], dim),
             Kind::Error => (
-                Span::styled("! ", Style::default().fg(Color::Red)),
+                vec![Span::styled("! ", Style::default().fg(Color::Red))],
                 Style::default().fg(Color::Red),
             ),
         };
@@ -177,7 +200,7 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
             };
             let mut spans = vec![Span::styled(stamp, dim)];
             if i == 0 {
-                spans.push(head.clone());
+                spans.extend(head.iter().cloned());
             }
             spans.push(Span::styled(defang(text), style));
             lines.push(Line::from(spans));
@@ -198,7 +221,8 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
         messages_area,
     );
 
-    // Rooms (current marked, unread counted), then who is online here.
+    // Rooms (current marked, unread counted, mentions of the user apart),
+    // then who is online here.
     let mut side: Vec<Line> = Vec::new();
     for room in app.rooms.keys() {
         let current = app.current.as_ref() == Some(room);
@@ -212,7 +236,12 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
         } else {
             Style::default()
         };
-        side.push(Line::styled(text, style));
+        let mut spans = vec![Span::styled(text, style)];
+        let mentions = app.mentions(room);
+        if mentions > 0 {
+            spans.push(Span::styled(format!(" @{mentions}"), mark));
+        }
+        side.push(Line::from(spans));
     }
     if let Some(view) = app.current.as_ref().and_then(|r| app.rooms.get(r)) {
         side.push(Line::default());
@@ -274,6 +303,12 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
     let text = match app.pending().len() {
         0 => text,
         n => format!("{text} · {n} unsent"),
+    };
+    // Mentions waiting in any room, the current one included.
+    let text = match app.total_mentions() {
+        0 => text,
+        1 => format!("{text} · 1 unread mention"),
+        n => format!("{text} · {n} unread mentions"),
     };
     frame.render_widget(
         Paragraph::new(Line::styled(

@@ -228,7 +228,7 @@ async fn a_scripted_session_with_every_command() {
         .send(json!({"type": "send", "room": "lobby", "text": "hi carol"}))
         .await;
     let line = carol.until("<alice>").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> hi carol"), "{line}");
+    assert!(line.ends_with("[lobby] #1 <alice> hi carol"), "{line}");
 
     // Terminal client → WebSocket user.
     carol.type_line("hello alice").await;
@@ -320,7 +320,10 @@ async fn what_others_write_cannot_drive_the_terminal_or_fake_a_line() {
                      "text": "evil\x1b[2J\r\n00:00:00 [lobby] <bob> fake\rover"}))
         .await;
     let line = carol.until("<alice> evil").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> evil\u{FFFD}[2J"), "{line}");
+    assert!(
+        line.ends_with("[lobby] #1 <alice> evil\u{FFFD}[2J"),
+        "{line}"
+    );
     // The line break continues indented; the lone CR shows as U+FFFD.
     let next = carol.until("fake").await.pop().unwrap();
     assert_eq!(next, "         00:00:00 [lobby] <bob> fake\u{FFFD}over");
@@ -488,12 +491,12 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
 
     // carol sees her message come back: the caption, then the file's line,
     // whose link works for her as printed.
-    carol.until("[lobby] <carol> the report").await;
+    carol.until("[lobby] #1 <carol> the report").await;
     let line = carol.until("<carol> file:").await.pop().unwrap();
     let base = format!("http://{}", server.addr);
     assert!(
         line.contains(&format!(
-            "[lobby] <carol> file: report v2.bin (4.9 KiB, application/octet-stream) \
+            "[lobby] #1 <carol> file: report v2.bin (4.9 KiB, application/octet-stream) \
              {base}/api/files/{}?token=g1.",
             file.id
         )),
@@ -524,4 +527,62 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
         matches!((shown, bye), (Some(s), Some(b)) if s < b),
         "{rest:#?}"
     );
+}
+
+/// Needs the server side of edits, deletions, reactions, replies and
+/// mentions (docs/protocol.md, "Edits, deletions and reactions").
+#[tokio::test]
+async fn messages_are_answered_edited_reacted_to_and_deleted_from_the_terminal() {
+    use hubbub_protocol::Event;
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "are we on?"}))
+        .await;
+    carol.until("[lobby] #1 <alice> are we on?").await;
+
+    carol.type_line("/reply yes, tomorrow").await;
+    carol
+        .until("[lobby] #2 <carol> ↳ #1 alice: are we on? | yes, tomorrow")
+        .await;
+    let reply = alice
+        .until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "carol"))
+        .await;
+    assert!(
+        matches!(&reply, ServerMsg::Message { reply_to: Some(q), .. } if q.seq == 1),
+        "{reply:?}"
+    );
+    carol.type_line("/edit yes, at 9").await;
+    carol.until("[lobby] * carol edited #2: yes, at 9").await;
+    carol.type_line("/react 🎉").await;
+    carol.until("[lobby] * carol reacted 🎉 to #1").await;
+    carol.type_line("/delete").await;
+    carol.until("[lobby] * carol deleted #2").await;
+    for want in ["edit", "react", "delete"] {
+        let got = alice
+            .until(|m| matches!(m, ServerMsg::Message { event: Some(_), .. }))
+            .await;
+        let ServerMsg::Message {
+            event: Some(event), ..
+        } = got
+        else {
+            unreachable!()
+        };
+        let kind = match event {
+            Event::Edit { target: 2 } => "edit",
+            Event::React { target: 1, .. } => "react",
+            Event::Delete { target: 2 } => "delete",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind, want);
+    }
+
+    // A mention of carol is marked on her screen.
+    alice
+        .send(json!({"type": "send", "room": "lobby", "text": "@carol look"}))
+        .await;
+    carol.until("@ [lobby] #6 <alice> @carol look").await;
+    carol.finish().await;
 }

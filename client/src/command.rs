@@ -4,10 +4,20 @@
 //! A line that is not a command is said in the current room; `//TEXT` says
 //! `/TEXT`. Commands (case-insensitive, with short aliases):
 //! `/join ROOM`, `/leave [ROOM]`, `/who [ROOM]`, `/rooms`, `/msg USER TEXT`,
+//! `/reply [#SEQ] TEXT`, `/edit [#SEQ] TEXT`, `/delete [#SEQ]`,
+//! `/react [#SEQ] EMOJI`, `/unreact [#SEQ] EMOJI`,
 //! `/search [#ROOM] WORDS`, `/upload [@USER] PATH [TEXT]`, `/rename NAME`,
 //! `/quit`, `/help`. A leading `#` on a room is allowed (for `/search`,
 //! it is what marks the room); a `PATH` with spaces is written in double
 //! quotes.
+//!
+//! A message of the current room is named by its handle `#SEQ`, its `seq`,
+//! which every message line shows after the room (`[lobby] #42 <alice> hi`).
+//! Without one, `/edit` and `/delete` act on the user's own last message
+//! shown in the room, `/reply`, `/react` and `/unreact` on the last one by
+//! someone else ([`Recent`]). A first word that is `#` and digits is the
+//! handle; anything else is already the text. An emoji is checked with
+//! [`emoji::validate_emoji`] before anything is sent.
 //!
 //! `/upload` reads a file on the user's own computer, so only a client
 //! that runs there (`hubbub-chat`) can do it; [`Command::request`] refuses
@@ -19,7 +29,9 @@
 
 use std::fmt;
 
-use hubbub_protocol::ClientMsg;
+use hubbub_protocol::{emoji, ClientMsg};
+
+use crate::Recent;
 
 /// Every command with what it does, in the order `/help` lists them.
 pub const HELP: &[(&str, &str)] = &[
@@ -35,6 +47,28 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("/rooms", "every room and how many are in it"),
     ("/msg USER TEXT", "a direct message to USER"),
+    (
+        "/reply [#SEQ] TEXT",
+        "answer message #SEQ of the current room, the number after the room on its \
+         line (default: the last one by someone else)",
+    ),
+    (
+        "/edit [#SEQ] TEXT",
+        "change the text of your message #SEQ (default: your last one here)",
+    ),
+    (
+        "/delete [#SEQ]",
+        "delete your message #SEQ for everyone (default: your last one here)",
+    ),
+    (
+        "/react [#SEQ] EMOJI",
+        "react to message #SEQ with one emoji, e.g. 👍 ❤️ 😂 🎉 😮 😢 \
+         (default: the last one by someone else)",
+    ),
+    (
+        "/unreact [#SEQ] EMOJI",
+        "take back your EMOJI reaction (default: from the last one by someone else)",
+    ),
     (
         "/search [#ROOM] WORDS",
         "the newest stored room messages with every one of WORDS (only in ROOM with #ROOM)",
@@ -71,6 +105,23 @@ pub enum Command {
     Rooms,
     /// `/msg USER TEXT` (`/m`).
     Msg { to: String, text: String },
+    /// `/reply [#SEQ] TEXT` (`/re`): say `text` in the current room as an
+    /// answer to message `to` (`None`: the last one by someone else).
+    Reply { to: Option<u64>, text: String },
+    /// `/edit [#SEQ] TEXT`: the user's message `seq` (`None`: their last
+    /// one in the current room) now says `text`.
+    Edit { seq: Option<u64>, text: String },
+    /// `/delete [#SEQ]` (`/del`): delete the user's message `seq` (`None`:
+    /// their last one in the current room).
+    Delete(Option<u64>),
+    /// `/react [#SEQ] EMOJI` (`on`) and `/unreact [#SEQ] EMOJI` (not `on`):
+    /// put or take back `emoji` (checked to be one) on message `seq`
+    /// (`None`: the last one by someone else in the current room).
+    React {
+        seq: Option<u64>,
+        emoji: String,
+        on: bool,
+    },
     /// `/search [#ROOM] WORDS` (`/find`): stored room messages with every
     /// word, only in `room` if given.
     Search { room: Option<String>, words: String },
@@ -103,6 +154,13 @@ pub enum CommandError {
     NoRoom,
     /// `/upload` where no local file can be read (the TCP gateway).
     NeedsLocalFiles,
+    /// `/react` or `/unreact` with something that is not one emoji; the
+    /// reason is [`emoji::validate_emoji`]'s.
+    BadEmoji(String),
+    /// A message command without `#SEQ` where no message it could default
+    /// to was shown in the current room: this user's own (`mine`, for
+    /// `/edit` and `/delete`) or someone else's.
+    NoMessage { mine: bool, usage: &'static str },
 }
 
 impl fmt::Display for CommandError {
@@ -117,6 +175,19 @@ impl fmt::Display for CommandError {
                 "/upload sends a file from your own computer, which this connection \
                  cannot read: use hubbub-chat or the web app to send files",
             ),
+            CommandError::BadEmoji(why) => write!(
+                f,
+                "{why}: react with one emoji, e.g. {}",
+                emoji::QUICK.join(" ")
+            ),
+            CommandError::NoMessage { mine: true, usage } => write!(
+                f,
+                "no message of yours shown in this room yet: name one, {usage}"
+            ),
+            CommandError::NoMessage { mine: false, usage } => write!(
+                f,
+                "no message by someone else shown in this room yet: name one, {usage}"
+            ),
         }
     }
 }
@@ -124,6 +195,11 @@ impl fmt::Display for CommandError {
 impl std::error::Error for CommandError {}
 
 const SEARCH_USAGE: CommandError = CommandError::Usage("/search [#ROOM] WORDS");
+const REPLY_USAGE: &str = "/reply #SEQ TEXT";
+const EDIT_USAGE: &str = "/edit #SEQ TEXT";
+const DELETE_USAGE: &str = "/delete #SEQ";
+const REACT_USAGE: &str = "/react #SEQ EMOJI";
+const UNREACT_USAGE: &str = "/unreact #SEQ EMOJI";
 
 /// Reads one typed line (already cleaned, see [`clean_line`]). `None` for a
 /// blank line, which does nothing.
@@ -171,6 +247,26 @@ pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
                 }),
             }
         }
+        "reply" | "re" => match split_handle(rest) {
+            Some((to, text)) if !text.trim().is_empty() => Ok(Command::Reply {
+                to,
+                text: text.to_string(),
+            }),
+            _ => Err(CommandError::Usage("/reply [#SEQ] TEXT")),
+        },
+        "edit" => match split_handle(rest) {
+            Some((seq, text)) if !text.trim().is_empty() => Ok(Command::Edit {
+                seq,
+                text: text.to_string(),
+            }),
+            _ => Err(CommandError::Usage("/edit [#SEQ] TEXT")),
+        },
+        "delete" | "del" => match split_handle(rest) {
+            Some((seq, "")) => Ok(Command::Delete(seq)),
+            _ => Err(CommandError::Usage("/delete [#SEQ]")),
+        },
+        "react" => parse_react(rest, true),
+        "unreact" => parse_react(rest, false),
         "upload" | "up" => parse_upload(rest),
         "rename" | "nick" => match split_word(rest).0 {
             "" => Err(CommandError::Usage("/rename NAME")),
@@ -184,16 +280,35 @@ pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
 
 impl Command {
     /// The protocol request for this command, with `current` the current
-    /// room: `Ok(None)` for `/help`, which asks nothing of the server. Sends
-    /// and directs carry no `client_id`; a client with a pending ledger
-    /// makes those through [`crate::Pending`] instead.
-    pub fn request(self, current: Option<&str>) -> Result<Option<ClientMsg>, CommandError> {
+    /// room and `recent` what a message command without `#SEQ` defaults to:
+    /// `Ok(None)` for `/help`, which asks nothing of the server. Requests
+    /// carry no `client_id`; a client with a pending ledger enters sends,
+    /// directs, edits, deletions and reactions there
+    /// ([`crate::Pending::track`]), which gives them one.
+    pub fn request(
+        self,
+        current: Option<&str>,
+        recent: &Recent,
+    ) -> Result<Option<ClientMsg>, CommandError> {
         let or_current = |room: Option<String>, usage| {
             room.or_else(|| current.map(String::from))
                 .ok_or(CommandError::Usage(usage))
         };
+        // The current room, and the message a command acts on in it.
+        let target = |seq: Option<u64>, mine: bool, usage: &'static str| {
+            let room = current.ok_or(CommandError::NoRoom)?;
+            let last = || match mine {
+                true => recent.last_mine(room),
+                false => recent.last_others(room),
+            };
+            match seq.or_else(last) {
+                Some(seq) => Ok((room.to_string(), seq)),
+                None => Err(CommandError::NoMessage { mine, usage }),
+            }
+        };
         Ok(Some(match self {
             Command::Say(text) => ClientMsg::Send {
+                reply_to: None,
                 room: current.ok_or(CommandError::NoRoom)?.to_string(),
                 text,
                 client_id: None,
@@ -213,6 +328,44 @@ impl Command {
                 client_id: None,
                 attachments: Vec::new(),
             },
+            Command::Reply { to, text } => {
+                let (room, to) = target(to, false, REPLY_USAGE)?;
+                ClientMsg::Send {
+                    room,
+                    text,
+                    client_id: None,
+                    attachments: Vec::new(),
+                    reply_to: Some(to),
+                }
+            }
+            Command::Edit { seq, text } => {
+                let (room, seq) = target(seq, true, EDIT_USAGE)?;
+                ClientMsg::Edit {
+                    room,
+                    seq,
+                    text,
+                    client_id: None,
+                }
+            }
+            Command::Delete(seq) => {
+                let (room, seq) = target(seq, true, DELETE_USAGE)?;
+                ClientMsg::Delete {
+                    room,
+                    seq,
+                    client_id: None,
+                }
+            }
+            Command::React { seq, emoji, on } => {
+                let usage = if on { REACT_USAGE } else { UNREACT_USAGE };
+                let (room, seq) = target(seq, false, usage)?;
+                ClientMsg::React {
+                    room,
+                    seq,
+                    emoji,
+                    on,
+                    client_id: None,
+                }
+            }
             Command::Search { room, words } => ClientMsg::Search {
                 query: words,
                 room,
@@ -225,6 +378,40 @@ impl Command {
             Command::Help => return Ok(None),
         }))
     }
+}
+
+/// `[#SEQ] REST`: the handle, if the first word is `#` and digits, and
+/// what follows it; `None` for a handle that is no `seq` (`#0`, or past
+/// the largest number).
+fn split_handle(rest: &str) -> Option<(Option<u64>, &str)> {
+    let (word, after) = split_word(rest);
+    match word.strip_prefix('#') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            let seq = digits.parse().ok().filter(|&seq| seq > 0)?;
+            Some((Some(seq), after))
+        }
+        _ => Some((None, rest)),
+    }
+}
+
+/// The arguments of `/react` (`on`) and `/unreact`: `[#SEQ] EMOJI`.
+fn parse_react(rest: &str, on: bool) -> Result<Command, CommandError> {
+    let usage = CommandError::Usage(if on {
+        "/react [#SEQ] EMOJI"
+    } else {
+        "/unreact [#SEQ] EMOJI"
+    });
+    let (seq, emoji) = split_handle(rest).ok_or(usage.clone())?;
+    let emoji = emoji.trim_end();
+    if emoji.is_empty() {
+        return Err(usage);
+    }
+    emoji::validate_emoji(emoji).map_err(CommandError::BadEmoji)?;
+    Ok(Command::React {
+        seq,
+        emoji: emoji.to_string(),
+        on,
+    })
 }
 
 /// The arguments of `/upload`: `[@USER] PATH [CAPTION]`, `PATH` in double
@@ -279,6 +466,7 @@ fn split_word(s: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubbub_protocol::ServerMsg;
 
     fn ok(line: &str) -> Command {
         parse(line).unwrap().unwrap()
@@ -345,7 +533,7 @@ mod tests {
             }
         );
         assert_eq!(
-            ok("/search #kitchen lunch").request(None),
+            ok("/search #kitchen lunch").request(None, &Recent::new()),
             Ok(Some(ClientMsg::Search {
                 query: "lunch".into(),
                 room: Some("kitchen".into()),
@@ -392,45 +580,239 @@ mod tests {
     fn requests_default_to_the_current_room() {
         let lobby = Some("lobby");
         assert_eq!(
-            ok("hi").request(lobby),
+            ok("hi").request(lobby, &Recent::new()),
             Ok(Some(ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "hi".into(),
                 client_id: None,
                 attachments: Vec::new(),
             }))
         );
-        assert_eq!(ok("hi").request(None), Err(CommandError::NoRoom));
         assert_eq!(
-            ok("/who").request(lobby),
+            ok("hi").request(None, &Recent::new()),
+            Err(CommandError::NoRoom)
+        );
+        assert_eq!(
+            ok("/who").request(lobby, &Recent::new()),
             Ok(Some(ClientMsg::Who {
                 room: "lobby".into()
             }))
         );
         assert_eq!(
-            ok("/leave").request(None),
+            ok("/leave").request(None, &Recent::new()),
             Err(CommandError::Usage("/leave ROOM"))
         );
         assert_eq!(
-            ok("/who").request(None).unwrap_err().to_string(),
+            ok("/who")
+                .request(None, &Recent::new())
+                .unwrap_err()
+                .to_string(),
             "usage: /who ROOM"
         );
         assert_eq!(
-            ok("/join kitchen").request(None),
+            ok("/join kitchen").request(None, &Recent::new()),
             Ok(Some(ClientMsg::Join {
                 room: "kitchen".into(),
                 since: None
             }))
         );
-        assert_eq!(ok("/help").request(lobby), Ok(None));
+        assert_eq!(ok("/help").request(lobby, &Recent::new()), Ok(None));
         assert_eq!(
-            ok("/upload x.png").request(lobby),
+            ok("/upload x.png").request(lobby, &Recent::new()),
             Err(CommandError::NeedsLocalFiles)
         );
         assert!(CommandError::NeedsLocalFiles
             .to_string()
             .contains("use hubbub-chat or the web app"));
-        assert_eq!(ok("/quit").request(None), Ok(Some(ClientMsg::Quit)));
+        assert_eq!(
+            ok("/quit").request(None, &Recent::new()),
+            Ok(Some(ClientMsg::Quit))
+        );
+    }
+
+    fn recent() -> Recent {
+        let mut recent = Recent::new();
+        let message = |seq: u64, from: &str| ServerMsg::Message {
+            room: "lobby".into(),
+            seq,
+            from: from.into(),
+            text: "x".into(),
+            sent_at: 0,
+            attachments: Vec::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            event: None,
+        };
+        recent.observe(&ServerMsg::Welcome {
+            user: "alice".into(),
+            protocol: 1,
+            heartbeat_ms: 1,
+            idle_timeout_ms: 1,
+            server_time: 0,
+            limits: Default::default(),
+            upload_token: None,
+        });
+        recent.observe(&message(7, "alice"));
+        recent.observe(&message(8, "bob"));
+        recent.observe(&message(9, "alice"));
+        recent
+    }
+
+    #[test]
+    fn message_commands_take_a_handle_or_default_to_the_last_shown() {
+        assert_eq!(
+            ok("/edit #42  hi all "),
+            Command::Edit {
+                seq: Some(42),
+                text: "hi all ".into()
+            }
+        );
+        assert_eq!(
+            ok("/edit hi"),
+            Command::Edit {
+                seq: None,
+                text: "hi".into()
+            }
+        );
+        // Only `#` and digits is a handle; anything else is the text.
+        assert_eq!(
+            ok("/edit #general is great"),
+            Command::Edit {
+                seq: None,
+                text: "#general is great".into()
+            }
+        );
+        assert_eq!(ok("/delete"), Command::Delete(None));
+        assert_eq!(ok("/DEL #3 "), Command::Delete(Some(3)));
+        assert_eq!(
+            ok("/re #41 yes, tomorrow"),
+            Command::Reply {
+                to: Some(41),
+                text: "yes, tomorrow".into()
+            }
+        );
+        assert_eq!(
+            ok("/react 👍"),
+            Command::React {
+                seq: None,
+                emoji: "👍".into(),
+                on: true
+            }
+        );
+        assert_eq!(
+            ok("/unreact #42 👩‍💻 "),
+            Command::React {
+                seq: Some(42),
+                emoji: "👩‍💻".into(),
+                on: false
+            }
+        );
+
+        let recent = recent();
+        let lobby = Some("lobby");
+        assert_eq!(
+            ok("/edit fixed").request(lobby, &recent),
+            Ok(Some(ClientMsg::Edit {
+                room: "lobby".into(),
+                seq: 9,
+                text: "fixed".into(),
+                client_id: None
+            }))
+        );
+        assert_eq!(
+            ok("/delete #7").request(lobby, &recent),
+            Ok(Some(ClientMsg::Delete {
+                room: "lobby".into(),
+                seq: 7,
+                client_id: None
+            }))
+        );
+        assert_eq!(
+            ok("/react 🎉").request(lobby, &recent),
+            Ok(Some(ClientMsg::React {
+                room: "lobby".into(),
+                seq: 8,
+                emoji: "🎉".into(),
+                on: true,
+                client_id: None
+            }))
+        );
+        assert_eq!(
+            ok("/reply sure").request(lobby, &recent),
+            Ok(Some(ClientMsg::Send {
+                room: "lobby".into(),
+                text: "sure".into(),
+                client_id: None,
+                attachments: Vec::new(),
+                reply_to: Some(8)
+            }))
+        );
+        assert_eq!(
+            ok("/reply #7 me too").request(lobby, &recent),
+            Ok(Some(ClientMsg::Send {
+                room: "lobby".into(),
+                text: "me too".into(),
+                client_id: None,
+                attachments: Vec::new(),
+                reply_to: Some(7)
+            }))
+        );
+        // Nothing to default to: say so, and how to name one.
+        let kitchen = Some("kitchen");
+        assert_eq!(
+            ok("/delete")
+                .request(kitchen, &recent)
+                .unwrap_err()
+                .to_string(),
+            "no message of yours shown in this room yet: name one, /delete #SEQ"
+        );
+        assert_eq!(
+            ok("/unreact 👍")
+                .request(kitchen, &recent)
+                .unwrap_err()
+                .to_string(),
+            "no message by someone else shown in this room yet: name one, /unreact #SEQ EMOJI"
+        );
+        assert_eq!(
+            ok("/edit #3 x").request(None, &recent),
+            Err(CommandError::NoRoom)
+        );
+    }
+
+    #[test]
+    fn message_command_mistakes_are_caught_before_sending() {
+        assert_eq!(err("/edit"), CommandError::Usage("/edit [#SEQ] TEXT"));
+        assert_eq!(err("/edit #42"), CommandError::Usage("/edit [#SEQ] TEXT"));
+        assert_eq!(err("/edit #0 x"), CommandError::Usage("/edit [#SEQ] TEXT"));
+        assert_eq!(
+            err("/edit #99999999999999999999 x"),
+            CommandError::Usage("/edit [#SEQ] TEXT")
+        );
+        assert_eq!(
+            err("/reply #4  "),
+            CommandError::Usage("/reply [#SEQ] TEXT")
+        );
+        assert_eq!(err("/delete 42"), CommandError::Usage("/delete [#SEQ]"));
+        assert_eq!(err("/delete #4 x"), CommandError::Usage("/delete [#SEQ]"));
+        assert_eq!(err("/react"), CommandError::Usage("/react [#SEQ] EMOJI"));
+        assert_eq!(err("/react #4"), CommandError::Usage("/react [#SEQ] EMOJI"));
+        assert_eq!(
+            err("/unreact"),
+            CommandError::Usage("/unreact [#SEQ] EMOJI")
+        );
+        for bad in [
+            "/react ok",
+            "/react 👍👍",
+            "/react #4 👍 nice",
+            "/unreact <b>",
+        ] {
+            assert!(matches!(err(bad), CommandError::BadEmoji(_)), "{bad}");
+        }
+        assert_eq!(
+            err("/react :+1:").to_string(),
+            "a reaction is one emoji: react with one emoji, e.g. 👍 ❤️ 😂 🎉 😮 😢"
+        );
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //!
 //! | piece | what it owns |
 //! |---|---|
-//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER TEXT`, …) and its [`HELP`] |
-//! | [`render`] | server frames as text [`Line`]s (`[lobby] <alice> hi`), made safe for a terminal |
+//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER TEXT`, `/edit [#SEQ] TEXT`, …) and its [`HELP`] |
+//! | [`render`] | server frames as text [`Line`]s (`[lobby] #42 <alice> hi`, `* alice edited #42: hi all`), made safe for a terminal |
+//! | [`recent`] | [`Recent`]: the latest messages shown per room, what `/edit`, `/delete`, `/react` and `/reply` default to |
 //! | [`resume`] | the [`ResumeTracker`]: the rooms to be in and the last `seq` of each, rejoined with `since` |
-//! | [`pending`] | the [`Pending`] ledger: sends not acknowledged yet, keyed by `client_id`, resent after a reconnect |
+//! | [`pending`] | the [`Pending`] ledger: sends (and edits, deletions, reactions) not acknowledged yet, keyed by `client_id`, resent after a reconnect |
 //! | [`backoff`] | the reconnect [`Backoff`] policy: exponential, full jitter, capped |
 //! | [`link`] | [`Link`], the state of the connection as a user sees it |
 //! | [`unread`] | [`Unread`]: read markers and unread counts per room, and the `read` to send for what was seen |
@@ -27,9 +28,9 @@
 //! A client's data flow: the transport hands each [`hubbub_protocol::ServerMsg`]
 //! once to the resume tracker ([`ResumeTracker::observe`]) and the pending
 //! ledger ([`Pending::settle`]), then to its one reducer of UI state (the
-//! terminal client and the gateway render it with [`Renderer`]). Typed input
-//! goes through [`command::parse`]; sends enter the ledger before they are
-//! written. On every `welcome` the transport writes [`resume_frames`].
+//! terminal client and the gateway render it with [`Renderer`] and keep
+//! what it showed in [`Recent`]). Typed input goes through
+//! [`command::parse`]; sends enter the ledger before they are written. On every `welcome` the transport writes [`resume_frames`].
 //!
 //! ```
 //! use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker, Settled};
@@ -57,7 +58,8 @@
 //! // Every server frame, once: the tracker and the ledger learn from it.
 //! for frame in [
 //!     ServerMsg::Message { room: "lobby".into(), seq: 8, from: "me".into(),
-//!                          text: "hi all".into(), sent_at: 0, attachments: vec![] },
+//!                          text: "hi all".into(), sent_at: 0, attachments: vec![],
+//!                          reply_to: None, mentions: vec![], event: None },
 //!     ServerMsg::Ack { client_id: Some("3fa9-1".into()), room: Some("lobby".into()), seq: Some(8) },
 //! ] {
 //!     tracker.observe(&frame);
@@ -73,6 +75,7 @@ pub mod backoff;
 pub mod command;
 pub mod link;
 pub mod pending;
+pub mod recent;
 pub mod render;
 pub mod resume;
 pub mod unread;
@@ -81,7 +84,8 @@ pub use backoff::Backoff;
 pub use command::{clean_line, help_lines, parse, Command, CommandError, HELP};
 pub use link::{close_why, Link};
 pub use pending::{Pending, PendingFull, PendingSend, Settled};
-pub use render::{defang, human_size, url_component, utc_clock, Kind, Line, Renderer};
+pub use recent::Recent;
+pub use render::{defang, human_size, quote_text, url_component, utc_clock, Kind, Line, Renderer};
 pub use resume::ResumeTracker;
 pub use unread::Unread;
 
@@ -105,6 +109,9 @@ mod tests {
         let mut tracker = ResumeTracker::new();
         tracker.join("lobby");
         tracker.observe(&ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 7,
             from: "bob".into(),

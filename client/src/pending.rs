@@ -1,8 +1,9 @@
 //! The pending ledger: the client's one record of messages it sent that the
 //! server has not acknowledged yet (docs/protocol.md, "Idempotent sends").
 //!
-//! Every `send` and `direct` gets a fresh `client_id` and enters the ledger
-//! *before* it is written, so it survives a lost link: after the next
+//! Every `send` and `direct`, and every `edit`, `delete` and `react` (acked
+//! like a send, and as idempotent by `client_id` on the server), gets a
+//! fresh `client_id` and enters the ledger *before* it is written, so it survives a lost link: after the next
 //! `welcome`, [`Pending::resend`] gives it again with the same `client_id`,
 //! which the server stores once. The server's answer settles it
 //! ([`Pending::settle`]): an `ack` removes it; an `error` naming it marks it
@@ -22,22 +23,37 @@ use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 pub struct PendingSend {
     /// The id sent with it, echoed by the `ack` or `error`.
     pub client_id: String,
-    /// The `send` or `direct` as written (with `client_id`).
+    /// The `send`, `direct`, `edit`, `delete` or `react` as written (with
+    /// `client_id`).
     pub request: ClientMsg,
     /// Why the server refused it (code and its sentence), if it did.
     pub failed: Option<(ErrorCode, String)>,
 }
 
 impl PendingSend {
-    /// The message text.
+    /// The message text (of an `edit`: the new text; none for a `delete`
+    /// or `react`).
     pub fn text(&self) -> &str {
         match &self.request {
-            ClientMsg::Send { text, .. } | ClientMsg::Direct { text, .. } => text,
+            ClientMsg::Send { text, .. }
+            | ClientMsg::Direct { text, .. }
+            | ClientMsg::Edit { text, .. } => text,
             _ => "",
         }
     }
 
-    /// The room of a `send`.
+    /// The room and `seq` of the message an `edit`, `delete` or `react`
+    /// changes (`None` for a `send` or `direct`, which are new messages).
+    pub fn target(&self) -> Option<(&str, u64)> {
+        match &self.request {
+            ClientMsg::Edit { room, seq, .. }
+            | ClientMsg::Delete { room, seq, .. }
+            | ClientMsg::React { room, seq, .. } => Some((room, *seq)),
+            _ => None,
+        }
+    }
+
+    /// The room of a `send` (a new message there).
     pub fn room(&self) -> Option<&str> {
         match &self.request {
             ClientMsg::Send { room, .. } => Some(room),
@@ -140,12 +156,50 @@ impl Pending {
         text: &str,
         attachments: Vec<String>,
     ) -> Result<ClientMsg, PendingFull> {
+        self.reply(room, text, attachments, None)
+    }
+
+    /// [`Pending::send_files`] answering message `reply_to` of the room.
+    pub fn reply(
+        &mut self,
+        room: &str,
+        text: &str,
+        attachments: Vec<String>,
+        reply_to: Option<u64>,
+    ) -> Result<ClientMsg, PendingFull> {
         self.push(|client_id| ClientMsg::Send {
+            reply_to,
             room: room.to_string(),
             text: text.to_string(),
             client_id: Some(client_id),
             attachments,
         })
+    }
+
+    /// Records `request` with a fresh `client_id` and gives the frame to
+    /// write, if it is one the ledger keeps: a `send` (a reply too),
+    /// `direct`, `edit`, `delete` or `react`. Any other request has no
+    /// `client_id` to settle by: it is given back as it is, not recorded.
+    pub fn track(&mut self, request: ClientMsg) -> Result<ClientMsg, PendingFull> {
+        match request {
+            ClientMsg::Send { .. }
+            | ClientMsg::Direct { .. }
+            | ClientMsg::Edit { .. }
+            | ClientMsg::Delete { .. }
+            | ClientMsg::React { .. } => self.push(|id| {
+                let mut request = request;
+                match &mut request {
+                    ClientMsg::Send { client_id, .. }
+                    | ClientMsg::Direct { client_id, .. }
+                    | ClientMsg::Edit { client_id, .. }
+                    | ClientMsg::Delete { client_id, .. }
+                    | ClientMsg::React { client_id, .. } => *client_id = Some(id),
+                    _ => {}
+                }
+                request
+            }),
+            other => Ok(other),
+        }
     }
 
     /// Records a `direct` of `text` to `to` and gives the frame to write.
@@ -301,6 +355,7 @@ mod tests {
         assert_eq!(
             first,
             ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "one".into(),
                 client_id: Some("ab12-1".into()),
@@ -317,6 +372,15 @@ mod tests {
             }
         );
         assert_eq!(p.get("ab12-2").unwrap().to(), Some("bob"));
+        let reply = p.reply("lobby", "yes", Vec::new(), Some(41)).unwrap();
+        assert!(matches!(
+            reply,
+            ClientMsg::Send {
+                reply_to: Some(41),
+                ..
+            }
+        ));
+        p.dismiss("ab12-3");
         assert_eq!(p.get("ab12-1").unwrap().room(), Some("lobby"));
         assert_eq!(
             p.resend().collect::<Vec<_>>(),
@@ -375,6 +439,80 @@ mod tests {
             }
         );
         assert_eq!(p.resend().collect::<Vec<_>>(), [room, dm]);
+    }
+
+    #[test]
+    fn edits_deletions_and_reactions_are_kept_and_settled_like_sends() {
+        let mut p = Pending::new("e");
+        let edit = p
+            .track(ClientMsg::Edit {
+                room: "lobby".into(),
+                seq: 42,
+                text: "hi all".into(),
+                client_id: None,
+            })
+            .unwrap();
+        let react = p
+            .track(ClientMsg::React {
+                room: "lobby".into(),
+                seq: 41,
+                emoji: "👍".into(),
+                on: true,
+                client_id: None,
+            })
+            .unwrap();
+        let delete = p
+            .track(ClientMsg::Delete {
+                room: "lobby".into(),
+                seq: 40,
+                client_id: None,
+            })
+            .unwrap();
+        let reply = p
+            .track(ClientMsg::Send {
+                room: "lobby".into(),
+                text: "yes".into(),
+                client_id: None,
+                attachments: Vec::new(),
+                reply_to: Some(41),
+            })
+            .unwrap();
+        assert_eq!(
+            edit,
+            ClientMsg::Edit {
+                room: "lobby".into(),
+                seq: 42,
+                text: "hi all".into(),
+                client_id: Some("e-1".into()),
+            }
+        );
+        assert!(
+            matches!(&reply, ClientMsg::Send { client_id: Some(id), reply_to: Some(41), .. } if id == "e-4")
+        );
+        let first = p.get("e-1").unwrap();
+        assert_eq!(
+            (first.text(), first.target(), first.room()),
+            ("hi all", Some(("lobby", 42)), None)
+        );
+        assert_eq!(p.get("e-2").unwrap().target(), Some(("lobby", 41)));
+        assert_eq!(p.get("e-4").unwrap().target(), None);
+        // Lost link: everything goes again, in order, with its id.
+        assert_eq!(p.resend().collect::<Vec<_>>(), [edit, react, delete, reply]);
+        assert!(matches!(
+            p.settle(&ack("e-1", Some(44))),
+            Some(Settled::Acked { seq: Some(44), .. })
+        ));
+        assert!(matches!(
+            p.settle(&error(ErrorCode::NotAuthor, "e-3")),
+            Some(Settled::Refused {
+                code: ErrorCode::NotAuthor,
+                ..
+            })
+        ));
+        assert_eq!(p.len(), 3);
+        // A request that is not a message is not the ledger's.
+        assert_eq!(p.track(ClientMsg::Rooms), Ok(ClientMsg::Rooms));
+        assert_eq!(p.len(), 3);
     }
 
     #[test]

@@ -3,14 +3,32 @@
 //!
 //! [`Renderer::render`] turns one [`ServerMsg`] into zero or more [`Line`]s
 //! (a `history` is many, an `ack` none). It remembers the user's own name,
-//! so its own online notices are not echoed back and a direct message it
-//! sent reads `[dm to bob]`. A [`Line`] becomes text with [`Line::body`]
-//! (`[lobby] <alice> hi`, `* notice`, `! error`) or, timestamped and safe
-//! for a bare terminal, with [`Line::to_terminal`].
+//! so its own online notices are not echoed back, a direct message it
+//! sent reads `[dm to bob]` and a message that mentions it is marked. A
+//! [`Line`] becomes text with [`Line::body`] (`[lobby] #42 <alice> hi`,
+//! `* notice`, `! error`) or, timestamped and safe for a bare terminal, with
+//! [`Line::to_terminal`].
+//!
+//! A room message shows its handle, `#` and its `seq`, after the room: what
+//! `/reply`, `/edit`, `/delete` and `/react` name it by. The rest of
+//! docs/protocol.md's "Edits, deletions and reactions" and "Mentions", as
+//! lines (the same live and in `history`, which replays them in order):
+//!
+//! | frame | line |
+//! |---|---|
+//! | a message | `[lobby] #42 <alice> hi` |
+//! | a reply | `[lobby] #45 <bob> ↳ #41 alice: are we on? \| yes, tomorrow` (the quote on one row) |
+//! | a message that mentions the reader | `@ [lobby] #46 <bob> @alice look` |
+//! | an edit | `[lobby] * alice edited #42: hi all` |
+//! | a deletion | `[lobby] * alice deleted #42` |
+//! | a reaction | `[lobby] * bob reacted 👍 to #42`, `[lobby] * bob took back 👍 from #42` |
+//! | a deleted message in `history` | `[lobby] #43 <alice> (deleted)` |
+//!
+//! Text is shown as sent: no markup is interpreted.
 //!
 //! A message's attachments (docs/protocol.md, "Files") come after its
 //! caption (left out when empty), one line each, in the message's own kind
-//! so they read as the sender's: `[lobby] <bob> image: cat.png (47.1 KiB,
+//! so they read as the sender's: `[lobby] #7 <bob> image: cat.png (47.1 KiB,
 //! image/png, 640x480) http://host:8080/api/files/ID?token=…`. The links
 //! are absolute: the renderer's owner tells it the server's HTTP origin
 //! ([`Renderer::set_http_base`]); a guest's `upload_token`, learned from
@@ -23,14 +41,23 @@
 //! fake a line from someone else. A lone CR would move the cursor back over
 //! the start of the line: it too becomes U+FFFD.
 
-use hubbub_protocol::{Attachment, ServerMsg};
+use hubbub_protocol::names::name_key;
+use hubbub_protocol::{Attachment, Event, Quote, ServerMsg};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// What kind of line a [`Line`] is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// Something said in a room.
-    Message { from: String },
+    Message {
+        from: String,
+        /// Its `seq` in the room: the handle commands name it by (`#42`).
+        seq: u64,
+        /// It mentions the reader (`mentions` holds the reader's name).
+        mention: bool,
+        /// The message it answers, on its first line only.
+        quote: Option<Quote>,
+    },
     /// A message a search found in `room` (shown whatever room is current).
     Hit { room: String, from: String },
     /// A direct message; `outgoing` when this user sent it.
@@ -81,8 +108,10 @@ impl Line {
     }
 
     /// The line as text, without timestamp and not yet made safe:
-    /// `[lobby] <alice> hi`, `[dm] <bob> psst`, `[dm to bob] <alice> psst`,
-    /// `[lobby] * bob joined`, `! text (code)`.
+    /// `[lobby] #42 <alice> hi`, `@ [lobby] #46 <bob> @alice look` (it
+    /// mentions the reader), `[lobby] #45 <bob> ↳ #41 alice: are we on? |
+    /// yes`, `[dm] <bob> psst`, `[dm to bob] <alice> psst`, `[lobby] * bob
+    /// joined`, `! text (code)`.
     pub fn body(&self) -> String {
         let room = self
             .room
@@ -90,7 +119,16 @@ impl Line {
             .map(|r| format!("[{r}] "))
             .unwrap_or_default();
         match &self.kind {
-            Kind::Message { from } => format!("{room}<{from}> {}", self.text),
+            Kind::Message {
+                from,
+                seq,
+                mention,
+                quote,
+            } => {
+                let mark = if *mention { "@ " } else { "" };
+                let quote = quote.as_ref().map(quote_text).unwrap_or_default();
+                format!("{mark}{room}#{seq} <{from}> {quote}{}", self.text)
+            }
             Kind::Hit { room, from } => format!("[{room}] <{from}> {}", self.text),
             Kind::Direct {
                 from,
@@ -126,6 +164,17 @@ impl Line {
             }
         }
         out
+    }
+}
+
+/// How a reply shows what it answers, before its own text: `↳ #41 alice:
+/// are we on? | `. Always one row: the quote is defanged (a line break in
+/// it becomes U+FFFD), whatever the server sent.
+pub fn quote_text(quote: &Quote) -> String {
+    let from = defang(&quote.from);
+    match quote.text.is_empty() {
+        true => format!("↳ #{} {from} | ", quote.seq),
+        false => format!("↳ #{} {from}: {} | ", quote.seq, defang(&quote.text)),
     }
 }
 
@@ -184,6 +233,18 @@ pub fn url_component(text: &str) -> String {
     utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
+/// A room message as `message` and `history` carry it alike.
+struct RoomMessage<'a> {
+    seq: u64,
+    from: &'a str,
+    text: &'a str,
+    sent_at: u64,
+    attachments: &'a [Attachment],
+    reply_to: Option<&'a Quote>,
+    mentions: &'a [String],
+    event: Option<&'a Event>,
+}
+
 /// Renders frames as lines; remembers who "me" is, and what makes a file's
 /// link work for this user.
 #[derive(Debug, Clone, Default)]
@@ -209,6 +270,56 @@ impl Renderer {
 
     fn is_me(&self, name: &str) -> bool {
         self.me.as_deref() == Some(name)
+    }
+
+    /// Whether `mentions` names this user (ignoring case, as names are).
+    fn mentions_me(&self, mentions: &[String]) -> bool {
+        self.me
+            .as_deref()
+            .is_some_and(|me| mentions.iter().any(|m| name_key(m) == name_key(me)))
+    }
+
+    /// The lines of one room message, live or from `history`: an event's
+    /// notice, or the message (its handle, its quote, marked when it
+    /// mentions this user).
+    fn room_message(&self, room: &str, m: RoomMessage<'_>) -> Vec<Line> {
+        let from = m.from;
+        let text = match m.event {
+            Some(Event::Edit { target }) => format!("{from} edited #{target}: {}", m.text),
+            Some(Event::Delete { target }) => format!("{from} deleted #{target}"),
+            Some(Event::React {
+                target,
+                emoji,
+                on: true,
+            }) => format!("{from} reacted {} to #{target}", defang(emoji)),
+            Some(Event::React {
+                target,
+                emoji,
+                on: false,
+            }) => format!("{from} took back {} from #{target}", defang(emoji)),
+            None => {
+                let kind = Kind::Message {
+                    from: from.to_string(),
+                    seq: m.seq,
+                    mention: !self.is_me(from) && self.mentions_me(m.mentions),
+                    quote: m.reply_to.cloned(),
+                };
+                // Nothing said and nothing carried: deleted (a send cannot be empty).
+                let text = match m.text.is_empty() && m.attachments.is_empty() {
+                    true => "(deleted)",
+                    false => m.text,
+                };
+                let mut lines =
+                    self.message_lines(m.sent_at, Some(room), kind, text, m.attachments);
+                for line in lines.iter_mut().skip(1) {
+                    if let Kind::Message { quote, .. } = &mut line.kind {
+                        *quote = None;
+                    }
+                }
+                return lines;
+            }
+        };
+        vec![Line::notice(m.sent_at, Some(room), text)]
     }
 
     /// Sets the server's HTTP origin that file links start with, e.g.
@@ -317,17 +428,26 @@ impl Renderer {
             }
             ServerMsg::Message {
                 room,
+                seq,
                 from,
                 text,
                 sent_at,
                 attachments,
-                ..
-            } => self.message_lines(
-                *sent_at,
-                Some(room),
-                Kind::Message { from: from.clone() },
-                text,
-                attachments,
+                reply_to,
+                mentions,
+                event,
+            } => self.room_message(
+                room,
+                RoomMessage {
+                    seq: *seq,
+                    from,
+                    text,
+                    sent_at: *sent_at,
+                    attachments,
+                    reply_to: reply_to.as_ref(),
+                    mentions,
+                    event: event.as_ref(),
+                },
             ),
             ServerMsg::History {
                 room,
@@ -345,14 +465,18 @@ impl Renderer {
                 resynced
                     .into_iter()
                     .chain(messages.iter().flat_map(|m| {
-                        self.message_lines(
-                            m.sent_at,
-                            Some(room),
-                            Kind::Message {
-                                from: m.from.clone(),
+                        self.room_message(
+                            room,
+                            RoomMessage {
+                                seq: m.seq,
+                                from: &m.from,
+                                text: &m.text,
+                                sent_at: m.sent_at,
+                                attachments: &m.attachments,
+                                reply_to: m.reply_to.as_ref(),
+                                mentions: &m.mentions,
+                                event: m.event.as_ref(),
                             },
-                            &m.text,
-                            &m.attachments,
                         )
                     }))
                     .collect()
@@ -543,6 +667,9 @@ mod tests {
             ),
             (
                 ServerMsg::Message {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     room: room(),
                     seq: 1,
                     from: "bob".into(),
@@ -550,13 +677,16 @@ mod tests {
                     sent_at: 5,
                     attachments: Vec::new(),
                 },
-                vec!["[lobby] <bob> hi"],
+                vec!["[lobby] #1 <bob> hi"],
             ),
             (
                 ServerMsg::History {
                     room: room(),
                     messages: vec![
                         HistoryMessage {
+                            event: None,
+                            mentions: Vec::new(),
+                            reply_to: None,
                             seq: 1,
                             from: "bob".into(),
                             text: "one".into(),
@@ -564,6 +694,9 @@ mod tests {
                             attachments: Vec::new(),
                         },
                         HistoryMessage {
+                            event: None,
+                            mentions: Vec::new(),
+                            reply_to: None,
                             seq: 2,
                             from: "alice".into(),
                             text: "two".into(),
@@ -577,8 +710,8 @@ mod tests {
                 },
                 vec![
                     "[lobby] * missed too much: recent history follows",
-                    "[lobby] <bob> one",
-                    "[lobby] <alice> two",
+                    "[lobby] #1 <bob> one",
+                    "[lobby] #2 <alice> two",
                 ],
             ),
             (
@@ -691,6 +824,196 @@ mod tests {
         }
     }
 
+    /// A `message` of `lobby` at `sent_at` 5, with what a test sets.
+    fn said(seq: u64, from: &str, text: &str) -> ServerMsg {
+        ServerMsg::Message {
+            room: "lobby".into(),
+            seq,
+            from: from.into(),
+            text: text.into(),
+            sent_at: 5,
+            attachments: Vec::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            event: None,
+        }
+    }
+
+    /// `msg` with `event` set.
+    fn event(mut msg: ServerMsg, kind: Event) -> ServerMsg {
+        if let ServerMsg::Message { event, .. } = &mut msg {
+            *event = Some(kind);
+        }
+        msg
+    }
+
+    /// The same frames as `history` carries them.
+    fn as_history(frames: &[ServerMsg]) -> ServerMsg {
+        let messages = frames
+            .iter()
+            .map(|frame| match frame.clone() {
+                ServerMsg::Message {
+                    seq,
+                    from,
+                    text,
+                    sent_at,
+                    attachments,
+                    reply_to,
+                    mentions,
+                    event,
+                    ..
+                } => HistoryMessage {
+                    seq,
+                    from,
+                    text,
+                    sent_at,
+                    attachments,
+                    reply_to,
+                    mentions,
+                    event,
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        ServerMsg::History {
+            room: "lobby".into(),
+            messages,
+            has_more: false,
+            before: None,
+            resync: false,
+        }
+    }
+
+    #[test]
+    fn edits_deletions_reactions_replies_and_mentions_read_as_lines() {
+        let mut r = welcomed("alice");
+        let mut reply = said(45, "bob", "yes, tomorrow");
+        let mut mention = said(46, "bob", "@Alice look");
+        let mut other_mention = said(47, "bob", "@carol look");
+        let mut own_mention = said(48, "alice", "note to @alice");
+        if let ServerMsg::Message { reply_to, .. } = &mut reply {
+            *reply_to = Some(Quote::of(41, "alice", "are we on?\nor not"));
+        }
+        for (msg, who) in [
+            (&mut mention, "alice"),
+            (&mut other_mention, "carol"),
+            (&mut own_mention, "alice"),
+        ] {
+            if let ServerMsg::Message { mentions, .. } = msg {
+                *mentions = vec![who.into()];
+            }
+        }
+        let frames = [
+            said(42, "alice", "hi al"),
+            event(said(43, "alice", "hi all"), Event::Edit { target: 42 }),
+            reply,
+            mention,
+            other_mention,
+            own_mention,
+            event(said(49, "alice", ""), Event::Delete { target: 44 }),
+            event(
+                said(50, "bob", ""),
+                Event::React {
+                    target: 42,
+                    emoji: "👍".into(),
+                    on: true,
+                },
+            ),
+            event(
+                said(51, "bob", ""),
+                Event::React {
+                    target: 42,
+                    emoji: "👍".into(),
+                    on: false,
+                },
+            ),
+        ];
+        let want = [
+            "[lobby] #42 <alice> hi al",
+            "[lobby] * alice edited #42: hi all",
+            "[lobby] #45 <bob> ↳ #41 alice: are we on?… | yes, tomorrow",
+            "@ [lobby] #46 <bob> @Alice look",
+            "[lobby] #47 <bob> @carol look",
+            "[lobby] #48 <alice> note to @alice",
+            "[lobby] * alice deleted #44",
+            "[lobby] * bob reacted 👍 to #42",
+            "[lobby] * bob took back 👍 from #42",
+        ];
+        let live: Vec<String> = frames
+            .iter()
+            .flat_map(|frame| bodies(&mut r, frame.clone()))
+            .collect();
+        assert_eq!(live, want);
+        let lines = r.render(&frames[1], 0);
+        assert_eq!(lines[0].at_ms, 5, "an event keeps its own time");
+        assert_eq!(lines[0].kind, Kind::Notice);
+        // History replays the same lines, in the same order.
+        assert_eq!(bodies(&mut r, as_history(&frames)), want);
+    }
+
+    #[test]
+    fn a_deleted_message_in_history_is_a_tombstone() {
+        let mut r = welcomed("alice");
+        assert_eq!(
+            bodies(&mut r, as_history(&[said(43, "bob", "")])),
+            ["[lobby] #43 <bob> (deleted)"]
+        );
+    }
+
+    #[test]
+    fn a_quote_stays_on_one_row_and_on_the_first_line() {
+        let mut r = welcomed("alice");
+        let mut msg = said(45, "bob", "look\x1b[2J");
+        if let ServerMsg::Message {
+            reply_to,
+            attachments,
+            ..
+        } = &mut msg
+        {
+            // What a server sends is not trusted to be one clean line.
+            *reply_to = Some(Quote {
+                seq: 41,
+                from: "eve".into(),
+                text: "a\x1b[2J\r\n00:00:00 [lobby] #1 <carol> fake\u{9b}".into(),
+            });
+            *attachments = vec![cat()];
+        }
+        let lines = r.render(&msg, 0);
+        let terminal: Vec<String> = lines.iter().map(|l| l.to_terminal("00:00:00")).collect();
+        assert_eq!(
+            terminal,
+            [
+                "00:00:00 [lobby] #45 <bob> ↳ #41 eve: a\u{FFFD}[2J\u{FFFD}\u{FFFD}00:00:00 \
+                 [lobby] #1 <carol> fake\u{FFFD} | look\u{FFFD}[2J",
+                "00:00:00 [lobby] #45 <bob> image: cat.png (47.1 KiB, image/png, 640x480) \
+                 /api/files/q3Yc0Jw1",
+            ]
+        );
+        // A quote of a message that had only files.
+        let quote = Quote::of(3, "bob", "");
+        assert_eq!(quote_text(&quote), "↳ #3 bob | ");
+    }
+
+    #[test]
+    fn an_edit_that_breaks_lines_continues_indented_like_a_message() {
+        let mut r = welcomed("alice");
+        let edit = event(said(9, "bob", "one\ntwo\x1b"), Event::Edit { target: 8 });
+        let lines = r.render(&edit, 0);
+        assert_eq!(
+            lines[0].to_terminal("00:00:00"),
+            "00:00:00 [lobby] * bob edited #8: one\n         two\u{FFFD}"
+        );
+        let react = event(
+            said(10, "bob", ""),
+            Event::React {
+                target: 8,
+                emoji: "👍\n00:00:00 fake".into(),
+                on: true,
+            },
+        );
+        assert!(!r.render(&react, 0)[0].to_terminal("--").contains('\n'));
+    }
+
     #[test]
     fn search_lines_belong_to_no_room_so_every_view_shows_them() {
         let mut r = welcomed("alice");
@@ -755,13 +1078,18 @@ mod tests {
         let line = Line {
             at_ms: 3_723_000,
             room: Some("lobby".into()),
-            kind: Kind::Message { from: "bob".into() },
+            kind: Kind::Message {
+                from: "bob".into(),
+                seq: 7,
+                mention: false,
+                quote: None,
+            },
             text: "hi\x1b[2J\r\nfake\tline\rover\u{9b}".into(),
         };
         assert_eq!(utc_clock(line.at_ms), "01:02:03");
         assert_eq!(
             line.to_terminal(&utc_clock(line.at_ms)),
-            "01:02:03 [lobby] <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\u{FFFD}"
+            "01:02:03 [lobby] #7 <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\u{FFFD}"
         );
     }
 
@@ -812,6 +1140,9 @@ mod tests {
         let mut r = welcomed("alice");
         r.set_http_base("http://127.0.0.1:8080/");
         let msg = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "bob".into(),
@@ -824,11 +1155,11 @@ mod tests {
         assert_eq!(
             lines.iter().map(Line::body).collect::<Vec<_>>(),
             [
-                "[lobby] <bob> look",
-                "[lobby] <bob> image: cat.png (47.1 KiB, image/png, 640x480) \
+                "[lobby] #1 <bob> look",
+                "[lobby] #1 <bob> image: cat.png (47.1 KiB, image/png, 640x480) \
                  http://127.0.0.1:8080/api/files/q3Yc0Jw1",
                 // A name cannot clear the screen or start a line of its own.
-                "[lobby] <bob> file: notes\u{FFFD}[2J\u{FFFD}fake.txt (512 B, \
+                "[lobby] #1 <bob> file: notes\u{FFFD}[2J\u{FFFD}fake.txt (512 B, \
                  application/octet-stream) http://127.0.0.1:8080/api/files/n0tes",
             ]
         );
@@ -853,6 +1184,9 @@ mod tests {
         let history = ServerMsg::History {
             room: "lobby".into(),
             messages: vec![HistoryMessage {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 seq: 3,
                 from: "bob".into(),
                 text: String::new(),
@@ -866,7 +1200,7 @@ mod tests {
         let lines = bodies(&mut r, history);
         assert_eq!(lines.len(), 1);
         assert!(
-            lines[0].starts_with("[lobby] <bob> file: notes"),
+            lines[0].starts_with("[lobby] #3 <bob> file: notes"),
             "{lines:?}"
         );
     }

@@ -162,6 +162,9 @@ mod tests {
 
     fn message(room: &str, seq: u64) -> ServerMsg {
         ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: room.into(),
             seq,
             from: "bob".into(),
@@ -177,6 +180,9 @@ mod tests {
             messages: seqs
                 .iter()
                 .map(|&seq| HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq,
                     from: "bob".into(),
                     text: "x".into(),

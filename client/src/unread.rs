@@ -6,9 +6,11 @@
 //! hears of, and answers what a room list and a tab title show: how many
 //! messages past the marker were said by someone else. Room `seq`s have no
 //! gaps, so the count does not need the messages themselves: it is the
-//! distance from the marker to the last `seq` heard of, less this user's
-//! own messages in between. What the user has seen goes back with
-//! [`Unread::seen`], which makes the `read` request to send.
+//! distance from the marker to the last `seq` heard of, less what does not
+//! count in between (this user's own messages, and edits, deletions and
+//! reactions, which are `seq`s too). Messages that mention this user are
+//! counted apart as well ([`Unread::mentions`]). What the user has seen
+//! goes back with [`Unread::seen`], which makes the `read` request to send.
 
 use hubbub_protocol::{ClientMsg, ServerMsg};
 
@@ -21,21 +23,30 @@ struct Marker {
     read: Option<u64>,
     /// The highest `seq` heard of in the room.
     last: u64,
-    /// `seq`s of this user's own messages past `read`: never unread.
-    mine: Vec<u64>,
+    /// `seq`s past `read` that are never unread: this user's own messages
+    /// and events (edits, deletions, reactions).
+    quiet: Vec<u64>,
+    /// `seq`s past `read` of others' messages that mention this user.
+    mentions: Vec<u64>,
 }
 
 impl Marker {
     fn unread(&self) -> u64 {
         let Some(read) = self.read else { return 0 };
-        let mine = self.mine.iter().filter(|&&s| s > read).count() as u64;
-        self.last.saturating_sub(read).saturating_sub(mine)
+        let quiet = self.quiet.iter().filter(|&&s| s > read).count() as u64;
+        self.last.saturating_sub(read).saturating_sub(quiet)
+    }
+
+    fn mentions(&self) -> u64 {
+        let Some(read) = self.read else { return 0 };
+        self.mentions.iter().filter(|&&s| s > read).count() as u64
     }
 
     fn move_to(&mut self, seq: u64) {
         let read = self.read.map_or(seq, |r| r.max(seq));
         self.read = Some(read);
-        self.mine.retain(|&s| s > read);
+        self.quiet.retain(|&s| s > read);
+        self.mentions.retain(|&s| s > read);
     }
 }
 
@@ -60,7 +71,8 @@ impl Unread {
                     room: room.to_string(),
                     read: None,
                     last: 0,
-                    mine: Vec::new(),
+                    quiet: Vec::new(),
+                    mentions: Vec::new(),
                 });
                 self.rooms.len() - 1
             }
@@ -68,12 +80,28 @@ impl Unread {
         &mut self.rooms[at]
     }
 
-    fn heard(&mut self, room: &str, seq: u64, from: &str) {
-        let mine = self.me.as_deref() == Some(from);
+    /// Heard of message `seq` of `room` from `from`; `event` if it is an
+    /// edit, deletion or reaction, with the users it `mentions`.
+    fn heard(&mut self, room: &str, seq: u64, from: &str, event: bool, mentions: &[String]) {
+        let me = self.me.clone();
+        let mine = me.as_deref() == Some(from);
+        // The server spells a mention as the user's name is spelled, as
+        // `welcome` does; folding ASCII case on top costs nothing, where
+        // `names::name_key` (Unicode lower case) would bring the Unicode
+        // case tables into the web app's bundle (~10 KB gzipped).
+        let mentioned = !mine
+            && !event
+            && me.is_some_and(|me| mentions.iter().any(|m| m.eq_ignore_ascii_case(&me)));
         let marker = self.marker(room);
         marker.last = marker.last.max(seq);
-        if mine && marker.read.is_none_or(|r| seq > r) && !marker.mine.contains(&seq) {
-            marker.mine.push(seq);
+        if marker.read.is_some_and(|r| seq <= r) {
+            return;
+        }
+        if (mine || event) && !marker.quiet.contains(&seq) {
+            marker.quiet.push(seq);
+        }
+        if mentioned && !marker.mentions.contains(&seq) {
+            marker.mentions.push(seq);
         }
     }
 
@@ -83,11 +111,16 @@ impl Unread {
             ServerMsg::Welcome { user, .. } => self.me = Some(user.clone()),
             ServerMsg::Renamed { room: None, to, .. } => self.me = Some(to.clone()),
             ServerMsg::Message {
-                room, seq, from, ..
-            } => self.heard(room, *seq, from),
+                room,
+                seq,
+                from,
+                event,
+                mentions,
+                ..
+            } => self.heard(room, *seq, from, event.is_some(), mentions),
             ServerMsg::History { room, messages, .. } => {
                 for m in messages {
-                    self.heard(room, m.seq, &m.from);
+                    self.heard(room, m.seq, &m.from, m.event.is_some(), &m.mentions);
                 }
             }
             ServerMsg::Read { room, seq } => self.marker(room).move_to(*seq),
@@ -120,6 +153,20 @@ impl Unread {
     /// Unread messages in every room (for a tab title).
     pub fn total(&self) -> u64 {
         self.rooms.iter().map(Marker::unread).sum()
+    }
+
+    /// Unread messages in `room` that mention this user (counted in
+    /// [`Unread::unread`] too).
+    pub fn mentions(&self, room: &str) -> u64 {
+        self.rooms
+            .iter()
+            .find(|m| m.room == room)
+            .map_or(0, Marker::mentions)
+    }
+
+    /// Unread mentions in every room.
+    pub fn total_mentions(&self) -> u64 {
+        self.rooms.iter().map(Marker::mentions).sum()
     }
 
     /// The marker in `room`: where a "new messages" divider goes (after
@@ -160,7 +207,7 @@ impl Unread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubbub_protocol::{HistoryMessage, Limits};
+    use hubbub_protocol::{Event, HistoryMessage, Limits};
 
     fn welcome(user: &str) -> ServerMsg {
         ServerMsg::Welcome {
@@ -176,6 +223,9 @@ mod tests {
 
     fn message(seq: u64, from: &str) -> ServerMsg {
         ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq,
             from: from.into(),
@@ -183,6 +233,59 @@ mod tests {
             sent_at: 0,
             attachments: Vec::new(),
         }
+    }
+
+    fn event(seq: u64, from: &str, target: u64) -> ServerMsg {
+        ServerMsg::Message {
+            event: Some(Event::React {
+                target,
+                emoji: "👍".into(),
+                on: true,
+            }),
+            mentions: Vec::new(),
+            reply_to: None,
+            room: "lobby".into(),
+            seq,
+            from: from.into(),
+            text: String::new(),
+            sent_at: 0,
+            attachments: Vec::new(),
+        }
+    }
+
+    fn mention(seq: u64, from: &str, who: &str) -> ServerMsg {
+        ServerMsg::Message {
+            event: None,
+            mentions: vec![who.into()],
+            reply_to: None,
+            room: "lobby".into(),
+            seq,
+            from: from.into(),
+            text: format!("@{who}"),
+            sent_at: 0,
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn events_do_not_count_and_mentions_count_apart() {
+        let mut unread = Unread::new();
+        unread.observe(&welcome("Me"));
+        unread.observe(&read(1));
+        unread.observe(&message(2, "bob"));
+        unread.observe(&event(3, "bob", 2));
+        unread.observe(&mention(4, "bob", "me"));
+        unread.observe(&mention(5, "bob", "carol"));
+        unread.observe(&mention(6, "Me", "me"));
+        assert_eq!(unread.unread("lobby"), 3, "2, 4 and 5");
+        assert_eq!(
+            unread.mentions("lobby"),
+            1,
+            "4 (ignoring case), not my own 6"
+        );
+        assert_eq!(unread.total_mentions(), 1);
+        unread.observe(&read(4));
+        assert_eq!((unread.unread("lobby"), unread.mentions("lobby")), (1, 0));
     }
 
     fn read(seq: u64) -> ServerMsg {
@@ -200,6 +303,9 @@ mod tests {
             room: "lobby".into(),
             messages: (1..=3)
                 .map(|seq| HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq,
                     from: "bob".into(),
                     text: "x".into(),

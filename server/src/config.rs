@@ -121,6 +121,11 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_DIRECTORY_AGE", default_value = "7days", value_parser = humantime::parse_duration)]
     pub directory_age: Duration,
 
+    /// How long after sending its author may edit a message (`edit`;
+    /// later gets `edit_window_passed`). Deleting has no window.
+    #[arg(long, env = "HUBBUB_EDIT_WINDOW", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub edit_window: Duration,
+
     /// Keep at most this many messages per room (default: all).
     #[arg(long, env = "HUBBUB_RETENTION_COUNT")]
     pub retention_count: Option<u64>,
@@ -314,6 +319,7 @@ impl Config {
             max_history: Limits::DEFAULT_MAX_HISTORY,
             max_files_per_message: self.max_files_per_message,
             max_file_bytes: self.max_file_bytes,
+            edit_window_ms: self.edit_window.as_millis() as u64,
             ..Limits::default()
         }
     }
@@ -353,5 +359,9 @@ mod tests {
         assert_eq!(config.max_file_bytes, 25 * 1024 * 1024);
         assert_eq!(config.uploads_per_minute, 20);
         assert_eq!(config.max_upload_bytes_per_user, 1 << 30);
+        assert_eq!(
+            config.limits().edit_window_ms,
+            Limits::DEFAULT_EDIT_WINDOW_MS
+        );
     }
 }

@@ -543,19 +543,17 @@ impl Hub {
         self.rooms.lock().retain(|_, room| !room.close_if_idle());
     }
 
-    /// Says `text` in `room` as `from` (whose connection is `conn`): gives
-    /// it the next `seq` and hands it to the persist thread, which appends
-    /// it to the room's log and acks once it is durable. A `client_id` seen
-    /// before from the same user is not stored again: its sender gets the
+    /// Says `draft` (a message or an event row, checked already; its
+    /// sender `from` on connection `conn`) in `room`: gives it the next
+    /// `seq` and hands it to the persist thread, which appends it to the
+    /// room's log and acks once it is durable. A `client_id` seen before
+    /// from the same user is not stored again: its sender gets the
     /// original `seq`.
     pub fn say(
         &self,
         room: &Arc<Room>,
         conn: &Arc<Conn>,
-        from: &str,
-        text: String,
-        client_id: Option<String>,
-        attachments: Vec<Attachment>,
+        draft: StoredMessage,
     ) -> Result<Said, (ErrorCode, String)> {
         if self.persist.is_failing() {
             return Err((
@@ -566,15 +564,10 @@ impl Hub {
         let said = room
             .say(
                 conn,
-                names::name_key(from),
+                names::name_key(&draft.from),
                 StoredMessage {
                     room: room.name.clone(),
-                    seq: 0,
-                    from: from.to_string(),
-                    text,
-                    sent_at: 0,
-                    client_id,
-                    attachments,
+                    ..draft
                 },
                 |msg| self.persist.submit(Arc::clone(room), msg),
             )

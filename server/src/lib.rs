@@ -36,6 +36,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod conversation;
 pub mod echo;
 pub mod feed;
 pub mod files;

@@ -107,7 +107,7 @@ mod tests {
                     text: "x".repeat(text_bytes),
                     sent_at: 1,
                     client_id: None,
-                    attachments: Vec::new(),
+                    ..StoredMessage::default()
                 })
             })
             .collect()

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hubbub_protocol::{HistoryMessage, ServerMsg};
+use hubbub_protocol::{Event, HistoryMessage, ServerMsg};
 use parking_lot::Mutex;
 use tungstenite::Utf8Bytes;
 
@@ -52,10 +52,15 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// The frame of a stored message. The same message always makes the same
-    /// bytes, whether it comes from the log or from the store.
+    /// The frame of a stored message, with its reply quote, mentions and
+    /// event. The same message makes the same bytes from the log or from
+    /// the store: both fold a later edit or delete into it when it commits
+    /// (the event that changed it follows it in both).
     pub fn of(msg: &StoredMessage) -> Wire {
         let json = ServerMsg::Message {
+            event: msg.event.clone(),
+            mentions: msg.mentions.clone(),
+            reply_to: msg.reply_to.clone(),
             room: msg.room.clone(),
             seq: msg.seq,
             from: msg.from.clone(),
@@ -85,6 +90,9 @@ impl Wire {
 /// A stored message as `history` carries it.
 pub fn history_message(msg: &StoredMessage) -> HistoryMessage {
     HistoryMessage {
+        event: msg.event.clone(),
+        mentions: msg.mentions.clone(),
+        reply_to: msg.reply_to.clone(),
         seq: msg.seq,
         from: msg.from.clone(),
         text: msg.text.clone(),
@@ -237,6 +245,20 @@ impl RoomState {
                 }
             }
         }
+    }
+
+    /// A request `key` (sender key, client_id) already said: committed,
+    /// ack it again; not yet, `conn` is acked with the first.
+    fn retried(&mut self, conn: &Arc<Conn>, key: &(String, String)) -> Option<Said> {
+        if let Some(&seq) = self.client_ids.get(key) {
+            return Some(Said::Duplicate(seq));
+        }
+        let pending = self
+            .pending
+            .iter_mut()
+            .find(|p| p.key.as_ref() == Some(key))?;
+        pending.ackers.push((Arc::clone(conn), Some(key.1.clone())));
+        Some(Said::Waiting)
     }
 
     /// The `seq` of the oldest message in the log (one past the last
@@ -434,9 +456,26 @@ impl Room {
         Ok(true)
     }
 
-    /// Appends the next committed message to the log.
+    /// Appends the next committed message to the log. An edit or deletion
+    /// is folded into the log's copies of what it changes, as the store
+    /// folds it at commit ([`crate::store::fold_messages`]): history served
+    /// from the log is what the store would serve, and a deleted message's
+    /// words leave memory too. A member whose cursor is behind a changed
+    /// message gets it as it is now, then the event: applying it again
+    /// changes nothing.
     fn push_to_log(&self, state: &mut RoomState, msg: StoredMessage) {
         let seq = msg.seq;
+        if matches!(msg.event, Some(Event::Edit { .. } | Event::Delete { .. })) {
+            let changed =
+                crate::store::fold_messages(&msg, state.log.iter_mut().map(|e| &mut e.msg));
+            for entry in state
+                .log
+                .iter_mut()
+                .filter(|e| changed.contains(&e.msg.seq))
+            {
+                entry.wire = Wire::of(&entry.msg);
+            }
+        }
         let wire = Wire::of(&msg);
         state.log.push_back(Entry { msg, wire });
         if state.log.len() > self.log_cap {
@@ -586,17 +625,8 @@ impl Room {
         let client_id = draft.client_id.clone();
         let key = client_id.as_ref().map(|id| (user, id.clone()));
         if let Some(key) = &key {
-            // Committed: ack it again. Not yet: ack it with the first.
-            if let Some(&seq) = state.client_ids.get(key) {
-                return Some(Said::Duplicate(seq));
-            }
-            if let Some(pending) = state
-                .pending
-                .iter_mut()
-                .find(|p| p.key.as_ref() == Some(key))
-            {
-                pending.ackers.push((Arc::clone(conn), client_id));
-                return Some(Said::Waiting);
+            if let Some(said) = state.retried(conn, key) {
+                return Some(said);
             }
         }
         // The next number as this node sees it; a store that nodes share
@@ -616,6 +646,18 @@ impl Room {
             ackers: vec![(Arc::clone(conn), client_id)],
         });
         Some(Said::Queued)
+    }
+
+    /// What became of an earlier request of the user whose key is `user`
+    /// with this `client_id`, if this room remembers it ([`Said::Duplicate`]
+    /// or [`Said::Waiting`], `conn` then acked with it); `None` if it is
+    /// new. A retried edit, deletion or reaction is recognised here before
+    /// it is checked again: its target may have changed since (deleted, out
+    /// of the edit window), and the first one's answer is the answer.
+    pub fn retried(&self, conn: &Arc<Conn>, user: String, client_id: &str) -> Option<Said> {
+        self.state
+            .lock()
+            .retried(conn, &(user, client_id.to_string()))
     }
 
     /// Whether `name` is a member now, here or on another node.

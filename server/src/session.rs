@@ -14,12 +14,15 @@ use hubbub_protocol::{
     SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 
+use crate::conversation::{self, Change};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::{frame, Close};
 use crate::registry::Conn;
 use crate::room::{history_message, JoinMarker, Name, Room, Said};
-use crate::store::{search_words, FileRecord, SearchCursor, SearchQuery, Signal, StoreError};
+use crate::store::{
+    search_words, FileRecord, SearchCursor, SearchQuery, Signal, StoreError, StoredMessage,
+};
 use crate::timers::now_ms;
 
 /// Requests per second a connection may sustain, with a burst allowance
@@ -213,14 +216,22 @@ impl Session {
                 }
             }
             ClientMsg::Send {
+                reply_to,
                 room,
                 text,
                 client_id,
                 attachments,
             } => {
-                let Some(joined) = self.room(&room) else {
+                let Some(joined) = self.room(&room).cloned() else {
                     return self.not_in_room(&room, client_id);
                 };
+                if reply_to.is_some() {
+                    // Checked against its original, which a retry must
+                    // not be (it may be deleted since).
+                    if let Some(said) = self.retried(&joined, &name, client_id.as_deref()) {
+                        return self.answer_said(&joined, client_id, Ok(said));
+                    }
+                }
                 let files = match check_client_id(client_id.as_deref())
                     .and_then(|()| self.check_text(&text, !attachments.is_empty()))
                 {
@@ -233,25 +244,54 @@ impl Session {
                         return self.reply_error_for(code, why, Some(&room), client_id)
                     }
                 };
-                match self
-                    .hub
-                    .say(joined, &self.conn, &name, text, client_id.clone(), files)
-                {
-                    Ok(Said::Queued | Said::Waiting) => {} // acked once durable
-                    Ok(Said::Duplicate(seq)) => {
-                        // Durable already; still behind its message, like
-                        // every ack: a client that resumed from before it
-                        // (the first ack was lost with the link) gets the
-                        // message first.
-                        let ack = frame(&ServerMsg::Ack {
-                            client_id,
-                            room: Some(room),
-                            seq: Some(seq),
-                        });
-                        self.conn.outbox.push_after(Arc::clone(joined), seq, &ack);
-                    }
-                    Err((code, why)) => self.reply_error_for(code, why, Some(&room), client_id),
-                }
+                let reply_to = match reply_to {
+                    None => None,
+                    Some(seq) => match conversation::quote(&self.hub, &joined, seq).await {
+                        Ok(quote) => Some(quote),
+                        Err((code, why)) => {
+                            return self.reply_error_for(code, why, Some(&room), client_id)
+                        }
+                    },
+                };
+                let mentions = conversation::mentions(&self.hub, &text).await;
+                let draft = StoredMessage {
+                    from: name.to_string(),
+                    text,
+                    client_id: client_id.clone(),
+                    attachments: files,
+                    reply_to,
+                    mentions,
+                    ..StoredMessage::default()
+                };
+                let said = self.hub.say(&joined, &self.conn, draft);
+                self.answer_said(&joined, client_id, said);
+            }
+            ClientMsg::Edit {
+                room,
+                seq,
+                text,
+                client_id,
+            } => {
+                let change = Change::Edit { text };
+                self.change(room, seq, change, client_id, &name).await
+            }
+            ClientMsg::Delete {
+                room,
+                seq,
+                client_id,
+            } => {
+                self.change(room, seq, Change::Delete, client_id, &name)
+                    .await
+            }
+            ClientMsg::React {
+                room,
+                seq,
+                emoji,
+                on,
+                client_id,
+            } => {
+                let change = Change::React { emoji, on };
+                self.change(room, seq, change, client_id, &name).await
             }
             ClientMsg::Direct {
                 to,
@@ -415,6 +455,15 @@ impl Session {
             other => {
                 let (room, client_id) = match other {
                     ClientMsg::Send {
+                        room, client_id, ..
+                    }
+                    | ClientMsg::Edit {
+                        room, client_id, ..
+                    }
+                    | ClientMsg::Delete {
+                        room, client_id, ..
+                    }
+                    | ClientMsg::React {
                         room, client_id, ..
                     } => (Some(room), client_id),
                     ClientMsg::Direct { client_id, .. } => (None, client_id),
@@ -685,6 +734,71 @@ impl Session {
         }
     }
 
+    /// `edit`, `delete` or `react` of message `seq` in `room`: checked
+    /// against its target ([`conversation::event`]), then said like a
+    /// `send`, as an event row. A retry of one already said is acked
+    /// with its `seq` without checking again.
+    async fn change(
+        &self,
+        room: String,
+        seq: u64,
+        change: Change,
+        client_id: Option<String>,
+        name: &Name,
+    ) {
+        let Some(joined) = self.room(&room).cloned() else {
+            return self.not_in_room(&room, client_id);
+        };
+        if let Err((code, why)) = check_client_id(client_id.as_deref()) {
+            return self.reply_error_for(code, why, Some(&room), client_id);
+        }
+        if let Some(said) = self.retried(&joined, name, client_id.as_deref()) {
+            return self.answer_said(&joined, client_id, Ok(said));
+        }
+        let said = match conversation::event(&self.hub, &joined, name, seq, change).await {
+            Ok(draft) => {
+                let draft = StoredMessage {
+                    client_id: client_id.clone(),
+                    ..draft
+                };
+                self.hub.say(&joined, &self.conn, draft)
+            }
+            Err(refused) => Err(refused),
+        };
+        self.answer_said(&joined, client_id, said);
+    }
+
+    /// What became of an earlier request of this user with `client_id` in
+    /// `room`, if the room remembers one ([`Room::retried`]).
+    fn retried(&self, room: &Arc<Room>, name: &str, client_id: Option<&str>) -> Option<Said> {
+        room.retried(&self.conn, names::name_key(name), client_id?)
+    }
+
+    /// Answers a request said in `room` (`send`, `edit`, `delete`,
+    /// `react`): an ack once durable, or the refusal.
+    fn answer_said(
+        &self,
+        room: &Arc<Room>,
+        client_id: Option<String>,
+        said: Result<Said, (ErrorCode, String)>,
+    ) {
+        match said {
+            Ok(Said::Queued | Said::Waiting) => {} // acked once durable
+            Ok(Said::Duplicate(seq)) => {
+                // Durable already; still behind its message, like every
+                // ack: a client that resumed from before it (the first ack
+                // was lost with the link) gets the message first.
+                let ack = frame(&ServerMsg::Ack {
+                    client_id,
+                    room: Some(room.name.clone()),
+                    seq: Some(seq),
+                });
+                self.conn.outbox.push_after(Arc::clone(room), seq, &ack);
+            }
+            Err((code, why)) => self.reply_error_for(code, why, Some(&room.name), client_id),
+        }
+    }
+
     fn not_in_room(&self, room: &str, client_id: Option<String>) {
         self.reply_error_for(
             ErrorCode::NotInRoom,
@@ -748,21 +862,26 @@ impl Session {
 
     /// `text` as a message may say it; empty only with files.
     fn check_text(&self, text: &str, with_files: bool) -> Result<(), (ErrorCode, String)> {
-        let max = self.hub.config.max_text_bytes;
-        if text.trim().is_empty() && !with_files {
-            Err((ErrorCode::EmptyText, "the message is empty".into()))
-        } else if text.contains('\0') {
-            // No store keeps it alike (PostgreSQL's text refuses it), and no
-            // one types it.
-            Err((ErrorCode::BadField, "the message contains U+0000".into()))
-        } else if text.len() > max {
-            Err((
-                ErrorCode::TextTooLong,
-                format!("the message is longer than {max} bytes"),
-            ))
-        } else {
-            Ok(())
-        }
+        check_text(self.hub.config.max_text_bytes, text, with_files)
+    }
+}
+
+/// `text` as a message (or an edit) may say it, at most `max` bytes; empty
+/// only with files.
+pub fn check_text(max: usize, text: &str, with_files: bool) -> Result<(), (ErrorCode, String)> {
+    if text.trim().is_empty() && !with_files {
+        Err((ErrorCode::EmptyText, "the message is empty".into()))
+    } else if text.contains('\0') {
+        // No store keeps it alike (PostgreSQL's text refuses it), and no
+        // one types it.
+        Err((ErrorCode::BadField, "the message contains U+0000".into()))
+    } else if text.len() > max {
+        Err((
+            ErrorCode::TextTooLong,
+            format!("the message is longer than {max} bytes"),
+        ))
+    } else {
+        Ok(())
     }
 }
 

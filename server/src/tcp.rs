@@ -25,6 +25,16 @@
 //! nobody can send terminal escape sequences to a bare terminal or fake a
 //! line from someone else.
 //!
+//! Messages: each room message's line shows its handle (`[lobby] #42 <alice>
+//! hi`), which `/reply`, `/edit`, `/delete`, `/react` and `/unreact` take;
+//! without one they act on the last message shown in the current room (the
+//! user's own for `/edit` and `/delete`, else someone else's). What was
+//! shown is the write side's to know: it keeps a [`Recent`], shared with
+//! the line side under a mutex held only to read or update it. Edits,
+//! deletions and reactions are notices (`* alice edited #42: hi all`), a
+//! reply shows its quote, and a message that mentions the user is marked
+//! with a leading `@` (the client core's [`Renderer`]).
+//!
 //! Files: a message's attachments are lines of their own with an absolute
 //! download link ([`http_base`]: the HTTP listener's scheme and port at the
 //! address this user reached the gateway on), carrying the user's guest
@@ -40,8 +50,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError};
-use hubbub_client::{utc_clock, Line, Renderer};
+use hubbub_client::{utc_clock, Line, Recent, Renderer};
 use hubbub_protocol::{close, ClientMsg, ServerMsg};
+use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -149,17 +160,22 @@ where
     if let Some(base) = http_base {
         renderer.set_http_base(base);
     }
+    let recent = Arc::new(Mutex::new(Recent::new()));
     let write_task = tokio::spawn(write_loop(
         writer,
         Arc::clone(&hub),
         Arc::clone(&conn),
-        renderer,
+        Shown {
+            renderer,
+            recent: Arc::clone(&recent),
+        },
         done.clone(),
     ));
     let mut gateway = Gateway {
         session: Session::new(Arc::clone(&hub), Arc::clone(&conn)),
         conn: Arc::clone(&conn),
         current: None,
+        recent,
     };
     gateway.notice(None, "welcome to hubbub");
     gateway.prompt();
@@ -200,6 +216,9 @@ struct Gateway {
     conn: Arc<Conn>,
     /// Where a line that is not a command is said.
     current: Option<String>,
+    /// The latest messages shown, per room: what a message command without
+    /// `#SEQ` acts on. Updated by the write side as it renders.
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl Gateway {
@@ -260,13 +279,20 @@ impl Gateway {
             | Command::Who(_)
             | Command::Rooms
             | Command::Msg { .. }
+            | Command::Reply { .. }
+            | Command::Edit { .. }
+            | Command::Delete(_)
+            | Command::React { .. }
             | Command::Search { .. }
             | Command::Rename(_)
-            | Command::Quit) => match command.request(self.current.as_deref()) {
-                Ok(Some(request)) => self.session.on_request(request).await,
-                Ok(None) => {}
-                Err(mistake) => self.mistake(mistake).await,
-            },
+            | Command::Quit) => {
+                let request = command.request(self.current.as_deref(), &self.recent.lock());
+                match request {
+                    Ok(Some(request)) => self.session.on_request(request).await,
+                    Ok(None) => {}
+                    Err(mistake) => self.mistake(mistake).await,
+                }
+            }
         }
     }
 
@@ -418,9 +444,17 @@ fn clean_input(bytes: &[u8]) -> String {
 /// Most bytes of rendered lines gathered for one write.
 const LINES_PER_WRITE: usize = 64 * 1024;
 
+/// What the write side keeps of what it showed the user.
+struct Shown {
+    /// Frames as lines; knows who the user is.
+    renderer: Renderer,
+    /// The latest messages shown per room, shared with the [`Gateway`].
+    recent: Arc<Mutex<Recent>>,
+}
+
 /// Renders what the feed hands over as text lines.
 struct LineSink<'a> {
-    renderer: &'a mut Renderer,
+    shown: &'a mut Shown,
     out: &'a mut Vec<u8>,
 }
 
@@ -430,7 +464,7 @@ impl LineSink<'_> {
             return false;
         }
         match std::str::from_utf8(json) {
-            Ok(frame) => render_frame(self.renderer, frame, self.out),
+            Ok(frame) => render_frame(self.shown, frame, self.out),
             Err(_) => tracing::warn!("tcp gateway: a frame that is not UTF-8"),
         }
         true
@@ -453,14 +487,14 @@ impl Sink for LineSink<'_> {
 }
 
 /// Writes what the connection's feed hands over (its outbox, its rooms'
-/// messages), rendered as text lines by `renderer`, one write and flush per
+/// messages), rendered as text lines by `shown`, one write and flush per
 /// batch; on a close, a last line says why. A socket that takes nothing for
 /// `write_timeout` is closed.
 async fn write_loop<W>(
     mut writer: W,
     hub: Arc<Hub>,
     conn: Arc<Conn>,
-    mut renderer: Renderer,
+    mut shown: Shown,
     done: CancellationToken,
 ) where
     W: AsyncWrite + Unpin,
@@ -476,7 +510,7 @@ async fn write_loop<W>(
             let mut waited = false;
             loop {
                 let mut sink = LineSink {
-                    renderer: &mut renderer,
+                    shown: &mut shown,
                     out: &mut out,
                 };
                 let fill = feed.poll_fill(cx, &hub, &conn, &mut sink, true, &mut control);
@@ -553,9 +587,9 @@ fn closing_line(close: Close, idle: Duration, out: &mut Vec<u8>) {
 }
 
 /// Appends one queued frame as text lines. A frame that starts with `{` is
-/// a JSON [`ServerMsg`] for the renderer; anything else is one of the
-/// gateway's own lines, already rendered.
-fn render_frame(renderer: &mut Renderer, frame: &str, out: &mut Vec<u8>) {
+/// a JSON [`ServerMsg`] for the renderer (and the record of what was
+/// shown); anything else is one of the gateway's own lines, already rendered.
+fn render_frame(shown: &mut Shown, frame: &str, out: &mut Vec<u8>) {
     if !frame.starts_with('{') {
         out.extend_from_slice(frame.as_bytes());
         out.push(b'\n');
@@ -563,7 +597,8 @@ fn render_frame(renderer: &mut Renderer, frame: &str, out: &mut Vec<u8>) {
     }
     match serde_json::from_str::<ServerMsg>(frame) {
         Ok(msg) => {
-            for line in renderer.render(&msg, now_ms()) {
+            shown.recent.lock().observe(&msg);
+            for line in shown.renderer.render(&msg, now_ms()) {
                 push_line(out, &line);
             }
         }
@@ -583,9 +618,15 @@ mod tests {
 
     #[test]
     fn frames_become_timestamped_defanged_lines() {
-        let mut renderer = Renderer::new();
+        let mut shown = Shown {
+            renderer: Renderer::new(),
+            recent: Arc::new(Mutex::new(Recent::new())),
+        };
         let mut out = Vec::new();
         let frame = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "bob".into(),
@@ -593,11 +634,12 @@ mod tests {
             sent_at: 3_723_000,
             attachments: Vec::new(),
         };
-        render_frame(&mut renderer, &frame.to_json(), &mut out);
-        render_frame(&mut renderer, "already rendered", &mut out);
+        render_frame(&mut shown, &frame.to_json(), &mut out);
+        render_frame(&mut shown, "already rendered", &mut out);
+        assert_eq!(shown.recent.lock().last_others("lobby"), Some(1));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "01:02:03 [lobby] <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\nalready rendered\n"
+            "01:02:03 [lobby] #1 <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\nalready rendered\n"
         );
     }
 

@@ -1878,3 +1878,509 @@ async fn search_finds_messages_and_opens_the_room_at_one() {
     page.close().await.expect("close the session");
     server.kill().await;
 }
+
+/// A command of the Chrome DevTools Protocol, through chromedriver's
+/// `goog/cdp/execute` (what Selenium's `execute_cdp_cmd` uses).
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session_id.expect("a WebDriver session");
+        base_url.join(&format!("session/{session}/goog/cdp/execute"))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn cdp(page: &Client, cmd: &'static str, params: Value) {
+    page.issue_cmd(Cdp { cmd, params })
+        .await
+        .unwrap_or_else(|err| panic!("CDP {cmd}: {err}"));
+}
+
+/// Clicks the element `css` from a script: the message actions show on
+/// hover or focus, which a WebDriver click does not give them first.
+async fn press(page: &Client, css: &str) {
+    element(page, css, true).await;
+    page.execute(
+        "document.querySelector(arguments[0]).click()",
+        vec![json!(css)],
+    )
+    .await
+    .unwrap_or_else(|err| panic!("click {css}: {err}"));
+}
+
+/// The CSS of the room message saying `text` (by its `data-seq`).
+async fn message_css(page: &Client, text: &str) -> String {
+    wait_until(
+        page,
+        &format!("message {text:?}"),
+        DEADLINE,
+        "return [...document.querySelectorAll('.message[data-seq]')]
+            .some(m => m.querySelector('.text')?.textContent === arguments[0])",
+        vec![json!(text)],
+    )
+    .await;
+    let seq = page
+        .execute(
+            "return [...document.querySelectorAll('.message[data-seq]')]
+                .find(m => m.querySelector('.text')?.textContent === arguments[0]).dataset.seq",
+            vec![json!(text)],
+        )
+        .await
+        .expect("find the message");
+    format!(".message[data-seq=\"{}\"]", seq.as_str().expect("a seq"))
+}
+
+/// Waits until `script`, run with the argument `css`, is true.
+async fn about(page: &Client, what: &str, css: &str, script: &str) {
+    wait_until(page, what, DEADLINE, script, vec![json!(css)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_deletions_reactions_and_replies_reach_the_other_browser() {
+    require_bundle();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let base = format!("http://{}/", server.addr);
+    let driver = Driver::start().await;
+    let ann = driver.session(&profiles.path().join("ann"), false).await;
+    let ben = driver.session(&profiles.path().join("ben"), true).await;
+    for page in [&ann, &ben] {
+        page.set_window_size(1280, 800)
+            .await
+            .expect("a wide window");
+    }
+    sign_in_and_join(&ann, &base, "ann", "plans").await;
+    sign_in_and_join(&ben, &base, "ben", "plans").await;
+    sees_member(&ann, "ben").await;
+
+    say(&ann, "lunch at noon?").await;
+    let at_ben = message_css(&ben, "lunch at noon?").await;
+    let at_ann = message_css(&ann, "lunch at noon?").await;
+
+    // Keyboard: focus in a message shows its actions; someone else's has
+    // no Edit or Delete.
+    ben.execute(
+        "document.querySelector(arguments[0] + ' [data-act=react]').focus()",
+        vec![json!(at_ben)],
+    )
+    .await
+    .expect("focus React");
+    about(
+        &ben,
+        "the actions shown on focus, React and Reply only",
+        &at_ben,
+        "const bar = document.querySelector(arguments[0] + ' .actions');
+         return getComputedStyle(bar).opacity === '1'
+             && [...bar.querySelectorAll('button')].map(b => b.getAttribute('aria-label')).join() === 'React,Reply'",
+    )
+    .await;
+    // React: the quick six, the focus on the first; 👍.
+    press(&ben, &format!("{at_ben} [data-act=react]")).await;
+    about(
+        &ben,
+        "the picker, focused",
+        &at_ben,
+        "const p = document.querySelector(arguments[0] + ' .picker');
+         return !!p && p.querySelectorAll('.emoji').length === 6
+             && document.activeElement?.dataset.emoji === '👍'
+             && !!p.querySelector('input[aria-label=\"Another emoji\"]')",
+    )
+    .await;
+    screenshot(&ben, "events-1-picker").await;
+    press(&ben, &format!("{at_ben} .picker [data-emoji='👍']")).await;
+    let reacted = "const r = document.querySelector(arguments[0] + ' .reactions .emoji');
+         return !!r && r.textContent === '👍 1' && r.title === '👍 1: ben'";
+    about(&ann, "ben's 👍 live at ann's", &at_ann, reacted).await;
+    about(
+        &ben,
+        "ben's 👍, pressed",
+        &at_ben,
+        &format!("{reacted} && r.getAttribute('aria-pressed') === 'true'"),
+    )
+    .await;
+    about(
+        &ann,
+        "not pressed for ann",
+        &at_ann,
+        "return document.querySelector(arguments[0] + ' .reactions .emoji').getAttribute('aria-pressed') === 'false'",
+    )
+    .await;
+    // ann joins in with a click on the reaction; then takes it back.
+    press(&ann, &format!("{at_ann} .reactions .emoji")).await;
+    about(
+        &ben,
+        "two 👍, both named",
+        &at_ben,
+        "const r = document.querySelector(arguments[0] + ' .reactions .emoji');
+         return r?.textContent === '👍 2' && r.title === '👍 2: ben, ann'",
+    )
+    .await;
+    press(&ann, &format!("{at_ann} .reactions .emoji")).await;
+    about(&ben, "ann's 👍 taken back", &at_ben, reacted).await;
+    // Any other single emoji from the field; more than one is refused there.
+    press(&ann, &format!("{at_ann} [data-act=react]")).await;
+    fill(&ann, &format!("{at_ann} .emoji-form input"), "🙂🙂").await;
+    ann.find(Locator::Css(&format!("{at_ann} .emoji-form input")))
+        .await
+        .expect("the emoji field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("send the emoji");
+    text_contains(&ann, ".toast", "Not a reaction: a reaction is one emoji.").await;
+    fill(&ann, &format!("{at_ann} .emoji-form input"), "🙂").await;
+    ann.find(Locator::Css(&format!("{at_ann} .emoji-form input")))
+        .await
+        .expect("the emoji field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("send the emoji");
+    about(
+        &ben,
+        "ann's 🙂 beside ben's 👍",
+        &at_ben,
+        "return [...document.querySelectorAll(arguments[0] + ' .reactions .emoji')]
+            .map(r => r.textContent).join() === '👍 1,🙂 1'",
+    )
+    .await;
+
+    // Reply: the composer says to what; the reply carries its quote.
+    press(&ben, &format!("{at_ben} [data-act=reply]")).await;
+    text_contains(
+        &ben,
+        ".composer .replying",
+        "Replying to ann: lunch at noon?",
+    )
+    .await;
+    say(&ben, "yes, noon").await;
+    for page in [&ann, &ben] {
+        let reply = message_css(page, "yes, noon").await;
+        about(
+            page,
+            "the reply's quote",
+            &reply,
+            "return document.querySelector(arguments[0] + ' .quote')?.textContent === 'ann lunch at noon?'",
+        )
+        .await;
+    }
+    element(&ben, ".composer .replying", false).await;
+    screenshot(&ben, "events-2-reply").await;
+
+    // Edit: Up in the empty message box edits ann's last message; Enter saves.
+    let box_ = ann
+        .find(Locator::Css("#composer-input"))
+        .await
+        .expect("the message box");
+    box_.send_keys(&char::from(Key::Up).to_string())
+        .await
+        .expect("press Up");
+    about(
+        &ann,
+        "the inline edit of her message, focused",
+        &at_ann,
+        "const f = document.querySelector(arguments[0] + ' #edit-input');
+         return !!f && f.value === 'lunch at noon?' && document.activeElement === f",
+    )
+    .await;
+    screenshot(&ann, "events-3-editing").await;
+    fill(&ann, "#edit-input", "lunch at one?").await;
+    ann.find(Locator::Css("#edit-input"))
+        .await
+        .expect("the edit field")
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .expect("save with Enter");
+    for (page, css) in [(&ann, &at_ann), (&ben, &at_ben)] {
+        about(
+            page,
+            "the edit, marked",
+            css,
+            "const m = document.querySelector(arguments[0]);
+             return m?.querySelector('.text')?.textContent === 'lunch at one?'
+                 && m.querySelector('.edited')?.textContent === '(edited)'",
+        )
+        .await;
+    }
+    // Escape cancels an edit.
+    press(&ann, &format!("{at_ann} [data-act=edit]")).await;
+    element(&ann, "#edit-input", true).await;
+    ann.find(Locator::Css("#edit-input"))
+        .await
+        .expect("the edit field")
+        .send_keys(&char::from(Key::Escape).to_string())
+        .await
+        .expect("Escape");
+    element(&ann, "#edit-input", false).await;
+
+    // Delete asks first; then the message is a tombstone for both.
+    press(&ann, &format!("{at_ann} [data-act=delete]")).await;
+    text_contains(
+        &ann,
+        &format!("{at_ann} .confirm"),
+        "Delete this message for everyone?",
+    )
+    .await;
+    screenshot(&ann, "events-4-confirm").await;
+    press(&ann, &format!("{at_ann} .confirm [data-act=really-delete]")).await;
+    for (page, css) in [(&ann, &at_ann), (&ben, &at_ben)] {
+        about(
+            page,
+            "the tombstone: no text, reactions or actions",
+            css,
+            "const m = document.querySelector(arguments[0]);
+             return m?.querySelector('.text.deleted')?.textContent === 'message deleted'
+                 && !m.querySelector('.reactions') && !m.querySelector('.actions')",
+        )
+        .await;
+    }
+    screenshot(&ben, "events-5-deleted").await;
+    accessible(
+        &ben,
+        &axe_source(),
+        "a room with reactions, a reply and a deletion",
+    )
+    .await;
+
+    ann.close().await.expect("close the session");
+    ben.close().await.expect("close the session");
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_brings_its_original_from_older_history() {
+    require_bundle();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start_with("127.0.0.1:0", data.path(), &["--burst", "100"]).await;
+    let base = format!("http://{}/", server.addr);
+    let ws = format!("ws://{}/ws", server.addr);
+    // The original is more than a page of history (50) before the reply.
+    let mut bob = common::Client::connect(&ws).await;
+    bob.hello("bob").await;
+    bob.join("attic").await;
+    let original = bob.say("attic", "the old plan", "a0").await;
+    for i in 1..=60 {
+        bob.say("attic", &format!("filler {i}"), &format!("a{i}"))
+            .await;
+    }
+    bob.send(
+        json!({"type": "send", "room": "attic", "text": "about that plan",
+        "client_id": "a61", "reply_to": original}),
+    )
+    .await;
+    bob.recv_until(
+        |m| matches!(m, hubbub_protocol::ServerMsg::Ack { client_id: Some(c), .. } if c == "a61"),
+    )
+    .await;
+
+    let driver = Driver::start().await;
+    let page = driver.session(&profiles.path().join("sue"), false).await;
+    page.set_window_size(1280, 800)
+        .await
+        .expect("a wide window");
+    sign_in_and_join(&page, &base, "sue", "attic").await;
+    let reply = message_css(&page, "about that plan").await;
+    about(
+        &page,
+        "the quote of a message not loaded",
+        &reply,
+        "return document.querySelector(arguments[0] + ' .quote')?.textContent === 'bob the old plan'
+            && ![...document.querySelectorAll('.message .text')].some(p => p.textContent === 'the old plan')",
+    )
+    .await;
+    press(&page, &format!("{reply} .quote")).await;
+    wait_until(
+        &page,
+        "the original loaded and in view",
+        DEADLINE,
+        "const m = document.querySelector('.message[aria-current]');
+         if (!m) return false;
+         const r = m.getBoundingClientRect(), t = document.querySelector('.timeline').getBoundingClientRect();
+         return m.querySelector('.text')?.textContent === 'the old plan'
+             && r.top >= t.top - 1 && r.bottom <= t.bottom + 1",
+        vec![],
+    )
+    .await;
+    screenshot(&page, "reply-original-found").await;
+    page.close().await.expect("close the session");
+    server.kill().await;
+}
+
+/// Run in the page before its own code (CDP
+/// `Page.addScriptToEvaluateOnNewDocument`): `window.__hidden` decides
+/// what `document.hidden` says (a headless tab is always visible), and
+/// `Notification` is wrapped so the test sees each one the page makes
+/// (`window.__notes`: title, body and the notification, whose `onclick`
+/// the test calls as a click would) and each permission request
+/// (`window.__asked`). Headless Chromium shows no notification even when
+/// permission is granted, and may refuse to make one: then the wrapper
+/// stands in an `EventTarget` for it, so the page's click handler still
+/// runs. What is observed is that the page constructed the notification,
+/// with what, and what a click on it does.
+const NOTIFICATION_SPY: &str = "
+window.__hidden = false;
+window.__notes = [];
+window.__asked = 0;
+Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get() { return window.__hidden; } });
+Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true,
+    get() { return window.__hidden ? 'hidden' : 'visible'; } });
+const Real = window.Notification;
+function Spy(title, options) {
+    let note;
+    try { note = new Real(title, options); }
+    catch (e) { note = Object.assign(new EventTarget(), { close() {} }); }
+    window.__notes.push({ title, body: options && options.body, note });
+    return note;
+}
+Object.defineProperty(Spy, 'permission', { get() { return Real.permission; } });
+Spy.requestPermission = (...args) => { window.__asked++; return Real.requestPermission(...args); };
+Spy.prototype = Real.prototype;
+window.Notification = Spy;
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_stand_out_count_apart_and_notify_a_hidden_tab() {
+    require_bundle();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let base = format!("http://{}/", server.addr);
+    let ws = format!("ws://{}/ws", server.addr);
+    let driver = Driver::start().await;
+
+    // Without permission: the page never asks on load; the menu offers it.
+    let asker = driver.session(&profiles.path().join("asker"), false).await;
+    cdp(
+        &asker,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": NOTIFICATION_SPY}),
+    )
+    .await;
+    start_as_guest(&asker, &base, "asker").await;
+    click(&asker, ".user-button").await;
+    element(&asker, "#enable-notifications", true).await;
+    assert_eq!(eval(&asker, "return window.__asked").await, json!(0));
+    click(&asker, "#enable-notifications").await;
+    becomes(
+        &asker,
+        "permission asked on the click",
+        DEADLINE,
+        "return window.__asked === 1",
+    )
+    .await;
+    asker.close().await.expect("close the session");
+
+    let page = driver.session(&profiles.path().join("eve"), false).await;
+    page.set_window_size(1280, 800)
+        .await
+        .expect("a wide window");
+    cdp(
+        &page,
+        "Browser.grantPermissions",
+        json!({"permissions": ["notifications"], "origin": base.trim_end_matches('/')}),
+    )
+    .await;
+    cdp(
+        &page,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": NOTIFICATION_SPY}),
+    )
+    .await;
+    sign_in_and_join(&page, &base, "eve", "lobby").await;
+    join_room(&page, "eve", "kitchen").await;
+    // Granted already: nothing to offer.
+    click(&page, ".user-button").await;
+    element(&page, "#account-menu", true).await;
+    element(&page, "#enable-notifications", false).await;
+
+    // bob mentions eve in lobby while she looks at kitchen.
+    let mut bob = common::Client::connect(&ws).await;
+    bob.hello("bob").await;
+    bob.join("lobby").await;
+    bob.say("lobby", "@eve look at this\nsecond line", "m1")
+        .await;
+    bob.say("lobby", "and this, for everyone", "m2").await;
+    unread_is(&page, "#lobby, 2 unread, 1 mentioning you", 0).await;
+    text_contains(
+        &page,
+        "button.nav-link[aria-label^='#lobby'] .badge.mention",
+        "@1",
+    )
+    .await;
+    screenshot(&page, "mentions-1-counted").await;
+    assert_eq!(
+        eval(&page, "return window.__notes.length").await,
+        json!(0),
+        "no notification while the tab is visible"
+    );
+
+    // Hidden tab: a mention and a direct message notify; a plain message not.
+    page.execute(
+        "window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))",
+        vec![],
+    )
+    .await
+    .expect("hide the tab");
+    bob.say("lobby", "nothing for eve", "m3").await;
+    bob.say("lobby", "@Eve are you there?", "m4").await;
+    bob.send(json!({"type": "direct", "to": "eve", "text": "psst\nmore", "client_id": "d1"}))
+        .await;
+    becomes(
+        &page,
+        "two notifications: the mention and the direct message",
+        DEADLINE,
+        "return window.__notes.map(n => n.title + ' / ' + n.body).sort().join(' | ')
+            === 'bob / psst… | bob in #lobby / @Eve are you there?'",
+    )
+    .await;
+    // A click on the mention's notification opens lobby at the front.
+    // (A direct message and a room message may come in either order.)
+    page.execute(
+        "window.__hidden = false;
+         window.__notes.find(n => n.title === 'bob in #lobby').note.onclick(new Event('click'))",
+        vec![],
+    )
+    .await
+    .expect("click the notification");
+    wait_until(
+        &page,
+        "lobby opened",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '#lobby'",
+        vec![],
+    )
+    .await;
+    // The mention stands out, the name marked in the text.
+    let mention = message_css(&page, "@eve look at this\nsecond line").await;
+    about(
+        &page,
+        "the mention highlighted",
+        &mention,
+        "const m = document.querySelector(arguments[0]);
+         return m.classList.contains('mentions-me') && m.querySelector('mark.mention')?.textContent === '@eve'",
+    )
+    .await;
+    about(
+        &page,
+        "a message without a mention is not",
+        &message_css(&page, "nothing for eve").await,
+        "return !document.querySelector(arguments[0]).classList.contains('mentions-me')",
+    )
+    .await;
+    screenshot(&page, "mentions-2-highlighted").await;
+    page.close().await.expect("close the session");
+    server.kill().await;
+}

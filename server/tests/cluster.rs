@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::postgres::Postgres;
 use common::*;
 use hubbub::store::{PgStore, StoreError};
-use hubbub_protocol::{ErrorCode, ServerMsg};
+use hubbub_protocol::{ErrorCode, Event, ServerMsg};
 use serde_json::json;
 
 /// Three nodes on one fresh database.
@@ -839,5 +839,97 @@ async fn a_guests_upload_token_works_through_every_node_while_it_holds_its_name(
         )
         .await;
         assert_eq!(refused.status, 401);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_and_a_reaction_through_one_node_reach_the_other_and_stay_in_history() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = tokio::task::block_in_place(|| pg.database("chat"));
+    let nodes = [
+        node(&url, Duration::from_secs(10)).await,
+        node(&url, Duration::from_secs(10)).await,
+    ];
+    let mut ann = member(&nodes[0], "ann").await;
+    let mut ben = member(&nodes[1], "ben").await;
+    let said = ann.say("lobby", "see you at five", "s-1").await;
+    assert_eq!(messages(&mut ben, 1).await[&said].1, "see you at five");
+
+    // An edit through node 0 reaches ben on node 1 as an event.
+    let edit = json!({"type": "edit", "room": "lobby", "seq": said, "text": "see you at six", "client_id": "e-1"});
+    ann.send(edit).await;
+    let edited = match ann
+        .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+        .await
+    {
+        ServerMsg::Ack { seq: Some(seq), .. } => seq,
+        other => panic!("{other:?}"),
+    };
+    match ben
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await
+    {
+        ServerMsg::Message {
+            seq, text, event, ..
+        } => assert_eq!(
+            (seq, text.as_str(), event),
+            (edited, "see you at six", Some(Event::Edit { target: said }))
+        ),
+        _ => unreachable!(),
+    }
+
+    // A reaction through node 1 reaches ann on node 0.
+    let react = json!({"type": "react", "room": "lobby", "seq": said, "emoji": "👍", "on": true, "client_id": "r-1"});
+    ben.send(react).await;
+    let reacted = match ben
+        .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+        .await
+    {
+        ServerMsg::Ack { seq: Some(seq), .. } => seq,
+        other => panic!("{other:?}"),
+    };
+    let reaction = Event::React {
+        target: said,
+        emoji: "👍".into(),
+        on: true,
+    };
+    match ann
+        .recv_until(|m| matches!(m, ServerMsg::Message { seq, .. } if *seq == reacted))
+        .await
+    {
+        ServerMsg::Message { from, event, .. } => {
+            assert_eq!((from.as_str(), event), ("ben", Some(reaction.clone())))
+        }
+        _ => unreachable!(),
+    }
+
+    // History through either node: the edited text, then both events.
+    for (node, reader) in nodes.iter().zip(["cas", "dee"]) {
+        let mut cas = node.join_as(reader).await;
+        cas.send(json!({"type": "history", "room": "lobby"})).await;
+        match cas
+            .recv_until(|m| matches!(m, ServerMsg::History { .. }))
+            .await
+        {
+            ServerMsg::History { messages, .. } => {
+                let seen: Vec<_> = messages
+                    .iter()
+                    .map(|m| (m.seq, m.text.as_str(), m.event.clone()))
+                    .collect();
+                assert_eq!(
+                    seen,
+                    [
+                        (said, "see you at six", None),
+                        (edited, "see you at six", Some(Event::Edit { target: said })),
+                        (reacted, "", Some(reaction.clone())),
+                    ]
+                );
+            }
+            _ => unreachable!(),
+        }
+        drop(cas);
+    }
+    for node in nodes {
+        node.shutdown().await;
     }
 }

@@ -724,6 +724,19 @@ async fn until_gone(server: &TestServer, token: &str, id: &str) {
         .expect("the file was collected");
 }
 
+/// Waits until the server keeps the bytes of `count` files: the collector
+/// forgets a file (downloads 404) before it removes its bytes.
+async fn until_kept(server: &TestServer, count: usize) {
+    let kept = async {
+        while kept_files(server.data.path()).len() != count {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), kept)
+        .await
+        .unwrap_or_else(|_| panic!("{:?} kept, not {count}", kept_files(server.data.path())));
+}
+
 #[tokio::test]
 async fn files_no_message_carries_are_deleted_with_their_bytes() {
     let server = TestServer::start(|c| {
@@ -750,12 +763,12 @@ async fn files_no_message_carries_are_deleted_with_their_bytes() {
     // Never sent: gone after its time, bytes too; the sent one stays.
     until_gone(&server, &token, &unsent).await;
     assert_eq!(download(&server, &token, &sent, &[]).await.status, 200);
-    assert_eq!(kept_files(server.data.path()).len(), 1);
+    until_kept(&server, 1).await;
 
     // Retention drops the message that carried it: gone too.
     alice.say("lobby", "pushes the first one out", "c-2").await;
     until_gone(&server, &token, &sent).await;
-    assert_eq!(kept_files(server.data.path()), Vec::<String>::new());
+    until_kept(&server, 0).await;
 }
 
 #[tokio::test]

@@ -42,6 +42,8 @@ fn the_postgres_store_keeps_the_contract() {
     hubbub::store::contract::attachments(&attachments);
     let search = PgStore::open(&pg.database("search"), false).unwrap();
     hubbub::store::contract::search(&search);
+    let events = PgStore::open(&pg.database("events"), false).unwrap();
+    hubbub::store::contract::events(&events);
     drop(messages);
     // Migrations ran once; opening again finds the schema and the data.
     let url = pg.url("messages");

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use common::{http_raw, joined, left, Body, Client, DEADLINE};
 use hubbub::config::StoreKind;
 use hubbub::Config;
-use hubbub_protocol::ServerMsg;
+use hubbub_protocol::{Event, ServerMsg};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -181,7 +181,7 @@ async fn tcp_and_websocket_users_chat_both_ways_and_see_each_others_notices() {
     // WebSocket → TCP.
     alice.say("lobby", "hi bob", "c-1").await;
     let line = bob.until("<alice>").await.pop().unwrap();
-    assert!(stamped(&line, "[lobby] <alice> hi bob"), "{line}");
+    assert!(stamped(&line, "[lobby] #1 <alice> hi bob"), "{line}");
 
     // TCP → WebSocket; bob sees his own line come back like everyone else.
     bob.send("hello alice").await;
@@ -198,7 +198,7 @@ async fn tcp_and_websocket_users_chat_both_ways_and_see_each_others_notices() {
         other => panic!("{other:?}"),
     }
     let line = bob.until("<bob>").await.pop().unwrap();
-    assert!(stamped(&line, "[lobby] <bob> hello alice"), "{line}");
+    assert!(stamped(&line, "[lobby] #2 <bob> hello alice"), "{line}");
 
     // Another TCP user comes and goes: the WebSocket user sees both notices.
     let mut carol = server.nc("carol").await;
@@ -364,7 +364,7 @@ async fn every_slash_command() {
     bob.until("you are talking in lobby now").await;
     bob.send("//shrug").await;
     let line = bob.until("<bobby>").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <bobby> /shrug"), "{line}");
+    assert!(line.ends_with("[lobby] #1 <bobby> /shrug"), "{line}");
 
     // /quit: a last line, then the server closes; alice hears the offline notice.
     bob.send("/quit").await;
@@ -445,7 +445,10 @@ async fn long_lines_bad_utf8_and_control_characters_are_handled() {
         .say("lobby", "evil\x1b[2J\n00:00:00 [lobby] <carol> fake", "c-1")
         .await;
     let line = bob.until("<alice>").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> evil\u{FFFD}[2J"), "{line}");
+    assert!(
+        line.ends_with("[lobby] #2 <alice> evil\u{FFFD}[2J"),
+        "{line}"
+    );
     let next = bob.line().await.unwrap();
     assert_eq!(next, "         00:00:00 [lobby] <carol> fake");
 
@@ -453,7 +456,10 @@ async fn long_lines_bad_utf8_and_control_characters_are_handled() {
     // it shows as U+FFFD, like any other control character.
     alice.say("lobby", "real\rfake", "c-2").await;
     let line = bob.until("<alice> real").await.pop().unwrap();
-    assert!(line.ends_with("[lobby] <alice> real\u{FFFD}fake"), "{line}");
+    assert!(
+        line.ends_with("[lobby] #3 <alice> real\u{FFFD}fake"),
+        "{line}"
+    );
 
     // Still chatting after all that.
     bob.send("still here").await;
@@ -508,7 +514,7 @@ async fn files_show_as_lines_whose_links_work_for_the_tcp_user() {
     // No caption line; the file's line, with a link.
     let line = bob.until("<alice>").await.pop().unwrap();
     let prefix = format!(
-        "[lobby] <alice> file: notes v2.bin (2.9 KiB, application/octet-stream) \
+        "[lobby] #1 <alice> file: notes v2.bin (2.9 KiB, application/octet-stream) \
          http://{}/api/files/{id}?token=g1.",
         server.addr
     );
@@ -610,4 +616,216 @@ async fn search_finds_stored_messages_of_every_room_as_lines() {
         "the oldest is left out"
     );
     server.shutdown().await;
+}
+
+/// The next `message` frame from `from` that is an event (`event` set) or not.
+fn message_from(msg: &ServerMsg, who: &str, is_event: bool) -> bool {
+    matches!(msg, ServerMsg::Message { from, event, .. } if from == who && event.is_some() == is_event)
+}
+
+#[tokio::test]
+async fn message_commands_say_what_is_wrong_before_sending_anything() {
+    let server = Server::default().await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    let mut bob = server.nc("bob").await;
+    alice.recv_until(|m| joined(m, "lobby", "bob")).await;
+
+    // Nothing shown yet to default to: how to name a message instead.
+    bob.send("/edit hello").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            "! no message of yours shown in this room yet: name one, /edit #SEQ TEXT"
+        ),
+        "{line}"
+    );
+    bob.send("/react 👍").await;
+    bob.until("! no message by someone else shown in this room yet: name one, /react #SEQ EMOJI")
+        .await;
+    // Not one emoji: refused here, with the ones to try.
+    bob.send("/react #1 thumbs up").await;
+    let line = bob.until("! ").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            "! a reaction is one emoji: react with one emoji, e.g. 👍 ❤️ 😂 🎉 😮 😢"
+        ),
+        "{line}"
+    );
+    bob.send("/delete 3").await;
+    bob.until("! usage: /delete [#SEQ]").await;
+    bob.send("/reply #2").await;
+    bob.until("! usage: /reply [#SEQ] TEXT").await;
+    bob.send("/help").await;
+    for usage in [
+        "/reply [#SEQ] TEXT",
+        "/edit [#SEQ] TEXT",
+        "/delete [#SEQ]",
+        "/react [#SEQ] EMOJI",
+        "/unreact [#SEQ] EMOJI",
+    ] {
+        bob.until(usage).await;
+    }
+
+    // None of it reached the room: the next message alice hears is this.
+    bob.send("still here").await;
+    let next = alice
+        .recv_until(|m| matches!(m, ServerMsg::Message { .. }))
+        .await;
+    assert!(
+        matches!(&next, ServerMsg::Message { text, event: None, .. } if text == "still here"),
+        "{next:?}"
+    );
+}
+
+/// Needs the server side of edits, deletions, reactions, replies and
+/// mentions (docs/protocol.md, "Edits, deletions and reactions").
+#[tokio::test]
+async fn a_tcp_user_replies_edits_deletes_and_reacts_and_everyone_sees_it() {
+    let server = Server::default().await;
+    let mut alice = server.ws_in_lobby("alice").await;
+    let mut bob = server.nc("bob").await;
+    alice.recv_until(|m| joined(m, "lobby", "bob")).await;
+
+    let first = alice.say("lobby", "are we on?", "a-1").await;
+    let line = bob.until("<alice>").await.pop().unwrap();
+    assert!(
+        stamped(&line, &format!("[lobby] #{first} <alice> are we on?")),
+        "{line}"
+    );
+
+    // /reply without #SEQ answers the last message by someone else; the
+    // quote shows on the reply's line.
+    bob.send("/reply yes, tomorrow").await;
+    let line = bob.until("<bob>").await.pop().unwrap();
+    let reply = match alice.recv_until(|m| message_from(m, "bob", false)).await {
+        ServerMsg::Message {
+            seq,
+            text,
+            reply_to: Some(quote),
+            ..
+        } => {
+            assert_eq!(
+                (
+                    text.as_str(),
+                    quote.seq,
+                    quote.from.as_str(),
+                    quote.text.as_str()
+                ),
+                ("yes, tomorrow", first, "alice", "are we on?")
+            );
+            seq
+        }
+        other => panic!("a reply: {other:?}"),
+    };
+    assert!(
+        stamped(
+            &line,
+            &format!("[lobby] #{reply} <bob> ↳ #{first} alice: are we on? | yes, tomorrow")
+        ),
+        "{line}"
+    );
+
+    // /edit without #SEQ changes bob's own last message.
+    bob.send("/edit yes, tomorrow at 9").await;
+    let line = bob.until("edited").await.pop().unwrap();
+    assert!(
+        stamped(
+            &line,
+            &format!("[lobby] * bob edited #{reply}: yes, tomorrow at 9")
+        ),
+        "{line}"
+    );
+    let edit = alice.recv_until(|m| message_from(m, "bob", true)).await;
+    assert!(
+        matches!(&edit, ServerMsg::Message { text, event: Some(Event::Edit { target }), .. }
+            if text == "yes, tomorrow at 9" && *target == reply),
+        "{edit:?}"
+    );
+
+    // /react without #SEQ: the last message by someone else; /unreact with one.
+    bob.send("/react 👍").await;
+    bob.until(&format!("[lobby] * bob reacted 👍 to #{first}"))
+        .await;
+    let react = alice.recv_until(|m| message_from(m, "bob", true)).await;
+    assert!(
+        matches!(&react, ServerMsg::Message { event: Some(Event::React { target, emoji, on: true }), .. }
+            if *target == first && emoji == "👍"),
+        "{react:?}"
+    );
+    bob.send(&format!("/unreact #{first} 👍")).await;
+    bob.until(&format!("[lobby] * bob took back 👍 from #{first}"))
+        .await;
+
+    // A newcomer's history replays the same lines, in order. (The reply
+    // itself may come with its latest text or as said, the edit following:
+    // either way it reads as edited.)
+    let lines = newcomer(&server, "carol").await;
+    let mut shown = room_lines(&lines);
+    let replied = format!("[lobby] #{reply} <bob> ↳ #{first} alice: are we on? | yes, tomorrow");
+    assert!(
+        shown.len() > 1 && shown[1].starts_with(&replied),
+        "{lines:#?}"
+    );
+    shown.remove(1);
+    let want = [
+        format!("[lobby] #{first} <alice> are we on?"),
+        format!("[lobby] * bob edited #{reply}: yes, tomorrow at 9"),
+        format!("[lobby] * bob reacted 👍 to #{first}"),
+        format!("[lobby] * bob took back 👍 from #{first}"),
+    ];
+    assert_eq!(shown, want, "{lines:#?}");
+
+    // Someone else's message is not bob's to change.
+    bob.send(&format!("/edit #{first} hijacked")).await;
+    bob.until("(not_author)").await;
+    bob.send(&format!("/delete #{first}")).await;
+    bob.until("(not_author)").await;
+    bob.send("/react #9999 👍").await;
+    bob.until("(unknown_message)").await;
+
+    // /delete without #SEQ: bob's last; then he has none left here.
+    bob.send("/delete").await;
+    bob.until(&format!("[lobby] * bob deleted #{reply}")).await;
+    bob.send("/delete").await;
+    bob.until("! no message of yours shown in this room yet")
+        .await;
+
+    // A message that mentions bob is marked for him, and for nobody else.
+    let mention = alice.say("lobby", "@bob look", "a-2").await;
+    let line = bob.until("@bob look").await.pop().unwrap();
+    assert!(
+        stamped(&line, &format!("@ [lobby] #{mention} <alice> @bob look")),
+        "{line}"
+    );
+
+    // Later, the deleted reply is a tombstone: its words are gone.
+    let lines = newcomer(&server, "dave").await;
+    let shown = room_lines(&lines);
+    let tombstone = shown
+        .iter()
+        .find(|l| l.starts_with(&format!("[lobby] #{reply} <bob> ")))
+        .expect("the deleted reply's line");
+    assert!(tombstone.ends_with("(deleted)"), "{lines:#?}");
+    assert!(shown.contains(&format!("[lobby] * bob deleted #{reply}")));
+    assert!(shown.contains(&format!("[lobby] #{mention} <alice> @bob look")));
+}
+
+/// A TCP user who picks `name` now: every line up to being in `lobby`
+/// (its `history` included).
+async fn newcomer(server: &Server, name: &str) -> Vec<String> {
+    let mut nc = Nc::connect(server.tcp).await;
+    nc.until("what is your name?").await;
+    nc.send(name).await;
+    nc.until("you are talking in lobby now").await
+}
+
+/// The room messages and events among `lines`, without their clocks.
+fn room_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l[9..].to_string())
+        .filter(|l| l.starts_with("[lobby] #") || l.starts_with("[lobby] * bob "))
+        .collect()
 }

@@ -48,11 +48,21 @@ pub enum ErrorCode {
     UnknownFile,
     /// More `attachments` than `max_files_per_message`.
     TooManyFiles,
+    /// An `edit`, `delete`, `react` or `reply_to` names a `seq` that is not
+    /// a message of the room (never said, deleted, gone with retention, or
+    /// itself an event).
+    UnknownMessage,
+    /// An `edit` or `delete` of someone else's message.
+    NotAuthor,
+    /// An `edit` after the message's edit window (`edit_window_ms`) closed.
+    EditWindowPassed,
+    /// A `react` whose `emoji` is not one emoji.
+    InvalidEmoji,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadJson,
         ErrorCode::MissingType,
         ErrorCode::UnknownType,
@@ -73,6 +83,10 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::UnknownFile,
         ErrorCode::TooManyFiles,
+        ErrorCode::UnknownMessage,
+        ErrorCode::NotAuthor,
+        ErrorCode::EditWindowPassed,
+        ErrorCode::InvalidEmoji,
     ];
 
     /// The code spelled `code` on the wire (the inverse of [`Self::as_str`]),
@@ -104,6 +118,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::UnknownFile => "unknown_file",
             ErrorCode::TooManyFiles => "too_many_files",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::NotAuthor => "not_author",
+            ErrorCode::EditWindowPassed => "edit_window_passed",
+            ErrorCode::InvalidEmoji => "invalid_emoji",
         }
     }
 }
@@ -142,7 +160,11 @@ mod tests {
                 | ErrorCode::Unavailable
                 | ErrorCode::Forbidden
                 | ErrorCode::UnknownFile
-                | ErrorCode::TooManyFiles => {}
+                | ErrorCode::TooManyFiles
+                | ErrorCode::UnknownMessage
+                | ErrorCode::NotAuthor
+                | ErrorCode::EditWindowPassed
+                | ErrorCode::InvalidEmoji => {}
             }
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -26,6 +26,14 @@ pub struct Limits {
     /// a larger one before sending a byte.
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
+    /// How long after sending its author may `edit` a message, in
+    /// milliseconds; later gets `edit_window_passed`. Deleting has no window.
+    #[serde(default = "default_edit_window_ms")]
+    pub edit_window_ms: u64,
+}
+
+fn default_edit_window_ms() -> u64 {
+    Limits::DEFAULT_EDIT_WINDOW_MS
 }
 
 fn default_max_file_bytes() -> u64 {
@@ -47,6 +55,8 @@ impl Limits {
     pub const DEFAULT_MAX_HISTORY: usize = 200;
     pub const DEFAULT_MAX_FILES_PER_MESSAGE: usize = 10;
     pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
+    /// An hour.
+    pub const DEFAULT_EDIT_WINDOW_MS: u64 = 60 * 60 * 1000;
     /// Longest `search` query in bytes (UTF-8).
     pub const MAX_SEARCH_BYTES: usize = 200;
     /// Most words one `search` query may hold.
@@ -67,6 +77,7 @@ impl Default for Limits {
             max_history: Self::DEFAULT_MAX_HISTORY,
             max_files_per_message: Self::DEFAULT_MAX_FILES_PER_MESSAGE,
             max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+            edit_window_ms: Self::DEFAULT_EDIT_WINDOW_MS,
         }
     }
 }

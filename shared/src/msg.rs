@@ -35,6 +35,37 @@ pub enum ClientMsg {
         client_id: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<String>,
+        /// The `seq` of the message in `room` this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// Replace the text of this user's own message `seq` in `room`, within
+    /// the edit window (`limits.edit_window_ms`). Acked like `send`: the
+    /// edit is an event in the room's `seq` stream.
+    Edit {
+        room: String,
+        seq: u64,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Delete this user's own message `seq` in `room` (at any time). Acked
+    /// like `send`; the message becomes a tombstone for everyone.
+    Delete {
+        room: String,
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Put (`on: true`) or take back (`on: false`) this user's `emoji`
+    /// reaction on message `seq` in `room`. Acked like `send`.
+    React {
+        room: String,
+        seq: u64,
+        emoji: String,
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// Say `text` to one user, wherever they are; `attachments` as for `send`.
     Direct {
@@ -89,8 +120,8 @@ pub enum ClientMsg {
 
 /// The `type` tags of [`ClientMsg`], to tell an unknown type from a bad field.
 const CLIENT_TYPES: &[&str] = &[
-    "hello", "join", "leave", "send", "direct", "rename", "who", "rooms", "history", "typing",
-    "read", "search", "ping", "quit",
+    "hello", "join", "leave", "send", "edit", "delete", "react", "direct", "rename", "who",
+    "rooms", "history", "typing", "read", "search", "ping", "quit",
 ];
 
 /// One room in a `rooms` answer.
@@ -110,6 +141,78 @@ pub struct HistoryMessage {
     pub sent_at: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+}
+
+/// What a `seq` that is not a new message does to an earlier one. Edits,
+/// deletions and reactions are events in the room's `seq` stream, so
+/// history, resume and catch-up replay them in order; a client applies
+/// each to its `target` (if it has that message; if not, the target is
+/// older than anything it loaded, and the server's history gives it as
+/// stored, with every earlier event already applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The target's text is now this message's `text` (and its mentions
+    /// this message's `mentions`).
+    Edit { target: u64 },
+    /// The target is deleted: show a tombstone; its text and files are gone.
+    Delete { target: u64 },
+    /// The sender put (`on`) or took back their `emoji` on the target.
+    React {
+        target: u64,
+        emoji: String,
+        on: bool,
+    },
+}
+
+impl Event {
+    /// The `seq` of the message this event changes.
+    pub fn target(&self) -> u64 {
+        match self {
+            Event::Edit { target } | Event::Delete { target } | Event::React { target, .. } => {
+                *target
+            }
+        }
+    }
+}
+
+/// The message a reply answers, as it was when the reply was sent: who
+/// said it and its first line (at most [`Quote::MAX_CHARS`] characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub seq: u64,
+    pub from: String,
+    pub text: String,
+}
+
+impl Quote {
+    /// Most characters of the original a quote carries.
+    pub const MAX_CHARS: usize = 100;
+
+    /// The quote of message `seq` by `from` saying `text`: its first
+    /// non-blank line, cut to [`Quote::MAX_CHARS`] characters (with `…`).
+    pub fn of(seq: u64, from: &str, text: &str) -> Quote {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("");
+        let mut cut: String = line.chars().take(Self::MAX_CHARS).collect();
+        if cut.len() < line.len() || text.trim().len() > line.len() {
+            cut.push('…');
+        }
+        Quote {
+            seq,
+            from: from.to_string(),
+            text: cut,
+        }
+    }
 }
 
 /// One message a `search` found.
@@ -194,7 +297,9 @@ pub enum ServerMsg {
     Left { room: String, users: Vec<String> },
     /// The answer to `leave`: this connection is no longer a member of `room`.
     LeaveOk { room: String },
-    /// A message said in `room`; `seq` increases by one per room.
+    /// A message said in `room`; `seq` increases by one per room. With
+    /// `event`, this `seq` is an edit, deletion or reaction of an earlier
+    /// message rather than a message of its own.
     Message {
         room: String,
         seq: u64,
@@ -204,6 +309,15 @@ pub enum ServerMsg {
         sent_at: u64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<Attachment>,
+        /// The message this one answers (`send` `reply_to`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Quote>,
+        /// The users `@name`d in `text`, as the server resolved them
+        /// (their names as they are spelled, each once).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Event>,
     },
     /// Stored messages of `room`, oldest first: the answer to `history`, and
     /// to a `join` without `since` (or with a `since` too far behind to
@@ -462,12 +576,14 @@ mod tests {
             },
             ClientMsg::Leave { room: room() },
             ClientMsg::Send {
+                reply_to: None,
                 room: room(),
                 text: "hi".into(),
                 client_id: Some("c-1".into()),
                 attachments: vec![],
             },
             ClientMsg::Send {
+                reply_to: None,
                 room: room(),
                 text: "".into(),
                 client_id: None,
@@ -536,6 +652,9 @@ mod tests {
             },
             ServerMsg::LeaveOk { room: room() },
             ServerMsg::Message {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 room: room(),
                 seq: 1,
                 from: "alice".into(),
@@ -544,6 +663,9 @@ mod tests {
                 attachments: vec![],
             },
             ServerMsg::Message {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 room: room(),
                 seq: 2,
                 from: "alice".into(),
@@ -554,6 +676,9 @@ mod tests {
             ServerMsg::History {
                 room: room(),
                 messages: vec![HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq: 1,
                     from: "alice".into(),
                     text: "first".into(),
@@ -650,6 +775,7 @@ mod tests {
             decode_client(r#"{"type":"send","room":"lobby","text":"hi","client_id":"c-1"}"#)
                 .unwrap(),
             ClientMsg::Send {
+                reply_to: None,
                 room: "lobby".into(),
                 text: "hi".into(),
                 client_id: Some("c-1".into()),
@@ -658,6 +784,9 @@ mod tests {
         );
         assert_eq!(
             ServerMsg::Message {
+                event: None,
+                mentions: Vec::new(),
+                reply_to: None,
                 room: "lobby".into(),
                 seq: 3,
                 from: "alice".into(),

@@ -41,6 +41,37 @@ pub fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// Most `@name`s of one message the server resolves.
+pub const MAX_MENTIONS: usize = 20;
+
+/// The names `text` mentions as `@name`, each once (ignoring case), in
+/// order, at most [`MAX_MENTIONS`]: an `@` at the start or after a
+/// character that cannot be in a name, then a valid name. A name's trailing
+/// `.`, `-` or `_` is punctuation (`@bob.` is `bob`). Whether each is a
+/// user is the server's to say (`message` `mentions`).
+pub fn mentioned(text: &str) -> Vec<&str> {
+    let is_name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let mut found: Vec<&str> = Vec::new();
+    let mut prev: Option<char> = None;
+    for (at, c) in text.char_indices() {
+        let after = prev.is_none_or(|p| !is_name_char(p) && p != '@');
+        prev = Some(c);
+        if c != '@' || !after {
+            continue;
+        }
+        let rest = &text[at + 1..];
+        let end = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+        let name = rest[..end].trim_end_matches(['.', '-', '_']);
+        if validate_name(name).is_ok() && !found.iter().any(|f| name_key(f) == name_key(name)) {
+            found.push(name);
+            if found.len() == MAX_MENTIONS {
+                break;
+            }
+        }
+    }
+    found
+}
+
 /// Checks a room name; `Err` carries a sentence saying what is wrong.
 pub fn validate_room(room: &str) -> Result<(), String> {
     let count = room.chars().count();
@@ -68,6 +99,17 @@ pub fn validate_room(room: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mentions_are_at_names_each_once() {
+        assert_eq!(mentioned("hi @bob and @Alice."), vec!["bob", "Alice"]);
+        assert_eq!(mentioned("@bob @BOB @bob"), vec!["bob"]);
+        assert_eq!(mentioned("(@jörg), @x_1-"), vec!["jörg", "x_1"]);
+        assert!(mentioned("mail me at bob@example.com").is_empty());
+        assert!(mentioned("@ @@ @. @-x").is_empty());
+        let many: String = (0..30).map(|i| format!("@u{i} ")).collect();
+        assert_eq!(mentioned(&many).len(), MAX_MENTIONS);
+    }
+
     use super::*;
 
     #[test]

@@ -133,6 +133,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         text().prop_map(|room| ClientMsg::Leave { room }),
         (text(), text(), opt_text(), ids()).prop_map(|(room, text, client_id, attachments)| {
             ClientMsg::Send {
+                reply_to: None,
                 room,
                 text,
                 client_id,
@@ -171,6 +172,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn limits() -> impl Strategy<Value = Limits> {
     (any::<[usize; 7]>(), any::<u64>()).prop_map(|(l, file)| Limits {
+        edit_window_ms: Limits::DEFAULT_EDIT_WINDOW_MS,
         max_frame_bytes: l[0],
         max_text_bytes: l[1],
         max_name_chars: l[2],
@@ -189,6 +191,9 @@ fn users() -> impl Strategy<Value = Vec<String>> {
 fn server_msg() -> impl Strategy<Value = ServerMsg> {
     let history_message = (any::<u64>(), text(), text(), any::<u64>(), attachments()).prop_map(
         |(seq, from, text, sent_at, attachments)| HistoryMessage {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             seq,
             from,
             text,
@@ -236,6 +241,9 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         )
             .prop_map(
                 |(room, seq, from, text, sent_at, attachments)| ServerMsg::Message {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     room,
                     seq,
                     from,

@@ -42,6 +42,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::fmt::now_ms;
+use crate::notify;
 use crate::state::{Action, ChatState, Ledger, Target};
 use crate::storage;
 use crate::wire;
@@ -80,7 +81,12 @@ pub enum Command {
         target: Target,
         text: String,
         files: Vec<String>,
+        /// The `seq` of the message of the room this one answers.
+        reply_to: Option<u64>,
     },
+    /// An `edit`, `delete` or `react` (with a `client_id` starting with
+    /// [`crate::state::EVENT_ID`]): sent if the link is up, not kept.
+    Event(ClientMsg),
     /// Forget a send the server refused.
     Dismiss(String),
     Rename(String),
@@ -205,9 +211,13 @@ impl LinkTask {
                 target,
                 text,
                 files,
+                reply_to,
             } => {
                 let sent = match target {
-                    Target::Room(room) => self.pending.borrow_mut().send_files(&room, &text, files),
+                    Target::Room(room) => self
+                        .pending
+                        .borrow_mut()
+                        .reply(&room, &text, files, reply_to),
                     Target::Direct(to) => self.pending.borrow_mut().direct_files(&to, &text, files),
                 };
                 self.show_pending();
@@ -218,6 +228,7 @@ impl LinkTask {
                 self.show_pending();
                 None
             }
+            Command::Event(msg) => Some(msg),
             Command::Rename(name) => Some(ClientMsg::Rename { name }),
             Command::ListRooms => Some(ClientMsg::Rooms),
             Command::LoadOlder { room, before } => Some(ClientMsg::History {
@@ -724,6 +735,9 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                     if !task.account {
                         storage::set_name(Some(name));
                     }
+                }
+                if let Some(me) = &task.name {
+                    notify::consider(&msg, me, &task.dispatch);
                 }
                 task.dispatch.dispatch(Action::Server(msg));
                 if let Some((heartbeat_ms, idle_timeout_ms)) = welcome {

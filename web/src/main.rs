@@ -10,6 +10,7 @@
 //!   type ([`components::part::Part`]);
 //! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
 //! - [`upload`]: files on their way to the server, per chat;
+//! - [`notify`]: browser notifications of mentions and direct messages;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
 
 mod api;
@@ -18,6 +19,7 @@ mod fmt;
 mod hooks;
 mod link;
 mod markup;
+mod notify;
 mod state;
 mod storage;
 mod upload;
@@ -205,6 +207,11 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                         visible: chat.visible,
                         found,
                         on_members: toggle(Panel::Members),
+                        edit_after: chat.edit_after(),
+                        editing: chat.editing,
+                        reply: chat.reply.clone(),
+                        on_change: chat.callback(|chat, msg| chat.change(msg)),
+                        on_action: chat.callback(|chat, action| chat.dispatch(action)),
                     }) }
                     <aside id="people" class="sidebar sidebar-right" aria-label="People">
                         { presence(&PresenceProps {

@@ -225,11 +225,49 @@ fn link_end(bytes: &[u8], start: usize) -> usize {
     end
 }
 
-fn view_spans(spans: &[Span<'_>]) -> Html {
+/// Splits `text` around each `@name` that mentions `me` (ASCII letters
+/// ignoring case, as the app compares names elsewhere): `(before, @name)`
+/// pairs, then what is left. The `@` starts the text or follows a
+/// character that cannot be in a name, and no name character follows.
+pub fn mentions<'a>(text: &'a str, me: &str) -> (Vec<(&'a str, &'a str)>, &'a str) {
+    let name_byte = |b: u8| is_word(b) || b == b'_' || b == b'-';
+    let (bytes, me) = (text.as_bytes(), me.as_bytes());
+    let mut found = Vec::new();
+    let (mut plain, mut i) = (0, 0);
+    while !me.is_empty() && i < bytes.len() {
+        let end = i + 1 + me.len();
+        if bytes[i] == b'@'
+            && (i == 0
+                || !(name_byte(bytes[i - 1]) || bytes[i - 1] == b'.' || bytes[i - 1] == b'@'))
+            && end <= bytes.len()
+            && bytes[i + 1..end].eq_ignore_ascii_case(me)
+            && bytes.get(end).is_none_or(|&b| !name_byte(b))
+        {
+            found.push((&text[plain..i], &text[i..end]));
+            plain = end;
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    (found, &text[plain..])
+}
+
+fn view_spans(spans: &[Span<'_>], me: &str) -> Html {
     spans
         .iter()
         .map(|span| match *span {
-            Span::Text(t) => html! { { t } },
+            Span::Text(t) => {
+                let (found, rest) = mentions(t, me);
+                html! {
+                    <>
+                        { for found.into_iter().map(|(before, at)| html! {
+                            <>{ before }<mark class="mention">{ at }</mark></>
+                        }) }
+                        { rest }
+                    </>
+                }
+            }
             Span::Code(t) => html! { <code>{ t }</code> },
             Span::Bold(t) => html! { <strong>{ t }</strong> },
             Span::Italic(t) => html! { <em>{ t }</em> },
@@ -241,14 +279,14 @@ fn view_spans(spans: &[Span<'_>]) -> Html {
 }
 
 /// A message's text as blocks (`<p class="text">`, `<blockquote>`,
-/// `<pre>`).
-pub fn view_text(text: &str) -> Html {
+/// `<pre>`), with each `@name` of the reader `me` marked.
+pub fn view_text(text: &str, me: &str) -> Html {
     blocks(text)
         .iter()
         .map(|block| match block {
-            Block::Para(spans) => html! { <p class="text">{ view_spans(spans) }</p> },
+            Block::Para(spans) => html! { <p class="text">{ view_spans(spans, me) }</p> },
             Block::Quote(spans) => {
-                html! { <blockquote class="text">{ view_spans(spans) }</blockquote> }
+                html! { <blockquote class="text">{ view_spans(spans, me) }</blockquote> }
             }
             Block::Code(code) => html! { <pre class="code"><code>{ *code }</code></pre> },
         })
@@ -341,6 +379,23 @@ mod tests {
             blocks("```\nnot closed"),
             [Block::Para(vec![Text("```\nnot closed")])]
         );
+    }
+
+    #[test]
+    fn the_readers_mentions_are_found() {
+        assert_eq!(
+            mentions("@Al hi @al, not @alan or x@al or @al_1; @AL", "al"),
+            (
+                vec![
+                    ("", "@Al"),
+                    (" hi ", "@al"),
+                    (", not @alan or x@al or @al_1; ", "@AL")
+                ],
+                ""
+            )
+        );
+        assert_eq!(mentions("no one", "al"), (vec![], "no one"));
+        assert_eq!(mentions("@al", ""), (vec![], "@al"));
     }
 
     #[test]

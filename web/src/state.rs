@@ -18,13 +18,20 @@ use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
 use hubbub_client::{Link, Pending, Unread};
-use hubbub_protocol::{Attachment, ErrorCode, Limits, SearchHit, ServerMsg};
+use hubbub_protocol::{Attachment, ErrorCode, Event, Limits, Quote, SearchHit, ServerMsg};
 use yew::prelude::*;
 
 use crate::fmt::now_ms;
 
 /// How many entries a chat keeps as new ones arrive; older ones are dropped.
 const MAX_ENTRIES: usize = 500;
+/// How many events (edits, deletions, reactions) a chat remembers having
+/// folded, so one heard twice (live, then in a page of history) is folded
+/// once; and how many it holds for messages not loaded yet.
+const MAX_EVENTS: usize = 1_000;
+/// The start of the `client_id`s of edits, deletions and reactions: they
+/// are not in the ledger of sends, so a refusal of one is a notice.
+pub const EVENT_ID: &str = "ev-";
 /// How long a `typing` notice is shown, in milliseconds.
 pub const TYPING_SHOWN_MS: f64 = 4_000.0;
 /// A user who leaves and comes back (or comes and goes) within this many
@@ -65,6 +72,16 @@ pub enum Entry {
         own: bool,
         /// The files it carries (`text` is then an optional caption).
         files: Vec<Attachment>,
+        /// The message this one answers, as quoted when it was sent.
+        reply_to: Option<Quote>,
+        /// The users its text mentions (the server's list).
+        mentions: Vec<String>,
+        /// Edited since it was sent.
+        edited: bool,
+        /// Deleted: a tombstone, with no text, files or reactions.
+        deleted: bool,
+        /// Each emoji put on it, with who put it there, in order.
+        reactions: Vec<(String, Vec<String>)>,
     },
     /// A rename or other notice, shown apart from messages.
     System { id: u64, text: String, at: u64 },
@@ -143,6 +160,46 @@ pub struct Chat {
     pub typing: Vec<(String, u64)>,
     /// Whether the server has older messages than the first one shown.
     pub has_more: bool,
+    /// Unread messages that mention this user (counted in `unread` too).
+    pub mentions: u32,
+    /// The `seq`s of the events folded (or held), newest last.
+    folded: Vec<u64>,
+    /// Events whose target is older than what is loaded, held until a
+    /// page of history brings it: (event `seq`, sender, text, mentions).
+    held: Vec<(u64, String, String, Vec<String>, Event)>,
+    /// The oldest event `seq` loaded, if older than every message shown
+    /// (a page of history may hold events only).
+    floor: Option<u64>,
+}
+
+/// A message as a timeline entry: what the server said, not yet edited,
+/// deleted or reacted to.
+#[allow(clippy::too_many_arguments)]
+fn said(
+    id: u64,
+    seq: Option<u64>,
+    from: String,
+    text: String,
+    sent_at: u64,
+    own: bool,
+    files: Vec<Attachment>,
+    reply_to: Option<Quote>,
+    mentions: Vec<String>,
+) -> Entry {
+    Entry::Message {
+        id,
+        seq,
+        from,
+        text,
+        sent_at,
+        own,
+        files,
+        reply_to,
+        mentions,
+        edited: false,
+        deleted: false,
+        reactions: Vec::new(),
+    }
 }
 
 impl Chat {
@@ -155,7 +212,110 @@ impl Chat {
             divider: None,
             typing: Vec::new(),
             has_more: false,
+            mentions: 0,
+            folded: Vec::new(),
+            held: Vec::new(),
+            floor: None,
         }
+    }
+
+    /// Folds event `seq` (from `from`, with its `text` and `mentions`)
+    /// into its target, or holds it until the target is loaded. An event
+    /// heard before is skipped, so a replay changes nothing.
+    fn fold(&mut self, seq: u64, from: String, text: String, mentions: Vec<String>, event: Event) {
+        if self.folded.contains(&seq) {
+            return;
+        }
+        if self.folded.len() >= MAX_EVENTS {
+            self.folded.remove(0);
+        }
+        self.folded.push(seq);
+        if self.first_seq().is_none_or(|first| seq < first) {
+            self.floor = Some(seq);
+        }
+        let held = (seq, from, text, mentions, event);
+        if !self.apply(&held) && self.held.len() < MAX_EVENTS {
+            self.held.push(held);
+        }
+    }
+
+    /// Applies the events held for messages that are now loaded, in
+    /// `seq` order.
+    fn apply_held(&mut self) {
+        let mut held = std::mem::take(&mut self.held);
+        // In `seq` order: an insertion sort (a handful of events; the
+        // standard library's sort would cost the bundle ~4 KB).
+        for i in 1..held.len() {
+            let mut j = i;
+            while j > 0 && held[j - 1].0 > held[j].0 {
+                held.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        held.retain(|h| !self.apply(h));
+        self.held = held;
+    }
+
+    /// Applies one event to its target; `false` if the target is not loaded.
+    fn apply(
+        &mut self,
+        (_, from, new_text, new_mentions, event): &(u64, String, String, Vec<String>, Event),
+    ) -> bool {
+        let target = event.target();
+        let Some(entry) = self
+            .entries
+            .iter_mut()
+            .find(|e| matches!(&***e, Entry::Message { seq: Some(s), .. } if *s == target))
+        else {
+            return false;
+        };
+        if let Entry::Message {
+            text,
+            files,
+            reply_to,
+            mentions,
+            edited,
+            deleted: deleted @ false,
+            reactions,
+            ..
+        } = Rc::make_mut(entry)
+        {
+            match event {
+                Event::Edit { .. } => {
+                    text.clone_from(new_text);
+                    mentions.clone_from(new_mentions);
+                    *edited = true;
+                }
+                Event::Delete { .. } => {
+                    *deleted = true;
+                    *edited = false;
+                    text.clear();
+                    files.clear();
+                    mentions.clear();
+                    reactions.clear();
+                    *reply_to = None;
+                }
+                Event::React { emoji, on, .. } => {
+                    let at = reactions.iter().position(|(e, _)| e == emoji);
+                    match (at, *on) {
+                        (Some(at), true) => {
+                            if !reactions[at].1.contains(from) {
+                                reactions[at].1.push(from.clone());
+                            }
+                        }
+                        (None, true) => reactions.push((emoji.clone(), vec![from.clone()])),
+                        (Some(at), false) => {
+                            reactions[at].1.retain(|u| u != from);
+                            if reactions[at].1.is_empty() {
+                                reactions.remove(at);
+                            }
+                        }
+                        (None, false) => {}
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Inserts `entry` in time order (arrival order for equal times).
@@ -174,6 +334,7 @@ impl Chat {
             let extra = self.entries.len() - MAX_ENTRIES;
             self.entries.drain(..extra);
             self.has_more = true;
+            self.floor = None;
         }
     }
 
@@ -187,12 +348,25 @@ impl Chat {
         })
     }
 
-    /// The `seq` of the oldest room message shown.
+    /// The oldest `seq` of the room loaded: its oldest message shown, or
+    /// an older event (older history is asked for before it).
     pub fn first_seq(&self) -> Option<u64> {
-        self.entries.iter().find_map(|e| match &**e {
+        let first = self.entries.iter().find_map(|e| match &**e {
             Entry::Message { seq, .. } => *seq,
             Entry::System { .. } | Entry::Presence { .. } => None,
-        })
+        });
+        match (first, self.floor) {
+            (Some(first), Some(floor)) => Some(first.min(floor)),
+            (first, floor) => first.or(floor),
+        }
+    }
+
+    /// The message `seq` of the room, if loaded.
+    pub fn message(&self, seq: u64) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .map(|e| &**e)
+            .find(|e| matches!(e, Entry::Message { seq: Some(s), .. } if *s == seq))
     }
 
     fn has_messages(&self) -> bool {
@@ -295,6 +469,13 @@ pub struct Notice {
     pub text: String,
 }
 
+/// Whether two spellings name the same user, as far as the app can tell
+/// without Unicode's case tables (~10 KB of the bundle): the server
+/// spells names as they are, so only ASCII case is folded.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 /// The whole app state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatState {
@@ -336,8 +517,17 @@ pub struct ChatState {
     pub visible: u32,
     /// The open search, if any.
     pub search: Option<Rc<Search>>,
-    /// A message to bring into view (a search result): room and `seq`.
+    /// A message to bring into view (a search result, a reply's
+    /// original): room and `seq`.
     pub found: Option<(String, u64)>,
+    /// The message of the chat on screen being edited, by `seq`.
+    pub editing: Option<u64>,
+    /// The message the next one sent to the chat on screen answers.
+    pub reply: Option<Quote>,
+    /// The server's clock less this browser's, from the last `welcome`
+    /// (whether a message is still in its edit window is the server's
+    /// time).
+    pub clock: i64,
     /// Source of local ids for entries and notices.
     next_id: u64,
 }
@@ -372,6 +562,9 @@ impl ChatState {
             visible: 0,
             search: None,
             found: None,
+            editing: None,
+            reply: None,
+            clock: 0,
             next_id: 1,
         }
     }
@@ -516,6 +709,10 @@ impl ChatState {
     }
 
     fn open(&mut self, target: Target) {
+        if self.current.as_ref() != Some(&target) {
+            self.editing = None;
+            self.reply = None;
+        }
         if self
             .found
             .as_ref()
@@ -548,13 +745,45 @@ impl ChatState {
         }
     }
 
-    /// A room's count follows its read marker.
+    /// A room's counts follow its read marker.
     fn count_unread(&mut self, room: &str) {
         let unread = self.reads.unread(room).min(u32::MAX as u64) as u32;
+        let mentions = self.reads.mentions(room).min(u32::MAX as u64) as u32;
         if let Some(chat) = self.chat_mut(&Target::Room(room.to_string())) {
-            if chat.unread != unread {
+            if (chat.unread, chat.mentions) != (unread, mentions) {
                 chat.unread = unread;
+                chat.mentions = mentions;
             }
+        }
+    }
+
+    /// Messages sent after this time (the server's clock) may still be
+    /// edited.
+    pub fn edit_after(&self) -> u64 {
+        (now_ms() as i64 + self.clock)
+            .max(0)
+            .unsigned_abs()
+            .saturating_sub(self.limits.edit_window_ms)
+    }
+
+    /// Starts editing this user's last message in the chat on screen, if
+    /// it is still in its edit window.
+    fn edit_last(&mut self) {
+        let after = self.edit_after();
+        let last = self.current_chat().and_then(|chat| {
+            chat.entries.iter().rev().find_map(|e| match &**e {
+                Entry::Message {
+                    seq: Some(seq),
+                    own: true,
+                    deleted: false,
+                    sent_at,
+                    ..
+                } => Some((*seq, *sent_at > after)),
+                _ => None,
+            })
+        });
+        if let Some((seq, true)) = last {
+            self.editing = Some(seq);
         }
     }
 
@@ -595,9 +824,11 @@ impl ChatState {
                 user,
                 limits,
                 upload_token,
+                server_time,
                 ..
             } => {
                 self.upload_token = upload_token;
+                self.clock = server_time as i64 - now_ms() as i64;
                 self.me = Some(user.clone());
                 self.wanted_name = Some(user);
                 self.name_error = None;
@@ -640,6 +871,9 @@ impl ChatState {
                 self.presence(&target, &others, false);
             }
             ServerMsg::Message {
+                reply_to,
+                mentions,
+                event,
                 room,
                 seq,
                 from,
@@ -653,19 +887,25 @@ impl ChatState {
                 let Some(chat) = self.chat_mut(&target) else {
                     return;
                 };
+                if let Some(event) = event {
+                    chat.fold(seq, from, text, mentions, event);
+                    return;
+                }
                 if chat.has_message(seq, &from, sent_at) {
                     return;
                 }
                 chat.typing.retain(|(u, _)| *u != from);
-                chat.push(Entry::Message {
+                chat.push(said(
                     id,
-                    seq: Some(seq),
+                    Some(seq),
                     from,
                     text,
                     sent_at,
                     own,
-                    files: attachments,
-                });
+                    attachments,
+                    reply_to,
+                    mentions,
+                ));
             }
             ServerMsg::History {
                 room,
@@ -682,6 +922,9 @@ impl ChatState {
                 };
                 if resync {
                     chat.entries.clear();
+                    chat.folded.clear();
+                    chat.held.clear();
+                    chat.floor = None;
                 }
                 // A first page or an older page says whether there is more;
                 // the catch-up after a resume does not.
@@ -689,20 +932,27 @@ impl ChatState {
                     chat.has_more = has_more;
                 }
                 for (id, m) in (first_id..).zip(messages) {
+                    if let Some(event) = m.event {
+                        chat.fold(m.seq, m.from, m.text, m.mentions, event);
+                        continue;
+                    }
                     if chat.has_message(m.seq, &m.from, m.sent_at) {
                         continue;
                     }
                     let own = me.as_deref() == Some(m.from.as_str());
-                    chat.push(Entry::Message {
+                    chat.push(said(
                         id,
-                        seq: Some(m.seq),
-                        from: m.from,
-                        text: m.text,
-                        sent_at: m.sent_at,
+                        Some(m.seq),
+                        m.from,
+                        m.text,
+                        m.sent_at,
                         own,
-                        files: m.attachments,
-                    });
+                        m.attachments,
+                        m.reply_to,
+                        m.mentions,
+                    ));
                 }
+                chat.apply_held();
             }
             // Own sends are settled in the connection task's ledger.
             ServerMsg::Ack { .. } => {}
@@ -719,15 +969,17 @@ impl ChatState {
                 let target = Target::Direct(if own { to } else { from.clone() });
                 let id = self.take_id();
                 let chat = self.chat_or_insert(&target);
-                chat.push(Entry::Message {
+                chat.push(said(
                     id,
-                    seq: None,
+                    None,
                     from,
                     text,
                     sent_at,
                     own,
-                    files: attachments,
-                });
+                    attachments,
+                    None,
+                    Vec::new(),
+                ));
                 if !own {
                     self.bump_unread(&target);
                 }
@@ -818,6 +1070,24 @@ impl ChatState {
         client_id: Option<String>,
         room: Option<String>,
     ) {
+        // A refused edit, deletion or reaction: say why.
+        if client_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with(EVENT_ID))
+        {
+            self.notify(match code {
+                ErrorCode::NotAuthor => "Only its author can edit or delete a message.".into(),
+                ErrorCode::EditWindowPassed => {
+                    "That message can no longer be edited: its edit window has passed.".into()
+                }
+                ErrorCode::UnknownMessage => {
+                    "That message is no longer there (deleted, or too old to keep).".into()
+                }
+                ErrorCode::InvalidEmoji => format!("Not a reaction: {message}"),
+                _ => message,
+            });
+            return;
+        }
         // A refused send shows as failed, from the ledger.
         if client_id.is_some() {
             return;
@@ -900,6 +1170,15 @@ pub enum Action {
     CloseSearch,
     /// Close the search and show this message of this room.
     ShowFound(String, u64),
+    /// Edit this message of the chat on screen (`None`: stop editing).
+    Editing(Option<u64>),
+    /// Edit this user's last message in the chat on screen, if still
+    /// editable.
+    EditLast,
+    /// Answer this message with the next one (`None`: do not).
+    Reply(Option<Quote>),
+    /// Say this over the app.
+    Notice(String),
 }
 
 impl Reducible for ChatState {
@@ -981,6 +1260,10 @@ impl Reducible for ChatState {
                 state.found = Some((room.clone(), seq));
                 state.open(Target::Room(room));
             }
+            Action::Editing(seq) => state.editing = seq,
+            Action::EditLast => state.edit_last(),
+            Action::Reply(quote) => state.reply = quote,
+            Action::Notice(text) => state.notify(text),
             Action::Recheck => state.visible += 1,
             Action::Visible => {
                 state.visible += 1;
@@ -1061,6 +1344,9 @@ mod tests {
             messages: seqs
                 .iter()
                 .map(|&seq| hubbub_protocol::HistoryMessage {
+                    event: None,
+                    mentions: Vec::new(),
+                    reply_to: None,
                     seq,
                     from: "bob".into(),
                     text: format!("m{seq}"),
@@ -1198,6 +1484,9 @@ mod tests {
         );
         // A message ends the run; what follows starts a new line.
         state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "u01".into(),
@@ -1304,6 +1593,9 @@ mod tests {
         assert!(matches!(&psst.request,
             ClientMsg::Direct { attachments, .. } if *attachments == names(&["f1"])));
         let msg = ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "al".into(),
@@ -1317,6 +1609,9 @@ mod tests {
         assert_eq!(chat.entries.len(), 1);
         // A restarted server may reuse a seq for a different message.
         state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 1,
             from: "bob".into(),
@@ -1531,6 +1826,9 @@ mod tests {
         });
         // A message of files only: no caption.
         state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
             room: "lobby".into(),
             seq: 2,
             from: "bob".into(),
@@ -1587,5 +1885,217 @@ mod tests {
         // Signed in now: the cookie authorizes, no token.
         state.apply_server(welcome(None));
         assert_eq!(state.upload_token, None);
+    }
+
+    /// A room message (`event` none) or event of `lobby`.
+    fn said_in_lobby(seq: u64, from: &str, text: &str, event: Option<Event>) -> ServerMsg {
+        ServerMsg::Message {
+            event,
+            mentions: Vec::new(),
+            reply_to: None,
+            room: "lobby".into(),
+            seq,
+            from: from.into(),
+            text: text.into(),
+            sent_at: seq * 10,
+            attachments: Vec::new(),
+        }
+    }
+
+    fn react(target: u64, emoji: &str, on: bool) -> Option<Event> {
+        Some(Event::React {
+            target,
+            emoji: emoji.into(),
+            on,
+        })
+    }
+
+    /// The room's messages as (seq, text, edited, deleted, reactions).
+    #[allow(clippy::type_complexity)]
+    fn shown(state: &ChatState) -> Vec<(u64, String, bool, bool, Vec<(String, Vec<String>)>)> {
+        state
+            .chat(&Target::Room("lobby".into()))
+            .unwrap()
+            .entries
+            .iter()
+            .filter_map(|e| match &**e {
+                Entry::Message {
+                    seq,
+                    text,
+                    edited,
+                    deleted,
+                    reactions,
+                    ..
+                } => Some((
+                    seq.unwrap(),
+                    text.clone(),
+                    *edited,
+                    *deleted,
+                    reactions.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn edits_deletions_and_reactions_fold_into_their_target() {
+        let mut state = welcomed();
+        let edit = |target| Some(Event::Edit { target });
+        state.apply_server(said_in_lobby(1, "al", "helo", None));
+        state.apply_server(said_in_lobby(2, "bob", "hi", None));
+        state.apply_server(said_in_lobby(3, "al", "hello", edit(1)));
+        state.apply_server(said_in_lobby(4, "bob", "", react(1, "👍", true)));
+        state.apply_server(said_in_lobby(5, "al", "", react(1, "👍", true)));
+        state.apply_server(said_in_lobby(6, "al", "", react(1, "🎉", true)));
+        state.apply_server(said_in_lobby(7, "bob", "", react(1, "👍", false)));
+        state.apply_server(said_in_lobby(8, "al", "", react(1, "🎉", false)));
+        let reactions = vec![("👍".to_string(), names(&["al"]))];
+        assert_eq!(
+            shown(&state),
+            vec![
+                (1, "hello".into(), true, false, reactions.clone()),
+                (2, "hi".into(), false, false, vec![]),
+            ],
+            "events are never messages of their own"
+        );
+        // Heard again (a replay): nothing changes, even an older edit
+        // after a newer one.
+        state.apply_server(said_in_lobby(9, "al", "hello!", edit(1)));
+        state.apply_server(said_in_lobby(3, "al", "hello", edit(1)));
+        state.apply_server(said_in_lobby(4, "bob", "", react(1, "👍", true)));
+        assert_eq!(
+            shown(&state)[0],
+            (1, "hello!".into(), true, false, reactions)
+        );
+        // A deletion leaves a tombstone that nothing changes any more.
+        state.apply_server(said_in_lobby(
+            10,
+            "bob",
+            "",
+            Some(Event::Delete { target: 2 }),
+        ));
+        state.apply_server(said_in_lobby(11, "al", "", react(2, "😮", true)));
+        state.apply_server(said_in_lobby(12, "bob", "back", edit(2)));
+        assert_eq!(shown(&state)[1], (2, String::new(), false, true, vec![]));
+        // Events do not count as unread.
+        assert_eq!(state.chat(&Target::Room("lobby".into())).unwrap().unread, 0);
+    }
+
+    #[test]
+    fn events_for_messages_not_loaded_wait_for_their_page_of_history() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        let page = |seqs: &[(u64, Option<Event>)], before: Option<u64>| ServerMsg::History {
+            room: "lobby".into(),
+            messages: seqs
+                .iter()
+                .map(|(seq, event)| hubbub_protocol::HistoryMessage {
+                    event: event.clone(),
+                    mentions: Vec::new(),
+                    reply_to: None,
+                    seq: *seq,
+                    from: "bob".into(),
+                    // As stored: the latest text of an edited message.
+                    text: if *seq == 1 {
+                        "v3".into()
+                    } else {
+                        format!("m{seq}")
+                    },
+                    sent_at: seq * 10,
+                    attachments: Vec::new(),
+                })
+                .collect(),
+            has_more: before != Some(4),
+            before,
+            resync: false,
+        };
+        // The join's page: 6 and 7 are events for 1, which is older.
+        state.apply_server(page(
+            &[
+                (5, None),
+                (6, Some(Event::Edit { target: 1 })),
+                (7, react(1, "👍", true)),
+            ],
+            None,
+        ));
+        state.apply_server(said_in_lobby(
+            8,
+            "bob",
+            "v3",
+            Some(Event::Edit { target: 1 }),
+        ));
+        assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![5]);
+        // An older page of events only: older history is asked before it.
+        state.apply_server(page(&[(4, react(1, "❤️", true))], Some(5)));
+        assert_eq!(state.chat(&lobby).unwrap().first_seq(), Some(4));
+        // The page with the target: every event held is folded, in order.
+        state.apply_server(page(
+            &[(1, None), (2, Some(Event::Edit { target: 1 })), (3, None)],
+            Some(4),
+        ));
+        let first = shown(&state)[0].clone();
+        assert_eq!((first.0, first.1.as_str(), first.2), (1, "v3", true));
+        assert_eq!(
+            first.4,
+            vec![
+                ("❤️".to_string(), names(&["bob"])),
+                ("👍".to_string(), names(&["bob"]))
+            ]
+        );
+        assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![1, 3, 5]);
+    }
+
+    #[test]
+    fn replies_mentions_and_editing_the_last_message() {
+        let mut state = welcomed();
+        let lobby = Target::Room("lobby".into());
+        state.apply_server(ServerMsg::Read {
+            room: "lobby".into(),
+            seq: 0,
+        });
+        state.apply_server(said_in_lobby(1, "al", "are we on?", None));
+        state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: names(&["AL"]),
+            reply_to: Some(Quote::of(1, "al", "are we on?")),
+            room: "lobby".into(),
+            seq: 2,
+            from: "bob".into(),
+            text: "@AL yes".into(),
+            sent_at: 20,
+            attachments: Vec::new(),
+        });
+        let chat = state.chat(&lobby).unwrap();
+        assert_eq!((chat.unread, chat.mentions), (1, 1));
+        assert!(matches!(chat.message(2),
+            Some(Entry::Message { reply_to: Some(q), mentions, .. })
+                if q.seq == 1 && q.from == "al" && mentions == &names(&["AL"])));
+        // The edit window is the server's: an hour from sent_at (ms 10),
+        // and the server's clock is this one (the test's welcome said 0).
+        state.clock = 0;
+        state = reduce(state, Action::EditLast);
+        assert_eq!(state.editing, None, "1970 is long past");
+        state.apply_server(said_in_lobby(3, "al", "x", None));
+        let now = now_ms();
+        let mut fresh = said_in_lobby(4, "al", "fresh", None);
+        if let ServerMsg::Message { sent_at, .. } = &mut fresh {
+            *sent_at = now;
+        }
+        state.apply_server(fresh);
+        state = reduce(state, Action::EditLast);
+        assert_eq!(state.editing, Some(4));
+        state = reduce(state, Action::Reply(Some(Quote::of(2, "bob", "@AL yes"))));
+        // Another chat: neither editing nor replying follows.
+        state = reduce(state, Action::Open(Target::Direct("bob".into())));
+        assert_eq!((state.editing, state.reply.clone()), (None, None));
+        // A refused edit says why, in words.
+        state.apply_server(ServerMsg::Error {
+            code: ErrorCode::EditWindowPassed,
+            message: "too late".into(),
+            client_id: Some(format!("{EVENT_ID}1")),
+            room: Some("lobby".into()),
+        });
+        assert!(state.notice.as_ref().unwrap().text.contains("edit window"));
     }
 }

@@ -16,7 +16,8 @@
 //! every message: the two codecs cannot drift apart unnoticed.
 
 use hubbub_protocol::{
-    Attachment, ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit, ServerMsg,
+    Attachment, ClientMsg, ErrorCode, Event, HistoryMessage, Limits, Quote, RoomInfo, SearchHit,
+    ServerMsg,
 };
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
@@ -46,6 +47,7 @@ pub trait JsonOut {
     fn set_str(&mut self, key: &str, value: &str);
     fn set_num(&mut self, key: &str, value: u64);
     fn set_strs(&mut self, key: &str, values: &[String]);
+    fn set_bool(&mut self, key: &str, value: bool);
 }
 
 /// Typed readers over a [`Json`] object.
@@ -118,6 +120,43 @@ impl<J: Json> Obj<'_, J> {
             })
         })
     }
+
+    /// A message's `reply_to`, `mentions` (absent is none) and `event`.
+    #[allow(clippy::type_complexity)]
+    fn extras(&self) -> Option<(Option<Quote>, Vec<String>, Option<Event>)> {
+        let reply_to = self.opt("reply_to", |q| {
+            let q = Obj(q).object()?;
+            Some(Quote {
+                seq: q.u64("seq")?,
+                from: q.str("from")?,
+                text: q.str("text")?,
+            })
+        })?;
+        let mentions = match self.0.field("mentions") {
+            Some(_) => self.strings("mentions")?,
+            None => Vec::new(),
+        };
+        let event = self.opt("event", |e| {
+            let e = Obj(e).object()?;
+            let target = e.u64("target")?;
+            Some(match e.str("kind")?.as_str() {
+                "edit" => Event::Edit { target },
+                "delete" => Event::Delete { target },
+                "react" => Event::React {
+                    target,
+                    emoji: e.str("emoji")?,
+                    on: e.bool("on")?,
+                },
+                _ => return None,
+            })
+        })?;
+        Some((reply_to, mentions, event))
+    }
+
+    /// This value if it is an object.
+    fn object(self) -> Option<Self> {
+        self.0.is_object().then_some(self)
+    }
 }
 
 fn limits<J: Json>(o: &J) -> Option<Limits> {
@@ -140,6 +179,10 @@ fn limits<J: Json>(o: &J) -> Option<Limits> {
         max_file_bytes: match o.0.field("max_file_bytes") {
             Some(n) => n.whole()?,
             None => Limits::DEFAULT_MAX_FILE_BYTES,
+        },
+        edit_window_ms: match o.0.field("edit_window_ms") {
+            Some(n) => n.whole()?,
+            None => Limits::DEFAULT_EDIT_WINDOW_MS,
         },
     })
 }
@@ -176,23 +219,33 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
         "leave_ok" => ServerMsg::LeaveOk {
             room: o.str("room")?,
         },
-        "message" => ServerMsg::Message {
-            room: o.str("room")?,
-            seq: o.u64("seq")?,
-            from: o.str("from")?,
-            text: o.str("text")?,
-            sent_at: o.u64("sent_at")?,
-            attachments: o.attachments()?,
-        },
+        "message" => {
+            let (reply_to, mentions, event) = o.extras()?;
+            ServerMsg::Message {
+                room: o.str("room")?,
+                seq: o.u64("seq")?,
+                from: o.str("from")?,
+                text: o.str("text")?,
+                sent_at: o.u64("sent_at")?,
+                attachments: o.attachments()?,
+                reply_to,
+                mentions,
+                event,
+            }
+        }
         "history" => ServerMsg::History {
             room: o.str("room")?,
             messages: o.objects("messages", |m| {
+                let (reply_to, mentions, event) = m.extras()?;
                 Some(HistoryMessage {
                     seq: m.u64("seq")?,
                     from: m.str("from")?,
                     text: m.str("text")?,
                     sent_at: m.u64("sent_at")?,
                     attachments: m.attachments()?,
+                    reply_to,
+                    mentions,
+                    event,
                 })
             })?,
             has_more: o.bool("has_more")?,
@@ -296,6 +349,16 @@ impl<O: JsonOut> Out<O> {
         self
     }
 
+    fn num(mut self, key: &str, value: u64) -> Out<O> {
+        self.0.set_num(key, value);
+        self
+    }
+
+    fn bool(mut self, key: &str, value: bool) -> Out<O> {
+        self.0.set_bool(key, value);
+        self
+    }
+
     fn opt_num(mut self, key: &str, value: Option<u64>) -> Out<O> {
         if let Some(value) = value {
             self.0.set_num(key, value);
@@ -317,11 +380,43 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             text,
             client_id,
             attachments,
+            reply_to,
         } => Out::new("send")
             .str("room", room)
             .str("text", text)
             .opt_str("client_id", client_id.as_deref())
-            .strs("attachments", attachments),
+            .strs("attachments", attachments)
+            .opt_num("reply_to", *reply_to),
+        ClientMsg::Edit {
+            room,
+            seq,
+            text,
+            client_id,
+        } => Out::new("edit")
+            .str("room", room)
+            .num("seq", *seq)
+            .str("text", text)
+            .opt_str("client_id", client_id.as_deref()),
+        ClientMsg::Delete {
+            room,
+            seq,
+            client_id,
+        } => Out::new("delete")
+            .str("room", room)
+            .num("seq", *seq)
+            .opt_str("client_id", client_id.as_deref()),
+        ClientMsg::React {
+            room,
+            seq,
+            emoji,
+            on,
+            client_id,
+        } => Out::new("react")
+            .str("room", room)
+            .num("seq", *seq)
+            .str("emoji", emoji)
+            .bool("on", *on)
+            .opt_str("client_id", client_id.as_deref()),
         ClientMsg::Direct {
             to,
             text,
@@ -344,9 +439,7 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             .opt_num("before", *before)
             .opt_num("limit", limit.map(u64::from)),
         ClientMsg::Typing { room } => Out::new("typing").str("room", room),
-        ClientMsg::Read { room, seq } => Out::new("read")
-            .str("room", room)
-            .opt_num("seq", Some(*seq)),
+        ClientMsg::Read { room, seq } => Out::new("read").str("room", room).num("seq", *seq),
         ClientMsg::Search {
             query,
             room,
@@ -421,6 +514,10 @@ impl JsonOut for Object {
     fn set_strs(&mut self, key: &str, values: &[String]) {
         let array: Array = values.iter().map(|v| JsValue::from_str(v)).collect();
         let _ = Reflect::set(self, &JsValue::from_str(key), &array);
+    }
+
+    fn set_bool(&mut self, key: &str, value: bool) {
+        let _ = Reflect::set(self, &JsValue::from_str(key), &JsValue::from_bool(value));
     }
 }
 
@@ -515,6 +612,12 @@ mod tests {
                 .expect("an object")
                 .insert(key.into(), values.into());
         }
+
+        fn set_bool(&mut self, key: &str, value: bool) {
+            self.as_object_mut()
+                .expect("an object")
+                .insert(key.into(), value.into());
+        }
     }
 
     /// Any text, plus characters JSON must escape.
@@ -585,14 +688,37 @@ mod tests {
             text().prop_map(|name| ClientMsg::Hello { name }),
             (text(), opt_num()).prop_map(|(room, since)| ClientMsg::Join { room, since }),
             text().prop_map(|room| ClientMsg::Leave { room }),
-            (text(), text(), opt_text(), ids()).prop_map(|(room, text, client_id, attachments)| {
-                ClientMsg::Send {
+            (text(), text(), opt_text(), ids(), opt_num()).prop_map(
+                |(room, text, client_id, attachments, reply_to)| ClientMsg::Send {
+                    reply_to,
                     room,
                     text,
                     client_id,
                     attachments,
                 }
+            ),
+            (text(), num(), text(), opt_text()).prop_map(|(room, seq, text, client_id)| {
+                ClientMsg::Edit {
+                    room,
+                    seq,
+                    text,
+                    client_id,
+                }
             }),
+            (text(), num(), opt_text()).prop_map(|(room, seq, client_id)| ClientMsg::Delete {
+                room,
+                seq,
+                client_id,
+            }),
+            (text(), num(), text(), any::<bool>(), opt_text()).prop_map(
+                |(room, seq, emoji, on, client_id)| ClientMsg::React {
+                    room,
+                    seq,
+                    emoji,
+                    on,
+                    client_id,
+                }
+            ),
             (text(), text(), opt_text(), ids()).prop_map(|(to, text, client_id, attachments)| {
                 ClientMsg::Direct {
                     to,
@@ -626,9 +752,28 @@ mod tests {
         ]
     }
 
+    /// A reply's quote, mentions and an event: what a message may carry
+    /// besides its text and files.
+    fn extras() -> impl Strategy<Value = (Option<Quote>, Vec<String>, Option<Event>)> {
+        let quote = (num(), text(), text()).prop_map(|(seq, from, text)| Quote { seq, from, text });
+        let event = prop_oneof![
+            num().prop_map(|target| Event::Edit { target }),
+            num().prop_map(|target| Event::Delete { target }),
+            (num(), text(), any::<bool>()).prop_map(|(target, emoji, on)| Event::React {
+                target,
+                emoji,
+                on
+            }),
+        ];
+        (prop::option::of(quote), users(), prop::option::of(event))
+    }
+
     fn server_msg() -> impl Strategy<Value = ServerMsg> {
-        let history_message = (num(), text(), text(), num(), attachments()).prop_map(
-            |(seq, from, text, sent_at, attachments)| HistoryMessage {
+        let history_message = (num(), text(), text(), num(), attachments(), extras()).prop_map(
+            |(seq, from, text, sent_at, attachments, (reply_to, mentions, event))| HistoryMessage {
+                event,
+                mentions,
+                reply_to,
                 seq,
                 from,
                 text,
@@ -636,16 +781,18 @@ mod tests {
                 attachments,
             },
         );
-        let limits = (prop::collection::vec(size(), 7), num()).prop_map(|(l, file)| Limits {
-            max_frame_bytes: l[0],
-            max_text_bytes: l[1],
-            max_name_chars: l[2],
-            max_room_chars: l[3],
-            max_rooms: l[4],
-            max_history: l[5],
-            max_files_per_message: l[6],
-            max_file_bytes: file,
-        });
+        let limits =
+            (prop::collection::vec(size(), 7), num(), num()).prop_map(|(l, file, edit)| Limits {
+                edit_window_ms: edit,
+                max_frame_bytes: l[0],
+                max_text_bytes: l[1],
+                max_name_chars: l[2],
+                max_room_chars: l[3],
+                max_rooms: l[4],
+                max_history: l[5],
+                max_files_per_message: l[6],
+                max_file_bytes: file,
+            });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
         let hit = (text(), num(), text(), text(), num(), attachments()).prop_map(
             |(room, seq, from, text, sent_at, attachments)| SearchHit {
@@ -688,16 +835,30 @@ mod tests {
             (text(), users()).prop_map(|(room, users)| ServerMsg::Joined { room, users }),
             (text(), users()).prop_map(|(room, users)| ServerMsg::Left { room, users }),
             text().prop_map(|room| ServerMsg::LeaveOk { room }),
-            (text(), num(), text(), text(), num(), attachments()).prop_map(
-                |(room, seq, from, text, sent_at, attachments)| ServerMsg::Message {
-                    room,
-                    seq,
-                    from,
-                    text,
-                    sent_at,
-                    attachments,
-                }
-            ),
+            (
+                text(),
+                num(),
+                text(),
+                text(),
+                num(),
+                attachments(),
+                extras()
+            )
+                .prop_map(
+                    |(room, seq, from, text, sent_at, attachments, (reply_to, mentions, event))| {
+                        ServerMsg::Message {
+                            event,
+                            mentions,
+                            reply_to,
+                            room,
+                            seq,
+                            from,
+                            text,
+                            sent_at,
+                            attachments,
+                        }
+                    }
+                ),
             (
                 text(),
                 prop::collection::vec(history_message, 0..4),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hubbub_protocol::Attachment;
+use hubbub_protocol::{Attachment, Event, Quote};
 
 use super::{
     search_words, Accounts, FileReaders, FileRecord, Files, Messages, Retention, SearchCursor,
@@ -20,7 +20,7 @@ fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
         text: format!("m{seq}"),
         sent_at,
         client_id: Some(format!("c-{seq}")),
-        attachments: Vec::new(),
+        ..StoredMessage::default()
     }
 }
 
@@ -490,4 +490,171 @@ pub fn attachments(store: &dyn Store) {
     assert!(store.file("f3").unwrap().is_some());
     assert_eq!(store.collect_files(5_000, 3_000).unwrap(), [other]);
     assert_eq!(store.file("f3").unwrap(), None);
+}
+
+/// What every store must do with edits, deletions and reactions (event
+/// rows), replies and mentions, on an empty store: each event is stored in
+/// the room's stream and folded into its target on commit; event rows and
+/// deleted messages are never search hits; a deleted message keeps no
+/// text, files, reactions or quotes of it. Leaves message 1 of `lobby`
+/// edited to "lunch at one" and message 2 deleted.
+pub fn events(store: &dyn Store) {
+    let said = |seq, from: &str, text: &str| StoredMessage {
+        from: from.into(),
+        text: text.into(),
+        ..msg("lobby", seq, 1_000 * seq)
+    };
+    let event = |seq, from: &str, text: &str, event| StoredMessage {
+        event: Some(event),
+        ..said(seq, from, text)
+    };
+    let react = |seq, from: &str, target, emoji: &str, on| {
+        let emoji = emoji.to_string();
+        event(seq, from, "", Event::React { target, emoji, on })
+    };
+    add(store, &file("f-del", "alice", 3));
+    let plan = Attachment {
+        id: "f-del".into(),
+        name: "plan.txt".into(),
+        size: 3,
+        mime: "text/plain".into(),
+        width: None,
+        height: None,
+    };
+    let quote = Quote::of(2, "alice", "secret plan");
+    store
+        .append(&[
+            StoredMessage {
+                mentions: vec!["Bob".into()],
+                ..said(1, "alice", "lunch at noon @bob")
+            },
+            StoredMessage {
+                attachments: vec![plan],
+                ..said(2, "alice", "secret plan")
+            },
+            StoredMessage {
+                reply_to: Some(quote.clone()),
+                ..said(3, "bob", "count me in")
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        store.message("lobby", 3).unwrap().unwrap().reply_to,
+        Some(quote)
+    );
+    assert_eq!(
+        store.message("lobby", 1).unwrap().unwrap().mentions,
+        ["Bob"]
+    );
+    assert_eq!(store.file_readers("f-del").unwrap().rooms, ["lobby"]);
+
+    // One batch, folded in order, with the events later batches bring.
+    store
+        .append(&[
+            event(4, "alice", "lunch at one", Event::Edit { target: 1 }),
+            event(5, "alice", "", Event::Delete { target: 2 }),
+            react(6, "bob", 1, "👍", true),
+            react(7, "carol", 1, "👍", true),
+        ])
+        .unwrap();
+    store
+        .append(&[
+            react(8, "bob", 1, "🎉", true),
+            react(9, "BOB", 1, "👍", false),
+            react(10, "bob", 1, "🎉", true),
+            // A deleted message and an event are nobody's targets.
+            event(11, "alice", "revived", Event::Edit { target: 2 }),
+            react(12, "bob", 2, "👍", true),
+            event(13, "alice", "eventful", Event::Edit { target: 4 }),
+            event(14, "alice", "", Event::Delete { target: 4 }),
+        ])
+        .unwrap();
+
+    let edited = store.message("lobby", 1).unwrap().unwrap();
+    assert_eq!(
+        (edited.text.as_str(), edited.mentions.len(), edited.deleted),
+        ("lunch at one", 0, false),
+        "the latest text, its mentions with it"
+    );
+    let deleted = store.message("lobby", 2).unwrap().unwrap();
+    assert!(deleted.deleted);
+    assert_eq!((deleted.text.as_str(), deleted.attachments.len()), ("", 0));
+    assert_eq!(deleted.from, "alice", "who said it stays");
+    assert_eq!(
+        store.message("lobby", 3).unwrap().unwrap().reply_to,
+        Some(Quote {
+            seq: 2,
+            from: "alice".into(),
+            text: String::new()
+        }),
+        "a reply's quote of a deleted message loses its text"
+    );
+    assert_eq!(
+        store.file_readers("f-del").unwrap(),
+        FileReaders::default(),
+        "its files are the room's no more"
+    );
+    let row = store.message("lobby", 4).unwrap().unwrap();
+    assert_eq!(row.event, Some(Event::Edit { target: 1 }));
+    assert_eq!(row.text, "lunch at one", "an event row is kept as said");
+    assert!(!row.deleted);
+    assert_eq!(store.message("lobby", 99).unwrap(), None);
+
+    let mut emoji = store.reaction_emoji("lobby", 1).unwrap();
+    emoji.sort();
+    assert_eq!(
+        emoji,
+        ["🎉", "👍"],
+        "carol's 👍 and bob's 🎉 (twice is once)"
+    );
+    assert!(store.reaction_emoji("lobby", 2).unwrap().is_empty());
+    assert!(store.reaction_emoji("lobby", 4).unwrap().is_empty());
+
+    // Search: the new text, not the old; never an event row or a deleted
+    // message.
+    let hits = |words: &str| found(store, words, None, None, 10);
+    assert_eq!(hits("lunch"), [("lobby".to_string(), 1)]);
+    assert_eq!(hits("one"), [("lobby".to_string(), 1)]);
+    assert!(hits("noon").is_empty(), "the old text is not found");
+    assert!(hits("secret").is_empty() && hits("plan").is_empty());
+    assert!(hits("revived").is_empty() && hits("eventful").is_empty());
+
+    // Everything that replays the room replays the events, as said.
+    let history = store.history("lobby", None, 100).unwrap();
+    assert_eq!(history.len(), 14);
+    assert_eq!(history[0], edited);
+    assert_eq!(history[4].event, Some(Event::Delete { target: 2 }));
+    let after = store.after("lobby", 5, 100).unwrap();
+    assert_eq!(
+        after[0].event,
+        Some(Event::React {
+            target: 1,
+            emoji: "👍".into(),
+            on: true
+        })
+    );
+    assert_eq!(after[3].from, "BOB");
+    let record = store.load_room("lobby", 2, 100).unwrap();
+    assert_eq!(record.last_seq, 14);
+    assert_eq!(record.recent[1].event, Some(Event::Delete { target: 4 }));
+    assert_eq!(
+        record.client_ids.last(),
+        Some(&("alice".to_string(), "c-14".to_string(), 14)),
+        "retries of events are recognised like any message's"
+    );
+
+    // Deleting an edited message takes its earlier texts with it: the edit
+    // rows keep their place in the stream, not their words.
+    store
+        .append(&[event(15, "alice", "", Event::Delete { target: 1 })])
+        .unwrap();
+    let edit = store.message("lobby", 4).unwrap().unwrap();
+    assert_eq!(edit.event, Some(Event::Edit { target: 1 }));
+    assert_eq!(edit.text, "", "the edit's text went with the message");
+    assert_eq!(
+        store.message("lobby", 13).unwrap().unwrap().text,
+        "eventful",
+        "an edit of another target is left alone"
+    );
+    assert!(hits("lunch").is_empty() && hits("one").is_empty());
 }

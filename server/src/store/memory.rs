@@ -1,12 +1,13 @@
 //! A store that keeps messages in memory only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use parking_lot::Mutex;
 
 use super::{
-    search_words, Accounts, FileReaders, FileRecord, Files, Messages, Retention, RoomRecord,
-    SearchQuery, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
+    fold_messages, search_words, Accounts, FileReaders, FileRecord, Files, Fold, Messages,
+    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
+    UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -14,6 +15,49 @@ use hubbub_protocol::names::name_key;
 struct RoomLog {
     last_seq: u64,
     messages: VecDeque<StoredMessage>,
+    /// Reactions by message `seq`: the name keys of the users of each emoji.
+    reactions: HashMap<u64, BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl RoomLog {
+    /// The stored message `seq`, if it is a message (not an event) and
+    /// not deleted.
+    fn live(&mut self, seq: u64) -> Option<&mut StoredMessage> {
+        let at = self.messages.binary_search_by_key(&seq, |m| m.seq).ok()?;
+        let msg = &mut self.messages[at];
+        (msg.event.is_none() && !msg.deleted).then_some(msg)
+    }
+
+    /// Folds the event row `msg` into its target ([`Messages::append`]).
+    fn fold(&mut self, msg: &StoredMessage) {
+        match Fold::of(msg) {
+            None => {}
+            Some(Fold::Edit { .. }) => {
+                fold_messages(msg, self.messages.iter_mut());
+            }
+            Some(Fold::Delete { target }) => {
+                if self.live(target).is_some() {
+                    self.reactions.remove(&target);
+                }
+                fold_messages(msg, self.messages.iter_mut());
+            }
+            Some(Fold::React { target, emoji, on }) => {
+                if self.live(target).is_none() {
+                    return;
+                }
+                let users = self.reactions.entry(target).or_default();
+                let user = name_key(&msg.from);
+                if on {
+                    users.entry(emoji.to_string()).or_default().insert(user);
+                } else if let Some(set) = users.get_mut(emoji) {
+                    set.remove(&user);
+                    if set.is_empty() {
+                        users.remove(emoji);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Messages in memory: history within one run, nothing across restarts.
@@ -63,6 +107,7 @@ impl Messages for MemoryStore {
             let log = rooms.entry(msg.room.clone()).or_default();
             log.last_seq = log.last_seq.max(msg.seq);
             log.messages.push_back(msg.clone());
+            log.fold(msg);
         }
         Ok(())
     }
@@ -99,6 +144,23 @@ impl Messages for MemoryStore {
         Ok(log.messages.range(start..).take(limit).cloned().collect())
     }
 
+    fn message(&self, room: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let rooms = self.rooms.lock();
+        Ok(rooms.get(room).and_then(|log| {
+            let at = log.messages.binary_search_by_key(&seq, |m| m.seq).ok()?;
+            Some(log.messages[at].clone())
+        }))
+    }
+
+    fn reaction_emoji(&self, room: &str, seq: u64) -> Result<Vec<String>, StoreError> {
+        let rooms = self.rooms.lock();
+        Ok(rooms
+            .get(room)
+            .and_then(|log| log.reactions.get(&seq))
+            .map(|users| users.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
         let rooms = self.rooms.lock();
         let mut active: Vec<(u64, &String)> = rooms
@@ -121,6 +183,7 @@ impl Messages for MemoryStore {
             .iter()
             .filter(|(name, _)| query.room.as_ref().is_none_or(|room| room == *name))
             .flat_map(|(_, log)| &log.messages)
+            .filter(|m| m.event.is_none() && !m.deleted)
             .filter(|m| query.before.as_ref().is_none_or(|at| at.is_before(m)))
             .filter(|m| {
                 let words = search_words(&m.text);
@@ -135,6 +198,7 @@ impl Messages for MemoryStore {
         let mut rooms = self.rooms.lock();
         let mut dropped = 0;
         for log in rooms.values_mut() {
+            let before = log.messages.len();
             if let Some(max) = retention.max_count {
                 while log.messages.len() as u64 > max {
                     log.messages.pop_front();
@@ -147,6 +211,10 @@ impl Messages for MemoryStore {
                     log.messages.pop_front();
                     dropped += 1;
                 }
+            }
+            if log.messages.len() < before {
+                let first = log.messages.front().map_or(u64::MAX, |m| m.seq);
+                log.reactions.retain(|seq, _| *seq >= first);
             }
         }
         Ok(dropped)

@@ -28,15 +28,17 @@ mod sqlite;
 
 use std::time::Duration;
 
-use hubbub_protocol::Attachment;
+use hubbub_protocol::{Attachment, Event, Quote};
 
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
 
 pub use sqlite::SqliteStore;
 
-/// One room message as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One room message as stored. An edit, deletion or reaction is one too
+/// (with [`StoredMessage::event`]); storing it also folds it into its
+/// target, in the same transaction (see [`Messages::append`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredMessage {
     pub room: String,
     /// Assigned once, gapless per room, from 1.
@@ -51,6 +53,154 @@ pub struct StoredMessage {
     /// Storing the message also records that its room may read them
     /// ([`Files::file_readers`]).
     pub attachments: Vec<Attachment>,
+    /// The message this one answers, quoted as it was then.
+    pub reply_to: Option<Quote>,
+    /// The users its text `@name`s, as the server resolved them. An edit
+    /// folded into the message replaces them.
+    pub mentions: Vec<String>,
+    /// Set when this `seq` is an edit, deletion or reaction of an earlier
+    /// message rather than a message of its own.
+    pub event: Option<Event>,
+    /// A delete event was folded into it: its text, files and mentions
+    /// are gone (empty); only that a message of its sender was here stays.
+    pub deleted: bool,
+}
+
+/// What an event row does to its target when it is committed: the
+/// backend-neutral reading of [`StoredMessage::event`] every store folds by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold<'a> {
+    /// The target's text and mentions become these.
+    Edit {
+        target: u64,
+        text: &'a str,
+        mentions: &'a [String],
+    },
+    /// The target's text, files, mentions and reactions go; quotes of it
+    /// in replies lose their text.
+    Delete { target: u64 },
+    /// The sender (by name key) puts or takes back `emoji` on the target.
+    React {
+        target: u64,
+        emoji: &'a str,
+        on: bool,
+    },
+}
+
+impl<'a> Fold<'a> {
+    /// What `msg` folds into its target, if it is an event.
+    fn of(msg: &'a StoredMessage) -> Option<Fold<'a>> {
+        Some(match msg.event.as_ref()? {
+            Event::Edit { target } => Fold::Edit {
+                target: *target,
+                text: &msg.text,
+                mentions: &msg.mentions,
+            },
+            Event::Delete { target } => Fold::Delete { target: *target },
+            Event::React { target, emoji, on } => Fold::React {
+                target: *target,
+                emoji,
+                on: *on,
+            },
+        })
+    }
+}
+
+/// Applies the edit or deletion `event` to the messages of its room it
+/// changes, among `msgs` (any run of the room's messages, in order), as
+/// every store does at commit: an edit gives a live target (a message, not
+/// deleted) its text and mentions; a deletion empties the target and marks
+/// it deleted, and empties the edits of it and the quotes of it in
+/// replies. Reactions are not kept in messages: nothing to do for them.
+/// Returns the `seq`s of the messages it changed. The in-memory store and
+/// each room's log ([`crate::room`]) fold by it, so that what they serve
+/// is what the store serves.
+pub fn fold_messages<'m>(
+    event: &StoredMessage,
+    msgs: impl IntoIterator<Item = &'m mut StoredMessage>,
+) -> Vec<u64> {
+    let mut changed = Vec::new();
+    match Fold::of(event) {
+        Some(Fold::Edit {
+            target,
+            text,
+            mentions,
+        }) => {
+            if let Some(msg) = msgs
+                .into_iter()
+                .find(|m| m.seq == target && m.event.is_none() && !m.deleted)
+            {
+                msg.text = text.to_string();
+                msg.mentions = mentions.to_vec();
+                changed.push(target);
+            }
+        }
+        Some(Fold::Delete { target }) => {
+            let mut msgs: Vec<&mut StoredMessage> = msgs.into_iter().collect();
+            // A target that is there but not live (an event, or deleted
+            // already) is nobody's to delete. One that is not there (older
+            // than the run) was live when the delete was checked.
+            if msgs
+                .iter()
+                .any(|m| m.seq == target && (m.event.is_some() || m.deleted))
+            {
+                return changed;
+            }
+            for msg in msgs.iter_mut() {
+                if msg.seq == target {
+                    msg.text.clear();
+                    msg.attachments.clear();
+                    msg.mentions.clear();
+                    msg.deleted = true;
+                } else if msg.event == Some(Event::Edit { target }) && !msg.text.is_empty() {
+                    msg.text.clear();
+                    msg.mentions.clear();
+                } else if let Some(quote) = msg
+                    .reply_to
+                    .as_mut()
+                    .filter(|q| q.seq == target && !q.text.is_empty())
+                {
+                    *quote = deleted_quote(target, &quote.from);
+                } else {
+                    continue;
+                }
+                changed.push(msg.seq);
+            }
+        }
+        Some(Fold::React { .. }) | None => {}
+    }
+    changed
+}
+
+/// The quote replies keep of a deleted message: who, no text.
+fn deleted_quote(seq: u64, from: &str) -> Quote {
+    Quote {
+        seq,
+        from: from.to_string(),
+        text: String::new(),
+    }
+}
+
+/// A JSON column as a store keeps it (`None` for none).
+fn to_json<T: serde::Serialize>(value: Option<&T>) -> Option<String> {
+    value.map(|v| serde_json::to_string(v).expect("protocol types serialize"))
+}
+
+/// A message's mentions as a store keeps them: JSON, `None` for none.
+fn mentions_to_json(mentions: &[String]) -> Option<String> {
+    (!mentions.is_empty()).then(|| to_json(Some(&mentions)).expect("some"))
+}
+
+/// What [`to_json`] kept; a value that does not decode is logged and
+/// taken for none.
+fn from_json<T: serde::de::DeserializeOwned + Default>(json: Option<&str>) -> T {
+    match json {
+        None => T::default(),
+        Some(json) => serde_json::from_str(json).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "a stored message's column does not decode");
+            T::default()
+        }),
+    }
 }
 
 /// A message's attachments as a store keeps them: JSON, `None` for none.
@@ -397,7 +547,14 @@ pub trait Messages: Send + Sync {
     ) -> Result<RoomRecord, StoreError>;
 
     /// Stores a batch in one transaction; durable when this returns `Ok`
-    /// (as durable as the implementation promises).
+    /// (as durable as the implementation promises). Each event row is
+    /// folded into its target in the same transaction, in batch order: an
+    /// edit replaces the target's text (and mentions), so search and
+    /// history find the latest; a delete empties its text, files,
+    /// mentions and reactions and marks it [`StoredMessage::deleted`]; a
+    /// reaction puts or takes back the sender's emoji on it. A target that
+    /// is gone, deleted or itself an event is left alone. Event rows are
+    /// never search hits; neither are deleted messages.
     fn append(&self, batch: &[StoredMessage]) -> Result<(), StoreError>;
 
     /// What the persist thread calls: stores a batch in one transaction,
@@ -451,6 +608,14 @@ pub trait Messages: Send + Sync {
         }
         Ok(msgs)
     }
+
+    /// Message `seq` of `room` as stored now (every event before it
+    /// folded in), if the store has it: what edits, deletions, reactions
+    /// and replies are checked against.
+    fn message(&self, room: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// The distinct emoji users have on message `seq` of `room` now.
+    fn reaction_emoji(&self, room: &str, seq: u64) -> Result<Vec<String>, StoreError>;
 
     /// Rooms whose latest message was sent at or after `since_ms`, newest
     /// first, at most `limit`: the directory's recently active rooms.
@@ -580,6 +745,19 @@ mod tests {
         contract::accounts(&MemoryStore::default());
         contract::files(&MemoryStore::default());
         contract::attachments(&MemoryStore::default());
+        contract::events(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_event_contract_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::events(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        let edited = reopened.message("lobby", 13).unwrap().unwrap();
+        assert_eq!(edited.text, "eventful");
+        assert!(reopened.message("lobby", 1).unwrap().unwrap().deleted);
+        assert!(reopened.message("lobby", 2).unwrap().unwrap().deleted);
+        assert_eq!(reopened.message("lobby", 4).unwrap().unwrap().text, "");
     }
 
     #[test]
@@ -632,23 +810,56 @@ mod tests {
             text: "Lunch at noon?".into(),
             sent_at: 1000,
             client_id: None,
-            attachments: Vec::new(),
+            ..StoredMessage::default()
         };
         store.append(std::slice::from_ref(&said)).unwrap();
         drop(store);
         // Back to the schema before search (6), messages kept.
         let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
-        conn.execute_batch("DROP TABLE messages_fts; PRAGMA user_version = 6;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE messages_fts; DROP TABLE reactions; DROP INDEX messages_replies;
+             ALTER TABLE messages DROP COLUMN reply_to; ALTER TABLE messages DROP COLUMN reply_seq;
+             ALTER TABLE messages DROP COLUMN mentions; ALTER TABLE messages DROP COLUMN event;
+             ALTER TABLE messages DROP COLUMN deleted; ALTER TABLE messages DROP COLUMN fts_rowid;
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
         drop(conn);
         let store = SqliteStore::open(dir.path()).unwrap();
-        let query = SearchQuery {
-            words: search_words("lunch"),
+        let query = |words: &str| SearchQuery {
+            words: search_words(words),
             room: None,
             before: None,
             limit: 10,
         };
-        assert_eq!(store.search(&query).unwrap(), [said]);
+        assert_eq!(
+            store.search(&query("lunch")).unwrap(),
+            std::slice::from_ref(&said)
+        );
+        // Migration 8 found each message's index row: an edit replaces
+        // its words, a delete drops them.
+        let edit = StoredMessage {
+            seq: 2,
+            text: "Dinner at eight".into(),
+            event: Some(hubbub_protocol::Event::Edit { target: 1 }),
+            ..said.clone()
+        };
+        store.append(&[edit]).unwrap();
+        assert!(store.search(&query("lunch")).unwrap().is_empty());
+        assert_eq!(store.search(&query("dinner")).unwrap().len(), 1);
+        let delete = StoredMessage {
+            seq: 3,
+            text: String::new(),
+            event: Some(hubbub_protocol::Event::Delete { target: 1 }),
+            ..said
+        };
+        store.append(&[delete]).unwrap();
+        assert!(store.search(&query("dinner")).unwrap().is_empty());
+        let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
+        let indexed: i64 = conn
+            .query_row("SELECT count(*) FROM messages_fts", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(indexed, 0, "the deleted text is gone from the index");
     }
 
     #[test]

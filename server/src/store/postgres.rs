@@ -33,9 +33,10 @@ use std::collections::HashMap;
 use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
-    attachments_from_json, attachments_to_json, Accounts, Commits, FileReaders, FileRecord, Files,
-    Held, Messages, News, NodePresence, Retention, RoomRecord, SearchQuery, SessionRecord, Signal,
-    Store, StoreError, StoredMessage, UserRecord,
+    attachments_from_json, attachments_to_json, deleted_quote, from_json, mentions_to_json,
+    to_json, Accounts, Commits, FileReaders, FileRecord, Files, Fold, Held, Messages, News,
+    NodePresence, Retention, RoomRecord, SearchQuery, SessionRecord, Signal, Store, StoreError,
+    StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -153,7 +154,31 @@ const MIGRATIONS: &[&str] = &[
     // 13: full-text search: the words of every message ('simple': case
     // folded, no stemming, no stop words, like the SQLite store's FTS5).
     "CREATE INDEX messages_words ON messages USING GIN (to_tsvector('simple', text));",
+    // 14: replies, mentions, and edits, deletions and reactions as event
+    // rows folded into their target on commit. Event rows leave the word
+    // index (a partial index: search asks for `event IS NULL`); a delete
+    // empties the target's text, which takes it out of the index too.
+    // Replies are found by `reply_seq` (for the quotes a delete empties);
+    // `reactions` holds who has which emoji on what.
+    "ALTER TABLE messages ADD COLUMN reply_to TEXT, ADD COLUMN reply_seq BIGINT,
+         ADD COLUMN mentions TEXT, ADD COLUMN event TEXT,
+         ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT false;
+     CREATE INDEX messages_replies ON messages (room, reply_seq) WHERE reply_seq IS NOT NULL;
+     CREATE TABLE reactions (
+         room TEXT NOT NULL,
+         seq BIGINT NOT NULL,
+         emoji TEXT NOT NULL,
+         user_key TEXT NOT NULL,
+         PRIMARY KEY (room, seq, emoji, user_key)
+     );
+     DROP INDEX messages_words;
+     CREATE INDEX messages_words ON messages USING GIN (to_tsvector('simple', text))
+         WHERE event IS NULL;",
 ];
+
+/// The columns [`row_to_message`] reads, in its order.
+const COLUMNS: &str =
+    "seq, sender, text, sent_at, client_id, attachments, reply_to, mentions, event, deleted";
 
 /// Bytes per row of `blobs`.
 const BLOB_CHUNK: usize = 1024 * 1024;
@@ -418,9 +443,11 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 /// Inserts messages (their `seq` given) with one statement.
 /// Stores a batch of messages: one statement whatever its size.
 const INSERT_MESSAGES: &str =
-    "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments)
+    "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments,
+                           reply_to, reply_seq, mentions, event)
      SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
-                          $5::bigint[], $6::text[], $7::text[])";
+                          $5::bigint[], $6::text[], $7::text[],
+                          $8::text[], $9::bigint[], $10::text[], $11::text[])";
 
 fn insert(
     tx: &mut postgres::Transaction<'_>,
@@ -437,10 +464,37 @@ fn insert(
         .iter()
         .map(|m| attachments_to_json(&m.attachments))
         .collect();
+    let replies: Vec<Option<String>> = batch.iter().map(|m| to_json(m.reply_to.as_ref())).collect();
+    let reply_seqs: Vec<Option<i64>> = batch
+        .iter()
+        .map(|m| m.reply_to.as_ref().map(|q| int(q.seq)))
+        .collect();
+    let mentions: Vec<Option<String>> = batch
+        .iter()
+        .map(|m| mentions_to_json(&m.mentions))
+        .collect();
+    let events: Vec<Option<String>> = batch.iter().map(|m| to_json(m.event.as_ref())).collect();
     tx.execute(
         statement,
-        &[&rooms, &seqs, &senders, &texts, &sent, &ids, &files],
+        &[
+            &rooms,
+            &seqs,
+            &senders,
+            &texts,
+            &sent,
+            &ids,
+            &files,
+            &replies,
+            &reply_seqs,
+            &mentions,
+            &events,
+        ],
     )?;
+    // Events fold into their targets, in order (rare; no statement when
+    // the batch has none).
+    for msg in batch.iter().filter(|m| m.event.is_some()) {
+        fold(tx, msg)?;
+    }
     // Who may read what the messages carry: their rooms (rare; no
     // statement when none do).
     let carried: Vec<(&str, &str, i64, i64)> = batch
@@ -461,6 +515,84 @@ fn insert(
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
             &[&ids, &rooms, &seqs, &at],
         )?;
+    }
+    Ok(())
+}
+
+/// Folds the event row `msg` into its target (see [`Messages::append`]),
+/// inside the commit's transaction.
+fn fold(tx: &mut postgres::Transaction<'_>, msg: &StoredMessage) -> Result<(), StoreError> {
+    let Some(fold) = Fold::of(msg) else {
+        return Ok(());
+    };
+    let room = msg.room.as_str();
+    match fold {
+        Fold::Edit {
+            target,
+            text,
+            mentions,
+        } => {
+            tx.execute(
+                "UPDATE messages SET text = $3, mentions = $4
+                 WHERE room = $1 AND seq = $2 AND event IS NULL AND NOT deleted",
+                &[&room, &int(target), &text, &mentions_to_json(mentions)],
+            )?;
+        }
+        Fold::Delete { target } => {
+            let gone = tx.query_opt(
+                "UPDATE messages SET text = '', attachments = NULL, mentions = NULL, deleted = true
+                 WHERE room = $1 AND seq = $2 AND event IS NULL AND NOT deleted
+                 RETURNING sender",
+                &[&room, &int(target)],
+            )?;
+            let Some(gone) = gone else {
+                return Ok(());
+            };
+            let sender: String = gone.get(0);
+            // Its earlier texts, in the edit rows that replaced them.
+            tx.execute(
+                "UPDATE messages SET text = '', mentions = NULL
+                 WHERE room = $1 AND seq > $2 AND event IS NOT NULL
+                   AND event::jsonb ->> 'kind' = 'edit'
+                   AND (event::jsonb ->> 'target')::bigint = $2",
+                &[&room, &int(target)],
+            )?;
+            tx.execute(
+                "DELETE FROM file_refs WHERE room = $1 AND seq = $2",
+                &[&room, &int(target)],
+            )?;
+            tx.execute(
+                "DELETE FROM reactions WHERE room = $1 AND seq = $2",
+                &[&room, &int(target)],
+            )?;
+            tx.execute(
+                "UPDATE messages SET reply_to = $3 WHERE room = $1 AND reply_seq = $2",
+                &[
+                    &room,
+                    &int(target),
+                    &to_json(Some(&deleted_quote(target, &sender))),
+                ],
+            )?;
+        }
+        Fold::React { target, emoji, on } => {
+            let user = name_key(&msg.from);
+            if on {
+                tx.execute(
+                    "INSERT INTO reactions (room, seq, emoji, user_key)
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (
+                         SELECT 1 FROM messages
+                         WHERE room = $1 AND seq = $2 AND event IS NULL AND NOT deleted)
+                     ON CONFLICT DO NOTHING",
+                    &[&room, &int(target), &emoji, &user],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM reactions
+                     WHERE room = $1 AND seq = $2 AND emoji = $3 AND user_key = $4",
+                    &[&room, &int(target), &emoji, &user],
+                )?;
+            }
+        }
     }
     Ok(())
 }
@@ -848,6 +980,10 @@ fn row_to_message(room: &str, row: &postgres::Row) -> StoredMessage {
         sent_at: row.get::<_, i64>(3) as u64,
         client_id: row.get(4),
         attachments: attachments_from_json(row.get(5)),
+        reply_to: from_json(row.get(6)),
+        mentions: from_json(row.get(7)),
+        event: from_json(row.get(8)),
+        deleted: row.get(9),
     }
 }
 
@@ -859,8 +995,9 @@ fn page(
     limit: usize,
 ) -> Result<Vec<StoredMessage>, StoreError> {
     let rows = client.query(
-        "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
-         WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        &format!(
+            "SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        ),
         &[&room, &int(before), &(limit as i64)],
     )?;
     Ok(rows
@@ -1062,8 +1199,8 @@ impl Messages for PgStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut client = self.client()?;
         let page = client.prepared(
-            "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
-             WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, sender, text, sent_at, client_id, attachments, reply_to, mentions, event,
+                    deleted FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )?;
         let rows = client.query(&page, &[&room, &int(after), &(limit as i64)])?;
         Ok(rows.iter().map(|row| row_to_message(room, row)).collect())
@@ -1079,7 +1216,8 @@ impl Messages for PgStore {
         // One round trip for every room a commit notice named.
         let mut client = self.client()?;
         let between = client.prepared(
-            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments, m.room
+            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments,
+                    m.reply_to, m.mentions, m.event, m.deleted, m.room
              FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS s (room, after, upto)
              JOIN messages m ON m.room = s.room AND m.seq > s.after AND m.seq <= s.upto
              ORDER BY m.room, m.seq",
@@ -1087,8 +1225,24 @@ impl Messages for PgStore {
         let rows = client.query(&between, &[&rooms, &afters, &uptos])?;
         Ok(rows
             .iter()
-            .map(|row| row_to_message(row.get(6), row))
+            .map(|row| row_to_message(row.get(10), row))
             .collect())
+    }
+
+    fn message(&self, room: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let row = self.client()?.query_opt(
+            &format!("SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq = $2"),
+            &[&room, &int(seq)],
+        )?;
+        Ok(row.map(|row| row_to_message(room, &row)))
+    }
+
+    fn reaction_emoji(&self, room: &str, seq: u64) -> Result<Vec<String>, StoreError> {
+        let rows = self.client()?.query(
+            "SELECT DISTINCT emoji FROM reactions WHERE room = $1 AND seq = $2 ORDER BY emoji",
+            &[&room, &int(seq)],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
@@ -1110,8 +1264,10 @@ impl Messages for PgStore {
             None => (i64::MAX, "", i64::MAX),
         };
         let rows = self.client()?.query(
-            "SELECT seq, sender, text, sent_at, client_id, attachments, room FROM messages
+            "SELECT seq, sender, text, sent_at, client_id, attachments, reply_to, mentions, event,
+                    deleted, room FROM messages
              WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', $1)
+               AND event IS NULL AND NOT deleted
                AND ($2::text IS NULL OR room = $2)
                AND (sent_at, room COLLATE \"C\", seq) < ($3, $4::text COLLATE \"C\", $5)
              ORDER BY sent_at DESC, room COLLATE \"C\" DESC, seq DESC LIMIT $6",
@@ -1126,7 +1282,7 @@ impl Messages for PgStore {
         )?;
         Ok(rows
             .iter()
-            .map(|row| row_to_message(row.get(6), row))
+            .map(|row| row_to_message(row.get(10), row))
             .collect())
     }
 
@@ -1149,6 +1305,11 @@ impl Messages for PgStore {
             // What the dropped messages carried is theirs no more.
             client.execute(
                 "DELETE FROM file_refs r WHERE r.room IS NOT NULL AND NOT EXISTS (
+                     SELECT 1 FROM messages m WHERE m.room = r.room AND m.seq = r.seq)",
+                &[],
+            )?;
+            client.execute(
+                "DELETE FROM reactions r WHERE NOT EXISTS (
                      SELECT 1 FROM messages m WHERE m.room = r.room AND m.seq = r.seq)",
                 &[],
             )?;

@@ -16,9 +16,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    attachments_from_json, attachments_to_json, Accounts, FileReaders, FileRecord, Files, Messages,
-    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
-    UserRecord,
+    attachments_from_json, attachments_to_json, deleted_quote, from_json, mentions_to_json,
+    to_json, Accounts, FileReaders, FileRecord, Files, Fold, Messages, Retention, RoomRecord,
+    SearchQuery, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -95,7 +95,33 @@ const MIGRATIONS: &[&str] = &[
          tokenize = 'unicode61 remove_diacritics 0'
      );
      INSERT INTO messages_fts (text, room, seq) SELECT text, room, seq FROM messages;",
+    // 8: replies, mentions, and edits, deletions and reactions as event
+    // rows folded into their target on commit. An event row is not in the
+    // search index; a message's index row is found by `fts_rowid` (set
+    // when it is stored), so an edit updates it and a delete drops it
+    // without a scan. Replies are found by `reply_seq` (for the quotes a
+    // delete empties); `reactions` holds who has which emoji on what.
+    "ALTER TABLE messages ADD COLUMN reply_to TEXT;
+     ALTER TABLE messages ADD COLUMN reply_seq INTEGER;
+     ALTER TABLE messages ADD COLUMN mentions TEXT;
+     ALTER TABLE messages ADD COLUMN event TEXT;
+     ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE messages ADD COLUMN fts_rowid INTEGER;
+     UPDATE messages SET fts_rowid = f.rowid FROM messages_fts f
+     WHERE f.room = messages.room AND f.seq = messages.seq;
+     CREATE INDEX messages_replies ON messages (room, reply_seq) WHERE reply_seq IS NOT NULL;
+     CREATE TABLE reactions (
+         room TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         emoji TEXT NOT NULL,
+         user_key TEXT NOT NULL,
+         PRIMARY KEY (room, seq, emoji, user_key)
+     ) STRICT, WITHOUT ROWID;",
 ];
+
+/// The columns [`row_to_message`] reads, in its order.
+const COLUMNS: &str =
+    "seq, sender, text, sent_at, client_id, attachments, reply_to, mentions, event, deleted";
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -157,7 +183,102 @@ fn row_to_message(room: &str, row: &rusqlite::Row<'_>) -> rusqlite::Result<Store
         sent_at: row.get::<_, i64>(3)? as u64,
         client_id: row.get(4)?,
         attachments: attachments_from_json(row.get_ref(5)?.as_str_or_null()?),
+        reply_to: from_json(row.get_ref(6)?.as_str_or_null()?),
+        mentions: from_json(row.get_ref(7)?.as_str_or_null()?),
+        event: from_json(row.get_ref(8)?.as_str_or_null()?),
+        deleted: row.get(9)?,
     })
+}
+
+/// Folds the event row `msg` into its target (see [`Messages::append`]),
+/// inside the commit's transaction.
+fn fold(tx: &rusqlite::Transaction<'_>, msg: &StoredMessage) -> Result<(), StoreError> {
+    let Some(fold) = Fold::of(msg) else {
+        return Ok(());
+    };
+    let room = msg.room.as_str();
+    match fold {
+        Fold::Edit {
+            target,
+            text,
+            mentions,
+        } => {
+            let indexed: Option<Option<i64>> = tx
+                .prepare_cached(
+                    "UPDATE messages SET text = ?3, mentions = ?4
+                     WHERE room = ?1 AND seq = ?2 AND event IS NULL AND deleted = 0
+                     RETURNING fts_rowid",
+                )?
+                .query_row(
+                    params![room, int(target), text, mentions_to_json(mentions)],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(Some(rowid)) = indexed {
+                tx.prepare_cached("UPDATE messages_fts SET text = ?2 WHERE rowid = ?1")?
+                    .execute(params![rowid, text])?;
+            }
+        }
+        Fold::Delete { target } => {
+            let gone: Option<(Option<i64>, String)> = tx
+                .prepare_cached(
+                    "UPDATE messages SET text = '', attachments = NULL, mentions = NULL, deleted = 1
+                     WHERE room = ?1 AND seq = ?2 AND event IS NULL AND deleted = 0
+                     RETURNING fts_rowid, sender",
+                )?
+                .query_row(params![room, int(target)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let Some((rowid, sender)) = gone else {
+                return Ok(());
+            };
+            if let Some(rowid) = rowid {
+                tx.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
+                    .execute([rowid])?;
+            }
+            // Its earlier texts, in the edit rows that replaced them.
+            tx.prepare_cached(
+                "UPDATE messages SET text = '', mentions = NULL
+                 WHERE room = ?1 AND seq > ?2 AND event IS NOT NULL
+                   AND json_extract(event, '$.kind') = 'edit'
+                   AND json_extract(event, '$.target') = ?2",
+            )?
+            .execute(params![room, int(target)])?;
+            tx.prepare_cached("DELETE FROM file_refs WHERE room = ?1 AND seq = ?2")?
+                .execute(params![room, int(target)])?;
+            tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND seq = ?2")?
+                .execute(params![room, int(target)])?;
+            tx.prepare_cached(
+                "UPDATE messages SET reply_to = ?3 WHERE room = ?1 AND reply_seq = ?2",
+            )?
+            .execute(params![
+                room,
+                int(target),
+                to_json(Some(&deleted_quote(target, &sender)))
+            ])?;
+        }
+        Fold::React { target, emoji, on } => {
+            let user = name_key(&msg.from);
+            if on {
+                tx.prepare_cached(
+                    "INSERT INTO reactions (room, seq, emoji, user_key)
+                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (
+                         SELECT 1 FROM messages
+                         WHERE room = ?1 AND seq = ?2 AND event IS NULL AND deleted = 0)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![room, int(target), emoji, user])?;
+            } else {
+                tx.prepare_cached(
+                    "DELETE FROM reactions
+                     WHERE room = ?1 AND seq = ?2 AND emoji = ?3 AND user_key = ?4",
+                )?
+                .execute(params![room, int(target), emoji, user])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The newest `limit` messages below `before`, oldest first.
@@ -167,10 +288,9 @@ fn page(
     before: u64,
     limit: usize,
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
-         WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+    ))?;
     let before = i64::try_from(before).unwrap_or(i64::MAX);
     let mut messages = stmt
         .query_map(params![room, before, limit as i64], |row| {
@@ -219,8 +339,9 @@ impl Messages for SqliteStore {
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO messages (room, seq, sender, text, sent_at, client_id, attachments,
+                                       reply_to, reply_seq, mentions, event, fts_rowid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             let mut index = tx
                 .prepare_cached("INSERT INTO messages_fts (text, room, seq) VALUES (?1, ?2, ?3)")?;
@@ -229,6 +350,15 @@ impl Messages for SqliteStore {
                  ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
             )?;
             for msg in batch {
+                // A message's words first, so that the message knows its
+                // index row; an event row has none.
+                let fts_rowid = match msg.event {
+                    None => {
+                        index.execute(params![msg.text, msg.room, msg.seq as i64])?;
+                        Some(tx.last_insert_rowid())
+                    }
+                    Some(_) => None,
+                };
                 insert.execute(params![
                     msg.room,
                     msg.seq as i64,
@@ -236,9 +366,13 @@ impl Messages for SqliteStore {
                     msg.text,
                     msg.sent_at as i64,
                     msg.client_id,
-                    attachments_to_json(&msg.attachments)
+                    attachments_to_json(&msg.attachments),
+                    to_json(msg.reply_to.as_ref()),
+                    msg.reply_to.as_ref().map(|q| int(q.seq)),
+                    mentions_to_json(&msg.mentions),
+                    to_json(msg.event.as_ref()),
+                    fts_rowid
                 ])?;
-                index.execute(params![msg.text, msg.room, msg.seq as i64])?;
                 bump.execute(params![msg.room, msg.seq as i64])?;
                 for file in &msg.attachments {
                     tx.prepare_cached(
@@ -250,6 +384,9 @@ impl Messages for SqliteStore {
                         msg.seq as i64,
                         msg.sent_at as i64
                     ])?;
+                }
+                if msg.event.is_some() {
+                    fold(&tx, msg)?;
                 }
             }
         }
@@ -273,10 +410,9 @@ impl Messages for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let conn = self.reader.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, sender, text, sent_at, client_id, attachments FROM messages
-             WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        ))?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let messages = stmt
             .query_map(params![room, after, limit as i64], |row| {
@@ -284,6 +420,27 @@ impl Messages for SqliteStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(messages)
+    }
+
+    fn message(&self, room: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE room = ?1 AND seq = ?2"
+        ))?;
+        Ok(stmt
+            .query_row(params![room, int(seq)], |row| row_to_message(room, row))
+            .optional()?)
+    }
+
+    fn reaction_emoji(&self, room: &str, seq: u64) -> Result<Vec<String>, StoreError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT emoji FROM reactions WHERE room = ?1 AND seq = ?2 ORDER BY emoji",
+        )?;
+        let emoji = stmt
+            .query_map(params![room, int(seq)], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(emoji)
     }
 
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
@@ -319,7 +476,8 @@ impl Messages for SqliteStore {
         // The newest matches: every row the index has for the words, then
         // the order of results (sent_at, room, seq, descending).
         let mut stmt = conn.prepare_cached(
-            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments, m.room
+            "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments,
+                    m.reply_to, m.mentions, m.event, m.deleted, m.room
              FROM messages_fts f JOIN messages m ON m.room = f.room AND m.seq = f.seq
              WHERE messages_fts MATCH ?1 AND (?2 IS NULL OR f.room = ?2)
                AND (m.sent_at, m.room, m.seq) < (?3, ?4, ?5)
@@ -335,7 +493,7 @@ impl Messages for SqliteStore {
                     seq,
                     query.limit as i64
                 ],
-                |row| row_to_message(&row.get::<_, String>(6)?, row),
+                |row| row_to_message(&row.get::<_, String>(10)?, row),
             )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(found)
@@ -372,6 +530,11 @@ impl Messages for SqliteStore {
                 "DELETE FROM messages_fts WHERE NOT EXISTS (
                      SELECT 1 FROM messages m
                      WHERE m.room = messages_fts.room AND m.seq = messages_fts.seq)",
+                [],
+            )?;
+            conn.execute(
+                "DELETE FROM reactions WHERE NOT EXISTS (
+                     SELECT 1 FROM messages m WHERE m.room = reactions.room AND m.seq = reactions.seq)",
                 [],
             )?;
         }

@@ -14,7 +14,8 @@ use super::part::{Part, Piece};
 use crate::fmt::now_ms;
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{Chat, Copied, Target};
+use crate::state::{Action, Chat, Copied, Target};
+use hubbub_protocol::{ClientMsg, Quote};
 
 #[derive(Properties, PartialEq)]
 pub struct ChatViewProps {
@@ -40,6 +41,16 @@ pub struct ChatViewProps {
     pub found: Option<u64>,
     /// Show the member list (on narrow screens it is a drawer).
     pub on_members: Callback<()>,
+    /// Own messages sent after this time (the server's clock) may be edited.
+    pub edit_after: u64,
+    /// The message being edited, by `seq`.
+    pub editing: Option<u64>,
+    /// The message the next one answers.
+    pub reply: Option<Quote>,
+    /// Send an `edit`, `delete` or `react`.
+    pub on_change: Callback<ClientMsg>,
+    /// Reply, edit, or show a message.
+    pub on_action: Callback<Action>,
 }
 
 // A plain function, not a component: a component costs the bundle its own
@@ -134,6 +145,10 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 on_seen: props.on_seen.clone(),
                 visible: props.visible,
                 found: props.found,
+                edit_after: props.edit_after,
+                editing: props.editing,
+                on_change: props.on_change.clone(),
+                on_action: props.on_action.clone(),
             })} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
             // Keyed by chat: each chat's message box is a part of its own.
@@ -144,6 +159,8 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 connected: props.connected,
                 on_send: props.on_send.clone(),
                 on_typing: props.on_typing.clone(),
+                reply: props.reply.clone(),
+                on_action: props.on_action.clone(),
             })} />
         </main>
     }

@@ -16,8 +16,9 @@ use crate::fmt::flag;
 
 use crate::fmt::now_ms;
 use crate::fmt::size;
-use crate::state::Target;
+use crate::state::{Action, Target};
 use crate::upload::{Progress, Upload, Uploads};
+use hubbub_protocol::Quote;
 
 /// At most one `typing` notice per this many milliseconds.
 const TYPING_EVERY_MS: u64 = 3_000;
@@ -70,6 +71,10 @@ pub struct ComposerProps {
     pub on_send: Callback<(String, Vec<String>)>,
     /// Called while typing in a room, at most every few seconds.
     pub on_typing: Callback<()>,
+    /// The message the next one answers, shown above the box.
+    pub reply: Option<Quote>,
+    /// Stop replying; edit the last own message (Up in an empty box).
+    pub on_action: Callback<Action>,
 }
 
 /// The message box of one chat (a [`Piece`](super::part::Piece) of its own).
@@ -156,13 +161,26 @@ pub fn use_composer(props: &ComposerProps) -> Html {
     };
     let onkeydown = {
         let submit = submit.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+        let (on_action, empty, replying) = (
+            props.on_action.clone(),
+            text.is_empty(),
+            props.reply.is_some(),
+        );
+        Callback::from(move |e: KeyboardEvent| match e.key().as_str() {
+            "Enter" if !e.shift_key() && !e.is_composing() => {
                 e.prevent_default();
                 submit();
             }
+            // Up in an empty box edits the last own message (if it may).
+            "ArrowUp" if empty => {
+                e.prevent_default();
+                on_action.emit(Action::EditLast);
+            }
+            "Escape" if replying => on_action.emit(Action::Reply(None)),
+            _ => {}
         })
     };
+    let cancel_reply = props.on_action.reform(|_: MouseEvent| Action::Reply(None));
     let onsubmit = Callback::from(move |e: SubmitEvent| {
         e.prevent_default();
         submit();
@@ -171,6 +189,13 @@ pub fn use_composer(props: &ComposerProps) -> Html {
     html! {
         <form class="composer" {onsubmit}>
             <ul class="uploads" aria-label="Files to send">{ files }</ul>
+            if let Some(quote) = &props.reply {
+                <p class="replying">
+                    <span>{ "Replying to " }<strong>{ quote.from.clone() }</strong>{ ": " }{ quote.text.clone() }</span>
+                    <button class="icon-button" type="button" onclick={cancel_reply}
+                        aria-label="Cancel reply" title="Cancel reply">{ "✕" }</button>
+                </p>
+            }
             <button class="button attach" type="button" onclick={pick}
                 aria-label="Attach files" title="Attach files">
                 <span class="icon icon-attach" aria-hidden="true"></span>

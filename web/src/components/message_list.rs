@@ -17,16 +17,18 @@
 
 use std::rc::Rc;
 
-use hubbub_protocol::{Attachment, ClientMsg};
+use hubbub_protocol::emoji::validate_emoji;
+use hubbub_protocol::{Attachment, ClientMsg, Quote};
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement};
 use yew::prelude::*;
 
+use super::message_tools::{self as tools, CLOSED, CONFIRMING, PICKING};
 use super::user_menu::avatar;
 use crate::fmt::{fit, full_time, iso_time, short_time, size};
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{presence_text, Chat, Copied, Entry};
+use crate::state::{presence_text, same_name, Action, Chat, Copied, Entry, Target};
 
 /// Messages from one sender closer than this share one header.
 const GROUP_MS: u64 = 5 * 60 * 1000;
@@ -59,6 +61,35 @@ pub struct MessageListProps {
     /// The `seq` of a message to bring into view (a search result): older
     /// pages are loaded until it is there.
     pub found: Option<u64>,
+    /// Own messages sent after this time (the server's clock) may be edited.
+    pub edit_after: u64,
+    /// The message being edited, by `seq`.
+    pub editing: Option<u64>,
+    /// Send an `edit`, `delete` or `react` (without its `client_id`).
+    pub on_change: Callback<ClientMsg>,
+    /// Reply, edit, stop editing, or show a reply's original.
+    pub on_action: Callback<Action>,
+}
+
+/// Puts the focus on the first element matching `selector`, if any.
+pub fn focus(selector: &str) {
+    let el = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector(selector).ok().flatten())
+        .and_then(|el| el.dyn_into::<HtmlElement>().ok());
+    if let Some(el) = el {
+        let _ = el.focus();
+    }
+}
+
+/// The `seq` of the message an event happened in.
+fn seq_of(target: Option<web_sys::EventTarget>) -> Option<u64> {
+    let el: Element = target?.dyn_into().ok()?;
+    el.closest(".message")
+        .ok()??
+        .get_attribute("data-seq")?
+        .parse()
+        .ok()
 }
 
 /// What the list remembers between renders (not shown, so not state).
@@ -77,6 +108,8 @@ struct Scroll {
     opener: Option<HtmlElement>,
     /// The found message last brought into view.
     brought: Option<u64>,
+    /// The message whose picker or delete question was open last, and which.
+    menu: (u64, u8),
 }
 
 /// The timeline (a [`Piece`](super::part::Piece) of its own).
@@ -90,6 +123,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         shown: None,
         opener: None,
         brought: None,
+        menu: (0, CLOSED),
     });
     // Whether messages arrived below the view while scrolled up.
     let unseen = use_state(|| false);
@@ -114,8 +148,8 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         let on_load_older = props.on_load_older.clone();
         let connected = props.connected;
         use_effect_with(
-            (now, news, pending, props.visible, props.found),
-            move |(now, news, _, _, found)| {
+            (now, news, pending, props.visible, props.found, first_seq),
+            move |(now, news, _, _, found, _)| {
                 let Some(el) = scroller.cast::<Element>() else {
                     return;
                 };
@@ -243,6 +277,221 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
             scroll.borrow_mut().opener = thumb.dyn_into().ok();
         })
     };
+    // The message whose picker or delete question is open, and which.
+    let menu = use_state(|| (0u64, CLOSED));
+    {
+        // What opens takes the focus: the picker's first emoji, the
+        // delete question's button, the edit field. What closes gives it
+        // back to the action that opened it (drawn anew by then).
+        let key = (*menu, props.editing);
+        let scroll = scroll.clone();
+        use_effect_with(key, move |((seq, open), editing)| {
+            let was = std::mem::replace(&mut scroll.borrow_mut().menu, (*seq, *open));
+            match (*open, editing) {
+                (PICKING, _) => focus(".picker button"),
+                (CONFIRMING, _) => focus(".confirm .danger"),
+                (_, Some(_)) => {
+                    // The caret at the end of the text, ready to go on.
+                    focus("#edit-input");
+                    if let Some(area) = web_sys::window()
+                        .and_then(|w| w.document())
+                        .and_then(|d| d.get_element_by_id("edit-input"))
+                        .and_then(|a| a.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
+                    {
+                        let end = area.value().encode_utf16().count() as u32;
+                        let _ = area.set_selection_range(end, end);
+                    }
+                }
+                _ if was.1 != CLOSED => focus(&format!(
+                    ".message[data-seq=\"{}\"] [data-act={}]",
+                    was.0,
+                    if was.1 == PICKING { "react" } else { "delete" }
+                )),
+                _ => {}
+            }
+        });
+    }
+    let me = props.me.clone().unwrap_or_default();
+    let room = match &chat.target {
+        Target::Room(room) => room.clone(),
+        Target::Direct(_) => String::new(),
+    };
+    // One listener for every message's buttons (`data-act`).
+    let act = {
+        let (menu, chat, room) = (menu.clone(), chat.clone(), room.clone());
+        let (on_change, on_action) = (props.on_change.clone(), props.on_action.clone());
+        Callback::from(move |e: MouseEvent| {
+            let Some(button) = closest(&e, "[data-act]") else {
+                return;
+            };
+            let Some(seq) = seq_of(e.target()) else {
+                return;
+            };
+            let attr = |name| button.get_attribute(name).unwrap_or_default();
+            let room = room.clone();
+            match attr("data-act").as_str() {
+                "react" if *menu != (seq, PICKING) => menu.set((seq, PICKING)),
+                "delete" => menu.set((seq, CONFIRMING)),
+                "emoji" => {
+                    on_change.emit(ClientMsg::React {
+                        room,
+                        seq,
+                        emoji: attr("data-emoji"),
+                        on: attr("data-on") == "1",
+                        client_id: None,
+                    });
+                    menu.set((0, CLOSED));
+                }
+                "really-delete" => {
+                    on_change.emit(ClientMsg::Delete {
+                        room,
+                        seq,
+                        client_id: None,
+                    });
+                    menu.set((0, CLOSED));
+                }
+                "reply" => {
+                    if let Some(Entry::Message { from, text, .. }) = chat.message(seq) {
+                        on_action.emit(Action::Reply(Some(Quote::of(seq, from, text))));
+                        focus("#composer-input");
+                    }
+                }
+                "edit" => on_action.emit(Action::Editing(Some(seq))),
+                "cancel-edit" => {
+                    on_action.emit(Action::Editing(None));
+                    focus("#composer-input");
+                }
+                "quote" => {
+                    let original: u64 = attr("data-quote").parse().unwrap_or_default();
+                    // Already here: into view at once (the list's effect
+                    // does it when older pages must load first).
+                    if let Ok(Some(el)) = button.closest(".messages").map(|l| {
+                        l.and_then(|l| {
+                            l.query_selector(&format!("[data-seq=\"{original}\"]"))
+                                .ok()
+                                .flatten()
+                        })
+                    }) {
+                        el.scroll_into_view();
+                    }
+                    on_action.emit(Action::ShowFound(room, original));
+                }
+                _ => menu.set((0, CLOSED)),
+            }
+        })
+    };
+    // Escape closes the picker or the delete question (the focus goes
+    // back to the message's action), or cancels the edit; Enter in the
+    // edit field saves.
+    let onkeydown = {
+        let (menu, on_action) = (menu.clone(), props.on_action.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            let Some(target) = e.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
+                return;
+            };
+            let edit = target.closest(".edit-form").ok().flatten();
+            match (e.key().as_str(), edit) {
+                ("Escape", _) if menu.1 != CLOSED => menu.set((0, CLOSED)),
+                ("Escape", Some(_)) => {
+                    on_action.emit(Action::Editing(None));
+                    focus("#composer-input");
+                }
+                ("Enter", Some(form)) if !e.shift_key() && !e.is_composing() => {
+                    e.prevent_default();
+                    if let Some(save) = form
+                        .query_selector("[type=submit]")
+                        .ok()
+                        .flatten()
+                        .and_then(|b| b.dyn_into::<HtmlElement>().ok())
+                    {
+                        save.click();
+                    }
+                }
+                _ => return,
+            }
+            e.stop_propagation();
+        })
+    };
+    // The edit form saves; the picker's field sends another emoji than
+    // the quick six (one, or a notice says why not).
+    let onsubmit = {
+        let (chat, room, me, menu) = (chat.clone(), room.clone(), me.clone(), menu.clone());
+        let (on_change, on_action) = (props.on_change.clone(), props.on_action.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (
+                Some(seq),
+                Some(Entry::Message {
+                    text: old,
+                    files,
+                    reactions,
+                    ..
+                }),
+            ) = (
+                seq_of(e.target()),
+                seq_of(e.target()).and_then(|s| chat.message(s)),
+            )
+            else {
+                return;
+            };
+            let form: Element = e.target_unchecked_into();
+            let value = form
+                .query_selector("input,textarea")
+                .ok()
+                .flatten()
+                .map(|f| {
+                    js_sys::Reflect::get(&f, &"value".into())
+                        .ok()
+                        .and_then(|v| v.as_string())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            let room = room.clone();
+            if form.class_name() == "emoji-form" {
+                let emoji = value.trim().to_string();
+                if let Err(why) = validate_emoji(&emoji) {
+                    on_action.emit(Action::Notice(format!("Not a reaction: {why}.")));
+                    return;
+                }
+                let on = !reactions
+                    .iter()
+                    .any(|(e, users)| *e == emoji && users.iter().any(|u| *u == *me));
+                on_change.emit(ClientMsg::React {
+                    room,
+                    seq,
+                    emoji,
+                    on,
+                    client_id: None,
+                });
+                menu.set((0, CLOSED));
+                return;
+            }
+            let text = value.trim_end().to_string();
+            if text.trim().is_empty() && files.is_empty() {
+                return;
+            }
+            if text != *old {
+                on_change.emit(ClientMsg::Edit {
+                    room,
+                    seq,
+                    text,
+                    client_id: None,
+                });
+            }
+            on_action.emit(Action::Editing(None));
+            focus("#composer-input");
+        })
+    };
+    let view = View {
+        found: props.found,
+        token,
+        open: &open,
+        me: &me,
+        edit_after: props.edit_after,
+        editing: props.editing,
+        menu: *menu,
+        connected: props.connected,
+    };
     let mut previous: Option<&Entry> = None;
     // "New messages" above the first one past the marker the user came
     // with (someone else's).
@@ -274,16 +523,13 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                 });
             }
         }
-        let found =
-            matches!(&**entry, Entry::Message { seq: Some(s), .. } if Some(*s) == props.found);
-        items.push(view_entry(entry, continued, found, token, &open));
+        items.push(view_entry(entry, continued, &view));
     }
     // Pending messages continue the last group if it is our own.
     let after_own = matches!(
         chat.entries.last().map(|e| &**e),
         Some(Entry::Message { own: true, .. })
     );
-    let me = props.me.clone().unwrap_or_default();
     let pending = props.pending.iter().enumerate().map(|(i, p)| {
         let header = (i == 0 && !after_own).then_some(me.as_str());
         view_pending(p, header, props.connected, &props.on_dismiss)
@@ -315,7 +561,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                         <p class="muted">{ format!("This is the start of {}. Say hello!", chat.target.label()) }</p>
                     </div>
                 }
-                <ol class="messages">
+                <ol class="messages" onclick={act} {onkeydown} {onsubmit}>
                     { for items }
                     { for pending }
                 </ol>
@@ -486,13 +732,21 @@ fn cycle_focus(dialog: &NodeRef, back: bool) {
     }
 }
 
-fn view_entry(
-    entry: &Entry,
-    continued: bool,
-    found: bool,
-    token: Option<&str>,
-    open: &Callback<MouseEvent>,
-) -> Html {
+/// What every message's view needs from the list.
+struct View<'a> {
+    /// The `seq` of the message to bring into view.
+    found: Option<u64>,
+    token: Option<&'a str>,
+    /// The thumbnails' listener.
+    open: &'a Callback<MouseEvent>,
+    me: &'a str,
+    edit_after: u64,
+    editing: Option<u64>,
+    menu: (u64, u8),
+    connected: bool,
+}
+
+fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
     match entry {
         Entry::Presence {
             id,
@@ -513,19 +767,31 @@ fn view_entry(
         },
         Entry::Message {
             id,
+            seq,
             from,
             text,
             sent_at,
             own,
             files,
-            ..
-        } => html! {
-            <li key={*id} class={match (own, continued) {
-                (false, false) => "message",
-                (false, true) => "message continued",
-                (true, false) => "message own",
-                (true, true) => "message own continued",
-            }}
+            reply_to,
+            mentions,
+            edited,
+            deleted,
+            reactions,
+        } => {
+            let mut class = String::from(if *own { "message own" } else { "message" });
+            if continued {
+                class.push_str(" continued");
+            }
+            if mentions.iter().any(|m| same_name(m, view.me)) && !own {
+                class.push_str(" mentions-me");
+            }
+            let found = seq.is_some() && *seq == view.found;
+            let editing = seq.is_some() && *seq == view.editing;
+            // Only room messages that are still there can be acted on.
+            let live = seq.filter(|_| !deleted && !editing);
+            html! {
+            <li key={*id} {class} data-seq={seq.map(|s| s.to_string())}
                 data-from={from.clone()} aria-current={found.then_some("true")}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
@@ -544,15 +810,31 @@ fn view_entry(
                             { time(*sent_at) }
                         </div>
                     }
-                    if !text.is_empty() {
-                        { crate::markup::view_text(text) }
+                    if let Some(q) = reply_to {
+                        { tools::quote(q) }
+                    }
+                    if *deleted {
+                        <p class="text deleted">{ "message deleted" }</p>
+                    } else if editing {
+                        { tools::edit_form(text) }
+                    } else if !text.is_empty() {
+                        { crate::markup::view_text(text, view.me) }
                     }
                     if !files.is_empty() {
-                        { view_files(files, token, open) }
+                        { view_files(files, view.token, view.open) }
                     }
+                    { tools::under(
+                        *edited && !editing,
+                        reactions,
+                        view.me,
+                        live.filter(|s| view.menu.0 == *s).map_or(CLOSED, |_| view.menu.1),
+                        live.map(|_| (*own, *sent_at > view.edit_after)),
+                        view.connected,
+                    ) }
                 </div>
             </li>
-        },
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod chat_view;
 pub mod composer;
 pub mod message_list;
+pub mod message_tools;
 pub mod notice;
 pub mod part;
 pub mod presence;

@@ -58,17 +58,28 @@ pub fn room_list(props: &RoomListProps) -> Html {
             Target::Direct(user) => (format!("Close conversation with {user}"), "Close"),
         };
         let label = target.label();
+        let mut name = label.clone();
+        if chat.unread > 0 {
+            name.push_str(&format!(", {} unread", chat.unread));
+        }
+        if chat.mentions > 0 {
+            name.push_str(&format!(", {} mentioning you", chat.mentions));
+        }
         html! {
             <li key={label.clone()} class={if active { "nav-item active" } else { "nav-item" }}>
                 <button class="nav-link" type="button" onclick={open}
                     aria-current={active.then_some("page")}
-                    aria-label={if chat.unread > 0 { format!("{label}, {} unread", chat.unread) } else { label.clone() }}>
+                    aria-label={name}>
                     <span class="nav-sigil" aria-hidden="true">{ if matches!(target, Target::Room(_)) { "#" } else { "@" } }</span>
                     <span class="nav-name">{ label[1..].to_string() }</span>
                     // The space keeps the visible text ("lobby 2") inside
                     // the accessible name ("#lobby, 2 unread").
                     if chat.unread > 0 {
                         { " " }<span class="badge" aria-hidden="true">{ chat.unread.min(99) }</span>
+                    }
+                    // Mentions apart: "@2".
+                    if chat.mentions > 0 {
+                        { " " }<span class="badge mention" aria-hidden="true">{ "@" }{ chat.mentions.min(99) }</span>
                     }
                 </button>
                 <button class="icon-button nav-close" type="button" onclick={close}

@@ -7,6 +7,8 @@ use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::fmt::flag;
+use crate::notify;
+use web_sys::NotificationPermission;
 
 #[derive(PartialEq)]
 pub struct UserMenuProps {
@@ -142,6 +144,27 @@ fn account_menu(
             editing.set(true);
         })
     });
+    // Notifications: asked for only on this click; nothing to offer once
+    // the browser has the answer, except to say plainly that it is no.
+    let notifications = match notify::permission() {
+        Some(NotificationPermission::Default) => {
+            let open = open.clone();
+            let ask = Callback::from(move |_: MouseEvent| {
+                let open = open.clone();
+                notify::ask(Callback::from(move |()| open.set(true)));
+            });
+            html! {
+                <button id="enable-notifications" class="button wide small menu-gap" type="button"
+                    onclick={ask}>{ "Enable notifications" }</button>
+            }
+        }
+        Some(NotificationPermission::Denied) => html! {
+            <p class="muted small menu-gap">
+                { "Notifications are blocked: allow them in this site's browser settings." }
+            </p>
+        },
+        _ => html! {},
+    };
     html! {
         <div class="account-menu" {onkeydown}>
             <button class="user-button" type="button" onclick={toggle} ref={button.clone()}
@@ -170,6 +193,7 @@ fn account_menu(
                             { "Sign out" }
                         </button>
                     }
+                    { notifications }
                 </div>
             }
         </div>

@@ -15,9 +15,9 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::link::{self, Command, LinkTask};
-use hubbub_protocol::ServerMsg;
+use hubbub_protocol::{ClientMsg, ServerMsg};
 
-use crate::state::{Action, ChatState, Target};
+use crate::state::{Action, ChatState, Target, EVENT_ID};
 use crate::storage;
 
 /// The state plus the ways to change it; cheap to clone.
@@ -96,12 +96,36 @@ impl UseChatHandle {
 
     /// Send `text` (a caption, if there are `files`) and the uploads
     /// `files` to `target` now, or as soon as the link is back.
+    /// A reply (the chat on screen's [`ChatState::reply`]) answers it.
     pub fn send(&self, target: Target, text: String, files: Vec<String>) {
+        let reply_to = self
+            .reply
+            .as_ref()
+            .filter(|_| self.current.as_ref() == Some(&target))
+            .map(|q| q.seq);
+        if reply_to.is_some() {
+            self.dispatch(Action::Reply(None));
+        }
         self.command(Command::Send {
             target,
             text,
             files,
+            reply_to,
         });
+    }
+
+    /// Sends an `edit`, `delete` or `react`, with a fresh `client_id` (a
+    /// refusal is a notice: [`EVENT_ID`]).
+    pub fn change(&self, mut msg: ClientMsg) {
+        if let ClientMsg::Edit { client_id, .. }
+        | ClientMsg::Delete { client_id, .. }
+        | ClientMsg::React { client_id, .. } = &mut msg
+        {
+            let id = NEXT_EVENT.get() + 1;
+            NEXT_EVENT.set(id);
+            *client_id = Some(format!("{EVENT_ID}{id}"));
+        }
+        self.command(Command::Event(msg));
     }
 
     /// Forget a message the server refused.
@@ -208,6 +232,8 @@ thread_local! {
     static READ_SENT_AT: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
     /// Whether a later look at what is on screen is set.
     static READ_QUEUED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The number of the last edit, deletion or reaction's `client_id`.
+    static NEXT_EVENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The chat state and the connection that feeds it.

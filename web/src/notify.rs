@@ -1,0 +1,141 @@
+//! Browser notifications: a message that mentions the reader, or a direct
+//! message to the reader, while the tab is hidden and the user allowed
+//! notifications (docs/protocol.md, "Mentions").
+//!
+//! Permission is asked only when the user clicks "Enable notifications"
+//! in the user menu ([`ask`]), never on load. A notification's title is
+//! the sender (and the room), its body the text's first line; clicking it
+//! brings the tab forward and opens the chat. Which frames notify is
+//! decided by [`worth`], free of the browser, so it is unit-tested.
+
+use hubbub_protocol::{Quote, ServerMsg};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Notification, NotificationOptions, NotificationPermission};
+use yew::prelude::*;
+
+use crate::state::{same_name, Action, ChatState, Target};
+
+/// Whether `msg` is worth a notification to `me`: its title, body and
+/// the chat to open. Only others' new messages: a room message that
+/// mentions `me` (not an edit, deletion or reaction), or a direct message.
+pub fn worth(msg: &ServerMsg, me: &str) -> Option<(String, String, Target)> {
+    let (title, from, text, target) = match msg {
+        ServerMsg::Message {
+            room,
+            from,
+            text,
+            mentions,
+            event: None,
+            ..
+        } if mentions.iter().any(|m| same_name(m, me)) => (
+            format!("{from} in #{room}"),
+            from,
+            text,
+            Target::Room(room.clone()),
+        ),
+        ServerMsg::Direct { from, text, .. } => {
+            (from.clone(), from, text, Target::Direct(from.clone()))
+        }
+        _ => return None,
+    };
+    if same_name(from, me) {
+        return None;
+    }
+    Some((title, Quote::of(0, from, text).text, target))
+}
+
+/// What the browser says of notifications: `None` if it has none.
+pub fn permission() -> Option<NotificationPermission> {
+    let window = web_sys::window()?;
+    js_sys::Reflect::has(&window, &JsValue::from_str("Notification"))
+        .unwrap_or(false)
+        .then(Notification::permission)
+}
+
+/// Asks the browser for permission (the user clicked for it), then calls
+/// `done`.
+pub fn ask(done: Callback<()>) {
+    if let Ok(promise) = Notification::request_permission() {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+            done.emit(());
+        });
+    }
+}
+
+/// Shows a notification for `msg` if it is [`worth`] one, the tab is
+/// hidden and notifications are allowed; a click on it focuses the tab
+/// and opens the chat.
+pub fn consider(msg: &ServerMsg, me: &str, dispatch: &UseReducerDispatcher<ChatState>) {
+    let hidden = web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden());
+    if !hidden || permission() != Some(NotificationPermission::Granted) {
+        return;
+    }
+    let Some((title, body, target)) = worth(msg, me) else {
+        return;
+    };
+    let options = NotificationOptions::new();
+    options.set_body(&body);
+    let Ok(note) = Notification::new_with_options(&title, &options) else {
+        return;
+    };
+    let dispatch = dispatch.clone();
+    let shown = note.clone();
+    let onclick = Closure::once_into_js(move || {
+        if let Some(window) = web_sys::window() {
+            let _ = window.focus();
+        }
+        dispatch.dispatch(Action::Open(target));
+        shown.close();
+    });
+    note.set_onclick(Some(onclick.unchecked_ref()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(from: &str, mentions: &[&str], event: bool) -> ServerMsg {
+        ServerMsg::Message {
+            event: event.then_some(hubbub_protocol::Event::Edit { target: 1 }),
+            mentions: mentions.iter().map(|m| m.to_string()).collect(),
+            reply_to: None,
+            room: "lobby".into(),
+            seq: 2,
+            from: from.into(),
+            text: "\n@Al look at this\nsecond line".into(),
+            sent_at: 0,
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn mentions_and_direct_messages_from_others_notify() {
+        assert_eq!(
+            worth(&message("bob", &["al"], false), "Al"),
+            Some((
+                "bob in #lobby".into(),
+                "@Al look at this…".into(),
+                Target::Room("lobby".into())
+            ))
+        );
+        assert_eq!(worth(&message("bob", &["cy"], false), "al"), None);
+        assert_eq!(worth(&message("bob", &["al"], true), "al"), None, "an edit");
+        assert_eq!(worth(&message("AL", &["al"], false), "al"), None, "mine");
+        let direct = |from: &str| ServerMsg::Direct {
+            from: from.into(),
+            to: "x".into(),
+            text: "psst".into(),
+            sent_at: 0,
+            attachments: Vec::new(),
+        };
+        assert_eq!(
+            worth(&direct("bob"), "al"),
+            Some(("bob".into(), "psst".into(), Target::Direct("bob".into())))
+        );
+        assert_eq!(worth(&direct("al"), "al"), None, "my own, echoed");
+    }
+}
