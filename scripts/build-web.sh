@@ -55,9 +55,10 @@ sri() { printf 'sha384-%s' "$(openssl dgst -sha384 -binary "$1" | base64 -w0)"; 
 # store's offset. Rust's wasm32 linker puts the 1 MB stack first, growing
 # down from 1 MB, and the data after it: only a stack within 1 KB of
 # overflowing would reach there. −1,539 bytes gzipped.
-# index.html's run also orders the functions by their (mangled) names
-# (--reorder-functions-by-name), before the names go: the copies of one
-# generic sit side by side, where gzip finds their likeness. −235 bytes.
+# This run also orders the functions by their code: scripts/wasm-order.cjs
+# names each after its body's first bytes, --reorder-functions-by-name
+# sorts them (the names go again on output), and functions alike end up
+# side by side, where gzip finds their likeness. −1,916 bytes gzipped.
 wasms=(web/dist/*_bg.wasm)
 [ ${#wasms[@]} = 1 ] || {
     echo "build-web: expected one wasm in web/dist, found ${#wasms[@]}" >&2
@@ -77,8 +78,11 @@ reintegrity() {
 }
 wasm_sri=$(sri "$wasm")
 glue_sri=$(sri "$glue")
-wasm-opt "$wasm" -Oz --low-memory-unused --minify-imports-and-exports-and-modules --strip-target-features \
+node scripts/wasm-order.cjs "$wasm" "$wasm.named"
+wasm-opt "$wasm.named" -Oz --low-memory-unused --reorder-functions-by-name \
+    --minify-imports-and-exports-and-modules --strip-target-features \
     --output "$wasm.min" >"$names"
+rm "$wasm.named"
 mv "$wasm.min" "$wasm"
 node scripts/wasm-names.cjs "$names" "$glue"
 reintegrity "$wasm_sri" "$wasm"
