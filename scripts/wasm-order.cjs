@@ -1,18 +1,25 @@
-// Names each function of a wasm after its own code, so that wasm-opt's
-// `--reorder-functions-by-name` (scripts/build-web.sh runs it next, and
-// drops the names again) puts functions whose code begins alike side by
-// side: gzip then finds each one's likeness to its neighbour within its
-// window, as it would not with the functions in the linker's order.
-// Measured on the bundle: ~1.7 KB gzipped less.
+// Orders a wasm's functions for gzip: names each function after its
+// place in a new order, so that wasm-opt's `--reorder-functions-by-name`
+// (scripts/build-web.sh runs it next, and drops the names again) puts
+// functions whose code is alike side by side, where gzip finds each one's
+// likeness to its neighbours within its window, as it would not with the
+// functions in the linker's order.
 //
 //   node scripts/wasm-order.cjs IN.wasm OUT.wasm
 //
-// The name of a function is the hex of the first 64 bytes of its body
-// (locals, then code) and its index, which keeps names unique. Only the
-// `name` custom section is written (any old one is replaced); the code is
-// untouched, so a wasm this script cannot read stops the build.
+// The order: the functions sorted by the first 64 bytes of their bodies
+// (locals, then code); then, from the first, each next function is the
+// one most like the last placed (the share of 4-byte runs of code the two
+// have in common), among the next WINDOW not yet placed in that sorted
+// order. Only the `name` custom section is written (any old one is
+// replaced); the code is untouched, so a wasm this script cannot read
+// stops the build.
 'use strict';
 const fs = require('fs');
+
+// How far ahead in the sorted order the next function is looked for: of
+// 1, 30, 100, 200, 300, 600 and all, 100 made the smallest bundle.
+const WINDOW = 100;
 
 const [inFile, outFile] = process.argv.slice(2);
 if (!inFile || !outFile) {
@@ -100,7 +107,7 @@ for (let at = 8; at < wasm.length; ) {
         let [count, p] = leb(start);
         for (; count > 0; count--) {
             const [len, body] = leb(p);
-            bodies.push(wasm.subarray(body, body + Math.min(len, 64)));
+            bodies.push(wasm.subarray(body, body + len));
             p = body + len;
         }
         if (p !== end) fail('the code section does not add up');
@@ -109,11 +116,46 @@ for (let at = 8; at < wasm.length; ) {
 }
 if (!bodies) fail(`${inFile} has no code`);
 
+// The 4-byte runs of a body's code, as numbers (a body shorter than 4
+// bytes is one run of what it has).
+const runs = (body) => {
+    const set = new Set();
+    if (body.length < 4) set.add(body.toString('hex'));
+    for (let i = 0; i + 4 <= body.length; i++) set.add(body.readUInt32LE(i));
+    return set;
+};
+const alike = (a, b) => {
+    let common = 0;
+    for (const run of a) if (b.has(run)) common++;
+    return common / (a.size + b.size - common || 1);
+};
+const left = bodies
+    .map((body, i) => i)
+    .sort((a, b) => Buffer.compare(bodies[a].subarray(0, 64), bodies[b].subarray(0, 64)) || a - b);
+const shingles = bodies.map(runs);
+const order = [left.shift()];
+while (left.length) {
+    const last = shingles[order[order.length - 1]];
+    let best = 0;
+    let bestScore = -1;
+    for (let k = 0; k < Math.min(WINDOW, left.length); k++) {
+        const score = alike(last, shingles[left[k]]);
+        if (score > bestScore) {
+            bestScore = score;
+            best = k;
+        }
+    }
+    order.push(left.splice(best, 1)[0]);
+}
+const place = new Array(bodies.length);
+order.forEach((i, at) => {
+    place[i] = at;
+});
+
 const entries = [uleb(bodies.length)];
 bodies.forEach((body, i) => {
-    const index = imported + i;
-    const label = Buffer.from(`${body.toString('hex')}#${index}`);
-    entries.push(uleb(index), uleb(label.length), label);
+    const label = Buffer.from(String(place[i]).padStart(6, '0'));
+    entries.push(uleb(imported + i), uleb(label.length), label);
 });
 const names = Buffer.concat(entries);
 const payload = Buffer.concat([uleb(4), Buffer.from('name'), Buffer.from([1]), uleb(names.length), names]);
