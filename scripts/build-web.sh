@@ -49,6 +49,17 @@ sri() { printf 'sha384-%s' "$(openssl dgst -sha384 -binary "$1" | base64 -w0)"; 
 # section to know the features it may use, and then strips it (index.html's
 # params keep it for this reason). index.html's `integrity` of both files
 # is then recomputed (the browser refuses a file whose hash differs).
+# Both wasm-opt runs (index.html's params and this one) take
+# --low-memory-unused: the wasm's lowest 1 KB is never addressed, so
+# wasm-opt may fold a constant added to a pointer into the load's or
+# store's offset. Rust's wasm32 linker puts the 1 MB stack first, growing
+# down from 1 MB, and the data after it: only a stack within 1 KB of
+# overflowing would reach there. −1,539 bytes gzipped.
+# This run also orders the functions by their code: scripts/wasm-order.cjs
+# names each after its place in an order where alike functions follow each
+# other, --reorder-functions-by-name sorts them (the names go again on
+# output), and gzip finds each one's likeness to its neighbours. −3,340
+# bytes gzipped.
 wasms=(web/dist/*_bg.wasm)
 [ ${#wasms[@]} = 1 ] || {
     echo "build-web: expected one wasm in web/dist, found ${#wasms[@]}" >&2
@@ -68,8 +79,11 @@ reintegrity() {
 }
 wasm_sri=$(sri "$wasm")
 glue_sri=$(sri "$glue")
-wasm-opt "$wasm" -Oz --minify-imports-and-exports-and-modules --strip-target-features \
+node scripts/wasm-order.cjs "$wasm" "$wasm.named"
+wasm-opt "$wasm.named" -Oz --low-memory-unused --reorder-functions-by-name \
+    --minify-imports-and-exports-and-modules --strip-target-features \
     --output "$wasm.min" >"$names"
+rm "$wasm.named"
 mv "$wasm.min" "$wasm"
 node scripts/wasm-names.cjs "$names" "$glue"
 reintegrity "$wasm_sri" "$wasm"

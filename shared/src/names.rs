@@ -14,6 +14,17 @@ pub const MAX_ROOM_CHARS: usize = 32;
 
 /// Checks a user name; `Err` carries a sentence saying what is wrong.
 pub fn validate_name(name: &str) -> Result<(), String> {
+    validate_name_with(name, char::is_alphanumeric)
+}
+
+/// [`validate_name`] with "a letter or digit, any script" decided by
+/// `letter_or_digit`, which must agree with [`char::is_alphanumeric`]
+/// (Unicode `Alphabetic`, or a number). The web app passes the browser's
+/// own Unicode tables instead of carrying Rust's in its bundle.
+pub fn validate_name_with(
+    name: &str,
+    letter_or_digit: impl Fn(char) -> bool,
+) -> Result<(), String> {
     let count = name.chars().count();
     if count == 0 {
         return Err("name is empty".into());
@@ -22,12 +33,12 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         return Err(format!("name is longer than {MAX_NAME_CHARS} characters"));
     }
     let first = name.chars().next().unwrap_or(' ');
-    if !first.is_alphanumeric() {
+    if !letter_or_digit(first) {
         return Err("name must start with a letter or digit".into());
     }
     if let Some(bad) = name
         .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .find(|&c| !(letter_or_digit(c) || matches!(c, '_' | '-' | '.')))
     {
         return Err(format!(
             "name may hold letters, digits, '_', '-' and '.', not {bad:?}"

@@ -19,6 +19,7 @@ mod fmt;
 mod hooks;
 mod link;
 mod markup;
+mod names;
 mod notify;
 mod state;
 mod storage;

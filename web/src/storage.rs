@@ -45,7 +45,7 @@ fn delete(key: &str) {
 pub fn name() -> Option<String> {
     get(NAME_KEY)
         .as_string()
-        .filter(|n| hubbub_protocol::names::validate_name(n).is_ok())
+        .filter(|n| crate::names::validate_name(n).is_ok())
 }
 
 pub fn set_name(name: Option<&str>) {

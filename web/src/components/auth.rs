@@ -7,11 +7,13 @@
 //! server (wrong password, name taken, too many attempts) show under the
 //! form, in the server's words.
 
-use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
+use hubbub_protocol::names::MAX_NAME_CHARS;
+
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::fmt::flag;
+use crate::names::validate_name;
 
 use crate::api;
 

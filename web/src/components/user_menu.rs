@@ -2,11 +2,13 @@
 //! guest: "Change name" (the rename form; an account's name cannot change)
 //! and "Sign in or create an account".
 
-use hubbub_protocol::names::{validate_name, MAX_NAME_CHARS};
+use hubbub_protocol::names::MAX_NAME_CHARS;
+
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::fmt::flag;
+use crate::names::validate_name;
 use crate::notify;
 use web_sys::NotificationPermission;
 
