@@ -38,7 +38,18 @@ pub enum Change {
     React { emoji: String, on: bool },
 }
 
-/// Checks `change` of message `seq` of `room` by `user` and gives the event
+/// Who asks to change a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    /// The name the request comes from.
+    pub name: &'a str,
+    /// For a guest, when it took `name` (ms since the epoch): guest names
+    /// are freed and taken again, so a guest owns only what its name said
+    /// since then. `None` for an account, which owns its name for good.
+    pub guest_since: Option<u64>,
+}
+
+/// Checks `change` of message `seq` of `room` by `author` and gives the event
 /// row to say (its `client_id` is the caller's to set). Refused with
 /// `unknown_message` (no such message, deleted, or an event),
 /// `not_author` (edit or delete of someone else's), `edit_window_passed`,
@@ -46,7 +57,7 @@ pub enum Change {
 pub async fn event(
     hub: &Hub,
     room: &Room,
-    user: &str,
+    author: Author<'_>,
     seq: u64,
     change: Change,
 ) -> Result<StoredMessage, Refusal> {
@@ -57,7 +68,7 @@ pub async fn event(
     let (target, emoji) = target(hub, room, seq, reacting).await?;
     let (text, event, mentions) = match change {
         Change::Edit { text } => {
-            author(&target, user)?;
+            owns(&target, author)?;
             let window = hub.config.edit_window.as_millis() as u64;
             if now_ms().saturating_sub(target.sent_at) > window {
                 let why = format!(
@@ -75,7 +86,7 @@ pub async fn event(
             (text, Event::Edit { target: seq }, mentions)
         }
         Change::Delete => {
-            author(&target, user)?;
+            owns(&target, author)?;
             (String::new(), Event::Delete { target: seq }, Vec::new())
         }
         Change::React { emoji: new, on } => {
@@ -94,7 +105,7 @@ pub async fn event(
         }
     };
     Ok(StoredMessage {
-        from: user.to_string(),
+        from: author.name.to_string(),
         text,
         mentions,
         event: Some(event),
@@ -210,12 +221,20 @@ async fn target(
     }
 }
 
-/// Whether `user` wrote `msg` (names compare ignoring case).
-fn author(msg: &StoredMessage, user: &str) -> Result<(), Refusal> {
-    if names::name_key(&msg.from) == names::name_key(user) {
-        Ok(())
-    } else {
+/// Whether `author` wrote `msg`: the same name (ignoring case) and, for a
+/// guest, said since it took the name.
+fn owns(msg: &StoredMessage, author: Author<'_>) -> Result<(), Refusal> {
+    if names::name_key(&msg.from) != names::name_key(author.name) {
         let why = format!("message {} is {}'s, not yours", msg.seq, msg.from);
-        Err((ErrorCode::NotAuthor, why))
+        return Err((ErrorCode::NotAuthor, why));
     }
+    if author.guest_since.is_some_and(|since| msg.sent_at < since) {
+        let why = format!(
+            "message {} was said by an earlier guest named {}; a guest may change only \
+             what it said since it took its name",
+            msg.seq, msg.from
+        );
+        return Err((ErrorCode::NotAuthor, why));
+    }
+    Ok(())
 }

@@ -80,6 +80,10 @@ pub struct Session {
     /// holds the room itself.
     rooms: SmallVec<[Arc<Room>; 1]>,
     bucket: TokenBucket,
+    /// For a guest, when (server clock, ms since the epoch) it took its
+    /// name: a guest may edit or delete only what it said since, not what
+    /// an earlier guest of the same name said. `None` for an account.
+    guest_since: Option<u64>,
 }
 
 impl Session {
@@ -91,6 +95,7 @@ impl Session {
             name: None,
             rooms: SmallVec::new(),
             bucket,
+            guest_since: None,
         }
     }
 
@@ -351,6 +356,7 @@ impl Session {
                             to: new,
                             upload_token: Some(token),
                         });
+                        self.guest_since = Some(now_ms());
                         self.name = Some(renamed);
                     }
                     Err((code, why)) => self.reply_error(code, why),
@@ -441,6 +447,7 @@ impl Session {
                             }),
                         });
                         tracing::debug!(conn = self.conn.id, user = %claimed, "hello");
+                        self.guest_since = self.conn.account.is_none().then(now_ms);
                         self.name = Some(claimed);
                     }
                     Err((code, why)) => self.reply_error(code, why),
@@ -755,7 +762,11 @@ impl Session {
         if let Some(said) = self.retried(&joined, name, client_id.as_deref()) {
             return self.answer_said(&joined, client_id, Ok(said));
         }
-        let said = match conversation::event(&self.hub, &joined, name, seq, change).await {
+        let author = conversation::Author {
+            name,
+            guest_since: self.guest_since,
+        };
+        let said = match conversation::event(&self.hub, &joined, author, seq, change).await {
             Ok(draft) => {
                 let draft = StoredMessage {
                     client_id: client_id.clone(),

@@ -463,3 +463,34 @@ async fn events_survive_a_restart() {
     assert_eq!(search(&mut bob, "final").await, [first]);
     assert!(search(&mut bob, "oops").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_later_guest_of_the_same_name_cannot_change_what_an_earlier_one_said() {
+    let server = TestServer::default().await;
+    let mut first = server.join_as("alice").await;
+    first.join("lobby").await;
+    let said = first.say("lobby", "the first alice was here", "c1").await;
+    let mine = first.say("lobby", "and this one she deletes", "c2").await;
+    assert!(ask(&mut first, delete(mine, "d1")).await.is_ok());
+    first.send(json!({"type": "quit"})).await;
+    first.ended().await;
+
+    // The name is free again: another guest takes it.
+    let mut second = server.join_as("alice").await;
+    second.join("lobby").await;
+    assert_eq!(
+        ask(&mut second, edit(said, "rewritten", "e1")).await,
+        Err("not_author".into())
+    );
+    assert_eq!(
+        ask(&mut second, delete(said, "d2")).await,
+        Err("not_author".into())
+    );
+    // What this guest says is its own.
+    let own = second.say("lobby", "the second alice", "c3").await;
+    assert!(
+        ask(&mut second, edit(own, "the second alice, edited", "e2"))
+            .await
+            .is_ok()
+    );
+}

@@ -121,7 +121,13 @@ impl UseChatHandle {
         | ClientMsg::Delete { client_id, .. }
         | ClientMsg::React { client_id, .. } = &mut msg
         {
-            let id = NEXT_EVENT.get() + 1;
+            // From a random start: the server takes a `client_id` this
+            // user used before in the room as a retry, so ids must not
+            // repeat across page loads and tabs of one account.
+            let id = match NEXT_EVENT.get() {
+                0 => (js_sys::Math::random() * 1e15) as u64 + 1,
+                last => last + 1,
+            };
             NEXT_EVENT.set(id);
             *client_id = Some(format!("{EVENT_ID}{id}"));
         }
@@ -232,7 +238,8 @@ thread_local! {
     static READ_SENT_AT: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
     /// Whether a later look at what is on screen is set.
     static READ_QUEUED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// The number of the last edit, deletion or reaction's `client_id`.
+    /// The number of the last edit, deletion or reaction's `client_id`
+    /// (0: none yet).
     static NEXT_EVENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
