@@ -82,8 +82,9 @@ pub struct Session {
     bucket: TokenBucket,
     /// For a guest, when (server clock, ms since the epoch) it took its
     /// name: a guest may edit or delete only what it said since, not what
-    /// an earlier guest of the same name said. `None` for an account.
-    guest_since: Option<u64>,
+    /// an earlier guest of the same name said. 0 for an account (a plain
+    /// `u64`, not an `Option`: an idle connection's task has a size budget).
+    guest_since: u64,
 }
 
 impl Session {
@@ -95,7 +96,7 @@ impl Session {
             name: None,
             rooms: SmallVec::new(),
             bucket,
-            guest_since: None,
+            guest_since: 0,
         }
     }
 
@@ -356,7 +357,7 @@ impl Session {
                             to: new,
                             upload_token: Some(token),
                         });
-                        self.guest_since = Some(now_ms());
+                        self.guest_since = now_ms();
                         self.name = Some(renamed);
                     }
                     Err((code, why)) => self.reply_error(code, why),
@@ -447,7 +448,11 @@ impl Session {
                             }),
                         });
                         tracing::debug!(conn = self.conn.id, user = %claimed, "hello");
-                        self.guest_since = self.conn.account.is_none().then(now_ms);
+                        self.guest_since = if self.conn.account.is_none() {
+                            now_ms()
+                        } else {
+                            0
+                        };
                         self.name = Some(claimed);
                     }
                     Err((code, why)) => self.reply_error(code, why),
@@ -764,7 +769,7 @@ impl Session {
         }
         let author = conversation::Author {
             name,
-            guest_since: self.guest_since,
+            guest_since: (self.guest_since > 0).then_some(self.guest_since),
         };
         let said = match conversation::event(&self.hub, &joined, author, seq, change).await {
             Ok(draft) => {
