@@ -184,6 +184,10 @@ fn limits<J: Json>(o: &J) -> Option<Limits> {
             Some(n) => n.whole()?,
             None => Limits::DEFAULT_EDIT_WINDOW_MS,
         },
+        max_conversations: match o.0.field("max_conversations") {
+            Some(n) => usize::try_from(n.whole()?).ok()?,
+            None => Limits::DEFAULT_MAX_CONVERSATIONS,
+        },
     })
 }
 
@@ -782,7 +786,7 @@ mod tests {
             },
         );
         let limits =
-            (prop::collection::vec(size(), 7), num(), num()).prop_map(|(l, file, edit)| Limits {
+            (prop::collection::vec(size(), 8), num(), num()).prop_map(|(l, file, edit)| Limits {
                 edit_window_ms: edit,
                 max_frame_bytes: l[0],
                 max_text_bytes: l[1],
@@ -792,6 +796,7 @@ mod tests {
                 max_history: l[5],
                 max_files_per_message: l[6],
                 max_file_bytes: file,
+                max_conversations: l[7],
             });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
         let hit = (text(), num(), text(), text(), num(), attachments()).prop_map(

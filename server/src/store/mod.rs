@@ -28,7 +28,7 @@ mod sqlite;
 
 use std::time::Duration;
 
-use hubbub_protocol::{Attachment, Event, Quote};
+use hubbub_protocol::{names, Attachment, Event, Quote};
 
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
@@ -303,6 +303,10 @@ pub struct SearchQuery {
     pub words: Vec<String>,
     /// Only in this room.
     pub room: Option<String>,
+    /// The name key of who searches: of the private conversations
+    /// ([`hubbub_protocol::names::is_conversation`] rooms), only theirs
+    /// are searched; every other room is.
+    pub reader: String,
     /// Only messages after this one in the order of results (older):
     /// where the previous page ended.
     pub before: Option<SearchCursor>,
@@ -619,16 +623,88 @@ pub trait Messages: Send + Sync {
 
     /// Rooms whose latest message was sent at or after `since_ms`, newest
     /// first, at most `limit`: the directory's recently active rooms.
+    /// Never a private conversation.
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;
 
     /// Up to `query.limit` stored messages holding every word of
     /// `query.words` (whole, ignoring case), newest first in the order
     /// [`SearchCursor`] describes, after `query.before` if given. A
-    /// message retention dropped is not found.
+    /// message retention dropped is not found, nor one of a conversation
+    /// `query.reader` is not one of the two of.
     fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError>;
 
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
+}
+
+/// Whether a search by the user whose name key is `reader` may find the
+/// messages of `room`: every room's, and of the private conversations
+/// only the reader's own.
+pub fn may_find(room: &str, reader: &str) -> bool {
+    !names::is_conversation(room) || names::conversation_peer(room, reader).is_some()
+}
+
+/// A private conversation between two users, as the store keeps it
+/// (docs/protocol.md, "Private conversations"): its room, whose messages
+/// are kept like any room's, and who its two people are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// `@a+b` ([`hubbub_protocol::names::conversation`]).
+    pub room: String,
+    /// The two people: name key, name as spelled, whether a guest (whose
+    /// conversations go with its name). `a`'s key sorts before `b`'s.
+    pub a: Party,
+    pub b: Party,
+    /// When it was opened, ms since the epoch.
+    pub opened_at: u64,
+    /// Its latest message's `seq` and `sent_at` (0, 0 without messages);
+    /// filled in by [`Conversations::conversations`], ignored when opening.
+    pub last_seq: u64,
+    pub last_at: u64,
+}
+
+/// One of a conversation's two people.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Party {
+    pub key: String,
+    pub name: String,
+    pub guest: bool,
+}
+
+impl ConversationRecord {
+    /// The other person of the conversation, for the user whose key is `key`.
+    pub fn peer_of(&self, key: &str) -> &Party {
+        if self.a.key == key {
+            &self.b
+        } else {
+            &self.a
+        }
+    }
+}
+
+/// Private conversations: who talks with whom. Their messages are room
+/// messages ([`Messages`]). Implementations are blocking.
+pub trait Conversations: Send + Sync {
+    /// Records the conversation `record.room` between `record.a` and
+    /// `record.b`, if it is not recorded yet (then it changes nothing).
+    fn open_conversation(&self, record: &ConversationRecord) -> Result<(), StoreError>;
+
+    /// The conversations of the user whose name key is `key`, the latest
+    /// message first (a conversation without messages by when it was
+    /// opened), at most `limit`, each with its `last_seq` and `last_at`.
+    fn conversations(&self, key: &str, limit: usize)
+        -> Result<Vec<ConversationRecord>, StoreError>;
+
+    /// Deletes every conversation of the user whose name key is `key`,
+    /// with all it holds: its messages (search entries, reactions, the
+    /// links to their files), the read markers in it, its client ids.
+    /// Returns the rooms that went. What a guest leaves when its name goes.
+    fn drop_conversations(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes, as [`Conversations::drop_conversations`] does, every
+    /// conversation one of whose people is a guest: what a lone server
+    /// does as it starts (its guests went with the last run).
+    fn drop_guest_conversations(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Accounts and their sessions. Implementations are blocking.
@@ -716,7 +792,7 @@ pub trait Files: Send + Sync {
 /// A place to keep what hubbub keeps: room messages, accounts and files,
 /// and, for a store several nodes share, what the nodes tell each other.
 /// Implementations are blocking.
-pub trait Store: Messages + Accounts + Files + 'static {
+pub trait Store: Messages + Accounts + Files + Conversations + 'static {
     /// News of what other nodes commit, for a store that nodes share
     /// (`None`: this node is the only writer).
     fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
