@@ -130,7 +130,8 @@ impl Unread {
             | ServerMsg::Joined { .. }
             | ServerMsg::Left { .. }
             | ServerMsg::Ack { .. }
-            | ServerMsg::Direct { .. }
+            | ServerMsg::Conversation { .. }
+            | ServerMsg::Conversations { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
             | ServerMsg::Pong { .. }
