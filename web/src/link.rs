@@ -2,9 +2,12 @@
 //!
 //! One long-lived task ([`run`]) owns the WebSocket to `/ws`. It says
 //! `hello`, and after every `welcome` it writes the client core's
-//! [`resume_frames`]: a `join` per room with `since` (the [`ResumeTracker`])
-//! and every send not yet acknowledged (the [`Pending`] ledger, keyed by
-//! `client_id`). Each server frame is decoded once, shown to the tracker and
+//! [`resume_frames`]: a `join` per room with `since` (the [`ResumeTracker`]),
+//! `conversations`, and every send not yet acknowledged (the [`Pending`]
+//! ledger, keyed by `client_id`). Each private conversation the answer
+//! lists, or a `conversation` frame announces, is joined if the tracker
+//! does not have it yet ([`ResumeTracker::joins_for`]; docs/protocol.md,
+//! "Private conversations"). Each server frame is decoded once, shown to the tracker and
 //! the ledger, and handed to the one reducer of UI state
 //! ([`Action::Server`]); the task never decides what the UI shows. The UI
 //! asks for things with [`Command`]s on an unbounded channel.
@@ -37,6 +40,7 @@ use futures::{select_biased, FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker};
+use hubbub_protocol::names::is_conversation;
 use hubbub_protocol::{close, ClientMsg, ErrorCode, ServerMsg};
 use yew::prelude::*;
 
@@ -75,8 +79,11 @@ pub enum Command {
     SignOut,
     Join(String),
     Leave(String),
-    /// Say `text` to a room or a user, with the uploads `files`; it waits
-    /// in the ledger until acked.
+    /// Open the private conversation with this user (its `conversation`
+    /// answer is joined).
+    Open(String),
+    /// Say `text` to a room, with the uploads `files`; it waits in the
+    /// ledger until acked.
     Send {
         target: Target,
         text: String,
@@ -175,8 +182,15 @@ impl LinkTask {
         )));
     }
 
+    /// Remembers the rooms for the next visit (not the conversations: the
+    /// server lists those after `welcome`).
     fn save_rooms(&self) {
-        let rooms: Vec<String> = self.tracker.rooms().map(str::to_string).collect();
+        let rooms: Vec<String> = self
+            .tracker
+            .rooms()
+            .filter(|r| !is_conversation(r))
+            .map(str::to_string)
+            .collect();
         storage::set_rooms(&rooms);
     }
 
@@ -207,19 +221,17 @@ impl LinkTask {
                 self.save_rooms();
                 Some(leave)
             }
+            Command::Open(with) => Some(ClientMsg::Open { with }),
             Command::Send {
                 target,
                 text,
                 files,
                 reply_to,
             } => {
-                let sent = match target {
-                    Target::Room(room) => self
-                        .pending
-                        .borrow_mut()
-                        .reply(&room, &text, files, reply_to),
-                    Target::Direct(to) => self.pending.borrow_mut().direct_files(&to, &text, files),
-                };
+                let sent = self
+                    .pending
+                    .borrow_mut()
+                    .reply(&target.0, &text, files, reply_to);
                 self.show_pending();
                 sent.ok()
             }
@@ -726,6 +738,12 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                     }
                 }
                 task.observe(&msg);
+                // A conversation listed or announced and not joined yet.
+                for join in task.tracker.joins_for(&msg) {
+                    if send(&mut sink, &join).await.is_err() {
+                        return lost();
+                    }
+                }
                 if task.pending.borrow().resend().next().is_none() {
                     live.unacked_since = None;
                 }
@@ -753,7 +771,7 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                         task.tracker.join(LANDING_ROOM);
                         task.save_rooms();
                         task.dispatch
-                            .dispatch(Action::Open(Target::Room(LANDING_ROOM.into())));
+                            .dispatch(Action::Open(Target(LANDING_ROOM.into())));
                     }
                     task.welcomed_once = true;
                     let frames = resume_frames(&task.tracker, &task.pending.borrow());

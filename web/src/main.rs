@@ -10,7 +10,8 @@
 //!   type ([`components::part::Part`]);
 //! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
 //! - [`upload`]: files on their way to the server, per chat;
-//! - [`notify`]: browser notifications of mentions and direct messages;
+//! - [`notify`]: browser notifications of mentions and of messages in
+//!   private conversations;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
 
 mod api;
@@ -143,11 +144,11 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         })
     };
     let on_join = and_close(|chat, room| chat.join(room));
-    let on_direct = and_close(|chat, user| chat.open(Target::Direct(user)));
+    let on_message = and_close(|chat, user| chat.message(user));
 
     let current = chat.current_chat().cloned();
     let found = match (&chat.found, &current) {
-        (Some((room, seq)), Some(c)) if c.target == Target::Room(room.clone()) => Some(*seq),
+        (Some((room, seq)), Some(c)) if c.target == Target(room.clone()) => Some(*seq),
         _ => None,
     };
     // An open search shows in place of the chat.
@@ -167,29 +168,21 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         }),
         (Some(current), None) => {
             let target = current.target.clone();
-            let room = match &target {
-                Target::Room(room) => Some(room.clone()),
-                Target::Direct(_) => None,
-            };
-            let partner_online = match &target {
-                Target::Direct(user) => chat.is_online(user),
-                Target::Room(_) => false,
-            };
+            let room = target.0.clone();
             let on_send = {
                 let target = target.clone();
                 chat.callback(move |chat, (text, files)| chat.send(target.clone(), text, files))
             };
             let on_typing = {
                 let room = room.clone();
-                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.typing(r.clone())))
+                chat.callback(move |chat, ()| chat.typing(room.clone()))
             };
             let on_seen = {
                 let room = room.clone();
-                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.seen(r.clone())))
+                chat.callback(move |chat, ()| chat.seen(room.clone()))
             };
-            let on_load_older = chat.callback(move |chat, before| {
-                room.iter().for_each(|r| chat.load_older(r.clone(), before))
-            });
+            let on_load_older =
+                chat.callback(move |chat, before| chat.load_older(room.clone(), before));
             html! {
                 <>
                     { chat_view(&ChatViewProps {
@@ -218,8 +211,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                         { presence(&PresenceProps {
                             chat: current.clone(),
                             me: chat.me.clone().map(AttrValue::from),
-                            partner_online,
-                            on_direct,
+                            on_message,
                         }) }
                     </aside>
                 </>

@@ -74,15 +74,14 @@ pub fn set_rooms(rooms: &[String]) {
     set(ROOMS_KEY, &array);
 }
 
-/// The chat last on screen (only rooms are remembered).
+/// The chat last on screen.
 pub fn current() -> Option<Target> {
-    get(CURRENT_KEY).as_string().map(Target::Room)
+    get(CURRENT_KEY).as_string().map(Target)
 }
 
 pub fn set_current(target: Option<&Target>) {
     match target {
-        Some(Target::Room(room)) => set(CURRENT_KEY, &room.into()),
-        Some(Target::Direct(_)) => {}
+        Some(Target(room)) => set(CURRENT_KEY, &room.into()),
         None => delete(CURRENT_KEY),
     }
 }
