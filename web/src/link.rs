@@ -138,6 +138,12 @@ pub struct LinkTask {
     /// Whether any connection of this page was welcomed.
     welcomed_once: bool,
     idle_timeout_ms: u64,
+    /// The server's clock less this browser's, from the last `welcome`.
+    clock: i64,
+    /// Conversations joined because a `conversation` frame announced them:
+    /// the message that did it comes in the join's `history`
+    /// ([`notify::announced`]).
+    announced: Vec<String>,
     /// The rooms to be in and the last `seq` of each.
     tracker: ResumeTracker,
     /// Sends not acknowledged yet, resent after a reconnect: the one ledger,
@@ -161,6 +167,8 @@ impl LinkTask {
             welcomed_now: false,
             welcomed_once: false,
             idle_timeout_ms: 60_000,
+            clock: 0,
+            announced: Vec::new(),
             tracker: ResumeTracker::with_rooms(rooms),
             pending: Rc::new(RefCell::new(Pending::new(prefix))),
             pending_version: 0,
@@ -740,6 +748,11 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 task.observe(&msg);
                 // A conversation listed or announced and not joined yet.
                 for join in task.tracker.joins_for(&msg) {
+                    if let (ServerMsg::Conversation { room, .. }, ClientMsg::Join { .. }) =
+                        (&msg, &join)
+                    {
+                        task.announced.push(room.clone());
+                    }
                     if send(&mut sink, &join).await.is_err() {
                         return lost();
                     }
@@ -754,8 +767,24 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                         storage::set_name(Some(name));
                     }
                 }
+                if let ServerMsg::Welcome { server_time, .. } = &msg {
+                    task.clock = *server_time as i64 - now_ms() as i64;
+                }
+                let news = match &msg {
+                    ServerMsg::History {
+                        room,
+                        messages,
+                        before: None,
+                        ..
+                    } if task.announced.contains(room) => {
+                        task.announced.retain(|r| r != room);
+                        let now = (now_ms() as i64 + task.clock).max(0) as u64;
+                        notify::announced(room, messages, now)
+                    }
+                    _ => None,
+                };
                 if let Some(me) = &task.name {
-                    notify::consider(&msg, me, &task.dispatch);
+                    notify::consider(news.as_ref().unwrap_or(&msg), me, &task.dispatch);
                 }
                 task.dispatch.dispatch(Action::Server(msg));
                 if let Some((heartbeat_ms, idle_timeout_ms)) = welcome {

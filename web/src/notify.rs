@@ -7,10 +7,12 @@
 //! in the user menu ([`ask`]), never on load. A notification's title is
 //! the sender (and the room), its body the text's first line; clicking it
 //! brings the tab forward and opens the chat. Which frames notify is
-//! decided by [`worth`], free of the browser, so it is unit-tested.
+//! decided by [`worth`], free of the browser, so it is unit-tested; so is
+//! [`announced`], which finds the message that started a conversation
+//! this connection was not in (it comes in the join's `history`).
 
 use hubbub_protocol::names::is_conversation;
-use hubbub_protocol::{Quote, ServerMsg};
+use hubbub_protocol::{HistoryMessage, Quote, ServerMsg};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Notification, NotificationOptions, NotificationPermission};
@@ -43,6 +45,30 @@ pub fn worth(msg: &ServerMsg, me: &str) -> Option<(String, String, Target)> {
         return None;
     }
     Some((title, Quote::of(0, from, text).text, Target(room.clone())))
+}
+
+/// How recent (by the server's clock) the latest message of a newly
+/// announced conversation must be to be news.
+const FRESH_MS: u64 = 60_000;
+
+/// The news of a conversation a `conversation` frame announced (someone
+/// said something in one this connection had not joined): the message
+/// that did it comes as the last of the join's `history`, not as a
+/// `message`. It is given back as a `message` for [`worth`], if it was
+/// said within [`FRESH_MS`] of `server_now`.
+pub fn announced(room: &str, history: &[HistoryMessage], server_now: u64) -> Option<ServerMsg> {
+    let m = history.last()?;
+    (m.sent_at + FRESH_MS >= server_now).then(|| ServerMsg::Message {
+        room: room.to_string(),
+        seq: m.seq,
+        from: m.from.clone(),
+        text: m.text.clone(),
+        sent_at: m.sent_at,
+        attachments: Vec::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        event: m.event.clone(),
+    })
 }
 
 /// What the browser says of notifications: `None` if it has none.
@@ -141,5 +167,34 @@ mod tests {
         );
         assert_eq!(worth(&said("@al+bob", "Bob", &[], true), "al"), None);
         assert_eq!(worth(&said("@al+bob", "al", &[], false), "al"), None);
+    }
+
+    #[test]
+    fn a_new_conversations_first_message_is_news_while_fresh() {
+        let history = |from: &str, sent_at: u64| {
+            vec![HistoryMessage {
+                seq: 1,
+                from: from.into(),
+                text: "hi al".into(),
+                sent_at,
+                attachments: Vec::new(),
+                reply_to: None,
+                mentions: Vec::new(),
+                event: None,
+            }]
+        };
+        let news = announced("@al+bob", &history("bob", 1_000), 1_000 + FRESH_MS);
+        assert_eq!(
+            worth(&news.unwrap(), "al"),
+            Some(("bob".into(), "hi al".into(), Target("@al+bob".into())))
+        );
+        assert_eq!(
+            announced("@al+bob", &history("bob", 1_000), 1_001 + FRESH_MS),
+            None,
+            "old news"
+        );
+        assert_eq!(announced("@al+bob", &[], 0), None);
+        let own = announced("@al+bob", &history("al", 1_000), 1_000).unwrap();
+        assert_eq!(worth(&own, "al"), None);
     }
 }
