@@ -133,6 +133,7 @@ fn found(
     let query = SearchQuery {
         words: search_words(query),
         room: room.map(String::from),
+        reader: "reader".into(),
         before,
         limit,
     };
@@ -198,6 +199,7 @@ pub fn search(store: &dyn Messages) {
         let query = SearchQuery {
             words: search_words("lunch"),
             room: None,
+            reader: "reader".into(),
             before: before.clone(),
             limit: 1,
         };

@@ -442,8 +442,6 @@ pub struct News {
     pub presence: Vec<String>,
     /// … in rooms too many to name: check every room's presence.
     pub all_presence: bool,
-    /// Direct messages passed by other nodes, by id.
-    pub directs: Vec<i64>,
     /// What other nodes told every node at once, with the teller's id.
     pub signals: Vec<(String, Signal)>,
 }
@@ -467,6 +465,18 @@ pub enum Signal {
         room: String,
         seq: u64,
     },
+    /// Tell the connections of `user` that have not joined the private
+    /// conversation `room` that it has news (`conversation`, with `with`);
+    /// with `all`, every connection of `user` (an `open`).
+    Conversation {
+        user: String,
+        room: String,
+        with: String,
+        all: bool,
+    },
+    /// The private conversation `room` was deleted (its guest left): its
+    /// members get `leave_ok`, and nodes drop the room.
+    ConversationEnded { room: String },
 }
 
 /// Who holds a name on the other nodes of a cluster ([`NodePresence::held_elsewhere`]).
@@ -499,13 +509,6 @@ pub trait NodePresence: Send + Sync {
     ) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// `node` stops: what it had online goes (telling every node).
     fn leave(&self, node: &str) -> Result<(), StoreError>;
-    /// Passes a `direct` frame (its JSON) from `node` to the other nodes,
-    /// which deliver it to their connections of `to` and `from`.
-    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError>;
-    /// The direct messages with these ids that other nodes than `node`
-    /// passed: `(to, from, frame)`.
-    fn directs(&self, node: &str, ids: &[i64])
-        -> Result<Vec<(String, String, String)>, StoreError>;
     /// Tells every other node `signal` now, from `node`.
     fn signal(&self, node: &str, signal: &Signal) -> Result<(), StoreError>;
     /// Records that `node` has `conns` connections of the name whose key

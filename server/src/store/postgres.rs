@@ -183,9 +183,6 @@ const COLUMNS: &str =
 /// Bytes per row of `blobs`.
 const BLOB_CHUNK: usize = 1024 * 1024;
 
-/// The channel on which a node passes a direct message's id to the others.
-const DIRECT_CHANNEL: &str = "hubbub_direct";
-
 /// The channel on which a node tells the others a [`Signal`].
 const SIGNAL_CHANNEL: &str = "hubbub_signal";
 
@@ -612,10 +609,6 @@ impl Commits for Listener {
         let mut news = News::default();
         let mut take = |notice: &postgres::Notification| {
             let payload = notice.payload();
-            if notice.channel() == DIRECT_CHANNEL {
-                news.directs.extend(payload.parse::<i64>().ok());
-                return;
-            }
             if notice.channel() == SIGNAL_CHANNEL {
                 news.signals.extend(decode_signal(payload));
                 return;
@@ -662,6 +655,13 @@ fn encode_signal(node: &str, signal: &Signal) -> String {
         Signal::Typing { room, user } => format!("{node}\ntyping\n{room}\n{user}"),
         Signal::Renamed { from, to } => format!("{node}\nrenamed\n{from}\n{to}"),
         Signal::Read { user, room, seq } => format!("{node}\nread\n{user}\n{room}\n{seq}"),
+        Signal::Conversation {
+            user,
+            room,
+            with,
+            all,
+        } => format!("{node}\nconversation\n{user}\n{room}\n{with}\n{all}"),
+        Signal::ConversationEnded { room } => format!("{node}\nended\n{room}"),
     }
 }
 
@@ -686,6 +686,13 @@ fn decode_signal(payload: &str) -> Option<(String, Signal)> {
             room: field()?,
             seq: field()?.parse().ok()?,
         },
+        "conversation" => Signal::Conversation {
+            user: field()?,
+            room: field()?,
+            with: field()?,
+            all: field()?.parse().ok()?,
+        },
+        "ended" => Signal::ConversationEnded { room: field()? },
         // From a newer node: not for us.
         _ => return None,
     };
@@ -732,11 +739,6 @@ impl NodePresence for PgStore {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        // Direct messages are passed on within a moment; keep a minute.
-        tx.execute(
-            &format!("DELETE FROM directs WHERE sent_at < {NOW_MS} - 60000"),
-            &[],
-        )?;
         // Names held by nodes that are gone (a node holding names before
         // its first heartbeat is given the TTL to beat).
         tx.execute(
@@ -816,43 +818,6 @@ impl NodePresence for PgStore {
             )?
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get::<_, i64>(2) as u64))
-            .collect())
-    }
-
-    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let id: i64 = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO directs (node, to_name, from_name, frame, sent_at)
-                     VALUES ($1, $2, $3, $4, {NOW_MS}) RETURNING id"
-                ),
-                &[&node, &to, &from, &frame],
-            )?
-            .get(0);
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&DIRECT_CHANNEL, &id.to_string()],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn directs(
-        &self,
-        node: &str,
-        ids: &[i64],
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
-        Ok(self
-            .client()?
-            .query(
-                "SELECT to_name, from_name, frame FROM directs
-                 WHERE id = ANY($1) AND node <> $2 ORDER BY id",
-                &[&ids, &node],
-            )?
-            .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect())
     }
 
@@ -1638,7 +1603,7 @@ impl Store for PgStore {
         }
         let mut client = self.connect()?;
         client.batch_execute(&format!(
-            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL};
+            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL};
              LISTEN {SIGNAL_CHANNEL}"
         ))?;
         Ok(Some(Box::new(Listener { client })))
@@ -1667,6 +1632,15 @@ mod tests {
                 user: "Zoë".into(),
                 room: "lobby".into(),
                 seq: 42,
+            },
+            Signal::Conversation {
+                user: "bob".into(),
+                room: "@al.ice+bob".into(),
+                with: "Al.ice".into(),
+                all: true,
+            },
+            Signal::ConversationEnded {
+                room: "@al.ice+bob".into(),
             },
         ];
         for signal in signals {
