@@ -37,6 +37,7 @@ use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError
 use hubbub_client::{
     resume_frames, Line, Link, Pending, Recent, Renderer, ResumeTracker, Settled, Unread,
 };
+use hubbub_protocol::names::is_conversation;
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 use crate::net::{NetEvent, Request};
@@ -168,6 +169,14 @@ impl App {
     fn notice(&mut self, out: &mut Vec<Line>, room: Option<&str>, text: impl Into<String>) {
         let line = self.renderer.notice(now_ms(), room, text);
         self.push(out, line);
+    }
+
+    /// The rooms this connection is in, in the order the room list shows
+    /// them and Tab goes through them: rooms by name, then conversations.
+    pub fn room_list(&self) -> Vec<&str> {
+        let mut rooms: Vec<&str> = self.rooms.keys().map(String::as_str).collect();
+        rooms.sort_by_key(|room| (is_conversation(room), *room));
+        rooms
     }
 
     /// How `room` is shown: its name, or `@bob` for the conversation with bob.
@@ -554,7 +563,7 @@ impl App {
         self.joining.remove(room);
         if self.current.as_deref() == Some(room) {
             self.current = None;
-            match self.rooms.keys().next().cloned() {
+            match self.room_list().first().map(|room| room.to_string()) {
                 Some(next) => self.switch(out, requests, next),
                 None => self.notice(out, None, "you are in no room now: /join ROOM"),
             }
@@ -571,19 +580,16 @@ impl App {
     /// Makes the next joined room current (Tab in the TUI): returns the
     /// `read` to send for it, if it had unread messages.
     pub fn next_room(&mut self) -> Option<Request> {
-        let next = match &self.current {
-            Some(current) => self
-                .rooms
-                .range::<String, _>((
-                    std::ops::Bound::Excluded(current),
-                    std::ops::Bound::Unbounded,
-                ))
-                .next()
-                .or_else(|| self.rooms.iter().next())
-                .map(|(room, _)| room.clone()),
-            None => self.rooms.keys().next().cloned(),
+        let list = self.room_list();
+        let at = self
+            .current
+            .as_ref()
+            .and_then(|current| list.iter().position(|room| room == current));
+        let next = match at {
+            Some(at) => list.get(at + 1).or(list.first()),
+            None => list.first(),
         };
-        let room = next?;
+        let room = next?.to_string();
         let read = self.read_shown(&room);
         self.current = Some(room);
         read
@@ -680,18 +686,16 @@ impl App {
             command @ (Command::Who(_)
             | Command::Rooms
             | Command::Search { .. }
-            | Command::Rename(_)) => match command.request(
-                self.me(),
-                self.current.as_deref(),
-                &self.recent,
-            ) {
-                Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
-                Ok(Some(_)) => {
-                    self.error(&mut out, "not connected: try again once the link is back")
+            | Command::Rename(_)) => {
+                match command.request(self.me(), self.current.as_deref(), &self.recent) {
+                    Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
+                    Ok(Some(_)) => {
+                        self.error(&mut out, "not connected: try again once the link is back")
+                    }
+                    Ok(None) => {}
+                    Err(mistake) => self.error(&mut out, mistake.to_string()),
                 }
-                Ok(None) => {}
-                Err(mistake) => self.error(&mut out, mistake.to_string()),
-            },
+            }
         }
         (requests, out)
     }
@@ -1426,8 +1430,11 @@ mod tests {
         assert_eq!(lines[0].body(), "[@Bob] #1 <Bob> psst");
         // Listed with the rooms, by the other person, unread counted.
         assert_eq!(
-            app.rooms.keys().map(|r| app.label(r)).collect::<Vec<_>>(),
-            ["@Bob", "lobby"]
+            app.room_list()
+                .iter()
+                .map(|r| app.label(r))
+                .collect::<Vec<_>>(),
+            ["lobby", "@Bob"]
         );
         assert_eq!(app.unread("@alice+bob"), 1);
 
@@ -1511,10 +1518,7 @@ mod tests {
             client_id: None,
             room: Some("@alice+nobody".into()),
         }));
-        assert_eq!(
-            lines[0].body(),
-            "! nobody is called nobody (unknown_user)"
-        );
+        assert_eq!(lines[0].body(), "! nobody is called nobody (unknown_user)");
         let (_, lines) = app.on_net(NetEvent::Server(ServerMsg::Error {
             code: ErrorCode::NotInRoom,
             message: "join first".into(),

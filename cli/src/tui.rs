@@ -214,8 +214,8 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
     // Rooms (current marked, unread counted, mentions of the user apart),
     // then who is online here.
     let mut side: Vec<Line> = Vec::new();
-    for room in app.rooms.keys() {
-        let current = app.current.as_ref() == Some(room);
+    for room in app.room_list() {
+        let current = app.current.as_deref() == Some(room);
         let mut text = format!("{} {}", if current { ">" } else { " " }, app.label(room));
         let unread = app.unread(room);
         if unread > 0 {
