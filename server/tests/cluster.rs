@@ -385,7 +385,7 @@ async fn a_killed_nodes_users_go_offline_on_the_others_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_direct_message_reaches_its_recipient_on_another_node() {
+async fn a_direct_message_reaches_the_other_person_on_another_node() {
     let (_pg, nodes) = three_nodes().await;
     let bearer = account(&nodes[0], "ann").await;
     let mut ann = connect_with(&nodes[0].url(), &[("authorization", &bearer)])
@@ -399,21 +399,17 @@ async fn a_direct_message_reaches_its_recipient_on_another_node() {
         .unwrap();
     ann2.hello("ann").await;
     // Until ann's node has heard that ben is online elsewhere, he is
-    // unknown there; then the message goes through.
-    let sent = async {
-        let mut n = 0;
+    // unknown there; then the conversation opens, on all her tabs.
+    let opened = async {
         loop {
-            n += 1;
-            let id = format!("d-{n}");
-            ann.send(json!({"type":"direct","to":"BEN","text":"psst","client_id":id}))
-                .await;
+            ann.send(json!({"type":"open","with":"BEN"})).await;
             match ann
-                .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+                .recv_until(|m| {
+                    matches!(m, ServerMsg::Conversation { .. } | ServerMsg::Error { .. })
+                })
                 .await
             {
-                ServerMsg::Ack { client_id, .. } if client_id.as_deref() == Some(id.as_str()) => {
-                    return
-                }
+                ServerMsg::Conversation { room, with } => return (room, with),
                 ServerMsg::Error { code, .. } => {
                     assert!(matches!(code, ErrorCode::UnknownUser), "{code:?}");
                     // Polling for news that has no event of its own here.
@@ -423,24 +419,50 @@ async fn a_direct_message_reaches_its_recipient_on_another_node() {
             }
         }
     };
-    tokio::time::timeout(DEADLINE, sent)
+    let (room, with) = tokio::time::timeout(DEADLINE, opened)
         .await
         .expect("ben became reachable");
-    for client in [&mut ben, &mut ann2] {
-        let msg = client
-            .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
-            .await;
-        let ServerMsg::Direct { from, to, text, .. } = msg else {
-            unreachable!()
-        };
-        assert_eq!(
-            (from.as_str(), to.as_str(), text.as_str()),
-            ("ann", "ben", "psst")
-        );
-    }
-    // Nobody by that name anywhere.
-    ann.send(json!({"type":"direct","to":"ghost","text":"hello?","client_id":"g-1"}))
+    assert_eq!((room.as_str(), with.as_str()), ("@ann+ben", "ben"));
+    let told = ann2
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
         .await;
+    assert_eq!(
+        told,
+        ServerMsg::Conversation {
+            room: room.clone(),
+            with
+        }
+    );
+    ann.join(&room).await;
+    ann.say(&room, "psst", "d-1").await;
+    // ben, on another node, hears of it and joins: the message is there.
+    let told = ben
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
+        .await;
+    assert_eq!(
+        told,
+        ServerMsg::Conversation {
+            room: room.clone(),
+            with: "ann".into()
+        }
+    );
+    match ben.join_with_history(&room).await {
+        ServerMsg::History { messages, .. } => {
+            assert_eq!(messages.len(), 1);
+            assert_eq!(
+                (messages[0].from.as_str(), messages[0].text.as_str()),
+                ("ann", "psst")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    ben.say(&room, "hi ann", "b-1").await;
+    let msg = ann
+        .recv_until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "ben"))
+        .await;
+    assert!(matches!(msg, ServerMsg::Message { text, .. } if text == "hi ann"));
+    // Nobody by that name anywhere.
+    ann.send(json!({"type":"open","with":"ghost"})).await;
     ann.expect_error("unknown_user").await;
     for node in nodes {
         node.shutdown().await;

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    fold_messages, search_words, Accounts, ConversationRecord, Conversations, FileReaders, FileRecord, Files, Fold, Messages,
-    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
-    UserRecord,
+    fold_messages, search_words, Accounts, ConversationRecord, Conversations, FileReaders,
+    FileRecord, Files, Fold, Messages, Retention, RoomRecord, SearchQuery, SessionRecord, Store,
+    StoreError, StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::{self, name_key};
 
@@ -284,7 +284,13 @@ impl Conversations for MemoryStore {
             }
         }
         mine.sort_by(|x, y| {
-            let at = |c: &ConversationRecord| if c.last_seq > 0 { c.last_at } else { c.opened_at };
+            let at = |c: &ConversationRecord| {
+                if c.last_seq > 0 {
+                    c.last_at
+                } else {
+                    c.opened_at
+                }
+            };
             at(y).cmp(&at(x)).then_with(|| x.room.cmp(&y.room))
         });
         mine.truncate(limit);

@@ -317,7 +317,8 @@ pub struct SearchQuery {
 /// A message's place in the order of search results: newest first, by
 /// `sent_at`, then `room`, then `seq`, all descending (a total order:
 /// `(room, seq)` is unique). On the wire it is `"<sent_at>.<seq>.<room>"`,
-/// which clients pass back without reading.
+/// which clients pass back without reading: the room comes last, whole,
+/// as a conversation's holds its people's names, which may hold `.`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchCursor {
     pub sent_at: u64,
@@ -341,7 +342,9 @@ impl SearchCursor {
         let sent_at = parts.next()?.parse().ok()?;
         let seq = parts.next()?.parse().ok()?;
         let room = parts.next()?;
-        hubbub_protocol::names::validate_room(room).ok()?;
+        if names::validate_room(room).is_err() && names::conversation_parties(room).is_none() {
+            return None;
+        }
         Some(SearchCursor {
             sent_at,
             room: room.to_string(),
@@ -442,8 +445,6 @@ pub struct News {
     pub presence: Vec<String>,
     /// … in rooms too many to name: check every room's presence.
     pub all_presence: bool,
-    /// Direct messages passed by other nodes, by id.
-    pub directs: Vec<i64>,
     /// What other nodes told every node at once, with the teller's id.
     pub signals: Vec<(String, Signal)>,
 }
@@ -467,6 +468,18 @@ pub enum Signal {
         room: String,
         seq: u64,
     },
+    /// Tell the connections of `user` that have not joined the private
+    /// conversation `room` that it has news (`conversation`, with `with`);
+    /// with `all`, every connection of `user` (an `open`).
+    Conversation {
+        user: String,
+        room: String,
+        with: String,
+        all: bool,
+    },
+    /// The private conversation `room` was deleted (its guest left): its
+    /// members get `leave_ok`, and nodes drop the room.
+    ConversationEnded { room: String },
 }
 
 /// Who holds a name on the other nodes of a cluster ([`NodePresence::held_elsewhere`]).
@@ -499,13 +512,6 @@ pub trait NodePresence: Send + Sync {
     ) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// `node` stops: what it had online goes (telling every node).
     fn leave(&self, node: &str) -> Result<(), StoreError>;
-    /// Passes a `direct` frame (its JSON) from `node` to the other nodes,
-    /// which deliver it to their connections of `to` and `from`.
-    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError>;
-    /// The direct messages with these ids that other nodes than `node`
-    /// passed: `(to, from, frame)`.
-    fn directs(&self, node: &str, ids: &[i64])
-        -> Result<Vec<(String, String, String)>, StoreError>;
     /// Tells every other node `signal` now, from `node`.
     fn signal(&self, node: &str, signal: &Signal) -> Result<(), StoreError>;
     /// Records that `node` has `conns` connections of the name whose key
@@ -822,6 +828,34 @@ mod tests {
         contract::files(&MemoryStore::default());
         contract::attachments(&MemoryStore::default());
         contract::events(&MemoryStore::default());
+        contract::conversations(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_conversation_contract_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::conversations(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        let kept = reopened.conversations("al.ice", 10).unwrap();
+        assert_eq!(
+            kept.iter()
+                .map(|c| (c.room.as_str(), c.last_seq))
+                .collect::<Vec<_>>(),
+            [("@al.ice+bob", 1)]
+        );
+        // What went took its index rows with it: the index holds the live
+        // messages' words, no more.
+        let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(
+            count("SELECT count(*) FROM messages_fts"),
+            count("SELECT count(*) FROM messages WHERE event IS NULL AND deleted = 0")
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM messages_fts WHERE room LIKE '@%'"),
+            1,
+            "the reopened conversation's one message"
+        );
     }
 
     #[test]
@@ -868,6 +902,7 @@ mod tests {
             .search(&SearchQuery {
                 words: search_words("lunch"),
                 room: None,
+                reader: "alice".into(),
                 before: None,
                 limit: 100,
             })
@@ -893,7 +928,8 @@ mod tests {
         // Back to the schema before search (6), messages kept.
         let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
         conn.execute_batch(
-            "DROP TABLE messages_fts; DROP TABLE reactions; DROP INDEX messages_replies;
+            "DROP TABLE conversations;
+             DROP TABLE messages_fts; DROP TABLE reactions; DROP INDEX messages_replies;
              ALTER TABLE messages DROP COLUMN reply_to; ALTER TABLE messages DROP COLUMN reply_seq;
              ALTER TABLE messages DROP COLUMN mentions; ALTER TABLE messages DROP COLUMN event;
              ALTER TABLE messages DROP COLUMN deleted; ALTER TABLE messages DROP COLUMN fts_rowid;
@@ -905,6 +941,7 @@ mod tests {
         let query = |words: &str| SearchQuery {
             words: search_words(words),
             room: None,
+            reader: "ann".into(),
             before: None,
             limit: 10,
         };
@@ -947,6 +984,14 @@ mod tests {
         };
         assert_eq!(cursor.encode(), "1700000000000.42.a-b_c");
         assert_eq!(SearchCursor::decode(&cursor.encode()), Some(cursor));
+        // A conversation's room, whose names hold dots.
+        let cursor = SearchCursor {
+            sent_at: 7,
+            room: names::conversation("Al.ice", "b.o.b"),
+            seq: 3,
+        };
+        assert_eq!(cursor.encode(), "7.3.@al.ice+b.o.b");
+        assert_eq!(SearchCursor::decode(&cursor.encode()), Some(cursor));
         for bad in [
             "",
             "1.2",
@@ -956,6 +1001,10 @@ mod tests {
             "-1.2.lobby",
             "1.2.Lobby",
             "1.2.a.b",
+            "1.2.@bob+al.ice",
+            "1.2.@Al.ice+bob",
+            "1.2.@al.ice+al.ice",
+            "1.2.@al.ice",
         ] {
             assert_eq!(SearchCursor::decode(bad), None, "{bad:?}");
         }
