@@ -267,8 +267,9 @@ pub struct Renderer {
     /// its downloads: appended to links as `?token=`.
     upload_token: Option<String>,
     /// The other person of each private conversation a `conversation` or
-    /// `conversations` frame named, as they spell their name: `(room,
-    /// with)`, at most one per room.
+    /// `conversations` frame named, as they spell their name, or as a line
+    /// of it first showed them: `(room, with)`, at most one per room,
+    /// forgotten with the room's `leave_ok`.
     spelled: Vec<(String, String)>,
 }
 
@@ -450,9 +451,21 @@ impl Renderer {
     pub fn render(&mut self, msg: &ServerMsg, now_ms: u64) -> Vec<Line> {
         let mut lines = self.lines(msg, now_ms);
         for line in &mut lines {
-            if line.with.is_none() {
-                line.with = line.room.as_deref().and_then(|room| self.with_of(room));
+            if line.with.is_some() {
+                continue;
             }
+            let Some(room) = line.room.as_deref() else {
+                continue;
+            };
+            line.with = self.with_of(room);
+            // Kept, so a conversation's lines still name its other person
+            // after an own rename (a guest's conversations end with it).
+            if let Some(with) = &line.with {
+                self.learn(room, with);
+            }
+        }
+        if let ServerMsg::LeaveOk { room } = msg {
+            self.spelled.retain(|(r, _)| r != room);
         }
         lines
     }
@@ -1026,6 +1039,28 @@ mod tests {
             ["* your conversations: Carol (online), Bob"]
         );
         assert_eq!(r.room_label("@alice+carol"), "@Carol");
+        // A conversation shown before an own rename keeps its label; one
+        // left is forgotten.
+        bodies(&mut r, in_room("@alice+dave", said(1, "dave", "yo")));
+        bodies(
+            &mut r,
+            ServerMsg::Renamed {
+                room: None,
+                from: "alice".into(),
+                to: "al".into(),
+                upload_token: None,
+            },
+        );
+        assert_eq!(
+            bodies(
+                &mut r,
+                ServerMsg::LeaveOk {
+                    room: "@alice+dave".into()
+                }
+            ),
+            ["[@dave] * you left @dave"]
+        );
+        assert_eq!(r.room_label("@alice+dave"), "@alice+dave");
         // A search hit in a conversation is shown by its other person too.
         let found = ServerMsg::SearchResults {
             query: "hi".into(),
