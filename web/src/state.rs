@@ -969,7 +969,8 @@ impl ChatState {
             // name went).
             ServerMsg::LeaveOk { room } => {
                 let target = Target(room);
-                if let Some(label) = self.chat(&target).map(|c| c.label()) {
+                let chat = self.chat(&target).filter(|c| c.with.is_some());
+                if let Some(label) = chat.map(|c| c.label()) {
                     self.close(&target);
                     self.notify(format!("The conversation with {label} has ended."));
                 }
@@ -1860,6 +1861,14 @@ mod tests {
             room: "@al+bob".into(),
         });
         assert!(state.chat(&bob).is_none());
+        assert_eq!(state.notice, None);
+        // A room left and joined again at once: its late `leave_ok` is
+        // not an ending.
+        state = reduce(state, Action::Open(Target("lobby".into())));
+        state.apply_server(ServerMsg::LeaveOk {
+            room: "lobby".into(),
+        });
+        assert!(state.chat(&Target("lobby".into())).is_some());
         assert_eq!(state.notice, None);
         // Before its frame names the other person, the room's name does.
         state.apply_server(ServerMsg::Presence {
