@@ -31,7 +31,7 @@ pub fn presence(props: &PresenceProps) -> Html {
                     <li class="member">
                         { avatar(user, "avatar") }
                         <span class="member-name">{ user.clone() }</span>
-                        <span class={if online { "presence-dot online" } else { "presence-dot" }}
+                        <span CLASS={if online { "presence-dot online" } else { "presence-dot" }}
                             title={if online { "online" } else { "offline" }}></span>
                     </li>
                 </ul>
