@@ -745,16 +745,11 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 }
                 task.observe(&msg);
                 // A conversation listed or announced and not joined yet.
-                for join in task.tracker.joins_for(&msg) {
-                    if let (ServerMsg::Conversation { room, .. }, ClientMsg::Join { .. }) =
-                        (&msg, &join)
-                    {
-                        task.announced.push(room.clone());
-                    }
-                    if send(&mut sink, &join).await.is_err() {
-                        return lost();
-                    }
+                let joins = task.tracker.joins_for(&msg);
+                if let (ServerMsg::Conversation { room, .. }, false) = (&msg, joins.is_empty()) {
+                    task.announced.push(room.clone());
                 }
+                out.extend(joins);
                 if task.pending.borrow().resend().next().is_none() {
                     live.unacked_since = None;
                 }

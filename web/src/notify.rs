@@ -57,8 +57,9 @@ const FRESH_MS: u64 = 60_000;
 /// `message`. It is given back as a `message` for [`worth`], if it was
 /// said within [`FRESH_MS`] of `server_now`.
 pub fn announced(room: &str, history: &[HistoryMessage], server_now: u64) -> Option<ServerMsg> {
+    // (An edit, deletion or reaction is no news: [`worth`] says so too.)
     let m = history.last()?;
-    (m.sent_at + FRESH_MS >= server_now).then(|| ServerMsg::Message {
+    (m.event.is_none() && m.sent_at + FRESH_MS >= server_now).then(|| ServerMsg::Message {
         room: room.to_string(),
         seq: m.seq,
         from: m.from.clone(),
@@ -67,7 +68,7 @@ pub fn announced(room: &str, history: &[HistoryMessage], server_now: u64) -> Opt
         attachments: Vec::new(),
         reply_to: None,
         mentions: Vec::new(),
-        event: m.event.clone(),
+        event: None,
     })
 }
 

@@ -1108,13 +1108,8 @@ impl ChatState {
                 | ErrorCode::UnknownUser,
                 Some(room),
             ) => {
-                let target = Target(room);
-                let label = match self.chat(&target) {
-                    Some(chat) => chat.label(),
-                    None => format!("#{}", target.0),
-                };
-                self.close(&target);
-                self.notify(format!("Could not join {label}: {message}"));
+                self.notify(format!("Could not join {room}: {message}"));
+                self.close(&Target(room));
             }
             (ErrorCode::NameTaken, _) => {
                 self.notify(format!("That name is taken: {message}"));

@@ -493,7 +493,14 @@ impl Json for JsValue {
         if !Array::is_array(self) {
             return None;
         }
-        Array::from(self).iter().map(|v| read(&v)).collect()
+        // A loop, not `collect::<Option<Vec<_>>>()`: its `GenericShunt`
+        // is a copy of the iterator machinery per item type (the bundle).
+        let array = Array::from(self);
+        let mut items = Vec::new();
+        for i in 0..array.length() {
+            items.push(read(&array.get(i))?);
+        }
+        Some(items)
     }
 }
 

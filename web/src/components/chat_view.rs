@@ -60,7 +60,6 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
     let label = chat.label();
     let subtitle = match &chat.with {
         None => format!("{} online", chat.members.len()),
-        Some(_) if chat.peer_online() => "Private conversation · online".to_string(),
         Some(_) => "Private conversation".to_string(),
     };
     let now = now_ms();

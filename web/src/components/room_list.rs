@@ -27,8 +27,8 @@ pub struct RoomListProps {
 // A plain function, not a component: a component costs the bundle its own
 // copy of Yew's lifecycle code, and this one keeps no state.
 pub fn room_list(props: &RoomListProps) -> Html {
-    let (conversations, rooms): (Vec<&Rc<Chat>>, Vec<&Rc<Chat>>) =
-        props.chats.iter().partition(|c| c.with.is_some());
+    let rooms: Vec<&Rc<Chat>> = props.chats.iter().filter(|c| c.with.is_none()).collect();
+    let conversations: Vec<&Rc<Chat>> = props.chats.iter().filter(|c| c.with.is_some()).collect();
     let others: Vec<&(String, usize)> = props
         .directory
         .iter()
@@ -47,10 +47,12 @@ pub fn room_list(props: &RoomListProps) -> Html {
         });
         let label = chat.label();
         let online = chat.peer_online();
-        let (close_label, close_text) = match &chat.with {
-            None => (format!("Leave {label}"), "Leave"),
-            Some(with) => (format!("Close the conversation with {with}"), "Close"),
+        let close_text = if chat.with.is_some() {
+            "Close"
+        } else {
+            "Leave"
         };
+        let close_label = format!("{close_text} {label}");
         let mut name = label.clone();
         if online {
             name.push_str(", online");
