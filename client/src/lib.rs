@@ -10,7 +10,7 @@
 //!
 //! | piece | what it owns |
 //! |---|---|
-//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER TEXT`, `/edit [#SEQ] TEXT`, …) and its [`HELP`] |
+//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER [TEXT]`, `/edit [#SEQ] TEXT`, …) and its [`HELP`] |
 //! | [`render`] | server frames as text [`Line`]s (`[lobby] #42 <alice> hi`, `[@bob] #3 <bob> psst`, `* alice edited #42: hi all`), made safe for a terminal |
 //! | [`recent`] | [`Recent`]: the latest messages shown per room, what `/edit`, `/delete`, `/react` and `/reply` default to |
 //! | [`resume`] | the [`ResumeTracker`]: the rooms (and private conversations) to be in and the last `seq` of each, rejoined with `since`; the conversations to join as they become known |

@@ -467,6 +467,8 @@ impl Gateway {
         let next = self
             .session
             .rooms()
+            // (`rooms` may still hold a conversation that ended.)
+            .filter(|room| self.session.in_room(room))
             .min_by_key(|room| (is_conversation(room), *room))
             .map(String::from);
         match next {

@@ -825,7 +825,14 @@ fn room_lines(lines: &[String]) -> Vec<String> {
 /// login's bearer token; also gives that token, to connect again.
 async fn account(server: &Server, name: &str) -> (Client, String) {
     let body = json!({"name": name, "password": "a fine password"});
-    let created = http(server.addr, "POST", "/api/register", &[], Some(body.clone())).await;
+    let created = http(
+        server.addr,
+        "POST",
+        "/api/register",
+        &[],
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let session = http(server.addr, "POST", "/api/login", &[], Some(body)).await;
     assert_eq!(session.status, 200, "{}", session.body);
@@ -910,9 +917,10 @@ async fn private_conversations_over_tcp() {
     alice.send("/msg Carol psst").await;
     let lines = carol.until("<alice> psst").await;
     assert!(
-        lines
-            .iter()
-            .any(|l| stamped(l, "[@alice] * conversation with alice: /msg alice TEXT answers")),
+        lines.iter().any(|l| stamped(
+            l,
+            "[@alice] * conversation with alice: /msg alice TEXT answers"
+        )),
         "{lines:?}"
     );
     assert!(
@@ -921,7 +929,9 @@ async fn private_conversations_over_tcp() {
     );
     // `/msg alice` alone makes it current: plain lines go there.
     carol.send("/msg alice").await;
-    carol.until("[@alice] * you are talking in @alice now").await;
+    carol
+        .until("[@alice] * you are talking in @alice now")
+        .await;
     carol.send("psst back").await;
     let line = alice.until("<carol>").await.pop().unwrap();
     assert!(stamped(&line, "[@carol] #2 <carol> psst back"), "{line}");
