@@ -50,7 +50,9 @@
 //! with bob from his name in the member list and writes; bob's page lists
 //! it under "Direct messages", live, with the unread badge and alice's
 //! online dot; he opens it and answers, and alice sees the answer; after a
-//! reload bob's page still lists the conversation, with its history. A
+//! reload bob's page still lists the conversation, with its history;
+//! closed from the list, it comes back, unread, with alice's next message.
+//! A guest's conversation ends with its name (a rename), with a notice. A
 //! hidden tab is notified of the message that starts a conversation.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
@@ -622,7 +624,8 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
     conversation.click().await.expect("open it");
     sees_message(&bob, "just between us", DEADLINE).await;
 
-    // Renaming shows in the other member's list.
+    // Renaming shows in the other member's list. A guest's conversations
+    // end with its name: alice is told, and the conversation is gone.
     click(&bob, ".user-button").await;
     click(&bob, "#change-name").await;
     let rename = bob
@@ -636,6 +639,8 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
         .send_keys(&char::from(Key::Enter).to_string())
         .await
         .expect("rename");
+    text_contains(&alice, ".toast", "The conversation with @bob has ended.").await;
+    element(&alice, "#conversation-list", false).await;
     alice
         .find(Locator::Css(".nav-link[aria-label^='#e2e']"))
         .await
@@ -2513,6 +2518,12 @@ async fn private_conversations_between_accounts_live_and_after_a_reload() {
     sees_message(&bob, "are you free at noon?", DEADLINE).await;
     sees_message(&bob, "yes, noon works", DEADLINE).await;
     screenshot(&bob, "conversation-3-after-reload").await;
+
+    // Closed from the list, it comes back with the next message.
+    click(&bob, "button[aria-label='Close @alice']").await;
+    element(&bob, "#conversation-list", false).await;
+    say(&alice, "see you there").await;
+    conversation_listed(&bob, "the conversation back", "@alice, online, 1 unread").await;
 
     alice.close().await.expect("close alice");
     bob.close().await.expect("close bob");
