@@ -85,7 +85,7 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, name, node)
      );
      CREATE INDEX presence_node ON presence (node);",
-    // 5: direct messages passed between nodes (kept a minute).
+    // 5: direct messages passed between nodes (kept a minute; dropped by 16).
     "CREATE TABLE directs (
          id BIGSERIAL PRIMARY KEY,
          node TEXT NOT NULL,
@@ -190,6 +190,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX conversations_a ON conversations (a_key);
      CREATE INDEX conversations_b ON conversations (b_key);
      CREATE INDEX conversations_guests ON conversations (room) WHERE a_guest OR b_guest;",
+    // 16: direct messages are conversations now: nothing passes them
+    // between nodes any more.
+    "DROP TABLE directs;",
 ];
 
 /// The columns [`row_to_message`] reads, in its order.
