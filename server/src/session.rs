@@ -108,7 +108,10 @@ impl Session {
 
     /// The names of the rooms this session is a member of.
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
-        self.rooms.iter().map(|room| room.name.as_str())
+        self.rooms
+            .iter()
+            .filter(|room| self.room(&room.name).is_some())
+            .map(|room| room.name.as_str())
     }
 
     /// Whether this session is a member of `room`.
@@ -127,10 +130,11 @@ impl Session {
 
     /// Handles one text frame: rate limit, decode, act.
     pub async fn on_text(&mut self, text: &str) {
-        if !self.check_rate() {
+        let msg = decode_client(text);
+        if !matches!(&msg, Ok(msg) if self.free_of_rate(msg)) && !self.check_rate() {
             return;
         }
-        match decode_client(text) {
+        match msg {
             Ok(msg) => self.handle(msg).await,
             Err(err) => {
                 tracing::info!(conn = self.conn.id, code = %err.code(), "bad request");
@@ -151,9 +155,40 @@ impl Session {
 
     /// Handles one request that arrived already decoded (rate limited too).
     pub async fn on_request(&mut self, msg: ClientMsg) {
-        if self.check_rate() {
+        if self.free_of_rate(&msg) || self.check_rate() {
             self.handle(msg).await;
         }
+    }
+
+    /// Whether `msg` is a `join` that adds a membership the checks admit
+    /// (a valid room this connection is not in, within `max_rooms`; or a
+    /// conversation of its own this node knows, within
+    /// `max_conversations`): such joins do not count against the rate
+    /// limit, so a client rejoining its rooms and conversations after
+    /// `welcome` is never refused. They are bounded by the caps (and the
+    /// `leave` that makes room again counts).
+    fn free_of_rate(&self, msg: &ClientMsg) -> bool {
+        let (ClientMsg::Join { room, .. }, Some(name)) = (msg, &self.name) else {
+            return false;
+        };
+        if self.in_room(room) || conversation::check_room(room, name).is_err() {
+            return false;
+        }
+        let private = names::is_conversation(room);
+        if private && self.hub.conversations.record(room).is_none() {
+            return false;
+        }
+        let config = &self.hub.config;
+        let max = if private {
+            config.max_conversations
+        } else {
+            config.max_rooms
+        };
+        self.rooms
+            .iter()
+            .filter(|r| names::is_conversation(&r.name) == private && !r.is_closed())
+            .count()
+            < max
     }
 
     /// Ends the session: leaves every room (offline notices) and frees the name.

@@ -304,3 +304,49 @@ async fn open_tells_every_tab_and_news_reaches_tabs_that_have_not_joined() {
     );
     carol.join("lobby").await;
 }
+
+#[tokio::test]
+async fn rejoining_every_room_and_conversation_after_welcome_is_never_rate_limited() {
+    let server = TestServer::start(|c| {
+        c.rate = 1.0;
+        c.burst = 5;
+        c.max_rooms = 30;
+    })
+    .await;
+    let token = account(&server, "alice").await;
+    let mut first = tab(&server, &token).await;
+    let peers = ["bo", "cy", "di"];
+    let mut others = Vec::new();
+    for peer in peers {
+        others.push(server.join_as(peer).await);
+        first.send(json!({"type": "open", "with": peer})).await;
+        told(&mut first).await;
+    }
+    // A second tab rejoins 30 rooms and its 3 conversations at once,
+    // with a burst of 5: every join is answered, none refused.
+    let mut second = tab(&server, &token).await;
+    assert_eq!(list(&mut second).await.len(), 3);
+    let mut rooms: Vec<String> = (0..30).map(|i| format!("room-{i}")).collect();
+    rooms.extend(
+        peers
+            .iter()
+            .map(|p| hubbub_protocol::names::conversation("alice", p)),
+    );
+    for room in &rooms {
+        second.send(json!({"type": "join", "room": room})).await;
+    }
+    for room in &rooms {
+        let answer = second
+            .recv_until(|m| matches!(m, ServerMsg::Presence { .. } | ServerMsg::Error { .. }))
+            .await;
+        assert!(
+            matches!(&answer, ServerMsg::Presence { room: r, .. } if r == room),
+            "{answer:?}"
+        );
+    }
+    // Past the cap, a join counts (and is refused).
+    assert_eq!(
+        refused(&mut second, json!({"type": "join", "room": "one-more"})).await,
+        "too_many_rooms"
+    );
+}

@@ -175,8 +175,9 @@ async fn a_flood_is_rate_limited_then_closed_with_1008() {
     })
     .await;
     let (mut alice, mut bob) = pair(&server).await;
-    // pair() spent 2 of alice's 5 tokens; the next 3 pass.
-    for i in 0..3 {
+    // pair() spent 1 of alice's 5 tokens (its hello; the join that made
+    // her a member is free); the next 4 pass.
+    for i in 0..4 {
         alice
             .say("lobby", &format!("m{i}"), &format!("c-{i}"))
             .await;
@@ -200,7 +201,7 @@ async fn a_flood_is_rate_limited_then_closed_with_1008() {
             _ => None,
         })
         .collect();
-    assert_eq!(texts, ["m0", "m1", "m2"]);
+    assert_eq!(texts, ["m0", "m1", "m2", "m3"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
