@@ -660,14 +660,14 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 _ = timer => Event::Timer,
             }
         };
+        // What this event has to write, in order: written after the
+        // `match`, from one place (each `.await` is code of its own in the
+        // bundle).
+        let mut out = Vec::new();
         match event {
             Event::Timer => match live.check(now_ms(), welcomed) {
                 Err(why) => return close_dead(sink, stream, why),
-                Ok(Some(ping)) => {
-                    if send(&mut sink, &ping).await.is_err() {
-                        return lost();
-                    }
-                }
+                Ok(Some(ping)) => out.push(ping),
                 Ok(None) => {}
             },
             Event::Command(None) => return Ended::Shutdown,
@@ -686,12 +686,10 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 let sending = matches!(command, Command::Send { .. });
                 if let Some(msg) = task.accept(command) {
                     if welcomed {
-                        if send(&mut sink, &msg).await.is_err() {
-                            return lost();
-                        }
                         if sending {
                             live.unacked_since.get_or_insert_with(now_ms);
                         }
+                        out.push(msg);
                     }
                 }
             }
@@ -756,19 +754,17 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                             .dispatch(Action::Open(Target::Room(LANDING_ROOM.into())));
                     }
                     task.welcomed_once = true;
-                    let frames = resume_frames(&task.tracker, &task.pending.borrow());
-                    for frame in frames {
-                        if send(&mut sink, &frame).await.is_err() {
-                            return lost();
-                        }
-                    }
+                    out = resume_frames(&task.tracker, &task.pending.borrow());
                     if task.pending.borrow().resend().next().is_some() {
                         live.unacked_since = Some(now_ms());
                     }
-                    if send(&mut sink, &ClientMsg::Rooms).await.is_err() {
-                        return lost();
-                    }
+                    out.push(ClientMsg::Rooms);
                 }
+            }
+        }
+        for frame in &out {
+            if send(&mut sink, frame).await.is_err() {
+                return lost();
             }
         }
     }

@@ -26,7 +26,6 @@ mod storage;
 mod upload;
 mod wire;
 
-use gloo_timers::callback::Interval;
 use hubbub_client::Link;
 use yew::prelude::*;
 
@@ -41,7 +40,7 @@ use components::search::{search_form, search_results, SearchProps};
 use components::status::{connection_status, StatusProps};
 use components::user_menu::UserMenuProps;
 use fmt::flag;
-use hooks::{use_chat, UseChatHandle};
+use hooks::{use_chat, use_every, UseChatHandle};
 use state::{Action, Copied, Target};
 
 /// The allocator: talc instead of the standard library's dlmalloc, for a
@@ -109,13 +108,8 @@ fn use_remember_current(chat: &UseChatHandle) {
 /// Expires "is typing" notices while any are shown.
 #[hook]
 fn use_typing_expiry(chat: &UseChatHandle) {
-    let chat = chat.clone();
     let typing = chat.chats.iter().any(|c| !c.typing.is_empty());
-    use_effect_with(typing, move |typing| {
-        let interval =
-            typing.then(|| Interval::new(1_000, move || chat.dispatch(Action::ExpireTyping)));
-        move || drop(interval)
-    });
+    use_every(chat, typing.then_some(0), 1_000, || Action::ExpireTyping);
 }
 
 /// The signed-in app: top bar, rooms, the open chat and who is in it. (A
@@ -130,14 +124,14 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
     // Picking something in a drawer closes it.
     let and_close = |f: fn(&UseChatHandle, String)| {
         let panel = panel.clone();
-        chat.callback(move |chat, value: String| {
+        chat.callback_with(move |chat, value: String| {
             f(chat, value);
             panel.set(Panel::None);
         })
     };
     let on_open = {
         let panel = panel.clone();
-        chat.callback(move |chat, target: Target| {
+        chat.callback_with(move |chat, target: Target| {
             chat.open(target);
             panel.set(Panel::None);
         })
@@ -157,7 +151,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             connected,
             on_show: {
                 let panel = panel.clone();
-                chat.callback(move |chat, (room, seq)| {
+                chat.callback_with(move |chat, (room, seq)| {
                     chat.show_found(room, seq);
                     panel.set(Panel::None);
                 })
@@ -177,17 +171,19 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             };
             let on_send = {
                 let target = target.clone();
-                chat.callback(move |chat, (text, files)| chat.send(target.clone(), text, files))
+                chat.callback_with(move |chat, (text, files)| {
+                    chat.send(target.clone(), text, files)
+                })
             };
             let on_typing = {
                 let room = room.clone();
-                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.typing(r.clone())))
+                chat.callback_with(move |chat, ()| room.iter().for_each(|r| chat.typing(r.clone())))
             };
             let on_seen = {
                 let room = room.clone();
-                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.seen(r.clone())))
+                chat.callback_with(move |chat, ()| room.iter().for_each(|r| chat.seen(r.clone())))
             };
-            let on_load_older = chat.callback(move |chat, before| {
+            let on_load_older = chat.callback_with(move |chat, before| {
                 room.iter().for_each(|r| chat.load_older(r.clone(), before))
             });
             html! {
@@ -286,7 +282,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         }
     }
     html! {
-        <div class={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
+        <div CLASS={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
             if current.is_some() && chat.search.is_none() {
                 <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
             }

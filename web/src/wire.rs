@@ -494,7 +494,13 @@ impl Json for JsValue {
         if !Array::is_array(self) {
             return None;
         }
-        Array::from(self).iter().map(|v| read(&v)).collect()
+        // A loop, not `collect::<Option<Vec<_>>>()`: less code in the
+        // bundle for each `T`.
+        let mut out = Vec::new();
+        for v in Array::from(self).iter() {
+            out.push(read(&v)?);
+        }
+        Some(out)
     }
 }
 

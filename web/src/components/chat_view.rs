@@ -135,7 +135,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 </button>
             </header>
             <Part key="message-list" piece={Piece::MessageList(MessageListProps {
-                chat: chat.clone(),
+                chat: Copied(chat.clone()),
                 connected: props.connected,
                 me: props.me.clone(),
                 token: props.token.clone(),

@@ -16,6 +16,7 @@ use crate::fmt::flag;
 
 use crate::fmt::now_ms;
 use crate::fmt::size;
+use crate::hooks::use_focus;
 use crate::state::{Action, Target};
 use crate::upload::{Progress, Upload, Uploads};
 use hubbub_protocol::Quote;
@@ -90,14 +91,9 @@ pub fn use_composer(props: &ComposerProps) -> Html {
     let redraw = use_state(|| false);
     let uploads = &props.drafts.1;
     uploads.on_change(Callback::from(move |()| redraw.set(true)));
-    {
-        let area = area.clone();
-        use_effect_with(props.target.clone(), move |_| {
-            if let Some(area) = area.cast::<HtmlTextAreaElement>() {
-                let _ = area.focus();
-            }
-        });
-    }
+    // Focused when it appears (a composer is keyed by its chat: a part
+    // of its own for each).
+    use_focus(&area, 0, true, false);
     let bytes = text.len();
     let too_long = bytes > props.max_bytes;
     let target = &props.target;
@@ -211,7 +207,7 @@ pub fn use_composer(props: &ComposerProps) -> Html {
                 aria-label="Send message">
                 <span class="icon icon-send" aria-hidden="true"></span>
             </button>
-            <p id="composer-help" class={if too_long { "composer-help error" } else { "composer-help" }}>
+            <p id="composer-help" CLASS={if too_long { "composer-help error" } else { "composer-help" }}>
                 if too_long {
                     { format!("Too long: {bytes} of {} bytes.", props.max_bytes) }
                 } else if busy {
@@ -246,7 +242,7 @@ fn view_upload(upload: &Upload, uploads: &Uploads) -> Html {
         Progress::Failed(why) => ("upload failed", html! { why.clone() }, "Remove"),
     };
     html! {
-        <li key={upload.key} {class}>
+        <li key={upload.key} CLASS={class}>
             <span class="upload-name">{ upload.name.clone() }</span>
             <span class="upload-status" role={(class == "upload failed").then_some("alert")}>{ status }</span>
             <button class="icon-button" type="button" onclick={remove}

@@ -26,6 +26,7 @@ use yew::prelude::*;
 use super::message_tools::{self as tools, CLOSED, CONFIRMING, PICKING};
 use super::user_menu::avatar;
 use crate::fmt::{fit, full_time, iso_time, short_time, size};
+use crate::hooks::use_focus;
 use hubbub_client::pending::PendingSend;
 
 use crate::state::{presence_text, same_name, Action, Chat, Copied, Entry, Target};
@@ -42,7 +43,7 @@ const THUMB_PX: u32 = 320;
 
 #[derive(PartialEq)]
 pub struct MessageListProps {
-    pub chat: Rc<Chat>,
+    pub chat: Copied<Chat>,
     pub connected: bool,
     /// This user's name, shown on own messages still on their way.
     pub me: Option<AttrValue>,
@@ -250,15 +251,8 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
     // The id of the image in the lightbox (empty: it is closed).
     let shown = use_state(String::new);
     let dialog = use_node_ref();
-    {
-        // An opened lightbox takes the focus (its keys work at once).
-        let dialog = dialog.clone();
-        use_effect_with(!shown.is_empty(), move |open| {
-            if let (true, Some(el)) = (*open, dialog.cast::<HtmlElement>()) {
-                let _ = el.focus();
-            }
-        });
-    }
+    // An opened lightbox takes the focus (its keys work at once).
+    use_focus(&dialog, 0, !shown.is_empty(), false);
     let token = props.token.as_deref();
     // One listener per message's files: a click on a thumbnail opens it
     // (a click with a modifier key does what it does on any link).
@@ -791,7 +785,7 @@ fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
             // Only room messages that are still there can be acted on.
             let live = seq.filter(|_| !deleted && !editing);
             html! {
-            <li key={*id} {class} data-seq={seq.map(|s| s.to_string())}
+            <li key={*id} CLASS={class} data-seq={seq.map(|s| s.to_string())}
                 data-from={from.clone()} aria-current={found.then_some("true")}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
@@ -880,7 +874,7 @@ fn view_pending(
     });
     html! {
         <li key={pending.client_id.clone()}
-            {class}>
+            CLASS={class}>
             if let Some(name) = header {
                 { avatar(name, "avatar") }
             } else {

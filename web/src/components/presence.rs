@@ -29,7 +29,7 @@ pub fn presence(props: &PresenceProps) -> Html {
                     <li class="member">
                         { avatar(user, "avatar") }
                         <span class="member-name">{ user.clone() }</span>
-                        <span class={if props.partner_online { "presence-dot online" } else { "presence-dot" }}
+                        <span CLASS={if props.partner_online { "presence-dot online" } else { "presence-dot" }}
                             title={if props.partner_online { "online" } else { "not seen in your rooms" }}></span>
                     </li>
                 </ul>

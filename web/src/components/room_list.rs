@@ -66,7 +66,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
             name.push_str(&format!(", {} mentioning you", chat.mentions));
         }
         html! {
-            <li key={label.clone()} class={if active { "nav-item active" } else { "nav-item" }}>
+            <li key={label.clone()} CLASS={if active { "nav-item active" } else { "nav-item" }}>
                 <button class="nav-link" type="button" onclick={open}
                     aria-current={active.then_some("page")}
                     aria-label={name}>
@@ -180,7 +180,7 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
         <form class="join-form" {onsubmit} novalidate=true>
             <label for="join-input" class="sr-only">{ "Join or create a room" }</label>
             <div class="input-row">
-                <input id="join-input" class={if !error.is_empty() { "input input-small invalid" } else { "input input-small" }}
+                <input id="join-input" CLASS={if !error.is_empty() { "input input-small invalid" } else { "input input-small" }}
                     type="text" placeholder="Join or create a room" autocomplete="off"
                     autocapitalize="off" spellcheck="false"
                     maxlength={MAX_ROOM_CHARS.to_string()}

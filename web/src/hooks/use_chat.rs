@@ -53,7 +53,18 @@ impl UseChatHandle {
     }
 
     /// A callback that calls `f` with this handle and the callback's value.
-    pub fn callback<T: 'static>(&self, f: impl Fn(&UseChatHandle, T) + 'static) -> Callback<T> {
+    /// `f` is a function pointer, not a closure: the callback's code is then
+    /// one copy per type of value, not one per call site (the bundle).
+    pub fn callback<T: 'static>(&self, f: fn(&UseChatHandle, T)) -> Callback<T> {
+        let chat = self.clone();
+        Callback::from(move |value| f(&chat, value))
+    }
+
+    /// [`Self::callback`] for an `f` that captures state of its own.
+    pub fn callback_with<T: 'static>(
+        &self,
+        f: impl Fn(&UseChatHandle, T) + 'static,
+    ) -> Callback<T> {
         let chat = self.clone();
         Callback::from(move |value| f(&chat, value))
     }
