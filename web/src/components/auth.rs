@@ -66,13 +66,11 @@ pub fn confirm_problem(password: &str, confirm: &str) -> Option<&'static str> {
 /// The sign-in screen (a [`Piece`](super::part::Piece) of its own).
 #[hook]
 pub fn use_auth_screen(props: &AuthProps) -> Html {
-    let mode = use_state(|| {
-        if props.guests && props.guest_error.is_some() {
-            Mode::Guest
-        } else {
-            Mode::SignIn
-        }
-    });
+    // Which form shows, as two `bool` states rather than a `Mode` state:
+    // each type of `use_state` is a copy of its code in the bundle
+    // (~1.2 KB raw), and the app has `bool` ones anyway.
+    let register_form = use_state(|| false);
+    let guest_form_shown = use_state(|| props.guests && props.guest_error.is_some());
     let name = use_state(String::new);
     let password = use_state(String::new);
     let confirm = use_state(String::new);
@@ -84,20 +82,22 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
     let guest = use_state(|| props.guest_name.as_deref().unwrap_or_default().to_string());
     let first = use_node_ref();
     // Focus the first field whenever the form changes.
-    use_focus(&first, *mode as u8, true, false);
-    let mode_now = if *mode == Mode::Guest && !props.guests {
-        Mode::SignIn
-    } else {
-        *mode
+    let mode_now = match (*guest_form_shown && props.guests, *register_form) {
+        (true, _) => Mode::Guest,
+        (false, true) => Mode::Register,
+        (false, false) => Mode::SignIn,
     };
+    use_focus(&first, mode_now as u8, true, false);
     let set_mode = |m: Mode| {
-        let mode = mode.clone();
+        let register_form = register_form.clone();
+        let guest_form_shown = guest_form_shown.clone();
         let error = error.clone();
         let touched = touched.clone();
         let guest = guest.clone();
         let start = props.guest_name.clone();
         Callback::from(move |_: MouseEvent| {
-            mode.set(m);
+            register_form.set(m == Mode::Register);
+            guest_form_shown.set(m == Mode::Guest);
             error.set(String::new());
             touched.set(false);
             if m == Mode::Guest {

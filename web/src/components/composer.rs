@@ -64,6 +64,8 @@ impl Drafts {
 #[derive(PartialEq)]
 pub struct ComposerProps {
     pub target: Target,
+    /// The chat as the UI writes it (`#lobby`, `@bob`).
+    pub label: String,
     pub drafts: Drafts,
     /// The server's `max_text_bytes`.
     pub max_bytes: usize,
@@ -181,7 +183,7 @@ pub fn use_composer(props: &ComposerProps) -> Html {
         e.prevent_default();
         submit();
     });
-    let label = format!("Message {}", props.target.label());
+    let label = format!("Message {}", props.label);
     html! {
         <form class="composer" {onsubmit}>
             <ul class="uploads" aria-label="Files to send">{ files }</ul>
@@ -258,9 +260,9 @@ mod tests {
     #[test]
     fn each_chat_keeps_its_own_draft_until_it_is_emptied() {
         let drafts = Drafts::default();
-        let lobby = Target::Room("lobby".into());
-        let ann = Target::Direct("ann".into());
-        let rust = Target::Room("rust".into());
+        let lobby = Target("lobby".into());
+        let ann = Target("@al+ann".into());
+        let rust = Target("rust".into());
         drafts.set(&lobby, "hello".into());
         drafts.set(&ann, "psst".into());
         drafts.set(&rust, "fn main".into());
@@ -271,7 +273,7 @@ mod tests {
         assert_eq!(drafts.get(&lobby), "");
         assert_eq!(drafts.get(&ann), "psst");
         assert_eq!(drafts.get(&rust), "fn main");
-        assert_eq!(drafts.get(&Target::Room("ann".into())), "");
+        assert_eq!(drafts.get(&Target("ann".into())), "");
         assert_eq!(drafts.0.borrow().len(), 2);
     }
 }

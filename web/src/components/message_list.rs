@@ -29,7 +29,7 @@ use crate::fmt::{fit, full_time, iso_time, short_time, size};
 use crate::hooks::use_focus;
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{presence_text, same_name, Action, Chat, Copied, Entry, Target};
+use crate::state::{presence_text, same_name, Action, Chat, Copied, Entry};
 
 /// Messages from one sender closer than this share one header.
 const GROUP_MS: u64 = 5 * 60 * 1000;
@@ -135,7 +135,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         let scroll = scroll.clone();
         let unseen = unseen.clone();
         let now = (
-            chat.target.label(),
+            chat.target.0.clone(),
             chat.entries.first().map(|e| e.id()),
             chat.entries.last().map(|e| e.id()),
         );
@@ -306,10 +306,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         });
     }
     let me = props.me.clone().unwrap_or_default();
-    let room = match &chat.target {
-        Target::Room(room) => room.clone(),
-        Target::Direct(_) => String::new(),
-    };
+    let room = chat.target.0.clone();
     // One listener for every message's buttons (`data-act`).
     let act = {
         let (menu, chat, room) = (menu.clone(), chat.clone(), room.clone());
@@ -548,11 +545,11 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         <div class="timeline-wrap">
             <div class="timeline" ref={scroller} {onscroll} tabindex="0" role="log"
                 aria-live="polite" aria-relevant="additions"
-                aria-label={format!("Messages in {}", chat.target.label())}>
+                aria-label={format!("Messages in {}", chat.label())}>
                 { for older }
                 if empty {
                     <div class="timeline-empty">
-                        <p class="muted">{ format!("This is the start of {}. Say hello!", chat.target.label()) }</p>
+                        <p class="muted">{ format!("This is the start of {}. Say hello!", chat.label()) }</p>
                     </div>
                 }
                 <ol class="messages" onclick={act} {onkeydown} {onsubmit}>
@@ -861,9 +858,7 @@ fn view_pending(
     }
     // Its files are named once the server has them; until then, counted.
     let text = match &pending.request {
-        ClientMsg::Send { attachments, .. } | ClientMsg::Direct { attachments, .. }
-            if !attachments.is_empty() =>
-        {
+        ClientMsg::Send { attachments, .. } if !attachments.is_empty() => {
             format!("{} 📎 {}", pending.text(), attachments.len())
         }
         _ => pending.text().to_string(),
