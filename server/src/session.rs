@@ -168,6 +168,15 @@ impl Session {
     /// `welcome` is never refused. They are bounded by the caps (and the
     /// `leave` that makes room again counts).
     fn free_of_rate(&self, msg: &ClientMsg) -> bool {
+        let free = self.joins_as_member(msg);
+        if free {
+            Metrics::inc(&self.hub.metrics.requests);
+        }
+        free
+    }
+
+    /// Whether `msg` is a `join` the cheap checks admit as a new membership.
+    fn joins_as_member(&self, msg: &ClientMsg) -> bool {
         let (ClientMsg::Join { room, .. }, Some(name)) = (msg, &self.name) else {
             return false;
         };
