@@ -2508,6 +2508,8 @@ async fn private_conversations_between_accounts_live_and_after_a_reload() {
     title_is(&bob, "hubbub").await;
     say(&bob, "yes, noon works").await;
     sees_message(&alice, "yes, noon works", DEADLINE).await;
+    // Open and in view: the answer is read at once, no badge.
+    conversation_listed(&alice, "the answer read", "@bob, online").await;
     screenshot(&alice, "conversation-2-answered").await;
 
     // A reload: the conversation and its history are still there.
