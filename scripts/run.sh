@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-scripts/build-web.sh
+# Status 3: built, but over the bundle's size budget; it runs all the same.
+scripts/build-web.sh || [ $? = 3 ]
 exec cargo run --release -p hubbub -- "$@"

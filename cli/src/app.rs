@@ -15,6 +15,15 @@
 //! frame is handled here once: the tracker, the ledger and the counts learn
 //! from it, then the view changes and its lines are rendered.
 //!
+//! Private conversations (`@alice+bob`, shown as `@bob`) are rooms here
+//! too: listed with the rooms, with their unread counts. After `welcome`
+//! the client asks `conversations` and joins each one (with the rooms, the
+//! resume tracker's `joins_for`), and joins one as soon as a `conversation`
+//! frame announces it (the other person wrote first), so it appears live.
+//! `/msg USER TEXT` joins the conversation first if need be and says TEXT
+//! in it; if that join is refused (nobody by that name), the refusal is
+//! said once and the send's consequent `not_in_room` is not.
+//!
 //! `/upload` asks the connection task to upload the file over HTTP
 //! ([`Request::Upload`], with this connection's upload token); once it is
 //! stored ([`NetEvent::Uploaded`]) its message enters the pending ledger
@@ -28,10 +37,11 @@ use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError
 use hubbub_client::{
     resume_frames, Line, Link, Pending, Recent, Renderer, ResumeTracker, Settled, Unread,
 };
+use hubbub_protocol::names::is_conversation;
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 use crate::net::{NetEvent, Request};
-use crate::upload::{self, Target, UploadJob};
+use crate::upload::{self, UploadJob};
 
 /// Most lines kept for the message pane.
 const MAX_LOG: usize = 5_000;
@@ -56,6 +66,10 @@ pub struct App {
     joining: BTreeSet<String>,
     /// The room to switch to once its join is answered.
     switch_to: Option<String>,
+    /// Conversations whose join (asked by `/msg` or `/upload @USER`) the
+    /// server refused, and said why: the `not_in_room` of the sends that
+    /// followed it is not said again.
+    refused: BTreeSet<String>,
     pub log: VecDeque<Line>,
     pub link: Link,
     /// Set when the connection ended for good: the front end exits.
@@ -115,6 +129,7 @@ impl App {
             rooms: BTreeMap::new(),
             joining: rooms.iter().cloned().collect(),
             switch_to: rooms.first().cloned(),
+            refused: BTreeSet::new(),
             log: VecDeque::new(),
             link: Link::Connecting { attempt: 0 },
             done: false,
@@ -152,7 +167,21 @@ impl App {
     }
 
     fn notice(&mut self, out: &mut Vec<Line>, room: Option<&str>, text: impl Into<String>) {
-        self.push(out, Line::notice(now_ms(), room, text));
+        let line = self.renderer.notice(now_ms(), room, text);
+        self.push(out, line);
+    }
+
+    /// The rooms this connection is in, in the order the room list shows
+    /// them and Tab goes through them: rooms by name, then conversations.
+    pub fn room_list(&self) -> Vec<&str> {
+        let mut rooms: Vec<&str> = self.rooms.keys().map(String::as_str).collect();
+        rooms.sort_by_key(|room| (is_conversation(room), *room));
+        rooms
+    }
+
+    /// How `room` is shown: its name, or `@bob` for the conversation with bob.
+    pub fn label(&self, room: &str) -> String {
+        self.renderer.room_label(room)
     }
 
     fn error(&mut self, out: &mut Vec<Line>, text: impl Into<String>) {
@@ -218,11 +247,7 @@ impl App {
         match result {
             Ok(file) => {
                 let files = vec![file.id];
-                let send = match &job.target {
-                    Target::Room(room) => self.pending.send_files(room, &job.caption, files),
-                    Target::User(to) => self.pending.direct_files(to, &job.caption, files),
-                };
-                match send {
+                match self.pending.send_files(&job.room, &job.caption, files) {
                     // Else written after the next welcome, like any send.
                     Ok(send) if self.link.is_connected() => requests.push(Request::Frame(send)),
                     Ok(_) => {}
@@ -259,14 +284,17 @@ impl App {
         caption: String,
     ) {
         // The room being joined to become current counts as current.
-        let target = match (to, self.current.as_ref().or(self.switch_to.as_ref())) {
-            (Some(to), _) => Target::User(to),
-            (None, Some(room)) => Target::Room(room.clone()),
+        let room = match (to, self.current.as_ref().or(self.switch_to.as_ref())) {
+            (Some(to), _) => match self.conversation(requests, &to) {
+                Ok(room) => room,
+                Err(mistake) => return self.error(out, mistake.to_string()),
+            },
+            (None, Some(room)) => room.clone(),
             (None, None) => return self.error(out, CommandError::NoRoom.to_string()),
         };
         let job = UploadJob {
             path: upload::local_path(path),
-            target,
+            room,
             caption,
             token: None,
         };
@@ -322,6 +350,13 @@ impl App {
             messages.retain(|m| self.tracker.is_new(room, m.seq));
         }
         self.tracker.observe(&msg);
+        // Conversations listed or announced and not joined yet: join them.
+        for join in self.tracker.joins_for(&msg) {
+            if let ClientMsg::Join { room, .. } = &join {
+                self.joining.insert(room.clone());
+            }
+            requests.push(Request::Frame(join));
+        }
         self.unread.observe(&msg);
         self.recent.observe(&msg);
         let settled = self.pending.settle(&msg);
@@ -343,6 +378,7 @@ impl App {
                 }
             }
             ServerMsg::Presence { room, users } => {
+                self.refused.remove(&room);
                 let member = self.joining.remove(&room) || self.rooms.contains_key(&room);
                 if member {
                     let view = self.rooms.entry(room.clone()).or_default();
@@ -418,21 +454,39 @@ impl App {
                 client_id,
                 ..
             } => {
-                if let Some(room) = &room {
-                    if matches!(
+                // A refused join (of a room being joined: an error about
+                // a room joined already is about something else).
+                let refused_join = room.as_ref().filter(|room| {
+                    matches!(
                         code,
-                        ErrorCode::InvalidRoom | ErrorCode::TooManyRooms | ErrorCode::Unavailable
-                    ) && self.joining.remove(room)
-                        && self.switch_to.as_ref() == Some(room)
-                    {
+                        ErrorCode::InvalidRoom
+                            | ErrorCode::TooManyRooms
+                            | ErrorCode::Unavailable
+                            | ErrorCode::Forbidden
+                            | ErrorCode::UnknownUser
+                    ) && self.joining.remove(*room)
+                });
+                if let Some(room) = refused_join {
+                    if self.switch_to.as_ref() == Some(room) {
                         self.switch_to = None;
                     }
+                    self.refused.insert(room.clone());
                 }
+                // A send right behind a join that was refused: that
+                // refusal said it all.
+                let after_refused_join = code == ErrorCode::NotInRoom
+                    && client_id
+                        .as_ref()
+                        .and_then(|id| self.pending.get(id))
+                        .and_then(|send| send.room())
+                        .is_some_and(|room| self.refused.contains(room));
                 if let (Some(Settled::Refused { .. }), Some(id)) = (&settled, &client_id) {
                     // Said once on screen; nothing here to retry it from.
                     self.pending.dismiss(id);
                 }
-                self.push_all(out, lines);
+                if !after_refused_join {
+                    self.push_all(out, lines);
+                }
                 let refused_name = matches!(code, ErrorCode::NameTaken | ErrorCode::InvalidName);
                 if refused_name && !self.link.is_connected() {
                     if self.welcomed_once {
@@ -445,7 +499,8 @@ impl App {
                     }
                 }
             }
-            ServerMsg::Direct { .. }
+            ServerMsg::Conversation { .. }
+            | ServerMsg::Conversations { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::SearchResults { .. }
             | ServerMsg::Ack { .. }
@@ -508,7 +563,7 @@ impl App {
         self.joining.remove(room);
         if self.current.as_deref() == Some(room) {
             self.current = None;
-            match self.rooms.keys().next().cloned() {
+            match self.room_list().first().map(|room| room.to_string()) {
                 Some(next) => self.switch(out, requests, next),
                 None => self.notice(out, None, "you are in no room now: /join ROOM"),
             }
@@ -517,26 +572,24 @@ impl App {
 
     fn switch(&mut self, out: &mut Vec<Line>, requests: &mut Vec<Request>, room: String) {
         requests.extend(self.read_shown(&room));
-        self.notice(out, Some(&room), format!("you are talking in {room} now"));
+        let text = format!("you are talking in {} now", self.label(&room));
+        self.notice(out, Some(&room), text);
         self.current = Some(room);
     }
 
     /// Makes the next joined room current (Tab in the TUI): returns the
     /// `read` to send for it, if it had unread messages.
     pub fn next_room(&mut self) -> Option<Request> {
-        let next = match &self.current {
-            Some(current) => self
-                .rooms
-                .range::<String, _>((
-                    std::ops::Bound::Excluded(current),
-                    std::ops::Bound::Unbounded,
-                ))
-                .next()
-                .or_else(|| self.rooms.iter().next())
-                .map(|(room, _)| room.clone()),
-            None => self.rooms.keys().next().cloned(),
+        let list = self.room_list();
+        let at = self
+            .current
+            .as_ref()
+            .and_then(|current| list.iter().position(|room| room == current));
+        let next = match at {
+            Some(at) => list.get(at + 1).or(list.first()),
+            None => list.first(),
         };
-        let room = next?;
+        let room = next?.to_string();
         let read = self.read_shown(&room);
         self.current = Some(room);
         read
@@ -568,16 +621,16 @@ impl App {
         };
         let connected = self.link.is_connected();
         match command {
+            Command::Msg { to, text } => self.msg(&mut out, &mut requests, &to, text),
             // Messages and changes to them: into the ledger first, written
             // now if the link is up, else after the next welcome.
             command @ (Command::Say(_)
-            | Command::Msg { .. }
             | Command::Reply { .. }
             | Command::Edit { .. }
             | Command::Delete(_)
             | Command::React { .. }) => {
                 let tracked = command
-                    .request(self.current.as_deref(), &self.recent)
+                    .request(self.me(), self.current.as_deref(), &self.recent)
                     .map(|request| request.map(|request| self.pending.track(request)));
                 match tracked {
                     Ok(Some(Ok(request))) if connected => requests.push(Request::Frame(request)),
@@ -604,7 +657,8 @@ impl App {
                         requests.push(Request::Frame(leave));
                     } else {
                         // The server forgot us with the old connection.
-                        self.notice(&mut out, Some(&room), format!("you left {room}"));
+                        let text = format!("you left {}", self.label(&room));
+                        self.notice(&mut out, Some(&room), text);
                         self.left_room(&mut out, &mut requests, &room);
                     }
                 }
@@ -632,16 +686,64 @@ impl App {
             command @ (Command::Who(_)
             | Command::Rooms
             | Command::Search { .. }
-            | Command::Rename(_)) => match command.request(self.current.as_deref(), &self.recent) {
-                Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
-                Ok(Some(_)) => {
-                    self.error(&mut out, "not connected: try again once the link is back")
+            | Command::Rename(_)) => {
+                match command.request(self.me(), self.current.as_deref(), &self.recent) {
+                    Ok(Some(request)) if connected => requests.push(Request::Frame(request)),
+                    Ok(Some(_)) => {
+                        self.error(&mut out, "not connected: try again once the link is back")
+                    }
+                    Ok(None) => {}
+                    Err(mistake) => self.error(&mut out, mistake.to_string()),
                 }
-                Ok(None) => {}
-                Err(mistake) => self.error(&mut out, mistake.to_string()),
-            },
+            }
         }
         (requests, out)
+    }
+
+    /// The room of the conversation with `to`, asked to join now (written
+    /// at once if the link is up, else rejoined after the next welcome)
+    /// unless it is to be in already.
+    fn conversation(
+        &mut self,
+        requests: &mut Vec<Request>,
+        to: &str,
+    ) -> Result<String, CommandError> {
+        let me = self.me().ok_or(CommandError::NoName)?;
+        let room = command::conversation_with(me, to)?;
+        if !self.tracker.contains(&room) {
+            self.joining.insert(room.clone());
+            self.refused.remove(&room);
+            let join = self.tracker.join(&room);
+            if self.link.is_connected() {
+                requests.push(Request::Frame(join));
+            }
+        }
+        Ok(room)
+    }
+
+    /// `/msg USER [TEXT]`: TEXT said in the conversation with USER (joined
+    /// first if need be), through the ledger like any send; without TEXT,
+    /// the conversation becomes current (once joined).
+    fn msg(
+        &mut self,
+        out: &mut Vec<Line>,
+        requests: &mut Vec<Request>,
+        to: &str,
+        text: Option<String>,
+    ) {
+        let room = match self.conversation(requests, to) {
+            Ok(room) => room,
+            Err(mistake) => return self.error(out, mistake.to_string()),
+        };
+        match text {
+            Some(text) => match self.pending.send(&room, &text) {
+                Ok(send) if self.link.is_connected() => requests.push(Request::Frame(send)),
+                Ok(_) => {}
+                Err(full) => self.error(out, full.to_string()),
+            },
+            None if self.rooms.contains_key(&room) => self.switch(out, requests, room),
+            None => self.switch_to = Some(room),
+        }
     }
 }
 
@@ -687,10 +789,13 @@ mod tests {
         let (resume, _) = app.on_net(NetEvent::Server(welcome()));
         assert_eq!(
             frames(resume),
-            [ClientMsg::Join {
-                room: "lobby".into(),
-                since: None
-            }]
+            [
+                ClientMsg::Join {
+                    room: "lobby".into(),
+                    since: None
+                },
+                ClientMsg::Conversations
+            ]
         );
         app.on_net(NetEvent::Server(ServerMsg::Presence {
             room: "lobby".into(),
@@ -877,6 +982,7 @@ mod tests {
                     room: "lobby".into(),
                     since: Some(5)
                 },
+                ClientMsg::Conversations,
                 ClientMsg::Send {
                     reply_to: None,
                     room: "lobby".into(),
@@ -901,7 +1007,7 @@ mod tests {
         let [Request::Upload(job)] = &requests[..] else {
             panic!("{requests:?}");
         };
-        assert_eq!(job.target, Target::Room("lobby".into()));
+        assert_eq!(job.room, "lobby");
         assert_eq!(job.caption, "look");
         assert_eq!(job.token.as_deref(), Some("g1.t"));
         assert!(lines[0].text.starts_with("uploading /tmp/cat.png"));
@@ -928,7 +1034,7 @@ mod tests {
         app.on_net(NetEvent::Open);
         let (resume, _) = app.on_net(NetEvent::Server(welcome()));
         assert_eq!(
-            frames(resume)[1],
+            frames(resume)[2],
             ClientMsg::Send {
                 reply_to: None,
                 room: "lobby".into(),
@@ -938,12 +1044,20 @@ mod tests {
             }
         );
 
-        // A refused upload sends nothing and says why.
+        // To a user: to the conversation with them, joined first.
         let (requests, _) = app.on_input("/upload @bob /tmp/x.bin");
-        let [Request::Upload(job)] = &requests[..] else {
+        let [Request::Frame(join), Request::Upload(job)] = &requests[..] else {
             panic!("{requests:?}");
         };
-        assert_eq!(job.target, Target::User("bob".into()));
+        assert_eq!(
+            join,
+            &ClientMsg::Join {
+                room: "@alice+bob".into(),
+                since: None
+            }
+        );
+        assert_eq!(job.room, "@alice+bob");
+        // A refused upload sends nothing and says why.
         let (requests, lines) = app.on_net(NetEvent::Uploaded {
             job: job.clone(),
             result: Err("too big (file_too_large)".into()),
@@ -979,7 +1093,7 @@ mod tests {
             uploads,
             [&UploadJob {
                 path: "/tmp/a.txt".into(),
-                target: Target::Room("lobby".into()),
+                room: "lobby".into(),
                 caption: "hi".into(),
                 token: Some("g1.t".into()),
             }]
@@ -1063,12 +1177,19 @@ mod tests {
         let mut app = app();
         assert_eq!(
             frames(app.on_input("/msg bob hi there").0),
-            [ClientMsg::Direct {
-                to: "bob".into(),
-                text: "hi there".into(),
-                client_id: Some("t-1".into()),
-                attachments: Vec::new(),
-            }]
+            [
+                ClientMsg::Join {
+                    room: "@alice+bob".into(),
+                    since: None
+                },
+                ClientMsg::Send {
+                    reply_to: None,
+                    room: "@alice+bob".into(),
+                    text: "hi there".into(),
+                    client_id: Some("t-1".into()),
+                    attachments: Vec::new(),
+                }
+            ]
         );
         assert_eq!(
             frames(app.on_input("/who").0),
@@ -1094,7 +1215,7 @@ mod tests {
             }]
         );
         assert!(app.on_input("/dance").0.is_empty());
-        assert!(app.on_input("/msg bob").0.is_empty());
+        assert!(app.on_input("/msg").0.is_empty());
     }
 
     fn said(seq: u64, from: &str, mentions: &[&str]) -> NetEvent {
@@ -1256,5 +1377,159 @@ mod tests {
             ]
         );
         assert!(!app.rooms.contains_key("kitchen"));
+    }
+
+    fn conversation_said(room: &str, seq: u64, from: &str, text: &str) -> NetEvent {
+        NetEvent::Server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
+            room: room.into(),
+            seq,
+            from: from.into(),
+            text: text.into(),
+            sent_at: 0,
+            attachments: Vec::new(),
+        })
+    }
+
+    fn presence(room: &str) -> NetEvent {
+        NetEvent::Server(ServerMsg::Presence {
+            room: room.into(),
+            users: vec!["bob".into()],
+        })
+    }
+
+    #[test]
+    fn conversations_are_joined_after_welcome_and_when_announced() {
+        let mut app = app();
+        let listed = ServerMsg::Conversations {
+            conversations: vec![hubbub_protocol::ConversationInfo {
+                room: "@alice+bob".into(),
+                with: "Bob".into(),
+                online: true,
+                last_seq: 2,
+            }],
+        };
+        let (requests, lines) = app.on_net(NetEvent::Server(listed));
+        assert_eq!(
+            frames(requests),
+            [ClientMsg::Join {
+                room: "@alice+bob".into(),
+                since: None
+            }]
+        );
+        assert_eq!(lines[0].body(), "* your conversations: Bob (online)");
+        app.on_net(presence("@alice+bob"));
+        assert_eq!(app.current.as_deref(), Some("lobby"), "stays where it was");
+        app.on_net(NetEvent::Server(ServerMsg::Read {
+            room: "@alice+bob".into(),
+            seq: 0,
+        }));
+        let (_, lines) = app.on_net(conversation_said("@alice+bob", 1, "Bob", "psst"));
+        assert_eq!(lines[0].body(), "[@Bob] #1 <Bob> psst");
+        // Listed with the rooms, by the other person, unread counted.
+        assert_eq!(
+            app.room_list()
+                .iter()
+                .map(|r| app.label(r))
+                .collect::<Vec<_>>(),
+            ["lobby", "@Bob"]
+        );
+        assert_eq!(app.unread("@alice+bob"), 1);
+
+        // Carol writes first: the conversation is joined at once, once.
+        let news = NetEvent::Server(ServerMsg::Conversation {
+            room: "@alice+carol".into(),
+            with: "carol".into(),
+        });
+        let (requests, _) = app.on_net(news.clone());
+        assert_eq!(
+            frames(requests),
+            [ClientMsg::Join {
+                room: "@alice+carol".into(),
+                since: None
+            }]
+        );
+        assert!(app.on_net(news).0.is_empty(), "not twice");
+        app.on_net(presence("@alice+carol"));
+        assert!(app.rooms.contains_key("@alice+carol"));
+
+        // After a reconnect: rejoined with `since`, and asked again.
+        app.on_net(NetEvent::Lost {
+            why: "connection lost".into(),
+            attempt: 0,
+            retry_in: Duration::ZERO,
+        });
+        app.on_net(NetEvent::Open);
+        let resume = frames(app.on_net(NetEvent::Server(welcome())).0);
+        assert!(resume.contains(&ClientMsg::Join {
+            room: "@alice+bob".into(),
+            since: Some(1)
+        }));
+        assert_eq!(resume.last(), Some(&ClientMsg::Conversations));
+    }
+
+    #[test]
+    fn msg_alone_makes_the_conversation_current_and_text_goes_to_it() {
+        let mut app = app();
+        let (requests, _) = app.on_input("/msg Bob");
+        assert_eq!(
+            frames(requests),
+            [ClientMsg::Join {
+                room: "@alice+bob".into(),
+                since: None
+            }]
+        );
+        let (_, lines) = app.on_net(presence("@alice+bob"));
+        assert_eq!(app.current.as_deref(), Some("@alice+bob"));
+        assert_eq!(
+            lines.last().unwrap().body(),
+            "[@bob] * you are talking in @bob now"
+        );
+        // Joined now: text goes straight in, and plain lines too.
+        assert_eq!(
+            frames(app.on_input("/msg bob hi").0),
+            [ClientMsg::Send {
+                reply_to: None,
+                room: "@alice+bob".into(),
+                text: "hi".into(),
+                client_id: Some("t-1".into()),
+                attachments: Vec::new(),
+            }]
+        );
+        assert!(matches!(
+            &frames(app.on_input("and more").0)[..],
+            [ClientMsg::Send { room, .. }] if room == "@alice+bob"
+        ));
+        let (requests, lines) = app.on_input("/msg alice hi");
+        assert!(requests.is_empty());
+        assert_eq!(lines[0].body(), "! that is you: /msg someone else");
+    }
+
+    #[test]
+    fn a_refused_conversation_is_said_once() {
+        let mut app = app();
+        let (requests, _) = app.on_input("/msg nobody hello?");
+        assert_eq!(frames(requests).len(), 2, "join, then send");
+        let (_, lines) = app.on_net(NetEvent::Server(ServerMsg::Error {
+            code: ErrorCode::UnknownUser,
+            message: "nobody is called nobody".into(),
+            client_id: None,
+            room: Some("@alice+nobody".into()),
+        }));
+        assert_eq!(lines[0].body(), "! nobody is called nobody (unknown_user)");
+        let (_, lines) = app.on_net(NetEvent::Server(ServerMsg::Error {
+            code: ErrorCode::NotInRoom,
+            message: "join first".into(),
+            client_id: Some("t-1".into()),
+            room: Some("@alice+nobody".into()),
+        }));
+        assert!(lines.is_empty(), "{lines:?}");
+        assert!(app.pending().is_empty());
+        assert!(!app.rooms.contains_key("@alice+nobody"));
+        // A later try joins again.
+        let (requests, _) = app.on_input("/msg nobody again");
+        assert!(matches!(&frames(requests)[0], ClientMsg::Join { .. }));
     }
 }

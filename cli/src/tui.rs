@@ -1,8 +1,8 @@
 //! The full-screen view (ratatui + crossterm): the current room's messages
 //! on the left (each with its handle `#SEQ`, a reply with its quote, a
-//! message that mentions the user in bold behind a yellow `@`), rooms with
-//! their unread counts (mentions apart, `@N`) and who is online on the
-//! right, the input line below, and a status line with the connection
+//! message that mentions the user in bold behind a yellow `@`), rooms and
+//! private conversations (`@bob`) with their unread counts (mentions
+//! apart, `@N`) and who is online on the right, the input line below, and a status line with the connection
 //! state.
 //!
 //! Keys: Enter sends the line, Tab switches to the next room, PgUp/PgDn
@@ -165,25 +165,15 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
             }
             Kind::Hit { room, from } => (
                 vec![Span::styled(
-                    format!("[{room}] <{from}> "),
+                    match &entry.with {
+                        Some(with) => format!("[@{with}] <{from}> "),
+                        None => format!("[{room}] <{from}> "),
+                    },
                     Style::default()
                         .fg(color_of(from))
                         .add_modifier(Modifier::BOLD),
                 )],
                 Style::default(),
-            ),
-            Kind::Direct { from, to, outgoing } => (
-                vec![Span::styled(
-                    if *outgoing {
-                        format!("[dm to {to}] <{from}> ")
-                    } else {
-                        format!("[dm] <{from}> ")
-                    },
-                    Style::default()
-                        .fg(Color::LightMagenta)
-                        .add_modifier(Modifier::BOLD),
-                )],
-                Style::default().fg(Color::LightMagenta),
             ),
             Kind::Notice => (vec![Span::styled("* ", dim)], dim),
             Kind::Error => (
@@ -212,7 +202,7 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
         .saturating_sub(scroll.min(lines.len().saturating_sub(height)));
     let start = end.saturating_sub(height);
     let title = match &app.current {
-        Some(room) => format!(" {room} "),
+        Some(room) => format!(" {} ", app.label(room)),
         None => " no room: /join ROOM ".to_string(),
     };
     frame.render_widget(
@@ -224,9 +214,9 @@ fn draw(frame: &mut Frame, app: &App, input: &str, scroll: usize) {
     // Rooms (current marked, unread counted, mentions of the user apart),
     // then who is online here.
     let mut side: Vec<Line> = Vec::new();
-    for room in app.rooms.keys() {
-        let current = app.current.as_ref() == Some(room);
-        let mut text = format!("{} {room}", if current { ">" } else { " " });
+    for room in app.room_list() {
+        let current = app.current.as_deref() == Some(room);
+        let mut text = format!("{} {}", if current { ">" } else { " " }, app.label(room));
         let unread = app.unread(room);
         if unread > 0 {
             text.push_str(&format!(" ({unread})"));

@@ -5,8 +5,9 @@
 //!
 //! The server's answer is the upload (an [`Attachment`]) or a JSON error,
 //! shown as its sentence and stable code (`file_too_large`, ...). What to
-//! do with the upload (a `send` or `direct` through the pending ledger) is
-//! the app's business: this module only moves bytes.
+//! do with the upload (a `send` through the pending ledger, to a room or a
+//! private conversation) is the app's business: this module only moves
+//! bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,21 +35,14 @@ const CHUNK: usize = 64 * 1024;
 /// Largest answer read: an upload's JSON or an error's.
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// Where an upload's message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A `send` to this room.
-    Room(String),
-    /// A `direct` to this user.
-    User(String),
-}
-
 /// One `/upload`: the file, where its message goes, and with what caption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadJob {
     /// The file, `~/` resolved.
     pub path: PathBuf,
-    pub target: Target,
+    /// The room its message is said in (a private conversation's, for
+    /// `/upload @USER`).
+    pub room: String,
     /// The message's text; may be empty.
     pub caption: String,
     /// What authorizes the upload: `Authorization: Bearer` (a guest's

@@ -106,6 +106,13 @@ impl Ws {
         self.0.send(Message::text(value.to_string())).await.unwrap();
     }
 
+    /// Joins `room` and gives the `history` its join answers with.
+    async fn join_history(&mut self, room: &str) -> ServerMsg {
+        self.send(json!({"type": "join", "room": room})).await;
+        self.until(|m| matches!(m, ServerMsg::History { room: r, .. } if r == room))
+            .await
+    }
+
     /// Frames until one matches `pred`; returns it.
     async fn until(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
         loop {
@@ -241,16 +248,19 @@ async fn a_scripted_session_with_every_command() {
     let line = carol.until("online:").await.pop().unwrap();
     assert!(line.ends_with("[lobby] * online: alice, carol"), "{line}");
 
+    // /msg: in the private conversation with alice (joined first), which
+    // alice hears of and joins.
     carol.type_line("/msg alice psst").await;
-    let line = carol.until("[dm to alice]").await.pop().unwrap();
-    assert!(line.ends_with("[dm to alice] <carol> psst"), "{line}");
+    let line = carol.until("<carol> psst").await.pop().unwrap();
+    assert!(line.ends_with("[@alice] #1 <carol> psst"), "{line}");
     alice
-        .until(|m| matches!(m, ServerMsg::Direct { text, .. } if text == "psst"))
+        .until(|m| matches!(m, ServerMsg::Conversation { .. }))
         .await;
+    alice.join_history("@alice+carol").await;
     alice
-        .send(json!({"type": "direct", "to": "carol", "text": "psst back"}))
+        .send(json!({"type": "send", "room": "@alice+carol", "text": "psst back"}))
         .await;
-    carol.until("[dm] <alice> psst back").await;
+    carol.until("[@alice] #2 <alice> psst back").await;
 
     carol.type_line("/join kitchen").await;
     carol.until("you are talking in kitchen now").await;
@@ -269,7 +279,7 @@ async fn a_scripted_session_with_every_command() {
     carol.until("you are talking in lobby now").await;
 
     carol.type_line("/help").await;
-    carol.until("/msg USER TEXT").await;
+    carol.until("/msg USER [TEXT]").await;
     carol.type_line("/dance").await;
     carol.until("! unknown command /dance").await;
     carol.type_line("/join Bad Room").await;
@@ -282,6 +292,69 @@ async fn a_scripted_session_with_every_command() {
         "{rest:?}"
     );
     alice.until(|m| left(m, "carola")).await;
+}
+
+#[tokio::test]
+async fn a_conversation_someone_else_starts_appears_and_msg_answers_it() {
+    let server = Server::start().await;
+    let mut alice = Ws::join_as(&server, "alice", "lobby").await;
+    let mut carol = Chat::start(&server, "carol").await;
+    alice.until(|m| joined(m, "carol")).await;
+
+    // alice writes to carol first: carol's client joins the conversation
+    // by itself and prints the message, carol typing nothing.
+    alice.join_history("@alice+carol").await;
+    alice
+        .send(json!({"type": "send", "room": "@alice+carol", "text": "lunch?"}))
+        .await;
+    let lines = carol.until("<alice> lunch?").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("[@alice] * conversation with alice: /msg alice TEXT answers")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("[@alice] #1 <alice> lunch?"),
+        "{lines:?}"
+    );
+
+    // `/msg alice` makes it current: plain lines go there, and back.
+    carol.type_line("/msg alice").await;
+    carol
+        .until("[@alice] * you are talking in @alice now")
+        .await;
+    carol.type_line("yes, at noon").await;
+    let msg = alice
+        .until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "carol"))
+        .await;
+    assert!(
+        matches!(&msg, ServerMsg::Message { room, text, .. }
+            if room == "@alice+carol" && text == "yes, at noon"),
+        "{msg:?}"
+    );
+    carol.until("[@alice] #2 <carol> yes, at noon").await;
+
+    // Nobody by that name: said once, and the text goes nowhere.
+    carol.type_line("/msg nobody hello?").await;
+    carol.until("(unknown_user)").await;
+    carol.type_line("/who").await;
+    let lines = carol.until("online:").await;
+    assert!(
+        !lines.iter().any(|l| l.contains("not_in_room")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("[@alice] * online: alice, carol"),
+        "{lines:?}"
+    );
+    carol.finish().await;
 }
 
 #[tokio::test]
@@ -506,25 +579,27 @@ async fn a_file_uploaded_from_the_terminal_reaches_the_room_and_a_dm_intact() {
     let (status, got) = http_get(&server, link.strip_prefix(&base).unwrap()).await;
     assert_eq!((status, got), (200, bytes.clone()));
 
-    // To one user: a direct message with the file and no caption, typed
-    // as the last line: the end of input quits only once it is acked.
+    // To one user: to the private conversation with them (joined first),
+    // the file and no caption; alice hears of it and finds it there.
     carol
         .type_line(&format!("/upload @alice \"{}\"", path.display()))
         .await;
-    let rest = carol.finish().await;
-    let dm = alice.until(|m| matches!(m, ServerMsg::Direct { .. })).await;
+    alice
+        .until(|m| matches!(m, ServerMsg::Conversation { .. }))
+        .await;
+    // Told as soon as it is said; stored once carol sees it come back.
+    carol.until("[@alice] #1 <carol> file: report v2.bin").await;
+    let dm = alice.join_history("@alice+carol").await;
     assert!(
-        matches!(&dm, ServerMsg::Direct { from, text, attachments, .. }
-            if from == "carol" && text.is_empty() && attachments.len() == 1
-                && attachments[0].size == 5000),
+        matches!(&dm, ServerMsg::History { messages, .. }
+            if messages.len() == 1 && messages[0].from == "carol"
+                && messages[0].text.is_empty() && messages[0].attachments.len() == 1
+                && messages[0].attachments[0].size == 5000),
         "{dm:?}"
     );
-    let shown = rest
-        .iter()
-        .position(|l| l.contains("[dm to alice] <carol> file: report v2.bin"));
-    let bye = rest.iter().position(|l| l.contains("disconnected: bye"));
+    let rest = carol.finish().await;
     assert!(
-        matches!((shown, bye), (Some(s), Some(b)) if s < b),
+        rest.iter().any(|l| l.contains("disconnected: bye")),
         "{rest:#?}"
     );
 }

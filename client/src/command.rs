@@ -3,7 +3,7 @@
 //!
 //! A line that is not a command is said in the current room; `//TEXT` says
 //! `/TEXT`. Commands (case-insensitive, with short aliases):
-//! `/join ROOM`, `/leave [ROOM]`, `/who [ROOM]`, `/rooms`, `/msg USER TEXT`,
+//! `/join ROOM`, `/leave [ROOM]`, `/who [ROOM]`, `/rooms`, `/msg USER [TEXT]`,
 //! `/reply [#SEQ] TEXT`, `/edit [#SEQ] TEXT`, `/delete [#SEQ]`,
 //! `/react [#SEQ] EMOJI`, `/unreact [#SEQ] EMOJI`,
 //! `/search [#ROOM] WORDS`, `/upload [@USER] PATH [TEXT]`, `/rename NAME`,
@@ -19,6 +19,15 @@
 //! handle; anything else is already the text. An emoji is checked with
 //! [`emoji::validate_emoji`] before anything is sent.
 //!
+//! `/msg USER TEXT` says `TEXT` in the user's private conversation with
+//! `USER` (docs/protocol.md, "Private conversations"), the room
+//! [`conversation_with`] names (`@alice+bob`); `/msg USER` alone makes it
+//! the current room. A client that has not joined it yet sends the `join`
+//! first and the `send` right after (the server answers in order); if the
+//! join is refused (`unknown_user`: nobody by that name), the `send`'s
+//! `not_in_room` says nothing more and the client does not show it.
+//! `/upload @USER PATH` sends the file to that conversation likewise.
+//!
 //! `/upload` reads a file on the user's own computer, so only a client
 //! that runs there (`hubbub-chat`) can do it; [`Command::request`] refuses
 //! it with [`CommandError::NeedsLocalFiles`], which the TCP gateway shows.
@@ -29,7 +38,7 @@
 
 use std::fmt;
 
-use hubbub_protocol::{emoji, ClientMsg};
+use hubbub_protocol::{emoji, names, ClientMsg};
 
 use crate::Recent;
 
@@ -46,7 +55,11 @@ pub const HELP: &[(&str, &str)] = &[
         "who is online in ROOM (default: the current room)",
     ),
     ("/rooms", "every room and how many are in it"),
-    ("/msg USER TEXT", "a direct message to USER"),
+    (
+        "/msg USER [TEXT]",
+        "say TEXT in your private conversation with USER (only the two of you \
+         read it); without TEXT, make it the current room",
+    ),
     (
         "/reply [#SEQ] TEXT",
         "answer message #SEQ of the current room, the number after the room on its \
@@ -76,7 +89,7 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "/upload PATH [TEXT]",
         "send a file, TEXT its caption, to the current room \
-         (/upload @USER PATH [TEXT]: to USER); hubbub-chat only",
+         (/upload @USER PATH [TEXT]: to your conversation with USER); hubbub-chat only",
     ),
     ("/rename NAME", "change your name"),
     ("/quit", "leave"),
@@ -103,8 +116,10 @@ pub enum Command {
     Who(Option<String>),
     /// `/rooms` (`/list`).
     Rooms,
-    /// `/msg USER TEXT` (`/m`).
-    Msg { to: String, text: String },
+    /// `/msg USER [TEXT]` (`/m`): say `text` in the private conversation
+    /// with `to` (its room: [`conversation_with`]); without text, make
+    /// that conversation the current room.
+    Msg { to: String, text: Option<String> },
     /// `/reply [#SEQ] TEXT` (`/re`): say `text` in the current room as an
     /// answer to message `to` (`None`: the last one by someone else).
     Reply { to: Option<u64>, text: String },
@@ -127,7 +142,7 @@ pub enum Command {
     Search { room: Option<String>, words: String },
     /// `/upload [@USER] PATH [TEXT]` (`/up`): send the file at `path` (as typed,
     /// not resolved) with `caption` (may be empty) to the current room, or
-    /// to `to` as a direct message.
+    /// to the private conversation with `to`.
     Upload {
         to: Option<String>,
         path: String,
@@ -154,6 +169,11 @@ pub enum CommandError {
     NoRoom,
     /// `/upload` where no local file can be read (the TCP gateway).
     NeedsLocalFiles,
+    /// `/msg` (or `/upload @USER`) to a name that cannot be a user, or to
+    /// this user itself; the sentence says which.
+    BadUser(String),
+    /// `/msg` before the server gave this connection a name.
+    NoName,
     /// `/react` or `/unreact` with something that is not one emoji; the
     /// reason is [`emoji::validate_emoji`]'s.
     BadEmoji(String),
@@ -175,6 +195,8 @@ impl fmt::Display for CommandError {
                 "/upload sends a file from your own computer, which this connection \
                  cannot read: use hubbub-chat or the web app to send files",
             ),
+            CommandError::BadUser(why) => f.write_str(why),
+            CommandError::NoName => f.write_str("you have no name yet: type one first"),
             CommandError::BadEmoji(why) => write!(
                 f,
                 "{why}: react with one emoji, e.g. {}",
@@ -224,11 +246,11 @@ pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
         "who" => Ok(Command::Who(room)),
         "rooms" | "list" => Ok(Command::Rooms),
         "msg" | "m" => match split_word(rest) {
-            (to, text) if !to.is_empty() && !text.trim().is_empty() => Ok(Command::Msg {
-                to: to.to_string(),
-                text: text.to_string(),
+            ("", _) => Err(CommandError::Usage("/msg USER [TEXT]")),
+            (to, text) => Ok(Command::Msg {
+                to: to.trim_start_matches('@').to_string(),
+                text: (!text.trim().is_empty()).then(|| text.to_string()),
             }),
-            _ => Err(CommandError::Usage("/msg USER TEXT")),
         },
         "search" | "find" => {
             let (room, words) = match rest.strip_prefix('#') {
@@ -278,15 +300,34 @@ pub fn parse(line: &str) -> Option<Result<Command, CommandError>> {
     })
 }
 
+/// The room of the private conversation between the user `me` and the user
+/// named `to` (any case, a leading `@` allowed): what `/msg` and `/upload
+/// @USER` say things in. Refused when `to` cannot be a name or is `me`.
+pub fn conversation_with(me: &str, to: &str) -> Result<String, CommandError> {
+    let to = to.trim_start_matches('@');
+    names::validate_name(to).map_err(|why| CommandError::BadUser(format!("{to:?}: {why}")))?;
+    if names::name_key(to) == names::name_key(me) {
+        return Err(CommandError::BadUser(
+            "that is you: /msg someone else".to_string(),
+        ));
+    }
+    Ok(names::conversation(me, to))
+}
+
 impl Command {
-    /// The protocol request for this command, with `current` the current
-    /// room and `recent` what a message command without `#SEQ` defaults to:
-    /// `Ok(None)` for `/help`, which asks nothing of the server. Requests
-    /// carry no `client_id`; a client with a pending ledger enters sends,
-    /// directs, edits, deletions and reactions there
+    /// The protocol request for this command, with `me` this connection's
+    /// name (once welcomed), `current` the current room and `recent` what a
+    /// message command without `#SEQ` defaults to: `Ok(None)` for `/help`,
+    /// which asks nothing of the server, and for `/msg USER` without text,
+    /// which only makes the conversation current (the client's business).
+    /// `/msg USER TEXT` is the `send` to the conversation; it goes after a
+    /// `join` of it if the client has not joined it (see the module docs).
+    /// Requests carry no `client_id`; a client with a pending ledger enters
+    /// sends, edits, deletions and reactions there
     /// ([`crate::Pending::track`]), which gives them one.
     pub fn request(
         self,
+        me: Option<&str>,
         current: Option<&str>,
         recent: &Recent,
     ) -> Result<Option<ClientMsg>, CommandError> {
@@ -322,12 +363,17 @@ impl Command {
                 room: or_current(room, "/who ROOM")?,
             },
             Command::Rooms => ClientMsg::Rooms,
-            Command::Msg { to, text } => ClientMsg::Direct {
-                to,
-                text,
-                client_id: None,
-                attachments: Vec::new(),
-            },
+            Command::Msg { to, text } => {
+                let room = conversation_with(me.ok_or(CommandError::NoName)?, &to)?;
+                let Some(text) = text else { return Ok(None) };
+                ClientMsg::Send {
+                    reply_to: None,
+                    room,
+                    text,
+                    client_id: None,
+                    attachments: Vec::new(),
+                }
+            }
             Command::Reply { to, text } => {
                 let (room, to) = target(to, false, REPLY_USAGE)?;
                 ClientMsg::Send {
@@ -498,10 +544,18 @@ mod tests {
             ok("/msg bob  hi  there "),
             Command::Msg {
                 to: "bob".into(),
-                text: "hi  there ".into()
+                text: Some("hi  there ".into())
             }
         );
         assert_eq!(ok("/m bob x"), ok("/msg bob x"));
+        assert_eq!(ok("/msg @bob x"), ok("/msg bob x"));
+        assert_eq!(
+            ok("/msg Bob  "),
+            Command::Msg {
+                to: "Bob".into(),
+                text: None
+            }
+        );
         assert_eq!(
             ok("/upload ./cat.png  look at her "),
             Command::Upload {
@@ -533,7 +587,7 @@ mod tests {
             }
         );
         assert_eq!(
-            ok("/search #kitchen lunch").request(None, &Recent::new()),
+            ok("/search #kitchen lunch").request(Some("alice"), None, &Recent::new()),
             Ok(Some(ClientMsg::Search {
                 query: "lunch".into(),
                 room: Some("kitchen".into()),
@@ -553,8 +607,8 @@ mod tests {
     fn mistakes_say_what_is_wrong() {
         assert_eq!(err("/join"), CommandError::Usage("/join ROOM"));
         assert_eq!(err("/join #"), CommandError::Usage("/join ROOM"));
-        assert_eq!(err("/msg bob"), CommandError::Usage("/msg USER TEXT"));
-        assert_eq!(err("/msg bob   "), CommandError::Usage("/msg USER TEXT"));
+        assert_eq!(err("/msg"), CommandError::Usage("/msg USER [TEXT]"));
+        assert_eq!(err("/msg   "), CommandError::Usage("/msg USER [TEXT]"));
         assert_eq!(err("/rename"), CommandError::Usage("/rename NAME"));
         let search = CommandError::Usage("/search [#ROOM] WORDS");
         assert_eq!(err("/search"), search);
@@ -580,7 +634,7 @@ mod tests {
     fn requests_default_to_the_current_room() {
         let lobby = Some("lobby");
         assert_eq!(
-            ok("hi").request(lobby, &Recent::new()),
+            ok("hi").request(Some("alice"), lobby, &Recent::new()),
             Ok(Some(ClientMsg::Send {
                 reply_to: None,
                 room: "lobby".into(),
@@ -590,43 +644,46 @@ mod tests {
             }))
         );
         assert_eq!(
-            ok("hi").request(None, &Recent::new()),
+            ok("hi").request(Some("alice"), None, &Recent::new()),
             Err(CommandError::NoRoom)
         );
         assert_eq!(
-            ok("/who").request(lobby, &Recent::new()),
+            ok("/who").request(Some("alice"), lobby, &Recent::new()),
             Ok(Some(ClientMsg::Who {
                 room: "lobby".into()
             }))
         );
         assert_eq!(
-            ok("/leave").request(None, &Recent::new()),
+            ok("/leave").request(Some("alice"), None, &Recent::new()),
             Err(CommandError::Usage("/leave ROOM"))
         );
         assert_eq!(
             ok("/who")
-                .request(None, &Recent::new())
+                .request(Some("alice"), None, &Recent::new())
                 .unwrap_err()
                 .to_string(),
             "usage: /who ROOM"
         );
         assert_eq!(
-            ok("/join kitchen").request(None, &Recent::new()),
+            ok("/join kitchen").request(Some("alice"), None, &Recent::new()),
             Ok(Some(ClientMsg::Join {
                 room: "kitchen".into(),
                 since: None
             }))
         );
-        assert_eq!(ok("/help").request(lobby, &Recent::new()), Ok(None));
         assert_eq!(
-            ok("/upload x.png").request(lobby, &Recent::new()),
+            ok("/help").request(Some("alice"), lobby, &Recent::new()),
+            Ok(None)
+        );
+        assert_eq!(
+            ok("/upload x.png").request(Some("alice"), lobby, &Recent::new()),
             Err(CommandError::NeedsLocalFiles)
         );
         assert!(CommandError::NeedsLocalFiles
             .to_string()
             .contains("use hubbub-chat or the web app"));
         assert_eq!(
-            ok("/quit").request(None, &Recent::new()),
+            ok("/quit").request(Some("alice"), None, &Recent::new()),
             Ok(Some(ClientMsg::Quit))
         );
     }
@@ -712,7 +769,7 @@ mod tests {
         let recent = recent();
         let lobby = Some("lobby");
         assert_eq!(
-            ok("/edit fixed").request(lobby, &recent),
+            ok("/edit fixed").request(Some("alice"), lobby, &recent),
             Ok(Some(ClientMsg::Edit {
                 room: "lobby".into(),
                 seq: 9,
@@ -721,7 +778,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            ok("/delete #7").request(lobby, &recent),
+            ok("/delete #7").request(Some("alice"), lobby, &recent),
             Ok(Some(ClientMsg::Delete {
                 room: "lobby".into(),
                 seq: 7,
@@ -729,7 +786,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            ok("/react 🎉").request(lobby, &recent),
+            ok("/react 🎉").request(Some("alice"), lobby, &recent),
             Ok(Some(ClientMsg::React {
                 room: "lobby".into(),
                 seq: 8,
@@ -739,7 +796,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            ok("/reply sure").request(lobby, &recent),
+            ok("/reply sure").request(Some("alice"), lobby, &recent),
             Ok(Some(ClientMsg::Send {
                 room: "lobby".into(),
                 text: "sure".into(),
@@ -749,7 +806,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            ok("/reply #7 me too").request(lobby, &recent),
+            ok("/reply #7 me too").request(Some("alice"), lobby, &recent),
             Ok(Some(ClientMsg::Send {
                 room: "lobby".into(),
                 text: "me too".into(),
@@ -762,20 +819,20 @@ mod tests {
         let kitchen = Some("kitchen");
         assert_eq!(
             ok("/delete")
-                .request(kitchen, &recent)
+                .request(Some("alice"), kitchen, &recent)
                 .unwrap_err()
                 .to_string(),
             "no message of yours shown in this room yet: name one, /delete #SEQ"
         );
         assert_eq!(
             ok("/unreact 👍")
-                .request(kitchen, &recent)
+                .request(Some("alice"), kitchen, &recent)
                 .unwrap_err()
                 .to_string(),
             "no message by someone else shown in this room yet: name one, /unreact #SEQ EMOJI"
         );
         assert_eq!(
-            ok("/edit #3 x").request(None, &recent),
+            ok("/edit #3 x").request(Some("alice"), None, &recent),
             Err(CommandError::NoRoom)
         );
     }
@@ -825,7 +882,7 @@ mod tests {
         );
         assert!(lines
             .iter()
-            .any(|l| l.starts_with("/msg USER TEXT        a direct message")));
+            .any(|l| l.starts_with("/msg USER [TEXT]      say TEXT in your private conversation")));
         for (usage, _) in HELP.iter().skip(1) {
             let command = usage.split(' ').next().unwrap();
             assert!(parse(command).is_some(), "{command} parses");
@@ -839,5 +896,53 @@ mod tests {
     #[test]
     fn control_characters_are_dropped_from_input() {
         assert_eq!(clean_line("a\x07b\tc\x1b[Ad\u{9b}"), "ab\tc[Ad");
+    }
+
+    #[test]
+    fn msg_says_text_in_the_conversation_with_the_user() {
+        let recent = Recent::new();
+        let lobby = Some("lobby");
+        assert_eq!(
+            ok("/msg Bob psst").request(Some("alice"), lobby, &recent),
+            Ok(Some(ClientMsg::Send {
+                reply_to: None,
+                room: "@alice+bob".into(),
+                text: "psst".into(),
+                client_id: None,
+                attachments: Vec::new(),
+            }))
+        );
+        // The same room from either side.
+        assert_eq!(
+            ok("/msg alice hi").request(Some("Bob"), None, &recent),
+            Ok(Some(ClientMsg::Send {
+                reply_to: None,
+                room: "@alice+bob".into(),
+                text: "hi".into(),
+                client_id: None,
+                attachments: Vec::new(),
+            }))
+        );
+        // Without text: nothing to send; the client makes it current.
+        assert_eq!(
+            ok("/msg bob").request(Some("alice"), lobby, &recent),
+            Ok(None)
+        );
+        assert_eq!(conversation_with("alice", "@Bob"), Ok("@alice+bob".into()));
+        assert_eq!(
+            ok("/msg ALICE hi")
+                .request(Some("alice"), lobby, &recent)
+                .unwrap_err()
+                .to_string(),
+            "that is you: /msg someone else"
+        );
+        assert!(matches!(
+            ok("/msg b+ob hi").request(Some("alice"), lobby, &recent),
+            Err(CommandError::BadUser(why)) if why.starts_with("\"b+ob\": name may hold")
+        ));
+        assert_eq!(
+            ok("/msg bob hi").request(None, lobby, &recent),
+            Err(CommandError::NoName)
+        );
     }
 }

@@ -10,10 +10,10 @@
 //!
 //! | piece | what it owns |
 //! |---|---|
-//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER TEXT`, `/edit [#SEQ] TEXT`, …) and its [`HELP`] |
-//! | [`render`] | server frames as text [`Line`]s (`[lobby] #42 <alice> hi`, `* alice edited #42: hi all`), made safe for a terminal |
+//! | [`command`] | the slash-command grammar (`/join ROOM`, `/msg USER [TEXT]`, `/edit [#SEQ] TEXT`, …) and its [`HELP`] |
+//! | [`render`] | server frames as text [`Line`]s (`[lobby] #42 <alice> hi`, `[@bob] #3 <bob> psst`, `* alice edited #42: hi all`), made safe for a terminal |
 //! | [`recent`] | [`Recent`]: the latest messages shown per room, what `/edit`, `/delete`, `/react` and `/reply` default to |
-//! | [`resume`] | the [`ResumeTracker`]: the rooms to be in and the last `seq` of each, rejoined with `since` |
+//! | [`resume`] | the [`ResumeTracker`]: the rooms (and private conversations) to be in and the last `seq` of each, rejoined with `since`; the conversations to join as they become known |
 //! | [`pending`] | the [`Pending`] ledger: sends (and edits, deletions, reactions) not acknowledged yet, keyed by `client_id`, resent after a reconnect |
 //! | [`backoff`] | the reconnect [`Backoff`] policy: exponential, full jitter, capped |
 //! | [`link`] | [`Link`], the state of the connection as a user sees it |
@@ -26,15 +26,23 @@
 //! state.
 //!
 //! A client's data flow: the transport hands each [`hubbub_protocol::ServerMsg`]
-//! once to the resume tracker ([`ResumeTracker::observe`]) and the pending
-//! ledger ([`Pending::settle`]), then to its one reducer of UI state (the
-//! terminal client and the gateway render it with [`Renderer`] and keep
-//! what it showed in [`Recent`]). Typed input goes through
-//! [`command::parse`]; sends enter the ledger before they are written. On every `welcome` the transport writes [`resume_frames`].
+//! once to the resume tracker ([`ResumeTracker::observe`], and
+//! [`ResumeTracker::joins_for`], whose `join`s of private conversations it
+//! writes at once) and the pending ledger ([`Pending::settle`]), then to its
+//! one reducer of UI state (the terminal client and the gateway render it
+//! with [`Renderer`] and keep what it showed in [`Recent`]). Typed input
+//! goes through [`command::parse`]; sends enter the ledger before they are
+//! written. On every `welcome` the transport writes [`resume_frames`].
+//!
+//! A direct message is a `send` to the private conversation of its two
+//! people, a room named after them ([`hubbub_protocol::names::conversation`],
+//! `@alice+bob`): the ledger, the tracker, [`Unread`] and [`Recent`] treat
+//! it as the room it is; [`Renderer`] shows it as `[@bob]`, the other
+//! person.
 //!
 //! ```
 //! use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker, Settled};
-//! use hubbub_protocol::{ClientMsg, ServerMsg};
+//! use hubbub_protocol::{ClientMsg, ConversationInfo, ServerMsg};
 //!
 //! let mut tracker = ResumeTracker::with_rooms(["lobby"]);
 //! let mut pending = Pending::new("3fa9");
@@ -48,14 +56,21 @@
 //!     retry_at_ms: 1_000 + backoff.next_delay_ms(0.42), // now + jittered delay
 //! };
 //!
-//! // A new socket is welcomed: rejoin, then resend, in that order.
+//! // A new socket is welcomed: rejoin, ask for the conversations, then
+//! // resend, in that order.
 //! link = Link::Connected;
 //! backoff.reset();
 //! let frames = resume_frames(&tracker, &pending);
 //! assert_eq!(frames[0], ClientMsg::Join { room: "lobby".into(), since: None });
-//! assert_eq!(frames[1], send);
+//! assert_eq!(frames[1], ClientMsg::Conversations);
+//! assert_eq!(frames[2], send);
 //!
-//! // Every server frame, once: the tracker and the ledger learn from it.
+//! // Every server frame, once: the tracker and the ledger learn from it,
+//! // and the tracker says which conversations to join.
+//! let listed = ServerMsg::Conversations { conversations: vec![ConversationInfo {
+//!     room: "@bob+me".into(), with: "bob".into(), online: true, last_seq: 2 }] };
+//! assert_eq!(tracker.joins_for(&listed),
+//!            [ClientMsg::Join { room: "@bob+me".into(), since: None }]);
 //! for frame in [
 //!     ServerMsg::Message { room: "lobby".into(), seq: 8, from: "me".into(),
 //!                          text: "hi all".into(), sent_at: 0, attachments: vec![],
@@ -92,11 +107,16 @@ pub use unread::Unread;
 use hubbub_protocol::ClientMsg;
 
 /// What to send right after `welcome` on a new connection: a `join` (with
-/// `since` where known) for every room to be in, then every pending send in
-/// the order it was made. Joins come first so the resent sends find their
-/// rooms joined.
+/// `since` where known) for every room (and conversation) to be in, then
+/// `conversations` (whose answer, through [`ResumeTracker::joins_for`],
+/// joins the ones not tracked yet), then every pending send in the order it
+/// was made. Joins come first so the resent sends find their rooms joined.
 pub fn resume_frames(tracker: &ResumeTracker, pending: &Pending) -> Vec<ClientMsg> {
-    tracker.rejoin().chain(pending.resend()).collect()
+    tracker
+        .rejoin()
+        .chain([ClientMsg::Conversations])
+        .chain(pending.resend())
+        .collect()
 }
 
 #[cfg(test)]
@@ -105,7 +125,7 @@ mod tests {
     use hubbub_protocol::ServerMsg;
 
     #[test]
-    fn after_welcome_rooms_are_rejoined_before_pending_sends_are_resent() {
+    fn after_welcome_rooms_are_rejoined_and_conversations_asked_before_pending_sends_are_resent() {
         let mut tracker = ResumeTracker::new();
         tracker.join("lobby");
         tracker.observe(&ServerMsg::Message {
@@ -128,6 +148,7 @@ mod tests {
                     room: "lobby".into(),
                     since: Some(7)
                 },
+                ClientMsg::Conversations,
                 send
             ]
         );

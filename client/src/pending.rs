@@ -1,7 +1,8 @@
 //! The pending ledger: the client's one record of messages it sent that the
 //! server has not acknowledged yet (docs/protocol.md, "Idempotent sends").
 //!
-//! Every `send` and `direct`, and every `edit`, `delete` and `react` (acked
+//! Every `send` (a direct message too: it is a `send` to the private
+//! conversation's room), and every `edit`, `delete` and `react` (acked
 //! like a send, and as idempotent by `client_id` on the server), gets a
 //! fresh `client_id` and enters the ledger *before* it is written, so it survives a lost link: after the next
 //! `welcome`, [`Pending::resend`] gives it again with the same `client_id`,
@@ -14,8 +15,6 @@
 //!
 //! (The server's per-connection byte queue is its *outbox*; this is not that.)
 
-use std::collections::VecDeque;
-
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 /// One message on its way.
@@ -23,7 +22,7 @@ use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 pub struct PendingSend {
     /// The id sent with it, echoed by the `ack` or `error`.
     pub client_id: String,
-    /// The `send`, `direct`, `edit`, `delete` or `react` as written (with
+    /// The `send`, `edit`, `delete` or `react` as written (with
     /// `client_id`).
     pub request: ClientMsg,
     /// Why the server refused it (code and its sentence), if it did.
@@ -35,15 +34,13 @@ impl PendingSend {
     /// or `react`).
     pub fn text(&self) -> &str {
         match &self.request {
-            ClientMsg::Send { text, .. }
-            | ClientMsg::Direct { text, .. }
-            | ClientMsg::Edit { text, .. } => text,
+            ClientMsg::Send { text, .. } | ClientMsg::Edit { text, .. } => text,
             _ => "",
         }
     }
 
     /// The room and `seq` of the message an `edit`, `delete` or `react`
-    /// changes (`None` for a `send` or `direct`, which are new messages).
+    /// changes (`None` for a `send`, a new message).
     pub fn target(&self) -> Option<(&str, u64)> {
         match &self.request {
             ClientMsg::Edit { room, seq, .. }
@@ -57,14 +54,6 @@ impl PendingSend {
     pub fn room(&self) -> Option<&str> {
         match &self.request {
             ClientMsg::Send { room, .. } => Some(room),
-            _ => None,
-        }
-    }
-
-    /// The recipient of a `direct`.
-    pub fn to(&self) -> Option<&str> {
-        match &self.request {
-            ClientMsg::Direct { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -107,7 +96,10 @@ pub enum Settled {
 /// Sends not acknowledged yet, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    sends: VecDeque<PendingSend>,
+    /// Oldest first. A `Vec`, not a `VecDeque`: it holds at most
+    /// [`Pending::MAX`], settled from anywhere in it, and the web bundle
+    /// then carries no `VecDeque` code (734 bytes gzipped).
+    sends: Vec<PendingSend>,
     /// Makes this client's ids unlikely to meet another's (the server keys
     /// them by user and room anyway): e.g. a few random hex digits.
     prefix: String,
@@ -122,7 +114,7 @@ impl Pending {
     /// An empty ledger whose `client_id`s are `"{prefix}-{n}"`.
     pub fn new(prefix: impl Into<String>) -> Pending {
         Pending {
-            sends: VecDeque::new(),
+            sends: Vec::new(),
             prefix: prefix.into(),
             next: 1,
         }
@@ -135,7 +127,7 @@ impl Pending {
         let client_id = format!("{}-{}", self.prefix, self.next);
         self.next += 1;
         let request = make(client_id.clone());
-        self.sends.push_back(PendingSend {
+        self.sends.push(PendingSend {
             client_id,
             request: request.clone(),
             failed: None,
@@ -178,19 +170,17 @@ impl Pending {
 
     /// Records `request` with a fresh `client_id` and gives the frame to
     /// write, if it is one the ledger keeps: a `send` (a reply too),
-    /// `direct`, `edit`, `delete` or `react`. Any other request has no
+    /// `edit`, `delete` or `react`. Any other request has no
     /// `client_id` to settle by: it is given back as it is, not recorded.
     pub fn track(&mut self, request: ClientMsg) -> Result<ClientMsg, PendingFull> {
         match request {
             ClientMsg::Send { .. }
-            | ClientMsg::Direct { .. }
             | ClientMsg::Edit { .. }
             | ClientMsg::Delete { .. }
             | ClientMsg::React { .. } => self.push(|id| {
                 let mut request = request;
                 match &mut request {
                     ClientMsg::Send { client_id, .. }
-                    | ClientMsg::Direct { client_id, .. }
                     | ClientMsg::Edit { client_id, .. }
                     | ClientMsg::Delete { client_id, .. }
                     | ClientMsg::React { client_id, .. } => *client_id = Some(id),
@@ -200,27 +190,6 @@ impl Pending {
             }),
             other => Ok(other),
         }
-    }
-
-    /// Records a `direct` of `text` to `to` and gives the frame to write.
-    pub fn direct(&mut self, to: &str, text: &str) -> Result<ClientMsg, PendingFull> {
-        self.direct_files(to, text, Vec::new())
-    }
-
-    /// Records a `direct` of `text` with the uploads `attachments` to `to`;
-    /// gives the frame to write.
-    pub fn direct_files(
-        &mut self,
-        to: &str,
-        text: &str,
-        attachments: Vec<String>,
-    ) -> Result<ClientMsg, PendingFull> {
-        self.push(|client_id| ClientMsg::Direct {
-            to: to.to_string(),
-            text: text.to_string(),
-            client_id: Some(client_id),
-            attachments,
-        })
     }
 
     /// Every message on its way, oldest first (failed ones included).
@@ -260,7 +229,7 @@ impl Pending {
                 ..
             } => {
                 let at = self.sends.iter().position(|s| s.client_id == *id)?;
-                let send = self.sends.remove(at)?;
+                let send = self.sends.remove(at);
                 Some(Settled::Acked { send, seq: *seq })
             }
             ServerMsg::Error {
@@ -300,7 +269,8 @@ impl Pending {
             | ServerMsg::LeaveOk { .. }
             | ServerMsg::Message { .. }
             | ServerMsg::History { .. }
-            | ServerMsg::Direct { .. }
+            | ServerMsg::Conversation { .. }
+            | ServerMsg::Conversations { .. }
             | ServerMsg::Renamed { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
@@ -322,7 +292,7 @@ impl Pending {
     /// Drops a message from the ledger (the user gave up on a failed one).
     pub fn dismiss(&mut self, client_id: &str) -> Option<PendingSend> {
         let at = self.sends.iter().position(|s| s.client_id == client_id)?;
-        self.sends.remove(at)
+        Some(self.sends.remove(at))
     }
 }
 
@@ -351,7 +321,7 @@ mod tests {
     fn sends_get_fresh_ids_and_wait_for_their_ack() {
         let mut p = Pending::new("ab12");
         let first = p.send("lobby", "one").unwrap();
-        let second = p.direct("bob", "two").unwrap();
+        let second = p.send("@alice+bob", "two").unwrap();
         assert_eq!(
             first,
             ClientMsg::Send {
@@ -362,16 +332,18 @@ mod tests {
                 attachments: Vec::new(),
             }
         );
+        // A direct message is a send to the conversation's room.
         assert_eq!(
             second,
-            ClientMsg::Direct {
-                to: "bob".into(),
+            ClientMsg::Send {
+                reply_to: None,
+                room: "@alice+bob".into(),
                 text: "two".into(),
                 client_id: Some("ab12-2".into()),
                 attachments: Vec::new(),
             }
         );
-        assert_eq!(p.get("ab12-2").unwrap().to(), Some("bob"));
+        assert_eq!(p.get("ab12-2").unwrap().room(), Some("@alice+bob"));
         let reply = p.reply("lobby", "yes", Vec::new(), Some(41)).unwrap();
         assert!(matches!(
             reply,
@@ -428,11 +400,14 @@ mod tests {
     fn a_file_goes_again_after_a_reconnect_with_its_id() {
         let mut p = Pending::new("f");
         let room = p.send_files("lobby", "", vec!["up1".into()]).unwrap();
-        let dm = p.direct_files("bob", "here", vec!["up2".into()]).unwrap();
+        let dm = p
+            .send_files("@alice+bob", "here", vec!["up2".into()])
+            .unwrap();
         assert_eq!(
             dm,
-            ClientMsg::Direct {
-                to: "bob".into(),
+            ClientMsg::Send {
+                reply_to: None,
+                room: "@alice+bob".into(),
                 text: "here".into(),
                 client_id: Some("f-2".into()),
                 attachments: vec!["up2".into()],

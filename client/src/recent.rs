@@ -123,7 +123,8 @@ impl Recent {
             | ServerMsg::Joined { .. }
             | ServerMsg::Left { .. }
             | ServerMsg::Ack { .. }
-            | ServerMsg::Direct { .. }
+            | ServerMsg::Conversation { .. }
+            | ServerMsg::Conversations { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
             | ServerMsg::Read { .. }

@@ -3,11 +3,21 @@
 //!
 //! [`Renderer::render`] turns one [`ServerMsg`] into zero or more [`Line`]s
 //! (a `history` is many, an `ack` none). It remembers the user's own name,
-//! so its own online notices are not echoed back, a direct message it
-//! sent reads `[dm to bob]` and a message that mentions it is marked. A
-//! [`Line`] becomes text with [`Line::body`] (`[lobby] #42 <alice> hi`,
-//! `* notice`, `! error`) or, timestamped and safe for a bare terminal, with
-//! [`Line::to_terminal`].
+//! so its own online notices are not echoed back, a line of a private
+//! conversation names the other person, and a message that mentions it is
+//! marked. A [`Line`] becomes text with [`Line::body`] (`[lobby] #42
+//! <alice> hi`, `* notice`, `! error`) or, timestamped and safe for a bare
+//! terminal, with [`Line::to_terminal`].
+//!
+//! A private conversation (docs/protocol.md, "Private conversations") is
+//! a room named after its two people, `@alice+bob`; its lines show the
+//! *other* person instead, `@` and their name (as a `conversation` frame
+//! spells it, else as the room does): to bob, `[@alice] #3 <alice> psst`
+//! and `[@alice] #4 <bob> hello`; to alice, `[@bob] #3 <alice> psst`. The
+//! [`Line::room`] stays the room's name, so views still sort lines by
+//! room; [`Line::with`] holds the other person, and
+//! [`Renderer::room_label`] gives any room's shown name (`lobby`, `@bob`)
+//! for room lists and a client's own notices ([`Renderer::notice`]).
 //!
 //! A room message shows its handle, `#` and its `seq`, after the room: what
 //! `/reply`, `/edit`, `/delete` and `/react` name it by. The rest of
@@ -23,6 +33,9 @@
 //! | a deletion | `[lobby] * alice deleted #42` |
 //! | a reaction | `[lobby] * bob reacted 👍 to #42`, `[lobby] * bob took back 👍 from #42` |
 //! | a deleted message in `history` | `[lobby] #43 <alice> (deleted)` |
+//! | a message in a private conversation | `[@bob] #3 <bob> psst` |
+//! | `conversation` (news of one not joined yet) | `[@bob] * conversation with bob: /msg bob TEXT answers` |
+//! | `conversations` (not when empty) | `* your conversations: bob (online), carol` |
 //!
 //! Text is shown as sent: no markup is interpreted.
 //!
@@ -41,7 +54,7 @@
 //! fake a line from someone else. A lone CR would move the cursor back over
 //! the start of the line: it too becomes U+FFFD.
 
-use hubbub_protocol::names::name_key;
+use hubbub_protocol::names::{self, name_key};
 use hubbub_protocol::{Attachment, Event, Quote, ServerMsg};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -60,12 +73,6 @@ pub enum Kind {
     },
     /// A message a search found in `room` (shown whatever room is current).
     Hit { room: String, from: String },
-    /// A direct message; `outgoing` when this user sent it.
-    Direct {
-        from: String,
-        to: String,
-        outgoing: bool,
-    },
     /// Presence, answers, connection state: `* ...`.
     Notice,
     /// A refused request or a usage mistake: `! ...`.
@@ -78,9 +85,13 @@ pub struct Line {
     /// When it happened: the server's `sent_at` for messages, else the time
     /// the frame was rendered. Milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// The room it belongs to; `None` for direct messages and answers about
-    /// no room in particular.
+    /// The room it belongs to; `None` for answers about no room in
+    /// particular.
     pub room: Option<String>,
+    /// For a line of a private conversation of this user: the other
+    /// person, shown instead of the room (`[@bob]`). Set by the
+    /// [`Renderer`]; `None` for any other line.
+    pub with: Option<String>,
     pub kind: Kind,
     /// The text as the server sent it: not yet made safe for a terminal.
     pub text: String,
@@ -92,6 +103,7 @@ impl Line {
         Line {
             at_ms,
             room: room.map(String::from),
+            with: None,
             kind: Kind::Notice,
             text: text.into(),
         }
@@ -102,6 +114,7 @@ impl Line {
         Line {
             at_ms,
             room: room.map(String::from),
+            with: None,
             kind: Kind::Error,
             text: text.into(),
         }
@@ -110,14 +123,14 @@ impl Line {
     /// The line as text, without timestamp and not yet made safe:
     /// `[lobby] #42 <alice> hi`, `@ [lobby] #46 <bob> @alice look` (it
     /// mentions the reader), `[lobby] #45 <bob> ↳ #41 alice: are we on? |
-    /// yes`, `[dm] <bob> psst`, `[dm to bob] <alice> psst`, `[lobby] * bob
-    /// joined`, `! text (code)`.
+    /// yes`, `[@bob] #3 <bob> psst` (a private conversation), `[lobby] *
+    /// bob joined`, `! text (code)`.
     pub fn body(&self) -> String {
-        let room = self
-            .room
-            .as_ref()
-            .map(|r| format!("[{r}] "))
-            .unwrap_or_default();
+        let room = match (&self.with, &self.room) {
+            (Some(with), _) => format!("[@{with}] "),
+            (None, Some(room)) => format!("[{room}] "),
+            (None, None) => String::new(),
+        };
         match &self.kind {
             Kind::Message {
                 from,
@@ -129,13 +142,10 @@ impl Line {
                 let quote = quote.as_ref().map(quote_text).unwrap_or_default();
                 format!("{mark}{room}#{seq} <{from}> {quote}{}", self.text)
             }
-            Kind::Hit { room, from } => format!("[{room}] <{from}> {}", self.text),
-            Kind::Direct {
-                from,
-                to,
-                outgoing: true,
-            } => format!("[dm to {to}] <{from}> {}", self.text),
-            Kind::Direct { from, .. } => format!("[dm] <{from}> {}", self.text),
+            Kind::Hit { room, from } => match &self.with {
+                Some(with) => format!("[@{with}] <{from}> {}", self.text),
+                None => format!("[{room}] <{from}> {}", self.text),
+            },
             Kind::Notice => format!("{room}* {}", self.text),
             Kind::Error => format!("{room}! {}", self.text),
         }
@@ -256,6 +266,11 @@ pub struct Renderer {
     /// This guest's upload token (from `welcome`), which also authorizes
     /// its downloads: appended to links as `?token=`.
     upload_token: Option<String>,
+    /// The other person of each private conversation a `conversation` or
+    /// `conversations` frame named, as they spell their name, or as a line
+    /// of it first showed them: `(room, with)`, at most one per room,
+    /// forgotten with the room's `leave_ok`.
+    spelled: Vec<(String, String)>,
 }
 
 impl Renderer {
@@ -266,6 +281,41 @@ impl Renderer {
     /// The user's own name, once welcomed (updated on its own rename).
     pub fn me(&self) -> Option<&str> {
         self.me.as_deref()
+    }
+
+    /// The other person of `room` if it is a private conversation of this
+    /// user: as a `conversation` frame spelled them, else as the room does.
+    pub fn with_of(&self, room: &str) -> Option<String> {
+        if let Some((_, with)) = self.spelled.iter().find(|(r, _)| r == room) {
+            return Some(with.clone());
+        }
+        let me = name_key(self.me.as_deref()?);
+        names::conversation_peer(room, &me).map(String::from)
+    }
+
+    /// How `room` is shown: `@bob` for this user's conversation with bob,
+    /// else the room's name.
+    pub fn room_label(&self, room: &str) -> String {
+        match self.with_of(room) {
+            Some(with) => format!("@{with}"),
+            None => room.to_string(),
+        }
+    }
+
+    /// A `* ...` line of the client's own about `room`, shown as the
+    /// renderer shows the room's lines (`[@bob] * ...` for a conversation).
+    pub fn notice(&self, at_ms: u64, room: Option<&str>, text: impl Into<String>) -> Line {
+        let mut line = Line::notice(at_ms, room, text);
+        line.with = room.and_then(|room| self.with_of(room));
+        line
+    }
+
+    /// Remembers how a conversation's other person spells their name.
+    fn learn(&mut self, room: &str, with: &str) {
+        match self.spelled.iter_mut().find(|(r, _)| r == room) {
+            Some((_, known)) => *known = with.to_string(),
+            None => self.spelled.push((room.to_string(), with.to_string())),
+        }
     }
 
     fn is_me(&self, name: &str) -> bool {
@@ -384,6 +434,7 @@ impl Renderer {
         let line = |text: String| Line {
             at_ms,
             room: room.map(String::from),
+            with: None,
             kind: kind.clone(),
             text,
         };
@@ -395,8 +446,31 @@ impl Renderer {
     }
 
     /// The lines for one frame, `now_ms` being the time for lines that have
-    /// no time of their own.
+    /// no time of their own. Lines of a private conversation of this user
+    /// carry its other person ([`Line::with`]).
     pub fn render(&mut self, msg: &ServerMsg, now_ms: u64) -> Vec<Line> {
+        let mut lines = self.lines(msg, now_ms);
+        for line in &mut lines {
+            if line.with.is_some() {
+                continue;
+            }
+            let Some(room) = line.room.as_deref() else {
+                continue;
+            };
+            line.with = self.with_of(room);
+            // Kept, so a conversation's lines still name its other person
+            // after an own rename (a guest's conversations end with it).
+            if let Some(with) = &line.with {
+                self.learn(room, with);
+            }
+        }
+        if let ServerMsg::LeaveOk { room } = msg {
+            self.spelled.retain(|(r, _)| r != room);
+        }
+        lines
+    }
+
+    fn lines(&mut self, msg: &ServerMsg, now_ms: u64) -> Vec<Line> {
         match msg {
             ServerMsg::Welcome {
                 user, upload_token, ..
@@ -423,9 +497,11 @@ impl Renderer {
             }
             ServerMsg::Joined { room, users } => self.others(now_ms, room, users, "joined"),
             ServerMsg::Left { room, users } => self.others(now_ms, room, users, "left"),
-            ServerMsg::LeaveOk { room } => {
-                vec![Line::notice(now_ms, Some(room), format!("you left {room}"))]
-            }
+            ServerMsg::LeaveOk { room } => vec![Line::notice(
+                now_ms,
+                Some(room),
+                format!("you left {}", self.room_label(room)),
+            )],
             ServerMsg::Message {
                 room,
                 seq,
@@ -481,23 +557,34 @@ impl Renderer {
                     }))
                     .collect()
             }
-            ServerMsg::Direct {
-                from,
-                to,
-                text,
-                sent_at,
-                attachments,
-            } => self.message_lines(
-                *sent_at,
-                None,
-                Kind::Direct {
-                    from: from.clone(),
-                    to: to.clone(),
-                    outgoing: self.is_me(from),
-                },
-                text,
-                attachments,
-            ),
+            ServerMsg::Conversation { room, with } => {
+                self.learn(room, with);
+                vec![Line::notice(
+                    now_ms,
+                    Some(room),
+                    format!("conversation with {with}: /msg {with} TEXT answers"),
+                )]
+            }
+            ServerMsg::Conversations { conversations } => {
+                for c in conversations {
+                    self.learn(&c.room, &c.with);
+                }
+                if conversations.is_empty() {
+                    return Vec::new();
+                }
+                let listed: Vec<String> = conversations
+                    .iter()
+                    .map(|c| match c.online {
+                        true => format!("{} (online)", c.with),
+                        false => c.with.clone(),
+                    })
+                    .collect();
+                vec![Line::notice(
+                    now_ms,
+                    None,
+                    format!("your conversations: {}", listed.join(", ")),
+                )]
+            }
             ServerMsg::Renamed {
                 room: Some(room),
                 from,
@@ -557,7 +644,17 @@ impl Renderer {
                             room: hit.room.clone(),
                             from: hit.from.clone(),
                         };
-                        self.message_lines(hit.sent_at, None, kind, &hit.text, &hit.attachments)
+                        let mut lines = self.message_lines(
+                            hit.sent_at,
+                            None,
+                            kind,
+                            &hit.text,
+                            &hit.attachments,
+                        );
+                        for line in &mut lines {
+                            line.with = self.with_of(&hit.room);
+                        }
+                        lines
                     }))
                     .chain(more)
                     .collect()
@@ -595,7 +692,9 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
-    use hubbub_protocol::{ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit};
+    use hubbub_protocol::{
+        ConversationInfo, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit,
+    };
 
     use super::*;
 
@@ -715,26 +814,6 @@ mod tests {
                 ],
             ),
             (
-                ServerMsg::Direct {
-                    from: "bob".into(),
-                    to: "alice".into(),
-                    text: "psst".into(),
-                    sent_at: 1,
-                    attachments: Vec::new(),
-                },
-                vec!["[dm] <bob> psst"],
-            ),
-            (
-                ServerMsg::Direct {
-                    from: "alice".into(),
-                    to: "bob".into(),
-                    text: "psst".into(),
-                    sent_at: 1,
-                    attachments: Vec::new(),
-                },
-                vec!["[dm to bob] <alice> psst"],
-            ),
-            (
                 ServerMsg::Renamed {
                     room: Some(room()),
                     from: "bob".into(),
@@ -837,6 +916,168 @@ mod tests {
             mentions: Vec::new(),
             event: None,
         }
+    }
+
+    /// `msg` said in `room` instead.
+    fn in_room(room: &str, mut msg: ServerMsg) -> ServerMsg {
+        if let ServerMsg::Message { room: r, .. } | ServerMsg::History { room: r, .. } = &mut msg {
+            *r = room.to_string();
+        }
+        msg
+    }
+
+    #[test]
+    fn a_conversation_shows_the_other_person_to_each_side() {
+        let frames = [
+            in_room("@alice+bob", said(3, "bob", "psst")),
+            in_room("@alice+bob", said(4, "alice", "hello")),
+            event(
+                in_room("@alice+bob", said(5, "bob", "")),
+                Event::React {
+                    target: 4,
+                    emoji: "👍".into(),
+                    on: true,
+                },
+            ),
+            ServerMsg::Presence {
+                room: "@alice+bob".into(),
+                users: vec!["alice".into(), "bob".into()],
+            },
+            ServerMsg::Left {
+                room: "@alice+bob".into(),
+                users: vec!["bob".into()],
+            },
+            ServerMsg::LeaveOk {
+                room: "@alice+bob".into(),
+            },
+        ];
+        let mut alice = welcomed("alice");
+        let mut bob = welcomed("Bob");
+        let seen = |r: &mut Renderer| -> Vec<String> {
+            frames.iter().flat_map(|f| bodies(r, f.clone())).collect()
+        };
+        assert_eq!(
+            seen(&mut alice),
+            [
+                "[@bob] #3 <bob> psst",
+                "[@bob] #4 <alice> hello",
+                "[@bob] * bob reacted 👍 to #4",
+                "[@bob] * online: alice, bob",
+                "[@bob] * bob left",
+                "[@bob] * you left @bob",
+            ]
+        );
+        assert_eq!(
+            seen(&mut bob)[..2],
+            ["[@alice] #3 <bob> psst", "[@alice] #4 <alice> hello"]
+        );
+        // The line still belongs to the room, for views that sort by room.
+        let line = &alice.render(&frames[0], 0)[0];
+        assert_eq!(line.room.as_deref(), Some("@alice+bob"));
+        assert_eq!(line.with.as_deref(), Some("bob"));
+        // History reads the same.
+        assert_eq!(
+            bodies(&mut alice, in_room("@alice+bob", as_history(&frames[..2]))),
+            ["[@bob] #3 <bob> psst", "[@bob] #4 <alice> hello"]
+        );
+        // Someone else's conversation (nobody joins one, but a search of a
+        // bad server's could name it) and rooms keep their names.
+        assert_eq!(alice.room_label("@bob+carol"), "@bob+carol");
+        assert_eq!(alice.room_label("lobby"), "lobby");
+        assert_eq!(
+            alice
+                .notice(0, Some("@alice+bob"), "you are talking in @bob now")
+                .body(),
+            "[@bob] * you are talking in @bob now"
+        );
+    }
+
+    #[test]
+    fn conversation_frames_name_the_other_person_as_they_spell_it() {
+        let mut r = welcomed("alice");
+        assert_eq!(
+            bodies(
+                &mut r,
+                ServerMsg::Conversation {
+                    room: "@alice+bob".into(),
+                    with: "Bob".into(),
+                }
+            ),
+            ["[@Bob] * conversation with Bob: /msg Bob TEXT answers"]
+        );
+        assert_eq!(
+            bodies(&mut r, in_room("@alice+bob", said(1, "Bob", "hi"))),
+            ["[@Bob] #1 <Bob> hi"]
+        );
+        assert_eq!(
+            bodies(
+                &mut r,
+                ServerMsg::Conversations {
+                    conversations: vec![]
+                }
+            ),
+            Vec::<String>::new()
+        );
+        let listed = ServerMsg::Conversations {
+            conversations: vec![
+                ConversationInfo {
+                    room: "@alice+carol".into(),
+                    with: "Carol".into(),
+                    online: true,
+                    last_seq: 4,
+                },
+                ConversationInfo {
+                    room: "@alice+bob".into(),
+                    with: "Bob".into(),
+                    online: false,
+                    last_seq: 1,
+                },
+            ],
+        };
+        assert_eq!(
+            bodies(&mut r, listed),
+            ["* your conversations: Carol (online), Bob"]
+        );
+        assert_eq!(r.room_label("@alice+carol"), "@Carol");
+        // A conversation shown before an own rename keeps its label; one
+        // left is forgotten.
+        bodies(&mut r, in_room("@alice+dave", said(1, "dave", "yo")));
+        bodies(
+            &mut r,
+            ServerMsg::Renamed {
+                room: None,
+                from: "alice".into(),
+                to: "al".into(),
+                upload_token: None,
+            },
+        );
+        assert_eq!(
+            bodies(
+                &mut r,
+                ServerMsg::LeaveOk {
+                    room: "@alice+dave".into()
+                }
+            ),
+            ["[@dave] * you left @dave"]
+        );
+        assert_eq!(r.room_label("@alice+dave"), "@alice+dave");
+        // A search hit in a conversation is shown by its other person too.
+        let found = ServerMsg::SearchResults {
+            query: "hi".into(),
+            results: vec![SearchHit {
+                room: "@alice+bob".into(),
+                seq: 1,
+                from: "Bob".into(),
+                text: "hi".into(),
+                sent_at: 1,
+                attachments: vec![],
+            }],
+            next: None,
+        };
+        assert_eq!(
+            bodies(&mut r, found),
+            ["* 1 result for \"hi\", newest first", "[@Bob] <Bob> hi"]
+        );
     }
 
     /// `msg` with `event` set.
@@ -1059,18 +1300,9 @@ mod tests {
             ["* you are al now"]
         );
         assert_eq!(r.me(), Some("al"));
-        let lines = r.render(
-            &ServerMsg::Direct {
-                from: "al".into(),
-                to: "bob".into(),
-                text: "x".into(),
-                sent_at: 9,
-                attachments: Vec::new(),
-            },
-            0,
-        );
-        assert_eq!(lines[0].at_ms, 9, "a message keeps its own time");
-        assert_eq!(lines[0].body(), "[dm to bob] <al> x");
+        let lines = r.render(&in_room("@al+bob", said(9, "al", "x")), 0);
+        assert_eq!(lines[0].at_ms, 5, "a message keeps its own time");
+        assert_eq!(lines[0].body(), "[@bob] #9 <al> x");
     }
 
     #[test]
@@ -1078,6 +1310,7 @@ mod tests {
         let line = Line {
             at_ms: 3_723_000,
             room: Some("lobby".into()),
+            with: None,
             kind: Kind::Message {
                 from: "bob".into(),
                 seq: 7,
@@ -1169,17 +1402,14 @@ mod tests {
     #[test]
     fn an_empty_caption_leaves_just_the_files() {
         let mut r = welcomed("alice");
-        let direct = ServerMsg::Direct {
-            from: "alice".into(),
-            to: "bob".into(),
-            text: String::new(),
-            sent_at: 1,
-            attachments: vec![cat()],
-        };
+        let mut direct = in_room("@alice+bob", said(2, "alice", ""));
+        if let ServerMsg::Message { attachments, .. } = &mut direct {
+            *attachments = vec![cat()];
+        }
         // No HTTP origin set: the link is relative.
         assert_eq!(
             bodies(&mut r, direct),
-            ["[dm to bob] <alice> image: cat.png (47.1 KiB, image/png, 640x480) /api/files/q3Yc0Jw1"]
+            ["[@bob] #2 <alice> image: cat.png (47.1 KiB, image/png, 640x480) /api/files/q3Yc0Jw1"]
         );
         let history = ServerMsg::History {
             room: "lobby".into(),

@@ -8,6 +8,33 @@
 //! tracker learns from every frame ([`ResumeTracker::observe`]): messages
 //! and history move a room's `seq` forward, a `history` with `resync` sets
 //! it anew, a `leave_ok` or a refused join forgets the room.
+//!
+//! Private conversations (docs/protocol.md, "Private conversations") are
+//! rooms to the tracker too (named `@alice+bob`), rejoined with `since`
+//! like any room. What the tracker adds for them is *finding* them: after
+//! `welcome` the client asks `conversations` ([`crate::resume_frames`]
+//! does), and every conversation that answer lists, and every one a
+//! `conversation` frame announces (someone spoke in one this connection has
+//! not joined, or an `open` answer), is joined if the tracker does not
+//! have it yet. [`ResumeTracker::joins_for`] gives those `join`s. So a
+//! client's whole use of the tracker is, for every server frame, once:
+//!
+//! ```
+//! # use hubbub_client::ResumeTracker;
+//! # use hubbub_protocol::{ClientMsg, ServerMsg};
+//! # let mut tracker = ResumeTracker::new();
+//! # let msg = ServerMsg::Conversation { room: "@alice+bob".into(), with: "bob".into() };
+//! # let mut write = |_frame: ClientMsg| {};
+//! tracker.observe(&msg);
+//! for join in tracker.joins_for(&msg) {
+//!     write(join);
+//! }
+//! ```
+//!
+//! and, on every `welcome`, writing [`crate::resume_frames`]. A
+//! conversation's `leave_ok` (its guest left) forgets it as for a room; a
+//! join refused with `forbidden` or `unknown_user` (not one of this user's
+//! conversations, or its guest is gone) forgets it too.
 
 use hubbub_protocol::{ClientMsg, ErrorCode, ServerMsg};
 
@@ -94,6 +121,31 @@ impl ResumeTracker {
         self.last_seq(room).is_none_or(|last| seq > last)
     }
 
+    /// The `join`s to send in answer to `msg`, each with its room now
+    /// tracked: one per conversation that a `conversations` answer lists
+    /// or a `conversation` frame announces and the tracker does not have
+    /// yet (one it has is joined already, or its join is on its way, or it
+    /// will be rejoined with `since` after the next `welcome`). Empty for
+    /// every other frame. Call it for every frame, once, besides
+    /// [`ResumeTracker::observe`] (in either order), and write what it
+    /// gives.
+    pub fn joins_for(&mut self, msg: &ServerMsg) -> Vec<ClientMsg> {
+        let rooms: Vec<&str> = match msg {
+            ServerMsg::Conversation { room, .. } => vec![room],
+            ServerMsg::Conversations { conversations } => {
+                conversations.iter().map(|c| c.room.as_str()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut joins = Vec::new();
+        for room in rooms {
+            if !self.contains(room) {
+                joins.push(self.join(room));
+            }
+        }
+        joins
+    }
+
     /// The `join`s to send after `welcome`, one per room, in join order.
     pub fn rejoin(&self) -> impl Iterator<Item = ClientMsg> + '_ {
         self.rooms.iter().map(|(room, since)| ClientMsg::Join {
@@ -132,7 +184,11 @@ impl ResumeTracker {
             }
             ServerMsg::LeaveOk { room } => self.forget(room),
             ServerMsg::Error {
-                code: ErrorCode::InvalidRoom | ErrorCode::TooManyRooms,
+                code:
+                    ErrorCode::InvalidRoom
+                    | ErrorCode::TooManyRooms
+                    | ErrorCode::Forbidden
+                    | ErrorCode::UnknownUser,
                 room: Some(room),
                 ..
             } => self.forget(room),
@@ -142,7 +198,8 @@ impl ResumeTracker {
             | ServerMsg::Joined { .. }
             | ServerMsg::Left { .. }
             | ServerMsg::Ack { .. }
-            | ServerMsg::Direct { .. }
+            | ServerMsg::Conversation { .. }
+            | ServerMsg::Conversations { .. }
             | ServerMsg::Renamed { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
@@ -156,7 +213,7 @@ impl ResumeTracker {
 
 #[cfg(test)]
 mod tests {
-    use hubbub_protocol::HistoryMessage;
+    use hubbub_protocol::{ConversationInfo, HistoryMessage};
 
     use super::*;
 
@@ -272,5 +329,91 @@ mod tests {
             room: "lobby".into(),
         });
         assert_eq!(t.rejoin().count(), 0);
+    }
+
+    fn listed(rooms: &[&str]) -> ServerMsg {
+        ServerMsg::Conversations {
+            conversations: rooms
+                .iter()
+                .map(|room| ConversationInfo {
+                    room: room.to_string(),
+                    with: "x".into(),
+                    online: false,
+                    last_seq: 3,
+                })
+                .collect(),
+        }
+    }
+
+    fn announced(room: &str) -> ServerMsg {
+        ServerMsg::Conversation {
+            room: room.into(),
+            with: "bob".into(),
+        }
+    }
+
+    #[test]
+    fn conversations_listed_or_announced_are_joined_once() {
+        let mut t = ResumeTracker::with_rooms(["lobby", "@alice+carol"]);
+        t.observe(&message("@alice+carol", 4));
+        // The answer to `conversations`: the one already tracked is
+        // rejoined with `since` by `rejoin`, not joined again here.
+        let answer = listed(&["@alice+bob", "@alice+carol", "@alice+dave"]);
+        t.observe(&answer);
+        assert_eq!(
+            t.joins_for(&answer),
+            [join("@alice+bob", None), join("@alice+dave", None)]
+        );
+        assert!(t.joins_for(&answer).is_empty(), "not twice");
+        // Someone speaks in a conversation not joined yet: joined, once.
+        assert_eq!(
+            t.joins_for(&announced("@alice+erin")),
+            [join("@alice+erin", None)]
+        );
+        assert!(t.joins_for(&announced("@alice+erin")).is_empty());
+        assert!(t.joins_for(&announced("@alice+bob")).is_empty());
+        assert!(t.joins_for(&message("@alice+zed", 1)).is_empty());
+        t.observe(&history("@alice+bob", &[1, 2], false));
+        // After the next welcome every one is rejoined, resuming.
+        assert_eq!(
+            t.rejoin().collect::<Vec<_>>(),
+            [
+                join("lobby", None),
+                join("@alice+carol", Some(4)),
+                join("@alice+bob", Some(2)),
+                join("@alice+dave", None),
+                join("@alice+erin", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_conversation_gone_or_refused_is_forgotten_and_joined_again_when_announced() {
+        let mut t = ResumeTracker::new();
+        t.joins_for(&listed(&["@alice+bob", "@alice+guest", "@bob+carol"]));
+        // Its guest left: every member gets `leave_ok`.
+        t.observe(&ServerMsg::LeaveOk {
+            room: "@alice+guest".into(),
+        });
+        // Not this user's (a stale name, say).
+        t.observe(&ServerMsg::Error {
+            code: ErrorCode::Forbidden,
+            message: "not yours".into(),
+            client_id: None,
+            room: Some("@bob+carol".into()),
+        });
+        assert_eq!(t.rooms().collect::<Vec<_>>(), ["@alice+bob"]);
+        // A new guest of that name writes: a new conversation, joined.
+        assert_eq!(
+            t.joins_for(&announced("@alice+guest")),
+            [join("@alice+guest", None)]
+        );
+        t.observe(&ServerMsg::Error {
+            code: ErrorCode::UnknownUser,
+            message: "gone".into(),
+            client_id: None,
+            room: Some("@alice+guest".into()),
+        });
+        assert!(!t.contains("@alice+guest"));
     }
 }

@@ -130,7 +130,8 @@ impl Unread {
             | ServerMsg::Joined { .. }
             | ServerMsg::Left { .. }
             | ServerMsg::Ack { .. }
-            | ServerMsg::Direct { .. }
+            | ServerMsg::Conversation { .. }
+            | ServerMsg::Conversations { .. }
             | ServerMsg::Rooms { .. }
             | ServerMsg::Typing { .. }
             | ServerMsg::Pong { .. }
@@ -371,5 +372,35 @@ mod tests {
         });
         assert_eq!(unread.total(), 0);
         assert_eq!(unread.read("lobby"), None);
+    }
+
+    #[test]
+    fn a_conversation_counts_like_a_room() {
+        let in_conversation = |mut msg: ServerMsg| {
+            if let ServerMsg::Message { room, .. } = &mut msg {
+                *room = "@bob+me".into();
+            }
+            msg
+        };
+        let mut unread = Unread::new();
+        unread.observe(&welcome("me"));
+        // Its first join leaves it unread from the start (`read` 0).
+        unread.observe(&ServerMsg::Read {
+            room: "@bob+me".into(),
+            seq: 0,
+        });
+        unread.observe(&in_conversation(message(1, "bob")));
+        unread.observe(&in_conversation(message(2, "me")));
+        unread.observe(&in_conversation(mention(3, "bob", "me")));
+        assert_eq!(unread.unread("@bob+me"), 2, "1 and 3, not my own 2");
+        assert_eq!(unread.mentions("@bob+me"), 1);
+        assert_eq!(
+            unread.seen_all("@bob+me"),
+            Some(ClientMsg::Read {
+                room: "@bob+me".into(),
+                seq: 3
+            })
+        );
+        assert_eq!(unread.unread("@bob+me"), 0);
     }
 }

@@ -488,6 +488,9 @@ async fn register(
         password_hash,
         created_at: now_ms(),
     };
+    // What a guest of the name left (its node killed before it could
+    // drop them) is not the new account's.
+    crate::conversation::end_guest(hub, &names::name_key(&name)).await;
     let created = hub
         .with_store(move |store| store.create_user(&user))
         .await?;

@@ -157,9 +157,6 @@ fn run(hub: Weak<Hub>, store: Arc<dyn Store>, commits: Box<dyn Commits>, stop: A
                 if news.everything {
                     sweep(&hub, &*store);
                 }
-                if !news.directs.is_empty() {
-                    pass_directs(&hub, &*store, &node.id, &news.directs);
-                }
                 for (from, signal) in news.signals {
                     if from != node.id {
                         hub.signalled(signal);
@@ -223,8 +220,8 @@ struct Node {
     users_known: bool,
 }
 
-/// Presence's room name for "connected to this node at all": who a
-/// `direct` can reach. No room is named so (names have 1 to 32 characters).
+/// Presence's room name for "connected to this node at all": who is
+/// online anywhere (a conversation's guest, a mention). No room is named so (names have 1 to 32 characters).
 const ANYWHERE: &str = "";
 
 impl Node {
@@ -381,22 +378,6 @@ impl Node {
             ),
             Err(err) => tracing::warn!(error = %err, "reading who is online elsewhere failed"),
         }
-    }
-}
-
-/// Delivers the direct messages other nodes passed to this node's
-/// connections of their recipients and senders.
-fn pass_directs(hub: &Hub, store: &dyn Store, node: &str, ids: &[i64]) {
-    let Some(presence) = store.node_presence() else {
-        return;
-    };
-    match presence.directs(node, ids) {
-        Ok(directs) => {
-            for (to, from, frame) in directs {
-                hub.deliver_direct(&to, &from, &tungstenite::Utf8Bytes::from(frame));
-            }
-        }
-        Err(err) => tracing::warn!(error = %err, "reading direct messages from other nodes failed"),
     }
 }
 

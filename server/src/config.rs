@@ -44,8 +44,13 @@ pub struct Config {
     #[arg(long, env = "HUBBUB_MAX_ROOMS", default_value_t = Limits::DEFAULT_MAX_ROOMS)]
     pub max_rooms: usize,
 
+    /// Most private conversations one connection may be in (apart from
+    /// `--max-rooms`); also the most a `conversations` answer lists.
+    #[arg(long, env = "HUBBUB_MAX_CONVERSATIONS", default_value_t = Limits::DEFAULT_MAX_CONVERSATIONS)]
+    pub max_conversations: usize,
+
     /// Most bytes of frames other than room messages (acks, presence,
-    /// errors, direct messages) waiting for one client; past it the client
+    /// errors) waiting for one client; past it the client
     /// is closed with 4001. Room messages do not count: a connection reads
     /// them from its rooms' logs at its own pace.
     #[arg(long, env = "HUBBUB_QUEUE_BYTES", default_value_t = 1024 * 1024)]
@@ -316,6 +321,7 @@ impl Config {
             max_frame_bytes: self.max_frame_bytes,
             max_text_bytes: self.max_text_bytes,
             max_rooms: self.max_rooms,
+            max_conversations: self.max_conversations,
             max_history: Limits::DEFAULT_MAX_HISTORY,
             max_files_per_message: self.max_files_per_message,
             max_file_bytes: self.max_file_bytes,

@@ -1,240 +1,353 @@
-//! Conversation on top of room messages: replies (`send` `reply_to`),
-//! `@name` mentions, and the edits, deletions and reactions of earlier
-//! messages (docs/protocol.md, "Edits, deletions and reactions").
+//! Private conversations (docs/protocol.md, "Private conversations"): a
+//! direct message is said in a room named after its two people
+//! (`@alice+bob`, [`names::conversation`]), so it has everything a room
+//! has — `seq`s, durable sends with retries, history, resume, read
+//! markers, edits, reactions, search — and this module adds only what
+//! differs:
 //!
-//! An edit, deletion or reaction is an *event row*: a message of the room
-//! with its own `seq` and an [`Event`], said through the same durable path
-//! as `send` ([`Hub::say`]: group commit, ack once durable, idempotent
-//! `client_id` retries). The store folds it into its target in the commit's
-//! transaction ([`crate::store::Messages::append`]), so what everything that
-//! replays a room replays is the events in order, and what history and
-//! search read from the store is the folded message.
-//!
-//! This module checks a request against its target, read from the store
-//! on the blocking pool ([`Hub::with_store`]), never under a lock: the
-//! store, not a room's in-memory log, knows whether a message was edited or
-//! deleted. It builds the row [`Hub::say`] is given; the session sends it.
+//! - **who may**: only the two people it names may join, read or search it
+//!   ([`check_room`]);
+//! - **who it is with**: opening one checks that the other person exists
+//!   (an account, or a guest online now) and records it in the store
+//!   ([`open`], [`crate::store::Conversations`]);
+//! - **news**: a connection of either person that has not joined it is
+//!   told `conversation` when something is said in it ([`said`]), on this
+//!   node and through the others;
+//! - **how long**: a guest's conversations are deleted when its name goes
+//!   ([`end_guest`]), and their members told `leave_ok`.
 
-use hubbub_protocol::emoji::{validate_emoji, MAX_REACTIONS_PER_MESSAGE};
-use hubbub_protocol::{names, ErrorCode, Event, Quote};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use hubbub_protocol::{names, ConversationInfo, ErrorCode, ServerMsg};
 
 use crate::hub::Hub;
+use crate::outbox::frame;
 use crate::room::Room;
-use crate::session::check_text;
-use crate::store::{StoreError, StoredMessage};
+use crate::store::{ConversationRecord, Party, Signal, StoreError};
 use crate::timers::now_ms;
 
-/// Why a request is refused: its error code and a sentence.
-pub type Refusal = (ErrorCode, String);
-
-/// What a request does to an earlier message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// `edit`: its text becomes this.
-    Edit { text: String },
-    /// `delete`.
-    Delete,
-    /// `react`: the sender puts (`on`) or takes back `emoji`.
-    React { emoji: String, on: bool },
+/// What this node knows of private conversations: their records (who the
+/// two are), and which guests here have any (whose name must not be freed
+/// before they are deleted).
+#[derive(Default)]
+pub struct Known {
+    records: Mutex<HashMap<String, ConversationRecord>>,
+    /// Name keys of guests with a conversation recorded through this node
+    /// (or told of by another): their conversations go with their name.
+    guests: Mutex<HashSet<String>>,
 }
 
-/// Who asks to change a message.
-#[derive(Debug, Clone, Copy)]
-pub struct Author<'a> {
-    /// The name the request comes from.
-    pub name: &'a str,
-    /// For a guest, when it took `name` (ms since the epoch): guest names
-    /// are freed and taken again, so a guest owns only what its name said
-    /// since then. `None` for an account, which owns its name for good.
-    pub guest_since: Option<u64>,
-}
-
-/// Checks `change` of message `seq` of `room` by `author` and gives the event
-/// row to say (its `client_id` is the caller's to set). Refused with
-/// `unknown_message` (no such message, deleted, or an event),
-/// `not_author` (edit or delete of someone else's), `edit_window_passed`,
-/// `invalid_emoji`, or as `send` refuses the text of an edit.
-pub async fn event(
-    hub: &Hub,
-    room: &Room,
-    author: Author<'_>,
-    seq: u64,
-    change: Change,
-) -> Result<StoredMessage, Refusal> {
-    if let Change::React { emoji, .. } = &change {
-        validate_emoji(emoji).map_err(|why| (ErrorCode::InvalidEmoji, why))?;
-    }
-    let reacting = matches!(change, Change::React { .. });
-    let (target, emoji) = target(hub, room, seq, reacting).await?;
-    let (text, event, mentions) = match change {
-        Change::Edit { text } => {
-            owns(&target, author)?;
-            let window = hub.config.edit_window.as_millis() as u64;
-            if now_ms().saturating_sub(target.sent_at) > window {
-                let why = format!(
-                    "message {seq} was sent more than {} ago; it can no longer be edited",
-                    humantime::format_duration(hub.config.edit_window)
-                );
-                return Err((ErrorCode::EditWindowPassed, why));
+impl Known {
+    fn remember(&self, record: &ConversationRecord) {
+        for party in [&record.a, &record.b] {
+            if party.guest {
+                self.guests.lock().insert(party.key.clone());
             }
-            check_text(
-                hub.config.max_text_bytes,
-                &text,
-                !target.attachments.is_empty(),
-            )?;
-            let mentions = mentions(hub, &text).await;
-            (text, Event::Edit { target: seq }, mentions)
         }
-        Change::Delete => {
-            owns(&target, author)?;
-            (String::new(), Event::Delete { target: seq }, Vec::new())
-        }
-        Change::React { emoji: new, on } => {
-            if on && !emoji.contains(&new) && emoji.len() >= MAX_REACTIONS_PER_MESSAGE {
-                let why = format!(
-                    "message {seq} has {MAX_REACTIONS_PER_MESSAGE} different reactions already"
-                );
-                return Err((ErrorCode::InvalidEmoji, why));
-            }
-            let event = Event::React {
-                target: seq,
-                emoji: new,
-                on,
-            };
-            (String::new(), event, Vec::new())
-        }
-    };
-    Ok(StoredMessage {
-        from: author.name.to_string(),
-        text,
-        mentions,
-        event: Some(event),
-        ..StoredMessage::default()
-    })
-}
+        self.records
+            .lock()
+            .insert(record.room.clone(), record.clone());
+    }
 
-/// The quote a reply to message `seq` of `room` carries: its sender and
-/// first line, or, for a message of files only, its first file's name.
-pub async fn quote(hub: &Hub, room: &Room, seq: u64) -> Result<Quote, Refusal> {
-    let (original, _) = target(hub, room, seq, false).await?;
-    let text = match original.attachments.first() {
-        Some(file) if original.text.trim().is_empty() => file.name.as_str(),
-        _ => original.text.as_str(),
-    };
-    Ok(Quote::of(seq, &original.from, text))
-}
+    /// The record of the conversation `room`, if this node has seen it.
+    pub fn record(&self, room: &str) -> Option<ConversationRecord> {
+        self.records.lock().get(room).cloned()
+    }
 
-/// The users `text` `@name`s, resolved against the names the server knows:
-/// users online (here, and on the other nodes of a cluster) and accounts
-/// (one store read, only for names not online), each spelled as its user
-/// is. Text without `@` costs nothing. If accounts cannot be read now, the
-/// names online are all that is resolved (a mention is not worth refusing
-/// a message for).
-pub async fn mentions(hub: &Hub, text: &str) -> Vec<String> {
-    if !text.contains('@') {
-        return Vec::new();
+    /// Notes that the guest whose key is `key`, online here, has a
+    /// conversation (another node told).
+    pub fn note_guest(&self, key: &str) {
+        self.guests.lock().insert(key.to_string());
     }
-    let candidates = names::mentioned(text);
-    let mut resolved: Vec<Option<String>> = candidates
-        .iter()
-        .map(|name| {
-            let key = names::name_key(name);
-            match hub.registry.user(&key) {
-                Some((online, _)) => Some(online.to_string()),
-                None if hub.clustered() => hub.registry.remote_user(&key),
-                None => None,
-            }
-        })
-        .collect();
-    let unknown: Vec<(usize, String)> = resolved
-        .iter()
-        .enumerate()
-        .filter(|(_, found)| found.is_none())
-        .map(|(at, _)| (at, candidates[at].to_string()))
-        .collect();
-    if !unknown.is_empty() {
-        let accounts = hub
-            .with_store(move |store| {
-                unknown
-                    .into_iter()
-                    .map(|(at, name)| Ok((at, store.user(&name)?.map(|user| user.name))))
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })
-            .await;
-        match accounts {
-            Ok(accounts) => {
-                for (at, name) in accounts {
-                    resolved[at] = name;
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "cannot look up mentioned accounts"),
-        }
-    }
-    let mut mentions: Vec<String> = Vec::new();
-    for name in resolved.into_iter().flatten() {
-        let key = names::name_key(&name);
-        if !mentions.iter().any(|m| names::name_key(m) == key) {
-            mentions.push(name);
-        }
-    }
-    mentions
-}
 
-/// Message `seq` of `room` as stored now, if it is a message (not an event)
-/// and not deleted, with the distinct emoji on it when `with_emoji`.
-async fn target(
-    hub: &Hub,
-    room: &Room,
-    seq: u64,
-    with_emoji: bool,
-) -> Result<(StoredMessage, Vec<String>), Refusal> {
-    let unknown = || {
-        let why = format!("there is no message {seq} in {:?}", room.name);
-        (ErrorCode::UnknownMessage, why)
-    };
-    // Nothing past what the room has committed can be one (no read).
-    if seq == 0 || seq > room.delivered() {
-        return Err(unknown());
+    /// Whether the guest whose key is `key` may have conversations.
+    pub fn has_guest(&self, key: &str) -> bool {
+        self.guests.lock().contains(key)
     }
-    let name = room.name.clone();
-    let found = hub
-        .with_store(move |store| {
-            let Some(msg) = store.message(&name, seq)? else {
-                return Ok(None);
-            };
-            let emoji = if with_emoji && msg.event.is_none() && !msg.deleted {
-                store.reaction_emoji(&name, seq)?
-            } else {
-                Vec::new()
-            };
-            Ok(Some((msg, emoji)))
-        })
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, room = %room.name, "cannot read a message");
-            let why = "the message cannot be read now; retry shortly".to_string();
-            (ErrorCode::Unavailable, why)
-        })?;
-    match found {
-        Some((msg, emoji)) if msg.event.is_none() && !msg.deleted => Ok((msg, emoji)),
-        _ => Err(unknown()),
+
+    fn forget(&self, rooms: &[String], guest: Option<&str>) {
+        let mut records = self.records.lock();
+        for room in rooms {
+            records.remove(room);
+        }
+        if let Some(key) = guest {
+            self.guests.lock().remove(key);
+        }
     }
 }
 
-/// Whether `author` wrote `msg`: the same name (ignoring case) and, for a
-/// guest, said since it took the name.
-fn owns(msg: &StoredMessage, author: Author<'_>) -> Result<(), Refusal> {
-    if names::name_key(&msg.from) != names::name_key(author.name) {
-        let why = format!("message {} is {}'s, not yours", msg.seq, msg.from);
-        return Err((ErrorCode::NotAuthor, why));
+/// Checks that the user `name` may use the room `room`: any well-formed
+/// room, and of the private conversations only their own
+/// (`forbidden` for anyone else's, `invalid_room` for a malformed name).
+pub fn check_room(room: &str, name: &str) -> Result<(), (ErrorCode, String)> {
+    if !names::is_conversation(room) {
+        return names::validate_room(room).map_err(|why| (ErrorCode::InvalidRoom, why));
     }
-    if author.guest_since.is_some_and(|since| msg.sent_at < since) {
-        let why = format!(
-            "message {} was said by an earlier guest named {}; a guest may change only \
-             what it said since it took its name",
-            msg.seq, msg.from
-        );
-        return Err((ErrorCode::NotAuthor, why));
+    if names::conversation_parties(room).is_none() {
+        let why =
+            "a conversation's name is @ and its two people's lowercase names, sorted, joined by +";
+        return Err((ErrorCode::InvalidRoom, why.into()));
+    }
+    if names::conversation_peer(room, &names::name_key(name)).is_none() {
+        let why = "that conversation is not yours";
+        return Err((ErrorCode::Forbidden, why.into()));
     }
     Ok(())
+}
+
+/// Whether the user whose name key is `key` is online, here or on another node.
+pub fn is_online(hub: &Hub, key: &str) -> bool {
+    hub.registry.user(key).is_some() || (hub.clustered() && hub.registry.remote_user(key).is_some())
+}
+
+/// Opens the conversation between `me` (a guest when `me_guest`) and
+/// `with`: checks that `with` is someone (an account, or a guest online
+/// now), records it in the store if it is new, and returns its record.
+pub async fn open(
+    hub: &Hub,
+    me: &str,
+    me_guest: bool,
+    with: &str,
+) -> Result<ConversationRecord, (ErrorCode, String)> {
+    let room = names::conversation(me, with);
+    if let Some(record) = hub.conversations.record(&room) {
+        // A guest's may be gone since: the record is dropped with it.
+        return Ok(record);
+    }
+    let unavailable = |err: StoreError| {
+        tracing::error!(error = %err, "cannot open a conversation");
+        let why = "the conversation cannot be opened now; retry shortly";
+        (ErrorCode::Unavailable, why.to_string())
+    };
+    let key = names::name_key(with);
+    let account = {
+        let key = key.clone();
+        hub.with_store(move |store| store.user(&key))
+            .await
+            .map_err(unavailable)?
+    };
+    let peer = match account {
+        Some(user) => Party {
+            key,
+            name: user.name,
+            guest: false,
+        },
+        None => {
+            let online = hub.registry.user(&key).map(|(name, _)| name.to_string());
+            let remote = || hub.clustered().then(|| hub.registry.remote_user(&key))?;
+            match online.or_else(remote) {
+                Some(name) => Party {
+                    key,
+                    name,
+                    guest: true,
+                },
+                None => {
+                    let why = format!("nobody is called {with:?}: no account, and no guest online");
+                    return Err((ErrorCode::UnknownUser, why));
+                }
+            }
+        }
+    };
+    let mine = Party {
+        key: names::name_key(me),
+        name: me.to_string(),
+        guest: me_guest,
+    };
+    let (a, b) = if mine.key < peer.key {
+        (mine, peer)
+    } else {
+        (peer, mine)
+    };
+    let record = ConversationRecord {
+        room,
+        a,
+        b,
+        opened_at: now_ms(),
+        last_seq: 0,
+        last_at: 0,
+    };
+    {
+        let record = record.clone();
+        hub.with_store(move |store| store.open_conversation(&record))
+            .await
+            .map_err(unavailable)?;
+    }
+    hub.conversations.remember(&record);
+    Ok(record)
+}
+
+/// The conversations of `me` for a `conversations` answer: the latest
+/// first, at most `max_conversations`; one with a guest only while that
+/// guest is online.
+pub async fn list(hub: &Hub, me: &str) -> Result<Vec<ConversationInfo>, StoreError> {
+    let key = names::name_key(me);
+    let limit = hub.config.max_conversations;
+    let records = {
+        let key = key.clone();
+        hub.with_store(move |store| store.conversations(&key, limit))
+            .await?
+    };
+    let mut infos = Vec::with_capacity(records.len());
+    for record in records {
+        let peer = record.peer_of(&key);
+        let online = is_online(hub, &peer.key);
+        if peer.guest && !online {
+            continue;
+        }
+        infos.push(ConversationInfo {
+            room: record.room.clone(),
+            with: peer.name.clone(),
+            online,
+            last_seq: record.last_seq,
+        });
+        hub.conversations.remember(&record);
+    }
+    Ok(infos)
+}
+
+/// Checks, before something is said in the conversation `room` by `me`,
+/// that its other person is still there: a guest that left took it along
+/// (`unknown_user`).
+pub fn check_peer(hub: &Hub, room: &str, me: &str) -> Result<(), (ErrorCode, String)> {
+    let Some(record) = hub.conversations.record(room) else {
+        // Dropped with its guest (this node was told), or never opened
+        // here: either way not a conversation to say anything in.
+        let why = "the conversation has ended: its guest left";
+        return Err((ErrorCode::UnknownUser, why.into()));
+    };
+    let peer = record.peer_of(&names::name_key(me));
+    if peer.guest && !is_online(hub, &peer.key) {
+        let why = format!(
+            "{:?} has left: a guest's conversations end with it",
+            peer.name
+        );
+        return Err((ErrorCode::UnknownUser, why));
+    }
+    Ok(())
+}
+
+/// Tells the connections of the user whose name key is `key` that the
+/// conversation `room` (with `with`) has news: those that have not joined
+/// it, or with `all` every one; here and on the other nodes.
+pub fn tell(hub: &Hub, key: &str, room: &str, with: &str, all: bool) {
+    deliver(hub, key, room, with, all);
+    hub.signal(Signal::Conversation {
+        user: key.to_string(),
+        room: room.to_string(),
+        with: with.to_string(),
+        all,
+    });
+}
+
+/// [`tell`] for this node's connections.
+pub fn deliver(hub: &Hub, key: &str, room: &str, with: &str, all: bool) {
+    let Some((_, conns)) = hub.registry.user(key) else {
+        return;
+    };
+    let joined = hub.room(room);
+    let msg = frame(&ServerMsg::Conversation {
+        room: room.to_string(),
+        with: with.to_string(),
+    });
+    for conn in conns {
+        if all || !joined.as_ref().is_some_and(|r| r.has_conn(conn.id)) {
+            conn.outbox.push(&msg);
+        }
+    }
+}
+
+/// Something was said by `me` in the conversation `room`: the connections
+/// of either person that have not joined it hear of it. Through the other
+/// nodes only for a person not in the room anywhere (the usual case once
+/// both have joined costs no signal).
+pub fn said(hub: &Hub, room: &Arc<Room>, me: &str) {
+    let Some(record) = hub.conversations.record(&room.name) else {
+        return;
+    };
+    let key = names::name_key(me);
+    let peer = record.peer_of(&key);
+    let mine = if record.a.key == key {
+        &record.a
+    } else {
+        &record.b
+    };
+    for (to, with) in [(peer, mine), (mine, peer)] {
+        if room.has_member(&to.name) {
+            deliver(hub, &to.key, &room.name, &with.name, false);
+        } else {
+            tell(hub, &to.key, &room.name, &with.name, false);
+        }
+    }
+}
+
+/// Deletes the conversations of the guest whose name key is `key` (its
+/// name is going), ends their rooms here and on the other nodes. Returns
+/// once the store has dropped them; a failure is logged (the next guest
+/// of the name drops them before it is welcomed, see [`before_guest`]).
+pub async fn end_guest(hub: &Hub, key: &str) {
+    let dropped = {
+        let key = key.to_string();
+        hub.with_store(move |store| store.drop_conversations(&key))
+            .await
+    };
+    match dropped {
+        Ok(rooms) => {
+            for room in &rooms {
+                end_room(hub, room);
+                hub.signal(Signal::ConversationEnded { room: room.clone() });
+            }
+            hub.conversations.forget(&rooms, Some(key));
+            if !rooms.is_empty() {
+                tracing::debug!(%key, rooms = rooms.len(), "a guest's conversations ended");
+            }
+        }
+        Err(err) => tracing::error!(error = %err, %key, "cannot delete a guest's conversations"),
+    }
+}
+
+/// Before a guest takes the name whose key is `key` in a cluster: drops
+/// what an earlier guest of the name left if its node died before it
+/// could (a lone node drops them as the name goes, and its guests' all at
+/// start). One read when there is nothing to drop.
+pub async fn before_guest(hub: &Hub, key: &str) -> Result<(), (ErrorCode, String)> {
+    if !hub.clustered() && !hub.conversations.has_guest(key) {
+        return Ok(());
+    }
+    let left = {
+        let key = key.to_string();
+        hub.with_store(move |store| store.conversations(&key, 1))
+            .await
+    };
+    match left {
+        Ok(left) if left.is_empty() => Ok(()),
+        Ok(_) => {
+            end_guest(hub, key).await;
+            Ok(())
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot look up a name's conversations");
+            Err((
+                ErrorCode::Unavailable,
+                "cannot check the name now; retry".into(),
+            ))
+        }
+    }
+}
+
+/// The conversation `room` was deleted: its members here get `leave_ok`
+/// and the room is dropped from this node (a later one of the same name
+/// starts afresh from the store).
+pub fn end_room(hub: &Hub, room: &str) {
+    hub.conversations.forget(&[room.to_string()], None);
+    if let Some(open) = hub.drop_room(room) {
+        let msg = frame(&ServerMsg::LeaveOk {
+            room: room.to_string(),
+        });
+        for conn in open.end() {
+            conn.outbox.push(&msg);
+        }
+    }
 }

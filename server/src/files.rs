@@ -743,7 +743,9 @@ async fn visible(
 }
 
 /// Whether `user` may read `file`: its uploader; a user a direct message
-/// gave it to; a member now, on any node, of a room whose messages carry it.
+/// gave it to (before direct messages were conversations); one of the two
+/// people of a conversation whose messages carry it; a member now, on any
+/// node, of a room whose messages carry it.
 async fn may_read(
     hub: &Hub,
     user: &str,
@@ -752,6 +754,13 @@ async fn may_read(
 ) -> Result<bool, ApiError> {
     let key = name_key(user);
     if name_key(&file.uploader) == key || readers.users.contains(&key) {
+        return Ok(true);
+    }
+    if readers
+        .rooms
+        .iter()
+        .any(|room| hubbub_protocol::names::conversation_peer(room, &key).is_some())
+    {
         return Ok(true);
     }
     if readers

@@ -14,11 +14,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use hubbub_protocol::{close, names, Attachment, ErrorCode, RoomInfo, ServerMsg};
+use hubbub_protocol::{close, names, ErrorCode, RoomInfo, ServerMsg};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tungstenite::Utf8Bytes;
 
 use crate::config::Config;
 use crate::metrics::{Gauges, Metrics};
@@ -81,6 +80,8 @@ pub struct Hub {
     /// the presence that shows it, or they would announce a leave and a
     /// join.
     queued_signals: Mutex<Vec<Signal>>,
+    /// What this node knows of private conversations ([`crate::conversation`]).
+    pub conversations: crate::conversation::Known,
 }
 
 /// Stripes of [`Hub::holds`].
@@ -127,6 +128,7 @@ impl Hub {
                 .collect(),
             me: me.clone(),
             queued_signals: Mutex::default(),
+            conversations: Default::default(),
             metrics,
             store,
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
@@ -173,27 +175,27 @@ impl Hub {
             self.leave(room, conn);
         }
         if let Some(name) = name {
-            if let Some(key) = self.registry.release_name(name, conn.id) {
-                self.sync_hold(key);
+            let key = names::name_key(name);
+            match self.me.upgrade() {
+                // A guest's conversations go before its name does: no
+                // later guest of the name may find them.
+                Some(hub) if conn.account.is_none() && self.conversations.has_guest(&key) => {
+                    let (name, id) = (name.to_string(), conn.id);
+                    tokio::spawn(async move {
+                        crate::conversation::end_guest(&hub, &key).await;
+                        if let Some(key) = hub.registry.release_name(&name, id) {
+                            hub.sync_hold(key);
+                        }
+                    });
+                }
+                _ => {
+                    if let Some(key) = self.registry.release_name(name, conn.id) {
+                        self.sync_hold(key);
+                    }
+                }
             }
         }
         self.registry.remove(conn.id);
-    }
-
-    /// Delivers a `direct` frame made on another node to this node's
-    /// connections of its recipient and of its sender (their other tabs).
-    pub fn deliver_direct(&self, to: &str, from: &str, frame: &Utf8Bytes) {
-        let mut targets: Vec<Arc<Conn>> = Vec::new();
-        for key in [names::name_key(to), names::name_key(from)] {
-            if let Some((_, conns)) = self.registry.user(&key) {
-                targets.extend(conns);
-            }
-        }
-        targets.sort_by_key(|c| c.id);
-        targets.dedup_by_key(|c| c.id);
-        for conn in targets {
-            conn.outbox.push(frame);
-        }
     }
 
     /// Whether `name` is a registered account (a guest may not take it).
@@ -392,6 +394,23 @@ impl Hub {
                 }
             }
             Signal::Read { user, room, seq } => self.deliver_read(&user, &room, seq),
+            Signal::Conversation {
+                user,
+                room,
+                with,
+                all,
+            } => {
+                if self
+                    .registry
+                    .user(&user)
+                    .is_some_and(|(_, conns)| conns.iter().all(|c| c.account.is_none()))
+                {
+                    // A guest here: its conversations go with its name.
+                    self.conversations.note_guest(&user);
+                }
+                crate::conversation::deliver(self, &user, &room, &with, all)
+            }
+            Signal::ConversationEnded { room } => crate::conversation::end_room(self, &room),
             Signal::Renamed { from, to } => {
                 self.registry.rename_remote_user(&from, &to);
                 let to = Name::from(to);
@@ -440,6 +459,11 @@ impl Hub {
     /// The room named `name` if it is open on this node.
     pub fn room(&self, name: &str) -> Option<Arc<Room>> {
         self.rooms.lock().get(name).cloned()
+    }
+
+    /// Takes the room `name` off this node (it was ended), if it is open.
+    pub fn drop_room(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms.lock().remove(name)
     }
 
     /// Every room open on this node.
@@ -617,6 +641,7 @@ impl Hub {
         let rooms: Vec<Arc<Room>> = self.rooms.lock().values().cloned().collect();
         let mut infos: HashMap<String, usize> = rooms
             .iter()
+            .filter(|room| !names::is_conversation(&room.name))
             .map(|room| (room.name.clone(), room.online_count()))
             .filter(|(_, members)| *members > 0)
             .collect();
@@ -630,73 +655,6 @@ impl Hub {
         infos.sort_by(|a, b| a.room.cmp(&b.room));
         infos.truncate(DIRECTORY_MAX);
         Ok(infos)
-    }
-
-    /// Lets `to` read the files `ids` before a direct message shows them:
-    /// `unknown_user` if `to` is not online here or on another node.
-    pub async fn share_files(&self, to: &str, ids: &[String]) -> Result<(), (ErrorCode, String)> {
-        let key = names::name_key(to);
-        let online = self.registry.user(&key).is_some()
-            || (self.clustered() && self.registry.remote_user(&key).is_some());
-        if !online {
-            return Err((ErrorCode::UnknownUser, format!("{to:?} is not online")));
-        }
-        let ids = ids.to_vec();
-        self.with_store(move |store| store.share_files(&ids, &key, now_ms()))
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "cannot share files");
-                let why = "the files cannot be shared right now; retry shortly";
-                (ErrorCode::Unavailable, why.to_string())
-            })
-    }
-
-    /// Delivers a direct message to `to` and echoes it to the sender, on
-    /// this node and, in a cluster, through the other nodes (where the
-    /// recipient or the sender's other tabs may be).
-    pub fn direct(
-        &self,
-        sender: &Arc<Conn>,
-        from: &str,
-        to: &str,
-        text: String,
-        attachments: Vec<Attachment>,
-    ) -> Result<(), (ErrorCode, String)> {
-        let cluster = self.clustered();
-        let to_key = names::name_key(to);
-        // Every connection of the recipient here, and of the sender (so all
-        // of the sender's tabs show what was said), each once.
-        let (to_name, mut targets) = match self.registry.user(&to_key) {
-            Some((name, conns)) => (name.to_string(), conns),
-            None => match self.registry.remote_user(&to_key) {
-                Some(name) if cluster => (name, Vec::new()),
-                _ => return Err((ErrorCode::UnknownUser, format!("{to:?} is not online"))),
-            },
-        };
-        match self.registry.user(&names::name_key(from)) {
-            Some((_, mine)) => targets.extend(mine),
-            None => targets.push(Arc::clone(sender)),
-        }
-        targets.sort_by_key(|c| c.id);
-        targets.dedup_by_key(|c| c.id);
-        let msg = frame(&ServerMsg::Direct {
-            from: from.to_string(),
-            to: to_name.clone(),
-            text,
-            sent_at: now_ms(),
-            attachments,
-        });
-        for conn in targets {
-            conn.outbox.push(&msg);
-        }
-        // The other nodes deliver it to their connections of either side;
-        // not waited for (a direct message is not stored).
-        let from = from.to_string();
-        self.tell_others(
-            "passing a direct message to the other nodes",
-            move |presence, node| presence.send_direct(node, &to_name, &from, msg.as_str()),
-        );
-        Ok(())
     }
 
     /// Starts shutting down: every connection is closed with 1001 after what

@@ -19,6 +19,8 @@
 //! - [`store`]: where messages and accounts are kept (SQLite, PostgreSQL
 //!   or memory), behind narrow traits.
 //! - [`auth`]: accounts, sessions, origin checks; who an upgrade is.
+//! - [`conversation`]: private conversations (stored direct messages).
+//! - [`checks`]: what edits, deletions, reactions, replies and mentions are checked against.
 //! - [`files`]: uploads and downloads of files (`/api/files`).
 //! - [`assets`]: the web bundle.
 //! - [`tcp`]: the raw TCP gateway for `nc` and telnet (`--tcp-listen`).
@@ -33,6 +35,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod checks;
 pub mod cluster;
 pub mod config;
 pub mod conn;
@@ -164,6 +167,20 @@ pub async fn run_with_gateway(
     let shutdown_timeout = config.shutdown_timeout;
     let store = config.open_store().map_err(std::io::Error::other)?;
     let hub = Hub::new(config, Arc::clone(&store));
+    if store.node_presence().is_none() {
+        // A lone node's guests went with its last run, and so do their
+        // private conversations.
+        let dropped = hub
+            .with_store(|store| store.drop_guest_conversations())
+            .await
+            .map_err(std::io::Error::other)?;
+        if !dropped.is_empty() {
+            tracing::info!(
+                conversations = dropped.len(),
+                "the last run's guests' conversations deleted"
+            );
+        }
+    }
     // Nodes sharing the store: their commits land in our room logs.
     let cluster = cluster::Cluster::start(&hub, store).map_err(std::io::Error::other)?;
     let heartbeat = tokio::spawn(timers::run(Arc::clone(&hub)));

@@ -660,6 +660,31 @@ impl Room {
             .retried(conn, &(user, client_id.to_string()))
     }
 
+    /// Whether the connection `id` is a member.
+    pub fn has_conn(&self, id: ConnId) -> bool {
+        self.state.lock().members.contains_key(&id)
+    }
+
+    /// Whether the room was closed (evicted, or ended): nothing is said
+    /// in it any more; a session forgets it.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Ends the room for good (a guest's conversation, deleted): closes
+    /// it, takes every member out (their writers stop reading its log),
+    /// and returns their connections, to be told.
+    pub fn end(self: &Arc<Room>) -> Vec<Arc<Conn>> {
+        let mut state = self.state.lock();
+        state.closed = true;
+        let members: Vec<Arc<Conn>> = state.members.drain().map(|(_, m)| m.conn).collect();
+        state.online.clear();
+        for conn in &members {
+            conn.outbox.leave(Arc::clone(self));
+        }
+        members
+    }
+
     /// Whether `name` is a member now, here or on another node.
     pub fn has_member(&self, name: &str) -> bool {
         self.state.lock().is_online(name)

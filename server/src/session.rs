@@ -14,7 +14,8 @@ use hubbub_protocol::{
     SearchHit, ServerMsg, PROTOCOL_VERSION,
 };
 
-use crate::conversation::{self, Change};
+use crate::checks::{self, Change};
+use crate::conversation;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::outbox::{frame, Close};
@@ -107,7 +108,10 @@ impl Session {
 
     /// The names of the rooms this session is a member of.
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
-        self.rooms.iter().map(|room| room.name.as_str())
+        self.rooms
+            .iter()
+            .filter(|room| self.room(&room.name).is_some())
+            .map(|room| room.name.as_str())
     }
 
     /// Whether this session is a member of `room`.
@@ -115,17 +119,22 @@ impl Session {
         self.room(room).is_some()
     }
 
-    /// The room named `room`, if this session is a member.
+    /// The room named `room`, if this session is a member (a private
+    /// conversation that ended is no longer one).
     fn room(&self, room: &str) -> Option<&Arc<Room>> {
-        self.rooms.iter().find(|r| r.name == room)
+        self.rooms
+            .iter()
+            .find(|r| r.name == room)
+            .filter(|r| !names::is_conversation(room) || !r.is_closed())
     }
 
     /// Handles one text frame: rate limit, decode, act.
     pub async fn on_text(&mut self, text: &str) {
-        if !self.check_rate() {
+        let msg = decode_client(text);
+        if !matches!(&msg, Ok(msg) if self.free_of_rate(msg)) && !self.check_rate() {
             return;
         }
-        match decode_client(text) {
+        match msg {
             Ok(msg) => self.handle(msg).await,
             Err(err) => {
                 tracing::info!(conn = self.conn.id, code = %err.code(), "bad request");
@@ -146,9 +155,49 @@ impl Session {
 
     /// Handles one request that arrived already decoded (rate limited too).
     pub async fn on_request(&mut self, msg: ClientMsg) {
-        if self.check_rate() {
+        if self.free_of_rate(&msg) || self.check_rate() {
             self.handle(msg).await;
         }
+    }
+
+    /// Whether `msg` is a `join` that adds a membership the checks admit
+    /// (a valid room this connection is not in, within `max_rooms`; or a
+    /// conversation of its own this node knows, within
+    /// `max_conversations`): such joins do not count against the rate
+    /// limit, so a client rejoining its rooms and conversations after
+    /// `welcome` is never refused. They are bounded by the caps (and the
+    /// `leave` that makes room again counts).
+    fn free_of_rate(&self, msg: &ClientMsg) -> bool {
+        let free = self.joins_as_member(msg);
+        if free {
+            Metrics::inc(&self.hub.metrics.requests);
+        }
+        free
+    }
+
+    /// Whether `msg` is a `join` the cheap checks admit as a new membership.
+    fn joins_as_member(&self, msg: &ClientMsg) -> bool {
+        let (ClientMsg::Join { room, .. }, Some(name)) = (msg, &self.name) else {
+            return false;
+        };
+        if self.in_room(room) || conversation::check_room(room, name).is_err() {
+            return false;
+        }
+        let private = names::is_conversation(room);
+        if private && self.hub.conversations.record(room).is_none() {
+            return false;
+        }
+        let config = &self.hub.config;
+        let max = if private {
+            config.max_conversations
+        } else {
+            config.max_rooms
+        };
+        self.rooms
+            .iter()
+            .filter(|r| names::is_conversation(&r.name) == private && !r.is_closed())
+            .count()
+            < max
     }
 
     /// Ends the session: leaves every room (offline notices) and frees the name.
@@ -252,14 +301,19 @@ impl Session {
                 };
                 let reply_to = match reply_to {
                     None => None,
-                    Some(seq) => match conversation::quote(&self.hub, &joined, seq).await {
+                    Some(seq) => match checks::quote(&self.hub, &joined, seq).await {
                         Ok(quote) => Some(quote),
                         Err((code, why)) => {
                             return self.reply_error_for(code, why, Some(&room), client_id)
                         }
                     },
                 };
-                let mentions = conversation::mentions(&self.hub, &text).await;
+                if names::is_conversation(&room) {
+                    if let Err((code, why)) = conversation::check_peer(&self.hub, &room, &name) {
+                        return self.reply_error_for(code, why, Some(&room), client_id);
+                    }
+                }
+                let mentions = checks::mentions(&self.hub, &text).await;
                 let draft = StoredMessage {
                     from: name.to_string(),
                     text,
@@ -270,6 +324,9 @@ impl Session {
                     ..StoredMessage::default()
                 };
                 let said = self.hub.say(&joined, &self.conn, draft);
+                if names::is_conversation(&room) && matches!(said, Ok(Said::Queued)) {
+                    conversation::said(&self.hub, &joined, &name);
+                }
                 self.answer_said(&joined, client_id, said);
             }
             ClientMsg::Edit {
@@ -299,36 +356,15 @@ impl Session {
                 let change = Change::React { emoji, on };
                 self.change(room, seq, change, client_id, &name).await
             }
-            ClientMsg::Direct {
-                to,
-                text,
-                client_id,
-                attachments,
-            } => {
-                let mut sent = check_client_id(client_id.as_deref())
-                    .and_then(|()| self.check_text(&text, !attachments.is_empty()));
-                if sent.is_ok() && !attachments.is_empty() {
-                    // The recipient may fetch them as soon as it sees them.
-                    sent = match self.attachments(attachments.clone(), &name).await {
-                        Ok(files) => self
-                            .hub
-                            .share_files(&to, &attachments)
-                            .await
-                            .and_then(|()| self.hub.direct(&self.conn, &name, &to, text, files)),
-                        Err(refused) => Err(refused),
-                    };
-                } else if sent.is_ok() {
-                    sent = self.hub.direct(&self.conn, &name, &to, text, Vec::new());
+            ClientMsg::Open { with } => self.open(with, &name).await,
+            ClientMsg::Conversations => match conversation::list(&self.hub, &name).await {
+                Ok(conversations) => self.conn.send(&ServerMsg::Conversations { conversations }),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read conversations");
+                    let why = "conversations cannot be read now; retry shortly";
+                    self.reply_error(ErrorCode::Unavailable, why);
                 }
-                if let Err((code, why)) = sent {
-                    return self.reply_error_for(code, why, None, client_id);
-                }
-                self.conn.send(&ServerMsg::Ack {
-                    client_id,
-                    room: None,
-                    seq: None,
-                });
-            }
+            },
             ClientMsg::Rename { name: new } => {
                 if self.conn.account.is_some() {
                     let why = "a registered name cannot be changed here";
@@ -339,6 +375,17 @@ impl Session {
                 }
                 if let Err((code, why)) = self.hub.hold_guest_name(&new).await {
                     return self.reply_error(code, why);
+                }
+                if let Err((code, why)) =
+                    conversation::before_guest(&self.hub, &names::name_key(&new)).await
+                {
+                    self.hub.forget_hold(&new);
+                    return self.reply_error(code, why);
+                }
+                // The old name's conversations go before the name does.
+                let old_key = names::name_key(&name);
+                if self.hub.conversations.has_guest(&old_key) {
+                    conversation::end_guest(&self.hub, &old_key).await;
                 }
                 let renamed = self.hub.rename(&self.conn, &name, &new, &self.rooms);
                 if renamed.is_err() {
@@ -364,8 +411,8 @@ impl Session {
                 }
             }
             ClientMsg::Who { room } => {
-                if let Err(why) = names::validate_room(&room) {
-                    return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
+                if let Err((code, why)) = conversation::check_room(&room, &name) {
+                    return self.reply_error_for(code, why, Some(&room), None);
                 }
                 let users = self.hub.who(&room);
                 self.conn.send(&ServerMsg::Presence { room, users });
@@ -382,7 +429,7 @@ impl Session {
                 room,
                 before,
                 limit,
-            } => self.history(room, before, limit).await,
+            } => self.history(room, before, limit, &name).await,
             ClientMsg::Typing { room } => {
                 if let Some(joined) = self.room(&room) {
                     joined.typing(self.conn.id, &name);
@@ -400,7 +447,7 @@ impl Session {
                 room,
                 before,
                 limit,
-            } => self.search(query, room, before, limit).await,
+            } => self.search(query, room, before, limit, &name).await,
             ClientMsg::Ping { id } => self.conn.send(&ServerMsg::Pong { id }),
             ClientMsg::Quit => self.conn.outbox.close_after_drain(Close {
                 code: close::NORMAL,
@@ -418,7 +465,16 @@ impl Session {
                     Some(account) => account.name.clone(),
                     None => match self.guest_may_take(&name).await {
                         Ok(()) => match self.hub.hold_guest_name(&name).await {
-                            Ok(()) => name,
+                            Ok(()) => {
+                                let key = names::name_key(&name);
+                                if let Err((code, why)) =
+                                    conversation::before_guest(&self.hub, &key).await
+                                {
+                                    self.hub.forget_hold(&name);
+                                    return self.reply_error(code, why);
+                                }
+                                name
+                            }
                             Err((code, why)) => return self.reply_error(code, why),
                         },
                         Err((code, why)) => return self.reply_error(code, why),
@@ -478,7 +534,6 @@ impl Session {
                     | ClientMsg::React {
                         room, client_id, ..
                     } => (Some(room), client_id),
-                    ClientMsg::Direct { client_id, .. } => (None, client_id),
                     ClientMsg::Join { room, .. }
                     | ClientMsg::Leave { room }
                     | ClientMsg::Who { room }
@@ -525,15 +580,34 @@ impl Session {
     }
 
     async fn join(&mut self, room: String, since: Option<u64>, name: &Name) {
-        if let Err(why) = names::validate_room(&room) {
-            return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
+        if let Err((code, why)) = conversation::check_room(&room, name) {
+            return self.reply_error_for(code, why, Some(&room), None);
         }
-        if !self.in_room(&room) && self.rooms.len() >= self.hub.config.max_rooms {
-            let why = format!(
-                "a connection may be in at most {} rooms",
-                self.hub.config.max_rooms
-            );
-            return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
+        // A conversation whose guest left is no longer one to be in.
+        self.rooms.retain(|r| !r.is_closed());
+        let private = names::is_conversation(&room);
+        if !self.in_room(&room) {
+            let config = &self.hub.config;
+            let (max, what) = if private {
+                (config.max_conversations, "conversations")
+            } else {
+                (config.max_rooms, "rooms")
+            };
+            let count = self
+                .rooms
+                .iter()
+                .filter(|r| names::is_conversation(&r.name) == private)
+                .count();
+            if count >= max {
+                let why = format!("a connection may be in at most {max} {what}");
+                return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
+            }
+        }
+        if let Some(peer) = names::conversation_peer(&room, &names::name_key(name)) {
+            let guest = self.conn.account.is_none();
+            if let Err((code, why)) = conversation::open(&self.hub, name, guest, peer).await {
+                return self.reply_error_for(code, why, Some(&room), None);
+            }
         }
         let marker = match self.stored_marker(name, &room, since.is_some()).await {
             Ok(marker) => marker,
@@ -578,6 +652,9 @@ impl Session {
     ) -> Result<JoinMarker, StoreError> {
         let fresh = if resumed {
             JoinMarker::Nothing
+        } else if names::is_conversation(room) {
+            // What the other person said while you were away is unread.
+            JoinMarker::At(0)
         } else {
             JoinMarker::End
         };
@@ -634,9 +711,9 @@ impl Session {
         }
     }
 
-    async fn history(&self, room: String, before: Option<u64>, limit: Option<u32>) {
-        if let Err(why) = names::validate_room(&room) {
-            return self.reply_error_for(ErrorCode::InvalidRoom, why, Some(&room), None);
+    async fn history(&self, room: String, before: Option<u64>, limit: Option<u32>, name: &str) {
+        if let Err((code, why)) = conversation::check_room(&room, name) {
+            return self.reply_error_for(code, why, Some(&room), None);
         }
         let max = hubbub_protocol::Limits::DEFAULT_MAX_HISTORY;
         let limit = limit.map_or(max, |l| (l as usize).min(max));
@@ -662,17 +739,18 @@ impl Session {
 
     /// `search`: every room's stored messages are public (anyone may
     /// join a room and page through its history), so any of them may be
-    /// found; direct messages are not stored, so never are.
+    /// found; of the private conversations, only the searcher's own.
     async fn search(
         &self,
         query: String,
         room: Option<String>,
         before: Option<String>,
         limit: Option<u32>,
+        name: &str,
     ) {
         let refuse = |code, why: String| self.reply_error_for(code, why, room.as_deref(), None);
-        if let Some(Err(why)) = room.as_deref().map(names::validate_room) {
-            return refuse(ErrorCode::InvalidRoom, why);
+        if let Some(Err((code, why))) = room.as_deref().map(|r| conversation::check_room(r, name)) {
+            return refuse(code, why);
         }
         if query.len() > Limits::MAX_SEARCH_BYTES {
             let why = format!(
@@ -708,6 +786,7 @@ impl Session {
         let search = SearchQuery {
             words,
             room: room.clone(),
+            reader: names::name_key(name),
             before,
             limit: limit + 1,
         };
@@ -747,7 +826,7 @@ impl Session {
     }
 
     /// `edit`, `delete` or `react` of message `seq` in `room`: checked
-    /// against its target ([`conversation::event`]), then said like a
+    /// against its target ([`checks::event`]), then said like a
     /// `send`, as an event row. A retry of one already said is acked
     /// with its `seq` without checking again.
     async fn change(
@@ -767,11 +846,11 @@ impl Session {
         if let Some(said) = self.retried(&joined, name, client_id.as_deref()) {
             return self.answer_said(&joined, client_id, Ok(said));
         }
-        let author = conversation::Author {
+        let author = checks::Author {
             name,
             guest_since: (self.guest_since > 0).then_some(self.guest_since),
         };
-        let said = match conversation::event(&self.hub, &joined, author, seq, change).await {
+        let said = match checks::event(&self.hub, &joined, author, seq, change).await {
             Ok(draft) => {
                 let draft = StoredMessage {
                     client_id: client_id.clone(),
@@ -812,6 +891,27 @@ impl Session {
                 self.conn.outbox.push_after(Arc::clone(room), seq, &ack);
             }
             Err((code, why)) => self.reply_error_for(code, why, Some(&room.name), client_id),
+        }
+    }
+
+    /// `open`: the conversation with `with`, opened (recorded) if new,
+    /// told to every connection of this user, here and on other nodes.
+    async fn open(&self, with: String, name: &Name) {
+        if let Err(why) = names::validate_name(&with) {
+            return self.reply_error(ErrorCode::InvalidName, why);
+        }
+        let me = names::name_key(name);
+        if names::name_key(&with) == me {
+            let why = "a conversation is between two people: that is your own name";
+            return self.reply_error(ErrorCode::BadField, why);
+        }
+        let guest = self.conn.account.is_none();
+        match conversation::open(&self.hub, name, guest, &with).await {
+            Ok(record) => {
+                let peer = record.peer_of(&me);
+                conversation::tell(&self.hub, &me, &record.room, &peer.name, true);
+            }
+            Err((code, why)) => self.reply_error(code, why),
         }
     }
 

@@ -35,6 +35,20 @@
 //! reply shows its quote, and a message that mentions the user is marked
 //! with a leading `@` (the client core's [`Renderer`]).
 //!
+//! Private conversations (docs/protocol.md, "Private conversations"):
+//! `/msg USER TEXT` says `TEXT` in the user's conversation with `USER`, the
+//! room `@alice+bob`, joining it first if need be (a refused join says why
+//! once, and the text is not sent); `/msg USER` alone makes it the current
+//! room. Its lines show the other person (`[@bob] #3 <bob> psst`). Once the
+//! name is taken, the gateway asks `conversations` and joins each one; the
+//! write side, which sees every frame, finds the conversations to join with
+//! the client core's [`ResumeTracker::joins_for`] (from that answer, and
+//! from each `conversation` frame: someone wrote in one this connection
+//! has not joined) and hands the `join`s to the line side over a channel,
+//! which sends them through the session as it does typed requests. So a
+//! conversation someone else starts appears live, without the user doing
+//! anything. Those joins do not change the current room.
+//!
 //! Files: a message's attachments are lines of their own with an absolute
 //! download link ([`http_base`]: the HTTP listener's scheme and port at the
 //! address this user reached the gateway on), carrying the user's guest
@@ -49,12 +63,16 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use hubbub_client::command::{self, clean_line, help_lines, Command, CommandError};
-use hubbub_client::{utc_clock, Line, Recent, Renderer};
+use hubbub_client::command::{
+    self, clean_line, conversation_with, help_lines, Command, CommandError,
+};
+use hubbub_client::{utc_clock, Line, Recent, Renderer, ResumeTracker};
+use hubbub_protocol::names::{conversation_peer, is_conversation, name_key};
 use hubbub_protocol::{close, ClientMsg, ServerMsg};
 use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
@@ -161,6 +179,9 @@ where
         renderer.set_http_base(base);
     }
     let recent = Arc::new(Mutex::new(Recent::new()));
+    // At most one `join` per conversation the tracker learns of: bounded by
+    // what the server announces, which stops once the room is joined.
+    let (joins_tx, mut joins) = mpsc::unbounded_channel();
     let write_task = tokio::spawn(write_loop(
         writer,
         Arc::clone(&hub),
@@ -168,6 +189,8 @@ where
         Shown {
             renderer,
             recent: Arc::clone(&recent),
+            tracker: ResumeTracker::new(),
+            joins: joins_tx,
         },
         done.clone(),
     ));
@@ -183,6 +206,13 @@ where
     loop {
         let line = tokio::select! {
             _ = done.cancelled() => break,
+            Some(join) = joins.recv() => {
+                gateway.join_conversation(join).await;
+                if conn.outbox.is_closing() {
+                    break;
+                }
+                continue;
+            }
             line = lines.next() => line,
         };
         match line {
@@ -262,6 +292,7 @@ impl Gateway {
         if self.session.name().is_none() {
             return self.on_name(line.trim()).await;
         }
+        self.keep_current();
         let command = match command::parse(line) {
             None => return,
             Some(Ok(command)) => command,
@@ -275,10 +306,10 @@ impl Gateway {
             },
             Command::Help => self.help().await,
             Command::Upload { .. } => self.mistake(CommandError::NeedsLocalFiles).await,
+            Command::Msg { to, text } => self.msg(&to, text).await,
             command @ (Command::Say(_)
             | Command::Who(_)
             | Command::Rooms
-            | Command::Msg { .. }
             | Command::Reply { .. }
             | Command::Edit { .. }
             | Command::Delete(_)
@@ -286,7 +317,11 @@ impl Gateway {
             | Command::Search { .. }
             | Command::Rename(_)
             | Command::Quit) => {
-                let request = command.request(self.current.as_deref(), &self.recent.lock());
+                let request = command.request(
+                    self.session.name(),
+                    self.current.as_deref(),
+                    &self.recent.lock(),
+                );
                 match request {
                     Ok(Some(request)) => self.session.on_request(request).await,
                     Ok(None) => {}
@@ -310,6 +345,9 @@ impl Gateway {
             .await;
         if self.session.name().is_some() {
             self.join(LOBBY.to_string()).await;
+            // The answer's conversations are joined as the write side
+            // renders it (`join_conversation`).
+            self.session.on_request(ClientMsg::Conversations).await;
         } else if !self.conn.outbox.is_closing() {
             self.prompt();
         }
@@ -339,8 +377,74 @@ impl Gateway {
             })
             .await;
         if self.session.in_room(&room) {
-            self.notice(Some(&room), format!("you are talking in {room} now"));
-            self.current = Some(room);
+            self.talking_in(room);
+        }
+    }
+
+    /// Makes `room` the current room and says so.
+    fn talking_in(&mut self, room: String) {
+        let mut line = Line::notice(now_ms(), Some(&room), "");
+        line.with = self.with_of(&room);
+        let shown = match &line.with {
+            Some(with) => format!("@{with}"),
+            None => room.clone(),
+        };
+        line.text = format!("you are talking in {shown} now");
+        self.say(line);
+        self.current = Some(room);
+    }
+
+    /// The other person of `room`, if it is one of this user's
+    /// conversations (as the room spells them).
+    fn with_of(&self, room: &str) -> Option<String> {
+        let me = name_key(self.session.name()?);
+        conversation_peer(room, &me).map(String::from)
+    }
+
+    /// `/msg USER [TEXT]`: the conversation with USER, joined first if need
+    /// be (a refused join has said why: the text is not sent), then TEXT
+    /// said in it, or, without TEXT, made the current room.
+    async fn msg(&mut self, to: &str, text: Option<String>) {
+        let Some(me) = self.session.name() else {
+            return self.mistake(CommandError::NoName).await;
+        };
+        let room = match conversation_with(me, to) {
+            Ok(room) => room,
+            Err(mistake) => return self.mistake(mistake).await,
+        };
+        if !self.session.in_room(&room) {
+            self.session
+                .on_request(ClientMsg::Join {
+                    room: room.clone(),
+                    since: None,
+                })
+                .await;
+            if !self.session.in_room(&room) {
+                return;
+            }
+        }
+        match text {
+            Some(text) => {
+                let send = ClientMsg::Send {
+                    room,
+                    text,
+                    client_id: None,
+                    attachments: Vec::new(),
+                    reply_to: None,
+                };
+                self.session.on_request(send).await;
+            }
+            None => self.talking_in(room),
+        }
+    }
+
+    /// A `join` of a conversation the write side learned of: sent unless
+    /// this connection is in it already (the user joined it meanwhile).
+    async fn join_conversation(&mut self, join: ClientMsg) {
+        if let ClientMsg::Join { room, .. } = &join {
+            if !self.session.in_room(room) {
+                self.session.on_request(join).await;
+            }
         }
     }
 
@@ -348,11 +452,30 @@ impl Gateway {
         self.session
             .on_request(ClientMsg::Leave { room: room.clone() })
             .await;
-        if self.current.as_deref() == Some(&room) && !self.session.in_room(&room) {
-            self.current = self.session.rooms().min().map(String::from);
-            match &self.current {
-                Some(room) => self.notice(Some(room), format!("you are talking in {room} now")),
-                None => self.notice(None, "you are in no room now: /join ROOM"),
+        self.keep_current();
+    }
+
+    /// If this connection is no longer in the current room (the user left
+    /// it, or the server dropped it: a guest's conversation ends with its
+    /// name), another joined room becomes current.
+    fn keep_current(&mut self) {
+        let Some(current) = &self.current else { return };
+        if self.session.in_room(current) {
+            return;
+        }
+        // A room before a conversation, then by name.
+        let next = self
+            .session
+            .rooms()
+            // (`rooms` may still hold a conversation that ended.)
+            .filter(|room| self.session.in_room(room))
+            .min_by_key(|room| (is_conversation(room), *room))
+            .map(String::from);
+        match next {
+            Some(room) => self.talking_in(room),
+            None => {
+                self.current = None;
+                self.notice(None, "you are in no room now: /join ROOM");
             }
         }
     }
@@ -388,7 +511,10 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
-    /// The next line. Not cancel safe: only race it against the end of the connection.
+    /// The next line. Cancel safe: what a cancelled call read of a line
+    /// stays in the buffer for the next (every wait is a `fill_buf`, and
+    /// what it gives is taken in before the next wait), so it can race the
+    /// conversation joins the write side hands over.
     async fn next(&mut self) -> io::Result<Input> {
         while self.discarding {
             let chunk = self.inner.fill_buf().await?;
@@ -406,26 +532,42 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 }
             }
         }
-        self.buf.clear();
-        let limit = self.max as u64 + 1;
-        let n = (&mut self.inner)
-            .take(limit)
-            .read_until(b'\n', &mut self.buf)
-            .await?;
-        if n == 0 {
-            return Ok(Input::Eof);
-        }
-        if self.buf.last() == Some(&b'\n') {
-            self.buf.pop();
-            if self.buf.last() == Some(&b'\r') {
-                self.buf.pop();
+        loop {
+            let chunk = self.inner.fill_buf().await?;
+            if chunk.is_empty() {
+                if self.buf.is_empty() {
+                    return Ok(Input::Eof);
+                }
+                // A last line without its newline, before the end.
+                return Ok(self.take_line());
             }
-        } else if self.buf.len() > self.max {
-            self.discarding = true;
-            return Ok(Input::TooLong);
+            // At most `max` bytes and the newline; `buf` holds at most `max`.
+            let room = self.max + 1 - self.buf.len();
+            let window = &chunk[..chunk.len().min(room)];
+            if let Some(end) = window.iter().position(|&b| b == b'\n') {
+                self.buf.extend_from_slice(&window[..end]);
+                self.inner.consume(end + 1);
+                if self.buf.last() == Some(&b'\r') {
+                    self.buf.pop();
+                }
+                return Ok(self.take_line());
+            }
+            let n = window.len();
+            self.buf.extend_from_slice(window);
+            self.inner.consume(n);
+            if self.buf.len() > self.max {
+                self.buf.clear();
+                self.discarding = true;
+                return Ok(Input::TooLong);
+            }
         }
-        // Otherwise a last line without its newline, before the end.
-        Ok(Input::Text(clean_input(&self.buf)))
+    }
+
+    /// The line gathered in `buf`, cleaned; `buf` is emptied for the next.
+    fn take_line(&mut self) -> Input {
+        let text = clean_input(&self.buf);
+        self.buf.clear();
+        Input::Text(text)
     }
 
     /// Reads and drops everything until the peer closes.
@@ -450,6 +592,11 @@ struct Shown {
     renderer: Renderer,
     /// The latest messages shown per room, shared with the [`Gateway`].
     recent: Arc<Mutex<Recent>>,
+    /// The conversations asked to join (the tracker's own: rooms the user
+    /// joins are the session's), so each is asked once until it is left.
+    tracker: ResumeTracker,
+    /// Where the `join`s of conversations go, to the line side.
+    joins: mpsc::UnboundedSender<ClientMsg>,
 }
 
 /// Renders what the feed hands over as text lines.
@@ -597,6 +744,11 @@ fn render_frame(shown: &mut Shown, frame: &str, out: &mut Vec<u8>) {
     }
     match serde_json::from_str::<ServerMsg>(frame) {
         Ok(msg) => {
+            shown.tracker.observe(&msg);
+            for join in shown.tracker.joins_for(&msg) {
+                // The line side is gone only when the connection is.
+                let _ = shown.joins.send(join);
+            }
             shown.recent.lock().observe(&msg);
             for line in shown.renderer.render(&msg, now_ms()) {
                 push_line(out, &line);
@@ -618,9 +770,12 @@ mod tests {
 
     #[test]
     fn frames_become_timestamped_defanged_lines() {
+        let (joins, mut asked) = mpsc::unbounded_channel();
         let mut shown = Shown {
             renderer: Renderer::new(),
             recent: Arc::new(Mutex::new(Recent::new())),
+            tracker: ResumeTracker::new(),
+            joins,
         };
         let mut out = Vec::new();
         let frame = ServerMsg::Message {
@@ -637,6 +792,21 @@ mod tests {
         render_frame(&mut shown, &frame.to_json(), &mut out);
         render_frame(&mut shown, "already rendered", &mut out);
         assert_eq!(shown.recent.lock().last_others("lobby"), Some(1));
+        // A conversation someone wrote in: its join goes to the line side, once.
+        let news = ServerMsg::Conversation {
+            room: "@alice+bob".into(),
+            with: "bob".into(),
+        };
+        render_frame(&mut shown, &news.to_json(), &mut Vec::new());
+        render_frame(&mut shown, &news.to_json(), &mut Vec::new());
+        assert_eq!(
+            asked.try_recv().ok(),
+            Some(ClientMsg::Join {
+                room: "@alice+bob".into(),
+                since: None
+            })
+        );
+        assert!(asked.try_recv().is_err());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "01:02:03 [lobby] #1 <bob> hi\u{FFFD}[2J\n         fake\tline\u{FFFD}over\nalready rendered\n"
@@ -687,5 +857,31 @@ mod tests {
         assert_eq!(lines.next().await.unwrap(), Input::TooLong);
         assert_eq!(lines.next().await.unwrap(), Input::Text("three".into()));
         assert_eq!(lines.next().await.unwrap(), Input::Eof);
+        // Exactly `max` bytes is a line; one more is too long.
+        let input: &[u8] = b"0123456789\n0123456789a\nok\n";
+        let mut lines = LineReader::new(input, 10);
+        assert_eq!(
+            lines.next().await.unwrap(),
+            Input::Text("0123456789".into())
+        );
+        assert_eq!(lines.next().await.unwrap(), Input::TooLong);
+        assert_eq!(lines.next().await.unwrap(), Input::Text("ok".into()));
+    }
+
+    #[tokio::test]
+    async fn a_line_read_in_parts_survives_a_cancelled_read() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut lines = LineReader::new(server, 100);
+        client.write_all(b"hel").await.unwrap();
+        // Cancelled while waiting for the rest (as the select on the
+        // conversation joins may cancel it).
+        tokio::select! {
+            biased;
+            line = lines.next() => panic!("a line without its end: {line:?}"),
+            () = std::future::ready(()) => {}
+        }
+        client.write_all(b"lo\r\nnext\n").await.unwrap();
+        assert_eq!(lines.next().await.unwrap(), Input::Text("hello".into()));
+        assert_eq!(lines.next().await.unwrap(), Input::Text("next".into()));
     }
 }

@@ -80,10 +80,11 @@ async fn register_login_and_chat_as_an_account() {
         vec!["Alice".to_string()],
         "one user, two connections"
     );
-    bob.send(json!({"type": "direct", "to": "alice", "text": "to both tabs"}))
-        .await;
+    // A direct message: both tabs hear of the conversation.
+    bob.join("@alice+bob").await;
+    bob.say("@alice+bob", "to both tabs", "d-1").await;
     for tab in [&mut tab1, &mut tab2] {
-        tab.recv_until(|m| matches!(m, ServerMsg::Direct { text, .. } if text == "to both tabs"))
+        tab.recv_until(|m| matches!(m, ServerMsg::Conversation { room, with } if room == "@alice+bob" && with == "bob"))
             .await;
     }
     // An account's name is not for renaming.

@@ -34,8 +34,8 @@
 //! refusal on the upload; two images picked at once go with a caption, a
 //! text file alone; the other member sees the thumbnails loaded and sized,
 //! opens the lightbox (focus, →, Esc) and downloads the file byte for byte
-//! with a guest's token; an image in a direct message reaches its
-//! recipient.
+//! with a guest's token; an image in a private conversation reaches the
+//! other person.
 //!
 //! Unread counts and read markers (issue 15): messages in a room not on
 //! screen are counted in the room list and the tab's title; a read in the
@@ -45,6 +45,15 @@
 //! Search (issue 15): the words are found in every room, newest first,
 //! marked in each result (as text); a result opens its room, joining it,
 //! at the message, with older history loaded back to it.
+//!
+//! Private conversations: two accounts in two browsers; alice opens hers
+//! with bob from his name in the member list and writes; bob's page lists
+//! it under "Direct messages", live, with the unread badge and alice's
+//! online dot; he opens it and answers, and alice sees the answer; after a
+//! reload bob's page still lists the conversation, with its history;
+//! closed from the list, it comes back, unread, with alice's next message.
+//! A guest's conversation ends with its name (a rename), with a notice. A
+//! hidden tab is notified of the message that starts a conversation.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`,
 //! installed by `scripts/setup.sh --browser`) and the web bundle in web/dist
@@ -615,7 +624,8 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
     conversation.click().await.expect("open it");
     sees_message(&bob, "just between us", DEADLINE).await;
 
-    // Renaming shows in the other member's list.
+    // Renaming shows in the other member's list. A guest's conversations
+    // end with its name: alice is told, and the conversation is gone.
     click(&bob, ".user-button").await;
     click(&bob, "#change-name").await;
     let rename = bob
@@ -629,6 +639,8 @@ async fn two_browsers_chat_and_reconnect_after_a_server_restart() {
         .send_keys(&char::from(Key::Enter).to_string())
         .await
         .expect("rename");
+    text_contains(&alice, ".toast", "The conversation with @bob has ended.").await;
+    element(&alice, "#conversation-list", false).await;
     alice
         .find(Locator::Css(".nav-link[aria-label^='#e2e']"))
         .await
@@ -2327,7 +2339,8 @@ async fn mentions_stand_out_count_apart_and_notify_a_hidden_tab() {
         "no notification while the tab is visible"
     );
 
-    // Hidden tab: a mention and a direct message notify; a plain message not.
+    // Hidden tab: a mention and the message that starts a private
+    // conversation notify; a plain message not.
     page.execute(
         "window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))",
         vec![],
@@ -2336,18 +2349,26 @@ async fn mentions_stand_out_count_apart_and_notify_a_hidden_tab() {
     .expect("hide the tab");
     bob.say("lobby", "nothing for eve", "m3").await;
     bob.say("lobby", "@Eve are you there?", "m4").await;
-    bob.send(json!({"type": "direct", "to": "eve", "text": "psst\nmore", "client_id": "d1"}))
-        .await;
+    bob.send(json!({"type": "open", "with": "eve"})).await;
+    let conversation = match bob
+        .recv_until(|m| matches!(m, hubbub_protocol::ServerMsg::Conversation { .. }))
+        .await
+    {
+        hubbub_protocol::ServerMsg::Conversation { room, .. } => room,
+        other => unreachable!("{other:?}"),
+    };
+    bob.join(&conversation).await;
+    bob.say(&conversation, "psst\nmore", "d1").await;
     becomes(
         &page,
-        "two notifications: the mention and the direct message",
+        "two notifications: the mention and the conversation's message",
         DEADLINE,
         "return window.__notes.map(n => n.title + ' / ' + n.body).sort().join(' | ')
             === 'bob / psst… | bob in #lobby / @Eve are you there?'",
     )
     .await;
     // A click on the mention's notification opens lobby at the front.
-    // (A direct message and a room message may come in either order.)
+    // (The conversation's message and the room's may come in either order.)
     page.execute(
         "window.__hidden = false;
          window.__notes.find(n => n.title === 'bob in #lobby').note.onclick(new Event('click'))",
@@ -2382,5 +2403,131 @@ async fn mentions_stand_out_count_apart_and_notify_a_hidden_tab() {
     .await;
     screenshot(&page, "mentions-2-highlighted").await;
     page.close().await.expect("close the session");
+    server.kill().await;
+}
+
+/// Signs `page` in as the account `name` (password "correct horse
+/// battery") and waits for the link.
+async fn sign_in_account(page: &Client, base: &str, name: &str) {
+    page.goto(base).await.expect("open the app");
+    fill(page, "#account-name", name).await;
+    fill(page, "#login-password", "correct horse battery").await;
+    click(page, "#auth-submit").await;
+    status_is(page, "connected", DEADLINE).await;
+}
+
+/// The one conversation of `page`'s list has this accessible name.
+async fn conversation_listed(page: &Client, what: &str, name: &str) {
+    wait_until(
+        page,
+        what,
+        DEADLINE,
+        "const b = document.querySelectorAll('#conversation-list .nav-link');
+         return b.length === 1 && b[0].getAttribute('aria-label') === arguments[0]",
+        vec![json!(name)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_conversations_between_accounts_live_and_after_a_reload() {
+    require_bundle();
+    let data = tempfile::tempdir().expect("a data dir");
+    let profiles = tempfile::tempdir().expect("a profile dir");
+    let server = Server::start("127.0.0.1:0", data.path()).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}/");
+    for name in ["alice", "bob"] {
+        let body = json!({"name": name, "password": "correct horse battery"});
+        let created = common::http(addr, "POST", "/api/register", &[], Some(body)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let driver = Driver::start().await;
+    let alice = driver.session(&profiles.path().join("alice"), false).await;
+    let bob = driver.session(&profiles.path().join("bob"), true).await;
+    for (page, name) in [(&alice, "alice"), (&bob, "bob")] {
+        page.set_window_size(1280, 800)
+            .await
+            .expect("a wide window");
+        sign_in_account(page, &base, name).await;
+        join_room(page, name, "plans").await;
+    }
+    sees_member(&alice, "bob").await;
+    element(&bob, "#conversation-list", false).await;
+
+    // alice messages bob from his name: their conversation opens.
+    click(&alice, "button[aria-label='Send a direct message to bob']").await;
+    wait_until(
+        &alice,
+        "the conversation with bob open",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '@bob'",
+        vec![],
+    )
+    .await;
+    // Listed at once; bob shows online once his page is in it too (it
+    // joins when something is said).
+    conversation_listed(&alice, "bob listed at alice's", "@bob").await;
+    say(&alice, "are you free at noon?").await;
+    sees_message(&alice, "are you free at noon?", DEADLINE).await;
+    conversation_listed(&alice, "bob online at alice's", "@bob, online").await;
+
+    // bob, still in plans, has it listed at once: unread, alice online.
+    conversation_listed(
+        &bob,
+        "alice's conversation listed live, unread, alice online",
+        "@alice, online, 1 unread",
+    )
+    .await;
+    wait_until(
+        &bob,
+        "the badge and the online dot",
+        DEADLINE,
+        "const b = document.querySelector('#conversation-list .nav-link');
+         return b.querySelector('.presence-dot.online') !== null
+             && b.querySelector('.badge')?.textContent === '1'",
+        vec![],
+    )
+    .await;
+    title_is(&bob, "(1) hubbub").await;
+    text_contains(&bob, "#chat-title", "#plans").await;
+    screenshot(&bob, "conversation-1-listed").await;
+
+    // He opens it and answers; alice sees the answer.
+    click(&bob, "#conversation-list .nav-link").await;
+    wait_until(
+        &bob,
+        "the conversation with alice open",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '@alice'",
+        vec![],
+    )
+    .await;
+    sees_message(&bob, "are you free at noon?", DEADLINE).await;
+    conversation_listed(&bob, "read", "@alice, online").await;
+    title_is(&bob, "hubbub").await;
+    say(&bob, "yes, noon works").await;
+    sees_message(&alice, "yes, noon works", DEADLINE).await;
+    // Open and in view: the answer is read at once, no badge.
+    conversation_listed(&alice, "the answer read", "@bob, online").await;
+    screenshot(&alice, "conversation-2-answered").await;
+
+    // A reload: the conversation and its history are still there.
+    bob.refresh().await.expect("reload bob's page");
+    status_is(&bob, "connected", DEADLINE).await;
+    conversation_listed(&bob, "the conversation after the reload", "@alice, online").await;
+    click(&bob, "#conversation-list .nav-link").await;
+    sees_message(&bob, "are you free at noon?", DEADLINE).await;
+    sees_message(&bob, "yes, noon works", DEADLINE).await;
+    screenshot(&bob, "conversation-3-after-reload").await;
+
+    // Closed from the list, it comes back with the next message.
+    click(&bob, "button[aria-label='Close @alice']").await;
+    element(&bob, "#conversation-list", false).await;
+    say(&alice, "see you there").await;
+    conversation_listed(&bob, "the conversation back", "@alice, online, 1 unread").await;
+
+    alice.close().await.expect("close alice");
+    bob.close().await.expect("close bob");
     server.kill().await;
 }

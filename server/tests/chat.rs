@@ -219,43 +219,6 @@ async fn rename_tells_the_room_and_refuses_a_taken_name() {
 }
 
 #[tokio::test]
-async fn a_direct_message_reaches_one_user_wherever_they_are() {
-    let server = TestServer::default().await;
-    let mut alice = server.join_as("alice").await;
-    let mut bob = server.join_as("bob").await;
-    let mut carol = server.join_as("carol").await;
-    // No shared room needed.
-    alice
-        .send(json!({"type": "direct", "to": "Bob", "text": "psst", "client_id": "d-1"}))
-        .await;
-    let got = bob.recv().await;
-    assert!(
-        matches!(&got, ServerMsg::Direct { from, to, text, .. } if from == "alice" && to == "bob" && text == "psst"),
-        "{got:?}"
-    );
-    assert_eq!(
-        alice.recv().await,
-        got,
-        "the sender gets the same frame as an echo"
-    );
-    assert_eq!(
-        alice.recv().await,
-        ServerMsg::Ack {
-            client_id: Some("d-1".into()),
-            room: None,
-            seq: None
-        }
-    );
-    assert!(carol.drain().await.is_empty());
-
-    alice
-        .send(json!({"type": "direct", "to": "nobody", "text": "hello?", "client_id": "d-2"}))
-        .await;
-    let err = alice.expect_error("unknown_user").await;
-    assert!(matches!(err, ServerMsg::Error { client_id: Some(c), .. } if c == "d-2"));
-}
-
-#[tokio::test]
 async fn typing_reaches_the_others_in_the_room() {
     let server = TestServer::default().await;
     let mut alice = server.join_as("alice").await;

@@ -385,7 +385,7 @@ async fn a_killed_nodes_users_go_offline_on_the_others_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_direct_message_reaches_its_recipient_on_another_node() {
+async fn a_direct_message_reaches_the_other_person_on_another_node() {
     let (_pg, nodes) = three_nodes().await;
     let bearer = account(&nodes[0], "ann").await;
     let mut ann = connect_with(&nodes[0].url(), &[("authorization", &bearer)])
@@ -399,21 +399,17 @@ async fn a_direct_message_reaches_its_recipient_on_another_node() {
         .unwrap();
     ann2.hello("ann").await;
     // Until ann's node has heard that ben is online elsewhere, he is
-    // unknown there; then the message goes through.
-    let sent = async {
-        let mut n = 0;
+    // unknown there; then the conversation opens, on all her tabs.
+    let opened = async {
         loop {
-            n += 1;
-            let id = format!("d-{n}");
-            ann.send(json!({"type":"direct","to":"BEN","text":"psst","client_id":id}))
-                .await;
+            ann.send(json!({"type":"open","with":"BEN"})).await;
             match ann
-                .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+                .recv_until(|m| {
+                    matches!(m, ServerMsg::Conversation { .. } | ServerMsg::Error { .. })
+                })
                 .await
             {
-                ServerMsg::Ack { client_id, .. } if client_id.as_deref() == Some(id.as_str()) => {
-                    return
-                }
+                ServerMsg::Conversation { room, with } => return (room, with),
                 ServerMsg::Error { code, .. } => {
                     assert!(matches!(code, ErrorCode::UnknownUser), "{code:?}");
                     // Polling for news that has no event of its own here.
@@ -423,25 +419,65 @@ async fn a_direct_message_reaches_its_recipient_on_another_node() {
             }
         }
     };
-    tokio::time::timeout(DEADLINE, sent)
+    let (room, with) = tokio::time::timeout(DEADLINE, opened)
         .await
         .expect("ben became reachable");
-    for client in [&mut ben, &mut ann2] {
-        let msg = client
-            .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
-            .await;
-        let ServerMsg::Direct { from, to, text, .. } = msg else {
-            unreachable!()
-        };
-        assert_eq!(
-            (from.as_str(), to.as_str(), text.as_str()),
-            ("ann", "ben", "psst")
-        );
-    }
-    // Nobody by that name anywhere.
-    ann.send(json!({"type":"direct","to":"ghost","text":"hello?","client_id":"g-1"}))
+    assert_eq!((room.as_str(), with.as_str()), ("@ann+ben", "ben"));
+    let told = ann2
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
         .await;
-    ann.expect_error("unknown_user").await;
+    assert_eq!(
+        told,
+        ServerMsg::Conversation {
+            room: room.clone(),
+            with
+        }
+    );
+    ann.join(&room).await;
+    ann.say(&room, "psst", "d-1").await;
+    // ben, on another node, hears of it and joins: the message is there.
+    let told = ben
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
+        .await;
+    assert_eq!(
+        told,
+        ServerMsg::Conversation {
+            room: room.clone(),
+            with: "ann".into()
+        }
+    );
+    match ben.join_with_history(&room).await {
+        ServerMsg::History { messages, .. } => {
+            assert_eq!(messages.len(), 1);
+            assert_eq!(
+                (messages[0].from.as_str(), messages[0].text.as_str()),
+                ("ann", "psst")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    ben.say(&room, "hi ann", "b-1").await;
+    let msg = ann
+        .recv_until(|m| matches!(m, ServerMsg::Message { from, .. } if from == "ben"))
+        .await;
+    assert!(matches!(msg, ServerMsg::Message { text, .. } if text == "hi ann"));
+    // Nobody by that name anywhere.
+    ann.send(json!({"type":"open","with":"ghost"})).await;
+    // ben's online notice in the conversation comes from his node, in its
+    // own time: it may come first.
+    let refused = ann
+        .recv_until(|m| matches!(m, ServerMsg::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerMsg::Error {
+                code: ErrorCode::UnknownUser,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
     for node in nodes {
         node.shutdown().await;
     }
@@ -928,6 +964,168 @@ async fn an_edit_and_a_reaction_through_one_node_reach_the_other_and_stay_in_his
             _ => unreachable!(),
         }
         drop(cas);
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// A tab of an account through `node`, in no room.
+async fn signed_in(node: &TestServer, bearer: &str, name: &str) -> Client {
+    let mut tab = connect_with(&node.url(), &[("authorization", bearer)])
+        .await
+        .unwrap();
+    tab.hello(name).await;
+    tab
+}
+
+/// `(seq, from, text)` of the messages a `history` frame holds.
+fn said_in(history: &ServerMsg) -> Vec<(u64, String, String)> {
+    match history {
+        ServerMsg::History { messages, .. } => messages
+            .iter()
+            .map(|m| (m.seq, m.from.clone(), m.text.clone()))
+            .collect(),
+        other => panic!("expected history, got {other:?}"),
+    }
+}
+
+/// A private conversation between accounts on two nodes: the one who is
+/// written to hears of it on their node and joins it, both see both
+/// messages in one order, a third account can neither read nor find it,
+/// and it is all still there when both nodes have restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_conversation_between_two_nodes_is_theirs_alone_and_lasts() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let url = tokio::task::block_in_place(|| pg.database("chat"));
+    let nodes = [
+        node(&url, Duration::from_secs(10)).await,
+        node(&url, Duration::from_secs(10)).await,
+    ];
+    let alice_token = account(&nodes[0], "alice").await;
+    let bob_token = account(&nodes[0], "Bob").await;
+    let carol_token = account(&nodes[1], "carol").await;
+    let mut alice = signed_in(&nodes[0], &alice_token, "alice").await;
+    let mut bob = signed_in(&nodes[1], &bob_token, "Bob").await;
+
+    alice.send(json!({"type": "open", "with": "bob"})).await;
+    let room = match alice
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. } | ServerMsg::Error { .. }))
+        .await
+    {
+        ServerMsg::Conversation { room, with } => {
+            assert_eq!(with, "Bob", "as he spells it");
+            room
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(room, "@alice+bob");
+    alice.join(&room).await;
+    let first = alice.say(&room, "Lunch at the harbour?", "a-1").await;
+    assert_eq!(first, 1);
+
+    // Bob, on the other node and in no room, is told, joins, and has it.
+    let told = bob
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
+        .await;
+    assert_eq!(
+        told,
+        ServerMsg::Conversation {
+            room: room.clone(),
+            with: "alice".into()
+        }
+    );
+    let history = bob.join_with_history(&room).await;
+    assert_eq!(
+        said_in(&history),
+        [(1, "alice".into(), "Lunch at the harbour?".into())]
+    );
+    let second = bob.say(&room, "yes, at noon", "b-1").await;
+    assert_eq!(second, 2);
+    // Alice, on hers, gets the answer live; each reads both, in order,
+    // through their own node.
+    let got = messages(&mut alice, 1).await;
+    assert_eq!(got[&2], ("Bob".into(), "yes, at noon".into()));
+    let both = [
+        (1, "alice".into(), "Lunch at the harbour?".into()),
+        (2, "Bob".into(), "yes, at noon".into()),
+    ];
+    for tab in [&mut alice, &mut bob] {
+        tab.send(json!({"type": "history", "room": room})).await;
+        let history = tab
+            .recv_until(|m| matches!(m, ServerMsg::History { .. }))
+            .await;
+        assert_eq!(said_in(&history), both);
+    }
+
+    // Carol may not join it, read it or find its words, on either node.
+    for node in &nodes {
+        let mut carol = signed_in(node, &carol_token, "carol").await;
+        carol.send(json!({"type": "join", "room": room})).await;
+        carol.expect_error("forbidden").await;
+        carol.send(json!({"type": "history", "room": room})).await;
+        carol.expect_error("forbidden").await;
+        carol
+            .send(json!({"type": "search", "query": "harbour"}))
+            .await;
+        match carol.recv().await {
+            ServerMsg::SearchResults { results, .. } => {
+                assert!(results.is_empty(), "{results:?}")
+            }
+            other => panic!("expected search_results, got {other:?}"),
+        }
+        drop(carol);
+    }
+    // Bob finds it through his node.
+    bob.send(json!({"type": "search", "query": "harbour"}))
+        .await;
+    match bob
+        .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. }))
+        .await
+    {
+        ServerMsg::SearchResults { results, .. } => {
+            let found: Vec<_> = results.iter().map(|h| (h.room.as_str(), h.seq)).collect();
+            assert_eq!(found, [(room.as_str(), 1)]);
+        }
+        _ => unreachable!(),
+    }
+
+    // Both nodes restart: the conversation and its messages are there.
+    drop((alice, bob));
+    for node in nodes {
+        node.shutdown().await;
+    }
+    let nodes = [
+        node(&url, Duration::from_secs(10)).await,
+        node(&url, Duration::from_secs(10)).await,
+    ];
+    // Each comes back through the other node and says something: alice
+    // first (seq 3), then Bob (4).
+    for (node, token, name, with, last_seq) in [
+        (&nodes[1], &alice_token, "alice", "Bob", 2),
+        (&nodes[0], &bob_token, "Bob", "alice", 3),
+    ] {
+        let mut tab = signed_in(node, token, name).await;
+        tab.send(json!({"type": "conversations"})).await;
+        match tab
+            .recv_until(|m| matches!(m, ServerMsg::Conversations { .. }))
+            .await
+        {
+            ServerMsg::Conversations { conversations } => {
+                let listed: Vec<_> = conversations
+                    .iter()
+                    .map(|c| (c.room.as_str(), c.with.as_str(), c.last_seq))
+                    .collect();
+                assert_eq!(listed, [(room.as_str(), with, last_seq)]);
+            }
+            _ => unreachable!(),
+        }
+        let history = said_in(&tab.join_with_history(&room).await);
+        assert_eq!(history[..2], both);
+        assert_eq!(history.len() as u64, last_seq);
+        // Numbering goes on where it was.
+        let next = tab.say(&room, &format!("back, {name}"), "r-1").await;
+        assert_eq!(next, last_seq + 1);
     }
     for node in nodes {
         node.shutdown().await;

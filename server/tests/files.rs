@@ -655,12 +655,6 @@ async fn attachments_are_checked() {
             "{refused:?}"
         );
     }
-    // The same in a direct message.
-    alice
-        .send(json!({"type":"direct","to":"bob","text":"","client_id":"d",
-                     "attachments":[bobs]}))
-        .await;
-    alice.expect_error("unknown_file").await;
     // Nothing of that was said; two of her own files, with no caption, are.
     alice
         .send(
@@ -677,37 +671,43 @@ async fn attachments_are_checked() {
 }
 
 #[tokio::test]
-async fn a_direct_message_gives_its_files_to_its_recipient_only() {
+async fn a_direct_message_gives_its_files_to_the_other_person_only() {
     let server = TestServer::default().await;
     let (mut alice, alice_token) = guest(&server, "alice").await;
     let (mut bob, bob_token) = guest(&server, "bob").await;
     let (_carol, carol_token) = guest(&server, "carol").await;
     let id = id_of(&upload(&server, &alice_token, "psst.txt", b"between us").await);
+    let room = "@alice+bob";
+    alice.join(room).await;
     alice
         .send(
-            json!({"type":"direct","to":"zed","text":"","client_id":"d-0",
+            json!({"type":"send","room":room,"text":"for you","client_id":"d-1",
                      "attachments":[id]}),
         )
         .await;
-    alice.expect_error("unknown_user").await;
     alice
-        .send(
-            json!({"type":"direct","to":"bob","text":"for you","client_id":"d-1",
-                     "attachments":[id]}),
-        )
+        .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
         .await;
+    bob.recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
+        .await;
+    bob.send(json!({"type": "join", "room": room})).await;
     let got = bob
-        .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
+        .recv_until(|m| matches!(m, ServerMsg::History { .. }))
         .await;
     assert!(
-        matches!(&got, ServerMsg::Direct { text, attachments, .. }
-                 if text == "for you" && attachments.len() == 1 && attachments[0].id == id),
+        matches!(&got, ServerMsg::History { messages, .. }
+                 if messages.len() == 1 && messages[0].attachments[0].id == id),
         "{got:?}"
     );
     assert_eq!(
         download(&server, &bob_token, &id, &[]).await.body,
         b"between us"
     );
+    // Leaving the conversation does not take it away: it is his.
+    bob.send(json!({"type": "leave", "room": room})).await;
+    bob.recv_until(|m| matches!(m, ServerMsg::LeaveOk { .. }))
+        .await;
+    assert_eq!(download(&server, &bob_token, &id, &[]).await.status, 200);
     assert_eq!(download(&server, &carol_token, &id, &[]).await.status, 404);
 }
 

@@ -19,9 +19,9 @@ async fn an_error_before_hello_names_the_refused_request() {
             Some("lobby"),
         ),
         (
-            json!({"type": "direct", "to": "bob", "text": "psst", "client_id": "c-2"}),
+            json!({"type": "react", "room": "attic", "seq": 1, "emoji": "👍", "on": true, "client_id": "c-2"}),
             Some("c-2"),
-            None,
+            Some("attic"),
         ),
         (
             json!({"type": "join", "room": "kitchen"}),

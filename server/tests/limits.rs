@@ -91,11 +91,7 @@ async fn each_bad_request_gets_its_error_code_and_nothing_breaks() {
             "bad_field",
         ),
         (
-            Message::text(r#"{"type":"direct","to":"bob","text":"x","client_id":"a\u0000"}"#),
-            "bad_field",
-        ),
-        (
-            Message::text(r#"{"type":"direct","to":"ghost","text":"x"}"#),
+            Message::text(r#"{"type":"open","with":"ghost"}"#),
             "unknown_user",
         ),
         (
@@ -179,8 +175,9 @@ async fn a_flood_is_rate_limited_then_closed_with_1008() {
     })
     .await;
     let (mut alice, mut bob) = pair(&server).await;
-    // pair() spent 2 of alice's 5 tokens; the next 3 pass.
-    for i in 0..3 {
+    // pair() spent 1 of alice's 5 tokens (its hello; the join that made
+    // her a member is free); the next 4 pass.
+    for i in 0..4 {
         alice
             .say("lobby", &format!("m{i}"), &format!("c-{i}"))
             .await;
@@ -204,42 +201,40 @@ async fn a_flood_is_rate_limited_then_closed_with_1008() {
             _ => None,
         })
         .collect();
-    assert_eq!(texts, ["m0", "m1", "m2"]);
+    assert_eq!(texts, ["m0", "m1", "m2", "m3"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_overflow_closes_only_that_connection() {
-    // The outbox holds frames other than room messages (here: direct
-    // messages) and is bounded in bytes; a client that never reads them
-    // overflows it once its socket is full and is closed with 4001; the
-    // sender, reading its echoes, is not.
+    // The outbox holds frames other than room messages (here: typing
+    // notices, as long as names make them) and is bounded in bytes; a
+    // client that never reads them overflows it once its socket is full
+    // and is closed with 4001; the sender, who gets none, is not.
     let server = TestServer::start(|c| {
         c.rate = 1e6;
         c.burst = 1_000_000;
         c.queue_bytes = 256 * 1024;
     })
     .await;
-    let mut talker = server.join_as("talker").await;
+    let (room, name) = ("r".repeat(32), "t".repeat(32));
+    let mut talker = server.join_as(&name).await;
     let mut quiet = server.join_as("quiet").await;
-    talker.join("lobby").await;
-    quiet.join("lobby").await;
-    talker.recv_until(|m| joined(m, "lobby", "quiet")).await;
-    let text = "d".repeat(16_000);
+    talker.join(&room).await;
+    quiet.join(&room).await;
+    talker.recv_until(|m| joined(m, &room, "quiet")).await;
     let mut sent = 0;
     loop {
-        for _ in 0..50 {
-            talker
-                .send(json!({"type": "direct", "to": "quiet", "text": text}))
-                .await;
+        for _ in 0..1000 {
+            talker.send(json!({"type": "typing", "room": room})).await;
         }
-        sent += 50;
+        sent += 1000;
         let seen = talker.drain().await;
-        if seen.iter().any(|m| left(m, "lobby", "quiet"))
+        if seen.iter().any(|m| left(m, &room, "quiet"))
             || seen.iter().any(|m| matches!(m, ServerMsg::Error { .. }))
         {
             break;
         }
-        assert!(sent < 5_000, "the quiet one was never closed");
+        assert!(sent < 400_000, "the quiet one was never closed");
     }
     match quiet.ended().await {
         Ended::Close(code) => assert_eq!(code, close::SLOW_CONSUMER),

@@ -8,7 +8,10 @@ mod common;
 
 use common::postgres::Postgres;
 use common::*;
-use hubbub::store::{Accounts, Messages, PgStore, Store, StoreError};
+use hubbub::store::{
+    Accounts, ConversationRecord, Conversations, Messages, Party, PgStore, Store, StoreError,
+    StoredMessage,
+};
 use hubbub_protocol::ServerMsg;
 use serde_json::json;
 
@@ -44,6 +47,8 @@ fn the_postgres_store_keeps_the_contract() {
     hubbub::store::contract::search(&search);
     let events = PgStore::open(&pg.database("events"), false).unwrap();
     hubbub::store::contract::events(&events);
+    let conversations = PgStore::open(&pg.database("conversations"), false).unwrap();
+    hubbub::store::contract::conversations(&conversations);
     drop(messages);
     // Migrations ran once; opening again finds the schema and the data.
     let url = pg.url("messages");
@@ -54,6 +59,64 @@ fn the_postgres_store_keeps_the_contract() {
         }
     };
     assert_eq!(again.load_room("lobby", 10, 10).unwrap().last_seq, 5);
+}
+
+/// In a cluster the database numbers each room's messages: a dropped
+/// conversation's numbering goes with it, so the same two talking again
+/// start at seq 1 on any node.
+#[test]
+fn a_conversation_dropped_in_a_cluster_numbers_from_one_again() {
+    let pg = Postgres::start();
+    let url = pg.database("cluster");
+    let (one, two) = (
+        PgStore::open(&url, true).unwrap(),
+        PgStore::open(&url, true).unwrap(),
+    );
+    let party = |name: &str, guest| Party {
+        key: name.into(),
+        name: name.into(),
+        guest,
+    };
+    let record = ConversationRecord {
+        room: "@ann+gus".into(),
+        a: party("ann", false),
+        b: party("gus", true),
+        opened_at: 1,
+        ..ConversationRecord::default()
+    };
+    let said = |text: &str| StoredMessage {
+        room: record.room.clone(),
+        from: "ann".into(),
+        text: text.into(),
+        sent_at: 2,
+        ..StoredMessage::default()
+    };
+    one.open_conversation(&record).unwrap();
+    let mut batch = [said("hi"), said("there")];
+    one.number_and_append(&mut batch).unwrap();
+    let mut batch = [said("again")];
+    two.number_and_append(&mut batch).unwrap();
+    assert_eq!(batch[0].seq, 3, "numbered across nodes");
+    assert_eq!(
+        two.drop_conversations("gus").unwrap(),
+        [record.room.as_str()]
+    );
+    assert_eq!(
+        one.last_seqs(std::slice::from_ref(&record.room)).unwrap(),
+        []
+    );
+    two.open_conversation(&record).unwrap();
+    let mut batch = [said("hello again")];
+    one.number_and_append(&mut batch).unwrap();
+    assert_eq!(batch[0].seq, 1);
+    let history = two.history(&record.room, None, 10).unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|m| (m.seq, m.text.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "hello again")]
+    );
 }
 
 #[test]

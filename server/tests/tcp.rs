@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{http_raw, joined, left, Body, Client, DEADLINE};
+use common::{connect_with, http, http_raw, joined, left, Body, Client, DEADLINE};
 use hubbub::config::StoreKind;
 use hubbub::Config;
 use hubbub_protocol::{Event, ServerMsg};
@@ -258,7 +258,7 @@ async fn every_slash_command() {
         "/leave",
         "/who",
         "/rooms",
-        "/msg USER TEXT",
+        "/msg USER [TEXT]",
         "/search [#ROOM] WORDS",
         "/rename NAME",
         "/quit",
@@ -300,27 +300,16 @@ async fn every_slash_command() {
     let line = bob.until("* rooms:").await.pop().unwrap();
     assert!(line.ends_with("* rooms: kitchen (2), lobby (2)"), "{line}");
 
-    // /msg, both ways.
+    // /msg: said in the private conversation with alice, joined first;
+    // alice hears of it. (More in `private_conversations_over_tcp`.)
     bob.send("/msg Alice psst, alice").await;
-    let line = bob.until("[dm to alice]").await.pop().unwrap();
-    assert!(line.ends_with("[dm to alice] <bob> psst, alice"), "{line}");
-    match alice
-        .recv_until(|m| matches!(m, ServerMsg::Direct { .. }))
-        .await
-    {
-        ServerMsg::Direct { from, to, text, .. } => {
-            assert_eq!(
-                (from.as_str(), to.as_str(), text.as_str()),
-                ("bob", "alice", "psst, alice")
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    let line = bob.until("<bob> psst").await.pop().unwrap();
+    assert!(line.ends_with("[@alice] #1 <bob> psst, alice"), "{line}");
     alice
-        .send(json!({"type": "direct", "to": "bob", "text": "hi back"}))
+        .recv_until(
+            |m| matches!(m, ServerMsg::Conversation { room, with } if room == "@alice+bob" && with == "bob"),
+        )
         .await;
-    let line = bob.until("[dm]").await.pop().unwrap();
-    assert!(line.ends_with("[dm] <alice> hi back"), "{line}");
     bob.send("/msg nobody hello?").await;
     bob.until("(unknown_user)").await;
 
@@ -352,8 +341,10 @@ async fn every_slash_command() {
     // Usage errors and unknown commands.
     bob.send("/join").await;
     bob.until("! usage: /join ROOM").await;
-    bob.send("/msg alice").await;
-    bob.until("! usage: /msg USER TEXT").await;
+    bob.send("/msg").await;
+    bob.until("! usage: /msg USER [TEXT]").await;
+    bob.send("/msg bobby hi").await;
+    bob.until("! that is you: /msg someone else").await;
     bob.send("/dance").await;
     bob.until("! unknown command /dance").await;
     bob.send("/join Not A Room").await;
@@ -828,4 +819,149 @@ fn room_lines(lines: &[String]) -> Vec<String> {
         .map(|l| l[9..].to_string())
         .filter(|l| l.starts_with("[lobby] #") || l.starts_with("[lobby] * bob "))
         .collect()
+}
+
+/// A signed-in WebSocket user: registers `name` and connects with its
+/// login's bearer token; also gives that token, to connect again.
+async fn account(server: &Server, name: &str) -> (Client, String) {
+    let body = json!({"name": name, "password": "a fine password"});
+    let created = http(
+        server.addr,
+        "POST",
+        "/api/register",
+        &[],
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let session = http(server.addr, "POST", "/api/login", &[], Some(body)).await;
+    assert_eq!(session.status, 200, "{}", session.body);
+    let bearer = format!("Bearer {}", session.json()["token"].as_str().unwrap());
+    (signed_in(server, &bearer).await, bearer)
+}
+
+/// A WebSocket connection of the account `bearer` is for, welcomed.
+async fn signed_in(server: &Server, bearer: &str) -> Client {
+    let url = format!("ws://{}/ws", server.addr);
+    let mut client = connect_with(&url, &[("authorization", bearer)])
+        .await
+        .unwrap();
+    client.hello("whoever").await;
+    client
+}
+
+#[tokio::test]
+async fn private_conversations_over_tcp() {
+    let server = Server::default().await;
+    let (mut bob, bearer) = account(&server, "Bob").await;
+    let mut alice = server.nc("alice").await;
+    let mut carol = server.nc("carol").await;
+
+    // alice (nc) writes to bob (an account on the web): the gateway joins
+    // the conversation first, then says it there.
+    alice.send("/msg bob hi").await;
+    let line = alice.until("<alice> hi").await.pop().unwrap();
+    assert!(stamped(&line, "[@bob] #1 <alice> hi"), "{line}");
+    // bob hears of it with nothing asked, joins it and reads it.
+    let news = bob
+        .recv_until(|m| matches!(m, ServerMsg::Conversation { .. }))
+        .await;
+    assert_eq!(
+        news,
+        ServerMsg::Conversation {
+            room: "@alice+bob".into(),
+            with: "alice".into()
+        }
+    );
+    match bob.join_with_history("@alice+bob").await {
+        ServerMsg::History { messages, .. } => {
+            let said: Vec<(&str, &str)> = messages
+                .iter()
+                .map(|m| (m.from.as_str(), m.text.as_str()))
+                .collect();
+            assert_eq!(said, [("alice", "hi")]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // bob answers; alice sees it live, as a line of the conversation.
+    bob.say("@alice+bob", "hey alice", "b-1").await;
+    let line = alice.until("<Bob>").await.pop().unwrap();
+    assert!(stamped(&line, "[@bob] #2 <Bob> hey alice"), "{line}");
+
+    // bob comes back later: the conversation is listed and its history kept.
+    bob.send(json!({"type": "quit"})).await;
+    let mut bob = signed_in(&server, &bearer).await;
+    bob.send(json!({"type": "conversations"})).await;
+    let listed = bob
+        .recv_until(|m| matches!(m, ServerMsg::Conversations { .. }))
+        .await;
+    assert!(
+        matches!(&listed, ServerMsg::Conversations { conversations }
+            if conversations.len() == 1
+                && conversations[0].room == "@alice+bob"
+                && conversations[0].with == "alice"
+                && conversations[0].online
+                && conversations[0].last_seq == 2),
+        "{listed:?}"
+    );
+    match bob.join_with_history("@alice+bob").await {
+        ServerMsg::History { messages, .. } => {
+            let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+            assert_eq!(texts, ["hi", "hey alice"]);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // carol (nc) gets the conversation alice starts live, typing nothing:
+    // the gateway joins it when the server announces it.
+    alice.send("/msg Carol psst").await;
+    let lines = carol.until("<alice> psst").await;
+    assert!(
+        lines.iter().any(|l| stamped(
+            l,
+            "[@alice] * conversation with alice: /msg alice TEXT answers"
+        )),
+        "{lines:?}"
+    );
+    assert!(
+        stamped(lines.last().unwrap(), "[@alice] #1 <alice> psst"),
+        "{lines:?}"
+    );
+    // `/msg alice` alone makes it current: plain lines go there.
+    carol.send("/msg alice").await;
+    carol
+        .until("[@alice] * you are talking in @alice now")
+        .await;
+    carol.send("psst back").await;
+    let line = alice.until("<carol>").await.pop().unwrap();
+    assert!(stamped(&line, "[@carol] #2 <carol> psst back"), "{line}");
+    // alice's current room is still lobby: the joins did not move it.
+    alice.send("in the lobby").await;
+    let line = alice.until("<alice> in the lobby").await.pop().unwrap();
+    assert!(stamped(&line, "[lobby] #1 <alice> in the lobby"), "{line}");
+
+    // Someone else's conversation is not for carol.
+    carol.send("/join @alice+bob").await;
+    carol.until("(forbidden)").await;
+    // Nobody by that name: the join's refusal is said once, the text is
+    // not sent (no `not_in_room` after it).
+    carol.send("/msg nobody hello?").await;
+    carol.until("(unknown_user)").await;
+    carol.send("/who").await;
+    let lines = carol.until("online:").await;
+    assert!(
+        !lines.iter().any(|l| l.contains("not_in_room")),
+        "{lines:?}"
+    );
+    assert!(
+        stamped(lines.last().unwrap(), "[@alice] * online: alice, carol"),
+        "{lines:?}"
+    );
+
+    // carol (a guest) leaves: her conversation with alice ends with her
+    // name, and alice's gateway says so.
+    carol.send("/quit").await;
+    carol.until_end().await;
+    alice.until("[@carol] * you left @carol").await;
+    server.shutdown().await;
 }

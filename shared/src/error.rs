@@ -35,14 +35,16 @@ pub enum ErrorCode {
     EmptyText,
     /// The message text is longer than `max_text_bytes`.
     TextTooLong,
-    /// A `direct` names a user who is not online.
+    /// An `open` names nobody: no account, and no guest online, by that
+    /// name; or a `send` to a conversation whose guest has left.
     UnknownUser,
     /// The client sends faster than its rate limit allows.
     RateLimited,
     /// The server cannot take the request now (e.g. storage is backed up); retry later.
     Unavailable,
-    /// Not allowed for this user (e.g. renaming a registered account, or a
-    /// guest where the server requires signing in).
+    /// Not allowed for this user (e.g. renaming a registered account, a
+    /// guest where the server requires signing in, or someone else's
+    /// conversation).
     Forbidden,
     /// An `attachments` id is not a file this user uploaded.
     UnknownFile,

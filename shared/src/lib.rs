@@ -20,8 +20,8 @@ pub mod names;
 pub use error::ErrorCode;
 pub use limits::Limits;
 pub use msg::{
-    decode_client, Attachment, ClientMsg, DecodeError, Event, HistoryMessage, Quote, RoomInfo,
-    SearchHit, ServerMsg,
+    decode_client, Attachment, ClientMsg, ConversationInfo, DecodeError, Event, HistoryMessage,
+    Quote, RoomInfo, SearchHit, ServerMsg,
 };
 
 /// Version of the protocol spoken by this build, sent in `welcome`.

@@ -19,7 +19,7 @@ pub struct Limits {
     /// Most messages one `history` answer carries.
     #[serde(default = "default_max_history")]
     pub max_history: usize,
-    /// Most `attachments` one `send` or `direct` may carry.
+    /// Most `attachments` one `send` may carry.
     #[serde(default = "default_max_files_per_message")]
     pub max_files_per_message: usize,
     /// Largest file one upload may be (`POST /api/files`); a client refuses
@@ -30,6 +30,15 @@ pub struct Limits {
     /// milliseconds; later gets `edit_window_passed`. Deleting has no window.
     #[serde(default = "default_edit_window_ms")]
     pub edit_window_ms: u64,
+    /// How many private conversations one connection may be in at once
+    /// (apart from `max_rooms`); also the most one `conversations` answer
+    /// lists.
+    #[serde(default = "default_max_conversations")]
+    pub max_conversations: usize,
+}
+
+fn default_max_conversations() -> usize {
+    Limits::DEFAULT_MAX_CONVERSATIONS
 }
 
 fn default_edit_window_ms() -> u64 {
@@ -52,6 +61,7 @@ impl Limits {
     pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
     pub const DEFAULT_MAX_TEXT_BYTES: usize = 16 * 1024;
     pub const DEFAULT_MAX_ROOMS: usize = 50;
+    pub const DEFAULT_MAX_CONVERSATIONS: usize = 100;
     pub const DEFAULT_MAX_HISTORY: usize = 200;
     pub const DEFAULT_MAX_FILES_PER_MESSAGE: usize = 10;
     pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
@@ -78,6 +88,7 @@ impl Default for Limits {
             max_files_per_message: Self::DEFAULT_MAX_FILES_PER_MESSAGE,
             max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
             edit_window_ms: Self::DEFAULT_EDIT_WINDOW_MS,
+            max_conversations: Self::DEFAULT_MAX_CONVERSATIONS,
         }
     }
 }

@@ -67,15 +67,12 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
-    /// Say `text` to one user, wherever they are; `attachments` as for `send`.
-    Direct {
-        to: String,
-        text: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        attachments: Vec<String>,
-    },
+    /// Open (or find) this user's private conversation with `with`: every
+    /// connection of this user gets `conversation` with its room, which
+    /// they then `join` like any room.
+    Open { with: String },
+    /// Ask for this user's conversations, the latest first.
+    Conversations,
     /// Change this user's name.
     Rename { name: String },
     /// Ask who is online in `room`.
@@ -120,8 +117,24 @@ pub enum ClientMsg {
 
 /// The `type` tags of [`ClientMsg`], to tell an unknown type from a bad field.
 const CLIENT_TYPES: &[&str] = &[
-    "hello", "join", "leave", "send", "edit", "delete", "react", "direct", "rename", "who",
-    "rooms", "history", "typing", "read", "search", "ping", "quit",
+    "hello",
+    "join",
+    "leave",
+    "send",
+    "edit",
+    "delete",
+    "react",
+    "open",
+    "conversations",
+    "rename",
+    "who",
+    "rooms",
+    "history",
+    "typing",
+    "read",
+    "search",
+    "ping",
+    "quit",
 ];
 
 /// One room in a `rooms` answer.
@@ -130,6 +143,19 @@ pub struct RoomInfo {
     pub room: String,
     /// Members online in the room now.
     pub members: usize,
+}
+
+/// One conversation in a `conversations` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationInfo {
+    /// Its room name ([`crate::names::conversation`]).
+    pub room: String,
+    /// The other person, as their name is spelled.
+    pub with: String,
+    /// Whether they are online now.
+    pub online: bool,
+    /// The `seq` of its latest message (0: none yet).
+    pub last_seq: u64,
 }
 
 /// One stored message of a room, as carried by `history`.
@@ -229,7 +255,7 @@ pub struct SearchHit {
 
 /// A file a message carries: a reference to an upload, never its bytes.
 /// The bytes are at [`Attachment::url`] over HTTP, for the room's members
-/// (or the two sides of a direct message) only.
+/// (for a conversation, its two people) only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// The upload's id (what `send` named).
@@ -333,7 +359,8 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         resync: bool,
     },
-    /// The server accepted a `send` (with its `room` and `seq`) or a `direct`.
+    /// The server accepted a `send`, `edit`, `delete` or `react`: its
+    /// `room` and `seq`.
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
@@ -342,14 +369,13 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
     },
-    /// A direct message, delivered to its recipient and echoed to its sender.
-    Direct {
-        from: String,
-        to: String,
-        text: String,
-        sent_at: u64,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        attachments: Vec<Attachment>,
+    /// A private conversation of this user, with `with`: the answer to
+    /// `open` (on every connection of the user), and the news that someone
+    /// spoke in a conversation this connection has not joined. `join` it.
+    Conversation { room: String, with: String },
+    /// The answer to `conversations`.
+    Conversations {
+        conversations: Vec<ConversationInfo>,
     },
     /// A user changed name. With `room`, a member of that room did; without,
     /// it confirms the receiver's own rename, and for a guest carries its
@@ -589,12 +615,8 @@ mod tests {
                 client_id: None,
                 attachments: vec!["q3Yc0Jw1m3J8bT2kqE5XGA".into()],
             },
-            ClientMsg::Direct {
-                to: "bob".into(),
-                text: "psst".into(),
-                client_id: Some("c-2".into()),
-                attachments: vec!["q3Yc0Jw1m3J8bT2kqE5XGA".into()],
-            },
+            ClientMsg::Open { with: "bob".into() },
+            ClientMsg::Conversations,
             ClientMsg::Rename {
                 name: "carol".into(),
             },
@@ -706,12 +728,17 @@ mod tests {
                 room: None,
                 seq: None,
             },
-            ServerMsg::Direct {
-                from: "alice".into(),
-                to: "bob".into(),
-                text: "psst".into(),
-                sent_at: 1,
-                attachments: vec![cat()],
+            ServerMsg::Conversation {
+                room: "@alice+bob".into(),
+                with: "Bob".into(),
+            },
+            ServerMsg::Conversations {
+                conversations: vec![ConversationInfo {
+                    room: "@alice+bob".into(),
+                    with: "Bob".into(),
+                    online: true,
+                    last_seq: 12,
+                }],
             },
             ServerMsg::Renamed {
                 room: Some(room()),

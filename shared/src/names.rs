@@ -6,6 +6,10 @@
 //!   [`name_key`] gives the key to compare by.
 //! - A room name is 1–32 characters of `a-z`, `0-9`, `-` and `_`, starting
 //!   with a letter or digit (like a channel name: case can't create look-alikes).
+//! - A private conversation between two users is a room too, named after
+//!   them: `@` and the two [`name_key`]s, sorted, joined by `+`
+//!   ([`conversation`]). `@` and `+` are in neither name, so nothing else
+//!   can be called that, and only the two may read it.
 
 /// Longest user name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -108,6 +112,40 @@ pub fn validate_room(room: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The room name of the private conversation between the users whose
+/// names are `a` and `b` (any case; the order does not matter).
+pub fn conversation(a: &str, b: &str) -> String {
+    let (a, b) = (name_key(a), name_key(b));
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("@{first}+{second}")
+}
+
+/// Whether `room` names a private conversation (it may still be malformed:
+/// see [`conversation_parties`]).
+pub fn is_conversation(room: &str) -> bool {
+    room.starts_with('@')
+}
+
+/// The two name keys of the conversation `room`, or `None` if `room` is
+/// not a well-formed conversation name (two different valid lowercase
+/// names, sorted).
+pub fn conversation_parties(room: &str) -> Option<(&str, &str)> {
+    let (a, b) = room.strip_prefix('@')?.split_once('+')?;
+    let valid = |key: &str| validate_name(key).is_ok() && name_key(key) == key;
+    (a < b && valid(a) && valid(b)).then_some((a, b))
+}
+
+/// The other person of the conversation `room` for the user whose name
+/// key is `me`, if `me` is one of its two.
+pub fn conversation_peer<'r>(room: &'r str, me: &str) -> Option<&'r str> {
+    let (a, b) = room.strip_prefix('@')?.split_once('+')?;
+    match () {
+        () if a == me => Some(b),
+        () if b == me => Some(a),
+        () => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -146,5 +184,32 @@ mod tests {
         assert!(validate_room("a b").is_err());
         assert!(validate_room("").is_err());
         assert!(validate_room(&"r".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn a_conversation_is_named_after_its_two_people_in_either_order() {
+        assert_eq!(conversation("Bob", "alice"), "@alice+bob");
+        assert_eq!(conversation("alice", "BOB"), "@alice+bob");
+        assert!(is_conversation("@alice+bob"));
+        assert!(!is_conversation("lobby"));
+        assert_eq!(conversation_parties("@alice+bob"), Some(("alice", "bob")));
+        assert_eq!(conversation_peer("@alice+bob", "bob"), Some("alice"));
+        assert_eq!(conversation_peer("@alice+bob", "carol"), None);
+        // Not sorted, the same name twice, not lowercase, not names.
+        for bad in [
+            "@bob+alice",
+            "@bob+bob",
+            "@Alice+bob",
+            "@alice",
+            "@+bob",
+            "@a+b+c",
+            "@a b+c",
+        ] {
+            assert_eq!(conversation_parties(bad), None, "{bad}");
+        }
+        assert!(
+            validate_room("@alice+bob").is_err(),
+            "not a room anyone can create"
+        );
     }
 }

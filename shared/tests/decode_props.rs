@@ -6,8 +6,8 @@
 //! inputs the fuzzer once found interesting are pinned in `regressions` below.
 
 use hubbub_protocol::{
-    decode_client, Attachment, ClientMsg, DecodeError, ErrorCode, HistoryMessage, Limits, RoomInfo,
-    ServerMsg,
+    decode_client, Attachment, ClientMsg, ConversationInfo, DecodeError, ErrorCode, HistoryMessage,
+    Limits, RoomInfo, ServerMsg,
 };
 use proptest::prelude::*;
 
@@ -140,14 +140,8 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
                 attachments,
             }
         }),
-        (text(), text(), opt_text(), ids()).prop_map(|(to, text, client_id, attachments)| {
-            ClientMsg::Direct {
-                to,
-                text,
-                client_id,
-                attachments,
-            }
-        }),
+        text().prop_map(|with| ClientMsg::Open { with }),
+        Just(ClientMsg::Conversations),
         text().prop_map(|name| ClientMsg::Rename { name }),
         text().prop_map(|room| ClientMsg::Who { room }),
         Just(ClientMsg::Rooms),
@@ -173,6 +167,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 fn limits() -> impl Strategy<Value = Limits> {
     (any::<[usize; 7]>(), any::<u64>()).prop_map(|(l, file)| Limits {
         edit_window_ms: Limits::DEFAULT_EDIT_WINDOW_MS,
+        max_conversations: Limits::DEFAULT_MAX_CONVERSATIONS,
         max_frame_bytes: l[0],
         max_text_bytes: l[1],
         max_name_chars: l[2],
@@ -273,15 +268,19 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 seq,
             }
         }),
-        (text(), text(), text(), any::<u64>(), attachments()).prop_map(
-            |(from, to, text, sent_at, attachments)| ServerMsg::Direct {
-                from,
-                to,
-                text,
-                sent_at,
-                attachments,
-            }
-        ),
+        (text(), text()).prop_map(|(room, with)| ServerMsg::Conversation { room, with }),
+        prop::collection::vec(
+            (text(), text(), any::<bool>(), any::<u64>()).prop_map(
+                |(room, with, online, last_seq)| ConversationInfo {
+                    room,
+                    with,
+                    online,
+                    last_seq
+                }
+            ),
+            0..3
+        )
+        .prop_map(|conversations| ServerMsg::Conversations { conversations }),
         (opt_text(), text(), text(), opt_text()).prop_map(|(room, from, to, upload_token)| {
             ServerMsg::Renamed {
                 room,

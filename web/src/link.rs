@@ -2,9 +2,12 @@
 //!
 //! One long-lived task ([`run`]) owns the WebSocket to `/ws`. It says
 //! `hello`, and after every `welcome` it writes the client core's
-//! [`resume_frames`]: a `join` per room with `since` (the [`ResumeTracker`])
-//! and every send not yet acknowledged (the [`Pending`] ledger, keyed by
-//! `client_id`). Each server frame is decoded once, shown to the tracker and
+//! [`resume_frames`]: a `join` per room with `since` (the [`ResumeTracker`]),
+//! `conversations`, and every send not yet acknowledged (the [`Pending`]
+//! ledger, keyed by `client_id`). Each private conversation the answer
+//! lists, or a `conversation` frame announces, is joined if the tracker
+//! does not have it yet ([`ResumeTracker::joins_for`]; docs/protocol.md,
+//! "Private conversations"). Each server frame is decoded once, shown to the tracker and
 //! the ledger, and handed to the one reducer of UI state
 //! ([`Action::Server`]); the task never decides what the UI shows. The UI
 //! asks for things with [`Command`]s on an unbounded channel.
@@ -37,6 +40,7 @@ use futures::{select_biased, FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::TimeoutFuture;
 use hubbub_client::{resume_frames, Backoff, Link, Pending, ResumeTracker};
+use hubbub_protocol::names::is_conversation;
 use hubbub_protocol::{close, ClientMsg, ErrorCode, ServerMsg};
 use yew::prelude::*;
 
@@ -75,8 +79,11 @@ pub enum Command {
     SignOut,
     Join(String),
     Leave(String),
-    /// Say `text` to a room or a user, with the uploads `files`; it waits
-    /// in the ledger until acked.
+    /// Open the private conversation with this user (its `conversation`
+    /// answer is joined).
+    Open(String),
+    /// Say `text` to a room, with the uploads `files`; it waits in the
+    /// ledger until acked.
     Send {
         target: Target,
         text: String,
@@ -131,6 +138,12 @@ pub struct LinkTask {
     /// Whether any connection of this page was welcomed.
     welcomed_once: bool,
     idle_timeout_ms: u64,
+    /// The server's clock less this browser's, from the last `welcome`.
+    clock: i64,
+    /// Conversations joined because a `conversation` frame announced them:
+    /// the message that did it comes in the join's `history`
+    /// ([`notify::announced`]).
+    announced: Vec<String>,
     /// The rooms to be in and the last `seq` of each.
     tracker: ResumeTracker,
     /// Sends not acknowledged yet, resent after a reconnect: the one ledger,
@@ -154,6 +167,8 @@ impl LinkTask {
             welcomed_now: false,
             welcomed_once: false,
             idle_timeout_ms: 60_000,
+            clock: 0,
+            announced: Vec::new(),
             tracker: ResumeTracker::with_rooms(rooms),
             pending: Rc::new(RefCell::new(Pending::new(prefix))),
             pending_version: 0,
@@ -175,8 +190,15 @@ impl LinkTask {
         )));
     }
 
+    /// Remembers the rooms for the next visit (not the conversations: the
+    /// server lists those after `welcome`).
     fn save_rooms(&self) {
-        let rooms: Vec<String> = self.tracker.rooms().map(str::to_string).collect();
+        let rooms: Vec<String> = self
+            .tracker
+            .rooms()
+            .filter(|r| !is_conversation(r))
+            .map(str::to_string)
+            .collect();
         storage::set_rooms(&rooms);
     }
 
@@ -207,19 +229,17 @@ impl LinkTask {
                 self.save_rooms();
                 Some(leave)
             }
+            Command::Open(with) => Some(ClientMsg::Open { with }),
             Command::Send {
                 target,
                 text,
                 files,
                 reply_to,
             } => {
-                let sent = match target {
-                    Target::Room(room) => self
-                        .pending
-                        .borrow_mut()
-                        .reply(&room, &text, files, reply_to),
-                    Target::Direct(to) => self.pending.borrow_mut().direct_files(&to, &text, files),
-                };
+                let sent = self
+                    .pending
+                    .borrow_mut()
+                    .reply(&target.0, &text, files, reply_to);
                 self.show_pending();
                 sent.ok()
             }
@@ -660,14 +680,14 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 _ = timer => Event::Timer,
             }
         };
+        // What this event has to write, in order: written after the
+        // `match`, from one place (each `.await` is code of its own in the
+        // bundle).
+        let mut out = Vec::new();
         match event {
             Event::Timer => match live.check(now_ms(), welcomed) {
                 Err(why) => return close_dead(sink, stream, why),
-                Ok(Some(ping)) => {
-                    if send(&mut sink, &ping).await.is_err() {
-                        return lost();
-                    }
-                }
+                Ok(Some(ping)) => out.push(ping),
                 Ok(None) => {}
             },
             Event::Command(None) => return Ended::Shutdown,
@@ -686,12 +706,10 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                 let sending = matches!(command, Command::Send { .. });
                 if let Some(msg) = task.accept(command) {
                     if welcomed {
-                        if send(&mut sink, &msg).await.is_err() {
-                            return lost();
-                        }
                         if sending {
                             live.unacked_since.get_or_insert_with(now_ms);
                         }
+                        out.push(msg);
                     }
                 }
             }
@@ -726,6 +744,12 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                     }
                 }
                 task.observe(&msg);
+                // A conversation listed or announced and not joined yet.
+                let joins = task.tracker.joins_for(&msg);
+                if let (ServerMsg::Conversation { room, .. }, false) = (&msg, joins.is_empty()) {
+                    task.announced.push(room.clone());
+                }
+                out.extend(joins);
                 if task.pending.borrow().resend().next().is_none() {
                     live.unacked_since = None;
                 }
@@ -736,8 +760,24 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                         storage::set_name(Some(name));
                     }
                 }
+                if let ServerMsg::Welcome { server_time, .. } = &msg {
+                    task.clock = *server_time as i64 - now_ms() as i64;
+                }
+                let news = match &msg {
+                    ServerMsg::History {
+                        room,
+                        messages,
+                        before: None,
+                        ..
+                    } if task.announced.contains(room) => {
+                        task.announced.retain(|r| r != room);
+                        let now = (now_ms() as i64 + task.clock).max(0) as u64;
+                        notify::announced(room, messages, now)
+                    }
+                    _ => None,
+                };
                 if let Some(me) = &task.name {
-                    notify::consider(&msg, me, &task.dispatch);
+                    notify::consider(news.as_ref().unwrap_or(&msg), me, &task.dispatch);
                 }
                 task.dispatch.dispatch(Action::Server(msg));
                 if let Some((heartbeat_ms, idle_timeout_ms)) = welcome {
@@ -753,22 +793,20 @@ async fn connect(task: &mut LinkTask, commands: &mut UnboundedReceiver<Command>)
                         task.tracker.join(LANDING_ROOM);
                         task.save_rooms();
                         task.dispatch
-                            .dispatch(Action::Open(Target::Room(LANDING_ROOM.into())));
+                            .dispatch(Action::Open(Target(LANDING_ROOM.into())));
                     }
                     task.welcomed_once = true;
-                    let frames = resume_frames(&task.tracker, &task.pending.borrow());
-                    for frame in frames {
-                        if send(&mut sink, &frame).await.is_err() {
-                            return lost();
-                        }
-                    }
+                    out = resume_frames(&task.tracker, &task.pending.borrow());
                     if task.pending.borrow().resend().next().is_some() {
                         live.unacked_since = Some(now_ms());
                     }
-                    if send(&mut sink, &ClientMsg::Rooms).await.is_err() {
-                        return lost();
-                    }
+                    out.push(ClientMsg::Rooms);
                 }
+            }
+        }
+        for frame in &out {
+            if send(&mut sink, frame).await.is_err() {
+                return lost();
             }
         }
     }

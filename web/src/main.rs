@@ -10,7 +10,8 @@
 //!   type ([`components::part::Part`]);
 //! - [`wire`]: frames to and from JSON, with the browser's own `JSON`;
 //! - [`upload`]: files on their way to the server, per chat;
-//! - [`notify`]: browser notifications of mentions and direct messages;
+//! - [`notify`]: browser notifications of mentions and of messages in
+//!   private conversations;
 //! - [`storage`], [`fmt`]: `localStorage` and formatting helpers.
 
 mod api;
@@ -26,7 +27,6 @@ mod storage;
 mod upload;
 mod wire;
 
-use gloo_timers::callback::Interval;
 use hubbub_client::Link;
 use yew::prelude::*;
 
@@ -41,7 +41,7 @@ use components::search::{search_form, search_results, SearchProps};
 use components::status::{connection_status, StatusProps};
 use components::user_menu::UserMenuProps;
 use fmt::flag;
-use hooks::{use_chat, UseChatHandle};
+use hooks::{use_chat, use_every, UseChatHandle};
 use state::{Action, Copied, Target};
 
 /// The allocator: talc instead of the standard library's dlmalloc, for a
@@ -51,22 +51,21 @@ use state::{Action, Copied, Target};
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-/// Which side panel is open on a narrow screen.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Panel {
-    None,
-    Rooms,
-    Members,
-}
+/// The side panel open on a narrow screen, as the app's class names it
+/// (none: empty). A `String` state, not an enum of its own: each type of
+/// `use_state` is a copy of its code in the bundle (~1.2 KB raw), and
+/// `String` is one the app has anyway.
+const ROOMS: &str = "show-rooms";
+const MEMBERS: &str = "show-members";
 
 /// The whole app (the root [`Part`]): loading, the sign-in screen, or the
 /// chat.
 #[hook]
 fn use_app() -> Html {
     let chat = use_chat();
-    let panel = use_state(|| Panel::None);
+    let panel = use_state(String::new);
     let drafts = use_memo((), |_| Drafts::default());
-    use_remember_current(&chat);
+    remember_current(&chat);
     use_typing_expiry(&chat);
     use_notice_expiry(&chat);
 
@@ -98,56 +97,59 @@ fn use_app() -> Html {
     chat_app(&chat, panel, &drafts)
 }
 
-/// Remembers the chat on screen for the next visit.
-#[hook]
-fn use_remember_current(chat: &UseChatHandle) {
-    use_effect_with(chat.current.clone(), |current| {
-        storage::set_current(current.as_ref());
+/// Remembers the chat on screen for the next visit, when it changes. Not
+/// an effect: each type an effect depends on is a copy of Yew's effect
+/// code in the bundle (~1 KB raw), and a `localStorage` write is as well
+/// made while drawing.
+fn remember_current(chat: &UseChatHandle) {
+    thread_local! {
+        static SAVED: std::cell::RefCell<Option<Target>> = const { std::cell::RefCell::new(None) };
+    }
+    SAVED.with_borrow_mut(|saved| {
+        if *saved != chat.current {
+            storage::set_current(chat.current.as_ref());
+            saved.clone_from(&chat.current);
+        }
     });
 }
 
 /// Expires "is typing" notices while any are shown.
 #[hook]
 fn use_typing_expiry(chat: &UseChatHandle) {
-    let chat = chat.clone();
     let typing = chat.chats.iter().any(|c| !c.typing.is_empty());
-    use_effect_with(typing, move |typing| {
-        let interval =
-            typing.then(|| Interval::new(1_000, move || chat.dispatch(Action::ExpireTyping)));
-        move || drop(interval)
-    });
+    use_every(chat, typing.then_some(0), 1_000, || Action::ExpireTyping);
 }
 
 /// The signed-in app: top bar, rooms, the open chat and who is in it. (A
 /// plain function of [`use_app`], which holds its state, not a part of
 /// its own.)
-fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts) -> Html {
+fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<String>, drafts: &Drafts) -> Html {
     let connected = chat.link.is_connected();
-    let toggle = |p: Panel| {
+    let toggle = |p: &'static str| {
         let panel = panel.clone();
-        Callback::from(move |()| panel.set(if *panel == p { Panel::None } else { p }))
+        Callback::from(move |()| panel.set(if *panel == p { String::new() } else { p.into() }))
     };
     // Picking something in a drawer closes it.
     let and_close = |f: fn(&UseChatHandle, String)| {
         let panel = panel.clone();
-        chat.callback(move |chat, value: String| {
+        chat.callback_with(move |chat, value: String| {
             f(chat, value);
-            panel.set(Panel::None);
+            panel.set(String::new());
         })
     };
     let on_open = {
         let panel = panel.clone();
-        chat.callback(move |chat, target: Target| {
+        chat.callback_with(move |chat, target: Target| {
             chat.open(target);
-            panel.set(Panel::None);
+            panel.set(String::new());
         })
     };
     let on_join = and_close(|chat, room| chat.join(room));
-    let on_direct = and_close(|chat, user| chat.open(Target::Direct(user)));
+    let on_message = and_close(|chat, user| chat.message(user));
 
     let current = chat.current_chat().cloned();
     let found = match (&chat.found, &current) {
-        (Some((room, seq)), Some(c)) if c.target == Target::Room(room.clone()) => Some(*seq),
+        (Some((room, seq)), Some(c)) if c.target == Target(room.clone()) => Some(*seq),
         _ => None,
     };
     // An open search shows in place of the chat.
@@ -157,9 +159,9 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
             connected,
             on_show: {
                 let panel = panel.clone();
-                chat.callback(move |chat, (room, seq)| {
+                chat.callback_with(move |chat, (room, seq)| {
                     chat.show_found(room, seq);
-                    panel.set(Panel::None);
+                    panel.set(String::new());
                 })
             },
             on_more: chat.callback(|chat, ()| chat.search_more()),
@@ -167,29 +169,23 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         }),
         (Some(current), None) => {
             let target = current.target.clone();
-            let room = match &target {
-                Target::Room(room) => Some(room.clone()),
-                Target::Direct(_) => None,
-            };
-            let partner_online = match &target {
-                Target::Direct(user) => chat.is_online(user),
-                Target::Room(_) => false,
-            };
+            let room = target.0.clone();
             let on_send = {
                 let target = target.clone();
-                chat.callback(move |chat, (text, files)| chat.send(target.clone(), text, files))
+                chat.callback_with(move |chat, (text, files)| {
+                    chat.send(target.clone(), text, files)
+                })
             };
             let on_typing = {
                 let room = room.clone();
-                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.typing(r.clone())))
+                chat.callback_with(move |chat, ()| chat.typing(room.clone()))
             };
             let on_seen = {
                 let room = room.clone();
-                chat.callback(move |chat, ()| room.iter().for_each(|r| chat.seen(r.clone())))
+                chat.callback_with(move |chat, ()| chat.seen(room.clone()))
             };
-            let on_load_older = chat.callback(move |chat, before| {
-                room.iter().for_each(|r| chat.load_older(r.clone(), before))
-            });
+            let on_load_older =
+                chat.callback_with(move |chat, before| chat.load_older(room.clone(), before));
             html! {
                 <>
                     { chat_view(&ChatViewProps {
@@ -207,7 +203,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                         on_seen,
                         visible: chat.visible,
                         found,
-                        on_members: toggle(Panel::Members),
+                        on_members: toggle(MEMBERS),
                         edit_after: chat.edit_after(),
                         editing: chat.editing,
                         reply: chat.reply.clone(),
@@ -218,8 +214,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
                         { presence(&PresenceProps {
                             chat: current.clone(),
                             me: chat.me.clone().map(AttrValue::from),
-                            partner_online,
-                            on_direct,
+                            on_message,
                         }) }
                     </aside>
                 </>
@@ -230,11 +225,6 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         }),
     };
 
-    let panel_class = match *panel {
-        Panel::None => None,
-        Panel::Rooms => Some("show-rooms"),
-        Panel::Members => Some("show-members"),
-    };
     let unread: u32 = chat
         .chats
         .iter()
@@ -257,14 +247,14 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
     let onkeydown = {
         let panel = panel.clone();
         Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" && *panel != Panel::None {
-                panel.set(Panel::None);
+            if e.key() == "Escape" && !panel.is_empty() {
+                panel.set(String::new());
             }
         })
     };
     let close_panel = {
         let panel = panel.clone();
-        Callback::from(move |_: MouseEvent| panel.set(Panel::None))
+        Callback::from(move |_: MouseEvent| panel.set(String::new()))
     };
     // Files dropped beside the chat (a sidebar, the top bar) are refused,
     // not opened by the browser in place of the app; text drops as ever.
@@ -276,7 +266,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
     // Plain strings, not `classes!` (each use is code in the bundle).
     let mut classes = String::from("app");
     for (on, class) in [
-        (panel_class.is_some(), panel_class.unwrap_or_default()),
+        (!panel.is_empty(), panel.as_str()),
         (!connected, "offline"),
         (current.is_none() || chat.search.is_some(), "no-chat"),
     ] {
@@ -286,14 +276,14 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<Panel>, drafts: &Drafts)
         }
     }
     html! {
-        <div class={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
+        <div CLASS={classes} {onkeydown} ondragover={refuse_files.clone()} ondrop={refuse_files}>
             if current.is_some() && chat.search.is_none() {
                 <a class="skip-link" href="#composer-input">{ "Skip to the message box" }</a>
             }
             <header class="topbar">
                 <button class="icon-button rooms-toggle" type="button"
-                    onclick={toggle(Panel::Rooms).reform(|_: MouseEvent| ())}
-                    aria-label="Show rooms" aria-expanded={flag(*panel == Panel::Rooms)}>
+                    onclick={toggle(ROOMS).reform(|_: MouseEvent| ())}
+                    aria-label="Show rooms" aria-expanded={flag(*panel == ROOMS)}>
                     <span class="icon icon-menu" aria-hidden="true"></span>
                     if unread > 0 {
                         <span class="dot-badge" aria-hidden="true"></span>

@@ -1,14 +1,18 @@
-//! Browser notifications: a message that mentions the reader, or a direct
-//! message to the reader, while the tab is hidden and the user allowed
-//! notifications (docs/protocol.md, "Mentions").
+//! Browser notifications: a message that mentions the reader, or any
+//! message of someone else in one of the reader's private conversations,
+//! while the tab is hidden and the user allowed notifications
+//! (docs/protocol.md, "Mentions" and "Private conversations").
 //!
 //! Permission is asked only when the user clicks "Enable notifications"
 //! in the user menu ([`ask`]), never on load. A notification's title is
 //! the sender (and the room), its body the text's first line; clicking it
 //! brings the tab forward and opens the chat. Which frames notify is
-//! decided by [`worth`], free of the browser, so it is unit-tested.
+//! decided by [`worth`], free of the browser, so it is unit-tested; so is
+//! [`announced`], which finds the message that started a conversation
+//! this connection was not in (it comes in the join's `history`).
 
-use hubbub_protocol::{Quote, ServerMsg};
+use hubbub_protocol::names::is_conversation;
+use hubbub_protocol::{HistoryMessage, Quote, ServerMsg};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Notification, NotificationOptions, NotificationPermission};
@@ -17,32 +21,55 @@ use yew::prelude::*;
 use crate::state::{same_name, Action, ChatState, Target};
 
 /// Whether `msg` is worth a notification to `me`: its title, body and
-/// the chat to open. Only others' new messages: a room message that
-/// mentions `me` (not an edit, deletion or reaction), or a direct message.
+/// the chat to open. Only others' new messages (not an edit, deletion or
+/// reaction): in a room, one that mentions `me`; in a private
+/// conversation, every one (titled with the sender alone).
 pub fn worth(msg: &ServerMsg, me: &str) -> Option<(String, String, Target)> {
-    let (title, from, text, target) = match msg {
-        ServerMsg::Message {
-            room,
-            from,
-            text,
-            mentions,
-            event: None,
-            ..
-        } if mentions.iter().any(|m| same_name(m, me)) => (
-            format!("{from} in #{room}"),
-            from,
-            text,
-            Target::Room(room.clone()),
-        ),
-        ServerMsg::Direct { from, text, .. } => {
-            (from.clone(), from, text, Target::Direct(from.clone()))
-        }
-        _ => return None,
+    let ServerMsg::Message {
+        room,
+        from,
+        text,
+        mentions,
+        event: None,
+        ..
+    } = msg
+    else {
+        return None;
+    };
+    let title = match is_conversation(room) {
+        true => from.clone(),
+        false if mentions.iter().any(|m| same_name(m, me)) => format!("{from} in #{room}"),
+        false => return None,
     };
     if same_name(from, me) {
         return None;
     }
-    Some((title, Quote::of(0, from, text).text, target))
+    Some((title, Quote::of(0, from, text).text, Target(room.clone())))
+}
+
+/// How recent (by the server's clock) the latest message of a newly
+/// announced conversation must be to be news.
+const FRESH_MS: u64 = 60_000;
+
+/// The news of a conversation a `conversation` frame announced (someone
+/// said something in one this connection had not joined): the message
+/// that did it comes as the last of the join's `history`, not as a
+/// `message`. It is given back as a `message` for [`worth`], if it was
+/// said within [`FRESH_MS`] of `server_now`.
+pub fn announced(room: &str, history: &[HistoryMessage], server_now: u64) -> Option<ServerMsg> {
+    // (An edit, deletion or reaction is no news: [`worth`] says so too.)
+    let m = history.last()?;
+    (m.event.is_none() && m.sent_at + FRESH_MS >= server_now).then(|| ServerMsg::Message {
+        room: room.to_string(),
+        seq: m.seq,
+        from: m.from.clone(),
+        text: m.text.clone(),
+        sent_at: m.sent_at,
+        attachments: Vec::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        event: None,
+    })
 }
 
 /// What the browser says of notifications: `None` if it has none.
@@ -99,11 +126,15 @@ mod tests {
     use super::*;
 
     fn message(from: &str, mentions: &[&str], event: bool) -> ServerMsg {
+        said("lobby", from, mentions, event)
+    }
+
+    fn said(room: &str, from: &str, mentions: &[&str], event: bool) -> ServerMsg {
         ServerMsg::Message {
             event: event.then_some(hubbub_protocol::Event::Edit { target: 1 }),
             mentions: mentions.iter().map(|m| m.to_string()).collect(),
             reply_to: None,
-            room: "lobby".into(),
+            room: room.into(),
             seq: 2,
             from: from.into(),
             text: "\n@Al look at this\nsecond line".into(),
@@ -113,29 +144,58 @@ mod tests {
     }
 
     #[test]
-    fn mentions_and_direct_messages_from_others_notify() {
+    fn mentions_and_conversation_messages_from_others_notify() {
         assert_eq!(
             worth(&message("bob", &["al"], false), "Al"),
             Some((
                 "bob in #lobby".into(),
                 "@Al look at this…".into(),
-                Target::Room("lobby".into())
+                Target("lobby".into())
             ))
         );
         assert_eq!(worth(&message("bob", &["cy"], false), "al"), None);
         assert_eq!(worth(&message("bob", &["al"], true), "al"), None, "an edit");
         assert_eq!(worth(&message("AL", &["al"], false), "al"), None, "mine");
-        let direct = |from: &str| ServerMsg::Direct {
-            from: from.into(),
-            to: "x".into(),
-            text: "psst".into(),
-            sent_at: 0,
-            attachments: Vec::new(),
-        };
+        // In a conversation every message of the other person notifies,
+        // mention or not; an edit, and the user's own, do not.
         assert_eq!(
-            worth(&direct("bob"), "al"),
-            Some(("bob".into(), "psst".into(), Target::Direct("bob".into())))
+            worth(&said("@al+bob", "Bob", &[], false), "Al"),
+            Some((
+                "Bob".into(),
+                "@Al look at this…".into(),
+                Target("@al+bob".into())
+            ))
         );
-        assert_eq!(worth(&direct("al"), "al"), None, "my own, echoed");
+        assert_eq!(worth(&said("@al+bob", "Bob", &[], true), "al"), None);
+        assert_eq!(worth(&said("@al+bob", "al", &[], false), "al"), None);
+    }
+
+    #[test]
+    fn a_new_conversations_first_message_is_news_while_fresh() {
+        let history = |from: &str, sent_at: u64| {
+            vec![HistoryMessage {
+                seq: 1,
+                from: from.into(),
+                text: "hi al".into(),
+                sent_at,
+                attachments: Vec::new(),
+                reply_to: None,
+                mentions: Vec::new(),
+                event: None,
+            }]
+        };
+        let news = announced("@al+bob", &history("bob", 1_000), 1_000 + FRESH_MS);
+        assert_eq!(
+            worth(&news.unwrap(), "al"),
+            Some(("bob".into(), "hi al".into(), Target("@al+bob".into())))
+        );
+        assert_eq!(
+            announced("@al+bob", &history("bob", 1_000), 1_001 + FRESH_MS),
+            None,
+            "old news"
+        );
+        assert_eq!(announced("@al+bob", &[], 0), None);
+        let own = announced("@al+bob", &history("al", 1_000), 1_000).unwrap();
+        assert_eq!(worth(&own, "al"), None);
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Like Yew's `function_todomvc`, the state is a [`Reducible`]: components and
 //! the connection task dispatch actions and never mutate it themselves. Rooms
-//! and direct conversations share one shape, [`Chat`], kept behind `Rc` so an
-//! action that touches one chat clones only that chat.
+//! and private conversations (rooms named `@alice+bob`, docs/protocol.md,
+//! "Private conversations") share one shape, [`Chat`], kept behind `Rc` so
+//! an action that touches one chat clones only that chat.
 //!
 //! Every server frame reaches [`ChatState::apply_server`] once, in one
 //! `match` with an arm per message type (no catch-all: a new message type
@@ -18,6 +19,7 @@ use std::rc::Rc;
 
 use hubbub_client::pending::PendingSend;
 use hubbub_client::{Link, Pending, Unread};
+use hubbub_protocol::names::is_conversation;
 use hubbub_protocol::{Attachment, ErrorCode, Event, Limits, Quote, SearchHit, ServerMsg};
 use yew::prelude::*;
 
@@ -38,22 +40,10 @@ pub const TYPING_SHOWN_MS: f64 = 4_000.0;
 /// milliseconds is not news: a page reload, a dropped link.
 pub const PRESENCE_BLIP_MS: u64 = 60_000;
 
-/// Where messages go: a room, or one other user.
+/// Where messages go: a room, by name. A private conversation is a room
+/// too, named after its two people (`@alice+bob`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    Room(String),
-    Direct(String),
-}
-
-impl Target {
-    /// `#room` or `@user`, as the UI writes it.
-    pub fn label(&self) -> String {
-        match self {
-            Target::Room(room) => format!("#{room}"),
-            Target::Direct(user) => format!("@{user}"),
-        }
-    }
-}
+pub struct Target(pub String);
 
 /// One line in a chat's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +52,7 @@ pub enum Entry {
     Message {
         /// Local id, unique in this page, used as the list key.
         id: u64,
-        /// The room sequence number; `None` for direct messages.
+        /// The room sequence number (`None` only in tests' made-up entries).
         seq: Option<u64>,
         from: String,
         text: String,
@@ -142,16 +132,20 @@ pub struct Search {
     pub busy: bool,
 }
 
-/// A room or a direct conversation, with what the UI shows for it.
+/// A room or a private conversation, with what the UI shows for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chat {
     pub target: Target,
-    /// Who is online in the room, sorted (empty for direct conversations).
+    /// For a private conversation, the other person, as they spell their
+    /// name; `None` for a room.
+    pub with: Option<String>,
+    /// Who is online in the room, sorted (for a conversation, until its
+    /// `presence` comes: the other person if the `conversations` answer
+    /// said they were online).
     pub members: Vec<String>,
     pub entries: Vec<Rc<Entry>>,
-    /// Unread messages: for a room, past the user's read marker (kept by
-    /// the server, [`ChatState::reads`]); for a direct conversation, those
-    /// that arrived while another chat was open.
+    /// Unread messages past the user's read marker (kept by the server,
+    /// [`ChatState::reads`]).
     pub unread: u32,
     /// Where the "new messages" divider goes: after this `seq` (the read
     /// marker when the user came to the room with unread messages).
@@ -206,6 +200,7 @@ impl Chat {
     fn new(target: Target) -> Chat {
         Chat {
             target,
+            with: None,
             members: Vec::new(),
             entries: Vec::new(),
             unread: 0,
@@ -217,6 +212,22 @@ impl Chat {
             held: Vec::new(),
             floor: None,
         }
+    }
+
+    /// `#room`, or `@name` of the other person of a conversation, as the
+    /// UI writes it.
+    pub fn label(&self) -> String {
+        match &self.with {
+            Some(with) => format!("@{with}"),
+            None => format!("#{}", self.target.0),
+        }
+    }
+
+    /// Whether the other person of a conversation is online.
+    pub fn peer_online(&self) -> bool {
+        self.with
+            .as_ref()
+            .is_some_and(|with| self.members.iter().any(|m| same_name(m, with)))
     }
 
     /// Folds event `seq` (from `from`, with its `text` and `mentions`)
@@ -489,7 +500,8 @@ pub struct ChatState {
     pub link: Link,
     /// The connection task's ledger of own messages on their way, to read.
     pub pending: Ledger,
-    /// Joined rooms first (in join order), then direct conversations.
+    /// Joined rooms first (in join order), then private conversations
+    /// (the latest first).
     pub chats: Vec<Rc<Chat>>,
     /// The chat on screen.
     pub current: Option<Target>,
@@ -528,6 +540,9 @@ pub struct ChatState {
     /// (whether a message is still in its edit window is the server's
     /// time).
     pub clock: i64,
+    /// The name the user asked to message (`open`): its `conversation`
+    /// answer becomes the chat on screen.
+    pub opening: Option<String>,
     /// Source of local ids for entries and notices.
     next_id: u64,
 }
@@ -537,7 +552,7 @@ impl ChatState {
     pub fn new(name: Option<String>, rooms: Vec<String>, current: Option<Target>) -> ChatState {
         let chats: Vec<Rc<Chat>> = rooms
             .into_iter()
-            .map(|room| Rc::new(Chat::new(Target::Room(room))))
+            .map(|room| Rc::new(Chat::new(Target(room))))
             .collect();
         let current = current
             .filter(|t| chats.iter().any(|c| &c.target == t))
@@ -565,6 +580,7 @@ impl ChatState {
             editing: None,
             reply: None,
             clock: 0,
+            opening: None,
             next_id: 1,
         }
     }
@@ -588,19 +604,16 @@ impl ChatState {
             .0
             .borrow()
             .iter()
-            .filter(|p| match target {
-                Target::Room(room) => p.room() == Some(room.as_str()),
-                Target::Direct(user) => p.to() == Some(user.as_str()),
-            })
+            .filter(|p| p.room() == Some(target.0.as_str()))
             .cloned()
             .collect()
     }
 
-    /// Whether `user` is online in any room we share.
-    pub fn is_online(&self, user: &str) -> bool {
+    /// The conversation with `user`, if the user has it.
+    pub fn conversation_with(&self, user: &str) -> Option<&Rc<Chat>> {
         self.chats
             .iter()
-            .any(|c| c.members.iter().any(|m| m == user))
+            .find(|c| c.with.as_deref().is_some_and(|w| same_name(w, user)))
     }
 
     fn is_me(&self, name: &str) -> bool {
@@ -620,21 +633,28 @@ impl ChatState {
             .map(Rc::make_mut)
     }
 
-    /// The chat for `target`, created (after the others of its kind) if new.
+    /// The chat for `target`, created if new: a room after the other
+    /// rooms, a conversation before the other conversations (the latest
+    /// first), with the other person's name from the room's until a
+    /// `conversation` frame spells it.
     fn chat_or_insert(&mut self, target: &Target) -> &mut Chat {
         if let Some(i) = self.chats.iter().position(|c| &c.target == target) {
             return Rc::make_mut(&mut self.chats[i]);
         }
-        let chat = Rc::new(Chat::new(target.clone()));
-        let pos = match target {
-            Target::Room(_) => self
-                .chats
-                .iter()
-                .position(|c| matches!(c.target, Target::Direct(_)))
-                .unwrap_or(self.chats.len()),
-            Target::Direct(_) => self.chats.len(),
-        };
-        self.chats.insert(pos, chat);
+        let mut chat = Chat::new(target.clone());
+        if is_conversation(&target.0) {
+            let me = self.me.clone().unwrap_or_default();
+            chat.with = target.0[1..]
+                .split('+')
+                .find(|key| !same_name(key, &me))
+                .map(str::to_string);
+        }
+        let pos = self
+            .chats
+            .iter()
+            .position(|c| c.with.is_some())
+            .unwrap_or(self.chats.len());
+        self.chats.insert(pos, Rc::new(chat));
         Rc::make_mut(&mut self.chats[pos])
     }
 
@@ -652,8 +672,9 @@ impl ChatState {
     /// Notes that `users` joined (or left) `target`. Consecutive notices
     /// gather in one entry, and a user who left and came back (or came and
     /// went) within [`PRESENCE_BLIP_MS`] drops out of it.
+    /// A conversation says nothing of it: the other person's dot does.
     fn presence(&mut self, target: &Target, users: &[String], joined: bool) {
-        if users.is_empty() {
+        if users.is_empty() || is_conversation(&target.0) {
             return;
         }
         let now = now_ms();
@@ -716,15 +737,12 @@ impl ChatState {
         if self
             .found
             .as_ref()
-            .is_some_and(|(room, _)| target != Target::Room(room.clone()))
+            .is_some_and(|(room, _)| target != Target(room.clone()))
         {
             self.found = None;
         }
         if let Some(chat) = self.chat_mut(&target) {
             chat.divider = None;
-            if let Target::Direct(_) = target {
-                chat.unread = 0;
-            }
         }
         self.current = Some(target);
         self.divide();
@@ -733,12 +751,12 @@ impl ChatState {
     /// The user comes to the chat on screen (opened it, or the tab became
     /// visible): with unread messages, the divider goes at the marker.
     fn divide(&mut self) {
-        let Some(Target::Room(room)) = self.current.clone() else {
+        let Some(Target(room)) = self.current.clone() else {
             return;
         };
         let marker = self.reads.read(&room);
         let unread = self.reads.unread(&room);
-        if let Some(chat) = self.chat_mut(&Target::Room(room)) {
+        if let Some(chat) = self.chat_mut(&Target(room)) {
             if unread > 0 && chat.divider.is_none() {
                 chat.divider = marker;
             }
@@ -749,7 +767,7 @@ impl ChatState {
     fn count_unread(&mut self, room: &str) {
         let unread = self.reads.unread(room).min(u32::MAX as u64) as u32;
         let mentions = self.reads.mentions(room).min(u32::MAX as u64) as u32;
-        if let Some(chat) = self.chat_mut(&Target::Room(room.to_string())) {
+        if let Some(chat) = self.chat_mut(&Target(room.to_string())) {
             if (chat.unread, chat.mentions) != (unread, mentions) {
                 chat.unread = unread;
                 chat.mentions = mentions;
@@ -794,16 +812,6 @@ impl ChatState {
         }
     }
 
-    /// Counts a message as unread unless its chat is on screen.
-    fn bump_unread(&mut self, target: &Target) {
-        let on_screen = self.current.as_ref() == Some(target);
-        if let Some(chat) = self.chat_mut(target) {
-            if !on_screen {
-                chat.unread = chat.unread.saturating_add(1);
-            }
-        }
-    }
-
     fn apply_server(&mut self, msg: ServerMsg) {
         // A page load's first marker for the room on screen places the
         // divider, as opening the room would.
@@ -835,13 +843,13 @@ impl ChatState {
                 self.limits = limits;
             }
             ServerMsg::Presence { room, mut users } => {
-                let chat = self.chat_or_insert(&Target::Room(room));
+                let chat = self.chat_or_insert(&Target(room));
                 sort_names(&mut users);
                 users.dedup();
                 chat.members = users;
             }
             ServerMsg::Joined { room, users } => {
-                let target = Target::Room(room);
+                let target = Target(room);
                 let Some(chat) = self.chat_mut(&target) else {
                     return;
                 };
@@ -856,7 +864,7 @@ impl ChatState {
                 self.presence(&target, &others, true);
             }
             ServerMsg::Left { room, users } => {
-                let target = Target::Room(room);
+                let target = Target(room);
                 let Some(chat) = self.chat_mut(&target) else {
                     return;
                 };
@@ -881,7 +889,7 @@ impl ChatState {
                 sent_at,
                 attachments,
             } => {
-                let target = Target::Room(room);
+                let target = Target(room);
                 let own = self.is_me(&from);
                 let id = self.take_id();
                 let Some(chat) = self.chat_mut(&target) else {
@@ -917,7 +925,7 @@ impl ChatState {
                 let me = self.me.clone();
                 let first_id = self.next_id;
                 self.next_id += messages.len() as u64;
-                let Some(chat) = self.chat_mut(&Target::Room(room)) else {
+                let Some(chat) = self.chat_mut(&Target(room)) else {
                     return;
                 };
                 if resync {
@@ -956,32 +964,34 @@ impl ChatState {
             }
             // Own sends are settled in the connection task's ledger.
             ServerMsg::Ack { .. } => {}
-            // The room was closed when the user chose to leave it.
-            ServerMsg::LeaveOk { .. } => {}
-            ServerMsg::Direct {
-                from,
-                to,
-                text,
-                sent_at,
-                attachments,
-            } => {
-                let own = self.is_me(&from);
-                let target = Target::Direct(if own { to } else { from.clone() });
-                let id = self.take_id();
-                let chat = self.chat_or_insert(&target);
-                chat.push(said(
-                    id,
-                    None,
-                    from,
-                    text,
-                    sent_at,
-                    own,
-                    attachments,
-                    None,
-                    Vec::new(),
-                ));
-                if !own {
-                    self.bump_unread(&target);
+            // A room was closed when the user chose to leave it; a
+            // conversation still open was ended by the server (a guest's
+            // name went).
+            ServerMsg::LeaveOk { room } => {
+                let target = Target(room);
+                let chat = self.chat(&target).filter(|c| c.with.is_some());
+                if let Some(label) = chat.map(|c| c.label()) {
+                    self.close(&target);
+                    self.notify(format!("The conversation with {label} has ended."));
+                }
+            }
+            ServerMsg::Conversation { room, with } => {
+                let target = Target(room);
+                self.chat_or_insert(&target).with = Some(with.clone());
+                // The answer to the user's `open`: show it.
+                if self.opening.as_deref().is_some_and(|o| same_name(o, &with)) {
+                    self.opening = None;
+                    self.open(target);
+                }
+            }
+            ServerMsg::Conversations { conversations } => {
+                // One by one before the others: the latest ends up first.
+                for c in conversations.into_iter().rev() {
+                    let chat = self.chat_or_insert(&Target(c.room));
+                    if c.online && chat.members.is_empty() {
+                        chat.members = vec![c.with.clone()];
+                    }
+                    chat.with = Some(c.with);
                 }
             }
             ServerMsg::Renamed {
@@ -1009,20 +1019,11 @@ impl ChatState {
                 to,
                 ..
             } => {
-                let target = Target::Room(room);
+                let target = Target(room);
                 if let Some(chat) = self.chat_mut(&target) {
                     chat.remove_members(std::slice::from_ref(&from));
                     chat.add_members(std::slice::from_ref(&to));
                     self.system(&target, format!("{from} is now known as {to}"));
-                }
-                let old = Target::Direct(from);
-                if self.chat(&Target::Direct(to.clone())).is_none() {
-                    if let Some(chat) = self.chat_mut(&old) {
-                        chat.target = Target::Direct(to.clone());
-                        if self.current.as_ref() == Some(&old) {
-                            self.current = Some(Target::Direct(to));
-                        }
-                    }
                 }
             }
             ServerMsg::Rooms { rooms } => {
@@ -1035,7 +1036,7 @@ impl ChatState {
                     return;
                 }
                 let until = now_ms() + TYPING_SHOWN_MS as u64;
-                if let Some(chat) = self.chat_mut(&Target::Room(room)) {
+                if let Some(chat) = self.chat_mut(&Target(room)) {
                     chat.typing.retain(|(u, _)| *u != user);
                     chat.typing.push((user, until));
                 }
@@ -1092,14 +1093,23 @@ impl ChatState {
         if client_id.is_some() {
             return;
         }
-        // A refused search is no longer under way.
+        // A refused search is no longer under way, a refused `open` no
+        // longer awaited.
         if let Some(search) = self.search.as_mut().filter(|s| s.busy) {
             Rc::make_mut(search).busy = false;
         }
+        self.opening = None;
         match (code, room) {
-            (ErrorCode::InvalidRoom | ErrorCode::TooManyRooms, Some(room)) => {
-                self.close(&Target::Room(room.clone()));
-                self.notify(format!("Could not join #{room}: {message}"));
+            // A refused join (the client core's tracker forgets the room).
+            (
+                ErrorCode::InvalidRoom
+                | ErrorCode::TooManyRooms
+                | ErrorCode::Forbidden
+                | ErrorCode::UnknownUser,
+                Some(room),
+            ) => {
+                self.notify(format!("Could not join {room}: {message}"));
+                self.close(&Target(room));
             }
             (ErrorCode::NameTaken, _) => {
                 self.notify(format!("That name is taken: {message}"));
@@ -1151,10 +1161,12 @@ pub enum Action {
     Pending(Ledger),
     /// A frame from the server.
     Server(ServerMsg),
-    /// Show `target`, creating its chat (joining a room or opening a direct
-    /// conversation).
+    /// Show `target`, creating its chat (a room being joined).
     Open(Target),
-    /// Leave a room or close a direct conversation.
+    /// The user asked to message this user (`open`): the conversation
+    /// the server answers with is shown.
+    Opening(String),
+    /// Leave a room or close a conversation.
     Close(Target),
     DismissNotice,
     /// Drop `typing` notices whose time is up.
@@ -1239,6 +1251,7 @@ impl Reducible for ChatState {
                 state.chat_or_insert(&target);
                 state.open(target);
             }
+            Action::Opening(user) => state.opening = Some(user),
             Action::Close(target) => state.close(&target),
             Action::DismissNotice => state.notice = None,
             Action::Search(query) => {
@@ -1258,7 +1271,7 @@ impl Reducible for ChatState {
             Action::ShowFound(room, seq) => {
                 state.search = None;
                 state.found = Some((room.clone(), seq));
-                state.open(Target::Room(room));
+                state.open(Target(room));
             }
             Action::Editing(seq) => state.editing = seq,
             Action::EditLast => state.edit_last(),
@@ -1309,7 +1322,7 @@ mod tests {
         let mut state = ChatState::new(
             Some("al".into()),
             rooms.iter().map(|r| r.to_string()).collect(),
-            current.map(|r| Target::Room(r.into())),
+            current.map(|r| Target(r.into())),
         );
         state.apply_server(ServerMsg::Welcome {
             user: "al".into(),
@@ -1373,7 +1386,7 @@ mod tests {
     #[test]
     fn member_lists_sort_ignoring_ascii_case_without_duplicates() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         state.apply_server(ServerMsg::Presence {
             room: "lobby".into(),
             users: names(&["zed", "Bob", "al", "ann", "Bob", "Al-2", "AL_1"]),
@@ -1425,7 +1438,7 @@ mod tests {
     #[test]
     fn presence_notices_are_set_operations() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         state.apply_server(ServerMsg::Presence {
             room: "lobby".into(),
             users: names(&["zed", "al"]),
@@ -1458,7 +1471,7 @@ mod tests {
     #[test]
     fn presence_notices_collapse_and_blips_vanish() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         let joined = |user: &str| ServerMsg::Joined {
             room: "lobby".into(),
             users: names(&[user]),
@@ -1513,7 +1526,7 @@ mod tests {
     #[test]
     fn own_rename_and_refused_sends() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         state.apply_server(ServerMsg::Presence {
             room: "lobby".into(),
             users: names(&["al", "bob"]),
@@ -1554,7 +1567,7 @@ mod tests {
     #[test]
     fn history_fills_resumes_pages_and_resyncs() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         state.apply_server(history(&[4, 5, 6], true, None, false));
         assert_eq!(seqs(state.chat(&lobby).unwrap()), vec![4, 5, 6]);
         assert!(state.chat(&lobby).unwrap().has_more);
@@ -1576,11 +1589,14 @@ mod tests {
     #[test]
     fn messages_are_deduplicated_and_pending_is_shown_per_chat() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         let mut ledger = Pending::new("p");
         ledger.send("lobby", "hi").unwrap();
-        // The direct message carries a file; what the ledger shows has it.
-        ledger.direct_files("bob", "psst", names(&["f1"])).unwrap();
+        // The conversation's message carries a file; what the ledger shows
+        // has it.
+        ledger
+            .send_files("@al+bob", "psst", names(&["f1"]))
+            .unwrap();
         state = reduce(
             state,
             Action::Pending(Ledger::new(Rc::new(RefCell::new(ledger)), 1)),
@@ -1588,10 +1604,10 @@ mod tests {
         assert_eq!(state.pending_for(&lobby)[0].text(), "hi");
         assert!(matches!(&state.pending_for(&lobby)[0].request,
             ClientMsg::Send { attachments, .. } if attachments.is_empty()));
-        let psst = &state.pending_for(&Target::Direct("bob".into()))[0];
+        let psst = &state.pending_for(&Target("@al+bob".into()))[0];
         assert_eq!(psst.text(), "psst");
         assert!(matches!(&psst.request,
-            ClientMsg::Direct { attachments, .. } if *attachments == names(&["f1"])));
+            ClientMsg::Send { attachments, .. } if *attachments == names(&["f1"])));
         let msg = ServerMsg::Message {
             event: None,
             mentions: Vec::new(),
@@ -1682,7 +1698,7 @@ mod tests {
     #[test]
     fn a_rooms_unread_count_and_divider_follow_the_read_marker() {
         let mut state = welcomed_in(&["lobby", "kitchen"], Some("kitchen"));
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         let read = |seq| ServerMsg::Read {
             room: "lobby".into(),
             seq,
@@ -1702,7 +1718,7 @@ mod tests {
         state.apply_server(read(3));
         assert_eq!(state.chat(&lobby).unwrap().unread, 0);
         assert_eq!(state.chat(&lobby).unwrap().divider, Some(2));
-        state = reduce(state, Action::Open(Target::Room("kitchen".into())));
+        state = reduce(state, Action::Open(Target("kitchen".into())));
         assert_eq!(state.chat(&lobby).unwrap().divider, Some(2));
         state = reduce(state, Action::Open(lobby.clone()));
         assert_eq!(state.chat(&lobby).unwrap().divider, None, "nothing new");
@@ -1751,36 +1767,113 @@ mod tests {
 
         state = reduce(state, Action::ShowFound("kitchen".into(), 8));
         assert!(state.search.is_none());
-        assert_eq!(state.current, Some(Target::Room("kitchen".into())));
+        assert_eq!(state.current, Some(Target("kitchen".into())));
         assert_eq!(state.found, Some(("kitchen".into(), 8)));
         // Going elsewhere forgets it.
-        state = reduce(state, Action::Open(Target::Room("lobby".into())));
+        state = reduce(state, Action::Open(Target("lobby".into())));
         assert_eq!(state.found, None);
     }
 
+    fn conversation(room: &str, with: &str, online: bool) -> hubbub_protocol::ConversationInfo {
+        hubbub_protocol::ConversationInfo {
+            room: room.into(),
+            with: with.into(),
+            online,
+            last_seq: 1,
+        }
+    }
+
+    /// The ids of the chats, in the order the room list shows them.
+    fn order(state: &ChatState) -> Vec<&str> {
+        state.chats.iter().map(|c| c.target.0.as_str()).collect()
+    }
+
     #[test]
-    fn direct_messages_open_a_conversation_and_count_unread() {
+    fn conversations_are_listed_counted_shown_when_asked_and_ended() {
         let mut state = welcomed();
-        state.apply_server(ServerMsg::Direct {
-            from: "bob".into(),
-            to: "al".into(),
-            text: "psst".into(),
-            sent_at: 5,
-            attachments: Vec::new(),
+        let bob = Target("@al+bob".into());
+        state.apply_server(ServerMsg::Conversations {
+            conversations: vec![
+                conversation("@al+bob", "Bob", true),
+                conversation("@al+cy", "cy", false),
+            ],
         });
-        let bob = Target::Direct("bob".into());
+        // After the rooms, the latest first; named as the server spells them.
+        assert_eq!(order(&state), ["lobby", "@al+bob", "@al+cy"]);
+        let chat = state.chat(&bob).unwrap();
+        assert_eq!((chat.label(), chat.peer_online()), ("@Bob".into(), true));
+        assert!(!state.chat(&Target("@al+cy".into())).unwrap().peer_online());
+        // Then the room's own presence says who is there; its notices make
+        // no lines in the timeline (the dot says it).
+        state.apply_server(ServerMsg::Presence {
+            room: "@al+bob".into(),
+            users: names(&["al"]),
+        });
+        assert!(!state.chat(&bob).unwrap().peer_online());
+        state.apply_server(ServerMsg::Joined {
+            room: "@al+bob".into(),
+            users: names(&["Bob"]),
+        });
+        let chat = state.chat(&bob).unwrap();
+        assert!(chat.peer_online());
+        assert!(system_texts(chat).is_empty());
+        // Unread like a room's: past the marker, someone else's.
+        state.apply_server(ServerMsg::Read {
+            room: "@al+bob".into(),
+            seq: 0,
+        });
+        let mut hi = said_in_lobby(1, "Bob", "hi", None);
+        if let ServerMsg::Message { room, .. } = &mut hi {
+            *room = "@al+bob".into();
+        }
+        state.apply_server(hi);
         assert_eq!(state.chat(&bob).unwrap().unread, 1);
-        state = Rc::unwrap_or_clone(Rc::new(state).reduce(Action::Open(bob.clone())));
-        assert_eq!(state.chat(&bob).unwrap().unread, 0);
-        // Our own echo lands in the same conversation.
-        state.apply_server(ServerMsg::Direct {
-            from: "al".into(),
-            to: "bob".into(),
-            text: "hi".into(),
-            sent_at: 6,
-            attachments: Vec::new(),
+        // Someone new wrote: listed first, not shown.
+        state.apply_server(ServerMsg::Conversation {
+            room: "@al+dee".into(),
+            with: "Dee".into(),
         });
-        assert_eq!(state.chat(&bob).unwrap().entries.len(), 2);
+        assert_eq!(order(&state), ["lobby", "@al+dee", "@al+bob", "@al+cy"]);
+        assert_eq!(state.current, Some(Target("lobby".into())));
+        // The user asked to message eve: her conversation is shown.
+        state = reduce(state, Action::Opening("EVE".into()));
+        state.apply_server(ServerMsg::Conversation {
+            room: "@al+eve".into(),
+            with: "eve".into(),
+        });
+        assert_eq!(state.current, Some(Target("@al+eve".into())));
+        assert_eq!(state.opening, None);
+        // A guest's name went: its conversation ends, with a word.
+        state.apply_server(ServerMsg::LeaveOk {
+            room: "@al+cy".into(),
+        });
+        assert!(state.chat(&Target("@al+cy".into())).is_none());
+        assert!(state.notice.as_ref().unwrap().text.contains("@cy"));
+        // The user's own closing says nothing more when it is confirmed.
+        state = reduce(state, Action::DismissNotice);
+        state = reduce(state, Action::Close(bob.clone()));
+        state.apply_server(ServerMsg::LeaveOk {
+            room: "@al+bob".into(),
+        });
+        assert!(state.chat(&bob).is_none());
+        assert_eq!(state.notice, None);
+        // A room left and joined again at once: its late `leave_ok` is
+        // not an ending.
+        state = reduce(state, Action::Open(Target("lobby".into())));
+        state.apply_server(ServerMsg::LeaveOk {
+            room: "lobby".into(),
+        });
+        assert!(state.chat(&Target("lobby".into())).is_some());
+        assert_eq!(state.notice, None);
+        // Before its frame names the other person, the room's name does.
+        state.apply_server(ServerMsg::Presence {
+            room: "@al+fay".into(),
+            users: names(&["al"]),
+        });
+        assert_eq!(
+            state.chat(&Target("@al+fay".into())).unwrap().label(),
+            "@fay"
+        );
     }
 
     fn photo(id: &str) -> Attachment {
@@ -1797,7 +1890,7 @@ mod tests {
     #[test]
     fn attachments_stay_with_their_message_everywhere() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         let files = |state: &ChatState, target: &Target| -> Vec<Vec<String>> {
             state
                 .chat(target)
@@ -1840,15 +1933,24 @@ mod tests {
             files(&state, &lobby),
             vec![names(&["h1"]), names(&["m1", "m2"])]
         );
-        state.apply_server(ServerMsg::Direct {
+        // A conversation's, the same.
+        state.apply_server(ServerMsg::Presence {
+            room: "@al+bob".into(),
+            users: names(&["al"]),
+        });
+        state.apply_server(ServerMsg::Message {
+            event: None,
+            mentions: Vec::new(),
+            reply_to: None,
+            room: "@al+bob".into(),
+            seq: 1,
             from: "bob".into(),
-            to: "al".into(),
             text: "look".into(),
             sent_at: 30,
             attachments: vec![photo("d1")],
         });
         assert_eq!(
-            files(&state, &Target::Direct("bob".into())),
+            files(&state, &Target("@al+bob".into())),
             vec![names(&["d1"])]
         );
     }
@@ -1914,7 +2016,7 @@ mod tests {
     #[allow(clippy::type_complexity)]
     fn shown(state: &ChatState) -> Vec<(u64, String, bool, bool, Vec<(String, Vec<String>)>)> {
         state
-            .chat(&Target::Room("lobby".into()))
+            .chat(&Target("lobby".into()))
             .unwrap()
             .entries
             .iter()
@@ -1979,13 +2081,13 @@ mod tests {
         state.apply_server(said_in_lobby(12, "bob", "back", edit(2)));
         assert_eq!(shown(&state)[1], (2, String::new(), false, true, vec![]));
         // Events do not count as unread.
-        assert_eq!(state.chat(&Target::Room("lobby".into())).unwrap().unread, 0);
+        assert_eq!(state.chat(&Target("lobby".into())).unwrap().unread, 0);
     }
 
     #[test]
     fn events_for_messages_not_loaded_wait_for_their_page_of_history() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         let page = |seqs: &[(u64, Option<Event>)], before: Option<u64>| ServerMsg::History {
             room: "lobby".into(),
             messages: seqs
@@ -2049,7 +2151,7 @@ mod tests {
     #[test]
     fn replies_mentions_and_editing_the_last_message() {
         let mut state = welcomed();
-        let lobby = Target::Room("lobby".into());
+        let lobby = Target("lobby".into());
         state.apply_server(ServerMsg::Read {
             room: "lobby".into(),
             seq: 0,
@@ -2087,7 +2189,7 @@ mod tests {
         assert_eq!(state.editing, Some(4));
         state = reduce(state, Action::Reply(Some(Quote::of(2, "bob", "@AL yes"))));
         // Another chat: neither editing nor replying follows.
-        state = reduce(state, Action::Open(Target::Direct("bob".into())));
+        state = reduce(state, Action::Open(Target("@al+bob".into())));
         assert_eq!((state.editing, state.reply.clone()), (None, None));
         // A refused edit says why, in words.
         state.apply_server(ServerMsg::Error {

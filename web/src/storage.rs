@@ -6,6 +6,7 @@
 //! be full or disabled (private windows); every write is best effort and a
 //! failed read is the same as nothing remembered.
 
+use hubbub_protocol::names::is_conversation;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 use web_sys::Storage;
@@ -74,15 +75,16 @@ pub fn set_rooms(rooms: &[String]) {
     set(ROOMS_KEY, &array);
 }
 
-/// The chat last on screen (only rooms are remembered).
+/// The room last on screen (only rooms are remembered: the server lists
+/// the conversations after `welcome`, once the first screen is drawn).
 pub fn current() -> Option<Target> {
-    get(CURRENT_KEY).as_string().map(Target::Room)
+    get(CURRENT_KEY).as_string().map(Target)
 }
 
 pub fn set_current(target: Option<&Target>) {
     match target {
-        Some(Target::Room(room)) => set(CURRENT_KEY, &room.into()),
-        Some(Target::Direct(_)) => {}
+        Some(Target(room)) if is_conversation(room) => {}
+        Some(Target(room)) => set(CURRENT_KEY, &room.into()),
         None => delete(CURRENT_KEY),
     }
 }

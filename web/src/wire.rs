@@ -16,8 +16,8 @@
 //! every message: the two codecs cannot drift apart unnoticed.
 
 use hubbub_protocol::{
-    Attachment, ClientMsg, ErrorCode, Event, HistoryMessage, Limits, Quote, RoomInfo, SearchHit,
-    ServerMsg,
+    Attachment, ClientMsg, ConversationInfo, ErrorCode, Event, HistoryMessage, Limits, Quote,
+    RoomInfo, SearchHit, ServerMsg,
 };
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
@@ -184,6 +184,10 @@ fn limits<J: Json>(o: &J) -> Option<Limits> {
             Some(n) => n.whole()?,
             None => Limits::DEFAULT_EDIT_WINDOW_MS,
         },
+        max_conversations: match o.0.field("max_conversations") {
+            Some(n) => usize::try_from(n.whole()?).ok()?,
+            None => Limits::DEFAULT_MAX_CONVERSATIONS,
+        },
     })
 }
 
@@ -260,12 +264,19 @@ pub fn decode_value<J: Json>(value: &J) -> Option<ServerMsg> {
             room: o.opt_str("room")?,
             seq: o.opt_u64("seq")?,
         },
-        "direct" => ServerMsg::Direct {
-            from: o.str("from")?,
-            to: o.str("to")?,
-            text: o.str("text")?,
-            sent_at: o.u64("sent_at")?,
-            attachments: o.attachments()?,
+        "conversation" => ServerMsg::Conversation {
+            room: o.str("room")?,
+            with: o.str("with")?,
+        },
+        "conversations" => ServerMsg::Conversations {
+            conversations: o.objects("conversations", |c| {
+                Some(ConversationInfo {
+                    room: c.str("room")?,
+                    with: c.str("with")?,
+                    online: c.bool("online")?,
+                    last_seq: c.u64("last_seq")?,
+                })
+            })?,
         },
         "renamed" => ServerMsg::Renamed {
             room: o.opt_str("room")?,
@@ -417,16 +428,8 @@ pub fn encode_value<O: JsonOut>(msg: &ClientMsg) -> O {
             .str("emoji", emoji)
             .bool("on", *on)
             .opt_str("client_id", client_id.as_deref()),
-        ClientMsg::Direct {
-            to,
-            text,
-            client_id,
-            attachments,
-        } => Out::new("direct")
-            .str("to", to)
-            .str("text", text)
-            .opt_str("client_id", client_id.as_deref())
-            .strs("attachments", attachments),
+        ClientMsg::Open { with } => Out::new("open").str("with", with),
+        ClientMsg::Conversations => Out::new("conversations"),
         ClientMsg::Rename { name } => Out::new("rename").str("name", name),
         ClientMsg::Who { room } => Out::new("who").str("room", room),
         ClientMsg::Rooms => Out::new("rooms"),
@@ -490,7 +493,14 @@ impl Json for JsValue {
         if !Array::is_array(self) {
             return None;
         }
-        Array::from(self).iter().map(|v| read(&v)).collect()
+        // A loop, not `collect::<Option<Vec<_>>>()`: its `GenericShunt`
+        // is a copy of the iterator machinery per item type (the bundle).
+        let array = Array::from(self);
+        let mut items = Vec::new();
+        for i in 0..array.length() {
+            items.push(read(&array.get(i))?);
+        }
+        Some(items)
     }
 }
 
@@ -553,7 +563,8 @@ mod tests {
     //! (the browser's values implement the same two traits).
 
     use hubbub_protocol::{
-        ClientMsg, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit, ServerMsg,
+        ClientMsg, ConversationInfo, ErrorCode, HistoryMessage, Limits, RoomInfo, SearchHit,
+        ServerMsg,
     };
     use proptest::prelude::*;
     use serde_json::{Map, Value};
@@ -719,14 +730,8 @@ mod tests {
                     client_id,
                 }
             ),
-            (text(), text(), opt_text(), ids()).prop_map(|(to, text, client_id, attachments)| {
-                ClientMsg::Direct {
-                    to,
-                    text,
-                    client_id,
-                    attachments,
-                }
-            }),
+            text().prop_map(|with| ClientMsg::Open { with }),
+            Just(ClientMsg::Conversations),
             text().prop_map(|name| ClientMsg::Rename { name }),
             text().prop_map(|room| ClientMsg::Who { room }),
             Just(ClientMsg::Rooms),
@@ -782,7 +787,7 @@ mod tests {
             },
         );
         let limits =
-            (prop::collection::vec(size(), 7), num(), num()).prop_map(|(l, file, edit)| Limits {
+            (prop::collection::vec(size(), 8), num(), num()).prop_map(|(l, file, edit)| Limits {
                 edit_window_ms: edit,
                 max_frame_bytes: l[0],
                 max_text_bytes: l[1],
@@ -792,8 +797,18 @@ mod tests {
                 max_history: l[5],
                 max_files_per_message: l[6],
                 max_file_bytes: file,
+                max_conversations: l[7],
             });
         let room_info = (text(), size()).prop_map(|(room, members)| RoomInfo { room, members });
+        let conversation_info =
+            (text(), text(), any::<bool>(), num()).prop_map(|(room, with, online, last_seq)| {
+                ConversationInfo {
+                    room,
+                    with,
+                    online,
+                    last_seq,
+                }
+            });
         let hit = (text(), num(), text(), text(), num(), attachments()).prop_map(
             |(room, seq, from, text, sent_at, attachments)| SearchHit {
                 room,
@@ -880,15 +895,9 @@ mod tests {
                     seq,
                 }
             }),
-            (text(), text(), text(), num(), attachments()).prop_map(
-                |(from, to, text, sent_at, attachments)| ServerMsg::Direct {
-                    from,
-                    to,
-                    text,
-                    sent_at,
-                    attachments,
-                }
-            ),
+            (text(), text()).prop_map(|(room, with)| ServerMsg::Conversation { room, with }),
+            prop::collection::vec(conversation_info, 0..4)
+                .prop_map(|conversations| ServerMsg::Conversations { conversations }),
             (opt_text(), text(), text(), opt_text()).prop_map(|(room, from, to, upload_token)| {
                 ServerMsg::Renamed {
                     room,

@@ -8,9 +8,10 @@ use std::time::Duration;
 use hubbub_protocol::{Attachment, Event, Quote};
 
 use super::{
-    search_words, Accounts, FileReaders, FileRecord, Files, Messages, Retention, SearchCursor,
-    SearchQuery, Store, StoredMessage, UserRecord,
+    search_words, Accounts, ConversationRecord, FileReaders, FileRecord, Files, Messages, Party,
+    Retention, SearchCursor, SearchQuery, Store, StoredMessage, UserRecord,
 };
+use hubbub_protocol::names;
 
 fn msg(room: &str, seq: u64, sent_at: u64) -> StoredMessage {
     StoredMessage {
@@ -130,9 +131,22 @@ fn found(
     before: Option<SearchCursor>,
     limit: usize,
 ) -> Vec<(String, u64)> {
+    found_by(store, "alice", query, room, before, limit)
+}
+
+/// [`found`] by the user whose name key is `reader`.
+fn found_by(
+    store: &dyn Messages,
+    reader: &str,
+    query: &str,
+    room: Option<&str>,
+    before: Option<SearchCursor>,
+    limit: usize,
+) -> Vec<(String, u64)> {
     let query = SearchQuery {
         words: search_words(query),
         room: room.map(String::from),
+        reader: reader.into(),
         before,
         limit,
     };
@@ -198,6 +212,7 @@ pub fn search(store: &dyn Messages) {
         let query = SearchQuery {
             words: search_words("lunch"),
             room: None,
+            reader: "alice".into(),
             before: before.clone(),
             limit: 1,
         };
@@ -657,4 +672,213 @@ pub fn events(store: &dyn Store) {
         "an edit of another target is left alone"
     );
     assert!(hits("lunch").is_empty() && hits("one").is_empty());
+}
+
+/// What every store must do with private conversations, on an empty store:
+/// opening one twice is opening it once; each person lists theirs, latest
+/// message first, with its last `seq`; only its two people find its words,
+/// and the directory never lists it; dropping a person's conversations
+/// takes everything their rooms held (messages, search entries,
+/// reactions, the links to files, read markers, the numbering), and
+/// dropping the guests' ones leaves the accounts'. Leaves the conversation
+/// of `Al.ice` and `Bob` open with one message, "again", at seq 1.
+pub fn conversations(store: &dyn Store) {
+    let party = |name: &str, guest| Party {
+        key: names::name_key(name),
+        name: name.into(),
+        guest,
+    };
+    let (alice, bob, carol, gus) = (
+        party("Al.ice", false),
+        party("Bob", false),
+        party("carol", false),
+        party("Gus", true),
+    );
+    let record = |x: &Party, y: &Party, opened_at| {
+        let (a, b) = if x.key < y.key { (x, y) } else { (y, x) };
+        ConversationRecord {
+            room: names::conversation(&a.name, &b.name),
+            a: a.clone(),
+            b: b.clone(),
+            opened_at,
+            last_seq: 0,
+            last_at: 0,
+        }
+    };
+    let ab = record(&alice, &bob, 1_000);
+    let bc = record(&bob, &carol, 2_000);
+    let ag = record(&alice, &gus, 3_000);
+    assert_eq!(ab.room, "@al.ice+bob");
+    for c in [&ab, &bc, &ag] {
+        store.open_conversation(c).unwrap();
+    }
+    // Opened again (by the other, later): it is the same one.
+    store
+        .open_conversation(&ConversationRecord {
+            opened_at: 9_000,
+            ..record(&bob, &alice, 9_000)
+        })
+        .unwrap();
+    let listed = |key: &str, limit| -> Vec<(String, u64, u64)> {
+        store
+            .conversations(key, limit)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.room, c.last_seq, c.last_at))
+            .collect()
+    };
+    let at = |c: &ConversationRecord, seq, sent_at| (c.room.clone(), seq, sent_at);
+    // Without messages, by when each was opened.
+    assert_eq!(listed("al.ice", 10), [at(&ag, 0, 0), at(&ab, 0, 0)]);
+    assert_eq!(
+        store.conversations("al.ice", 10).unwrap()[1],
+        ab,
+        "kept whole"
+    );
+
+    let said = |room: &str, seq, from: &str, sent_at, text: &str| StoredMessage {
+        from: from.into(),
+        text: text.into(),
+        ..msg(room, seq, sent_at)
+    };
+    let menu_file = FileRecord {
+        sha256: "dd".repeat(32),
+        uploaded_at: 1_000,
+        ..file("f-dm", "Al.ice", 4)
+    };
+    add(store, &menu_file);
+    let menu = Attachment {
+        id: "f-dm".into(),
+        name: "menu.txt".into(),
+        size: 4,
+        mime: "text/plain".into(),
+        width: None,
+        height: None,
+    };
+    store
+        .append(&[
+            StoredMessage {
+                attachments: vec![menu],
+                ..said(&ab.room, 1, "Al.ice", 4_000, "secret lunch plan")
+            },
+            said("lobby", 1, "carol", 4_500, "lunch in the lobby"),
+            said(&ab.room, 2, "Bob", 5_000, "lunch works"),
+            said(&ag.room, 1, "Gus", 3_500, "guest lunch"),
+        ])
+        .unwrap();
+    store
+        .append(&[StoredMessage {
+            event: Some(Event::React {
+                target: 1,
+                emoji: "👍".into(),
+                on: true,
+            }),
+            ..said(&ab.room, 3, "Bob", 5_500, "")
+        }])
+        .unwrap();
+    store.mark_read("Al.ice", &ab.room, 3).unwrap();
+    store.mark_read("bob", &ab.room, 2).unwrap();
+    store.mark_read("bob", "lobby", 1).unwrap();
+
+    // The latest message first, each with its last seq (events count).
+    assert_eq!(listed("al.ice", 10), [at(&ab, 3, 5_500), at(&ag, 1, 3_500)]);
+    assert_eq!(listed("al.ice", 1), [at(&ab, 3, 5_500)]);
+    assert_eq!(listed("bob", 10), [at(&ab, 3, 5_500), at(&bc, 0, 0)]);
+    assert!(listed("dave", 10).is_empty(), "a third user has none");
+    assert!(listed("al", 10).is_empty(), "keys match whole");
+
+    // Only its two people find a conversation's words; everyone finds
+    // every room's.
+    let lunch = |reader: &str, room: Option<&str>| found_by(store, reader, "lunch", room, None, 10);
+    let hit = |room: &str, seq| (room.to_string(), seq);
+    let theirs = [hit(&ab.room, 2), hit("lobby", 1), hit(&ab.room, 1)];
+    assert_eq!(
+        lunch("al.ice", None),
+        [&theirs[..], &[hit(&ag.room, 1)]].concat()
+    );
+    assert_eq!(lunch("bob", None), theirs);
+    assert_eq!(lunch("carol", None), [hit("lobby", 1)]);
+    assert_eq!(
+        lunch("al", None),
+        [hit("lobby", 1)],
+        "not a prefix of a name"
+    );
+    assert_eq!(lunch("ice", None), [hit("lobby", 1)], "nor a suffix");
+    assert!(lunch("carol", Some(&ab.room)).is_empty());
+    assert_eq!(
+        lunch("bob", Some(&ab.room)),
+        [hit(&ab.room, 2), hit(&ab.room, 1)]
+    );
+    // Paging through a conversation's hits: its cursor names the room.
+    let first = found_by(store, "bob", "lunch", None, None, 1);
+    let cursor = SearchCursor::decode(
+        &SearchCursor {
+            sent_at: 5_000,
+            room: first[0].0.clone(),
+            seq: first[0].1,
+        }
+        .encode(),
+    )
+    .expect("a conversation's cursor decodes");
+    assert_eq!(
+        found_by(store, "bob", "lunch", None, Some(cursor), 10),
+        &theirs[1..]
+    );
+
+    // The directory lists rooms, never a conversation.
+    assert_eq!(store.active_rooms(0, 10).unwrap(), ["lobby"]);
+
+    // Bob's conversations go, with everything they held.
+    assert_eq!(
+        store.file_readers("f-dm").unwrap().rooms,
+        [ab.room.as_str()]
+    );
+    let mut gone = store.drop_conversations("bob").unwrap();
+    gone.sort();
+    assert_eq!(gone, [ab.room.clone(), bc.room.clone()]);
+    assert_eq!(listed("al.ice", 10), [at(&ag, 1, 3_500)]);
+    assert!(listed("bob", 10).is_empty() && listed("carol", 10).is_empty());
+    assert!(store.history(&ab.room, None, 10).unwrap().is_empty());
+    assert_eq!(store.message(&ab.room, 1).unwrap(), None);
+    assert!(store.reaction_emoji(&ab.room, 1).unwrap().is_empty());
+    assert_eq!(lunch("bob", None), [hit("lobby", 1)]);
+    assert_eq!(lunch("al.ice", None), [hit("lobby", 1), hit(&ag.room, 1)]);
+    assert_eq!(store.read_marker("al.ice", &ab.room).unwrap(), None);
+    assert_eq!(store.read_marker("bob", &ab.room).unwrap(), None);
+    assert_eq!(
+        store.read_marker("bob", "lobby").unwrap(),
+        Some(1),
+        "a room's stays"
+    );
+    assert_eq!(store.file_readers("f-dm").unwrap(), FileReaders::default());
+    assert_eq!(
+        store.collect_files(1_000_000, 0).unwrap(),
+        [menu_file.sha256.as_str()],
+        "a file only its messages carried is collected"
+    );
+    assert!(store.drop_conversations("bob").unwrap().is_empty());
+
+    // Talking again starts afresh, from seq 1.
+    store
+        .open_conversation(&record(&alice, &bob, 6_000))
+        .unwrap();
+    let again = store.load_room(&ab.room, 10, 10).unwrap();
+    assert_eq!((again.last_seq, again.recent.len()), (0, 0));
+    store
+        .append(&[said(&ab.room, 1, "Bob", 6_500, "lunch again")])
+        .unwrap();
+    assert_eq!(store.load_room(&ab.room, 10, 10).unwrap().last_seq, 1);
+    assert_eq!(lunch("bob", Some(&ab.room)), [hit(&ab.room, 1)]);
+    assert_eq!(listed("bob", 10), [at(&ab, 1, 6_500)]);
+
+    // A guest's go as a lone server starts; accounts' stay.
+    assert_eq!(
+        store.drop_guest_conversations().unwrap(),
+        [ag.room.as_str()]
+    );
+    assert!(store.history(&ag.room, None, 10).unwrap().is_empty());
+    assert_eq!(store.load_room(&ag.room, 10, 10).unwrap().last_seq, 0);
+    assert_eq!(listed("al.ice", 10), [at(&ab, 1, 6_500)]);
+    assert!(listed("gus", 10).is_empty());
+    assert!(store.drop_guest_conversations().unwrap().is_empty());
 }

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{
-    fold_messages, search_words, Accounts, FileReaders, FileRecord, Files, Fold, Messages,
-    Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError, StoredMessage,
-    UserRecord,
+    fold_messages, search_words, Accounts, ConversationRecord, Conversations, FileReaders,
+    FileRecord, Files, Fold, Messages, Retention, RoomRecord, SearchQuery, SessionRecord, Store,
+    StoreError, StoredMessage, UserRecord,
 };
-use hubbub_protocol::names::name_key;
+use hubbub_protocol::names::{self, name_key};
 
 #[derive(Default)]
 struct RoomLog {
@@ -74,6 +74,8 @@ pub struct MemoryStore {
     shares: Mutex<Vec<(String, String, u64)>>,
     /// Read markers by (account name key, room).
     reads: Mutex<HashMap<(String, String), u64>>,
+    /// Private conversations by room.
+    conversations: Mutex<HashMap<String, ConversationRecord>>,
 }
 
 impl Messages for MemoryStore {
@@ -165,6 +167,7 @@ impl Messages for MemoryStore {
         let rooms = self.rooms.lock();
         let mut active: Vec<(u64, &String)> = rooms
             .iter()
+            .filter(|(name, _)| !names::is_conversation(name))
             .filter_map(|(name, log)| log.messages.back().map(|m| (m.sent_at, name)))
             .filter(|(at, _)| *at >= since_ms)
             .collect();
@@ -182,6 +185,7 @@ impl Messages for MemoryStore {
         let mut found: Vec<&StoredMessage> = rooms
             .iter()
             .filter(|(name, _)| query.room.as_ref().is_none_or(|room| room == *name))
+            .filter(|(name, _)| super::may_find(name, &query.reader))
             .flat_map(|(_, log)| &log.messages)
             .filter(|m| m.event.is_none() && !m.deleted)
             .filter(|m| query.before.as_ref().is_none_or(|at| at.is_before(m)))
@@ -218,6 +222,87 @@ impl Messages for MemoryStore {
             }
         }
         Ok(dropped)
+    }
+}
+
+impl MemoryStore {
+    /// Deletes the conversations `which` picks, with their messages and
+    /// read markers ([`Conversations::drop_conversations`]).
+    fn drop_where(&self, which: impl Fn(&ConversationRecord) -> bool) -> Vec<String> {
+        let gone: Vec<String> = {
+            let mut conversations = self.conversations.lock();
+            let gone = conversations
+                .values()
+                .filter(|c| which(c))
+                .map(|c| c.room.clone())
+                .collect::<Vec<_>>();
+            for room in &gone {
+                conversations.remove(room);
+            }
+            gone
+        };
+        let mut rooms = self.rooms.lock();
+        for room in &gone {
+            rooms.remove(room);
+        }
+        self.reads
+            .lock()
+            .retain(|(_, room), _| !gone.contains(room));
+        gone
+    }
+}
+
+impl Conversations for MemoryStore {
+    fn open_conversation(&self, record: &ConversationRecord) -> Result<(), StoreError> {
+        self.conversations
+            .lock()
+            .entry(record.room.clone())
+            .or_insert_with(|| ConversationRecord {
+                last_seq: 0,
+                last_at: 0,
+                ..record.clone()
+            });
+        Ok(())
+    }
+
+    fn conversations(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let mut mine: Vec<ConversationRecord> = self
+            .conversations
+            .lock()
+            .values()
+            .filter(|c| c.a.key == key || c.b.key == key)
+            .cloned()
+            .collect();
+        let rooms = self.rooms.lock();
+        for c in &mut mine {
+            if let Some(last) = rooms.get(&c.room).and_then(|log| log.messages.back()) {
+                (c.last_seq, c.last_at) = (last.seq, last.sent_at);
+            }
+        }
+        mine.sort_by(|x, y| {
+            let at = |c: &ConversationRecord| {
+                if c.last_seq > 0 {
+                    c.last_at
+                } else {
+                    c.opened_at
+                }
+            };
+            at(y).cmp(&at(x)).then_with(|| x.room.cmp(&y.room))
+        });
+        mine.truncate(limit);
+        Ok(mine)
+    }
+
+    fn drop_conversations(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.drop_where(|c| c.a.key == key || c.b.key == key))
+    }
+
+    fn drop_guest_conversations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.drop_where(|c| c.a.guest || c.b.guest))
     }
 }
 

@@ -28,7 +28,7 @@ mod sqlite;
 
 use std::time::Duration;
 
-use hubbub_protocol::{Attachment, Event, Quote};
+use hubbub_protocol::{names, Attachment, Event, Quote};
 
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
@@ -303,6 +303,10 @@ pub struct SearchQuery {
     pub words: Vec<String>,
     /// Only in this room.
     pub room: Option<String>,
+    /// The name key of who searches: of the private conversations
+    /// ([`hubbub_protocol::names::is_conversation`] rooms), only theirs
+    /// are searched; every other room is.
+    pub reader: String,
     /// Only messages after this one in the order of results (older):
     /// where the previous page ended.
     pub before: Option<SearchCursor>,
@@ -313,7 +317,8 @@ pub struct SearchQuery {
 /// A message's place in the order of search results: newest first, by
 /// `sent_at`, then `room`, then `seq`, all descending (a total order:
 /// `(room, seq)` is unique). On the wire it is `"<sent_at>.<seq>.<room>"`,
-/// which clients pass back without reading.
+/// which clients pass back without reading: the room comes last, whole,
+/// as a conversation's holds its people's names, which may hold `.`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchCursor {
     pub sent_at: u64,
@@ -337,7 +342,9 @@ impl SearchCursor {
         let sent_at = parts.next()?.parse().ok()?;
         let seq = parts.next()?.parse().ok()?;
         let room = parts.next()?;
-        hubbub_protocol::names::validate_room(room).ok()?;
+        if names::validate_room(room).is_err() && names::conversation_parties(room).is_none() {
+            return None;
+        }
         Some(SearchCursor {
             sent_at,
             room: room.to_string(),
@@ -438,8 +445,6 @@ pub struct News {
     pub presence: Vec<String>,
     /// … in rooms too many to name: check every room's presence.
     pub all_presence: bool,
-    /// Direct messages passed by other nodes, by id.
-    pub directs: Vec<i64>,
     /// What other nodes told every node at once, with the teller's id.
     pub signals: Vec<(String, Signal)>,
 }
@@ -463,6 +468,18 @@ pub enum Signal {
         room: String,
         seq: u64,
     },
+    /// Tell the connections of `user` that have not joined the private
+    /// conversation `room` that it has news (`conversation`, with `with`);
+    /// with `all`, every connection of `user` (an `open`).
+    Conversation {
+        user: String,
+        room: String,
+        with: String,
+        all: bool,
+    },
+    /// The private conversation `room` was deleted (its guest left): its
+    /// members get `leave_ok`, and nodes drop the room.
+    ConversationEnded { room: String },
 }
 
 /// Who holds a name on the other nodes of a cluster ([`NodePresence::held_elsewhere`]).
@@ -495,13 +512,6 @@ pub trait NodePresence: Send + Sync {
     ) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// `node` stops: what it had online goes (telling every node).
     fn leave(&self, node: &str) -> Result<(), StoreError>;
-    /// Passes a `direct` frame (its JSON) from `node` to the other nodes,
-    /// which deliver it to their connections of `to` and `from`.
-    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError>;
-    /// The direct messages with these ids that other nodes than `node`
-    /// passed: `(to, from, frame)`.
-    fn directs(&self, node: &str, ids: &[i64])
-        -> Result<Vec<(String, String, String)>, StoreError>;
     /// Tells every other node `signal` now, from `node`.
     fn signal(&self, node: &str, signal: &Signal) -> Result<(), StoreError>;
     /// Records that `node` has `conns` connections of the name whose key
@@ -619,16 +629,88 @@ pub trait Messages: Send + Sync {
 
     /// Rooms whose latest message was sent at or after `since_ms`, newest
     /// first, at most `limit`: the directory's recently active rooms.
+    /// Never a private conversation.
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError>;
 
     /// Up to `query.limit` stored messages holding every word of
     /// `query.words` (whole, ignoring case), newest first in the order
     /// [`SearchCursor`] describes, after `query.before` if given. A
-    /// message retention dropped is not found.
+    /// message retention dropped is not found, nor one of a conversation
+    /// `query.reader` is not one of the two of.
     fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError>;
 
     /// Drops what `retention` says to drop; returns how many messages went.
     fn prune(&self, retention: Retention, now_ms: u64) -> Result<u64, StoreError>;
+}
+
+/// Whether a search by the user whose name key is `reader` may find the
+/// messages of `room`: every room's, and of the private conversations
+/// only the reader's own.
+pub fn may_find(room: &str, reader: &str) -> bool {
+    !names::is_conversation(room) || names::conversation_peer(room, reader).is_some()
+}
+
+/// A private conversation between two users, as the store keeps it
+/// (docs/protocol.md, "Private conversations"): its room, whose messages
+/// are kept like any room's, and who its two people are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// `@a+b` ([`hubbub_protocol::names::conversation`]).
+    pub room: String,
+    /// The two people: name key, name as spelled, whether a guest (whose
+    /// conversations go with its name). `a`'s key sorts before `b`'s.
+    pub a: Party,
+    pub b: Party,
+    /// When it was opened, ms since the epoch.
+    pub opened_at: u64,
+    /// Its latest message's `seq` and `sent_at` (0, 0 without messages);
+    /// filled in by [`Conversations::conversations`], ignored when opening.
+    pub last_seq: u64,
+    pub last_at: u64,
+}
+
+/// One of a conversation's two people.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Party {
+    pub key: String,
+    pub name: String,
+    pub guest: bool,
+}
+
+impl ConversationRecord {
+    /// The other person of the conversation, for the user whose key is `key`.
+    pub fn peer_of(&self, key: &str) -> &Party {
+        if self.a.key == key {
+            &self.b
+        } else {
+            &self.a
+        }
+    }
+}
+
+/// Private conversations: who talks with whom. Their messages are room
+/// messages ([`Messages`]). Implementations are blocking.
+pub trait Conversations: Send + Sync {
+    /// Records the conversation `record.room` between `record.a` and
+    /// `record.b`, if it is not recorded yet (then it changes nothing).
+    fn open_conversation(&self, record: &ConversationRecord) -> Result<(), StoreError>;
+
+    /// The conversations of the user whose name key is `key`, the latest
+    /// message first (a conversation without messages by when it was
+    /// opened), at most `limit`, each with its `last_seq` and `last_at`.
+    fn conversations(&self, key: &str, limit: usize)
+        -> Result<Vec<ConversationRecord>, StoreError>;
+
+    /// Deletes every conversation of the user whose name key is `key`,
+    /// with all it holds: its messages (search entries, reactions, the
+    /// links to their files), the read markers in it, its client ids.
+    /// Returns the rooms that went. What a guest leaves when its name goes.
+    fn drop_conversations(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes, as [`Conversations::drop_conversations`] does, every
+    /// conversation one of whose people is a guest: what a lone server
+    /// does as it starts (its guests went with the last run).
+    fn drop_guest_conversations(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Accounts and their sessions. Implementations are blocking.
@@ -716,7 +798,7 @@ pub trait Files: Send + Sync {
 /// A place to keep what hubbub keeps: room messages, accounts and files,
 /// and, for a store several nodes share, what the nodes tell each other.
 /// Implementations are blocking.
-pub trait Store: Messages + Accounts + Files + 'static {
+pub trait Store: Messages + Accounts + Files + Conversations + 'static {
     /// News of what other nodes commit, for a store that nodes share
     /// (`None`: this node is the only writer).
     fn commits(&self) -> Result<Option<Box<dyn Commits>>, StoreError> {
@@ -746,6 +828,34 @@ mod tests {
         contract::files(&MemoryStore::default());
         contract::attachments(&MemoryStore::default());
         contract::events(&MemoryStore::default());
+        contract::conversations(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_conversation_contract_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::conversations(&SqliteStore::open(dir.path()).unwrap());
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        let kept = reopened.conversations("al.ice", 10).unwrap();
+        assert_eq!(
+            kept.iter()
+                .map(|c| (c.room.as_str(), c.last_seq))
+                .collect::<Vec<_>>(),
+            [("@al.ice+bob", 1)]
+        );
+        // What went took its index rows with it: the index holds the live
+        // messages' words, no more.
+        let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(
+            count("SELECT count(*) FROM messages_fts"),
+            count("SELECT count(*) FROM messages WHERE event IS NULL AND deleted = 0")
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM messages_fts WHERE room LIKE '@%'"),
+            1,
+            "the reopened conversation's one message"
+        );
     }
 
     #[test]
@@ -792,6 +902,7 @@ mod tests {
             .search(&SearchQuery {
                 words: search_words("lunch"),
                 room: None,
+                reader: "alice".into(),
                 before: None,
                 limit: 100,
             })
@@ -817,7 +928,8 @@ mod tests {
         // Back to the schema before search (6), messages kept.
         let conn = rusqlite::Connection::open(dir.path().join("hubbub.db")).unwrap();
         conn.execute_batch(
-            "DROP TABLE messages_fts; DROP TABLE reactions; DROP INDEX messages_replies;
+            "DROP TABLE conversations;
+             DROP TABLE messages_fts; DROP TABLE reactions; DROP INDEX messages_replies;
              ALTER TABLE messages DROP COLUMN reply_to; ALTER TABLE messages DROP COLUMN reply_seq;
              ALTER TABLE messages DROP COLUMN mentions; ALTER TABLE messages DROP COLUMN event;
              ALTER TABLE messages DROP COLUMN deleted; ALTER TABLE messages DROP COLUMN fts_rowid;
@@ -829,6 +941,7 @@ mod tests {
         let query = |words: &str| SearchQuery {
             words: search_words(words),
             room: None,
+            reader: "ann".into(),
             before: None,
             limit: 10,
         };
@@ -871,6 +984,14 @@ mod tests {
         };
         assert_eq!(cursor.encode(), "1700000000000.42.a-b_c");
         assert_eq!(SearchCursor::decode(&cursor.encode()), Some(cursor));
+        // A conversation's room, whose names hold dots.
+        let cursor = SearchCursor {
+            sent_at: 7,
+            room: names::conversation("Al.ice", "b.o.b"),
+            seq: 3,
+        };
+        assert_eq!(cursor.encode(), "7.3.@al.ice+b.o.b");
+        assert_eq!(SearchCursor::decode(&cursor.encode()), Some(cursor));
         for bad in [
             "",
             "1.2",
@@ -880,6 +1001,10 @@ mod tests {
             "-1.2.lobby",
             "1.2.Lobby",
             "1.2.a.b",
+            "1.2.@bob+al.ice",
+            "1.2.@Al.ice+bob",
+            "1.2.@al.ice+al.ice",
+            "1.2.@al.ice",
         ] {
             assert_eq!(SearchCursor::decode(bad), None, "{bad:?}");
         }

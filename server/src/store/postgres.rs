@@ -34,9 +34,9 @@ use postgres::{Client, Config, NoTls, Statement};
 
 use super::{
     attachments_from_json, attachments_to_json, deleted_quote, from_json, mentions_to_json,
-    to_json, Accounts, Commits, FileReaders, FileRecord, Files, Fold, Held, Messages, News,
-    NodePresence, Retention, RoomRecord, SearchQuery, SessionRecord, Signal, Store, StoreError,
-    StoredMessage, UserRecord,
+    to_json, Accounts, Commits, ConversationRecord, Conversations, FileReaders, FileRecord, Files,
+    Fold, Held, Messages, News, NodePresence, Party, Retention, RoomRecord, SearchQuery,
+    SessionRecord, Signal, Store, StoreError, StoredMessage, UserRecord,
 };
 use crate::room::CLIENT_ID_WINDOW;
 use hubbub_protocol::names::name_key;
@@ -85,7 +85,7 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, name, node)
      );
      CREATE INDEX presence_node ON presence (node);",
-    // 5: direct messages passed between nodes (kept a minute).
+    // 5: direct messages passed between nodes (kept a minute; dropped by 16).
     "CREATE TABLE directs (
          id BIGSERIAL PRIMARY KEY,
          node TEXT NOT NULL,
@@ -174,6 +174,25 @@ const MIGRATIONS: &[&str] = &[
      DROP INDEX messages_words;
      CREATE INDEX messages_words ON messages USING GIN (to_tsvector('simple', text))
          WHERE event IS NULL;",
+    // 15: private conversations: who talks with whom in each `@a+b` room
+    // (its messages are room messages), found by either person's key;
+    // the guests' ones are dropped as a lone server starts.
+    "CREATE TABLE conversations (
+         room TEXT PRIMARY KEY,
+         a_key TEXT NOT NULL,
+         a_name TEXT NOT NULL,
+         a_guest BOOLEAN NOT NULL,
+         b_key TEXT NOT NULL,
+         b_name TEXT NOT NULL,
+         b_guest BOOLEAN NOT NULL,
+         opened_at BIGINT NOT NULL
+     );
+     CREATE INDEX conversations_a ON conversations (a_key);
+     CREATE INDEX conversations_b ON conversations (b_key);
+     CREATE INDEX conversations_guests ON conversations (room) WHERE a_guest OR b_guest;",
+    // 16: direct messages are conversations now: nothing passes them
+    // between nodes any more.
+    "DROP TABLE directs;",
 ];
 
 /// The columns [`row_to_message`] reads, in its order.
@@ -182,9 +201,6 @@ const COLUMNS: &str =
 
 /// Bytes per row of `blobs`.
 const BLOB_CHUNK: usize = 1024 * 1024;
-
-/// The channel on which a node passes a direct message's id to the others.
-const DIRECT_CHANNEL: &str = "hubbub_direct";
 
 /// The channel on which a node tells the others a [`Signal`].
 const SIGNAL_CHANNEL: &str = "hubbub_signal";
@@ -612,10 +628,6 @@ impl Commits for Listener {
         let mut news = News::default();
         let mut take = |notice: &postgres::Notification| {
             let payload = notice.payload();
-            if notice.channel() == DIRECT_CHANNEL {
-                news.directs.extend(payload.parse::<i64>().ok());
-                return;
-            }
             if notice.channel() == SIGNAL_CHANNEL {
                 news.signals.extend(decode_signal(payload));
                 return;
@@ -662,6 +674,13 @@ fn encode_signal(node: &str, signal: &Signal) -> String {
         Signal::Typing { room, user } => format!("{node}\ntyping\n{room}\n{user}"),
         Signal::Renamed { from, to } => format!("{node}\nrenamed\n{from}\n{to}"),
         Signal::Read { user, room, seq } => format!("{node}\nread\n{user}\n{room}\n{seq}"),
+        Signal::Conversation {
+            user,
+            room,
+            with,
+            all,
+        } => format!("{node}\nconversation\n{user}\n{room}\n{with}\n{all}"),
+        Signal::ConversationEnded { room } => format!("{node}\nended\n{room}"),
     }
 }
 
@@ -686,6 +705,13 @@ fn decode_signal(payload: &str) -> Option<(String, Signal)> {
             room: field()?,
             seq: field()?.parse().ok()?,
         },
+        "conversation" => Signal::Conversation {
+            user: field()?,
+            room: field()?,
+            with: field()?,
+            all: field()?.parse().ok()?,
+        },
+        "ended" => Signal::ConversationEnded { room: field()? },
         // From a newer node: not for us.
         _ => return None,
     };
@@ -732,11 +758,6 @@ impl NodePresence for PgStore {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        // Direct messages are passed on within a moment; keep a minute.
-        tx.execute(
-            &format!("DELETE FROM directs WHERE sent_at < {NOW_MS} - 60000"),
-            &[],
-        )?;
         // Names held by nodes that are gone (a node holding names before
         // its first heartbeat is given the TTL to beat).
         tx.execute(
@@ -816,43 +837,6 @@ impl NodePresence for PgStore {
             )?
             .iter()
             .map(|row| (row.get(0), row.get(1), row.get::<_, i64>(2) as u64))
-            .collect())
-    }
-
-    fn send_direct(&self, node: &str, to: &str, from: &str, frame: &str) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let id: i64 = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO directs (node, to_name, from_name, frame, sent_at)
-                     VALUES ($1, $2, $3, $4, {NOW_MS}) RETURNING id"
-                ),
-                &[&node, &to, &from, &frame],
-            )?
-            .get(0);
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&DIRECT_CHANNEL, &id.to_string()],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn directs(
-        &self,
-        node: &str,
-        ids: &[i64],
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
-        Ok(self
-            .client()?
-            .query(
-                "SELECT to_name, from_name, frame FROM directs
-                 WHERE id = ANY($1) AND node <> $2 ORDER BY id",
-                &[&ids, &node],
-            )?
-            .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect())
     }
 
@@ -1105,12 +1089,23 @@ impl Messages for PgStore {
         let mut names: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        tx.execute(&create, &[&names])?;
-        let mut last: HashMap<String, i64> = tx
-            .query(&lock, &[&names])?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
+        let mut last: HashMap<String, i64> = HashMap::with_capacity(names.len());
+        // A row can go between its creation and its lock (a conversation
+        // dropped meanwhile, [`Conversations::drop_conversations`]):
+        // create and lock what is still missing until all are held.
+        while last.len() < names.len() {
+            let missing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|name| !last.contains_key(*name))
+                .collect();
+            tx.execute(&create, &[&missing])?;
+            last.extend(
+                tx.query(&lock, &[&missing])?
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1))),
+            );
+        }
         // Retries of messages already stored (sent again through another
         // node after its ack was lost), within the window a room remembers.
         let keyed: Vec<(&str, &str)> = batch
@@ -1248,7 +1243,8 @@ impl Messages for PgStore {
     fn active_rooms(&self, since_ms: u64, limit: usize) -> Result<Vec<String>, StoreError> {
         let rows = self.client()?.query(
             "SELECT r.name FROM rooms r JOIN messages m ON m.room = r.name AND m.seq = r.last_seq
-             WHERE m.sent_at >= $1 ORDER BY m.sent_at DESC, r.name LIMIT $2",
+             WHERE m.sent_at >= $1 AND left(r.name, 1) <> '@'
+             ORDER BY m.sent_at DESC, r.name LIMIT $2",
             &[&int(since_ms), &(limit as i64)],
         )?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
@@ -1257,7 +1253,10 @@ impl Messages for PgStore {
     fn search(&self, query: &SearchQuery) -> Result<Vec<StoredMessage>, StoreError> {
         // The words are letters and digits only; plainto_tsquery AND-s
         // them and reads no operators. The expression is the index's.
-        // Rooms compare byte by byte ("C"), as the other stores do.
+        // Rooms compare byte by byte ("C"), as the other stores do. Of the
+        // conversations, only the reader's ([`super::may_find`]): `@` and
+        // its key then `+`, or `+` and its key at the end (`+` is in no
+        // name).
         let words = query.words.join(" ");
         let (sent_at, room, seq) = match &query.before {
             Some(at) => (int(at.sent_at), at.room.as_str(), int(at.seq)),
@@ -1270,6 +1269,9 @@ impl Messages for PgStore {
                AND event IS NULL AND NOT deleted
                AND ($2::text IS NULL OR room = $2)
                AND (sent_at, room COLLATE \"C\", seq) < ($3, $4::text COLLATE \"C\", $5)
+               AND (left(room, 1) <> '@'
+                    OR left(room, length($7::text) + 2) = '@' || $7 || '+'
+                    OR right(room, length($7::text) + 1) = '+' || $7)
              ORDER BY sent_at DESC, room COLLATE \"C\" DESC, seq DESC LIMIT $6",
             &[
                 &words,
@@ -1278,6 +1280,7 @@ impl Messages for PgStore {
                 &room,
                 &seq,
                 &(query.limit as i64),
+                &query.reader,
             ],
         )?;
         Ok(rows
@@ -1315,6 +1318,124 @@ impl Messages for PgStore {
             )?;
         }
         Ok(dropped)
+    }
+}
+
+fn row_to_conversation(row: &postgres::Row) -> ConversationRecord {
+    let party = |at: usize| Party {
+        key: row.get(at),
+        name: row.get(at + 1),
+        guest: row.get(at + 2),
+    };
+    ConversationRecord {
+        room: row.get(0),
+        a: party(1),
+        b: party(4),
+        opened_at: row.get::<_, i64>(7) as u64,
+        last_seq: row.get::<_, i64>(8) as u64,
+        last_at: row.get::<_, i64>(9) as u64,
+    }
+}
+
+impl PgStore {
+    /// Deletes the conversations `which` (a condition on `conversations`,
+    /// with `$1` bound to `key` if given) picks, with everything their
+    /// rooms hold, in one transaction
+    /// ([`Conversations::drop_conversations`]). The word index goes with
+    /// the messages.
+    fn drop_where(&self, which: &str, key: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let sql = format!("DELETE FROM conversations WHERE {which} RETURNING room, a_key, b_key");
+        let gone = match key {
+            Some(key) => tx.query(&sql, &[&key])?,
+            None => tx.query(&sql, &[])?,
+        };
+        let mut rooms: Vec<String> = gone.iter().map(|row| row.get(0)).collect();
+        if rooms.is_empty() {
+            return Ok(rooms);
+        }
+        rooms.sort_unstable();
+        // Their numbering rows first, locked in name order as a commit
+        // locks them: a batch of another node numbering in one of them
+        // waits for this, then numbers from 1.
+        tx.execute(
+            "SELECT 1 FROM rooms WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+            &[&rooms],
+        )?;
+        for sql in [
+            "DELETE FROM messages WHERE room = ANY($1)",
+            "DELETE FROM reactions WHERE room = ANY($1)",
+            "DELETE FROM file_refs WHERE room = ANY($1)",
+            "DELETE FROM rooms WHERE name = ANY($1)",
+        ] {
+            tx.execute(sql, &[&rooms])?;
+        }
+        // Only its two people can have read it: their markers, by key.
+        let (mut marked, mut readers): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+        for row in &gone {
+            for key in [row.get::<_, String>(1), row.get(2)] {
+                marked.push(row.get(0));
+                readers.push(key);
+            }
+        }
+        tx.execute(
+            "DELETE FROM read_markers r USING UNNEST($1::text[], $2::text[]) AS g (room, name_key)
+             WHERE r.name_key = g.name_key AND r.room = g.room",
+            &[&marked, &readers],
+        )?;
+        tx.commit()?;
+        Ok(rooms)
+    }
+}
+
+impl Conversations for PgStore {
+    fn open_conversation(&self, record: &ConversationRecord) -> Result<(), StoreError> {
+        self.client()?.execute(
+            "INSERT INTO conversations (room, a_key, a_name, a_guest, b_key, b_name, b_guest,
+                                        opened_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (room) DO NOTHING",
+            &[
+                &record.room,
+                &record.a.key,
+                &record.a.name,
+                &record.a.guest,
+                &record.b.key,
+                &record.b.name,
+                &record.b.guest,
+                &int(record.opened_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn conversations(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        // The user's rows by either index; each one's latest message by
+        // one primary-key lookup.
+        let rows = self.client()?.query(
+            "SELECT c.room, c.a_key, c.a_name, c.a_guest, c.b_key, c.b_name, c.b_guest,
+                    c.opened_at, coalesce(m.seq, 0), coalesce(m.sent_at, 0)
+             FROM conversations c
+             LEFT JOIN LATERAL (
+                 SELECT seq, sent_at FROM messages WHERE room = c.room ORDER BY seq DESC LIMIT 1
+             ) m ON true
+             WHERE c.a_key = $1 OR c.b_key = $1
+             ORDER BY coalesce(m.sent_at, c.opened_at) DESC, c.room COLLATE \"C\" LIMIT $2",
+            &[&key, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(row_to_conversation).collect())
+    }
+
+    fn drop_conversations(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.drop_where("a_key = $1 OR b_key = $1", Some(key))
+    }
+
+    fn drop_guest_conversations(&self) -> Result<Vec<String>, StoreError> {
+        self.drop_where("a_guest OR b_guest", None)
     }
 }
 
@@ -1638,7 +1759,7 @@ impl Store for PgStore {
         }
         let mut client = self.connect()?;
         client.batch_execute(&format!(
-            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL}; LISTEN {DIRECT_CHANNEL};
+            "LISTEN {COMMITS_CHANNEL}; LISTEN {PRESENCE_CHANNEL};
              LISTEN {SIGNAL_CHANNEL}"
         ))?;
         Ok(Some(Box::new(Listener { client })))
@@ -1667,6 +1788,15 @@ mod tests {
                 user: "Zoë".into(),
                 room: "lobby".into(),
                 seq: 42,
+            },
+            Signal::Conversation {
+                user: "bob".into(),
+                room: "@al.ice+bob".into(),
+                with: "Al.ice".into(),
+                all: true,
+            },
+            Signal::ConversationEnded {
+                room: "@al.ice+bob".into(),
             },
         ];
         for signal in signals {

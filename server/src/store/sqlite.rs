@@ -17,8 +17,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     attachments_from_json, attachments_to_json, deleted_quote, from_json, mentions_to_json,
-    to_json, Accounts, FileReaders, FileRecord, Files, Fold, Messages, Retention, RoomRecord,
-    SearchQuery, SessionRecord, Store, StoreError, StoredMessage, UserRecord,
+    to_json, Accounts, ConversationRecord, Conversations, FileReaders, FileRecord, Files, Fold,
+    Messages, Party, Retention, RoomRecord, SearchQuery, SessionRecord, Store, StoreError,
+    StoredMessage, UserRecord,
 };
 use hubbub_protocol::names::name_key;
 
@@ -117,6 +118,22 @@ const MIGRATIONS: &[&str] = &[
          user_key TEXT NOT NULL,
          PRIMARY KEY (room, seq, emoji, user_key)
      ) STRICT, WITHOUT ROWID;",
+    // 9: private conversations: who talks with whom in each `@a+b` room
+    // (its messages are room messages), found by either person's key;
+    // the guests' ones are dropped as a lone server starts.
+    "CREATE TABLE conversations (
+         room TEXT PRIMARY KEY,
+         a_key TEXT NOT NULL,
+         a_name TEXT NOT NULL,
+         a_guest INTEGER NOT NULL,
+         b_key TEXT NOT NULL,
+         b_name TEXT NOT NULL,
+         b_guest INTEGER NOT NULL,
+         opened_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX conversations_a ON conversations (a_key);
+     CREATE INDEX conversations_b ON conversations (b_key);
+     CREATE INDEX conversations_guests ON conversations (room) WHERE a_guest OR b_guest;",
 ];
 
 /// The columns [`row_to_message`] reads, in its order.
@@ -448,7 +465,8 @@ impl Messages for SqliteStore {
         let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT r.name FROM rooms r JOIN messages m ON m.room = r.name AND m.seq = r.last_seq
-             WHERE m.sent_at >= ?1 ORDER BY m.sent_at DESC, r.name LIMIT ?2",
+             WHERE m.sent_at >= ?1 AND substr(r.name, 1, 1) <> '@'
+             ORDER BY m.sent_at DESC, r.name LIMIT ?2",
         )?;
         let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
         let rooms = stmt
@@ -474,13 +492,19 @@ impl Messages for SqliteStore {
         };
         let conn = self.reader.lock();
         // The newest matches: every row the index has for the words, then
-        // the order of results (sent_at, room, seq, descending).
+        // the order of results (sent_at, room, seq, descending). Of the
+        // conversations, only the reader's ([`super::may_find`]): `@` and
+        // its key then `+`, or `+` and its key at the end (`+` is in no
+        // name).
         let mut stmt = conn.prepare_cached(
             "SELECT m.seq, m.sender, m.text, m.sent_at, m.client_id, m.attachments,
                     m.reply_to, m.mentions, m.event, m.deleted, m.room
              FROM messages_fts f JOIN messages m ON m.room = f.room AND m.seq = f.seq
              WHERE messages_fts MATCH ?1 AND (?2 IS NULL OR f.room = ?2)
                AND (m.sent_at, m.room, m.seq) < (?3, ?4, ?5)
+               AND (substr(m.room, 1, 1) <> '@'
+                    OR substr(m.room, 1, length(?7) + 2) = '@' || ?7 || '+'
+                    OR substr(m.room, -length(?7) - 1) = '+' || ?7)
              ORDER BY m.sent_at DESC, m.room DESC, m.seq DESC LIMIT ?6",
         )?;
         let found = stmt
@@ -491,7 +515,8 @@ impl Messages for SqliteStore {
                     sent_at,
                     room,
                     seq,
-                    query.limit as i64
+                    query.limit as i64,
+                    query.reader
                 ],
                 |row| row_to_message(&row.get::<_, String>(10)?, row),
             )?
@@ -539,6 +564,125 @@ impl Messages for SqliteStore {
             )?;
         }
         Ok(dropped)
+    }
+}
+
+/// The columns [`row_to_conversation`] reads, in its order.
+const CONVERSATION_COLUMNS: &str =
+    "c.room, c.a_key, c.a_name, c.a_guest, c.b_key, c.b_name, c.b_guest,
+     c.opened_at, coalesce(m.seq, 0), coalesce(m.sent_at, 0)";
+
+fn row_to_conversation(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
+    let party = |at: usize| -> rusqlite::Result<Party> {
+        Ok(Party {
+            key: row.get(at)?,
+            name: row.get(at + 1)?,
+            guest: row.get(at + 2)?,
+        })
+    };
+    Ok(ConversationRecord {
+        room: row.get(0)?,
+        a: party(1)?,
+        b: party(4)?,
+        opened_at: row.get::<_, i64>(7)? as u64,
+        last_seq: row.get::<_, i64>(8)? as u64,
+        last_at: row.get::<_, i64>(9)? as u64,
+    })
+}
+
+impl SqliteStore {
+    /// Deletes the conversations `which` (a condition on `conversations`
+    /// with `?1` bound to `key`) picks, with everything their rooms hold,
+    /// in one transaction ([`Conversations::drop_conversations`]).
+    fn drop_where(&self, which: &str, key: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.writer.lock();
+        let tx = conn.transaction()?;
+        let gone: Vec<(String, String, String)> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "DELETE FROM conversations WHERE {which} RETURNING room, a_key, b_key"
+            ))?;
+            let bound: Vec<&dyn rusqlite::ToSql> =
+                key.iter().map(|key| key as &dyn rusqlite::ToSql).collect();
+            let rows = stmt.query_map(bound.as_slice(), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (room, a, b) in &gone {
+            // Index rows first, found by the messages that own them (a
+            // deleted message's went with it; its rowid may be another's
+            // since).
+            tx.prepare_cached(
+                "DELETE FROM messages_fts WHERE rowid IN (
+                     SELECT fts_rowid FROM messages
+                     WHERE room = ?1 AND deleted = 0 AND fts_rowid IS NOT NULL)",
+            )?
+            .execute([room])?;
+            for sql in [
+                "DELETE FROM messages WHERE room = ?1",
+                "DELETE FROM reactions WHERE room = ?1",
+                "DELETE FROM file_refs WHERE room = ?1",
+                // Numbering starts again at 1 if they talk again.
+                "DELETE FROM rooms WHERE name = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([room])?;
+            }
+            // Only its two people can have read it: their markers, by key.
+            tx.prepare_cached("DELETE FROM read_markers WHERE name_key IN (?2, ?3) AND room = ?1")?
+                .execute(params![room, a, b])?;
+        }
+        tx.commit()?;
+        Ok(gone.into_iter().map(|(room, _, _)| room).collect())
+    }
+}
+
+impl Conversations for SqliteStore {
+    fn open_conversation(&self, record: &ConversationRecord) -> Result<(), StoreError> {
+        self.writer.lock().execute(
+            "INSERT INTO conversations (room, a_key, a_name, a_guest, b_key, b_name, b_guest,
+                                        opened_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (room) DO NOTHING",
+            params![
+                record.room,
+                record.a.key,
+                record.a.name,
+                record.a.guest,
+                record.b.key,
+                record.b.name,
+                record.b.guest,
+                int(record.opened_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn conversations(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        // The user's rows by either index; each one's latest message by
+        // two primary-key lookups (its room's greatest seq, then it).
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c
+             LEFT JOIN messages m ON m.room = c.room
+                 AND m.seq = (SELECT max(seq) FROM messages WHERE room = c.room)
+             WHERE c.a_key = ?1 OR c.b_key = ?1
+             ORDER BY coalesce(m.sent_at, c.opened_at) DESC, c.room LIMIT ?2"
+        ))?;
+        let found = stmt
+            .query_map(params![key, limit as i64], row_to_conversation)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(found)
+    }
+
+    fn drop_conversations(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.drop_where("a_key = ?1 OR b_key = ?1", Some(key))
+    }
+
+    fn drop_guest_conversations(&self) -> Result<Vec<String>, StoreError> {
+        self.drop_where("a_guest OR b_guest", None)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::fmt::flag;
 use crate::names::validate_name;
 
 use crate::api;
+use crate::hooks::use_focus;
 
 /// Shortest and longest password the server accepts, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
@@ -65,13 +66,11 @@ pub fn confirm_problem(password: &str, confirm: &str) -> Option<&'static str> {
 /// The sign-in screen (a [`Piece`](super::part::Piece) of its own).
 #[hook]
 pub fn use_auth_screen(props: &AuthProps) -> Html {
-    let mode = use_state(|| {
-        if props.guests && props.guest_error.is_some() {
-            Mode::Guest
-        } else {
-            Mode::SignIn
-        }
-    });
+    // Which form shows, as two `bool` states rather than a `Mode` state:
+    // each type of `use_state` is a copy of its code in the bundle
+    // (~1.2 KB raw), and the app has `bool` ones anyway.
+    let register_form = use_state(|| false);
+    let guest_form_shown = use_state(|| props.guests && props.guest_error.is_some());
     let name = use_state(String::new);
     let password = use_state(String::new);
     let confirm = use_state(String::new);
@@ -82,28 +81,23 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
     // The guest form's name, from the one the server refused, if any.
     let guest = use_state(|| props.guest_name.as_deref().unwrap_or_default().to_string());
     let first = use_node_ref();
-    {
-        // Focus the first field whenever the form changes.
-        let first = first.clone();
-        use_effect_with(*mode, move |_| {
-            if let Some(input) = first.cast::<HtmlInputElement>() {
-                let _ = input.focus();
-            }
-        });
-    }
-    let mode_now = if *mode == Mode::Guest && !props.guests {
-        Mode::SignIn
-    } else {
-        *mode
+    // Focus the first field whenever the form changes.
+    let mode_now = match (*guest_form_shown && props.guests, *register_form) {
+        (true, _) => Mode::Guest,
+        (false, true) => Mode::Register,
+        (false, false) => Mode::SignIn,
     };
+    use_focus(&first, mode_now as u8, true, false);
     let set_mode = |m: Mode| {
-        let mode = mode.clone();
+        let register_form = register_form.clone();
+        let guest_form_shown = guest_form_shown.clone();
         let error = error.clone();
         let touched = touched.clone();
         let guest = guest.clone();
         let start = props.guest_name.clone();
         Callback::from(move |_: MouseEvent| {
-            mode.set(m);
+            register_form.set(m == Mode::Register);
+            guest_form_shown.set(m == Mode::Guest);
             error.set(String::new());
             touched.set(false);
             if m == Mode::Guest {
@@ -182,7 +176,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
     };
     let tab = |m: Mode, label: &'static str, id: &'static str| {
         html! {
-            <button {id} type="button" class={if mode_now == m { "tab active" } else { "tab" }}
+            <button {id} type="button" CLASS={if mode_now == m { "tab active" } else { "tab" }}
                 aria-pressed={flag(mode_now == m)} onclick={set_mode(m)}>
                 { label }
             </button>
@@ -212,7 +206,7 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
         };
         let password_field = |id: &'static str, auto: &'static str, help: &'static str| {
             html! {
-                <input {id} class={if pw_error.is_some() { "input invalid" } else { "input" }}
+                <input {id} CLASS={if pw_error.is_some() { "input invalid" } else { "input" }}
                     type="password" autocomplete={auto} value={(*password).clone()}
                     maxlength={PASSWORD_CHARS.end().to_string()}
                     aria-invalid={flag(pw_error.is_some())} aria-describedby={help}
@@ -224,33 +218,33 @@ pub fn use_auth_screen(props: &AuthProps) -> Html {
                 aria-label={if register { "Create an account" } else { "Sign in" }}>
                 <label for="account-name" class="field-label">{ "Name" }</label>
                 <input id="account-name" ref={first.clone()}
-                    class={if name_error.is_some() { "input invalid" } else { "input" }}
+                    CLASS={if name_error.is_some() { "input invalid" } else { "input" }}
                     type="text" autocomplete="username" autocapitalize="off" spellcheck="false"
                     maxlength={MAX_NAME_CHARS.to_string()} value={(*name).clone()}
                     aria-invalid={flag(name_error.is_some())} aria-describedby="account-name-help"
                     required=true oninput={on_input(&name)} />
-                <p id="account-name-help" class={if name_error.is_some() { "help error" } else { "help" }}>
+                <p id="account-name-help" CLASS={if name_error.is_some() { "help error" } else { "help" }}>
                     { name_error.unwrap_or_else(|| name_help.into()) }
                 </p>
                 if register {
                     <label for="register-password" class="field-label">{ "Password" }</label>
                     { password_field("register-password", "new-password", "password-rules") }
-                    <p id="password-rules" class={if pw_error.is_some() { "help error" } else { "help" }}>
+                    <p id="password-rules" CLASS={if pw_error.is_some() { "help error" } else { "help" }}>
                         { pw_error.unwrap_or("8 to 256 characters.") }
                     </p>
                     <label for="register-confirm" class="field-label">{ "Confirm password" }</label>
-                    <input id="register-confirm" class={if confirm_error.is_some() { "input invalid" } else { "input" }}
+                    <input id="register-confirm" CLASS={if confirm_error.is_some() { "input invalid" } else { "input" }}
                         type="password" autocomplete="new-password" value={(*confirm).clone()}
                         maxlength={PASSWORD_CHARS.end().to_string()}
                         aria-invalid={flag(confirm_error.is_some())} aria-describedby="password-help"
                         required=true oninput={on_input(&confirm)} />
-                    <p id="password-help" class={if confirm_error.is_some() { "help error" } else { "help" }}>
+                    <p id="password-help" CLASS={if confirm_error.is_some() { "help error" } else { "help" }}>
                         { confirm_error.unwrap_or_default() }
                     </p>
                 } else {
                     <label for="login-password" class="field-label">{ "Password" }</label>
                     { password_field("login-password", "current-password", "password-help") }
-                    <p id="password-help" class={if pw_error.is_some() { "help error" } else { "help" }}>
+                    <p id="password-help" CLASS={if pw_error.is_some() { "help error" } else { "help" }}>
                         { pw_error.unwrap_or_default() }
                     </p>
                 }
@@ -342,7 +336,7 @@ fn guest_form(
             <input
                 id="name-input"
                 ref={input.clone()}
-                class={if shown_error.is_some() { "input invalid" } else { "input" }}
+                CLASS={if shown_error.is_some() { "input invalid" } else { "input" }}
                 type="text"
                 autocomplete="nickname"
                 autocapitalize="off"
@@ -354,7 +348,7 @@ fn guest_form(
                 aria-describedby="name-help"
                 {oninput}
             />
-            <p id="name-help" class={if shown_error.is_some() { "help error" } else { "help" }} role="alert">
+            <p id="name-help" CLASS={if shown_error.is_some() { "help error" } else { "help" }} role="alert">
                 { shown_error.unwrap_or_else(|| AttrValue::from("Letters, digits, '_', '-' and '.'; up to 32 characters. Registered names need signing in.")) }
             </p>
             <button class="button primary wide" type="submit">

@@ -14,7 +14,7 @@ use super::part::{Part, Piece};
 use crate::fmt::now_ms;
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{Action, Chat, Copied, Target};
+use crate::state::{Action, Chat, Copied};
 use hubbub_protocol::{ClientMsg, Quote};
 
 #[derive(Properties, PartialEq)]
@@ -57,15 +57,10 @@ pub struct ChatViewProps {
 // copy of Yew's lifecycle code, and this one keeps no state.
 pub fn chat_view(props: &ChatViewProps) -> Html {
     let chat = &props.chat;
-    let (title, subtitle) = match &chat.target {
-        Target::Room(room) => (
-            html! { <><span class="sigil" aria-hidden="true">{ "#" }</span>{ room.clone() }</> },
-            format!("{} online", chat.members.len()),
-        ),
-        Target::Direct(user) => (
-            html! { <><span class="sigil" aria-hidden="true">{ "@" }</span>{ user.clone() }</> },
-            "Direct message".to_string(),
-        ),
+    let label = chat.label();
+    let subtitle = match &chat.with {
+        None => format!("{} online", chat.members.len()),
+        Some(_) => "Private conversation".to_string(),
     };
     let now = now_ms();
     let typing: Vec<&str> = chat
@@ -121,13 +116,15 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
             {ondragover} {ondragleave} {ondrop} {onpaste}>
             <header class="chat-header">
                 <div class="chat-heading">
-                    <h1 id="chat-title" class="chat-title">{ title }</h1>
+                    <h1 id="chat-title" class="chat-title">
+                        <span class="sigil" aria-hidden="true">{ &label[..1] }</span>{ &label[1..] }
+                    </h1>
                     <span class="muted small">{ subtitle }</span>
                 </div>
                 <button class="button small members-toggle" type="button" onclick={members}
                     aria-controls="people">
                     <span class="icon icon-people" aria-hidden="true"></span>
-                    if matches!(chat.target, Target::Room(_)) {
+                    if chat.with.is_none() {
                         { chat.members.len().to_string() }<span class="sr-only">{ " online" }</span>
                     } else {
                         { "Info" }
@@ -135,7 +132,7 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
                 </button>
             </header>
             <Part key="message-list" piece={Piece::MessageList(MessageListProps {
-                chat: chat.clone(),
+                chat: Copied(chat.clone()),
                 connected: props.connected,
                 me: props.me.clone(),
                 token: props.token.clone(),
@@ -152,8 +149,9 @@ pub fn chat_view(props: &ChatViewProps) -> Html {
             })} />
             <div class="typing" aria-live="polite">{ typing_text }</div>
             // Keyed by chat: each chat's message box is a part of its own.
-            <Part key={chat.target.label()} piece={Piece::Composer(ComposerProps {
+            <Part key={chat.target.0.clone()} piece={Piece::Composer(ComposerProps {
                 target: chat.target.clone(),
+                label,
                 drafts: props.drafts.clone(),
                 max_bytes: props.max_bytes,
                 connected: props.connected,

@@ -16,6 +16,7 @@ use crate::fmt::flag;
 
 use crate::fmt::now_ms;
 use crate::fmt::size;
+use crate::hooks::use_focus;
 use crate::state::{Action, Target};
 use crate::upload::{Progress, Upload, Uploads};
 use hubbub_protocol::Quote;
@@ -63,6 +64,8 @@ impl Drafts {
 #[derive(PartialEq)]
 pub struct ComposerProps {
     pub target: Target,
+    /// The chat as the UI writes it (`#lobby`, `@bob`).
+    pub label: String,
     pub drafts: Drafts,
     /// The server's `max_text_bytes`.
     pub max_bytes: usize,
@@ -90,14 +93,9 @@ pub fn use_composer(props: &ComposerProps) -> Html {
     let redraw = use_state(|| false);
     let uploads = &props.drafts.1;
     uploads.on_change(Callback::from(move |()| redraw.set(true)));
-    {
-        let area = area.clone();
-        use_effect_with(props.target.clone(), move |_| {
-            if let Some(area) = area.cast::<HtmlTextAreaElement>() {
-                let _ = area.focus();
-            }
-        });
-    }
+    // Focused when it appears (a composer is keyed by its chat: a part
+    // of its own for each).
+    use_focus(&area, 0, true, false);
     let bytes = text.len();
     let too_long = bytes > props.max_bytes;
     let target = &props.target;
@@ -185,7 +183,7 @@ pub fn use_composer(props: &ComposerProps) -> Html {
         e.prevent_default();
         submit();
     });
-    let label = format!("Message {}", props.target.label());
+    let label = format!("Message {}", props.label);
     html! {
         <form class="composer" {onsubmit}>
             <ul class="uploads" aria-label="Files to send">{ files }</ul>
@@ -211,7 +209,7 @@ pub fn use_composer(props: &ComposerProps) -> Html {
                 aria-label="Send message">
                 <span class="icon icon-send" aria-hidden="true"></span>
             </button>
-            <p id="composer-help" class={if too_long { "composer-help error" } else { "composer-help" }}>
+            <p id="composer-help" CLASS={if too_long { "composer-help error" } else { "composer-help" }}>
                 if too_long {
                     { format!("Too long: {bytes} of {} bytes.", props.max_bytes) }
                 } else if busy {
@@ -246,7 +244,7 @@ fn view_upload(upload: &Upload, uploads: &Uploads) -> Html {
         Progress::Failed(why) => ("upload failed", html! { why.clone() }, "Remove"),
     };
     html! {
-        <li key={upload.key} {class}>
+        <li key={upload.key} CLASS={class}>
             <span class="upload-name">{ upload.name.clone() }</span>
             <span class="upload-status" role={(class == "upload failed").then_some("alert")}>{ status }</span>
             <button class="icon-button" type="button" onclick={remove}
@@ -262,9 +260,9 @@ mod tests {
     #[test]
     fn each_chat_keeps_its_own_draft_until_it_is_emptied() {
         let drafts = Drafts::default();
-        let lobby = Target::Room("lobby".into());
-        let ann = Target::Direct("ann".into());
-        let rust = Target::Room("rust".into());
+        let lobby = Target("lobby".into());
+        let ann = Target("@al+ann".into());
+        let rust = Target("rust".into());
         drafts.set(&lobby, "hello".into());
         drafts.set(&ann, "psst".into());
         drafts.set(&rust, "fn main".into());
@@ -275,7 +273,7 @@ mod tests {
         assert_eq!(drafts.get(&lobby), "");
         assert_eq!(drafts.get(&ann), "psst");
         assert_eq!(drafts.get(&rust), "fn main");
-        assert_eq!(drafts.get(&Target::Room("ann".into())), "");
+        assert_eq!(drafts.get(&Target("ann".into())), "");
         assert_eq!(drafts.0.borrow().len(), 2);
     }
 }

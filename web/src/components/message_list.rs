@@ -26,9 +26,10 @@ use yew::prelude::*;
 use super::message_tools::{self as tools, CLOSED, CONFIRMING, PICKING};
 use super::user_menu::avatar;
 use crate::fmt::{fit, full_time, iso_time, short_time, size};
+use crate::hooks::use_focus;
 use hubbub_client::pending::PendingSend;
 
-use crate::state::{presence_text, same_name, Action, Chat, Copied, Entry, Target};
+use crate::state::{presence_text, same_name, Action, Chat, Copied, Entry};
 
 /// Messages from one sender closer than this share one header.
 const GROUP_MS: u64 = 5 * 60 * 1000;
@@ -42,7 +43,7 @@ const THUMB_PX: u32 = 320;
 
 #[derive(PartialEq)]
 pub struct MessageListProps {
-    pub chat: Rc<Chat>,
+    pub chat: Copied<Chat>,
     pub connected: bool,
     /// This user's name, shown on own messages still on their way.
     pub me: Option<AttrValue>,
@@ -134,7 +135,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         let scroll = scroll.clone();
         let unseen = unseen.clone();
         let now = (
-            chat.target.label(),
+            chat.target.0.clone(),
             chat.entries.first().map(|e| e.id()),
             chat.entries.last().map(|e| e.id()),
         );
@@ -250,15 +251,8 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
     // The id of the image in the lightbox (empty: it is closed).
     let shown = use_state(String::new);
     let dialog = use_node_ref();
-    {
-        // An opened lightbox takes the focus (its keys work at once).
-        let dialog = dialog.clone();
-        use_effect_with(!shown.is_empty(), move |open| {
-            if let (true, Some(el)) = (*open, dialog.cast::<HtmlElement>()) {
-                let _ = el.focus();
-            }
-        });
-    }
+    // An opened lightbox takes the focus (its keys work at once).
+    use_focus(&dialog, 0, !shown.is_empty(), false);
     let token = props.token.as_deref();
     // One listener per message's files: a click on a thumbnail opens it
     // (a click with a modifier key does what it does on any link).
@@ -312,10 +306,7 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         });
     }
     let me = props.me.clone().unwrap_or_default();
-    let room = match &chat.target {
-        Target::Room(room) => room.clone(),
-        Target::Direct(_) => String::new(),
-    };
+    let room = chat.target.0.clone();
     // One listener for every message's buttons (`data-act`).
     let act = {
         let (menu, chat, room) = (menu.clone(), chat.clone(), room.clone());
@@ -554,11 +545,11 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
         <div class="timeline-wrap">
             <div class="timeline" ref={scroller} {onscroll} tabindex="0" role="log"
                 aria-live="polite" aria-relevant="additions"
-                aria-label={format!("Messages in {}", chat.target.label())}>
+                aria-label={format!("Messages in {}", chat.label())}>
                 { for older }
                 if empty {
                     <div class="timeline-empty">
-                        <p class="muted">{ format!("This is the start of {}. Say hello!", chat.target.label()) }</p>
+                        <p class="muted">{ format!("This is the start of {}. Say hello!", chat.label()) }</p>
                     </div>
                 }
                 <ol class="messages" onclick={act} {onkeydown} {onsubmit}>
@@ -791,7 +782,7 @@ fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
             // Only room messages that are still there can be acted on.
             let live = seq.filter(|_| !deleted && !editing);
             html! {
-            <li key={*id} {class} data-seq={seq.map(|s| s.to_string())}
+            <li key={*id} CLASS={class} data-seq={seq.map(|s| s.to_string())}
                 data-from={from.clone()} aria-current={found.then_some("true")}>
                 if continued {
                     <span class="gutter" aria-hidden="true">
@@ -867,9 +858,7 @@ fn view_pending(
     }
     // Its files are named once the server has them; until then, counted.
     let text = match &pending.request {
-        ClientMsg::Send { attachments, .. } | ClientMsg::Direct { attachments, .. }
-            if !attachments.is_empty() =>
-        {
+        ClientMsg::Send { attachments, .. } if !attachments.is_empty() => {
             format!("{} 📎 {}", pending.text(), attachments.len())
         }
         _ => pending.text().to_string(),
@@ -880,7 +869,7 @@ fn view_pending(
     });
     html! {
         <li key={pending.client_id.clone()}
-            {class}>
+            CLASS={class}>
             if let Some(name) = header {
                 { avatar(name, "avatar") }
             } else {

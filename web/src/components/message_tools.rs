@@ -80,8 +80,8 @@ pub fn edit_form(text: &str) -> Html {
 /// emoji, how many, who on hover; a click puts or takes back this user's),
 /// the delete question or the emoji picker if open (`menu`), and its
 /// actions (shown on hover and when focus is in it). `actions` is `None`
-/// for what cannot be acted on (a deletion, a direct message, the message
-/// being edited), else whether it is `(own, editable)`.
+/// for what cannot be acted on (a deletion, the message being edited),
+/// else whether it is `(own, editable)`.
 pub fn under(
     edited: bool,
     reactions: &[(String, Vec<String>)],

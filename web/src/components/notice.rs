@@ -1,9 +1,8 @@
 //! A dismissible message over the app (a refused join, a rename, ...).
 
-use gloo_timers::callback::Timeout;
 use yew::prelude::*;
 
-use crate::hooks::UseChatHandle;
+use crate::hooks::{use_every, UseChatHandle};
 use crate::state::Action;
 
 use crate::state::Notice;
@@ -22,12 +21,9 @@ pub struct NoticeProps {
 /// bundle its own copy of Yew's lifecycle code).
 #[hook]
 pub fn use_notice_expiry(chat: &UseChatHandle) {
-    let chat = chat.clone();
-    use_effect_with(chat.notice.as_ref().map(|n| n.id), move |id| {
-        let timer =
-            id.map(|_| Timeout::new(NOTICE_MS, move || chat.dispatch(Action::DismissNotice)));
-        move || drop(timer)
-    });
+    // (Dispatched once: the notice, and so the timer, goes with it.)
+    let id = chat.notice.as_ref().map(|n| n.id);
+    use_every(chat, id, NOTICE_MS, || Action::DismissNotice);
 }
 
 pub fn notice_toast(props: &NoticeProps) -> Html {

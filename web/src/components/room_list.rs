@@ -1,5 +1,5 @@
-//! The left column: joined rooms, the join form, direct conversations and
-//! the room directory.
+//! The left column: joined rooms, the join form, private conversations
+//! (each with the other person's online dot) and the room directory.
 
 use std::rc::Rc;
 
@@ -27,20 +27,12 @@ pub struct RoomListProps {
 // A plain function, not a component: a component costs the bundle its own
 // copy of Yew's lifecycle code, and this one keeps no state.
 pub fn room_list(props: &RoomListProps) -> Html {
-    let rooms: Vec<&Rc<Chat>> = props
-        .chats
-        .iter()
-        .filter(|c| matches!(c.target, Target::Room(_)))
-        .collect();
-    let directs: Vec<&Rc<Chat>> = props
-        .chats
-        .iter()
-        .filter(|c| matches!(c.target, Target::Direct(_)))
-        .collect();
+    let rooms: Vec<&Rc<Chat>> = props.chats.iter().filter(|c| c.with.is_none()).collect();
+    let conversations: Vec<&Rc<Chat>> = props.chats.iter().filter(|c| c.with.is_some()).collect();
     let others: Vec<&(String, usize)> = props
         .directory
         .iter()
-        .filter(|(room, _)| !rooms.iter().any(|c| c.target == Target::Room(room.clone())))
+        .filter(|(room, _)| !rooms.iter().any(|c| c.target.0 == *room))
         .collect();
     let item = |chat: &Rc<Chat>| {
         let target = chat.target.clone();
@@ -53,12 +45,18 @@ pub fn room_list(props: &RoomListProps) -> Html {
             let target = target.clone();
             move |_: MouseEvent| target.clone()
         });
-        let (close_label, close_text) = match &target {
-            Target::Room(room) => (format!("Leave #{room}"), "Leave"),
-            Target::Direct(user) => (format!("Close conversation with {user}"), "Close"),
+        let label = chat.label();
+        let online = chat.peer_online();
+        let close_text = if chat.with.is_some() {
+            "Close"
+        } else {
+            "Leave"
         };
-        let label = target.label();
+        let close_label = format!("{close_text} {label}");
         let mut name = label.clone();
+        if online {
+            name.push_str(", online");
+        }
         if chat.unread > 0 {
             name.push_str(&format!(", {} unread", chat.unread));
         }
@@ -66,11 +64,16 @@ pub fn room_list(props: &RoomListProps) -> Html {
             name.push_str(&format!(", {} mentioning you", chat.mentions));
         }
         html! {
-            <li key={label.clone()} class={if active { "nav-item active" } else { "nav-item" }}>
+            <li key={target.0.clone()} CLASS={if active { "nav-item active" } else { "nav-item" }}>
                 <button class="nav-link" type="button" onclick={open}
                     aria-current={active.then_some("page")}
                     aria-label={name}>
-                    <span class="nav-sigil" aria-hidden="true">{ if matches!(target, Target::Room(_)) { "#" } else { "@" } }</span>
+                    if chat.with.is_some() {
+                        <span CLASS={if online { "presence-dot online" } else { "presence-dot" }}
+                            aria-hidden="true"></span>
+                    } else {
+                        <span class="nav-sigil" aria-hidden="true">{ "#" }</span>
+                    }
                     <span class="nav-name">{ label[1..].to_string() }</span>
                     // The space keeps the visible text ("lobby 2") inside
                     // the accessible name ("#lobby, 2 unread").
@@ -99,10 +102,10 @@ pub fn room_list(props: &RoomListProps) -> Html {
                 }
                 <Part key="join-form" piece={Piece::JoinForm(JoinFormProps { on_join: props.on_join.clone() })} />
             </section>
-            if !directs.is_empty() {
-                <section aria-labelledby="directs-heading">
-                    <h2 id="directs-heading" class="section-title">{ "Direct messages" }</h2>
-                    <ul class="nav-list">{ for directs.into_iter().map(item) }</ul>
+            if !conversations.is_empty() {
+                <section aria-labelledby="conversations-heading">
+                    <h2 id="conversations-heading" class="section-title">{ "Direct messages" }</h2>
+                    <ul class="nav-list" id="conversation-list">{ for conversations.into_iter().map(item) }</ul>
                 </section>
             }
             <section aria-labelledby="directory-heading">
@@ -180,7 +183,7 @@ pub fn use_join_form(props: &JoinFormProps) -> Html {
         <form class="join-form" {onsubmit} novalidate=true>
             <label for="join-input" class="sr-only">{ "Join or create a room" }</label>
             <div class="input-row">
-                <input id="join-input" class={if !error.is_empty() { "input input-small invalid" } else { "input input-small" }}
+                <input id="join-input" CLASS={if !error.is_empty() { "input input-small invalid" } else { "input input-small" }}
                     type="text" placeholder="Join or create a room" autocomplete="off"
                     autocapitalize="off" spellcheck="false"
                     maxlength={MAX_ROOM_CHARS.to_string()}

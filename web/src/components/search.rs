@@ -67,7 +67,8 @@ pub fn search_results(props: &SearchProps) -> Html {
             <li>
                 <button class="hit" type="button" onclick={show}>
                     <span class="hit-meta">
-                        <span class="hit-room">{ "#" }{ hit.room.clone() }</span>
+                        // A conversation's name (`@alice+bob`) says itself.
+                        <span class="hit-room">{ if hit.room.starts_with('@') { "" } else { "#" } }{ hit.room.clone() }</span>
                         <span class="from">{ hit.from.clone() }</span>
                         <time title={full_time(hit.sent_at)}>{ short_time(hit.sent_at) }</time>
                     </span>

@@ -38,7 +38,7 @@ pub fn connection_status(props: &StatusProps) -> Html {
     let on_retry = props.on_retry.reform(|_: MouseEvent| ());
     let kind = props.link.kind();
     html! {
-        <div id="connection-status" class={format!("status status-{kind}")} data-state={kind}>
+        <div id="connection-status" CLASS={format!("status status-{kind}")} data-state={kind}>
             <span class="status-dot" aria-hidden="true"></span>
             // The countdown is for the eye; a screen reader hears the state
             // word (connected, reconnecting, ...) once, not every second.

@@ -8,6 +8,7 @@ use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::fmt::flag;
+use crate::hooks::use_focus;
 use crate::names::validate_name;
 use crate::notify;
 use web_sys::NotificationPermission;
@@ -34,17 +35,8 @@ pub fn use_user_menu(props: &UserMenuProps) -> Html {
     let draft = use_state(String::new);
     let input = use_node_ref();
     let button = use_node_ref();
-    {
-        let input = input.clone();
-        use_effect_with(*editing, move |editing| {
-            if *editing {
-                if let Some(input) = input.cast::<HtmlInputElement>() {
-                    let _ = input.focus();
-                    input.select();
-                }
-            }
-        });
-    }
+    // The rename field, when it opens, has the focus and its text selected.
+    use_focus(&input, 0, *editing, true);
     if props.account || !*editing {
         return account_menu(props, &open, &button, &editing, &draft);
     }
@@ -219,6 +211,6 @@ pub fn avatar(name: &str, class: &'static str) -> Html {
         h.wrapping_mul(33) ^ u32::from(b.to_ascii_lowercase())
     });
     html! {
-        <span class={format!("{class} hue-{}", hash % 8)} aria-hidden="true">{ initial(name) }</span>
+        <span CLASS={format!("{class} hue-{}", hash % 8)} aria-hidden="true">{ initial(name) }</span>
     }
 }

@@ -53,7 +53,18 @@ impl UseChatHandle {
     }
 
     /// A callback that calls `f` with this handle and the callback's value.
-    pub fn callback<T: 'static>(&self, f: impl Fn(&UseChatHandle, T) + 'static) -> Callback<T> {
+    /// `f` is a function pointer, not a closure: the callback's code is then
+    /// one copy per type of value, not one per call site (the bundle).
+    pub fn callback<T: 'static>(&self, f: fn(&UseChatHandle, T)) -> Callback<T> {
+        let chat = self.clone();
+        Callback::from(move |value| f(&chat, value))
+    }
+
+    /// [`Self::callback`] for an `f` that captures state of its own.
+    pub fn callback_with<T: 'static>(
+        &self,
+        f: impl Fn(&UseChatHandle, T) + 'static,
+    ) -> Callback<T> {
         let chat = self.clone();
         Callback::from(move |value| f(&chat, value))
     }
@@ -77,20 +88,31 @@ impl UseChatHandle {
 
     /// Join (or create) `room` and show it.
     pub fn join(&self, room: String) {
-        self.dispatch(Action::Open(Target::Room(room.clone())));
+        self.dispatch(Action::Open(Target(room.clone())));
         self.command(Command::Join(room));
     }
 
-    /// Show a chat; a direct conversation is created if new.
+    /// Show a chat.
     pub fn open(&self, target: Target) {
         self.dispatch(Action::Open(target));
     }
 
-    /// Leave a room or close a direct conversation.
-    pub fn close(&self, target: Target) {
-        if let Target::Room(room) = &target {
-            self.command(Command::Leave(room.clone()));
+    /// Show the private conversation with `user`: at once if the user has
+    /// it, else once the server's answer to `open` is there.
+    pub fn message(&self, user: String) {
+        match self.conversation_with(&user) {
+            Some(chat) => self.open(chat.target.clone()),
+            None => {
+                self.dispatch(Action::Opening(user.clone()));
+                self.command(Command::Open(user));
+            }
         }
+    }
+
+    /// Leave a room or close a conversation (it comes back with the next
+    /// message said in it).
+    pub fn close(&self, target: Target) {
+        self.command(Command::Leave(target.0.clone()));
         self.dispatch(Action::Close(target));
     }
 
@@ -183,7 +205,7 @@ impl UseChatHandle {
     /// Show message `seq` of `room` (a search result), joining the room
     /// if need be.
     pub fn show_found(&self, room: String, seq: u64) {
-        if self.chat(&Target::Room(room.clone())).is_none() {
+        if self.chat(&Target(room.clone())).is_none() {
             self.command(Command::Join(room.clone()));
         }
         self.dispatch(Action::ShowFound(room, seq));
