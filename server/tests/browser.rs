@@ -2465,9 +2465,9 @@ async fn private_conversations_between_accounts_live_and_after_a_reload() {
         vec![],
     )
     .await;
-    // Listed at once; bob shows online once his page is in it too (it
-    // joins when something is said).
-    conversation_listed(&alice, "bob listed at alice's", "@bob").await;
+    // Listed at once, bob online: he is in a room alice is in, though
+    // his page joins the conversation only when something is said.
+    conversation_listed(&alice, "bob listed at alice's, online", "@bob, online").await;
     say(&alice, "are you free at noon?").await;
     sees_message(&alice, "are you free at noon?", DEADLINE).await;
     conversation_listed(&alice, "bob online at alice's", "@bob, online").await;

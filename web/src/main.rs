@@ -212,6 +212,7 @@ fn chat_app(chat: &UseChatHandle, panel: UseStateHandle<String>, drafts: &Drafts
                     }) }
                     <aside id="people" class="sidebar sidebar-right" aria-label="People">
                         { presence(&PresenceProps {
+                            online: current.peer_online(&chat.chats),
                             chat: current.clone(),
                             me: chat.me.clone().map(AttrValue::from),
                             on_message,

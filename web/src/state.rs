@@ -223,11 +223,16 @@ impl Chat {
         }
     }
 
-    /// Whether the other person of a conversation is online.
-    pub fn peer_online(&self) -> bool {
-        self.with
-            .as_ref()
-            .is_some_and(|with| self.members.iter().any(|m| same_name(m, with)))
+    /// Whether the other person of a conversation is online: in its own
+    /// presence, or in that of any of `chats` (they are online without
+    /// having joined the conversation, e.g. before anything is said in it).
+    pub fn peer_online(&self, chats: &[Rc<Chat>]) -> bool {
+        self.with.as_ref().is_some_and(|with| {
+            self.members
+                .iter()
+                .chain(chats.iter().flat_map(|c| c.members.iter()))
+                .any(|m| same_name(m, with))
+        })
     }
 
     /// Folds event `seq` (from `from`, with its `text` and `mentions`)
@@ -1801,22 +1806,33 @@ mod tests {
         // After the rooms, the latest first; named as the server spells them.
         assert_eq!(order(&state), ["lobby", "@al+bob", "@al+cy"]);
         let chat = state.chat(&bob).unwrap();
-        assert_eq!((chat.label(), chat.peer_online()), ("@Bob".into(), true));
-        assert!(!state.chat(&Target("@al+cy".into())).unwrap().peer_online());
+        assert_eq!((chat.label(), chat.peer_online(&[])), ("@Bob".into(), true));
+        assert!(!state
+            .chat(&Target("@al+cy".into()))
+            .unwrap()
+            .peer_online(&state.chats));
         // Then the room's own presence says who is there; its notices make
         // no lines in the timeline (the dot says it).
         state.apply_server(ServerMsg::Presence {
             room: "@al+bob".into(),
             users: names(&["al"]),
         });
-        assert!(!state.chat(&bob).unwrap().peer_online());
+        assert!(!state.chat(&bob).unwrap().peer_online(&state.chats));
         state.apply_server(ServerMsg::Joined {
             room: "@al+bob".into(),
             users: names(&["Bob"]),
         });
         let chat = state.chat(&bob).unwrap();
-        assert!(chat.peer_online());
+        assert!(chat.peer_online(&state.chats));
         assert!(system_texts(chat).is_empty());
+        // cy has not joined her conversation, but is in a room we share:
+        // online all the same.
+        let cy = state.chat(&Target("@al+cy".into())).unwrap().clone();
+        state.apply_server(ServerMsg::Joined {
+            room: "lobby".into(),
+            users: names(&["cy"]),
+        });
+        assert!(cy.peer_online(&state.chats));
         // Unread like a room's: past the marker, someone else's.
         state.apply_server(ServerMsg::Read {
             room: "@al+bob".into(),

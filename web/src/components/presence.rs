@@ -13,6 +13,9 @@ use crate::state::Chat;
 pub struct PresenceProps {
     pub chat: Rc<Chat>,
     pub me: Option<AttrValue>,
+    /// For a conversation: whether the other person is online
+    /// ([`Chat::peer_online`], which needs every chat).
+    pub online: bool,
     /// Message this user (open the conversation with them).
     pub on_message: Callback<String>,
 }
@@ -23,7 +26,7 @@ pub fn presence(props: &PresenceProps) -> Html {
     let me = props.me.as_deref();
     match &props.chat.with {
         Some(user) => {
-            let online = props.chat.peer_online();
+            let online = props.online;
             html! {
             <section class="presence" aria-labelledby="presence-heading">
                 <h2 id="presence-heading" class="section-title">{ "Conversation" }</h2>

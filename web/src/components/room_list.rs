@@ -46,7 +46,7 @@ pub fn room_list(props: &RoomListProps) -> Html {
             move |_: MouseEvent| target.clone()
         });
         let label = chat.label();
-        let online = chat.peer_online();
+        let online = chat.peer_online(&props.chats);
         let close_text = if chat.with.is_some() {
             "Close"
         } else {
