@@ -489,8 +489,10 @@ async fn register(
         created_at: now_ms(),
     };
     // What a guest of the name left (its node killed before it could
-    // drop them) is not the new account's.
-    crate::conversation::end_guest(hub, &names::name_key(&name)).await;
+    // drop them) is not the new account's: the same sweep as a guest
+    // taking the name (one read when there is nothing; a failure is
+    // logged there, and the registration goes on, as before).
+    let _ = crate::conversation::before_guest(hub, &names::name_key(&name)).await;
     let created = hub
         .with_store(move |store| store.create_user(&user))
         .await?;

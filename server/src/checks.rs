@@ -137,14 +137,7 @@ pub async fn mentions(hub: &Hub, text: &str) -> Vec<String> {
     let candidates = names::mentioned(text);
     let mut resolved: Vec<Option<String>> = candidates
         .iter()
-        .map(|name| {
-            let key = names::name_key(name);
-            match hub.registry.user(&key) {
-                Some((online, _)) => Some(online.to_string()),
-                None if hub.clustered() => hub.registry.remote_user(&key),
-                None => None,
-            }
-        })
+        .map(|name| hub.online_name(&names::name_key(name)))
         .collect();
     let unknown: Vec<(usize, String)> = resolved
         .iter()

@@ -68,14 +68,15 @@ impl Known {
         self.guests.lock().contains(key)
     }
 
-    fn forget(&self, rooms: &[String], guest: Option<&str>) {
-        let mut records = self.records.lock();
-        for room in rooms {
-            records.remove(room);
-        }
-        if let Some(key) = guest {
-            self.guests.lock().remove(key);
-        }
+    /// Forgets the conversation `room` (it ended).
+    fn forget_room(&self, room: &str) {
+        self.records.lock().remove(room);
+    }
+
+    /// Forgets that the guest whose key is `key` has conversations (they
+    /// were dropped with its name).
+    fn forget_guest(&self, key: &str) {
+        self.guests.lock().remove(key);
     }
 }
 
@@ -96,11 +97,6 @@ pub fn check_room(room: &str, name: &str) -> Result<(), (ErrorCode, String)> {
         return Err((ErrorCode::Forbidden, why.into()));
     }
     Ok(())
-}
-
-/// Whether the user whose name key is `key` is online, here or on another node.
-pub fn is_online(hub: &Hub, key: &str) -> bool {
-    hub.registry.user(key).is_some() || (hub.clustered() && hub.registry.remote_user(key).is_some())
 }
 
 /// Opens the conversation between `me` (a guest when `me_guest`) and
@@ -135,21 +131,17 @@ pub async fn open(
             name: user.name,
             guest: false,
         },
-        None => {
-            let online = hub.registry.user(&key).map(|(name, _)| name.to_string());
-            let remote = || hub.clustered().then(|| hub.registry.remote_user(&key))?;
-            match online.or_else(remote) {
-                Some(name) => Party {
-                    key,
-                    name,
-                    guest: true,
-                },
-                None => {
-                    let why = format!("nobody is called {with:?}: no account, and no guest online");
-                    return Err((ErrorCode::UnknownUser, why));
-                }
+        None => match hub.online_name(&key) {
+            Some(name) => Party {
+                key,
+                name,
+                guest: true,
+            },
+            None => {
+                let why = format!("nobody is called {with:?}: no account, and no guest online");
+                return Err((ErrorCode::UnknownUser, why));
             }
-        }
+        },
     };
     let mine = Party {
         key: names::name_key(me),
@@ -193,7 +185,7 @@ pub async fn list(hub: &Hub, me: &str) -> Result<Vec<ConversationInfo>, StoreErr
     let mut infos = Vec::with_capacity(records.len());
     for record in records {
         let peer = record.peer_of(&key);
-        let online = is_online(hub, &peer.key);
+        let online = hub.online_name(&peer.key).is_some();
         if peer.guest && !online {
             continue;
         }
@@ -219,7 +211,7 @@ pub fn check_peer(hub: &Hub, room: &str, me: &str) -> Result<(), (ErrorCode, Str
         return Err((ErrorCode::UnknownUser, why.into()));
     };
     let peer = record.peer_of(&names::name_key(me));
-    if peer.guest && !is_online(hub, &peer.key) {
+    if peer.guest && hub.online_name(&peer.key).is_none() {
         let why = format!(
             "{:?} has left: a guest's conversations end with it",
             peer.name
@@ -299,7 +291,7 @@ pub async fn end_guest(hub: &Hub, key: &str) {
                 end_room(hub, room);
                 hub.signal(Signal::ConversationEnded { room: room.clone() });
             }
-            hub.conversations.forget(&rooms, Some(key));
+            hub.conversations.forget_guest(key);
             if !rooms.is_empty() {
                 tracing::debug!(%key, rooms = rooms.len(), "a guest's conversations ended");
             }
@@ -308,9 +300,10 @@ pub async fn end_guest(hub: &Hub, key: &str) {
     }
 }
 
-/// Before a guest takes the name whose key is `key` in a cluster: drops
-/// what an earlier guest of the name left if its node died before it
-/// could (a lone node drops them as the name goes, and its guests' all at
+/// Before a guest takes the name whose key is `key` (or an account is
+/// registered under it): drops what an earlier guest of the name left if
+/// its node died before it could, or an earlier drop here failed (a lone
+/// node otherwise drops them as the name goes, and its guests' all at
 /// start). One read when there is nothing to drop.
 pub async fn before_guest(hub: &Hub, key: &str) -> Result<(), (ErrorCode, String)> {
     if !hub.clustered() && !hub.conversations.has_guest(key) {
@@ -341,7 +334,7 @@ pub async fn before_guest(hub: &Hub, key: &str) -> Result<(), (ErrorCode, String
 /// and the room is dropped from this node (a later one of the same name
 /// starts afresh from the store).
 pub fn end_room(hub: &Hub, room: &str) {
-    hub.conversations.forget(&[room.to_string()], None);
+    hub.conversations.forget_room(room);
     if let Some(open) = hub.drop_room(room) {
         let msg = frame(&ServerMsg::LeaveOk {
             room: room.to_string(),

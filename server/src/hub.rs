@@ -218,6 +218,16 @@ impl Hub {
             .expect("store calls do not panic")
     }
 
+    /// The name of the user whose name key is `key`, as they spell it, if
+    /// they are online: here, or in a cluster on another node.
+    pub fn online_name(&self, key: &str) -> Option<String> {
+        match self.registry.user(key) {
+            Some((name, _)) => Some(name.to_string()),
+            None if self.clustered() => self.registry.remote_user(key),
+            None => None,
+        }
+    }
+
     /// Whether this node shares its store with other nodes (`--cluster`).
     pub fn clustered(&self) -> bool {
         self.store.node_presence().is_some()

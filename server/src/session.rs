@@ -183,21 +183,29 @@ impl Session {
         if self.in_room(room) || conversation::check_room(room, name).is_err() {
             return false;
         }
-        let private = names::is_conversation(room);
-        if private && self.hub.conversations.record(room).is_none() {
+        if names::is_conversation(room) && self.hub.conversations.record(room).is_none() {
             return false;
         }
+        self.past_cap(room).is_none()
+    }
+
+    /// Why a join of `room` would take this connection past its cap of
+    /// that kind (`max_rooms`, or `max_conversations` for a conversation;
+    /// ended conversations do not count), if it would.
+    fn past_cap(&self, room: &str) -> Option<String> {
+        let private = names::is_conversation(room);
         let config = &self.hub.config;
-        let max = if private {
-            config.max_conversations
+        let (max, what) = if private {
+            (config.max_conversations, "conversations")
         } else {
-            config.max_rooms
+            (config.max_rooms, "rooms")
         };
-        self.rooms
+        let count = self
+            .rooms
             .iter()
             .filter(|r| names::is_conversation(&r.name) == private && !r.is_closed())
-            .count()
-            < max
+            .count();
+        (count >= max).then(|| format!("a connection may be in at most {max} {what}"))
     }
 
     /// Ends the session: leaves every room (offline notices) and frees the name.
@@ -585,23 +593,8 @@ impl Session {
         }
         // A conversation whose guest left is no longer one to be in.
         self.rooms.retain(|r| !r.is_closed());
-        let private = names::is_conversation(&room);
-        if !self.in_room(&room) {
-            let config = &self.hub.config;
-            let (max, what) = if private {
-                (config.max_conversations, "conversations")
-            } else {
-                (config.max_rooms, "rooms")
-            };
-            let count = self
-                .rooms
-                .iter()
-                .filter(|r| names::is_conversation(&r.name) == private)
-                .count();
-            if count >= max {
-                let why = format!("a connection may be in at most {max} {what}");
-                return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
-            }
+        if let Some(why) = self.past_cap(&room).filter(|_| !self.in_room(&room)) {
+            return self.reply_error_for(ErrorCode::TooManyRooms, why, Some(&room), None);
         }
         if let Some(peer) = names::conversation_peer(&room, &names::name_key(name)) {
             let guest = self.conn.account.is_none();
