@@ -49,23 +49,9 @@ fn notices(msgs: &[ServerMsg], joined: bool) -> Vec<String> {
         .collect()
 }
 
-/// Registers the account `name` (through `node`; accounts live in the
-/// database) and returns its bearer token for sockets on any node.
-async fn account(node: &TestServer, name: &str) -> String {
-    let body = json!({"name": name, "password": "correct horse battery"});
-    let created = http(node.addr, "POST", "/api/register", &[], Some(body.clone())).await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let session = http(node.addr, "POST", "/api/login", &[], Some(body)).await;
-    assert_eq!(session.status, 200, "{}", session.body);
-    format!("Bearer {}", session.json()["token"].as_str().unwrap())
-}
-
 /// A tab of an account in the lobby, through `node`.
 async fn account_member(node: &TestServer, bearer: &str) -> Client {
-    let mut tab = connect_with(&node.url(), &[("authorization", bearer)])
-        .await
-        .unwrap();
-    tab.hello("whoever").await;
+    let mut tab = tab(node.addr, bearer).await;
     tab.join("lobby").await;
     tab
 }
@@ -256,7 +242,7 @@ async fn presence_spans_the_nodes_and_each_change_is_announced_once() {
     let mut ann = member(&nodes[0], "ann").await;
     // ben (an account, so he may have several tabs) arrives through
     // another node: ann hears of it once.
-    let bearer = account(&nodes[1], "ben").await;
+    let bearer = register(nodes[1].addr, "ben").await;
     let mut ben = connect_with(&nodes[1].url(), &[("authorization", &bearer)])
         .await
         .unwrap();
@@ -387,7 +373,7 @@ async fn a_killed_nodes_users_go_offline_on_the_others_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_reaches_the_other_person_on_another_node() {
     let (_pg, nodes) = three_nodes().await;
-    let bearer = account(&nodes[0], "ann").await;
+    let bearer = register(nodes[0].addr, "ann").await;
     let mut ann = connect_with(&nodes[0].url(), &[("authorization", &bearer)])
         .await
         .unwrap();
@@ -486,7 +472,7 @@ async fn a_direct_message_reaches_the_other_person_on_another_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_through_one_node_closes_that_sessions_sockets_on_every_node() {
     let (_pg, nodes) = three_nodes().await;
-    let bearer = account(&nodes[0], "ann").await;
+    let bearer = register(nodes[0].addr, "ann").await;
     let mut far = account_member(&nodes[1], &bearer).await;
     let mut farther = account_member(&nodes[2], &bearer).await;
     // Another session of the same account stays.
@@ -633,7 +619,7 @@ async fn renames_and_typing_reach_members_on_other_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accounts_read_marker_reaches_its_tabs_on_every_node() {
     let (_pg, nodes) = three_nodes().await;
-    let bearer = account(&nodes[0], "ann").await;
+    let bearer = register(nodes[0].addr, "ann").await;
     let mut ann = account_member(&nodes[0], &bearer).await;
     let mut ann2 = account_member(&nodes[2], &bearer).await;
     let mut ben = member(&nodes[1], "ben").await;
@@ -708,7 +694,7 @@ async fn an_accounts_connection_cap_counts_its_sockets_on_every_node() {
             .await,
         );
     }
-    let bearer = account(&nodes[0], "ann").await;
+    let bearer = register(nodes[0].addr, "ann").await;
     let first = account_member(&nodes[0], &bearer).await;
     let _second = account_member(&nodes[1], &bearer).await;
     let refused = connect_with(&nodes[2].url(), &[("authorization", &bearer)]).await;
@@ -745,7 +731,7 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
     let a = node(&url, Duration::from_secs(10)).await;
     let b = node(&url, Duration::from_secs(10)).await;
     let c = node(&url, Duration::from_secs(10)).await;
-    let bearer = account(&a, "alice").await;
+    let bearer = register(a.addr, "alice").await;
     // Over one row of the store's chunks.
     let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 253) as u8).collect();
     let alices = [("Authorization", bearer.as_str())];
@@ -769,7 +755,7 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
     assert_eq!(got.status, 206);
     assert_eq!(got.body, bytes[1_400_000..1_400_010]);
     // Someone else, on any node, gets the 404 of no file.
-    let bob = account(&b, "bob").await;
+    let bob = register(b.addr, "bob").await;
     let theirs = [("Authorization", bob.as_str())];
     for node in [&b, &a, &c] {
         let got = http_raw(node.addr, "GET", &path, &theirs, Body::None).await;
@@ -1002,9 +988,9 @@ async fn a_private_conversation_between_two_nodes_is_theirs_alone_and_lasts() {
         node(&url, Duration::from_secs(10)).await,
         node(&url, Duration::from_secs(10)).await,
     ];
-    let alice_token = account(&nodes[0], "alice").await;
-    let bob_token = account(&nodes[0], "Bob").await;
-    let carol_token = account(&nodes[1], "carol").await;
+    let alice_token = register(nodes[0].addr, "alice").await;
+    let bob_token = register(nodes[0].addr, "Bob").await;
+    let carol_token = register(nodes[1].addr, "carol").await;
     let mut alice = signed_in(&nodes[0], &alice_token, "alice").await;
     let mut bob = signed_in(&nodes[1], &bob_token, "Bob").await;
 

@@ -6,36 +6,10 @@
 
 mod common;
 
-use common::{connect_with, http, Client, TestServer};
+use common::{register, tab, Client, TestServer};
 use hubbub::config::StoreKind;
 use hubbub_protocol::{ConversationInfo, ServerMsg};
 use serde_json::{json, Value};
-
-/// Registers `name` and returns a bearer token for its sockets.
-async fn account(server: &TestServer, name: &str) -> String {
-    let body = json!({"name": name, "password": "correct horse battery"});
-    let created = http(
-        server.addr,
-        "POST",
-        "/api/register",
-        &[],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let session = http(server.addr, "POST", "/api/login", &[], Some(body)).await;
-    assert_eq!(session.status, 200, "{}", session.body);
-    format!("Bearer {}", session.json()["token"].as_str().unwrap())
-}
-
-/// A signed-in connection of the account whose token is `bearer`.
-async fn tab(server: &TestServer, bearer: &str) -> Client {
-    let mut tab = connect_with(&server.url(), &[("authorization", bearer)])
-        .await
-        .unwrap();
-    tab.hello("whoever").await;
-    tab
-}
 
 /// The next `conversation` frame: (room, with).
 async fn told(client: &mut Client) -> (String, String) {
@@ -113,11 +87,11 @@ async fn a_direct_message_reaches_the_other_person_live_and_lasts_across_reconne
 {
     let server = TestServer::start(on(StoreKind::Sqlite)).await;
     let (alice_token, bob_token) = (
-        account(&server, "alice").await,
-        account(&server, "Bob").await,
+        register(server.addr, "alice").await,
+        register(server.addr, "Bob").await,
     );
-    let mut alice = tab(&server, &alice_token).await;
-    let mut bob = tab(&server, &bob_token).await;
+    let mut alice = tab(server.addr, &alice_token).await;
+    let mut bob = tab(server.addr, &bob_token).await;
 
     // alice opens it by bob's name, in any case: the room is theirs.
     alice.send(json!({"type": "open", "with": "BOB"})).await;
@@ -146,7 +120,7 @@ async fn a_direct_message_reaches_the_other_person_live_and_lasts_across_reconne
     drop((alice, bob));
     let data = server.shutdown().await;
     let server = TestServer::start_with_data(data, on(StoreKind::Sqlite)).await;
-    let mut bob = tab(&server, &bob_token).await;
+    let mut bob = tab(server.addr, &bob_token).await;
     let listed = list(&mut bob).await;
     assert_eq!(
         listed,
@@ -163,7 +137,7 @@ async fn a_direct_message_reaches_the_other_person_live_and_lasts_across_reconne
         next_message(&mut bob).await,
         (room.clone(), "Bob".into(), "hi alice".into())
     );
-    let mut alice = tab(&server, &alice_token).await;
+    let mut alice = tab(server.addr, &alice_token).await;
     let listed = list(&mut alice).await;
     assert_eq!(listed[0].with, "Bob");
     assert!(listed[0].online, "bob is online now");
@@ -233,8 +207,8 @@ async fn only_its_two_people_may_read_or_find_a_conversation() {
 async fn a_guests_conversations_end_with_its_name() {
     for kind in [StoreKind::Memory, StoreKind::Sqlite] {
         let server = TestServer::start(on(kind)).await;
-        let token = account(&server, "alice").await;
-        let mut alice = tab(&server, &token).await;
+        let token = register(server.addr, "alice").await;
+        let mut alice = tab(server.addr, &token).await;
         let mut gus = server.join_as("gus").await;
         alice.send(json!({"type": "open", "with": "gus"})).await;
         let (room, _) = told(&mut alice).await;
@@ -279,9 +253,9 @@ async fn a_guests_conversations_end_with_its_name() {
 #[tokio::test]
 async fn open_tells_every_tab_and_news_reaches_tabs_that_have_not_joined() {
     let server = TestServer::default().await;
-    let token = account(&server, "alice").await;
-    let mut first = tab(&server, &token).await;
-    let mut second = tab(&server, &token).await;
+    let token = register(server.addr, "alice").await;
+    let mut first = tab(server.addr, &token).await;
+    let mut second = tab(server.addr, &token).await;
     let mut bob = server.join_as("bob").await;
     first.send(json!({"type": "open", "with": "bob"})).await;
     let (room, with) = told(&mut first).await;
@@ -313,8 +287,8 @@ async fn rejoining_every_room_and_conversation_after_welcome_is_never_rate_limit
         c.max_rooms = 30;
     })
     .await;
-    let token = account(&server, "alice").await;
-    let mut first = tab(&server, &token).await;
+    let token = register(server.addr, "alice").await;
+    let mut first = tab(server.addr, &token).await;
     let peers = ["bo", "cy", "di"];
     let mut others = Vec::new();
     for peer in peers {
@@ -324,7 +298,7 @@ async fn rejoining_every_room_and_conversation_after_welcome_is_never_rate_limit
     }
     // A second tab rejoins 30 rooms and its 3 conversations at once,
     // with a burst of 5: every join is answered, none refused.
-    let mut second = tab(&server, &token).await;
+    let mut second = tab(server.addr, &token).await;
     assert_eq!(list(&mut second).await.len(), 3);
     let mut rooms: Vec<String> = (0..30).map(|i| format!("room-{i}")).collect();
     rooms.extend(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect_with, http, Client, TestServer};
+use common::{register, tab, Client, TestServer};
 use hubbub_protocol::ServerMsg;
 use serde_json::json;
 
@@ -40,31 +40,6 @@ async fn next_marker(client: &mut Client) -> (String, u64) {
         ServerMsg::Read { room, seq } => (room, seq),
         _ => unreachable!(),
     }
-}
-
-/// Registers `name` and returns a bearer token for its sockets.
-async fn account(server: &TestServer, name: &str) -> String {
-    let body = json!({"name": name, "password": "correct horse battery"});
-    let created = http(
-        server.addr,
-        "POST",
-        "/api/register",
-        &[],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let session = http(server.addr, "POST", "/api/login", &[], Some(body)).await;
-    assert_eq!(session.status, 200, "{}", session.body);
-    format!("Bearer {}", session.json()["token"].as_str().unwrap())
-}
-
-async fn tab(server: &TestServer, bearer: &str) -> Client {
-    let mut tab = connect_with(&server.url(), &[("authorization", bearer)])
-        .await
-        .unwrap();
-    tab.hello("whoever").await;
-    tab
 }
 
 #[tokio::test]
@@ -106,11 +81,11 @@ async fn a_first_join_marks_what_is_there_as_read_and_reads_stay_within_the_room
 #[tokio::test]
 async fn an_accounts_marker_reaches_its_other_tabs_and_outlives_a_restart() {
     let server = TestServer::default().await;
-    let bearer = account(&server, "dana").await;
+    let bearer = register(server.addr, "dana").await;
     let mut erin = server.join_as("erin").await;
     erin.join("lobby").await;
-    let mut tab1 = tab(&server, &bearer).await;
-    let mut tab2 = tab(&server, &bearer).await;
+    let mut tab1 = tab(server.addr, &bearer).await;
+    let mut tab2 = tab(server.addr, &bearer).await;
     assert_eq!(join_marker(&mut tab1, "lobby").await, Some(0));
     assert_eq!(join_marker(&mut tab2, "lobby").await, Some(0));
     for i in 1..=3 {
@@ -135,7 +110,7 @@ async fn an_accounts_marker_reaches_its_other_tabs_and_outlives_a_restart() {
     drop((tab1, tab2, erin));
     let data = server.shutdown().await;
     let server = TestServer::start_with_data(data, |_| {}).await;
-    let mut tab3 = tab(&server, &bearer).await;
+    let mut tab3 = tab(server.addr, &bearer).await;
     assert_eq!(join_marker(&mut tab3, "lobby").await, Some(2));
     server.shutdown().await;
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{connect_with, http, http_raw, joined, left, Body, Client, DEADLINE};
+use common::{http_raw, joined, left, register, tab, Body, Client, DEADLINE};
 use hubbub::config::StoreKind;
 use hubbub::Config;
 use hubbub_protocol::{Event, ServerMsg};
@@ -824,30 +824,8 @@ fn room_lines(lines: &[String]) -> Vec<String> {
 /// A signed-in WebSocket user: registers `name` and connects with its
 /// login's bearer token; also gives that token, to connect again.
 async fn account(server: &Server, name: &str) -> (Client, String) {
-    let body = json!({"name": name, "password": "a fine password"});
-    let created = http(
-        server.addr,
-        "POST",
-        "/api/register",
-        &[],
-        Some(body.clone()),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let session = http(server.addr, "POST", "/api/login", &[], Some(body)).await;
-    assert_eq!(session.status, 200, "{}", session.body);
-    let bearer = format!("Bearer {}", session.json()["token"].as_str().unwrap());
-    (signed_in(server, &bearer).await, bearer)
-}
-
-/// A WebSocket connection of the account `bearer` is for, welcomed.
-async fn signed_in(server: &Server, bearer: &str) -> Client {
-    let url = format!("ws://{}/ws", server.addr);
-    let mut client = connect_with(&url, &[("authorization", bearer)])
-        .await
-        .unwrap();
-    client.hello("whoever").await;
-    client
+    let bearer = register(server.addr, name).await;
+    (tab(server.addr, &bearer).await, bearer)
 }
 
 #[tokio::test]
@@ -890,7 +868,7 @@ async fn private_conversations_over_tcp() {
 
     // bob comes back later: the conversation is listed and its history kept.
     bob.send(json!({"type": "quit"})).await;
-    let mut bob = signed_in(&server, &bearer).await;
+    let mut bob = tab(server.addr, &bearer).await;
     bob.send(json!({"type": "conversations"})).await;
     let listed = bob
         .recv_until(|m| matches!(m, ServerMsg::Conversations { .. }))

@@ -450,6 +450,28 @@ pub async fn http_raw(
     }
 }
 
+/// Registers the account `name` (a fixed password) through the server at
+/// `addr` and signs it in: the bearer token for its sockets.
+pub async fn register(addr: SocketAddr, name: &str) -> String {
+    let body = json!({"name": name, "password": "correct horse battery"});
+    let created = http(addr, "POST", "/api/register", &[], Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let session = http(addr, "POST", "/api/login", &[], Some(body)).await;
+    assert_eq!(session.status, 200, "{}", session.body);
+    format!("Bearer {}", session.json()["token"].as_str().unwrap())
+}
+
+/// A connection, past its `hello`, of the account whose token is `bearer`,
+/// to the server at `addr` (a tab, a device).
+pub async fn tab(addr: SocketAddr, bearer: &str) -> Client {
+    let url = format!("ws://{addr}/ws");
+    let mut tab = connect_with(&url, &[("authorization", bearer)])
+        .await
+        .unwrap();
+    tab.hello("whoever").await;
+    tab
+}
+
 /// Opens `/ws` with extra request headers; `Err(status)` if the upgrade is refused.
 pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
