@@ -678,6 +678,7 @@ impl<H: Handler> Connection<H> {
             if !self.looked_again {
                 // Say we wait, then look once more: what is committed or
                 // queued from now on wakes us.
+                self.feed.wait(&self.conn);
                 self.conn.outbox.wait(cx.waker());
                 self.looked_again = true;
                 return None;

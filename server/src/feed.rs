@@ -116,6 +116,14 @@ impl Feed {
         fill
     }
 
+    /// The writer is about to wait with nothing to write: each room's next
+    /// commit wakes it.
+    pub fn wait(&self, conn: &Conn) {
+        for cursor in &self.cursors {
+            cursor.room.wait(conn.id);
+        }
+    }
+
     /// Frees what an idle writer does not need.
     pub fn release(&mut self) {
         if self.items.is_empty() {

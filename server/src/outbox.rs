@@ -10,10 +10,12 @@
 //! [`close::SLOW_CONSUMER`] and everything queued is dropped.
 //!
 //! Wake-ups: the writer [`waits`](Outbox::wait) (registers its waker and
-//! says it is idle) before its last look for work; a push or a commit in one
-//! of its rooms [`notifies`](Outbox::notify) it, which wakes it only if it
-//! was idle. A writer that is busy, blocked on its socket or waiting for the
-//! flush tick is not woken for every message.
+//! says it is idle; it is also on each of its rooms' waiting lists,
+//! [`Room::wait`]) before its last look for work; a push, or a commit in
+//! one of its rooms, [`notifies`](Outbox::notify) it, which wakes it only
+//! if it was idle. A writer that is busy, blocked on its socket or waiting
+//! for the flush tick is not woken for every message, and a commit does
+//! not even look at it.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -350,8 +352,8 @@ pub trait Wake: Send + Sync {
 /// Write coalescing for every connection with one timer: a connection that
 /// just wrote registers here instead of [waiting](Outbox::wait), so pushes
 /// and commits do not wake it; one task wakes all registered connections
-/// every `write_coalesce`, and each writes everything that gathered
-/// meanwhile in one go. A busy connection thus
+/// every `write_coalesce` (start to start), and each writes everything
+/// that gathered meanwhile in one go. A busy connection thus
 /// costs one wake-up and one write per tick, however many messages it
 /// gets, and no timer of its own; a quiet one (not registered) writes at
 /// once.
@@ -379,8 +381,16 @@ impl Flusher {
         let mut due = Vec::new();
         loop {
             self.notify.notified().await;
+            // Ticks `every` apart from start to start: the wake-ups a tick
+            // makes do not stretch the interval (nor the latency it adds).
+            let mut tick = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(every).await;
+                tick += every;
+                tokio::time::sleep_until(tick).await;
+                let now = tokio::time::Instant::now();
+                if now > tick + every {
+                    tick = now; // fell behind: no burst of ticks to catch up
+                }
                 std::mem::swap(&mut *self.waiting.lock(), &mut due);
                 if due.is_empty() {
                     break;

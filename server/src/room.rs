@@ -189,6 +189,39 @@ struct RoomState {
     client_ids: HashMap<(String, String), u64>,
     /// Insertion order of `client_ids`, to forget the oldest.
     client_id_order: VecDeque<(String, String)>,
+    /// Members whose writers wait with nothing to write ([`Room::wait`]):
+    /// the next commit wakes them, and only them; busy members find the
+    /// new messages on their own.
+    waiting: Waiting,
+}
+
+/// Who the next commit wakes: the listed members, or every member once
+/// the list would outgrow the room (writers that went idle again and
+/// again between two commits).
+enum Waiting {
+    Listed(Vec<ConnId>),
+    Everyone,
+}
+
+impl Waiting {
+    /// Wakes whoever waits, and starts a new list.
+    fn wake(&mut self, members: &HashMap<ConnId, Member>) {
+        match std::mem::replace(self, Waiting::Listed(Vec::new())) {
+            Waiting::Listed(mut ids) => {
+                for id in ids.drain(..) {
+                    if let Some(member) = members.get(&id) {
+                        member.conn.outbox.notify();
+                    }
+                }
+                *self = Waiting::Listed(ids); // keep the allocation
+            }
+            Waiting::Everyone => {
+                for member in members.values() {
+                    member.conn.outbox.notify();
+                }
+            }
+        }
+    }
 }
 
 impl RoomState {
@@ -326,6 +359,7 @@ impl Room {
                 pending: VecDeque::new(),
                 client_ids: HashMap::new(),
                 client_id_order: VecDeque::new(),
+                waiting: Waiting::Listed(Vec::new()),
             }),
         }
     }
@@ -398,8 +432,22 @@ impl Room {
             conn.outbox.push_after(Arc::clone(self), seq, &ack);
         }
         if grew {
-            for member in state.members.values() {
-                member.conn.outbox.notify();
+            let state = &mut *state;
+            state.waiting.wake(&state.members);
+        }
+    }
+
+    /// The writer of member `id` is about to wait with nothing to write:
+    /// the next commit wakes it (then it looks for work once more, so a
+    /// commit meanwhile is not missed; see [`crate::outbox`]).
+    pub fn wait(&self, id: ConnId) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if let Waiting::Listed(ids) = &mut state.waiting {
+            if ids.len() >= state.members.len().max(16) {
+                state.waiting = Waiting::Everyone;
+            } else {
+                ids.push(id);
             }
         }
     }
@@ -432,9 +480,8 @@ impl Room {
             grew = true;
         }
         if grew {
-            for member in state.members.values() {
-                member.conn.outbox.notify();
-            }
+            let state = &mut *state;
+            state.waiting.wake(&state.members);
         }
         whole
     }
@@ -867,5 +914,84 @@ impl Room {
                 users: left.iter().map(|n| n.to_string()).collect(),
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Outbox;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
+
+    /// Counts wake-ups of a writer.
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn member(room: &Arc<Room>, id: ConnId) -> (Arc<Conn>, Arc<Count>) {
+        let conn = Arc::new(Conn::new(id, Outbox::new(1 << 16), 0, None));
+        let name: Name = Arc::from(format!("u{id}"));
+        let joined = room.join(&conn, &name, None, 0, Duration::ZERO, JoinMarker::Nothing);
+        assert!(joined.is_some());
+        (conn, Arc::new(Count(AtomicUsize::new(0))))
+    }
+
+    fn message(seq: u64) -> StoredMessage {
+        StoredMessage {
+            room: "r".into(),
+            seq,
+            from: "u0".into(),
+            text: "hi".into(),
+            ..StoredMessage::default()
+        }
+    }
+
+    fn wakes(count: &Count) -> usize {
+        count.0.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_commit_wakes_the_waiting_members_once_and_leaves_busy_ones_alone() {
+        let room = Arc::new(Room::new("r".into(), 16));
+        let (idle, idle_count) = member(&room, 1);
+        let (busy, busy_count) = member(&room, 2);
+        room.wait(idle.id);
+        idle.outbox.wait(&Waker::from(Arc::clone(&idle_count)));
+        // The busy writer registered its waker earlier but is not waiting.
+        busy.outbox.register(&Waker::from(Arc::clone(&busy_count)));
+        assert!(room.arrived(vec![message(1)]));
+        assert_eq!((wakes(&idle_count), wakes(&busy_count)), (1, 0));
+        // Woken once: the next commit finds nobody waiting.
+        assert!(room.arrived(vec![message(2)]));
+        assert_eq!((wakes(&idle_count), wakes(&busy_count)), (1, 0));
+    }
+
+    #[test]
+    fn writers_waiting_again_and_again_between_commits_do_not_grow_the_list() {
+        let room = Arc::new(Room::new("r".into(), 16));
+        let members: Vec<_> = (0..4).map(|id| member(&room, id)).collect();
+        // Far more waits than members (a quiet room, chatty writers):
+        // the list gives way to waking everyone once.
+        for _ in 0..100 {
+            for (conn, _) in &members {
+                room.wait(conn.id);
+            }
+        }
+        match &room.state.lock().waiting {
+            Waiting::Everyone => {}
+            Waiting::Listed(ids) => panic!("{} ids listed", ids.len()),
+        }
+        for (conn, count) in &members {
+            conn.outbox.wait(&Waker::from(Arc::clone(count)));
+        }
+        assert!(room.arrived(vec![message(1)]));
+        for (_, count) in &members {
+            assert_eq!(wakes(count), 1);
+        }
+        assert!(matches!(&room.state.lock().waiting, Waiting::Listed(ids) if ids.is_empty()));
     }
 }

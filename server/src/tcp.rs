@@ -671,6 +671,7 @@ async fn write_loop<W>(
                     return Poll::Pending;
                 }
                 // Say we wait, then look once more (see `Outbox::wait`).
+                feed.wait(&conn);
                 outbox.wait(cx.waker());
                 waited = true;
             }
