@@ -108,21 +108,36 @@ fn upload_key(store: &dyn Store) -> [u8; 32] {
         })
 }
 
+/// The persist thread's news of a conversation's stored messages
+/// ([`crate::conversation::said`]), run in the runtime that made the hub (telling
+/// the other nodes uses its blocking pool).
+fn said_in_conversation(hub: Weak<Hub>) -> crate::persist::SaidInConversation {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    Box::new(move |room, senders| {
+        let Some(hub) = hub.upgrade() else { return };
+        let _entered = runtime.as_ref().map(|runtime| runtime.enter());
+        for sender in senders {
+            crate::conversation::said(&hub, room, sender);
+        }
+    })
+}
+
 impl Hub {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
         let metrics = Metrics::new();
-        let persist = Persister::start(
-            Arc::clone(&store),
-            (config.retention(), config.retention_interval),
-            config.commit_window,
-            Arc::clone(&metrics),
-        );
         let node_id = config.node_id.clone().unwrap_or_else(|| {
             // Fresh at each start: a restarted node is a new node.
             format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
         });
         let uploads = crate::files::Uploads::new(&config, &node_id, upload_key(&*store));
         Arc::new_cyclic(|me| Hub {
+            persist: Persister::start(
+                Arc::clone(&store),
+                (config.retention(), config.retention_interval),
+                config.commit_window,
+                Arc::clone(&metrics),
+                said_in_conversation(me.clone()),
+            ),
             holds: (0..HOLD_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -132,7 +147,6 @@ impl Hub {
             metrics,
             store,
             store_slots: tokio::sync::Semaphore::new(STORE_THREADS),
-            persist,
             registry: Registry::new(config.max_conns_per_ip),
             uploads,
             config,

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hubbub_protocol::names;
 use parking_lot::Mutex;
 
 use crate::metrics::Metrics;
@@ -49,6 +50,12 @@ pub struct Persister {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Called on the persist thread once a private conversation's messages
+/// are durable, with the senders of those new in it (not retries, not
+/// edits, deletions or reactions): the news that something was said there
+/// goes out only for what is stored ([`crate::conversation::said`]).
+pub type SaidInConversation = Box<dyn Fn(&Arc<Room>, &[String]) + Send + 'static>;
+
 impl Persister {
     /// Starts the persist thread over `store`.
     pub fn start(
@@ -56,13 +63,14 @@ impl Persister {
         retention: (Retention, Duration),
         window: Duration,
         metrics: Arc<Metrics>,
+        said: SaidInConversation,
     ) -> Persister {
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
         let failing = Arc::new(AtomicBool::new(false));
         let failed = Arc::clone(&failing);
         let thread = std::thread::Builder::new()
             .name("hubbub-persist".into())
-            .spawn(move || persist_loop(store, rx, retention, window, metrics, failed))
+            .spawn(move || persist_loop(store, rx, retention, window, metrics, failed, said))
             .expect("spawn the persist thread");
         Persister {
             tx: Mutex::new(Some(tx)),
@@ -109,6 +117,7 @@ fn persist_loop(
     window: Duration,
     metrics: Arc<Metrics>,
     failing: Arc<AtomicBool>,
+    said: SaidInConversation,
 ) {
     let prunes = retention.max_count.is_some() || retention.max_age.is_some();
     let mut last_prune: Option<Instant> = None;
@@ -173,7 +182,18 @@ fn persist_loop(
                 run.push(next);
             }
             catch_up(&*store, &room, &run, &failing);
+            let mut senders: Vec<String> = Vec::new();
+            if names::is_conversation(&room.name) {
+                for (msg, retry) in &run {
+                    if !retry && msg.event.is_none() && !senders.contains(&msg.from) {
+                        senders.push(msg.from.clone());
+                    }
+                }
+            }
             room.committed(run);
+            if !senders.is_empty() {
+                said(&room, &senders);
+            }
         }
     }
 }

@@ -331,10 +331,9 @@ impl Session {
                     mentions,
                     ..StoredMessage::default()
                 };
+                // A conversation's news goes out once it is stored (the
+                // persist thread's `conversation::said`).
                 let said = self.hub.say(&joined, &self.conn, draft);
-                if names::is_conversation(&room) && matches!(said, Ok(Said::Queued)) {
-                    conversation::said(&self.hub, &joined, &name);
-                }
                 self.answer_said(&joined, client_id, said);
             }
             ClientMsg::Edit {

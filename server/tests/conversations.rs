@@ -324,3 +324,36 @@ async fn rejoining_every_room_and_conversation_after_welcome_is_never_rate_limit
         "too_many_rooms"
     );
 }
+
+/// The news of a conversation goes out once its message is stored: the
+/// other person, joining on the news, finds the message in the history
+/// (never told of a message that a failed commit then lost, nor racing the
+/// commit). A long commit window makes the race certain were the news sent
+/// when the message is said.
+#[tokio::test]
+async fn the_news_of_a_direct_message_follows_its_commit() {
+    let server = TestServer::start(|config| {
+        config.store = StoreKind::Sqlite;
+        config.commit_window = std::time::Duration::from_millis(400);
+    })
+    .await;
+    let (alice_token, bob_token) = (
+        register(server.addr, "alice").await,
+        register(server.addr, "bob").await,
+    );
+    let mut alice = tab(server.addr, &alice_token).await;
+    let mut bob = tab(server.addr, &bob_token).await;
+    alice.send(json!({"type": "open", "with": "bob"})).await;
+    let (room, _) = told(&mut alice).await;
+    join_texts(&mut alice, &room).await;
+    // The first commit after a quiet spell is at once; the next one waits
+    // out the window.
+    assert_eq!(alice.say(&room, "zero", "c-0").await, 1);
+    assert_eq!(told(&mut bob).await.0, room);
+    alice
+        .send(json!({"type": "send", "room": room, "text": "one", "client_id": "c-1"}))
+        .await;
+    assert_eq!(told(&mut bob).await.0, room);
+    let (texts, _) = join_texts(&mut bob, &room).await;
+    assert_eq!(texts, ["zero", "one"]);
+}
