@@ -2454,6 +2454,8 @@ async fn private_conversations_between_accounts_live_and_after_a_reload() {
     }
     sees_member(&alice, "bob").await;
     element(&bob, "#conversation-list", false).await;
+    say(&alice, "lunch plans, anyone?").await;
+    sees_message(&bob, "lunch plans, anyone?", DEADLINE).await;
 
     // alice messages bob from his name: their conversation opens.
     click(&alice, "button[aria-label='Send a direct message to bob']").await;
@@ -2526,6 +2528,20 @@ async fn private_conversations_between_accounts_live_and_after_a_reload() {
     element(&bob, "#conversation-list", false).await;
     say(&alice, "see you there").await;
     conversation_listed(&bob, "the conversation back", "@alice, online, 1 unread").await;
+
+    // From a message's sender, too: in #plans, bob clicks alice's name.
+    click(&bob, ".room-list button.nav-link[aria-label^='#plans']").await;
+    text_contains(&bob, "#chat-title", "#plans").await;
+    click(&bob, ".message[data-from='alice'] button.from").await;
+    wait_until(
+        &bob,
+        "the conversation opened from alice's name on her message",
+        DEADLINE,
+        "return document.getElementById('chat-title')?.textContent === '@alice'",
+        vec![],
+    )
+    .await;
+    sees_message(&bob, "see you there", DEADLINE).await;
 
     alice.close().await.expect("close alice");
     bob.close().await.expect("close bob");

@@ -347,6 +347,12 @@ pub fn use_message_list(props: &MessageListProps) -> Html {
                         focus("#composer-input");
                     }
                 }
+                "dm" => {
+                    if let Some(Entry::Message { from, .. }) = chat.message(seq) {
+                        on_action.emit(Action::Opening(from.clone()));
+                        on_change.emit(ClientMsg::Open { with: from.clone() });
+                    }
+                }
                 "edit" => on_action.emit(Action::Editing(Some(seq))),
                 "cancel-edit" => {
                     on_action.emit(Action::Editing(None));
@@ -794,9 +800,13 @@ fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
                 <div class="message-body">
                     if !continued {
                         <div class="message-meta">
-                            <span class="from">{ from.clone() }</span>
                             if *own {
+                                <span class="from">{ from.clone() }</span>
                                 <span class="you-tag">{ "you" }</span>
+                            } else {
+                                // Opens the private conversation with them.
+                                <button class="from" type="button" data-act="dm"
+                                    title="Message privately">{ from.clone() }</button>
                             }
                             { time(*sent_at) }
                         </div>
