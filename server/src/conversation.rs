@@ -244,7 +244,7 @@ pub fn deliver(hub: &Hub, key: &str, room: &str, with: &str, all: bool) {
         room: room.to_string(),
         with: with.to_string(),
     });
-    for conn in conns {
+    for conn in conns.iter().filter(|conn| conn.is_welcomed()) {
         if all || !joined.as_ref().is_some_and(|r| r.has_conn(conn.id)) {
             conn.outbox.push(&msg);
         }

@@ -401,7 +401,7 @@ impl Hub {
                 room: room.to_string(),
                 seq,
             });
-            for conn in conns {
+            for conn in conns.iter().filter(|conn| conn.is_welcomed()) {
                 conn.outbox.push(&msg);
             }
         }

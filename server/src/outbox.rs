@@ -118,6 +118,8 @@ pub struct Outbox {
     /// The close must not wait for what is queued (overflow, timeouts).
     /// Outside the lock: the connection checks it on every write.
     aborted: AtomicBool,
+    /// The connection's `welcome` is queued ([`crate::registry::Conn::welcomed`]).
+    pub(crate) welcomed: AtomicBool,
     /// Most bytes that may wait in the queue (a `u32`, 4 GiB at most:
     /// every byte of an outbox is paid per connection).
     limit: u32,
@@ -138,6 +140,7 @@ impl Outbox {
             waker: AtomicWaker::new(),
             idle: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
+            welcomed: AtomicBool::new(false),
             limit: u32::try_from(limit).unwrap_or(u32::MAX),
             metrics,
         }

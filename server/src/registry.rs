@@ -68,6 +68,22 @@ impl Conn {
         }
     }
 
+    /// Its `welcome` is queued: frames for its user (a read marker another
+    /// tab moved, a conversation's news) may follow. Before that (an
+    /// account's hello waits for the other nodes between claiming the name
+    /// and the welcome) they are not sent to it; the client asks for both
+    /// after its welcome anyway (its joins bring the markers). The flag
+    /// sits in the outbox's padding: every byte of a `Conn` is paid per
+    /// connection.
+    pub fn welcomed(&self) {
+        self.outbox.welcomed.store(true, Ordering::Release);
+    }
+
+    /// Whether frames for its user may go to it yet ([`Conn::welcomed`]).
+    pub fn is_welcomed(&self) -> bool {
+        self.outbox.welcomed.load(Ordering::Acquire)
+    }
+
     /// Serializes `msg` and queues it for this connection alone.
     pub fn send(&self, msg: &ServerMsg) {
         self.outbox.push(&frame(msg));

@@ -510,6 +510,7 @@ impl Session {
                                     .guest_token(&claimed, self.conn.id, now_ms())
                             }),
                         });
+                        self.conn.welcomed();
                         tracing::debug!(conn = self.conn.id, user = %claimed, "hello");
                         self.guest_since = if self.conn.account.is_none() {
                             now_ms()
