@@ -806,7 +806,9 @@ fn view_entry(entry: &Entry, continued: bool, view: &View<'_>) -> Html {
                             } else {
                                 // Opens the private conversation with them.
                                 <button class="from" type="button" data-act="dm"
-                                    title="Message privately">{ from.clone() }</button>
+                                    title="Message privately" disabled={!view.connected}>
+                                    { from.clone() }
+                                </button>
                             }
                             { time(*sent_at) }
                         </div>
