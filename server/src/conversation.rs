@@ -236,15 +236,16 @@ pub fn tell(hub: &Hub, key: &str, room: &str, with: &str, all: bool) {
 
 /// [`tell`] for this node's connections.
 pub fn deliver(hub: &Hub, key: &str, room: &str, with: &str, all: bool) {
-    let Some((_, conns)) = hub.registry.user(key) else {
+    let conns = hub.registry.welcomed_conns(key);
+    if conns.is_empty() {
         return;
-    };
+    }
     let joined = hub.room(room);
     let msg = frame(&ServerMsg::Conversation {
         room: room.to_string(),
         with: with.to_string(),
     });
-    for conn in conns.iter().filter(|conn| conn.is_welcomed()) {
+    for conn in conns {
         if all || !joined.as_ref().is_some_and(|r| r.has_conn(conn.id)) {
             conn.outbox.push(&msg);
         }

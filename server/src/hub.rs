@@ -396,14 +396,16 @@ impl Hub {
 
     /// Sends `read` to this node's connections of `user`.
     fn deliver_read(&self, user: &str, room: &str, seq: u64) {
-        if let Some((_, conns)) = self.registry.user(&names::name_key(user)) {
-            let msg = frame(&ServerMsg::Read {
-                room: room.to_string(),
-                seq,
-            });
-            for conn in conns.iter().filter(|conn| conn.is_welcomed()) {
-                conn.outbox.push(&msg);
-            }
+        let conns = self.registry.welcomed_conns(&names::name_key(user));
+        if conns.is_empty() {
+            return;
+        }
+        let msg = frame(&ServerMsg::Read {
+            room: room.to_string(),
+            seq,
+        });
+        for conn in conns {
+            conn.outbox.push(&msg);
         }
     }
 

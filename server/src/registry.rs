@@ -312,6 +312,20 @@ impl Registry {
         Some((Arc::clone(&user.name), user.conns.to_vec()))
     }
 
+    /// The connections of the user under `key` here that frames meant for
+    /// the user may go to: those whose `welcome` is queued
+    /// ([`Conn::welcomed`]).
+    pub fn welcomed_conns(&self, key: &str) -> Vec<Arc<Conn>> {
+        let users = self.users.lock();
+        users.get(key).map_or_else(Vec::new, |user| {
+            user.conns
+                .iter()
+                .filter(|conn| conn.is_welcomed())
+                .cloned()
+                .collect()
+        })
+    }
+
     /// How many connections hold the name under `key` here, and whether a
     /// guest holds it (`(0, true)` if nobody does).
     pub fn hold(&self, key: &str) -> (u64, bool) {
