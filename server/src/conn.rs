@@ -9,10 +9,12 @@
 //!   behind a request that waits for the store (reading pauses until it is
 //!   done, so requests are handled in order).
 //! - **Writing** fills a per-thread scratch buffer from the connection's
-//!   [`Feed`]: its outbox's frames, then its rooms' messages copied straight
-//!   from each room's log past its cursor (each made once per room, ready
-//!   to write), as much as fits, for one `write`. What the socket does not
-//!   take is kept (`spill`) and written first next time; that is the only
+//!   [`Feed`]: its outbox's frames, then its rooms' messages past its
+//!   cursor in each room's log (each made once per room, ready to write):
+//!   a commit's frames as one shared slice of the room's buffer
+//!   ([`crate::room`], "Shared runs"), not copied, the rest copied; as much
+//!   as a scratch buffer's worth, for one (vectored) `write`. What the
+//!   socket does not take is kept (`spill`) and written first next time; that is the only
 //!   per-connection write buffer, and only while the socket is full. A
 //!   connection that just wrote waits for the hub's flush tick
 //!   ([`Flusher`](crate::outbox::Flusher), every `write_coalesce`), so a
@@ -30,11 +32,14 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -619,11 +624,7 @@ impl<H: Handler> Connection<H> {
     /// Fills the scratch buffer from the feed and writes it. `None`: go on.
     fn fill_and_write(&mut self, cx: &mut Context<'_>, scratch: &mut [u8]) -> Option<Step> {
         let mut control = Batch::default();
-        let mut sink = WsSink {
-            buf: scratch,
-            len: 0,
-            spill: &mut self.spill,
-        };
+        let mut sink = WsSink::new(scratch, &mut self.spill);
         if self.ping && sink.raw(&PING) {
             self.ping = false;
         }
@@ -646,13 +647,18 @@ impl<H: Handler> Connection<H> {
         if control.ping && !sink.raw(&PING) {
             self.ping = true;
         }
-        let len = sink.len;
+        let WsSink {
+            len,
+            shared,
+            shared_len,
+            ..
+        } = sink;
         if let Some(close) = control.close {
             if self.phase == Phase::Open {
                 self.begin_close(close);
             }
         }
-        if len == 0 {
+        if len == 0 && shared.is_empty() {
             if !self.spill.is_empty() {
                 return None; // a frame larger than the scratch buffer
             }
@@ -692,9 +698,15 @@ impl<H: Handler> Connection<H> {
         if std::mem::take(&mut self.looked_again) {
             self.conn.outbox.resume();
         }
-        match Pin::new(&mut self.io).poll_write(cx, &scratch[..len]) {
+        let parts = gather(&scratch[..len], &shared);
+        let written = if shared.is_empty() {
+            Pin::new(&mut self.io).poll_write(cx, &scratch[..len])
+        } else {
+            Pin::new(&mut self.io).poll_write_vectored(cx, &parts)
+        };
+        match written {
             Poll::Pending => {
-                self.spill.extend_from_slice(&scratch[..len]);
+                spill_from(&mut self.spill, &parts, 0);
                 self.conn.stalled(self.hub.clock.stamp());
                 self.conn.outbox.register(cx.waker());
                 Some(Step::Blocked)
@@ -703,8 +715,8 @@ impl<H: Handler> Connection<H> {
             Poll::Ready(Ok(n)) => {
                 self.conn.progressed();
                 Metrics::inc(&self.hub.metrics.socket_writes);
-                if n < len {
-                    self.spill.extend_from_slice(&scratch[n..len]);
+                if n < len + shared_len {
+                    spill_from(&mut self.spill, &parts, n);
                     return None;
                 }
                 let coalesce = !self.hub.config.write_coalesce.is_zero();
@@ -751,27 +763,51 @@ impl<H: Handler> Connection<H> {
     }
 }
 
-/// The writer's sink: whole frames into the scratch buffer; a frame larger
-/// than the whole buffer goes to the spill (and ends the fill).
+/// Most slices of the rooms' logs one write sends.
+const MAX_SHARED: usize = 16;
+
+/// Slices of the rooms' logs ([`Sink::shared`]) a write sends as they are,
+/// each with where it goes between the scratch buffer's frames (its
+/// length then).
+type Shared = SmallVec<[(usize, Bytes); 4]>;
+
+/// The writer's sink: whole frames into the scratch buffer, and slices of
+/// the rooms' logs beside them, written in order by one vectored write of
+/// at most a scratch buffer's worth (so what a full socket leaves in the
+/// spill stays as bounded as without slices); a frame larger than that
+/// goes alone (and ends the fill).
 struct WsSink<'a> {
     buf: &'a mut [u8],
     len: usize,
     spill: &'a mut Vec<u8>,
+    shared: Shared,
+    /// Bytes in `shared`.
+    shared_len: usize,
 }
 
-impl WsSink<'_> {
+impl<'a> WsSink<'a> {
+    fn new(buf: &'a mut [u8], spill: &'a mut Vec<u8>) -> WsSink<'a> {
+        WsSink {
+            buf,
+            len: 0,
+            spill,
+            shared: Shared::new(),
+            shared_len: 0,
+        }
+    }
+
     /// Takes the parts of one frame if they fit.
     fn put(&mut self, header: &[u8], payload: &[u8]) -> bool {
         if !self.spill.is_empty() {
             return false;
         }
         let n = header.len() + payload.len();
-        if self.len + n <= self.buf.len() {
+        if self.len + self.shared_len + n <= self.buf.len() {
             self.buf[self.len..self.len + header.len()].copy_from_slice(header);
             self.buf[self.len + header.len()..self.len + n].copy_from_slice(payload);
             self.len += n;
             true
-        } else if self.len == 0 {
+        } else if self.len == 0 && self.shared.is_empty() {
             self.spill.reserve_exact(n);
             self.spill.extend_from_slice(header);
             self.spill.extend_from_slice(payload);
@@ -795,6 +831,55 @@ impl Sink for WsSink<'_> {
         let mut header = [0; ws::MAX_SERVER_HEADER];
         let len = ws::encode_header(OpCode::Text, text.len(), &mut header);
         self.put(&header[..len], text.as_bytes())
+    }
+
+    fn takes_shared(&self) -> bool {
+        true
+    }
+
+    fn shared(&mut self, bytes: Bytes, frames: u64) -> bool {
+        let alone = self.len == 0 && self.shared.is_empty();
+        let fits = self.len + self.shared_len + bytes.len() <= self.buf.len();
+        if !self.spill.is_empty()
+            || self.shared.len() == MAX_SHARED
+            || !(fits || (alone && frames == 1))
+        {
+            return false;
+        }
+        self.shared_len += bytes.len();
+        self.shared.push((self.len, bytes));
+        true
+    }
+}
+
+/// What a write sends, in order: the scratch buffer's frames (`scratch`)
+/// with the shared slices between them where they were taken.
+fn gather<'a>(scratch: &'a [u8], shared: &'a Shared) -> SmallVec<[IoSlice<'a>; 9]> {
+    let mut parts = SmallVec::new();
+    let mut at = 0;
+    for (to, bytes) in shared {
+        if *to > at {
+            parts.push(IoSlice::new(&scratch[at..*to]));
+            at = *to;
+        }
+        parts.push(IoSlice::new(bytes));
+    }
+    if scratch.len() > at || parts.is_empty() {
+        parts.push(IoSlice::new(&scratch[at..]));
+    }
+    parts
+}
+
+/// Keeps what a write of `parts` left unwritten past its first `written`
+/// bytes, to write first next time.
+fn spill_from(spill: &mut Vec<u8>, parts: &[IoSlice<'_>], mut written: usize) {
+    for part in parts {
+        if written >= part.len() {
+            written -= part.len();
+            continue;
+        }
+        spill.extend_from_slice(&part[written..]);
+        written = 0;
     }
 }
 
@@ -829,27 +914,74 @@ mod tests {
     fn the_sink_takes_whole_frames_and_spills_only_a_frame_larger_than_the_buffer() {
         let mut buf = vec![0; 16];
         let mut spill = Vec::new();
-        let mut sink = WsSink {
-            buf: &mut buf,
-            len: 0,
-            spill: &mut spill,
-        };
+        let mut sink = WsSink::new(&mut buf, &mut spill);
         assert!(sink.text(&Utf8Bytes::from_static("12345678")));
         assert_eq!(sink.len, 10, "2 bytes of header, 8 of text");
         assert!(!sink.text(&Utf8Bytes::from_static("12345678")), "no room");
         assert!(sink.raw(&PING));
         assert_eq!(sink.len, 12);
 
-        let mut sink = WsSink {
-            buf: &mut buf,
-            len: 0,
-            spill: &mut spill,
-        };
+        let mut sink = WsSink::new(&mut buf, &mut spill);
         let big = "x".repeat(100);
         assert!(sink.text(&Utf8Bytes::from(big.clone())), "alone, it spills");
         assert!(!sink.raw(&PING), "after a spill the fill ends");
         assert_eq!(sink.len, 0);
         assert_eq!(spill.len(), 2 + 100);
         assert_eq!(&spill[2..], big.as_bytes());
+    }
+
+    #[test]
+    fn shared_slices_go_out_in_order_between_the_copied_frames_and_the_unwritten_rest_is_kept() {
+        let mut buf = vec![0; 64];
+        let mut spill = Vec::new();
+        let mut sink = WsSink::new(&mut buf, &mut spill);
+        assert!(sink.raw(b"aa"));
+        assert!(sink.shared(Bytes::from_static(b"BBB"), 1));
+        assert!(sink.shared(Bytes::from_static(b"CC"), 1));
+        assert!(sink.raw(b"dd"));
+        let WsSink {
+            len,
+            shared,
+            shared_len,
+            ..
+        } = sink;
+        assert_eq!((len, shared_len), (4, 5));
+        let parts = gather(&buf[..len], &shared);
+        let sent: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(sent, b"aaBBBCCdd");
+        // The socket took 4 bytes: the other 5 wait, in order.
+        spill_from(&mut spill, &parts, 4);
+        assert_eq!(spill, b"BCCdd");
+        drop(parts);
+        // Nothing more is taken while something waits.
+        let mut sink = WsSink::new(&mut buf, &mut spill);
+        assert!(!sink.shared(Bytes::from_static(b"E"), 1));
+        assert!(!sink.raw(b"e"));
+    }
+
+    #[test]
+    fn one_write_takes_at_most_a_buffer_of_shared_and_copied_bytes_in_a_bounded_number_of_slices() {
+        let mut buf = vec![0; 16];
+        let mut spill = Vec::new();
+        let mut sink = WsSink::new(&mut buf, &mut spill);
+        assert!(sink.raw(b"0123456789"));
+        assert!(
+            !sink.shared(Bytes::from_static(b"abcdefg"), 1),
+            "past the buffer"
+        );
+        assert!(sink.shared(Bytes::from_static(b"abcdef"), 2));
+        assert!(!sink.raw(b"x"), "copies count the shared bytes too");
+        // A frame larger than the buffer goes alone; a larger run does not.
+        let mut sink = WsSink::new(&mut buf, &mut spill);
+        assert!(!sink.shared(Bytes::from(vec![0; 17]), 2));
+        assert!(sink.shared(Bytes::from(vec![0; 17]), 1));
+        assert!(!sink.shared(Bytes::from_static(b"x"), 1));
+        let mut buf = vec![0; 64];
+        let mut sink = WsSink::new(&mut buf, &mut spill);
+        for _ in 0..MAX_SHARED {
+            assert!(sink.shared(Bytes::from_static(b"x"), 1));
+        }
+        assert!(!sink.shared(Bytes::from_static(b"x"), 1), "past the slices");
+        assert!(sink.raw(b"y"), "copies still fit");
     }
 }

@@ -4,8 +4,10 @@
 //! A [`Feed`] belongs to one connection's writer (the WebSocket one in
 //! [`crate::conn`], the line one in [`crate::tcp`]); the writer hands it a
 //! [`Sink`] to fill (a scratch buffer, rendered lines) and writes what it
-//! got. Room messages are copied straight from the room's log into the sink:
-//! no per-member queue, no per-member reference count.
+//! got. Room messages go straight from the room's log into the sink, a
+//! commit's frames as one shared slice where the sink takes them
+//! ([`Sink::shared`]) and copied otherwise: no per-member queue, no
+//! per-member reference count per message.
 //!
 //! Order: the outbox's items go first, in order; an item that must follow a
 //! room message (`Item::After`, a sender's ack) first moves that room's
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::hub::Hub;
@@ -324,6 +327,20 @@ impl<S: Sink> Sink for Counted<'_, S> {
 
     fn raw(&mut self, frame: &[u8]) -> bool {
         self.sink.raw(frame)
+    }
+
+    fn takes_shared(&self) -> bool {
+        self.sink.takes_shared()
+    }
+
+    fn shared(&mut self, bytes: Bytes, frames: u64) -> bool {
+        let len = bytes.len() as u64;
+        let taken = self.sink.shared(bytes, frames);
+        if taken {
+            self.frames += frames;
+            self.bytes += len;
+        }
+        taken
     }
 }
 

@@ -11,6 +11,15 @@
 //! catches up from the store by `seq` ([`crate::feed`]) and rejoins the log;
 //! memory is bounded per room, not per member.
 //!
+//! **Shared runs.** The frames of one commit are made into one buffer (a
+//! [`Run`]), each message's [`Wire`] a slice of it. A writer that can send
+//! bytes as they are ([`Sink::shared`], the WebSocket writer's vectored
+//! write) is handed, per run, the slice from its cursor to what is due: no
+//! copy per member, one reference per run rather than a copy per message.
+//! An edit or deletion that rewrites a message's frame breaks its run (the
+//! run is forgotten; its messages are copied one by one from then on), so
+//! a shared slice is always exactly the frames a copy would give.
+//!
 //! Presence: a room remembers which names it has *announced*. Joins and
 //! leaves change the members at once, and the difference between members
 //! and announced names goes out as one `joined` and one `left` frame per
@@ -112,6 +121,16 @@ pub trait Sink {
     /// Takes a whole WebSocket frame made by the connection (a ping, a
     /// binary echo); `false` (and nothing taken) if it does not fit now.
     fn raw(&mut self, frame: &[u8]) -> bool;
+    /// Whether [`Sink::shared`] may take anything.
+    fn takes_shared(&self) -> bool {
+        false
+    }
+    /// Takes `frames` whole room-message frames, back to back in `bytes`
+    /// (a slice of a [`Run`]), to send as they are; `false` (and nothing
+    /// taken) if not now: then they are offered one by one.
+    fn shared(&mut self, _bytes: Bytes, _frames: u64) -> bool {
+        false
+    }
 }
 
 /// How far [`Room::pull`] got.
@@ -146,6 +165,22 @@ struct Pending {
 struct Entry {
     msg: StoredMessage,
     wire: Wire,
+}
+
+/// The frames of messages `first..=last`, committed together, back to
+/// back in one buffer; each of their [`Wire`]s is a slice of it (see the
+/// module docs).
+struct Run {
+    first: u64,
+    last: u64,
+    bytes: Bytes,
+}
+
+impl Run {
+    /// Where `wire` (a slice of this run) starts in it.
+    fn offset(&self, wire: &Wire) -> usize {
+        wire.bytes.as_ptr() as usize - self.bytes.as_ptr() as usize
+    }
 }
 
 /// What became of a `send`.
@@ -183,6 +218,9 @@ struct RoomState {
     /// The latest committed messages, oldest first, contiguous, ending at
     /// [`Room::delivered`].
     log: VecDeque<Entry>,
+    /// The intact runs of the log's messages, oldest first (messages not
+    /// in one are copied one by one).
+    runs: VecDeque<Run>,
     /// Messages given a `seq` but not committed yet, oldest first.
     pending: VecDeque<Pending>,
     /// Recent `(sender key, client_id)` → `seq`, for idempotent retries.
@@ -299,6 +337,47 @@ impl RoomState {
     fn first_in_log(&self, delivered: u64) -> u64 {
         delivered + 1 - self.log.len() as u64
     }
+
+    /// Makes the log's messages from `from` on (just appended together)
+    /// one [`Run`]: their frames copied back to back into one buffer, each
+    /// [`Wire`] now a slice of it. One message is a run as it is.
+    fn seal(&mut self, from: u64) {
+        let (Some(first), Some(last)) = (self.log.front(), self.log.back()) else {
+            return;
+        };
+        let (from, last) = (from.max(first.wire.seq), last.wire.seq);
+        if from > last {
+            return;
+        }
+        let count = (last - from + 1) as usize;
+        let entries = self.log.len() - count..;
+        let bytes = if count == 1 {
+            self.log[entries.start].wire.bytes.clone()
+        } else {
+            let size = self
+                .log
+                .range(entries.clone())
+                .map(|e| e.wire.bytes.len())
+                .sum();
+            let mut buf = BytesMut::with_capacity(size);
+            for entry in self.log.range(entries.clone()) {
+                buf.put_slice(&entry.wire.bytes);
+            }
+            let bytes = buf.freeze();
+            let mut at = 0;
+            for entry in self.log.range_mut(entries) {
+                let len = entry.wire.bytes.len();
+                entry.wire.bytes = bytes.slice(at..at + len);
+                at += len;
+            }
+            bytes
+        };
+        self.runs.push_back(Run {
+            first: from,
+            last,
+            bytes,
+        });
+    }
 }
 
 /// The read marker a join sends behind the history (docs/protocol.md,
@@ -356,6 +435,7 @@ impl Room {
                 closed: false,
                 last_seq: 0,
                 log: VecDeque::new(),
+                runs: VecDeque::new(),
                 pending: VecDeque::new(),
                 client_ids: HashMap::new(),
                 client_id_order: VecDeque::new(),
@@ -376,6 +456,8 @@ impl Room {
             let wire = Wire::of(&msg);
             state.log.push_back(Entry { msg, wire });
         }
+        let from = state.log.front().map_or(0, |e| e.wire.seq);
+        state.seal(from);
         self.delivered.store(loaded.last_seq, Ordering::SeqCst);
     }
 
@@ -404,6 +486,7 @@ impl Room {
         let mut state = self.state.lock();
         let mut acks = Vec::new();
         let mut grew = false;
+        let from = self.delivered() + 1;
         for (msg, retry) in msgs {
             let pending = state.pending.pop_front();
             let seq = msg.seq;
@@ -420,6 +503,9 @@ impl Room {
                 grew = true;
             }
             debug_assert!(retry || seq <= self.delivered(), "a gap before {seq}");
+        }
+        if grew {
+            state.seal(from);
         }
         // Only now that the messages are in the log: a sender gets its
         // message before the ack for it (the ack waits for its cursor).
@@ -459,6 +545,7 @@ impl Room {
     pub fn arrived(&self, msgs: Vec<StoredMessage>) -> bool {
         let mut state = self.state.lock();
         let mut grew = false;
+        let from = self.delivered() + 1;
         let mut whole = true;
         for msg in msgs {
             let delivered = self.delivered();
@@ -481,6 +568,7 @@ impl Room {
         }
         if grew {
             let state = &mut *state;
+            state.seal(from);
             state.waiting.wake(&state.members);
         }
         whole
@@ -522,11 +610,19 @@ impl Room {
             {
                 entry.wire = Wire::of(&entry.msg);
             }
+            // Their runs hold the old frames: never shared again.
+            state
+                .runs
+                .retain(|run| !changed.iter().any(|&s| run.first <= s && s <= run.last));
         }
         let wire = Wire::of(&msg);
         state.log.push_back(Entry { msg, wire });
         if state.log.len() > self.log_cap {
             state.log.pop_front();
+            let first = state.log.front().map_or(seq, |e| e.wire.seq);
+            while state.runs.front().is_some_and(|run| run.last < first) {
+                state.runs.pop_front();
+            }
         }
         state.last_seq = state.last_seq.max(seq);
         self.delivered.store(seq, Ordering::SeqCst);
@@ -546,15 +642,35 @@ impl Room {
         if *cursor + 1 < first {
             return Pulled::Behind;
         }
-        let start = (*cursor + 1 - first) as usize;
-        for entry in state.log.range(start..) {
-            if entry.wire.seq > end {
-                break;
+        let shares = sink.takes_shared();
+        // The run holding the next message, if any.
+        let mut run = if shares {
+            state.runs.partition_point(|run| run.last <= *cursor)
+        } else {
+            state.runs.len()
+        };
+        while *cursor < end {
+            let seq = *cursor + 1;
+            let entry = &state.log[(seq - first) as usize];
+            if let Some(r) = state.runs.get(run).filter(|r| r.first <= seq) {
+                let last = r.last.min(end);
+                let tail = &state.log[(last - first) as usize].wire;
+                let bytes = r
+                    .bytes
+                    .slice(r.offset(&entry.wire)..r.offset(tail) + tail.bytes.len());
+                if sink.shared(bytes, last - *cursor) {
+                    *cursor = last;
+                    run += 1;
+                    continue;
+                }
             }
             if !sink.message(&entry.wire) {
                 return Pulled::Full;
             }
-            *cursor = entry.wire.seq;
+            *cursor = seq;
+            if state.runs.get(run).is_some_and(|r| r.last <= seq) {
+                run += 1;
+            }
         }
         Pulled::Done
     }
@@ -993,5 +1109,94 @@ mod tests {
             assert_eq!(wakes(count), 1);
         }
         assert!(matches!(&room.state.lock().waiting, Waiting::Listed(ids) if ids.is_empty()));
+    }
+
+    /// Collects what a writer would send: slices of runs if `shares`,
+    /// else every frame copied.
+    struct Collect {
+        shares: bool,
+        bytes: Vec<u8>,
+        slices: usize,
+        frames: u64,
+    }
+
+    impl Sink for Collect {
+        fn message(&mut self, wire: &Wire) -> bool {
+            self.bytes.extend_from_slice(&wire.bytes);
+            self.frames += 1;
+            true
+        }
+        fn text(&mut self, _: &Utf8Bytes) -> bool {
+            true
+        }
+        fn raw(&mut self, _: &[u8]) -> bool {
+            true
+        }
+        fn takes_shared(&self) -> bool {
+            self.shares
+        }
+        fn shared(&mut self, bytes: Bytes, frames: u64) -> bool {
+            self.bytes.extend_from_slice(&bytes);
+            self.slices += 1;
+            self.frames += frames;
+            true
+        }
+    }
+
+    fn pulled(room: &Room, from: u64, shares: bool) -> Collect {
+        let mut sink = Collect {
+            shares,
+            bytes: Vec::new(),
+            slices: 0,
+            frames: 0,
+        };
+        let mut cursor = from;
+        assert_eq!(room.pull(&mut cursor, u64::MAX, &mut sink), Pulled::Done);
+        assert_eq!(cursor, room.delivered());
+        sink
+    }
+
+    #[test]
+    fn members_anywhere_get_slices_of_one_buffer_that_are_exactly_the_frames_even_after_an_edit() {
+        let room = Arc::new(Room::new("r".into(), 16));
+        // Three commits: 1..=4 together, 5 alone, 6..=8 together.
+        assert!(room.arrived((1..=4).map(message).collect()));
+        assert!(room.arrived(vec![message(5)]));
+        assert!(room.arrived((6..=8).map(message).collect()));
+        for from in 0..8 {
+            let shared = pulled(&room, from, true);
+            let copied = pulled(&room, from, false);
+            assert_eq!(shared.bytes, copied.bytes, "from {from}");
+            assert_eq!((shared.frames, copied.frames), (8 - from, 8 - from));
+            // One slice per commit the member has not had all of.
+            let runs = [4, 5, 8].iter().filter(|&&last| last > from).count();
+            assert_eq!(shared.slices, runs, "from {from}");
+        }
+        // An edit of 2 rewrites its frame: its run is never shared again,
+        // and nobody gets the old words.
+        let edit = StoredMessage {
+            text: "edited".into(),
+            event: Some(Event::Edit { target: 2 }),
+            ..message(9)
+        };
+        assert!(room.arrived(vec![edit]));
+        for from in 0..9 {
+            let shared = pulled(&room, from, true);
+            assert_eq!(
+                shared.bytes,
+                pulled(&room, from, false).bytes,
+                "from {from}"
+            );
+            assert_eq!(shared.frames, 9 - from);
+        }
+        let all = pulled(&room, 0, true);
+        assert!(all.bytes.windows(6).any(|w| w == b"edited"));
+        assert_eq!(all.slices, 3, "5, 6..=8 and 9 shared; 1..=4 copied");
+        // The log keeps 16: older runs go with their messages.
+        for seq in 10..=40 {
+            assert!(room.arrived(vec![message(seq)]));
+        }
+        assert_eq!(pulled(&room, 24, true).slices, 16);
+        assert!(room.state.lock().runs.len() <= 16);
     }
 }

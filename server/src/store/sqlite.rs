@@ -10,6 +10,7 @@
 //! The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are
 //! applied in order on open.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use parking_lot::Mutex;
@@ -390,7 +391,6 @@ impl Messages for SqliteStore {
                     to_json(msg.event.as_ref()),
                     fts_rowid
                 ])?;
-                bump.execute(params![msg.room, msg.seq as i64])?;
                 for file in &msg.attachments {
                     tx.prepare_cached(
                         "INSERT INTO file_refs (file_id, room, seq, at) VALUES (?1, ?2, ?3, ?4)",
@@ -405,6 +405,15 @@ impl Messages for SqliteStore {
                 if msg.event.is_some() {
                     fold(&tx, msg)?;
                 }
+            }
+            // Each room's sequence once per batch, not once per message.
+            let mut last: HashMap<&str, u64> = HashMap::new();
+            for msg in batch {
+                let seq = last.entry(msg.room.as_str()).or_default();
+                *seq = (*seq).max(msg.seq);
+            }
+            for (room, seq) in last {
+                bump.execute(params![room, seq as i64])?;
             }
         }
         tx.commit()?;
